@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: virtualenv, requirements, system packages the tests
+# need, PostgreSQL and Redis (the configured ones, or throwaway local servers), then pytest.
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -k models`.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+source scripts/lib/services.sh
+
+# Tests get their own database and Redis database number so they never touch a running fleet's data.
+export POSTGRES_URL="${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/mats_test}"
+export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+
+ensure_venv requirements-dev.txt
+ensure_backing_services test 55432 56379
+trap 'stop_started_services test' EXIT
+
+say "running the test suite"
+set +e
+"$VENV/bin/python" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    die "pytest collected no tests: that is a failure, not a pass"
+fi
+exit "$status"

@@ -1,0 +1,155 @@
+"""The one settings class of the system: every service reads its configuration from here.
+
+Values come from the environment (or a `.env` file); each field's description is the one-line
+explanation that `.env.example` repeats. `load_settings()` turns a validation failure into a
+single readable line so a misconfigured service stops at start-up with a message a person can act on.
+"""
+
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.models import AgentCapability
+
+DEFAULT_AGENT_PORT_MIN = 8001
+DEFAULT_AGENT_PORT_MAX = 8016
+
+# Values people copy from templates without replacing them.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "your-api-key", "your_api_key", "sk-ant-xxx", "xxx", "..."})
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start-up when the environment holds a missing or invalid setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Claude
+    anthropic_api_key: SecretStr | None = Field(
+        None, description="API key for Claude; unset means the offline simulator is used by scripts/start.sh"
+    )
+    anthropic_base_url: str | None = Field(
+        None, description="Claude API base URL; point it at the simulator (http://127.0.0.1:8090) offline"
+    )
+    claude_model: str = Field("claude-sonnet-5-5", description="Model for decomposition and agent work")
+    claude_fast_model: str = Field("claude-haiku-5-5", description="Model where speed matters more than depth")
+    anthropic_max_retries: int = Field(2, ge=0, le=10, description="Retries of the anthropic client per call")
+    anthropic_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one Claude API call")
+    decomposition_max_tokens: int = Field(4096, ge=256, description="max_tokens of the decomposition call")
+    max_subtasks_per_task: int = Field(10, ge=1, le=50, description="Upper bound on subtasks in one plan")
+
+    # Storage and transport
+    postgres_url: str = Field(
+        "postgresql://postgres:postgres@localhost:5432/multi_agent_db", description="PostgreSQL DSN"
+    )
+    redis_url: str = Field("redis://localhost:6379/0", description="Redis URL (Redis >= 6.2 for LMOVE/BLMOVE)")
+    tenant_id: str = Field(
+        "default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Prefix separating tenants' Redis keys"
+    )
+    db_pool_min_size: int = Field(2, ge=1, description="Minimum asyncpg pool connections")
+    db_pool_max_size: int = Field(20, ge=1, description="Maximum asyncpg pool connections")
+    db_command_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one database command")
+
+    # Scheduling
+    max_retries: int = Field(3, ge=1, le=10, description="Attempts per subtask before it fails for good")
+    max_queue_depth: int = Field(100, ge=1, description="Queued subtasks at which POST /tasks answers 429")
+    max_pool_size: int = Field(16, ge=1, le=64, description="Most agents the registry accepts")
+    heartbeat_interval_seconds: float = Field(10.0, gt=0, description="How often agents heartbeat")
+    heartbeat_ttl_seconds: int = Field(60, ge=2, description="Agent registry entry lifetime without heartbeat")
+    subtask_timeout_seconds: float = Field(300.0, gt=0, description="Wall-clock limit of one subtask attempt")
+    shared_state_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of task-scoped shared state")
+
+    # Orchestrator
+    orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
+    orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")
+    orchestrator_url: str = Field("http://localhost:8000", description="Orchestrator URL the dashboard calls")
+
+    # Agent (one process per agent)
+    agent_id: str = Field("agent1", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="This agent's identifier")
+    agent_host: str = Field("0.0.0.0", description="Agent bind address")
+    agent_port: int = Field(8001, ge=1, le=65535, description="Agent port, inside the agent port range")
+    agent_public_url: str | None = Field(
+        None,
+        description="URL the orchestrator uses to reach this agent (default http://localhost:AGENT_PORT)",
+    )
+    agent_capabilities: Annotated[list[AgentCapability], NoDecode] = Field(
+        default_factory=lambda: [AgentCapability.DATA_ANALYSIS],
+        description="Comma-separated capabilities, e.g. DATA_ANALYSIS,CODE_GENERATION",
+    )
+    agent_concurrency: int = Field(1, ge=1, le=32, description="Subtasks one agent runs at once")
+    agent_executor: Literal["sdk", "stub"] = Field("sdk", description="sdk = Claude Agent SDK, stub = no LLM")
+    agent_port_min: int = Field(DEFAULT_AGENT_PORT_MIN, ge=1, description="Lowest port an agent may use")
+    agent_port_max: int = Field(DEFAULT_AGENT_PORT_MAX, le=65535, description="Highest port an agent may use")
+    sdk_permission_mode: Literal["default", "dontAsk", "acceptEdits"] = Field(
+        "default", description="Claude Agent SDK permission mode (bypassPermissions is never allowed)"
+    )
+    shared_files_dir: str = Field("shared_files", description="Root of the per-task workspaces")
+
+    # Dashboard and logging
+    streamlit_port: int = Field(8501, ge=1, le=65535, description="Dashboard port")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+    log_json: bool | None = Field(None, description="true = JSON logs, false = console; unset = auto")
+
+    @field_validator("agent_capabilities", mode="before")
+    @classmethod
+    def split_capabilities(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("agent_capabilities")
+    @classmethod
+    def require_capabilities(cls, value: list[AgentCapability]) -> list[AgentCapability]:
+        if not value:
+            raise ValueError("at least one capability is required")
+        return list(dict.fromkeys(value))
+
+    @field_validator("anthropic_api_key")
+    @classmethod
+    def refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("is a template placeholder; set a real key or leave it unset for the simulator")
+        return value
+
+    @model_validator(mode="after")
+    def check_ranges(self) -> "Settings":
+        if self.agent_port_min > self.agent_port_max:
+            raise ValueError("AGENT_PORT_MIN must not exceed AGENT_PORT_MAX")
+        if not self.agent_port_min <= self.agent_port <= self.agent_port_max:
+            raise ValueError(f"AGENT_PORT {self.agent_port} is outside {self.agent_port_min}-{self.agent_port_max}")
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if self.heartbeat_interval_seconds >= self.heartbeat_ttl_seconds:
+            raise ValueError("HEARTBEAT_INTERVAL_SECONDS must be shorter than HEARTBEAT_TTL_SECONDS")
+        return self
+
+    @cached_property
+    def agent_url(self) -> str:
+        return self.agent_public_url or f"http://localhost:{self.agent_port}"
+
+    @property
+    def agent_port_range(self) -> tuple[int, int]:
+        return (self.agent_port_min, self.agent_port_max)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad setting as its environment variable, e.g. `AGENT_PORT: ...`."""
+    problems = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"] if isinstance(part, str)).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, or stop the process with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None

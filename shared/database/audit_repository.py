@@ -1,0 +1,98 @@
+"""Append-only audit: what agents logged and every tool call they made."""
+
+from datetime import datetime
+from typing import Any
+
+from shared.database.executor import Executor
+from shared.models import AgentLog, LogLevel, ToolCall
+
+LOG_COLUMNS = "id, agent_id, task_id, subtask_id, level, message, metadata, created_at"
+TOOL_CALL_COLUMNS = (
+    "id, agent_id, task_id, subtask_id, attempt, tool_name, arguments, is_error, outcome, duration_ms, created_at"
+)
+
+
+class AuditRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    async def log_agent_activity(
+        self,
+        agent_id: str,
+        task_id: str | None,
+        level: LogLevel,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        subtask_id: str | None = None,
+    ) -> AgentLog:
+        row = await self._executor.fetchrow(
+            f"""
+            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            RETURNING {LOG_COLUMNS}
+            """,
+            agent_id,
+            task_id,
+            subtask_id,
+            level.value,
+            message,
+            metadata or {},
+        )
+        return AgentLog.model_validate(dict(row))
+
+    async def list_agent_logs(
+        self,
+        *,
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        level: LogLevel | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AgentLog]:
+        """Newest first, each filter optional."""
+        rows = await self._executor.fetch(
+            f"""
+            SELECT {LOG_COLUMNS} FROM agent_logs
+            WHERE ($1::text IS NULL OR agent_id = $1) AND ($2::text IS NULL OR task_id = $2)
+              AND ($3::text IS NULL OR level = $3)
+              AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at <= $5)
+            ORDER BY created_at DESC, id DESC
+            LIMIT $6
+            """,
+            agent_id,
+            task_id,
+            level.value if level else None,
+            since,
+            until,
+            limit,
+        )
+        return [AgentLog.model_validate(dict(row)) for row in rows]
+
+    async def record_tool_call(self, call: ToolCall) -> ToolCall:
+        row = await self._executor.fetchrow(
+            f"""
+            INSERT INTO tool_calls (agent_id, task_id, subtask_id, attempt, tool_name, arguments, is_error, outcome,
+                                    duration_ms, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            RETURNING {TOOL_CALL_COLUMNS}
+            """,
+            call.agent_id,
+            call.task_id,
+            call.subtask_id,
+            call.attempt,
+            call.tool_name,
+            call.arguments,
+            call.is_error,
+            call.outcome,
+            call.duration_ms,
+            call.created_at,
+        )
+        return ToolCall.model_validate(dict(row))
+
+    async def list_tool_calls(self, task_id: str) -> list[ToolCall]:
+        rows = await self._executor.fetch(
+            f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE task_id = $1 ORDER BY created_at, id", task_id
+        )
+        return [ToolCall.model_validate(dict(row)) for row in rows]

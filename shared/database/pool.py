@@ -1,0 +1,71 @@
+"""The asyncpg connection pool and the manager that hands out repositories over it."""
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import structlog
+
+from shared.config import Settings
+from shared.database.repositories import Repositories
+
+log = structlog.get_logger(__name__)
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    for json_type in ("json", "jsonb"):
+        await connection.set_type_codec(json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    postgres_url: str, *, min_size: int = 2, max_size: int = 20, command_timeout: float = 60.0
+) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        postgres_url,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout,
+        init=_init_connection,
+    )
+    return pool
+
+
+class DatabaseManager:
+    """Owns the pool; `repositories()` and `transaction()` give typed access to the tables."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("DatabaseManager.connect() has not been awaited")
+        return self._pool
+
+    async def connect(self) -> None:
+        self._pool = await create_pool(
+            self._settings.postgres_url,
+            min_size=self._settings.db_pool_min_size,
+            max_size=self._settings.db_pool_max_size,
+            command_timeout=self._settings.db_command_timeout_seconds,
+        )
+        log.info("database_connected", min_size=self._pool.get_min_size(), max_size=self._pool.get_max_size())
+
+    async def disconnect(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def repositories(self) -> Repositories:
+        return Repositories(self.pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repositories]:
+        """Repositories bound to one connection inside one transaction, committed on clean exit."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            yield Repositories(connection)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")

@@ -1,0 +1,83 @@
+"""Results reported by agents, one row per delivered result (late and duplicate ones included)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.database.executor import Executor
+from shared.models import SubTaskResult
+
+RESULT_COLUMNS = (
+    "result_id, subtask_id, task_id, agent_id, attempt, status, output, error, retryable, execution_time, "
+    "input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, cost_usd, num_turns, "
+    "role_config_hash, simulated, created_at"
+)
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def result_from_row(row: Mapping[str, Any]) -> SubTaskResult:
+    values = dict(row)
+    values["token_usage"] = {field: values.pop(field) for field in TOKEN_FIELDS}
+    return SubTaskResult.model_validate(values)
+
+
+class ResultRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    async def save_subtask_result(self, result: SubTaskResult, *, applied: bool) -> bool:
+        """Record a result; False when this very result (same result_id) was recorded before."""
+        usage = result.token_usage
+        status = await self._executor.execute(
+            """
+            INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
+                retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
+                cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+            ON CONFLICT (result_id) DO NOTHING
+            """,
+            result.result_id,
+            result.subtask_id,
+            result.task_id,
+            result.agent_id,
+            result.attempt,
+            result.status.value,
+            result.output,
+            result.error,
+            result.retryable,
+            result.execution_time,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+            result.cost_usd,
+            result.num_turns,
+            result.role_config_hash,
+            result.simulated,
+            applied,
+            result.created_at,
+        )
+        return status == "INSERT 0 1"
+
+    async def get_subtask_results(self, task_id: str, *, applied_only: bool = False) -> list[SubTaskResult]:
+        rows = await self._executor.fetch(
+            f"""
+            SELECT {RESULT_COLUMNS} FROM subtask_results
+            WHERE task_id = $1 AND (applied OR NOT $2)
+            ORDER BY created_at, result_id
+            """,
+            task_id,
+            applied_only,
+        )
+        return [result_from_row(row) for row in rows]
+
+    async def completed_outputs(self, task_id: str, subtask_ids: list[str]) -> dict[str, str]:
+        """The output that completed each of the given subtasks (what their dependents build on)."""
+        rows = await self._executor.fetch(
+            """
+            SELECT subtask_id, output FROM subtask_results
+            WHERE task_id = $1 AND subtask_id = ANY ($2::text[]) AND applied AND status = 'completed'
+            """,
+            task_id,
+            subtask_ids,
+        )
+        return {row["subtask_id"]: row["output"] for row in rows}

@@ -1,0 +1,175 @@
+"""Subtasks and their state machine.
+
+Every transition is a conditional UPDATE that names the state (and, while an attempt is live, the
+attempt number) it moves from, so a duplicate, late or racing caller finds no row and changes
+nothing: delivery is at least once, but each attempt completes exactly once.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.database.executor import Executor
+from shared.models import QueuedSubtask, SubTask, SubTaskStatus
+
+SUBTASK_COLUMNS = (
+    "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
+    "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
+    "created_at, updated_at"
+)
+TOUCH = "updated_at = greatest(now(), updated_at)"
+
+
+def subtask_from_row(row: Mapping[str, Any]) -> SubTask:
+    return SubTask.model_validate(dict(row))
+
+
+class SubtaskRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    async def _fetch_one(self, query: str, *args: Any) -> SubTask | None:
+        row = await self._executor.fetchrow(query, *args)
+        return None if row is None else subtask_from_row(row)
+
+    async def get_subtask(self, subtask_id: str) -> SubTask | None:
+        return await self._fetch_one(f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE id = $1", subtask_id)
+
+    async def list_for_task(self, task_id: str) -> list[SubTask]:
+        rows = await self._executor.fetch(
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = $1 ORDER BY position", task_id
+        )
+        return [subtask_from_row(row) for row in rows]
+
+    async def queue_ready(self, task_id: str) -> list[SubTask]:
+        """pending → queued (next attempt) for every subtask whose dependencies have all completed.
+
+        Callers that complete subtasks of the same task concurrently must hold the task's row lock
+        (TaskRepository.lock_task); otherwise each may miss the other's uncommitted completion.
+        """
+        rows = await self._executor.fetch(
+            f"""
+            UPDATE subtasks s
+            SET status = 'queued', attempt_count = s.attempt_count + 1, queued_at = clock_timestamp(), {TOUCH}
+            WHERE s.task_id = $1 AND s.status = 'pending'
+              AND NOT EXISTS (
+                  SELECT 1 FROM subtasks d
+                  WHERE d.task_id = s.task_id AND d.id = ANY (s.dependencies) AND d.status <> 'completed'
+              )
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            task_id,
+        )
+        return sorted((subtask_from_row(row) for row in rows), key=lambda subtask: -subtask.priority)
+
+    async def claim(self, subtask_id: str, attempt: int, agent_id: str) -> SubTask | None:
+        """queued → running on `agent_id`, recording when and how long after queueing it was assigned."""
+        return await self._fetch_one(
+            f"""
+            UPDATE subtasks
+            SET status = 'running', assigned_agent = $3, assigned_at = clock_timestamp(),
+                assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
+                {TOUCH}
+            WHERE id = $1 AND status = 'queued' AND attempt_count = $2
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            subtask_id,
+            attempt,
+            agent_id,
+        )
+
+    async def unclaim(self, subtask_id: str, attempt: int) -> SubTask | None:
+        """running → queued, same attempt: the agent never took the work (refused or unreachable)."""
+        return await self._fetch_one(
+            f"""
+            UPDATE subtasks SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, {TOUCH}
+            WHERE id = $1 AND status = 'running' AND attempt_count = $2
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            subtask_id,
+            attempt,
+        )
+
+    async def finish_attempt(self, subtask_id: str, attempt: int, status: SubTaskStatus) -> SubTask | None:
+        """running attempt N → completed or failed, only if attempt N is still the one running."""
+        if status not in (SubTaskStatus.COMPLETED, SubTaskStatus.FAILED):
+            raise ValueError(f"an attempt finishes as completed or failed, not {status}")
+        return await self._fetch_one(
+            f"""
+            UPDATE subtasks SET status = $3, {TOUCH}
+            WHERE id = $1 AND status = 'running' AND attempt_count = $2
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            subtask_id,
+            attempt,
+            status.value,
+        )
+
+    async def retry_attempt(self, subtask_id: str, attempt: int, failed_agent_id: str) -> SubTask | None:
+        """running attempt N → queued attempt N+1, remembering the agent it failed on."""
+        return await self._fetch_one(
+            f"""
+            UPDATE subtasks
+            SET status = 'queued', attempt_count = attempt_count + 1, queued_at = clock_timestamp(),
+                failed_agent_ids = CASE WHEN $3 = ANY (failed_agent_ids) THEN failed_agent_ids
+                                        ELSE array_append(failed_agent_ids, $3) END,
+                assigned_agent = NULL, assigned_at = NULL, assignment_latency_ms = NULL, {TOUCH}
+            WHERE id = $1 AND status = 'running' AND attempt_count = $2
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            subtask_id,
+            attempt,
+            failed_agent_id,
+        )
+
+    async def block_dependents(self, task_id: str, failed_subtask_id: str) -> list[str]:
+        """Every subtask that depends, directly or transitively, on a failed one can never run: blocked."""
+        rows = await self._executor.fetch(
+            f"""
+            WITH RECURSIVE downstream (id) AS (
+                SELECT s.id FROM subtasks s WHERE s.task_id = $1 AND $2 = ANY (s.dependencies)
+                UNION
+                SELECT s.id FROM subtasks s JOIN downstream d ON d.id = ANY (s.dependencies)
+                WHERE s.task_id = $1
+            )
+            UPDATE subtasks SET status = 'blocked', {TOUCH}
+            WHERE id IN (SELECT id FROM downstream) AND status = 'pending'
+            RETURNING id
+            """,
+            task_id,
+            failed_subtask_id,
+        )
+        return [row["id"] for row in rows]
+
+    async def cancel_unfinished(self, task_id: str) -> list[str]:
+        """pending, queued and running → cancelled; a result that arrives later finds no live attempt."""
+        rows = await self._executor.fetch(
+            f"""
+            UPDATE subtasks SET status = 'cancelled', {TOUCH}
+            WHERE task_id = $1 AND status IN ('pending', 'queued', 'running')
+            RETURNING id
+            """,
+            task_id,
+        )
+        return [row["id"] for row in rows]
+
+    async def count_by_status(self, task_id: str) -> dict[SubTaskStatus, int]:
+        rows = await self._executor.fetch(
+            "SELECT status, count(*) AS n FROM subtasks WHERE task_id = $1 GROUP BY status", task_id
+        )
+        return {SubTaskStatus(row["status"]): row["n"] for row in rows}
+
+    async def count_queued(self) -> int:
+        """Subtasks waiting for an agent across all tasks: the measure of backpressure."""
+        count: int = await self._executor.fetchval("SELECT count(*) FROM subtasks WHERE status = 'queued'")
+        return count
+
+    async def list_queued(self) -> list[QueuedSubtask]:
+        rows = await self._executor.fetch(
+            "SELECT task_id, id AS subtask_id, attempt_count AS attempt FROM subtasks WHERE status = 'queued' "
+            "ORDER BY queued_at"
+        )
+        return [QueuedSubtask.model_validate(dict(row)) for row in rows]
+
+    async def list_running(self) -> list[SubTask]:
+        rows = await self._executor.fetch(f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'running'")
+        return [subtask_from_row(row) for row in rows]

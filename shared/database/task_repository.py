@@ -1,0 +1,154 @@
+"""Tasks and the plan they were decomposed into."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.database.executor import Executor, transaction
+from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
+from shared.models import TERMINAL_TASK_STATUSES, SubTask, Task, TaskStatus, TaskSummary
+
+TASK_COLUMNS = "id, user_id, description, status, result, error, decomposition_fallback, created_at, updated_at"
+TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
+
+
+def task_from_row(row: Mapping[str, Any], subtasks: list[SubTask] | None = None) -> Task:
+    return Task.model_validate({**row, "subtasks": subtasks or []})
+
+
+class TaskRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    async def create_task(self, task: Task) -> Task:
+        """Insert the task and its subtasks (in plan order) atomically; returns what was stored."""
+        async with transaction(self._executor) as connection:
+            row = await connection.fetchrow(
+                f"""
+                INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
+                                   created_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                RETURNING {TASK_COLUMNS}
+                """,
+                task.id,
+                task.user_id,
+                task.description,
+                task.status.value,
+                task.result,
+                task.error,
+                task.decomposition_fallback,
+                task.created_at,
+                task.updated_at,
+            )
+            await connection.executemany(
+                """
+                INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies,
+                                      priority, estimated_duration, task_type, status, attempt_count,
+                                      created_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                """,
+                [
+                    (
+                        subtask.id,
+                        task.id,
+                        position,
+                        subtask.description,
+                        [capability.value for capability in subtask.required_capabilities],
+                        subtask.dependencies,
+                        subtask.priority,
+                        subtask.estimated_duration,
+                        subtask.task_type,
+                        subtask.status.value,
+                        subtask.attempt_count,
+                        subtask.created_at,
+                        subtask.updated_at,
+                    )
+                    for position, subtask in enumerate(task.subtasks)
+                ],
+            )
+        return task_from_row(row, task.subtasks)
+
+    async def get_task(self, task_id: str) -> Task | None:
+        row = await self._executor.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)
+        if row is None:
+            return None
+        subtask_rows = await self._executor.fetch(
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = $1 ORDER BY position", task_id
+        )
+        return task_from_row(row, [subtask_from_row(subtask_row) for subtask_row in subtask_rows])
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TaskSummary]:
+        """Newest first, with subtask progress counts, filtered by status and/or user."""
+        rows = await self._executor.fetch(
+            """
+            SELECT t.id, t.user_id, t.description, t.status, t.error, t.decomposition_fallback,
+                   t.created_at, t.updated_at,
+                   count(s.id) AS subtasks_total,
+                   count(s.id) FILTER (WHERE s.status = 'completed') AS subtasks_completed
+            FROM tasks t LEFT JOIN subtasks s ON s.task_id = t.id
+            WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.user_id = $2)
+            GROUP BY t.id
+            ORDER BY t.created_at DESC, t.id
+            LIMIT $3 OFFSET $4
+            """,
+            status.value if status else None,
+            user_id,
+            limit,
+            offset,
+        )
+        return [TaskSummary.model_validate(dict(row)) for row in rows]
+
+    async def count_tasks(self, *, status: TaskStatus | None = None, user_id: str | None = None) -> int:
+        count: int = await self._executor.fetchval(
+            "SELECT count(*) FROM tasks WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)",
+            status.value if status else None,
+            user_id,
+        )
+        return count
+
+    async def update_task_status(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Task | None:
+        """Move a task that has not ended yet to `status`; None when it does not exist or already ended."""
+        row = await self._executor.fetchrow(
+            f"""
+            UPDATE tasks
+            SET status = $2, result = COALESCE($3, result), error = COALESCE($4, error),
+                updated_at = greatest(now(), updated_at)
+            WHERE id = $1 AND status <> ALL($5::text[])
+            RETURNING {TASK_COLUMNS}
+            """,
+            task_id,
+            status.value,
+            result,
+            error,
+            TERMINAL_TASK_VALUES,
+        )
+        return None if row is None else task_from_row(row)
+
+    async def mark_in_progress(self, task_id: str) -> bool:
+        """pending → in_progress, once, when its first subtask starts; False if it had already moved on."""
+        status = await self._executor.execute(
+            """
+            UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
+            WHERE id = $1 AND status = 'pending'
+            """,
+            task_id,
+        )
+        return status == "UPDATE 1"
+
+    async def lock_task(self, task_id: str) -> TaskStatus | None:
+        """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""
+        status = await self._executor.fetchval("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", task_id)
+        return None if status is None else TaskStatus(status)

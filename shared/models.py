@@ -1,0 +1,297 @@
+"""The domain's enums and models, shared by the orchestrator, the agents and the dashboard.
+
+Validation here is the contract of seed 003 (T012/T016); the API and the database repeat the
+same limits so invalid data is refused at the edge and can never be stored.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+TASK_DESCRIPTION_MIN = 10
+TASK_DESCRIPTION_MAX = 5000
+PRIORITY_MIN = 0
+PRIORITY_MAX = 10
+# Agents may be added beyond the first five; the range is configurable (see Settings.agent_port_range).
+DEFAULT_AGENT_PORT_RANGE = (8001, 8016)
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_task_id() -> str:
+    return f"task_{uuid.uuid4().hex}"
+
+
+def new_subtask_id() -> str:
+    return f"subtask_{uuid.uuid4().hex}"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_TASK_STATUSES
+
+
+TERMINAL_TASK_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class SubTaskStatus(StrEnum):
+    PENDING = "pending"  # waiting on dependencies
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BLOCKED = "blocked"  # a dependency failed for good
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_SUBTASK_STATUSES
+
+
+TERMINAL_SUBTASK_STATUSES = frozenset(
+    {SubTaskStatus.COMPLETED, SubTaskStatus.FAILED, SubTaskStatus.BLOCKED, SubTaskStatus.CANCELLED}
+)
+
+
+class AgentCapability(StrEnum):
+    DATA_ANALYSIS = "DATA_ANALYSIS"
+    WEB_SCRAPING = "WEB_SCRAPING"
+    CODE_GENERATION = "CODE_GENERATION"
+    FILE_PROCESSING = "FILE_PROCESSING"
+    DATABASE_OPERATIONS = "DATABASE_OPERATIONS"
+    API_INTEGRATION = "API_INTEGRATION"
+
+
+class ResultStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class DomainModel(BaseModel):
+    """Base of every model: unknown fields are refused and values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+def _require_ordered_timestamps(created_at: datetime, updated_at: datetime) -> None:
+    if created_at > updated_at:
+        raise ValueError("created_at must not be later than updated_at")
+
+
+class SubTask(DomainModel):
+    id: Identifier = Field(default_factory=new_subtask_id)
+    task_id: Identifier
+    description: str = Field(min_length=1, max_length=TASK_DESCRIPTION_MAX)
+    required_capabilities: list[AgentCapability] = Field(min_length=1)
+    dependencies: list[Identifier] = Field(default_factory=list)
+    priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    estimated_duration: int | None = Field(None, ge=0, description="Estimated seconds of work")
+    task_type: str = Field("general", min_length=1, max_length=64, description="Label used for agent affinity")
+    status: SubTaskStatus = SubTaskStatus.PENDING
+    attempt_count: int = Field(0, ge=0, description="Attempts started so far; the current attempt's number")
+    failed_agent_ids: list[Identifier] = Field(default_factory=list)
+    assigned_agent: Identifier | None = None
+    assigned_at: datetime | None = None
+    assignment_latency_ms: float | None = Field(None, ge=0)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    @field_validator("required_capabilities", "dependencies", "failed_agent_ids")
+    @classmethod
+    def drop_duplicates(cls, values: list[Any]) -> list[Any]:
+        return list(dict.fromkeys(values))
+
+    @model_validator(mode="after")
+    def check_consistency(self) -> Self:
+        if self.id in self.dependencies:
+            raise ValueError(f"subtask {self.id} cannot depend on itself")
+        _require_ordered_timestamps(self.created_at, self.updated_at)
+        return self
+
+
+class TokenUsage(DomainModel):
+    input_tokens: int = Field(0, ge=0)
+    output_tokens: int = Field(0, ge=0)
+    cache_read_input_tokens: int = Field(0, ge=0)
+    cache_creation_input_tokens: int = Field(0, ge=0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+
+class SubTaskResult(DomainModel):
+    result_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=64)
+    subtask_id: Identifier
+    task_id: Identifier
+    agent_id: Identifier
+    attempt: int = Field(ge=1, description="The subtask attempt this result belongs to")
+    status: ResultStatus
+    output: str | None = None
+    error: str | None = None
+    retryable: bool = False
+    execution_time: float = Field(gt=0, description="Seconds the attempt ran")
+    token_usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = Field(0.0, ge=0)
+    num_turns: int = Field(0, ge=0)
+    role_config_hash: str | None = None
+    simulated: bool = Field(False, description="True when the answer came from the offline simulator")
+    created_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def check_outcome(self) -> Self:
+        if self.status is ResultStatus.COMPLETED and not self.output:
+            raise ValueError("a completed result requires output")
+        if self.status is ResultStatus.FAILED and not self.error:
+            raise ValueError("a failed result requires an error")
+        return self
+
+
+class Task(DomainModel):
+    id: Identifier = Field(default_factory=new_task_id)
+    user_id: str | None = Field(None, max_length=128)
+    description: str = Field(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX)
+    status: TaskStatus = TaskStatus.PENDING
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    subtasks: list[SubTask] = Field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    decomposition_fallback: bool = Field(False, description="True when Claude's plan was replaced by one subtask")
+
+    @field_validator("description")
+    @classmethod
+    def reject_blank(cls, value: str) -> str:
+        if len(value.strip()) < TASK_DESCRIPTION_MIN:
+            raise ValueError(f"description needs at least {TASK_DESCRIPTION_MIN} non-blank characters")
+        return value
+
+    @model_validator(mode="after")
+    def check_timestamps(self) -> Self:
+        _require_ordered_timestamps(self.created_at, self.updated_at)
+        return self
+
+
+class AgentStatus(DomainModel):
+    agent_id: Identifier
+    url: str = Field(min_length=1, max_length=512)
+    port: int
+    is_available: bool
+    current_task: str | None = None
+    current_tasks: list[str] = Field(default_factory=list)
+    capabilities: list[AgentCapability] = Field(min_length=1)
+    slots: int = Field(1, ge=1)
+    cpu_usage: float = Field(0.0, ge=0, le=100)
+    memory_usage: float = Field(0.0, ge=0, le=100)
+    tasks_completed: int = Field(0, ge=0)
+    tasks_failed: int = Field(0, ge=0)
+    executor: str = "sdk"
+    last_heartbeat: datetime = Field(default_factory=utc_now)
+
+    @field_validator("port")
+    @classmethod
+    def port_in_agent_range(cls, port: int, info: ValidationInfo) -> int:
+        """Validate against the configured range, passed as validation context `agent_port_range`."""
+        low, high = (info.context or {}).get("agent_port_range", DEFAULT_AGENT_PORT_RANGE)
+        if not low <= port <= high:
+            raise ValueError(f"port {port} is outside the agent port range {low}-{high}")
+        return port
+
+    @property
+    def free_slots(self) -> int:
+        return max(self.slots - len(self.current_tasks), 0)
+
+
+class TaskExecutionRequest(DomainModel):
+    """What the orchestrator sends to an agent's POST /execute."""
+
+    task_id: Identifier
+    subtask: SubTask
+    task_context: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def subtask_belongs_to_task(self) -> Self:
+        if self.subtask.task_id != self.task_id:
+            raise ValueError("subtask.task_id must equal task_id")
+        return self
+
+
+class AgentLog(DomainModel):
+    id: int | None = None
+    agent_id: Identifier
+    task_id: str | None = None
+    subtask_id: str | None = None
+    level: LogLevel = LogLevel.INFO
+    message: str = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class ToolCall(DomainModel):
+    id: int | None = None
+    agent_id: Identifier
+    task_id: str
+    subtask_id: str | None = None
+    attempt: int | None = None
+    tool_name: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    is_error: bool = False
+    outcome: str = ""
+    duration_ms: float = Field(0.0, ge=0)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class QueuedSubtask(DomainModel):
+    """The item on the `agent_tasks` queue: a pointer to one attempt of one subtask."""
+
+    task_id: Identifier
+    subtask_id: Identifier
+    attempt: int = Field(ge=1)
+
+
+class TaskCreateRequest(DomainModel):
+    description: str = Field(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX)
+    user_id: str | None = Field(None, max_length=128)
+
+
+class TaskCreatedResponse(DomainModel):
+    task_id: str
+    status: Literal["created"] = "created"
+    subtasks_count: int = Field(ge=0)
+    initial_subtasks_queued: int = Field(ge=0)
+
+
+class TaskSummary(DomainModel):
+    """A task as the task list shows it: no subtasks, but how far they have come."""
+
+    id: str
+    user_id: str | None
+    description: str
+    status: TaskStatus
+    error: str | None = None
+    decomposition_fallback: bool = False
+    created_at: datetime
+    updated_at: datetime
+    subtasks_total: int = Field(ge=0)
+    subtasks_completed: int = Field(ge=0)

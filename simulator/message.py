@@ -1,0 +1,38 @@
+"""The assistant message a decision becomes: deterministic ids, content blocks and usage."""
+
+import hashlib
+import json
+
+from simulator import tokens
+from simulator.protocol import JsonObject, MessagesRequest
+from simulator.responder import ContentOut, Decision, TextOut
+
+
+def request_digest(request: MessagesRequest) -> str:
+    """A stable hash of the whole request (extras included), so the same request gets the same ids."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _block(content: ContentOut, digest: str, index: int) -> JsonObject:
+    if isinstance(content, TextOut):
+        return {"type": "text", "text": content.text}
+    tool_use_id = "toolu_sim_" + hashlib.sha256(f"{digest}:{index}".encode()).hexdigest()[:24]
+    return {"type": "tool_use", "id": tool_use_id, "name": content.name, "input": content.input}
+
+
+def build_message(request: MessagesRequest, decision: Decision) -> JsonObject:
+    """The complete `message` object of a non-streaming answer (and the final state of a streamed one)."""
+    digest = request_digest(request)
+    content = [_block(block, digest, index) for index, block in enumerate(decision.content)]
+    prompt_tokens = tokens.input_tokens(request.system, request.messages, request.tools)
+    return {
+        "id": f"msg_sim_{digest[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": request.model,
+        "content": content,
+        "stop_reason": decision.stop_reason,
+        "stop_sequence": None,
+        "usage": tokens.usage(prompt_tokens, tokens.output_tokens(content)),
+    }

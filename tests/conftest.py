@@ -1,0 +1,36 @@
+"""Fixtures every test can use: settings pointing at the test servers and a migrated, emptied database."""
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.config import Settings, load_settings
+from shared.database import DatabaseManager, apply_migrations
+
+# Tests default to their own database and Redis database number (scripts/test.sh sets the same).
+os.environ.setdefault("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings(_env_file=None)
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[DatabaseManager]:
+    await apply_migrations(settings.postgres_url)
+    manager = DatabaseManager(settings)
+    await manager.connect()
+    yield manager
+    await manager.disconnect()
+
+
+@pytest.fixture
+async def db(database: DatabaseManager) -> DatabaseManager:
+    """The session's database with every table emptied before the test."""
+    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+    return database
