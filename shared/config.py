@@ -25,7 +25,7 @@ class ConfigurationError(SystemExit):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Claude
     anthropic_api_key: SecretStr | None = Field(
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         None, description="Claude API base URL; point it at the simulator (http://127.0.0.1:8090) offline"
     )
     claude_model: str = Field("claude-sonnet-5-5", description="Model for decomposition and agent work")
+    claude_simulated: bool = Field(
+        False, description="true when ANTHROPIC_BASE_URL is the offline simulator: results are labelled simulated"
+    )
     claude_fast_model: str = Field("claude-haiku-5-5", description="Model where speed matters more than depth")
     anthropic_max_retries: int = Field(2, ge=0, le=10, description="Retries of the anthropic client per call")
     anthropic_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one Claude API call")
@@ -66,6 +69,12 @@ class Settings(BaseSettings):
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")
     orchestrator_url: str = Field("http://localhost:8000", description="Orchestrator URL the dashboard calls")
+    orchestrator_instance_id: str = Field(
+        "orchestrator", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Names this orchestrator's queue consumers"
+    )
+    dispatch_concurrency: int = Field(8, ge=1, le=64, description="Subtasks the orchestrator dispatches at once")
+    result_concurrency: int = Field(4, ge=1, le=64, description="Results the orchestrator applies at once")
+    recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
 
     # Agent (one process per agent)
     agent_id: str = Field("agent1", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="This agent's identifier")

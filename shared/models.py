@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 TASK_DESCRIPTION_MIN = 10
 TASK_DESCRIPTION_MAX = 5000
@@ -19,6 +28,20 @@ PRIORITY_MAX = 10
 DEFAULT_AGENT_PORT_RANGE = (8001, 8016)
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _require_non_blank_description(value: str) -> str:
+    if len(value.strip()) < TASK_DESCRIPTION_MIN:
+        raise ValueError(f"description needs at least {TASK_DESCRIPTION_MIN} non-blank characters")
+    return value
+
+
+# One type for the API request and the stored task, so both refuse the same descriptions.
+TaskDescription = Annotated[
+    str,
+    Field(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX),
+    AfterValidator(_require_non_blank_description),
+]
 
 
 def utc_now() -> datetime:
@@ -114,8 +137,8 @@ class SubTask(DomainModel):
     assigned_agent: Identifier | None = None
     assigned_at: datetime | None = None
     assignment_latency_ms: float | None = Field(None, ge=0)
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
+    created_at: AwareDatetime = Field(default_factory=utc_now)
+    updated_at: AwareDatetime = Field(default_factory=utc_now)
 
     @field_validator("required_capabilities", "dependencies", "failed_agent_ids")
     @classmethod
@@ -168,24 +191,27 @@ class SubTaskResult(DomainModel):
         return self
 
 
+class DecompositionInfo(DomainModel):
+    """How a task's plan came about: how long Claude took, whether it was repaired or replaced."""
+
+    duration_ms: float = Field(0.0, ge=0)
+    repaired: bool = False
+    fallback_reason: str | None = None
+    token_usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
 class Task(DomainModel):
     id: Identifier = Field(default_factory=new_task_id)
     user_id: str | None = Field(None, max_length=128)
-    description: str = Field(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX)
+    description: TaskDescription
     status: TaskStatus = TaskStatus.PENDING
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
+    created_at: AwareDatetime = Field(default_factory=utc_now)
+    updated_at: AwareDatetime = Field(default_factory=utc_now)
     subtasks: list[SubTask] = Field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
     decomposition_fallback: bool = Field(False, description="True when Claude's plan was replaced by one subtask")
-
-    @field_validator("description")
-    @classmethod
-    def reject_blank(cls, value: str) -> str:
-        if len(value.strip()) < TASK_DESCRIPTION_MIN:
-            raise ValueError(f"description needs at least {TASK_DESCRIPTION_MIN} non-blank characters")
-        return value
+    decomposition: DecompositionInfo | None = None
 
     @model_validator(mode="after")
     def check_timestamps(self) -> Self:
@@ -271,7 +297,7 @@ class QueuedSubtask(DomainModel):
 
 
 class TaskCreateRequest(DomainModel):
-    description: str = Field(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX)
+    description: TaskDescription
     user_id: str | None = Field(None, max_length=128)
 
 

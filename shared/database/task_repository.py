@@ -7,7 +7,9 @@ from shared.database.executor import Executor, transaction
 from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
 from shared.models import TERMINAL_TASK_STATUSES, SubTask, Task, TaskStatus, TaskSummary
 
-TASK_COLUMNS = "id, user_id, description, status, result, error, decomposition_fallback, created_at, updated_at"
+TASK_COLUMNS = (
+    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
+)
 TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
 
 
@@ -25,8 +27,8 @@ class TaskRepository:
             row = await connection.fetchrow(
                 f"""
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
-                                   created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   decomposition, created_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 RETURNING {TASK_COLUMNS}
                 """,
                 task.id,
@@ -36,6 +38,7 @@ class TaskRepository:
                 task.result,
                 task.error,
                 task.decomposition_fallback,
+                task.decomposition.model_dump(mode="json") if task.decomposition else None,
                 task.created_at,
                 task.updated_at,
             )

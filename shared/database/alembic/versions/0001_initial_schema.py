@@ -28,6 +28,7 @@ def upgrade() -> None:
             result                  JSONB,
             error                   TEXT,
             decomposition_fallback  BOOLEAN NOT NULL DEFAULT false,
+            decomposition           JSONB,
             created_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
             updated_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
             CHECK (created_at <= updated_at)

@@ -1,0 +1,81 @@
+"""Task endpoints: submit, read, list, cancel."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import ValidationError
+
+from orchestrator.api.schemas import TaskCancelledResponse, TaskDetailResponse, TaskListResponse
+from orchestrator.state import State
+from shared.errors import InvalidInputError, describe_validation_errors, error_responses
+from shared.models import (
+    TASK_DESCRIPTION_MAX,
+    TASK_DESCRIPTION_MIN,
+    SubTaskStatus,
+    TaskCreatedResponse,
+    TaskCreateRequest,
+    TaskStatus,
+)
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+TaskId = Annotated[str, Path(min_length=1, max_length=128, description="The id POST /tasks returned")]
+
+
+@router.post(
+    "",
+    response_model=TaskCreatedResponse,
+    responses=error_responses(400, 429, 500),
+    summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
+)
+async def submit_task(
+    state: State,
+    description: Annotated[str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX)] = None,
+    user_id: Annotated[str | None, Query(max_length=128)] = None,
+    body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
+) -> TaskCreatedResponse:
+    if body is None:
+        if description is None:
+            raise InvalidInputError("description is required, as a query parameter or in a JSON body")
+        try:
+            body = TaskCreateRequest(description=description, user_id=user_id)
+        except ValidationError as error:
+            raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
+    return await state.tasks.submit_task(body)
+
+
+@router.get(
+    "", response_model=TaskListResponse, responses=error_responses(400, 500), summary="List tasks, newest first"
+)
+async def list_tasks(
+    state: State,
+    status: TaskStatus | None = None,
+    user_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> TaskListResponse:
+    tasks, total = await state.tasks.list_tasks(status, user_id, limit, offset)
+    return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskDetailResponse,
+    responses=error_responses(400, 404, 500),
+    summary="A task with its subtasks and every result reported for them",
+)
+async def get_task(state: State, task_id: TaskId) -> TaskDetailResponse:
+    task, results = await state.tasks.get_task(task_id)
+    return TaskDetailResponse(task=task, subtask_results=results)
+
+
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskCancelledResponse,
+    responses=error_responses(400, 404, 409, 500),
+    summary="Cancel the subtasks that have not finished; the task ends cancelled",
+)
+async def cancel_task(state: State, task_id: TaskId) -> TaskCancelledResponse:
+    task = await state.tasks.cancel_task(task_id)
+    cancelled = sum(1 for subtask in task.subtasks if subtask.status is SubTaskStatus.CANCELLED)
+    return TaskCancelledResponse(task_id=task.id, status=task.status, subtasks_cancelled=cancelled)

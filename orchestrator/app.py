@@ -1,0 +1,110 @@
+"""The orchestrator service: its lifespan wires clients and background loops around the API."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anthropic
+import httpx
+import structlog
+from fastapi import FastAPI
+
+from orchestrator.api import fleet, tasks
+from orchestrator.dispatcher import Dispatcher, RegistryWatcher
+from orchestrator.recovery import RecoveryService
+from orchestrator.result_processor import ResultProcessor
+from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
+from orchestrator.state import OrchestratorState
+from orchestrator.task_analyzer import TaskAnalyzer
+from orchestrator.task_service import TaskService
+from shared.config import ConfigurationError, Settings
+from shared.database import DatabaseManager, apply_migrations
+from shared.errors import install_error_handlers
+from shared.loop_service import LoopService
+from shared.redis_manager import RedisManager
+
+log = structlog.get_logger(__name__)
+
+# The orchestrator waits this long for an agent to accept a subtask; execution itself runs in the background.
+AGENT_REQUEST_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+
+
+def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
+    if settings.anthropic_api_key is None and settings.anthropic_base_url is None:
+        raise ConfigurationError(
+            "invalid configuration: ANTHROPIC_API_KEY is not set; set it, or point ANTHROPIC_BASE_URL at the simulator"
+        )
+    # The simulator accepts any key; a real endpoint refuses a missing one with its own clear error.
+    api_key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else "offline-simulator"
+    return anthropic.AsyncAnthropic(
+        api_key=api_key,
+        base_url=settings.anthropic_base_url,
+        max_retries=settings.anthropic_max_retries,
+        timeout=settings.anthropic_timeout_seconds,
+    )
+
+
+def build_loops(
+    settings: Settings, db: DatabaseManager, redis: RedisManager, http: httpx.AsyncClient
+) -> tuple[RecoveryService, list[LoopService]]:
+    load, history = AgentLoadTracker(), SuccessHistory()
+    instance = settings.orchestrator_instance_id
+    result_processors = [
+        ResultProcessor(settings, db, redis, load, history, f"{instance}:results:{n}")
+        for n in range(settings.result_concurrency)
+    ]
+    dispatchers = [
+        Dispatcher(db, redis, http, load, history, f"{instance}:dispatch:{n}")
+        for n in range(settings.dispatch_concurrency)
+    ]
+    consumer_ids = [loop.consumer_id for loop in result_processors] + [loop.consumer_id for loop in dispatchers]
+    recovery = RecoveryService(
+        settings, db, redis, result_processors[0], consumer_ids, settings.recovery_interval_seconds
+    )
+    return recovery, [recovery, RegistryWatcher(redis, load), *result_processors, *dispatchers]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    claude = anthropic_client(settings)
+    await apply_migrations(settings.postgres_url)
+    db = DatabaseManager(settings)
+    await db.connect()
+    redis = RedisManager(settings)
+    await redis.connect()
+    http = httpx.AsyncClient(timeout=AGENT_REQUEST_TIMEOUT, headers={"content-type": "application/json"})
+    task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings))
+    app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
+    recovery, loops = build_loops(settings, db, redis, http)
+    await recovery.recover_own_inflight()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for loop in loops:
+                group.create_task(loop.start(), name=loop.name)
+            log.info("orchestrator_started", loops=len(loops))
+            try:
+                yield
+            finally:
+                for loop in loops:
+                    loop.stop()
+    finally:
+        await http.aclose()
+        await claude.close()
+        await redis.disconnect()
+        await db.disconnect()
+        log.info("orchestrator_stopped")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Multi-Agent Task Execution System — Orchestrator",
+        version="1.0.0",
+        description="Decomposes tasks through Claude and runs their subtasks on capability-tagged agents.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(fleet.router)
+    return app

@@ -1,0 +1,140 @@
+"""The plan Claude returns, its JSON schema (the forced tool's input), and its validation."""
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from graphlib import CycleError, TopologicalSorter
+
+from anthropic.types import ToolParam
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.models import PRIORITY_MAX, PRIORITY_MIN, TASK_DESCRIPTION_MAX, AgentCapability, SubTask, new_subtask_id
+
+PLAN_TOOL_NAME = "submit_plan"
+
+CapabilitySet = frozenset[AgentCapability]
+
+
+class PlannedSubtask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=64)
+    description: str = Field(min_length=1, max_length=TASK_DESCRIPTION_MAX)
+    required_capabilities: list[AgentCapability] = Field(min_length=1)
+    dependencies: list[str] = Field(default_factory=list)
+    priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    estimated_duration: int | None = Field(None, ge=0)
+    task_type: str = Field("general", min_length=1, max_length=64)
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    subtasks: list[PlannedSubtask] = Field(min_length=1)
+
+    def to_subtasks(self, task_id: str) -> list[SubTask]:
+        """Subtasks with fresh ids, in an order where each comes after its dependencies."""
+        created = {planned.id: new_subtask_id() for planned in self.subtasks}
+        by_id = {planned.id: planned for planned in self.subtasks}
+        order = TopologicalSorter({planned.id: planned.dependencies for planned in self.subtasks}).static_order()
+        return [
+            SubTask(
+                id=created[plan_id],
+                task_id=task_id,
+                description=by_id[plan_id].description,
+                required_capabilities=by_id[plan_id].required_capabilities,
+                dependencies=[created[dependency] for dependency in by_id[plan_id].dependencies],
+                priority=by_id[plan_id].priority,
+                estimated_duration=by_id[plan_id].estimated_duration,
+                task_type=by_id[plan_id].task_type,
+            )
+            for plan_id in order
+        ]
+
+
+def plan_tool(max_subtasks: int) -> ToolParam:
+    """The tool Claude is forced to call: its input schema is the plan, so the answer is JSON by construction."""
+    return {
+        "name": PLAN_TOOL_NAME,
+        "description": "Submit the decomposition of the task into subtasks.",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "subtasks": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": max_subtasks,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string", "description": "Short id such as s1, unique in the plan"},
+                            "description": {"type": "string", "description": "What the agent must do"},
+                            "required_capabilities": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "string", "enum": [c.value for c in AgentCapability]},
+                            },
+                            "dependencies": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "Ids of subtasks whose output this one needs",
+                            },
+                            "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX},
+                            "estimated_duration": {"type": "integer", "description": "Estimated seconds"},
+                            "task_type": {"type": "string", "description": "A short label such as analysis"},
+                        },
+                        "required": ["id", "description", "required_capabilities", "dependencies"],
+                    },
+                }
+            },
+            "required": ["subtasks"],
+        },
+    }
+
+
+def _schema_errors(error: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors(include_url=False)]
+
+
+def _graph_errors(plan: Plan) -> list[str]:
+    errors = []
+    ids = [planned.id for planned in plan.subtasks]
+    errors += [f"subtask id {plan_id!r} is used more than once" for plan_id, n in Counter(ids).items() if n > 1]
+    for planned in plan.subtasks:
+        if planned.id in planned.dependencies:
+            errors.append(f"subtask {planned.id!r} depends on itself")
+        errors += [
+            f"subtask {planned.id!r} depends on unknown subtask {dependency!r}"
+            for dependency in planned.dependencies
+            if dependency not in ids
+        ]
+    if not errors:
+        try:
+            TopologicalSorter({planned.id: planned.dependencies for planned in plan.subtasks}).prepare()
+        except CycleError as cycle:
+            errors.append(f"dependencies form a cycle: {' -> '.join(cycle.args[1])}")
+    return errors
+
+
+def _coverage_errors(plan: Plan, agent_capability_sets: Iterable[CapabilitySet]) -> list[str]:
+    fleet = list(agent_capability_sets)
+    if not fleet:
+        return []  # no agent is alive to compare with; the work waits for agents to join
+    return [
+        f"subtask {planned.id!r} needs {sorted(planned.required_capabilities)} but no single agent has all of them"
+        for planned in plan.subtasks
+        if not any(set(planned.required_capabilities) <= capabilities for capabilities in fleet)
+    ]
+
+
+def validate_plan(
+    raw_plan: object, agent_capability_sets: Sequence[CapabilitySet], max_subtasks: int
+) -> tuple[Plan | None, list[str]]:
+    """The plan and no errors, or None and every problem found, worded for the repair prompt."""
+    try:
+        plan = Plan.model_validate(raw_plan)
+    except ValidationError as error:
+        return None, _schema_errors(error)
+    errors = _graph_errors(plan) + _coverage_errors(plan, agent_capability_sets)
+    if len(plan.subtasks) > max_subtasks:
+        errors.append(f"the plan has {len(plan.subtasks)} subtasks; at most {max_subtasks} are allowed")
+    return (None, errors) if errors else (plan, [])

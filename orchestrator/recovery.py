@@ -1,0 +1,112 @@
+"""Re-derives Redis from PostgreSQL and retries work stranded on agents that are gone.
+
+Runs once before the other loops start and then periodically. Everything it does is idempotent:
+a subtask pushed twice is claimed once, and a stranded attempt is retried through the same
+conditional transition a real failure result takes.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from orchestrator.result_processor import ResultProcessor
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.loop_service import LoopService
+from shared.models import ResultStatus, SubTask, SubTaskResult
+from shared.redis_manager import RedisManager
+
+log = structlog.get_logger(__name__)
+
+# A running attempt gets this much longer than the agent's own timeout before it is presumed lost.
+LEASE_GRACE_SECONDS = 30.0
+
+
+class RecoveryService(LoopService):
+    def __init__(
+        self,
+        settings: Settings,
+        db: DatabaseManager,
+        redis: RedisManager,
+        results: ResultProcessor,
+        consumer_ids: list[str],
+        interval: float = 5.0,
+    ) -> None:
+        super().__init__("recovery", interval)
+        self._settings = settings
+        self._db = db
+        self._redis = redis
+        self._results = results
+        self._consumer_ids = consumer_ids
+
+    async def recover_own_inflight(self) -> None:
+        """At start: whatever this orchestrator's consumers held when it last stopped goes back on the queues."""
+        for consumer_id in self._consumer_ids:
+            moved = await self._redis.task_queue.recover(consumer_id) + await self._redis.result_queue.recover(
+                consumer_id
+            )
+            if moved:
+                log.info("inflight_recovered", consumer_id=consumer_id, items=moved)
+
+    async def run_once(self) -> None:
+        for consumer_id in self._consumer_ids:
+            await self._redis.task_queue.heartbeat_consumer(consumer_id, self._liveness_ttl)
+            await self._redis.result_queue.heartbeat_consumer(consumer_id, self._liveness_ttl)
+        await self._redis.task_queue.recover_dead_consumers()
+        await self._redis.result_queue.recover_dead_consumers()
+        await self.requeue_missing()
+        await self.retry_stranded()
+
+    @property
+    def _liveness_ttl(self) -> int:
+        return max(10, int(self.interval * 6))
+
+    async def requeue_missing(self) -> int:
+        """Every subtask PostgreSQL calls queued must be on the queue (Redis may have lost it)."""
+        queued = await self._db.repositories().subtasks.list_queued()
+        present = await self._redis.queued_task_items()
+        missing = [item for item in queued if (item.subtask_id, item.attempt) not in present]
+        if missing:
+            await self._redis.enqueue_tasks(missing)
+            log.warning("queue_items_restored", count=len(missing))
+        return len(missing)
+
+    async def retry_stranded(self) -> int:
+        """Running attempts whose agent stopped heartbeating, or whose lease ran out, fail retryably."""
+        running = await self._db.repositories().subtasks.list_running()
+        if not running:
+            return 0
+        alive = {agent.agent_id for agent in await self._redis.get_agents()}
+        lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)
+        now = datetime.now(UTC)
+        stranded = 0
+        for subtask in running:
+            reason = self._stranded_reason(subtask, alive, now, lease)
+            if reason:
+                await self._results.apply_result(self._lost_attempt(subtask, reason, now))
+                stranded += 1
+        if stranded:
+            log.warning("stranded_attempts_retried", count=stranded)
+        return stranded
+
+    @staticmethod
+    def _stranded_reason(subtask: SubTask, alive: set[str], now: datetime, lease: timedelta) -> str | None:
+        if subtask.assigned_agent not in alive:
+            return f"agent {subtask.assigned_agent} stopped heartbeating while running the subtask"
+        if subtask.assigned_at is not None and now - subtask.assigned_at > lease:
+            return f"no result from agent {subtask.assigned_agent} within {lease.total_seconds():.0f} s"
+        return None
+
+    @staticmethod
+    def _lost_attempt(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
+        started = subtask.assigned_at or now
+        return SubTaskResult(
+            subtask_id=subtask.id,
+            task_id=subtask.task_id,
+            agent_id=subtask.assigned_agent or "unknown",
+            attempt=subtask.attempt_count,
+            status=ResultStatus.FAILED,
+            error=reason,
+            retryable=True,
+            execution_time=max((now - started).total_seconds(), 0.001),
+        )

@@ -1,0 +1,27 @@
+"""What the orchestrator's lifespan builds and the routes reach through dependencies."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from orchestrator.task_service import TaskService
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.redis_manager import RedisManager
+
+
+@dataclass(frozen=True)
+class OrchestratorState:
+    settings: Settings
+    db: DatabaseManager
+    redis: RedisManager
+    tasks: TaskService
+
+
+def get_state(request: Request) -> OrchestratorState:
+    state: OrchestratorState = request.app.state.orchestrator
+    return state
+
+
+State = Annotated[OrchestratorState, Depends(get_state)]

@@ -1,0 +1,150 @@
+"""Decomposition of a task into subtasks through Claude, with one repair round and a safe fallback."""
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import structlog
+from anthropic.types import AssistantMessageParam, Message, MessageParam, UserMessageParam
+
+from orchestrator.plan import PLAN_TOOL_NAME, CapabilitySet, plan_tool, validate_plan
+from shared.config import Settings
+from shared.models import AgentCapability, AgentStatus, SubTask, TokenUsage
+
+log = structlog.get_logger(__name__)
+
+SYSTEM_PROMPT = (
+    "You plan work for a fleet of software agents. Break the user's task into the fewest subtasks that can each "
+    "be done by one agent, tag each with the capabilities it needs, and make a subtask depend on another only "
+    "when it needs that subtask's output. A simple task is a single subtask. Answer by calling submit_plan."
+)
+CAPABILITY_MEANINGS = {
+    AgentCapability.DATA_ANALYSIS: "analyse data, compute statistics and summaries",
+    AgentCapability.WEB_SCRAPING: "fetch and extract content from web pages",
+    AgentCapability.CODE_GENERATION: "write and explain code",
+    AgentCapability.FILE_PROCESSING: "read, transform and write files",
+    AgentCapability.DATABASE_OPERATIONS: "query the database (read-only SQL)",
+    AgentCapability.API_INTEGRATION: "call and combine external APIs",
+}
+
+
+@dataclass
+class Decomposition:
+    subtasks: list[SubTask]
+    fallback_reason: str | None = None  # set when Claude's plan was replaced by a single subtask
+    repaired: bool = False
+    duration_ms: float = 0.0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+    @property
+    def fallback_used(self) -> bool:
+        return self.fallback_reason is not None
+
+
+def build_prompt(description: str, agents: Sequence[AgentStatus], max_subtasks: int) -> str:
+    capabilities = "\n".join(f"- {capability.value}: {meaning}" for capability, meaning in CAPABILITY_MEANINGS.items())
+    fleet = "\n".join(
+        f"- {agent.agent_id}: {', '.join(capability.value for capability in agent.capabilities)}" for agent in agents
+    )
+    return (
+        f"Task:\n<task>\n{description}\n</task>\n\n"
+        f"Capabilities:\n{capabilities}\n\n"
+        f"Live agents and the capabilities each one has:\n{fleet or '- (none registered yet)'}\n\n"
+        f"Rules: every subtask's required_capabilities must all belong to one agent listed above; ids are short "
+        f"(s1, s2, ...); dependencies name ids of earlier subtasks; priority is 0-10 (10 most urgent); at most "
+        f"{max_subtasks} subtasks."
+    )
+
+
+def fallback_subtask(task_id: str, description: str, agents: Sequence[AgentStatus]) -> SubTask:
+    """One subtask for the whole task, needing the capability the most live agents have."""
+    counts = Counter(capability for agent in agents for capability in agent.capabilities)
+    capability = counts.most_common(1)[0][0] if counts else AgentCapability.DATA_ANALYSIS
+    return SubTask(task_id=task_id, description=description, required_capabilities=[capability])
+
+
+def _plan_input(message: Message) -> tuple[str | None, object]:
+    for block in message.content:
+        if block.type == "tool_use" and block.name == PLAN_TOOL_NAME:
+            return block.id, block.input
+    return None, None
+
+
+def _add_usage(total: TokenUsage, message: Message) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=total.input_tokens + message.usage.input_tokens,
+        output_tokens=total.output_tokens + message.usage.output_tokens,
+    )
+
+
+class TaskAnalyzer:
+    def __init__(self, client: anthropic.AsyncAnthropic, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+
+    async def _ask(self, messages: list[MessageParam]) -> Message:
+        max_subtasks = self._settings.max_subtasks_per_task
+        return await self._client.messages.create(
+            model=self._settings.claude_model,
+            max_tokens=self._settings.decomposition_max_tokens,
+            system=SYSTEM_PROMPT,
+            messages=messages,
+            tools=[plan_tool(max_subtasks)],
+            tool_choice={"type": "tool", "name": PLAN_TOOL_NAME},
+        )
+
+    async def decompose_task(self, task_id: str, description: str, agents: Sequence[AgentStatus]) -> Decomposition:
+        """Subtasks for the task: Claude's plan, repaired once if invalid, else a single fallback subtask."""
+        started = time.perf_counter()
+        decomposition = await self._plan_or_fallback(task_id, description, agents)
+        decomposition.duration_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "task_decomposed",
+            task_id=task_id,
+            subtasks=len(decomposition.subtasks),
+            repaired=decomposition.repaired,
+            fallback_reason=decomposition.fallback_reason,
+            duration_ms=round(decomposition.duration_ms, 1),
+        )
+        return decomposition
+
+    async def _plan_or_fallback(self, task_id: str, description: str, agents: Sequence[AgentStatus]) -> Decomposition:
+        capability_sets: list[CapabilitySet] = [frozenset(agent.capabilities) for agent in agents]
+        max_subtasks = self._settings.max_subtasks_per_task
+        messages: list[MessageParam] = [{"role": "user", "content": build_prompt(description, agents, max_subtasks)}]
+        usage = TokenUsage()
+        try:
+            for round_number in (1, 2):
+                response = await self._ask(messages)
+                usage = _add_usage(usage, response)
+                tool_use_id, raw_plan = _plan_input(response)
+                plan, errors = validate_plan(raw_plan, capability_sets, max_subtasks)
+                if plan is not None:
+                    return Decomposition(plan.to_subtasks(task_id), repaired=round_number == 2, usage=usage)
+                log.warning("plan_invalid", task_id=task_id, round=round_number, errors=errors)
+                messages += self._repair_messages(response, tool_use_id, errors)
+            reason = "the plan stayed invalid after one repair: " + "; ".join(errors)
+        except anthropic.APIError as error:
+            log.warning("decomposition_api_failed", task_id=task_id, error=str(error))
+            reason = f"Claude API error: {error}"
+        return Decomposition([fallback_subtask(task_id, description, agents)], fallback_reason=reason, usage=usage)
+
+    @staticmethod
+    def _repair_messages(response: Message, tool_use_id: str | None, errors: list[str]) -> list[MessageParam]:
+        problems = "\n".join(f"- {error}" for error in errors)
+        content: list[Any] = [
+            {"type": "text", "text": f"The plan was invalid. Call {PLAN_TOOL_NAME} again with a corrected plan."}
+        ]
+        if tool_use_id is not None:  # the API requires an answer to the tool call before anything else
+            content.insert(
+                0, {"type": "tool_result", "tool_use_id": tool_use_id, "is_error": True, "content": problems}
+            )
+        else:
+            content[0]["text"] += f"\n{problems}"
+        assistant_turn: list[Any] = [block.model_dump(exclude_none=True) for block in response.content]
+        assistant: AssistantMessageParam = {"role": "assistant", "content": assistant_turn}
+        user: UserMessageParam = {"role": "user", "content": content}
+        return [assistant, user]

@@ -1,0 +1,102 @@
+"""One error family for every service, rendered by one set of handlers as `{"error": ..., "detail": ...}`."""
+
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    detail: Any = None
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each status code it may answer with, all with the ErrorResponse body."""
+    return {status_code: {"model": ErrorResponse} for status_code in status_codes}
+
+
+class AppError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str, *, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.headers = headers
+
+
+class InvalidInputError(AppError):
+    status_code = 400
+
+
+class NotFoundError(AppError):
+    status_code = 404
+
+
+class ConflictError(AppError):
+    status_code = 409
+
+
+class TooManyRequestsError(AppError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: int, detail: Any = None) -> None:
+        super().__init__(message, detail=detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class ServiceUnavailableError(AppError):
+    status_code = 503
+
+
+def describe_validation_errors(errors: list[Any]) -> str:
+    """`description: String should have at least 10 characters; user_id: ...` from pydantic's error list."""
+    parts = []
+    for item in errors:
+        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")]
+        message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(location)}: {message}" if location else message)
+    return "; ".join(parts) or "the request is invalid"
+
+
+def _error(status_code: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorResponse(error=message, detail=detail).model_dump(), status_code, headers=headers)
+
+
+async def _app_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, AppError)
+    return _error(error.status_code, error.message, error.detail, error.headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # The seed's contract answers 400 for invalid input, not FastAPI's default 422.
+    details = [{"loc": list(item.get("loc", ())), "msg": item.get("msg")} for item in error.errors()]
+    return _error(400, describe_validation_errors(list(error.errors())), details)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    return _error(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:12]
+    log.exception("request_failed", error_id=error_id, path=request.url.path, method=request.method)
+    return _error(500, f"internal error (id {error_id}); the service log has the details", {"error_id": error_id})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
