@@ -50,11 +50,11 @@ def build_loops(
     load, history = AgentLoadTracker(), SuccessHistory()
     instance = settings.orchestrator_instance_id
     result_processors = [
-        ResultProcessor(settings, db, redis, load, history, f"{instance}:results:{n}")
+        ResultProcessor(settings, db, redis, load, history, f"{instance}-results-{n}")
         for n in range(settings.result_concurrency)
     ]
     dispatchers = [
-        Dispatcher(db, redis, http, load, history, f"{instance}:dispatch:{n}")
+        Dispatcher(db, redis, http, load, history, f"{instance}-dispatch-{n}")
         for n in range(settings.dispatch_concurrency)
     ]
     consumer_ids = [loop.consumer_id for loop in result_processors] + [loop.consumer_id for loop in dispatchers]

@@ -117,5 +117,8 @@ class RegistryWatcher(LoopService):
         self._load = load
 
     async def run_once(self) -> None:
-        if await self._redis.wait_for_registry_change(timeout=1.0):
-            self._load.notify()
+        # One subscription for as long as the loop runs; an error ends it and the loop subscribes again.
+        async with self._redis.registry.watch() as watcher:
+            while not self.stopping:
+                if await watcher.wait(timeout=1.0):
+                    self._load.notify()

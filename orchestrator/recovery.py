@@ -41,6 +41,7 @@ class RecoveryService(LoopService):
 
     async def recover_own_inflight(self) -> None:
         """At start: whatever this orchestrator's consumers held when it last stopped goes back on the queues."""
+        await self._heartbeat_consumers()
         for consumer_id in self._consumer_ids:
             moved = await self._redis.task_queue.recover(consumer_id) + await self._redis.result_queue.recover(
                 consumer_id
@@ -49,17 +50,18 @@ class RecoveryService(LoopService):
                 log.info("inflight_recovered", consumer_id=consumer_id, items=moved)
 
     async def run_once(self) -> None:
-        for consumer_id in self._consumer_ids:
-            await self._redis.task_queue.heartbeat_consumer(consumer_id, self._liveness_ttl)
-            await self._redis.result_queue.heartbeat_consumer(consumer_id, self._liveness_ttl)
+        await self._heartbeat_consumers()
         await self._redis.task_queue.recover_dead_consumers()
         await self._redis.result_queue.recover_dead_consumers()
         await self.requeue_missing()
         await self.retry_stranded()
 
-    @property
-    def _liveness_ttl(self) -> int:
-        return max(10, int(self.interval * 6))
+    async def _heartbeat_consumers(self) -> None:
+        """Keep this orchestrator's consumers alive, so nobody recovers what they hold."""
+        ttl = max(10, int(self.interval * 6))
+        for consumer_id in self._consumer_ids:
+            await self._redis.task_queue.heartbeat_consumer(consumer_id, ttl)
+            await self._redis.result_queue.heartbeat_consumer(consumer_id, ttl)
 
     async def requeue_missing(self) -> int:
         """Every subtask PostgreSQL calls queued must be on the queue (Redis may have lost it)."""

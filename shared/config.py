@@ -96,6 +96,32 @@ class Settings(BaseSettings):
         "default", description="Claude Agent SDK permission mode (bypassPermissions is never allowed)"
     )
     shared_files_dir: str = Field("shared_files", description="Root of the per-task workspaces")
+    agent_shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long running subtasks may finish before they are reported retryable"
+    )
+    agent_result_publish_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long a finished subtask's result is retried while Redis is unreachable"
+    )
+    agent_stub_delay_seconds: float = Field(0.0, ge=0, description="Stub executor: seconds each subtask takes")
+    agent_stub_fail_pattern: str | None = Field(
+        None, description="Stub executor: regex; subtasks whose description matches it fail"
+    )
+    agent_stub_fail_retryable: bool = Field(False, description="Stub executor: whether those failures are retryable")
+    agent_claude_config_root: str = Field(
+        ".data/claude", description="Each agent's CLAUDE_CONFIG_DIR and XDG_RUNTIME_DIR live in <root>/<AGENT_ID>"
+    )
+    agent_cli_env: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra Claude Code CLI environment as JSON, e.g. {"CLAUDE_CODE_MAX_RETRIES": "0"}',
+    )
+    agent_query_row_cap: int = Field(200, ge=1, le=10_000, description="database_query: most rows returned")
+    agent_query_timeout_ms: int = Field(5000, ge=100, description="database_query: statement_timeout")
+    agent_query_role: str = Field(
+        "pg_read_all_data",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="database_query runs as this PostgreSQL role (SET LOCAL ROLE); 'none' keeps the pool's role",
+    )
+    agent_file_max_bytes: int = Field(1_000_000, ge=1, description="read_file/write_file: largest file in bytes")
 
     # Dashboard and logging
     streamlit_port: int = Field(8501, ge=1, le=65535, description="Dashboard port")

@@ -27,7 +27,8 @@ PRIORITY_MAX = 10
 # Agents may be added beyond the first five; the range is configurable (see Settings.agent_port_range).
 DEFAULT_AGENT_PORT_RANGE = (8001, 8016)
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# The characters Redis key segments allow, so every identifier can name a key.
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 def _require_non_blank_description(value: str) -> str:

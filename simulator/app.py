@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from simulator import tokens
 from simulator.protocol import ApiError, CountTokensRequest, MessagesRequest, error_body, parse_request
 from simulator.service import SimulatorConfig, SimulatorService
+from simulator.sse import quiet_deliberate_cuts
 
 
 def get_service(request: Request) -> SimulatorService:
@@ -61,6 +62,7 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     """The simulator application; everything it answers depends on `config` and the request alone."""
     app = FastAPI(title="Claude Messages API simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = SimulatorService(config or SimulatorConfig())
+    quiet_deliberate_cuts()
     app.add_api_route("/v1/messages", create_message, methods=["POST"])
     app.add_api_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.add_api_route("/", hello, methods=["GET", "HEAD"])

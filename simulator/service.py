@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,22 +13,10 @@ from simulator.message import build_message, request_digest
 from simulator.protocol import ApiError, MessagesRequest
 from simulator.request_log import RequestLog
 from simulator.responder import Decision, Responder
-from simulator.scenarios import ScenarioSet
+from simulator.scenarios import InjectedError, ScenarioSet
 from simulator.sse import ChunkedResponse, encode_event, message_events
 
 log = structlog.get_logger(__name__)
-
-_INCOMPLETE_RESPONSE = "ASGI callable returned without completing response."
-
-
-class _IgnoreDeliberateCuts(logging.Filter):
-    """uvicorn reports an unfinished response as an error; for a scripted stream cut that is the point."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != _INCOMPLETE_RESPONSE
-
-
-_CUT_FILTER = _IgnoreDeliberateCuts()
 
 
 @dataclass(frozen=True)
@@ -46,7 +33,6 @@ class SimulatorService:
         self.config = config
         self.responder = Responder(config.scenarios)
         self.request_log = RequestLog(config.request_log)
-        logging.getLogger("uvicorn.error").addFilter(_CUT_FILTER)
 
     async def answer(self, request: MessagesRequest, path: str) -> Response:
         conversation = Conversation(request)
@@ -68,13 +54,11 @@ class SimulatorService:
         await asyncio.sleep((self.config.latency_ms + decision.delay_ms) / 1000)
         headers = {"request-id": f"req_sim_{request_digest(request)[:24]}"}
         if decision.error:
-            raise self._injected_error(decision, headers)
+            raise self._injected_error(decision.error, headers)
         return self._reply(request, decision, headers)
 
     @staticmethod
-    def _injected_error(decision: Decision, headers: dict[str, str]) -> ApiError:
-        error = decision.error
-        assert error is not None  # the caller checked; keeps mypy's narrowing
+    def _injected_error(error: InjectedError, headers: dict[str, str]) -> ApiError:
         if error.retry_after is not None:
             headers = {**headers, "retry-after": str(error.retry_after)}
         return ApiError(error.status, error.message, error_type=error.type, headers=headers)

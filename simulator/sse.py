@@ -1,6 +1,7 @@
 """A message as Anthropic's server-sent event sequence, and a response that can drop mid-stream."""
 
 import json
+import logging
 from collections.abc import Iterator
 
 from starlette.responses import Response
@@ -10,6 +11,7 @@ from simulator.protocol import JsonObject
 
 Event = tuple[str, JsonObject]
 _CHUNK_CHARS = 16  # small chunks so clients really assemble deltas, as they must with a real model
+_INCOMPLETE_RESPONSE = "ASGI callable returned without completing response."
 
 
 def _chunks(text: str) -> list[str]:
@@ -84,3 +86,16 @@ class ChunkedResponse(Response):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if self.complete:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _IgnoreDeliberateCuts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _INCOMPLETE_RESPONSE
+
+
+_CUT_FILTER = _IgnoreDeliberateCuts()
+
+
+def quiet_deliberate_cuts() -> None:
+    """Hide uvicorn's error line for an unfinished response: for a scripted cut it is the point."""
+    logging.getLogger("uvicorn.error").addFilter(_CUT_FILTER)  # idempotent: the same filter object

@@ -1,27 +1,16 @@
-"""The simulator in-process for tests: a real uvicorn server on a free loopback port, in a background thread.
+"""The simulator in-process for tests: a real uvicorn server on a free loopback port, in a background thread."""
 
-A thread (not a task) so the same helper serves sync and async tests, and so a test's own event loop
-blocking on a client call cannot starve the server.
-"""
-
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
+from shared.serving import serve_in_thread
 from simulator.app import create_app
 from simulator.request_log import read_request_log
 from simulator.scenarios import ScenarioSet, load_scenarios, parse_scenarios
 from simulator.service import SimulatorConfig
-
-_START_TIMEOUT_S = 10.0
-_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,23 +34,6 @@ def as_scenario_set(scenarios: Path | dict[str, Any] | ScenarioSet | None) -> Sc
     return parse_scenarios(scenarios, "scenarios")
 
 
-def _bound_socket() -> socket.socket:
-    # Binding port 0 here and handing the socket to uvicorn avoids the race of "find a free port, then bind".
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the simulator server stopped during start-up")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the simulator did not start within {_START_TIMEOUT_S} s")
-        time.sleep(0.01)
-
-
 @contextmanager
 def running_simulator(
     scenarios: Path | dict[str, Any] | ScenarioSet | None = None,
@@ -71,25 +43,5 @@ def running_simulator(
 ) -> Iterator[SimulatorHandle]:
     """Serve the simulator on `127.0.0.1:<free port>` for the duration of the `with` block."""
     config = SimulatorConfig(scenarios=as_scenario_set(scenarios), latency_ms=latency_ms, request_log=request_log)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=5,
-        )
-    )
-    sock = _bound_socket()
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True)
-    thread.start()
-    try:
-        _wait_until_started(server, thread)
-        port = sock.getsockname()[1]
-        yield SimulatorHandle(base_url=f"http://127.0.0.1:{port}", request_log=request_log)
-    finally:
-        server.should_exit = True
-        thread.join(_STOP_TIMEOUT_S)
-        sock.close()
+    with serve_in_thread(create_app(config), name="simulator", lifespan="off") as base_url:
+        yield SimulatorHandle(base_url=base_url, request_log=request_log)

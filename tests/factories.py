@@ -2,7 +2,22 @@
 
 from typing import Any
 
-from shared.models import AgentCapability, ResultStatus, SubTask, SubTaskResult, Task, new_subtask_id, new_task_id
+from shared.database import Repositories
+from shared.models import (
+    AgentCapability,
+    ResultStatus,
+    SubTask,
+    SubTaskResult,
+    SubTaskStatus,
+    Task,
+    new_subtask_id,
+    new_task_id,
+)
+
+
+def build_subtask(task_id: str, **fields: Any) -> SubTask:
+    values = {"description": "One step of the work", "required_capabilities": [AgentCapability.DATA_ANALYSIS]}
+    return SubTask(task_id=task_id, **{**values, **fields})
 
 
 def build_task(*, subtasks: int = 1, chain: bool = False, **fields: Any) -> Task:
@@ -11,17 +26,33 @@ def build_task(*, subtasks: int = 1, chain: bool = False, **fields: Any) -> Task
     plan: list[SubTask] = []
     for index in range(subtasks):
         plan.append(
-            SubTask(
+            build_subtask(
+                task_id,
                 id=new_subtask_id(),
-                task_id=task_id,
                 description=f"Step {index + 1} of the work",
-                required_capabilities=[AgentCapability.DATA_ANALYSIS],
                 dependencies=[plan[-1].id] if chain and plan else [],
             )
         )
     return Task(
         id=task_id, description=fields.pop("description", "Analyse the quarterly sales"), subtasks=plan, **fields
     )
+
+
+def build_planned_task(plan: dict[str, list[str]], **fields: Any) -> Task:
+    """A task whose subtasks are named by `plan`'s keys, each depending on the subtasks it lists.
+
+    A subtask's id is `<task id>_<name>`; `subtask_id(task, name)` gives it back.
+    """
+    task = build_task(subtasks=0, **fields)
+    task.subtasks = [
+        build_subtask(task.id, id=subtask_id(task, name), dependencies=[subtask_id(task, dep) for dep in deps])
+        for name, deps in plan.items()
+    ]
+    return task
+
+
+def subtask_id(task: Task, name: str) -> str:
+    return f"{task.id}_{name}"
 
 
 def build_result(subtask: SubTask, *, attempt: int = 1, agent_id: str = "agent1", **fields: Any) -> SubTaskResult:
@@ -36,3 +67,18 @@ def build_result(subtask: SubTask, *, attempt: int = 1, agent_id: str = "agent1"
         execution_time=fields.pop("execution_time", 0.25),
         **{**outcome, **fields},
     )
+
+
+async def run_attempt(
+    repos: Repositories, subtask_id: str, *, agent_id: str = "agent1", finish: SubTaskStatus | None = None
+) -> SubTask:
+    """Claim a queued subtask's current attempt on `agent_id` and, when `finish` is given, end it so."""
+    queued = await repos.subtasks.get_subtask(subtask_id)
+    assert queued is not None and queued.status is SubTaskStatus.QUEUED, queued
+    running = await repos.subtasks.claim(subtask_id, queued.attempt_count, agent_id)
+    assert running is not None
+    if finish is None:
+        return running
+    finished = await repos.subtasks.finish_attempt(subtask_id, running.attempt_count, finish)
+    assert finished is not None
+    return finished

@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+import threading
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +13,10 @@ from alembic.config import Config
 log = structlog.get_logger(__name__)
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
+
+# Alembic keeps the running migration's `context` and `op` in module globals, so two upgrades in one
+# process must not overlap (the advisory lock in env.py only serialises separate connections' work).
+_UPGRADE_LOCK = threading.Lock()
 
 
 def alembic_config(postgres_url: str) -> Config:
@@ -33,8 +38,8 @@ async def ensure_database_exists(postgres_url: str) -> None:
         try:
             await admin.execute(f'CREATE DATABASE "{database}"')
             log.info("database_created", database=database)
-        except asyncpg.DuplicateDatabaseError:
-            pass  # another process created it first
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            pass  # another process created it first (while it was still creating it, the catalog's index says so)
         finally:
             await admin.close()
     else:
@@ -45,8 +50,13 @@ async def apply_migrations(postgres_url: str) -> None:
     """Bring the schema to the newest revision; safe to run from several processes at once."""
     await ensure_database_exists(postgres_url)
     # Alembic is synchronous; a thread keeps the caller's event loop free while it runs.
-    await asyncio.to_thread(command.upgrade, alembic_config(postgres_url), "head")
+    await asyncio.to_thread(_upgrade_to_head, alembic_config(postgres_url))
     log.info("migrations_applied", revision="head")
+
+
+def _upgrade_to_head(config: Config) -> None:
+    with _UPGRADE_LOCK:
+        command.upgrade(config, "head")
 
 
 def main() -> None:

@@ -88,17 +88,24 @@ class TaskRepository:
         offset: int = 0,
     ) -> list[TaskSummary]:
         """Newest first, with subtask progress counts, filtered by status and/or user."""
+        # The page is cut first and its subtasks counted after, so a page reads its own rows (by index),
+        # not every task and subtask ever stored.
         rows = await self._executor.fetch(
             """
             SELECT t.id, t.user_id, t.description, t.status, t.error, t.decomposition_fallback,
-                   t.created_at, t.updated_at,
-                   count(s.id) AS subtasks_total,
-                   count(s.id) FILTER (WHERE s.status = 'completed') AS subtasks_completed
-            FROM tasks t LEFT JOIN subtasks s ON s.task_id = t.id
-            WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text IS NULL OR t.user_id = $2)
-            GROUP BY t.id
+                   t.created_at, t.updated_at, progress.subtasks_total, progress.subtasks_completed
+            FROM (
+                SELECT id, user_id, description, status, error, decomposition_fallback, created_at, updated_at
+                FROM tasks
+                WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+                ORDER BY created_at DESC, id
+                LIMIT $3 OFFSET $4
+            ) t
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS subtasks_total, count(*) FILTER (WHERE s.status = 'completed') AS subtasks_completed
+                FROM subtasks s WHERE s.task_id = t.id
+            ) progress
             ORDER BY t.created_at DESC, t.id
-            LIMIT $3 OFFSET $4
             """,
             status.value if status else None,
             user_id,

@@ -1,0 +1,162 @@
+"""The agent registry: each agent's status hash lives only as long as its heartbeats renew it.
+
+`agent:{id}` holds the AgentStatus fields (strings as they are, everything else as JSON), `active_agents` the ids.
+Every write is announced on the `registry_changed` channel so a dispatcher waiting for an agent wakes at once.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from itertools import chain
+from typing import Any, get_origin
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from shared.models import DEFAULT_AGENT_PORT_RANGE, AgentCapability, AgentStatus
+from shared.redis.client import as_text, as_text_mapping
+from shared.redis.keys import RedisKeys
+
+log = structlog.get_logger(__name__)
+
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0
+_JSON_FIELDS = frozenset(
+    name for name, field in AgentStatus.model_fields.items() if get_origin(field.annotation) is list
+)
+
+# Checks and removes in one step, so an agent re-registering between our read and the removal is never dropped.
+_PRUNE_EXPIRED_MEMBERS = """
+local removed = 0
+for index, agent_id in ipairs(ARGV) do
+    if redis.call('EXISTS', KEYS[index + 1]) == 0 then
+        removed = removed + redis.call('SREM', KEYS[1], agent_id)
+    end
+end
+return removed
+"""
+
+
+def encode_agent_status(status: AgentStatus) -> dict[str, str]:
+    """Hash fields of a status; None fields are left out."""
+    values = status.model_dump(mode="json", exclude_none=True)
+    return {name: value if isinstance(value, str) else json.dumps(value) for name, value in values.items()}
+
+
+def decode_agent_status(fields: Mapping[str, str], port_range: tuple[int, int]) -> AgentStatus:
+    values: dict[str, Any] = {name: json.loads(text) if name in _JSON_FIELDS else text for name, text in fields.items()}
+    return AgentStatus.model_validate(values, context={"agent_port_range": port_range})
+
+
+class RegistryWatcher:
+    """A live subscription to registry changes; changes published between two `wait` calls are not missed."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self._pubsub = pubsub
+
+    async def wait(self, timeout: float) -> bool:
+        """True as soon as a change has been published since the last call, False after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Subscribe confirmations and health-check pongs end a read early without being a change.
+        while not await self._next_change(max(deadline - loop.time(), 0)):
+            if loop.time() >= deadline:
+                return False
+        while await self._next_change(0):  # a burst of changes needs one wake-up, not several
+            pass
+        return True
+
+    async def _next_change(self, timeout: float) -> bool:
+        message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        return message is not None and message["type"] == "message"
+
+
+class AgentRegistry:
+    def __init__(
+        self, redis: Redis, keys: RedisKeys, agent_port_range: tuple[int, int] = DEFAULT_AGENT_PORT_RANGE
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._port_range = agent_port_range
+        self._prune_expired = redis.register_script(_PRUNE_EXPIRED_MEMBERS)
+
+    async def register_agent(self, status: AgentStatus, ttl: int) -> None:
+        """Write the agent's status with a lifetime of `ttl` seconds (also the heartbeat) and announce it."""
+        if ttl < 1:
+            raise ValueError("ttl must be at least 1 second")
+        encoded = encode_agent_status(status)
+        decode_agent_status(encoded, self._port_range)  # a status readers would refuse is refused here instead
+        key = self._keys.agent(status.agent_id)
+        fields = list(chain.from_iterable(encoded.items()))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)  # HSET alone would keep fields the new status left out (a finished current_task)
+            pipe.hset(key, items=fields)
+            pipe.expire(key, ttl)
+            pipe.sadd(self._keys.active_agents(), status.agent_id)
+            pipe.publish(self._keys.registry_changed(), status.agent_id)
+            await pipe.execute()
+
+    async def deregister_agent(self, agent_id: str) -> bool:
+        """Remove the agent at once; False if it was not registered."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.agent(agent_id))
+            pipe.srem(self._keys.active_agents(), agent_id)
+            pipe.publish(self._keys.registry_changed(), agent_id)
+            _, removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def get_agent(self, agent_id: str) -> AgentStatus | None:
+        fields = as_text_mapping(await self._redis.hgetall(self._keys.agent(agent_id)))
+        return self._decode(agent_id, fields) if fields else None
+
+    async def get_agents(self) -> list[AgentStatus]:
+        """Every live agent, by id; members whose hash has expired are pruned from `active_agents`."""
+        agent_ids = sorted(as_text(member) for member in await self._redis.smembers(self._keys.active_agents()))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hgetall(self._keys.agent(agent_id))
+            hashes: list[dict[str, str]] = await pipe.execute()
+        expired = [agent_id for agent_id, fields in zip(agent_ids, hashes, strict=True) if not fields]
+        if expired:
+            await self._prune(expired)
+        live = [(agent_id, fields) for agent_id, fields in zip(agent_ids, hashes, strict=True) if fields]
+        return [status for agent_id, fields in live if (status := self._decode(agent_id, fields)) is not None]
+
+    async def get_available_agents(self, capability: AgentCapability | None = None) -> list[AgentStatus]:
+        return [
+            agent
+            for agent in await self.get_agents()
+            if agent.is_available and (capability is None or capability in agent.capabilities)
+        ]
+
+    @asynccontextmanager
+    async def watch(self) -> AsyncIterator[RegistryWatcher]:
+        """Subscribe to registry changes; the subscription is active when the block starts."""
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self._keys.registry_changed())
+            # The confirmation proves the server has the subscription, so no later change can slip past it.
+            if await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT_SECONDS) is None:
+                raise TimeoutError("Redis did not confirm the registry subscription")
+            yield RegistryWatcher(pubsub)
+        finally:
+            await pubsub.aclose()
+
+    async def wait_for_registry_change(self, timeout: float) -> bool:
+        """True when a change is published within `timeout` seconds; one-shot, see `watch` to keep listening."""
+        async with self.watch() as watcher:
+            return await watcher.wait(timeout)
+
+    async def _prune(self, agent_ids: Sequence[str]) -> None:
+        keys = [self._keys.active_agents(), *(self._keys.agent(agent_id) for agent_id in agent_ids)]
+        removed = await self._prune_expired(keys=keys, args=list(agent_ids))
+        if removed:
+            log.info("expired_agents_pruned", agent_ids=list(agent_ids), count=removed)
+
+    def _decode(self, agent_id: str, fields: Mapping[str, str]) -> AgentStatus | None:
+        try:
+            return decode_agent_status(fields, self._port_range)
+        except ValueError as error:  # ValidationError or bad JSON; one bad hash must not hide the rest of the fleet
+            log.error("agent_status_unreadable", agent_id=agent_id, error=str(error))
+            return None

@@ -1,0 +1,208 @@
+"""RedisManager: one Redis client per process, and the tenant's queues, agent registry, shared state and events.
+
+The components live in `shared.redis`; this facade connects them and keeps the seed's method names (T019) for the
+two queues of domain models and the registry.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from shared.config import Settings
+from shared.models import AgentCapability, AgentStatus, QueuedSubtask, SubTaskResult
+from shared.redis import (
+    RESULT_QUEUE,
+    TASK_QUEUE,
+    AgentRegistry,
+    EventStream,
+    RedisKeys,
+    ReliableQueue,
+    SharedState,
+    create_client,
+)
+
+log = structlog.get_logger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+CONNECT_ATTEMPTS = 10
+CONNECT_BACKOFF_MAX_SECONDS = 5.0
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Enough of a rejected payload to recognise it in the log; the whole payload is kept in the dead-letter list.
+_LOGGED_PAYLOAD_CHARS = 500
+
+
+@dataclass(frozen=True)
+class _Connection:
+    client: Redis
+    task_queue: ReliableQueue
+    result_queue: ReliableQueue
+    registry: AgentRegistry
+    state: SharedState
+    events: EventStream
+
+
+class RedisManager:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connect_attempts: int = CONNECT_ATTEMPTS,
+        connect_backoff_max: float = CONNECT_BACKOFF_MAX_SECONDS,
+    ) -> None:
+        self._settings = settings
+        self._connect_attempts = connect_attempts
+        self._connect_backoff_max = connect_backoff_max
+        self.keys = RedisKeys(settings.tenant_id)
+        self._connection: _Connection | None = None
+
+    async def connect(self) -> None:
+        """Create the client and wait for Redis to answer, retrying with backoff; raises the last error."""
+        if self._connection is not None:
+            return
+        client = create_client(self._settings.redis_url)
+        try:
+            await self._ping_with_retries(client)
+        except BaseException:
+            await client.aclose()
+            raise
+        self._connection = self._wire(client)
+        log.info("redis_connected", tenant_id=self.keys.tenant_id, **_address(client))
+
+    async def disconnect(self) -> None:
+        if self._connection is not None:
+            await self._connection.client.aclose()
+            self._connection = None
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    @property
+    def client(self) -> Redis:
+        return self._connected.client
+
+    @property
+    def task_queue(self) -> ReliableQueue:
+        return self._connected.task_queue
+
+    @property
+    def result_queue(self) -> ReliableQueue:
+        return self._connected.result_queue
+
+    @property
+    def registry(self) -> AgentRegistry:
+        return self._connected.registry
+
+    @property
+    def state(self) -> SharedState:
+        return self._connected.state
+
+    @property
+    def events(self) -> EventStream:
+        return self._connected.events
+
+    async def enqueue_task(self, item: QueuedSubtask) -> int:
+        """Queue one subtask attempt; returns the queue's length."""
+        return await self.task_queue.push(item.model_dump_json())
+
+    async def enqueue_tasks(self, items: Sequence[QueuedSubtask]) -> int:
+        """Queue several subtask attempts in one round trip; returns the queue's length."""
+        return await self.task_queue.push_many([item.model_dump_json() for item in items])
+
+    async def queued_task_items(self) -> set[tuple[str, int]]:
+        """(subtask_id, attempt) of every attempt waiting in the task queue or held by a dispatcher."""
+        items = set()
+        for payload in await self.task_queue.waiting_and_inflight():
+            try:
+                item = QueuedSubtask.model_validate_json(payload)
+            except ValidationError:
+                continue  # garbage is dead-lettered by the consumer that takes it
+            items.add((item.subtask_id, item.attempt))
+        return items
+
+    async def dequeue_task(self, consumer_id: str, timeout: float) -> tuple[str, QueuedSubtask] | None:
+        """The next subtask attempt and its raw payload (to ack), or None after `timeout` seconds."""
+        return await self._take_model(self.task_queue, consumer_id, timeout, QueuedSubtask)
+
+    async def enqueue_result(self, result: SubTaskResult) -> int:
+        return await self.result_queue.push(result.model_dump_json())
+
+    async def dequeue_result(self, consumer_id: str, timeout: float) -> tuple[str, SubTaskResult] | None:
+        """The next result and its raw payload (to ack), or None after `timeout` seconds."""
+        return await self._take_model(self.result_queue, consumer_id, timeout, SubTaskResult)
+
+    async def register_agent(self, status: AgentStatus) -> None:
+        await self.registry.register_agent(status, ttl=self._settings.heartbeat_ttl_seconds)
+
+    async def update_agent_status(self, status: AgentStatus) -> None:
+        """The heartbeat: rewrites the status and renews its lifetime (same as `register_agent`)."""
+        await self.register_agent(status)
+
+    async def get_agents(self) -> list[AgentStatus]:
+        """Every agent whose heartbeat has not expired."""
+        return await self.registry.get_agents()
+
+    async def get_available_agents(self, capability: AgentCapability | None = None) -> list[AgentStatus]:
+        return await self.registry.get_available_agents(capability)
+
+    @property
+    def _connected(self) -> _Connection:
+        if self._connection is None:
+            raise RuntimeError("RedisManager.connect() has not been awaited")
+        return self._connection
+
+    def _wire(self, client: Redis) -> _Connection:
+        return _Connection(
+            client=client,
+            task_queue=ReliableQueue(client, self.keys, TASK_QUEUE),
+            result_queue=ReliableQueue(client, self.keys, RESULT_QUEUE),
+            registry=AgentRegistry(client, self.keys, self._settings.agent_port_range),
+            state=SharedState(client, self.keys),
+            events=EventStream(client, self.keys),
+        )
+
+    async def _ping_with_retries(self, client: Redis) -> None:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._connect_attempts),
+            wait=wait_exponential(multiplier=0.2, max=self._connect_backoff_max),
+            retry=retry_if_exception_type(_RETRYABLE),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    await client.ping()
+                except _RETRYABLE as error:
+                    number = attempt.retry_state.attempt_number
+                    log.warning("redis_connect_failed", attempt=number, of=self._connect_attempts, error=str(error))
+                    raise
+
+    async def _take_model(
+        self, queue: ReliableQueue, consumer_id: str, timeout: float, model: type[ModelT]
+    ) -> tuple[str, ModelT] | None:
+        """Take items until one parses; the others go to the dead-letter list, never silently away."""
+        while (payload := await queue.take(consumer_id, timeout)) is not None:
+            try:
+                return payload, model.model_validate_json(payload)
+            except ValidationError as error:
+                log.error(
+                    "queue_payload_rejected",
+                    queue=queue.name,
+                    consumer_id=consumer_id,
+                    payload=payload[:_LOGGED_PAYLOAD_CHARS],
+                    error=str(error),
+                )
+                await queue.reject(consumer_id, payload)
+        return None
+
+
+def _address(client: Redis) -> dict[str, object]:
+    """Where the client points, without the password a URL may carry."""
+    options = client.connection_pool.connection_kwargs
+    return {"host": options.get("host"), "port": options.get("port"), "db": options.get("db", 0)}

@@ -1,0 +1,132 @@
+"""The dashboard's and the scheduler's list queries are served by indexes, not by reading whole tables.
+
+Each case captures the exact statement a repository method sends, then asks the real server for its plan
+over a few thousand generated rows. Nothing is timed: the plan names the indexes it uses, or scans.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from shared.database import DatabaseManager, Repositories
+from shared.models import TaskStatus
+from tests.conftest import AUDITED_TABLES
+
+HISTORY = [
+    # 5,000 tasks from 250 users, one in a hundred failed, a minute apart.
+    """
+    INSERT INTO tasks (id, user_id, description, status, created_at, updated_at)
+    SELECT 'task_' || i, 'user_' || i % 250, 'Generated task number ' || i,
+           CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'completed' END,
+           now() - i * interval '1 minute', now() - i * interval '1 minute'
+    FROM generate_series(1, 5000) AS i
+    """,
+    # Three subtasks each; a handful still queued or running.
+    """
+    INSERT INTO subtasks (id, task_id, position, description, required_capabilities, status, attempt_count,
+                          queued_at)
+    SELECT 'subtask_' || i || '_' || p, 'task_' || i, p, 'Step ' || p, '{DATA_ANALYSIS}',
+           CASE WHEN p = 0 AND i % 1000 = 0 THEN 'queued' WHEN p = 0 AND i % 1000 = 1 THEN 'running'
+                ELSE 'completed' END,
+           1, now()
+    FROM generate_series(1, 5000) AS i, generate_series(0, 2) AS p
+    """,
+    """
+    INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, execution_time)
+    SELECT 'result_' || i, 'subtask_' || i || '_0', 'task_' || i, 'agent' || i % 250, 1, 'completed', 'done', 1.5
+    FROM generate_series(1, 5000) AS i
+    """,
+    """
+    INSERT INTO agent_logs (agent_id, task_id, level, message, created_at)
+    SELECT 'agent' || i % 250, 'task_' || i % 5000, 'INFO', 'entry ' || i, now() - i * interval '1 second'
+    FROM generate_series(1, 5000) AS i
+    """,
+    """
+    INSERT INTO tool_calls (agent_id, task_id, tool_name, created_at)
+    SELECT 'agent' || i % 250, 'task_' || i % 5000, 'read_file', now() - i * interval '1 second'
+    FROM generate_series(1, 5000) AS i
+    """,
+    "ANALYZE tasks, subtasks, subtask_results, agent_logs, tool_calls",
+]
+
+
+@pytest.fixture(scope="module")
+async def history(database: DatabaseManager) -> AsyncIterator[DatabaseManager]:
+    """The generated rows, written once for the module's read-only tests and removed afterwards."""
+    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+    for statement in HISTORY:
+        await database.pool.execute(statement)
+    yield database
+    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+
+
+class StatementRecorder:
+    """Takes the place of the pool to capture what a repository method sends; it answers with no rows."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        self.statements.append((query, args))
+        return []
+
+    async def fetchval(self, query: str, *args: Any) -> int:
+        self.statements.append((query, args))
+        return 0
+
+
+ListCall = Callable[[Repositories], Awaitable[Any]]
+
+
+async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
+    """The server's plan for the one statement `list_call` sends, with the arguments it sends."""
+    recorder = StatementRecorder()
+    await list_call(Repositories(recorder))
+    [(query, args)] = recorder.statements
+    rows = await db.pool.fetch(f"EXPLAIN {query}", *args)
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("list_call", "indexes"),
+    [
+        (lambda repos: repos.tasks.list_tasks(), ["tasks_created_at_idx", "subtasks_task_id_idx"]),
+        (
+            lambda repos: repos.tasks.list_tasks(status=TaskStatus.FAILED),
+            ["tasks_status_created_at_idx", "subtasks_task_id_idx"],
+        ),
+        (
+            lambda repos: repos.tasks.list_tasks(user_id="user_7"),
+            ["tasks_user_id_created_at_idx", "subtasks_task_id_idx"],
+        ),
+        (lambda repos: repos.tasks.count_tasks(status=TaskStatus.FAILED), ["tasks_status_created_at_idx"]),
+        (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx"]),
+        (lambda repos: repos.subtasks.list_running(), ["subtasks_live_status_idx"]),
+        (lambda repos: repos.subtasks.count_queued(), ["subtasks_live_status_idx"]),
+        (lambda repos: repos.results.get_subtask_results("task_7"), ["subtask_results_task_id_idx"]),
+        (lambda repos: repos.audit.list_agent_logs(), ["agent_logs_created_at_idx"]),
+        (lambda repos: repos.audit.list_agent_logs(agent_id="agent7"), ["agent_logs_agent_id_created_at_idx"]),
+        (lambda repos: repos.audit.list_agent_logs(task_id="task_7"), ["agent_logs_task_id_idx"]),
+        (lambda repos: repos.audit.list_tool_calls("task_7"), ["tool_calls_task_id_idx"]),
+    ],
+    ids=[
+        "tasks-newest",
+        "tasks-by-status",
+        "tasks-by-user",
+        "tasks-count-by-status",
+        "queued-subtasks",
+        "running-subtasks",
+        "queued-count",
+        "results-of-task",
+        "logs-newest",
+        "logs-by-agent",
+        "logs-by-task",
+        "tool-calls-of-task",
+    ],
+)
+async def test_list_query_uses_its_indexes(history: DatabaseManager, list_call: ListCall, indexes: list[str]) -> None:
+    plan = await plan_of(history, list_call)
+
+    assert [index for index in indexes if index not in plan] == [], plan
+    assert "Seq Scan" not in plan, plan

@@ -1,0 +1,213 @@
+"""ResultRepository and AuditRepository on the real server: every delivery is on record, once per result id."""
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from shared.database import DatabaseManager, Repositories
+from shared.models import AgentLog, LogLevel, ResultStatus, Task, TokenUsage, ToolCall
+from tests.factories import build_result, build_subtask, build_task
+
+
+async def stored_task(db: DatabaseManager, subtasks: int = 1) -> Task:
+    return await db.repositories().tasks.create_task(build_task(subtasks=subtasks))
+
+
+# --- Results --------------------------------------------------------------------------------------------------------
+
+
+async def test_saved_result_reads_back_unchanged(db: DatabaseManager) -> None:
+    task = await stored_task(db)
+    result = build_result(
+        task.subtasks[0],
+        attempt=2,
+        token_usage=TokenUsage(input_tokens=1200, output_tokens=340, cache_read_input_tokens=5),
+        cost_usd=0.0123,
+        num_turns=4,
+        role_config_hash="sha256:abc",
+        simulated=True,
+        retryable=True,
+    )
+    repos = db.repositories()
+
+    assert await repos.results.save_subtask_result(result, applied=True) is True
+    assert await repos.results.get_subtask_results(task.id) == [result]
+
+
+async def test_result_for_an_unknown_subtask_is_refused(db: DatabaseManager) -> None:
+    task = await stored_task(db)
+    stray = build_result(build_subtask(task.id, id="subtask_unknown"))
+    repos = db.repositories()
+
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await repos.results.save_subtask_result(stray, applied=False)
+
+    assert await repos.results.get_subtask_results(task.id) == []
+
+
+async def test_the_same_result_twice_is_stored_once(db: DatabaseManager) -> None:
+    task = await stored_task(db)
+    result = build_result(task.subtasks[0])
+    redelivered = result.model_copy(update={"output": "a different body under the same id"})
+    repos = db.repositories()
+
+    assert await repos.results.save_subtask_result(result, applied=True) is True
+    assert await repos.results.save_subtask_result(redelivered, applied=True) is False
+
+    assert await repos.results.get_subtask_results(task.id) == [result]
+
+
+async def test_applied_only_leaves_out_late_and_duplicate_results(db: DatabaseManager) -> None:
+    task = await stored_task(db)
+    subtask = task.subtasks[0]
+    late = build_result(subtask, attempt=1, created_at=datetime.now(UTC) - timedelta(seconds=5))
+    counted = build_result(subtask, attempt=2)
+    repos = db.repositories()
+    await repos.results.save_subtask_result(late, applied=False)
+    await repos.results.save_subtask_result(counted, applied=True)
+
+    assert await repos.results.get_subtask_results(task.id) == [late, counted]  # oldest first
+    assert await repos.results.get_subtask_results(task.id, applied_only=True) == [counted]
+
+
+async def test_completed_outputs_are_the_applied_completions_of_the_asked_subtasks(db: DatabaseManager) -> None:
+    task = await stored_task(db, subtasks=4)
+    done, failed, late, not_asked = task.subtasks
+    repos = db.repositories()
+    for result, applied in [
+        (build_result(done, output="rows: 42"), True),
+        (build_result(failed, status=ResultStatus.FAILED), True),
+        (build_result(late, output="too late"), False),
+        (build_result(not_asked, output="unrelated"), True),
+    ]:
+        await repos.results.save_subtask_result(result, applied=applied)
+
+    outputs = await repos.results.completed_outputs(task.id, [done.id, failed.id, late.id])
+
+    assert outputs == {done.id: "rows: 42"}
+
+
+# --- Agent logs -----------------------------------------------------------------------------------------------------
+
+NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+async def log_at(
+    db: DatabaseManager, when: datetime, agent_id: str, task_id: str | None, level: LogLevel = LogLevel.INFO
+) -> AgentLog:
+    """Log through the repository, then date the entry (the table stamps it with now())."""
+    entry = await db.repositories().audit.log_agent_activity(agent_id, task_id, level, f"{agent_id} at {when:%H:%M}")
+    await db.pool.execute("UPDATE agent_logs SET created_at = $2 WHERE id = $1", entry.id, when)
+    return entry.model_copy(update={"created_at": when})
+
+
+async def store_logs(db: DatabaseManager) -> list[AgentLog]:
+    """Five entries an hour apart from 10:00 to 14:00, returned newest first."""
+    entries = [
+        await log_at(db, NOON - timedelta(hours=2), "agent1", "task_1"),
+        await log_at(db, NOON - timedelta(hours=1), "agent2", "task_1", LogLevel.ERROR),
+        await log_at(db, NOON, "agent1", "task_2", LogLevel.WARNING),
+        await log_at(db, NOON + timedelta(hours=1), "agent2", None),
+        await log_at(db, NOON + timedelta(hours=2), "agent1", "task_1", LogLevel.ERROR),
+    ]
+    return entries[::-1]
+
+
+async def test_logged_activity_is_returned_with_its_id(db: DatabaseManager) -> None:
+    repos = db.repositories()
+
+    entry = await repos.audit.log_agent_activity(
+        "agent1", "task_1", LogLevel.WARNING, "retrying", {"attempt": 2, "tags": ["a"]}, subtask_id="subtask_1"
+    )
+
+    assert entry.id is not None
+    assert (entry.agent_id, entry.task_id, entry.subtask_id, entry.level) == (
+        "agent1",
+        "task_1",
+        "subtask_1",
+        LogLevel.WARNING,
+    )
+    assert (entry.message, entry.metadata) == ("retrying", {"attempt": 2, "tags": ["a"]})
+    assert await repos.audit.list_agent_logs() == [entry]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, [0, 1, 2, 3, 4]),
+        ({"agent_id": "agent1"}, [0, 2, 4]),
+        ({"task_id": "task_1"}, [0, 3, 4]),
+        ({"level": LogLevel.ERROR}, [0, 3]),
+        ({"since": NOON}, [0, 1, 2]),
+        ({"until": NOON}, [2, 3, 4]),
+        ({"since": NOON - timedelta(hours=1), "until": NOON + timedelta(hours=1)}, [1, 2, 3]),
+        ({"agent_id": "agent2", "level": LogLevel.ERROR}, [3]),
+        ({"limit": 2}, [0, 1]),
+        ({"agent_id": "agent1", "limit": 1}, [0]),
+        ({"agent_id": "agent9"}, []),
+    ],
+    ids=[
+        "all",
+        "agent",
+        "task",
+        "level",
+        "since",
+        "until",
+        "between",
+        "agent-and-level",
+        "limit",
+        "agent-and-limit",
+        "unknown-agent",
+    ],
+)
+async def test_agent_logs_filter_newest_first(
+    db: DatabaseManager, filters: dict[str, object], expected: list[int]
+) -> None:
+    newest_first = await store_logs(db)
+
+    listed = await db.repositories().audit.list_agent_logs(**filters)
+
+    assert listed == [newest_first[index] for index in expected]
+
+
+# --- Tool calls -----------------------------------------------------------------------------------------------------
+
+
+async def record(repos: Repositories, task_id: str, tool_name: str, **fields: object) -> ToolCall:
+    return await repos.audit.record_tool_call(
+        ToolCall(agent_id="agent1", task_id=task_id, tool_name=tool_name, **fields)
+    )
+
+
+async def test_recorded_tool_call_reads_back_with_its_id(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    call = ToolCall(
+        agent_id="agent2",
+        task_id="task_1",
+        subtask_id="subtask_1",
+        attempt=2,
+        tool_name="database_query",
+        arguments={"sql": "SELECT 1", "limit": 10},
+        is_error=True,
+        outcome="permission denied",
+        duration_ms=3.5,
+    )
+
+    recorded = await repos.audit.record_tool_call(call)
+
+    assert recorded.id is not None
+    assert recorded == call.model_copy(update={"id": recorded.id})
+    assert await repos.audit.list_tool_calls("task_1") == [recorded]
+
+
+async def test_tool_calls_are_listed_per_task_in_order(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    earlier = datetime.now(UTC) - timedelta(minutes=1)
+    second = await record(repos, "task_1", "write_file")
+    await record(repos, "task_2", "read_file")
+    first = await record(repos, "task_1", "read_file", created_at=earlier)
+    third = await record(repos, "task_1", "get_shared_state", created_at=second.created_at)  # same time: by id
+
+    assert await repos.audit.list_tool_calls("task_1") == [first, second, third]
+    assert await repos.audit.list_tool_calls("task_3") == []

@@ -1,0 +1,145 @@
+"""Migrations on brand-new databases: they build the schema, change nothing the second time, and tolerate company."""
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.config import Settings
+from shared.database import apply_migrations, ensure_database_exists
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+TABLES = ["agent_logs", "alembic_version", "subtask_results", "subtasks", "tasks", "tool_calls"]
+
+# Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
+SCHEMA_QUERIES = [
+    """
+    SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns
+    WHERE table_schema = 'public' ORDER BY table_name, column_name
+    """,
+    """
+    SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+    WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2
+    """,
+    "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2",
+    "SELECT version_num FROM alembic_version",
+]
+
+
+def database_url(settings: Settings, name: str) -> str:
+    return f"{settings.postgres_url.rsplit('/', 1)[0]}/{name}"
+
+
+async def admin_execute(settings: Settings, statement: str) -> None:
+    """Run one statement on the server's `postgres` database (where databases are created and dropped)."""
+    admin = await asyncpg.connect(database_url(settings, "postgres"))
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def missing_database(settings: Settings) -> AsyncIterator[str]:
+    """The URL of a database that does not exist yet; dropped afterwards whoever created it, even on failure."""
+    name = f"mats_mig_{uuid.uuid4().hex[:12]}"
+    yield database_url(settings, name)
+    await admin_execute(settings, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def create_database(settings: Settings, url: str) -> None:
+    await admin_execute(settings, f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+
+
+@pytest.fixture
+async def empty_database(settings: Settings, missing_database: str) -> str:
+    """The URL of a brand-new database without any table."""
+    await create_database(settings, missing_database)
+    return missing_database
+
+
+async def fetch_all(url: str, *queries: str) -> list[list[asyncpg.Record]]:
+    connection = await asyncpg.connect(url)
+    try:
+        return [await connection.fetch(query) for query in queries]
+    finally:
+        await connection.close()
+
+
+async def table_names(url: str) -> list[str]:
+    [rows] = await fetch_all(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    return [row["tablename"] for row in rows]
+
+
+async def test_migrations_build_the_schema_on_an_empty_database(empty_database: str) -> None:
+    assert await table_names(empty_database) == []
+
+    await apply_migrations(empty_database)
+
+    assert await table_names(empty_database) == TABLES
+    [revisions] = await fetch_all(empty_database, "SELECT version_num FROM alembic_version")
+    assert [row["version_num"] for row in revisions] == ["0001"]
+
+
+async def test_migrating_again_changes_nothing(empty_database: str) -> None:
+    await apply_migrations(empty_database)
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute("INSERT INTO tasks (id, description) VALUES ('task_kept', 'A task that must stay')")
+    finally:
+        await connection.close()
+    schema_before = await fetch_all(empty_database, *SCHEMA_QUERIES)
+
+    await apply_migrations(empty_database)
+
+    assert await fetch_all(empty_database, *SCHEMA_QUERIES) == schema_before
+    [kept] = await fetch_all(empty_database, "SELECT id FROM tasks")
+    assert [row["id"] for row in kept] == ["task_kept"]
+
+
+@pytest.mark.parametrize("created_first", [True, False], ids=["empty-database", "missing-database"])
+async def test_concurrent_migrations_both_succeed(
+    settings: Settings, missing_database: str, created_first: bool
+) -> None:
+    if created_first:
+        await create_database(settings, missing_database)
+
+    await asyncio.gather(apply_migrations(missing_database), apply_migrations(missing_database))
+
+    assert await table_names(missing_database) == TABLES
+    [revisions] = await fetch_all(missing_database, "SELECT version_num FROM alembic_version")
+    assert [row["version_num"] for row in revisions] == ["0001"]
+
+
+async def migrate_in_a_process(url: str, workdir: Path) -> int:
+    """Run the pre-start step (`python -m shared.database.migrations`) as a service would; its exit code."""
+    environment = {**os.environ, "POSTGRES_URL": url, "PYTHONPATH": str(REPO_ROOT)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.database.migrations", cwd=workdir, env=environment
+    )
+    return await process.wait()
+
+
+async def test_services_migrating_at_once_from_separate_processes_all_succeed(
+    empty_database: str, tmp_path: Path
+) -> None:
+    # Separate processes share no Python state: only the advisory lock keeps their upgrades apart.
+    exit_codes = await asyncio.gather(*(migrate_in_a_process(empty_database, tmp_path) for _ in range(3)))
+
+    assert exit_codes == [0, 0, 0]
+    assert await table_names(empty_database) == TABLES
+
+
+async def test_ensure_database_exists_creates_a_missing_database(missing_database: str) -> None:
+    with pytest.raises(asyncpg.InvalidCatalogNameError):
+        await asyncpg.connect(missing_database)
+
+    await ensure_database_exists(missing_database)
+    await ensure_database_exists(missing_database)  # and leaves an existing one alone
+
+    assert await table_names(missing_database) == []

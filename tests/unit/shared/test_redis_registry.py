@@ -1,0 +1,169 @@
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from shared.models import AgentCapability, AgentStatus
+from shared.redis import AgentRegistry, RedisKeys
+
+pytestmark = pytest.mark.timeout(30)
+
+AgentStatusFactory = Callable[..., AgentStatus]
+WaitExpired = Callable[[str], Awaitable[None]]
+
+
+@pytest.fixture
+def registry(redis_client: Redis, redis_keys: RedisKeys) -> AgentRegistry:
+    return AgentRegistry(redis_client, redis_keys, agent_port_range=(8001, 8016))
+
+
+def agent_ids(agents: list[AgentStatus]) -> list[str]:
+    return [agent.agent_id for agent in agents]
+
+
+async def test_register_writes_the_status_hash_with_a_ttl(
+    registry: AgentRegistry, redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    status = redis_agent_status(
+        "agent1",
+        capabilities=[AgentCapability.DATA_ANALYSIS, AgentCapability.CODE_GENERATION],
+        current_tasks=["subtask_1"],
+        tasks_completed=3,
+    )
+
+    await registry.register_agent(status, ttl=60)
+
+    fields = await redis_client.hgetall(redis_keys.agent("agent1"))
+    assert fields["url"] == "http://localhost:8001"
+    assert fields["capabilities"] == '["DATA_ANALYSIS", "CODE_GENERATION"]'
+    assert fields["current_tasks"] == '["subtask_1"]'
+    assert fields["tasks_completed"] == "3"
+    assert 0 < await redis_client.ttl(redis_keys.agent("agent1")) <= 60
+    assert await redis_client.smembers(redis_keys.active_agents()) == {"agent1"}
+    assert await registry.get_agent("agent1") == status
+
+
+async def test_reregistering_drops_fields_the_new_status_left_out(
+    registry: AgentRegistry, redis_agent_status: AgentStatusFactory
+) -> None:
+    await registry.register_agent(redis_agent_status("agent1", current_task="subtask_1", is_available=False), ttl=60)
+
+    await registry.register_agent(redis_agent_status("agent1", current_task=None, is_available=True), ttl=60)
+
+    agent = await registry.get_agent("agent1")
+    assert agent is not None
+    assert agent.current_task is None
+    assert agent.is_available is True
+
+
+async def test_a_status_outside_the_port_range_is_refused(
+    redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    status = redis_agent_status("agent1", port=8010)  # inside the model's default range, outside this one
+    narrow = AgentRegistry(redis_client, redis_keys, agent_port_range=(8001, 8005))
+
+    with pytest.raises(ValidationError, match="outside the agent port range"):
+        await narrow.register_agent(status, ttl=60)
+
+
+async def test_an_agent_whose_heartbeat_expired_disappears_and_is_pruned(
+    registry: AgentRegistry,
+    redis_client: Redis,
+    redis_keys: RedisKeys,
+    redis_agent_status: AgentStatusFactory,
+    redis_wait_expired: WaitExpired,
+) -> None:
+    await registry.register_agent(redis_agent_status("agent1"), ttl=1)
+    await registry.register_agent(redis_agent_status("agent2", port=8002), ttl=60)
+
+    await redis_wait_expired(redis_keys.agent("agent1"))
+
+    assert agent_ids(await registry.get_agents()) == ["agent2"]
+    assert agent_ids(await registry.get_available_agents()) == ["agent2"]
+    assert await redis_client.smembers(redis_keys.active_agents()) == {"agent2"}
+    assert await registry.get_agent("agent1") is None
+
+
+async def test_available_agents_are_filtered_by_availability_and_capability(
+    registry: AgentRegistry, redis_agent_status: AgentStatusFactory
+) -> None:
+    fleet = [
+        redis_agent_status("agent1", capabilities=[AgentCapability.DATA_ANALYSIS, AgentCapability.CODE_GENERATION]),
+        redis_agent_status("agent2", port=8002, capabilities=[AgentCapability.WEB_SCRAPING]),
+        redis_agent_status("agent4", port=8004, capabilities=[AgentCapability.CODE_GENERATION], is_available=False),
+    ]
+    for status in fleet:
+        await registry.register_agent(status, ttl=60)
+
+    assert agent_ids(await registry.get_agents()) == ["agent1", "agent2", "agent4"]
+    assert agent_ids(await registry.get_available_agents()) == ["agent1", "agent2"]
+    code_agents = await registry.get_available_agents(AgentCapability.CODE_GENERATION)
+    assert agent_ids(code_agents) == ["agent1"]
+    assert await registry.get_available_agents(AgentCapability.FILE_PROCESSING) == []
+
+
+async def test_an_unreadable_hash_hides_only_that_agent(
+    registry: AgentRegistry, redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    await registry.register_agent(redis_agent_status("agent1"), ttl=60)
+    await registry.register_agent(redis_agent_status("agent2", port=8002), ttl=60)
+    await redis_client.hset(redis_keys.agent("agent2"), "port", "not a port")
+
+    assert agent_ids(await registry.get_agents()) == ["agent1"]
+
+
+async def test_deregister_removes_the_agent_at_once(
+    registry: AgentRegistry, redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    await registry.register_agent(redis_agent_status("agent1"), ttl=60)
+
+    assert await registry.deregister_agent("agent1") is True
+
+    assert await registry.get_agents() == []
+    assert not await redis_client.exists(redis_keys.agent("agent1"), redis_keys.active_agents())
+    assert await registry.deregister_agent("agent1") is False
+
+
+async def test_wait_for_registry_change_wakes_on_register(
+    registry: AgentRegistry, redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    waiting = asyncio.create_task(registry.wait_for_registry_change(timeout=10))
+    # Polls a fact only the server knows: the waiter's subscription is live.
+    while (await redis_client.pubsub_numsub(redis_keys.registry_changed()))[0][1] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+    await registry.register_agent(redis_agent_status("agent1"), ttl=60)
+
+    assert await waiting is True
+
+
+async def test_wait_for_registry_change_times_out_without_a_change(registry: AgentRegistry) -> None:
+    assert await registry.wait_for_registry_change(timeout=0.2) is False
+
+
+async def test_a_watcher_sees_changes_made_between_its_waits(
+    registry: AgentRegistry, redis_agent_status: AgentStatusFactory
+) -> None:
+    async with registry.watch() as watcher:
+        await registry.register_agent(redis_agent_status("agent1"), ttl=60)
+        await registry.register_agent(redis_agent_status("agent1", is_available=False), ttl=60)
+
+        assert await watcher.wait(timeout=5) is True
+        assert await watcher.wait(timeout=0.2) is False  # the burst woke it once
+
+        await registry.deregister_agent("agent1")
+        assert await watcher.wait(timeout=5) is True
+
+
+async def test_registries_of_two_tenants_do_not_see_each_other(
+    redis_client: Redis, redis_tenant_factory: Callable[[], str], redis_agent_status: AgentStatusFactory
+) -> None:
+    acme = AgentRegistry(redis_client, RedisKeys(redis_tenant_factory()))
+    globex = AgentRegistry(redis_client, RedisKeys(redis_tenant_factory()))
+
+    await acme.register_agent(redis_agent_status("agent1"), ttl=60)
+
+    assert await globex.get_agents() == []
+    assert await globex.wait_for_registry_change(timeout=0.2) is False
