@@ -62,11 +62,13 @@ class Dispatcher(LoopService):
 
     async def _offer(self, subtask: SubTask, agent: AgentStatus) -> bool:
         """Claim the attempt for the agent, then send it; undo the claim if the agent does not take it."""
+        if not self._load.try_reserve(agent, subtask.id):
+            return False  # another dispatcher took the agent's last slot meanwhile
         repos = self._db.repositories()
         claimed = await repos.subtasks.claim(subtask.id, subtask.attempt_count, agent.agent_id)
         if claimed is None:
+            self._load.released(agent.agent_id, subtask.id)
             return True  # someone else moved it on (cancelled, or a duplicate queue item won)
-        self._load.assigned(agent.agent_id, subtask.id)
         request = await self._execution_request(claimed)
         if await self._post_execute(agent, request):
             await repos.tasks.mark_in_progress(subtask.task_id)

@@ -6,6 +6,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from anthropic.types import ToolParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from shared.models import PRIORITY_MAX, PRIORITY_MIN, TASK_DESCRIPTION_MAX, AgentCapability, SubTask, new_subtask_id
 
@@ -91,8 +92,26 @@ def plan_tool(max_subtasks: int) -> ToolParam:
     }
 
 
-def _schema_errors(error: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors(include_url=False)]
+def _planned_id(raw_plan: object, index: int) -> str | None:
+    subtasks = raw_plan.get("subtasks") if isinstance(raw_plan, dict) else None
+    raw_subtask = subtasks[index] if isinstance(subtasks, list) and index < len(subtasks) else None
+    planned_id = raw_subtask.get("id") if isinstance(raw_subtask, dict) else None
+    return planned_id if isinstance(planned_id, str) else None
+
+
+def _schema_error(raw_plan: object, item: ErrorDetails) -> str:
+    """One schema problem, naming the subtask by its id when it has one (the model knows its subtasks by id)."""
+    loc = item["loc"]
+    where = ".".join(str(part) for part in loc) or "the plan"
+    planned_id = _planned_id(raw_plan, loc[1]) if len(loc) > 1 and isinstance(loc[1], int) else None
+    if planned_id is not None:
+        where = f"subtask {planned_id!r} ({where})"
+    got = item["input"]
+    return f"{where}: {item['msg']}" + (f" (got {got!r})" if isinstance(got, str | int | float) else "")
+
+
+def _schema_errors(raw_plan: object, error: ValidationError) -> list[str]:
+    return [_schema_error(raw_plan, item) for item in error.errors(include_url=False)]
 
 
 def _graph_errors(plan: Plan) -> list[str]:
@@ -120,7 +139,8 @@ def _coverage_errors(plan: Plan, agent_capability_sets: Iterable[CapabilitySet])
     if not fleet:
         return []  # no agent is alive to compare with; the work waits for agents to join
     return [
-        f"subtask {planned.id!r} needs {sorted(planned.required_capabilities)} but no single agent has all of them"
+        f"subtask {planned.id!r} needs {', '.join(sorted(planned.required_capabilities))} but no single agent has "
+        "all of them"
         for planned in plan.subtasks
         if not any(set(planned.required_capabilities) <= capabilities for capabilities in fleet)
     ]
@@ -133,7 +153,7 @@ def validate_plan(
     try:
         plan = Plan.model_validate(raw_plan)
     except ValidationError as error:
-        return None, _schema_errors(error)
+        return None, _schema_errors(raw_plan, error)
     errors = _graph_errors(plan) + _coverage_errors(plan, agent_capability_sets)
     if len(plan.subtasks) > max_subtasks:
         errors.append(f"the plan has {len(plan.subtasks)} subtasks; at most {max_subtasks} are allowed")

@@ -22,8 +22,17 @@ class AgentLoadTracker:
     def running(self, agent_id: str) -> int:
         return len(self._running[agent_id])
 
-    def assigned(self, agent_id: str, subtask_id: str) -> None:
-        self._running[agent_id].add(subtask_id)
+    def try_reserve(self, agent: AgentStatus, subtask_id: str) -> bool:
+        """Take one of the agent's slots for the subtask, unless they are all taken.
+
+        Synchronous on purpose: with no await between the check and the update, concurrent
+        dispatchers can never both take an agent's last slot.
+        """
+        running = self._running[agent.agent_id]
+        if len(running) >= agent.slots:
+            return False
+        running.add(subtask_id)
+        return True
 
     def released(self, agent_id: str, subtask_id: str) -> None:
         self._running[agent_id].discard(subtask_id)

@@ -1,0 +1,175 @@
+"""A live orchestrator (real HTTP, PostgreSQL, Redis, simulator) and fake agents the test drives."""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, ExitStack
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from orchestrator.app import create_app
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.models import AgentCapability, SubTaskResult, TaskStatus
+from shared.redis_manager import RedisManager
+from shared.serving import serve_in_thread
+from simulator.testing import running_simulator
+from tests.integration.orchestrator.fake_agent import ANY_PORT, FakeAgent, serving
+
+HEARTBEAT_SECONDS = 0.3
+HEARTBEAT_TTL_SECONDS = 2
+POLL_SECONDS = 0.03
+T = TypeVar("T")
+TERMINAL = {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
+
+
+def plan(*subtasks: tuple[str, str, list[str], list[str]]) -> dict[str, Any]:
+    """A scenario plan from (id, description, capabilities, dependencies) tuples."""
+    return {
+        "subtasks": [
+            {"id": sid, "description": text, "required_capabilities": caps, "dependencies": deps}
+            for sid, text, caps, deps in subtasks
+        ]
+    }
+
+
+@dataclass
+class Fleet:
+    """Fake agents with heartbeats the test can stop, and the test's own Redis connection."""
+
+    redis: RedisManager
+    stack: ExitStack
+    heartbeats: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    agents: dict[str, FakeAgent] = field(default_factory=dict)
+
+    async def add(self, agent_id: str, *capabilities: AgentCapability, slots: int = 1) -> FakeAgent:
+        agent = self.stack.enter_context(serving(FakeAgent(agent_id, list(capabilities), slots)))
+        self.agents[agent_id] = agent
+        await self.redis.register_agent(agent.status())
+        self.heartbeats[agent_id] = asyncio.create_task(self._heartbeat(agent))
+        return agent
+
+    async def _heartbeat(self, agent: FakeAgent) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.redis.register_agent(agent.status())
+
+    def stop_heartbeat(self, agent_id: str) -> None:
+        self.heartbeats.pop(agent_id).cancel()
+
+    async def report(self, result: SubTaskResult) -> None:
+        await self.redis.enqueue_result(result)
+
+    async def close(self) -> None:
+        for task in self.heartbeats.values():
+            task.cancel()
+        await asyncio.gather(*self.heartbeats.values(), return_exceptions=True)
+
+
+@pytest.fixture
+def orchestrator_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "tenant_id": f"test-{uuid.uuid4().hex[:10]}",
+            "anthropic_max_retries": 0,
+            "heartbeat_interval_seconds": HEARTBEAT_SECONDS,
+            "heartbeat_ttl_seconds": HEARTBEAT_TTL_SECONDS,
+            "recovery_interval_seconds": 0.3,
+            "agent_port_min": ANY_PORT[0],
+            "agent_port_max": ANY_PORT[1],
+            "dispatch_concurrency": 4,
+            "result_concurrency": 2,
+        }
+    )
+
+
+@pytest.fixture
+async def test_redis(orchestrator_settings: Settings) -> AsyncIterator[RedisManager]:
+    manager = RedisManager(orchestrator_settings)
+    await manager.connect()
+    yield manager
+    keys = [key async for key in manager.client.scan_iter(match=manager.keys.pattern())]
+    if keys:
+        await manager.client.delete(*keys)
+    await manager.disconnect()
+
+
+@pytest.fixture
+async def fleet(test_redis: RedisManager) -> AsyncIterator[Fleet]:
+    with ExitStack() as stack:
+        fleet = Fleet(test_redis, stack)
+        yield fleet
+        await fleet.close()
+
+
+OrchestratorFactory = Callable[[dict[str, Any]], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def orchestrator(orchestrator_settings: Settings, db: DatabaseManager) -> Iterator[OrchestratorFactory]:
+    """Starts the orchestrator against a simulator answering with the given scenarios."""
+    with ExitStack() as stack:
+
+        @contextlib.asynccontextmanager
+        async def start(scenarios: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+            simulator = stack.enter_context(running_simulator(scenarios))
+            settings = orchestrator_settings.model_copy(update={"anthropic_base_url": simulator.base_url})
+            with serve_in_thread(create_app(settings), name="orchestrator") as base_url:
+                async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+                    yield client
+
+        yield start
+
+
+async def submit(client: httpx.AsyncClient, description: str) -> str:
+    response = await client.post("/tasks", params={"description": description})
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def task_state(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    response = await client.get(f"/tasks/{task_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 20.0) -> T:
+    """Poll `probe` until `done` holds for its value: the services under test run in other threads."""
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await probe()
+            if done(value):
+                return value
+            await asyncio.sleep(POLL_SECONDS)
+
+
+async def wait_until_ended(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    return await eventually(lambda: task_state(client, task_id), lambda state: state["task"]["status"] in TERMINAL)
+
+
+async def wait_for_request(agent: FakeAgent, description: str, count: int = 1) -> None:
+    async def received() -> int:
+        return len(agent.requests_for(description))
+
+    await eventually(received, lambda n: n >= count)
+
+
+async def wait_for_request_anywhere(fleet: Fleet, description: str) -> None:
+    async def received() -> bool:
+        return any(agent.requests_for(description) for agent in fleet.agents.values())
+
+    await eventually(received, bool)
+
+
+async def wait_for_results(db: DatabaseManager, task_id: str, count: int) -> None:
+    async def stored() -> int:
+        n: int = await db.pool.fetchval("SELECT count(*) FROM subtask_results WHERE task_id = $1", task_id)
+        return n
+
+    await eventually(stored, lambda n: n >= count)

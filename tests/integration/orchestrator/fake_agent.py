@@ -1,0 +1,89 @@
+"""A small agent that speaks the agent contract (POST /execute) and lets the test decide every outcome.
+
+It records what it was sent and answers 200 (or 503 when told to refuse); results are pushed by the test
+itself through Redis, exactly as a real agent would, so the test controls timing, failures and duplicates.
+"""
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from shared.models import AgentCapability, AgentStatus, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.serving import serve_in_thread
+
+ANY_PORT = (1024, 65535)
+
+
+@dataclass
+class FakeAgent:
+    agent_id: str
+    capabilities: list[AgentCapability]
+    slots: int = 1
+    refuse: bool = False
+    url: str = ""
+    received: list[TaskExecutionRequest] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def status(self) -> AgentStatus:
+        fields = {
+            "agent_id": self.agent_id,
+            "url": self.url,
+            "port": int(self.url.rsplit(":", 1)[1]),
+            "is_available": True,
+            "capabilities": self.capabilities,
+            "slots": self.slots,
+        }
+        # A fake agent's port is whatever the OS gave it; the tests widen the agent port range to match.
+        return AgentStatus.model_validate(fields, context={"agent_port_range": ANY_PORT})
+
+    def requests_for(self, description: str) -> list[TaskExecutionRequest]:
+        with self._lock:
+            return [request for request in self.received if request.subtask.description == description]
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/execute")
+        async def execute(request: TaskExecutionRequest) -> JSONResponse:
+            if self.refuse:
+                return JSONResponse({"error": "busy"}, status_code=503)
+            with self._lock:
+                self.received.append(request)
+            return JSONResponse({"status": "accepted", "agent_id": self.agent_id})
+
+        return app
+
+
+@contextmanager
+def serving(agent: FakeAgent) -> Iterator[FakeAgent]:
+    """Serve the fake agent; its registry entry (the heartbeat) is written by the test."""
+    with serve_in_thread(agent.app(), name=agent.agent_id, lifespan="off") as base_url:
+        agent.url = base_url
+        yield agent
+
+
+def result_for(
+    request: TaskExecutionRequest,
+    agent_id: str,
+    *,
+    status: ResultStatus = ResultStatus.COMPLETED,
+    output: str | None = None,
+    error: str | None = None,
+    retryable: bool = False,
+) -> SubTaskResult:
+    completed = status is ResultStatus.COMPLETED
+    return SubTaskResult(
+        subtask_id=request.subtask.id,
+        task_id=request.task_id,
+        agent_id=agent_id,
+        attempt=request.subtask.attempt_count,
+        status=status,
+        output=(output or f"output of {request.subtask.description}") if completed else None,
+        error=None if completed else (error or "it failed"),
+        retryable=retryable,
+        execution_time=0.05,
+    )
