@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Starts the whole fleet on this machine: PostgreSQL and Redis (the configured ones, or throwaway local
+# ones), migrations, the orchestrator, agent1-agent5, the dashboard, and the Claude simulator when no
+# ANTHROPIC_API_KEY is set. Running it again while the fleet is up changes nothing. scripts/stop.sh stops it.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+source scripts/lib/services.sh
+
+FLEET_DIR="$DATA_DIR/fleet"
+LOG_DIR="$FLEET_DIR/logs"
+PID_DIR="$FLEET_DIR/pids"
+HEALTH_TIMEOUT_SECONDS=90
+
+# name port capabilities (seed 003)
+AGENTS=(
+    "agent1 8001 DATA_ANALYSIS,CODE_GENERATION"
+    "agent2 8002 WEB_SCRAPING,API_INTEGRATION"
+    "agent3 8003 FILE_PROCESSING,DATABASE_OPERATIONS"
+    "agent4 8004 CODE_GENERATION,API_INTEGRATION"
+    "agent5 8005 DATA_ANALYSIS,DATABASE_OPERATIONS"
+)
+
+running_pid() {
+    local pidfile="$PID_DIR/$1.pid"
+    [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && cat "$pidfile"
+}
+
+launch() {
+    local name="$1"; shift
+    if running_pid "$name" >/dev/null; then return 0; fi
+    nohup "$@" >"$LOG_DIR/$name.log" 2>&1 &
+    echo $! >"$PID_DIR/$name.pid"
+}
+
+wait_healthy() {
+    local name="$1" url="$2"
+    "$VENV/bin/python" - "$name" "$url" "$HEALTH_TIMEOUT_SECONDS" "$PID_DIR/$name.pid" <<'EOF' || die "$name did not become healthy; see $LOG_DIR/$name.log"
+import os, sys, time
+import httpx
+
+name, url, timeout, pidfile = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+deadline = time.monotonic() + timeout
+pid = int(open(pidfile).read())
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit(f"{name} exited during start-up")
+    try:
+        if httpx.get(url, timeout=2).status_code == 200:
+            sys.exit(0)
+    except httpx.HTTPError:
+        pass
+    time.sleep(0.3)
+sys.exit(f"{name} gave no healthy answer at {url} within {timeout:.0f} s")
+EOF
+}
+
+print_urls() {
+    cat <<EOF
+
+  Orchestrator API   http://localhost:8000        (docs: http://localhost:8000/docs)
+  Dashboard          http://localhost:8501
+  Agents             http://localhost:8001 ... http://localhost:8005
+  Logs               $LOG_DIR/
+  Stop               scripts/stop.sh
+
+  Try it:  curl -X POST 'http://localhost:8000/tasks?description=Calculate%20factorial%20of%2010'
+           python scripts/test_system.py
+EOF
+}
+
+if [ -f .env ]; then set -a; source .env; set +a; fi
+export POSTGRES_URL="${POSTGRES_URL:-postgresql://postgres:postgres@localhost:5432/multi_agent_db}"
+export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
+mkdir -p "$LOG_DIR" "$PID_DIR"
+
+if running_pid orchestrator >/dev/null; then
+    say "the fleet is already running (orchestrator PID $(running_pid orchestrator)); nothing started"
+    print_urls
+    exit 0
+fi
+
+ensure_venv requirements.txt
+ensure_backing_services fleet 55433 56380
+printf '%s\n' "${STARTED_SERVICES[@]}" >"$FLEET_DIR/started-services"
+export POSTGRES_URL REDIS_URL
+"$VENV/bin/python" -m shared.database.migrations >"$LOG_DIR/migrations.log" 2>&1 \
+    || die "migrations failed; see $LOG_DIR/migrations.log"
+
+if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
+    launch simulator "$VENV/bin/python" -m simulator --host 127.0.0.1 --port 8090 \
+        --scenarios simulator/scenarios/demo.yaml --request-log "$LOG_DIR/simulator-requests.jsonl"
+    wait_healthy simulator http://127.0.0.1:8090/api/hello
+    export ANTHROPIC_BASE_URL=http://127.0.0.1:8090 CLAUDE_SIMULATED=true
+    printf '\033[1;33m%s\033[0m\n' \
+        "################################################################################" \
+        "#  OFFLINE MODE: ANTHROPIC_API_KEY is not set.                                #" \
+        "#  Claude is replaced by the local simulator (simulator/scenarios/demo.yaml). #" \
+        "#  Every plan and answer is SIMULATED and labelled so in the API and UI.      #" \
+        "################################################################################" >&2
+fi
+
+launch orchestrator "$VENV/bin/python" -m orchestrator
+for agent in "${AGENTS[@]}"; do
+    read -r name port capabilities <<<"$agent"
+    AGENT_ID="$name" AGENT_PORT="$port" AGENT_CAPABILITIES="$capabilities" \
+        launch "$name" "$VENV/bin/python" -m agent
+done
+launch dashboard "$VENV/bin/streamlit" run ui/streamlit_app.py --server.port 8501 --server.headless true \
+    --browser.gatherUsageStats false
+
+wait_healthy orchestrator http://127.0.0.1:8000/health
+for agent in "${AGENTS[@]}"; do
+    read -r name port _ <<<"$agent"
+    wait_healthy "$name" "http://127.0.0.1:$port/health"
+done
+wait_healthy dashboard http://127.0.0.1:8501/_stcore/health
+say "the fleet is up"
+print_urls
