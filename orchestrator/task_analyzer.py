@@ -93,7 +93,7 @@ class TaskAnalyzer:
             system=SYSTEM_PROMPT,
             messages=messages,
             tools=[plan_tool(max_subtasks)],
-            tool_choice={"type": "auto"},
+            tool_choice={"type": "tool", "name": PLAN_TOOL_NAME},
         )
 
     async def decompose_task(self, task_id: str, description: str, agents: Sequence[AgentStatus]) -> Decomposition:
