@@ -3,6 +3,7 @@
 import os
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from shared.config import Settings, load_settings
@@ -15,9 +16,17 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls"
 
 
+def per_run_database_url(postgres_url: str) -> str:
+    """The configured database name plus this run's PID: parallel test runs never empty each other's tables."""
+    base, _, database = postgres_url.rpartition("/")
+    name, _, query = database.partition("?")
+    return f"{base}/{name}_{os.getpid()}" + (f"?{query}" if query else "")
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return load_settings(_env_file=None)
+    configured = load_settings(_env_file=None)
+    return configured.model_copy(update={"postgres_url": per_run_database_url(configured.postgres_url)})
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +36,16 @@ async def database(settings: Settings) -> AsyncIterator[DatabaseManager]:
     await manager.connect()
     yield manager
     await manager.disconnect()
+    await drop_database(settings.postgres_url)
+
+
+async def drop_database(postgres_url: str) -> None:
+    base, _, database = postgres_url.rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database.partition("?")[0]}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
