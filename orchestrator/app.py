@@ -1,8 +1,10 @@
 """The orchestrator service: its lifespan wires clients and background loops around the API."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import httpx
@@ -10,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from orchestrator.api import fleet, tasks
-from orchestrator.dispatcher import Dispatcher, RegistryWatcher
+from orchestrator.dispatcher import AgentDirectory, Dispatcher, RegistryWatcher
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
@@ -44,24 +46,43 @@ def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
     )
 
 
-def build_loops(
-    settings: Settings, db: DatabaseManager, redis: RedisManager, http: httpx.AsyncClient
-) -> tuple[RecoveryService, list[LoopService]]:
+@dataclass
+class BackgroundWork:
+    """The orchestrator's loops and the state they share."""
+
+    load: AgentLoadTracker
+    recovery: RecoveryService
+    dispatcher: Dispatcher
+    loops: list[LoopService]
+
+    def coroutines(self) -> list[Coroutine[Any, Any, None]]:
+        return [loop.start() for loop in self.loops] + [self.dispatcher.run_matcher()]
+
+    async def prepare(self, db: DatabaseManager, directory: AgentDirectory) -> None:
+        """Before the loops start: take back our in-flight items and count the work agents already run."""
+        await self.recovery.recover_own_inflight()
+        await directory.refresh()
+        for subtask in await db.repositories().subtasks.list_running():
+            if subtask.assigned_agent:
+                self.load.restore(subtask.assigned_agent, subtask.id)
+
+
+def build_background_work(
+    settings: Settings, db: DatabaseManager, redis: RedisManager, http: httpx.AsyncClient, directory: AgentDirectory
+) -> BackgroundWork:
     load, history = AgentLoadTracker(), SuccessHistory()
     instance = settings.orchestrator_instance_id
     result_processors = [
         ResultProcessor(settings, db, redis, load, history, f"{instance}-results-{n}")
         for n in range(settings.result_concurrency)
     ]
-    dispatchers = [
-        Dispatcher(db, redis, http, load, history, f"{instance}-dispatch-{n}")
-        for n in range(settings.dispatch_concurrency)
-    ]
-    consumer_ids = [loop.consumer_id for loop in result_processors] + [loop.consumer_id for loop in dispatchers]
+    dispatcher = Dispatcher(db, redis, http, directory, load, history, f"{instance}-dispatch")
+    consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(
         settings, db, redis, result_processors[0], consumer_ids, settings.recovery_interval_seconds
     )
-    return recovery, [recovery, RegistryWatcher(redis, load), *result_processors, *dispatchers]
+    watcher = RegistryWatcher(redis, directory, load)
+    return BackgroundWork(load, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
 
 
 @asynccontextmanager
@@ -76,17 +97,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     http = httpx.AsyncClient(timeout=AGENT_REQUEST_TIMEOUT, headers={"content-type": "application/json"})
     task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings))
     app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
-    recovery, loops = build_loops(settings, db, redis, http)
-    await recovery.recover_own_inflight()
+    directory = AgentDirectory(redis)
+    work = build_background_work(settings, db, redis, http, directory)
+    await work.prepare(db, directory)
     try:
         async with asyncio.TaskGroup() as group:
-            for loop in loops:
-                group.create_task(loop.start(), name=loop.name)
-            log.info("orchestrator_started", loops=len(loops))
+            for coroutine in work.coroutines():
+                group.create_task(coroutine)
+            log.info("orchestrator_started", loops=len(work.loops))
             try:
                 yield
             finally:
-                for loop in loops:
+                for loop in work.loops:
                     loop.stop()
     finally:
         await http.aclose()

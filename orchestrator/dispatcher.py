@@ -1,5 +1,16 @@
-"""Hands queued subtasks to agents: reliable pop, pick an agent, claim in PostgreSQL, POST /execute."""
+"""Hands queued subtasks to agents.
 
+An intake loop moves items from `agent_tasks` into this orchestrator's in-flight list (so a crash
+loses nothing) and into an in-memory backlog. A matcher pairs backlog items with agents that have a
+free slot whenever something changes (new work, a slot freed, the registry changed), so an item
+that no agent can take yet never holds up items that another agent could run now. Each pairing is
+delivered on its own: claim the attempt in PostgreSQL, POST /execute, and ack the queue item.
+"""
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -8,13 +19,57 @@ import structlog
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory, rank_agents
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
-from shared.models import AgentStatus, QueuedSubtask, SubTask, SubTaskStatus, TaskExecutionRequest
+from shared.models import AgentStatus, QueuedSubtask, SubTask, TaskExecutionRequest
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
 
-# How long a dispatcher holding an undeliverable subtask waits for capacity before looking again.
-CAPACITY_WAIT_SECONDS = 1.0
+# Items held in memory at most; beyond it the intake waits and the rest stay in Redis.
+MAX_BACKLOG = 1000
+# The matcher looks again at least this often (agents' heartbeats expire without an announcement).
+MATCH_INTERVAL_SECONDS = 1.0
+# An agent that declined an item (busy, unreachable) is not offered that item again for this long.
+REFUSAL_BACKOFF_SECONDS = 1.0
+
+
+@dataclass
+class BacklogItem:
+    payload: str  # the exact queue string, to ack
+    item: QueuedSubtask
+    sequence: int  # arrival order, to keep FIFO among equal priorities
+    refused_until: dict[str, float] = field(default_factory=dict)  # agent id -> monotonic time
+
+    def refused_by(self, agent_id: str) -> bool:
+        return self.refused_until.get(agent_id, 0.0) > time.monotonic()
+
+
+class AgentDirectory:
+    """The registry as last read: refreshed when an agent announces a change and at least every second."""
+
+    def __init__(self, redis: RedisManager) -> None:
+        self._redis = redis
+        self.agents: list[AgentStatus] = []
+
+    async def refresh(self) -> None:
+        self.agents = await self._redis.get_agents()
+
+
+class RegistryWatcher(LoopService):
+    """Keeps the directory fresh and wakes the matcher when agents join, leave or report a change."""
+
+    def __init__(self, redis: RedisManager, directory: AgentDirectory, load: AgentLoadTracker) -> None:
+        super().__init__("registry_watcher")
+        self._redis = redis
+        self._directory = directory
+        self._load = load
+
+    async def run_once(self) -> None:
+        # One subscription for as long as the loop runs; an error ends it and the loop subscribes again.
+        async with self._redis.registry.watch() as watcher:
+            while not self.stopping:
+                await watcher.wait(timeout=MATCH_INTERVAL_SECONDS)
+                await self._directory.refresh()
+                self._load.notify()
 
 
 class Dispatcher(LoopService):
@@ -23,74 +78,107 @@ class Dispatcher(LoopService):
         db: DatabaseManager,
         redis: RedisManager,
         http: httpx.AsyncClient,
+        directory: AgentDirectory,
         load: AgentLoadTracker,
         history: SuccessHistory,
         consumer_id: str,
     ) -> None:
-        super().__init__(f"dispatcher:{consumer_id}")
+        super().__init__("dispatcher")
         self._db = db
         self._redis = redis
         self._http = http
+        self._directory = directory
         self._load = load
         self._history = history
         self.consumer_id = consumer_id
+        self._backlog: dict[str, BacklogItem] = {}
+        self._arrivals = itertools.count()
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> None:
-        delivery = await self._redis.dequeue_task(self.consumer_id, timeout=1.0)
-        if delivery is None:
+        """Intake: one queue item into the backlog (the item stays in this consumer's in-flight list)."""
+        if len(self._backlog) >= MAX_BACKLOG:
+            await self.sleep(0.05)
             return
-        payload, item = delivery
-        # The item stays in this consumer's in-flight list until it is delivered or found stale.
-        while not self.stopping and not await self.dispatch(item):
-            await self._load.wait_for_capacity(CAPACITY_WAIT_SECONDS)
-        if not self.stopping:
-            await self._redis.task_queue.ack(self.consumer_id, payload)
+        taken = await self._redis.dequeue_task(self.consumer_id, timeout=1.0)
+        if taken is not None:
+            payload, item = taken
+            self._backlog[payload] = BacklogItem(payload, item, next(self._arrivals))
+            self._load.notify()
 
-    async def dispatch(self, item: QueuedSubtask) -> bool:
-        """True when the item is done with (delivered to an agent, or stale); False to try again later."""
-        repos = self._db.repositories()
-        subtask = await repos.subtasks.get_subtask(item.subtask_id)
-        if subtask is None or subtask.status is not SubTaskStatus.QUEUED or subtask.attempt_count != item.attempt:
-            log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
-            return True
-        agents = await self._redis.get_agents()
-        for agent in rank_agents(agents, subtask, self._load, self._history):
-            if await self._offer(subtask, agent):
-                return True
-        log.debug("no_agent_available", subtask_id=subtask.id, capabilities=subtask.required_capabilities)
-        return False
+    async def run_matcher(self) -> None:
+        """Pairs backlog items with free agents each time something changes, until the dispatcher stops."""
+        while not self.stopping:
+            await self._load.wait_for_change(MATCH_INTERVAL_SECONDS)
+            try:
+                self.match()
+            except Exception:
+                log.exception("matching_failed")
+        if self._deliveries:
+            await asyncio.wait(self._deliveries)
 
-    async def _offer(self, subtask: SubTask, agent: AgentStatus) -> bool:
-        """Claim the attempt for the agent, then send it; undo the claim if the agent does not take it."""
-        if not self._load.try_reserve(agent, subtask.id):
-            return False  # another dispatcher took the agent's last slot meanwhile
+    def match(self) -> int:
+        """Start a delivery for every backlog item an agent can take now; returns how many started."""
+        started = 0
+        ordered = sorted(self._backlog.values(), key=lambda entry: (-entry.item.priority, entry.sequence))
+        for entry in ordered:
+            candidates = [
+                agent
+                for agent in rank_agents(self._directory.agents, entry.item, self._load, self._history)
+                if not entry.refused_by(agent.agent_id)
+            ]
+            agent = next((agent for agent in candidates if self._load.try_reserve(agent, entry.item.subtask_id)), None)
+            if agent is None:
+                continue
+            del self._backlog[entry.payload]
+            delivery = asyncio.create_task(self._deliver(entry, agent), name=f"deliver:{entry.item.subtask_id}")
+            self._deliveries.add(delivery)
+            delivery.add_done_callback(self._deliveries.discard)
+            started += 1
+        return started
+
+    async def _deliver(self, entry: BacklogItem, agent: AgentStatus) -> None:
+        item = entry.item
+        try:
+            delivered = await self._offer(item, agent)
+        except Exception:
+            log.exception("delivery_failed", subtask_id=item.subtask_id, agent_id=agent.agent_id)
+            delivered = False
+        if delivered is None or delivered:
+            await self._redis.task_queue.ack(self.consumer_id, entry.payload)
+            return
+        # Back into the backlog; this agent is skipped for it for a moment.
+        entry.refused_until[agent.agent_id] = time.monotonic() + REFUSAL_BACKOFF_SECONDS
+        self._backlog[entry.payload] = entry
+        self._load.released(agent.agent_id, item.subtask_id)
+
+    async def _offer(self, item: QueuedSubtask, agent: AgentStatus) -> bool | None:
+        """True when the agent took the attempt, False when it did not, None when the item is stale."""
         repos = self._db.repositories()
-        claimed = await repos.subtasks.claim(subtask.id, subtask.attempt_count, agent.agent_id)
+        claimed = await repos.subtasks.claim(item.subtask_id, item.attempt, agent.agent_id)
         if claimed is None:
-            self._load.released(agent.agent_id, subtask.id)
-            return True  # someone else moved it on (cancelled, or a duplicate queue item won)
+            self._load.released(agent.agent_id, item.subtask_id)
+            log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
+            return None  # cancelled, already claimed through a duplicate item, or superseded by a retry
         request = await self._execution_request(claimed)
         if await self._post_execute(agent, request):
-            await repos.tasks.mark_in_progress(subtask.task_id)
             log.info(
                 "subtask_dispatched",
-                task_id=subtask.task_id,
-                subtask_id=subtask.id,
+                task_id=claimed.task_id,
+                subtask_id=claimed.id,
                 agent_id=agent.agent_id,
                 attempt=claimed.attempt_count,
                 assignment_latency_ms=claimed.assignment_latency_ms,
             )
             return True
-        self._load.released(agent.agent_id, subtask.id)
-        await repos.subtasks.unclaim(subtask.id, claimed.attempt_count)
+        await repos.subtasks.unclaim(claimed.id, claimed.attempt_count)
         return False
 
     async def _execution_request(self, subtask: SubTask) -> TaskExecutionRequest:
         repos = self._db.repositories()
-        task = await repos.tasks.get_task(subtask.task_id)
-        outputs = await repos.results.completed_outputs(subtask.task_id, subtask.dependencies)
+        description, outputs = await repos.tasks.start_and_describe(subtask.task_id, subtask.dependencies)
         context: dict[str, Any] = {
-            "task_description": task.description if task else "",
+            "task_description": description,
             "attempt": subtask.attempt_count,
             "dependency_outputs": [
                 {"subtask_id": dependency, "output": outputs.get(dependency, "")} for dependency in subtask.dependencies
@@ -108,19 +196,3 @@ class Dispatcher(LoopService):
             return True
         log.info("agent_refused", agent_id=agent.agent_id, status_code=response.status_code, body=response.text[:200])
         return False
-
-
-class RegistryWatcher(LoopService):
-    """Wakes waiting dispatchers when an agent joins, leaves or reports a change, instead of polling."""
-
-    def __init__(self, redis: RedisManager, load: AgentLoadTracker) -> None:
-        super().__init__("registry_watcher")
-        self._redis = redis
-        self._load = load
-
-    async def run_once(self) -> None:
-        # One subscription for as long as the loop runs; an error ends it and the loop subscribes again.
-        async with self._redis.registry.watch() as watcher:
-            while not self.stopping:
-                if await watcher.wait(timeout=1.0):
-                    self._load.notify()

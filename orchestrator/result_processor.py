@@ -66,9 +66,7 @@ class ResultProcessor(LoopService):
 
     async def publish_queued(self, subtasks: list[SubTask]) -> None:
         if subtasks:
-            await self._redis.enqueue_tasks(
-                [QueuedSubtask(task_id=s.task_id, subtask_id=s.id, attempt=s.attempt_count) for s in subtasks]
-            )
+            await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask in subtasks])
 
     async def apply_result(self, result: SubTaskResult) -> ResultOutcome:
         """Apply one result in one transaction; a result for an attempt that is no longer running changes nothing."""

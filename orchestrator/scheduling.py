@@ -4,8 +4,19 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Protocol
 
-from shared.models import AgentStatus, ResultStatus, SubTask
+from shared.models import AgentCapability, AgentStatus, ResultStatus
+
+
+class Routable(Protocol):
+    """What routing needs to know of a subtask (a SubTask, or the queue item that points at one)."""
+
+    @property
+    def required_capabilities(self) -> list[AgentCapability]: ...
+
+    @property
+    def failed_agent_ids(self) -> list[str]: ...
 
 
 class AgentLoadTracker:
@@ -17,7 +28,7 @@ class AgentLoadTracker:
 
     def __init__(self) -> None:
         self._running: defaultdict[str, set[str]] = defaultdict(set)
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # one waiter: the dispatcher's matcher
 
     def running(self, agent_id: str) -> int:
         return len(self._running[agent_id])
@@ -25,8 +36,8 @@ class AgentLoadTracker:
     def try_reserve(self, agent: AgentStatus, subtask_id: str) -> bool:
         """Take one of the agent's slots for the subtask, unless they are all taken.
 
-        Synchronous on purpose: with no await between the check and the update, concurrent
-        dispatchers can never both take an agent's last slot.
+        Synchronous on purpose: with no await between the check and the update, two deliveries can
+        never both take an agent's last slot.
         """
         running = self._running[agent.agent_id]
         if len(running) >= agent.slots:
@@ -34,15 +45,20 @@ class AgentLoadTracker:
         running.add(subtask_id)
         return True
 
+    def restore(self, agent_id: str, subtask_id: str) -> None:
+        """Count work an agent was already running when this orchestrator started."""
+        self._running[agent_id].add(subtask_id)
+
     def released(self, agent_id: str, subtask_id: str) -> None:
         self._running[agent_id].discard(subtask_id)
         self.notify()
 
     def notify(self) -> None:
-        """Wake dispatchers waiting for capacity (a slot freed or the registry changed)."""
+        """Something that matching depends on changed: a slot freed, new work, or the registry."""
         self._changed.set()
 
-    async def wait_for_capacity(self, timeout: float) -> None:
+    async def wait_for_change(self, timeout: float) -> None:
+        """Returns at once if anything changed since the last call, else at the next change or the timeout."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
         self._changed.clear()
@@ -54,11 +70,11 @@ class SuccessHistory:
     def __init__(self) -> None:
         self._counts: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
 
-    def record(self, agent_id: str, subtask: SubTask, status: ResultStatus) -> None:
+    def record(self, agent_id: str, subtask: Routable, status: ResultStatus) -> None:
         for capability in subtask.required_capabilities:
             self._counts[(agent_id, capability)][0 if status is ResultStatus.COMPLETED else 1] += 1
 
-    def success_rate(self, agent_id: str, subtask: SubTask) -> float:
+    def success_rate(self, agent_id: str, subtask: Routable) -> float:
         completed = failed = 0
         for capability in subtask.required_capabilities:
             ok, bad = self._counts.get((agent_id, capability), (0, 0))
@@ -67,7 +83,7 @@ class SuccessHistory:
         return (completed + 1) / (completed + failed + 2)
 
 
-def capable_agents(agents: Sequence[AgentStatus], subtask: SubTask) -> list[AgentStatus]:
+def capable_agents(agents: Sequence[AgentStatus], subtask: Routable) -> list[AgentStatus]:
     """Agents whose capabilities include all the subtask needs, avoiding earlier failures when possible."""
     required = set(subtask.required_capabilities)
     capable = [agent for agent in agents if required <= set(agent.capabilities)]
@@ -76,7 +92,7 @@ def capable_agents(agents: Sequence[AgentStatus], subtask: SubTask) -> list[Agen
 
 
 def rank_agents(
-    agents: Sequence[AgentStatus], subtask: SubTask, load: AgentLoadTracker, history: SuccessHistory
+    agents: Sequence[AgentStatus], subtask: Routable, load: AgentLoadTracker, history: SuccessHistory
 ) -> list[AgentStatus]:
     """Capable agents with a free slot, least loaded first, then best record for this kind of work."""
     with_room = [agent for agent in capable_agents(agents, subtask) if load.running(agent.agent_id) < agent.slots]

@@ -68,7 +68,7 @@ class TaskService:
             )
 
     async def _publish(self, subtasks: list[SubTask]) -> None:
-        items = [QueuedSubtask(task_id=s.task_id, subtask_id=s.id, attempt=s.attempt_count) for s in subtasks]
+        items = [QueuedSubtask.for_subtask(subtask) for subtask in subtasks]
         try:
             await self._redis.enqueue_tasks(items)
         except redis.exceptions.RedisError as error:

@@ -72,7 +72,6 @@ class Settings(BaseSettings):
     orchestrator_instance_id: str = Field(
         "orchestrator", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Names this orchestrator's queue consumers"
     )
-    dispatch_concurrency: int = Field(8, ge=1, le=64, description="Subtasks the orchestrator dispatches at once")
     result_concurrency: int = Field(4, ge=1, le=64, description="Results the orchestrator applies at once")
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
 

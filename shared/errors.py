@@ -62,6 +62,11 @@ def describe_validation_errors(errors: list[Any]) -> str:
     """`description: String should have at least 10 characters; user_id: ...` from pydantic's error list."""
     parts = []
     for item in errors:
+        if item.get("type") == "json_invalid":  # FastAPI's loc is ("body", <character offset>), not a field
+            position = item.get("loc", ("body", "?"))[-1]
+            reason = (item.get("ctx") or {}).get("error", "JSON decode error")
+            parts.append(f"the request body is not valid JSON: {reason} (at character {position})")
+            continue
         location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")]
         message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
         parts.append(f"{'.'.join(location)}: {message}" if location else message)
@@ -92,7 +97,10 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     error_id = uuid.uuid4().hex[:12]
     log.exception("request_failed", error_id=error_id, path=request.url.path, method=request.method)
-    return _error(500, f"internal error (id {error_id}); the service log has the details", {"error_id": error_id})
+    message = f"internal error (id {error_id}); the service log has the details"
+    # Starlette re-raises after this response and uvicorn then drops the connection; saying so up front keeps a
+    # keep-alive client from sending its next request into a connection that is about to be reset.
+    return _error(500, message, {"error_id": error_id}, headers={"Connection": "close"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -290,11 +290,29 @@ class ToolCall(DomainModel):
 
 
 class QueuedSubtask(DomainModel):
-    """The item on the `agent_tasks` queue: a pointer to one attempt of one subtask."""
+    """The item on the `agent_tasks` queue: one attempt of one subtask, with what routing it needs.
+
+    The routing fields are a copy for the dispatcher's matching; PostgreSQL stays the truth, and the
+    claim of the attempt there decides whether the item is still current.
+    """
 
     task_id: Identifier
     subtask_id: Identifier
     attempt: int = Field(ge=1)
+    required_capabilities: list[AgentCapability] = Field(min_length=1)
+    failed_agent_ids: list[Identifier] = Field(default_factory=list)
+    priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+
+    @classmethod
+    def for_subtask(cls, subtask: "SubTask") -> "QueuedSubtask":
+        return cls(
+            task_id=subtask.task_id,
+            subtask_id=subtask.id,
+            attempt=subtask.attempt_count,
+            required_capabilities=subtask.required_capabilities,
+            failed_agent_ids=subtask.failed_agent_ids,
+            priority=subtask.priority,
+        )
 
 
 class TaskCreateRequest(DomainModel):

@@ -15,6 +15,7 @@ from orchestrator.api.schemas import (
     DependencyHealth,
     HealthResponse,
 )
+from orchestrator.api.tasks import NO_NUL
 from orchestrator.state import State
 from shared.errors import error_responses
 from shared.models import AgentCapability, LogLevel
@@ -40,8 +41,8 @@ async def available_agents(state: State, capability: AgentCapability | None = No
 @router.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500), tags=["agents"])
 async def agent_logs(
     state: State,
-    agent_id: Annotated[str | None, Query(max_length=128)] = None,
-    task_id: Annotated[str | None, Query(max_length=128)] = None,
+    agent_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
+    task_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     level: LogLevel | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

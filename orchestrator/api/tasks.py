@@ -1,13 +1,13 @@
 """Task endpoints: submit, read, list, cancel."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import ValidationError
 
 from orchestrator.api.schemas import TaskCancelledResponse, TaskDetailResponse, TaskListResponse
 from orchestrator.state import State
-from shared.errors import InvalidInputError, describe_validation_errors, error_responses
+from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
     TASK_DESCRIPTION_MAX,
     TASK_DESCRIPTION_MIN,
@@ -19,19 +19,29 @@ from shared.models import (
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-TaskId = Annotated[str, Path(min_length=1, max_length=128, description="The id POST /tasks returned")]
+# PostgreSQL text cannot hold NUL: refuse it here (400) rather than fail at the query (500).
+NO_NUL = r"^[^\x00]*$"
+TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="The id POST /tasks returned")]
+UserId = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
+QUEUE_FULL_RESPONSE: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "The queue is full; retry after the number of seconds in Retry-After",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}},
+}
 
 
 @router.post(
     "",
     response_model=TaskCreatedResponse,
-    responses=error_responses(400, 429, 500),
+    responses={**error_responses(400, 429, 500), 429: QUEUE_FULL_RESPONSE},
     summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
 )
 async def submit_task(
     state: State,
-    description: Annotated[str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX)] = None,
-    user_id: Annotated[str | None, Query(max_length=128)] = None,
+    description: Annotated[
+        str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX, pattern=NO_NUL)
+    ] = None,
+    user_id: UserId = None,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
 ) -> TaskCreatedResponse:
     if body is None:
@@ -41,7 +51,14 @@ async def submit_task(
             body = TaskCreateRequest(description=description, user_id=user_id)
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
+    _refuse_nul(body)
     return await state.tasks.submit_task(body)
+
+
+def _refuse_nul(request: TaskCreateRequest) -> None:
+    for name, value in (("description", request.description), ("user_id", request.user_id)):
+        if value is not None and "\x00" in value:
+            raise InvalidInputError(f"{name}: must not contain NUL characters")
 
 
 @router.get(
@@ -50,7 +67,7 @@ async def submit_task(
 async def list_tasks(
     state: State,
     status: TaskStatus | None = None,
-    user_id: Annotated[str | None, Query(max_length=128)] = None,
+    user_id: UserId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskListResponse:

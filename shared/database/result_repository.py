@@ -69,15 +69,3 @@ class ResultRepository:
             applied_only,
         )
         return [result_from_row(row) for row in rows]
-
-    async def completed_outputs(self, task_id: str, subtask_ids: list[str]) -> dict[str, str]:
-        """The output that completed each of the given subtasks (what their dependents build on)."""
-        rows = await self._executor.fetch(
-            """
-            SELECT subtask_id, output FROM subtask_results
-            WHERE task_id = $1 AND subtask_id = ANY ($2::text[]) AND applied AND status = 'completed'
-            """,
-            task_id,
-            subtask_ids,
-        )
-        return {row["subtask_id"]: row["output"] for row in rows}

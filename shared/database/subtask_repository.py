@@ -165,10 +165,9 @@ class SubtaskRepository:
 
     async def list_queued(self) -> list[QueuedSubtask]:
         rows = await self._executor.fetch(
-            "SELECT task_id, id AS subtask_id, attempt_count AS attempt FROM subtasks WHERE status = 'queued' "
-            "ORDER BY queued_at"
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'queued' ORDER BY queued_at"
         )
-        return [QueuedSubtask.model_validate(dict(row)) for row in rows]
+        return [QueuedSubtask.for_subtask(subtask_from_row(row)) for row in rows]
 
     async def list_running(self) -> list[SubTask]:
         rows = await self._executor.fetch(f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'running'")

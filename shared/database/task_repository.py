@@ -147,16 +147,30 @@ class TaskRepository:
         )
         return None if row is None else task_from_row(row)
 
-    async def mark_in_progress(self, task_id: str) -> bool:
-        """pending → in_progress, once, when its first subtask starts; False if it had already moved on."""
-        status = await self._executor.execute(
+    async def start_and_describe(self, task_id: str, dependency_ids: list[str]) -> tuple[str, dict[str, str]]:
+        """Mark the task in progress (once) and return its description and the outputs of the given subtasks.
+
+        One round trip on the dispatcher's hot path: the UPDATE in the CTE runs whether or not it matches.
+        """
+        row = await self._executor.fetchrow(
             """
-            UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
-            WHERE id = $1 AND status = 'pending'
+            WITH started AS (
+                UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
+                WHERE id = $1 AND status = 'pending'
+            )
+            SELECT t.description,
+                   (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{}'::jsonb)
+                    FROM subtask_results r
+                    WHERE r.task_id = $1 AND r.subtask_id = ANY ($2::text[]) AND r.applied AND r.status = 'completed'
+                   ) AS outputs
+            FROM tasks t WHERE t.id = $1
             """,
             task_id,
+            dependency_ids,
         )
-        return status == "UPDATE 1"
+        if row is None:
+            return "", {}
+        return row["description"], row["outputs"]
 
     async def lock_task(self, task_id: str) -> TaskStatus | None:
         """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""

@@ -81,7 +81,6 @@ def orchestrator_settings(settings: Settings) -> Settings:
             "recovery_interval_seconds": 0.3,
             "agent_port_min": ANY_PORT[0],
             "agent_port_max": ANY_PORT[1],
-            "dispatch_concurrency": 4,
             "result_concurrency": 2,
         }
     )

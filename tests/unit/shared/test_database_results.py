@@ -83,7 +83,7 @@ async def test_completed_outputs_are_the_applied_completions_of_the_asked_subtas
     ]:
         await repos.results.save_subtask_result(result, applied=applied)
 
-    outputs = await repos.results.completed_outputs(task.id, [done.id, failed.id, late.id])
+    _, outputs = await repos.tasks.start_and_describe(task.id, [done.id, failed.id, late.id])
 
     assert outputs == {done.id: "rows: 42"}
 

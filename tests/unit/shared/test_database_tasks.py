@@ -127,21 +127,24 @@ async def test_status_update_of_unknown_task_is_none(db: DatabaseManager) -> Non
     assert await db.repositories().tasks.update_task_status("task_missing", TaskStatus.FAILED) is None
 
 
-async def test_mark_in_progress_happens_once(db: DatabaseManager) -> None:
+async def test_start_and_describe_moves_a_pending_task_to_in_progress(db: DatabaseManager) -> None:
     repos = db.repositories()
-    task = await repos.tasks.create_task(build_task())
+    task = await repos.tasks.create_task(build_task(description="Count the rows of every table"))
 
-    assert await repos.tasks.mark_in_progress(task.id) is True
-    assert await repos.tasks.mark_in_progress(task.id) is False
+    assert await repos.tasks.start_and_describe(task.id, []) == ("Count the rows of every table", {})
     assert await repos.tasks.lock_task(task.id) is TaskStatus.IN_PROGRESS
 
 
-async def test_mark_in_progress_leaves_a_finished_task_alone(db: DatabaseManager) -> None:
+async def test_start_and_describe_leaves_a_finished_task_alone(db: DatabaseManager) -> None:
     repos = db.repositories()
     task = await repos.tasks.create_task(build_task(status=TaskStatus.CANCELLED))
 
-    assert await repos.tasks.mark_in_progress(task.id) is False
+    await repos.tasks.start_and_describe(task.id, [])
     assert await repos.tasks.lock_task(task.id) is TaskStatus.CANCELLED
+
+
+async def test_start_and_describe_of_unknown_task_is_empty(db: DatabaseManager) -> None:
+    assert await db.repositories().tasks.start_and_describe("task_missing", []) == ("", {})
 
 
 async def test_lock_task_of_unknown_task_is_none(db: DatabaseManager) -> None:

@@ -67,7 +67,12 @@ MINIMAL_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     SubTask: {"task_id": TASK_ID, "description": "Step", "required_capabilities": ["DATA_ANALYSIS"]},
     SubTaskResult: result_fields(),
     AgentStatus: agent_status(),
-    QueuedSubtask: {"task_id": TASK_ID, "subtask_id": "subtask_1", "attempt": 1},
+    QueuedSubtask: {
+        "task_id": TASK_ID,
+        "subtask_id": "subtask_1",
+        "attempt": 1,
+        "required_capabilities": ["DATA_ANALYSIS"],
+    },
     TokenUsage: {},
     DecompositionInfo: {},
     AgentLog: {"agent_id": "agent1", "message": "hello"},
@@ -366,7 +371,7 @@ def every_model() -> list[BaseModel]:
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, task_context={"previous": {"subtask_0": "rows"}}),
         AgentLog(id=7, agent_id="agent1", task_id=TASK_ID, level=LogLevel.WARNING, message="slow", metadata={"s": 3}),
         ToolCall(id=3, agent_id="agent1", task_id=TASK_ID, attempt=2, tool_name="read_file", arguments={"path": "a"}),
-        QueuedSubtask(task_id=TASK_ID, subtask_id=subtask.id, attempt=2),
+        QueuedSubtask(task_id=TASK_ID, subtask_id=subtask.id, attempt=2, required_capabilities=["DATA_ANALYSIS"]),
         TaskCreateRequest(description="A description long enough", user_id="bob"),
         TaskCreatedResponse(task_id=TASK_ID, subtasks_count=3, initial_subtasks_queued=2),
         TaskSummary(

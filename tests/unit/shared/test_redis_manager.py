@@ -42,7 +42,7 @@ async def test_connect_retries_then_raises_and_logs_each_attempt() -> None:
 
 
 async def test_a_queued_subtask_round_trips_and_is_acked_by_its_payload(redis_manager: RedisManager) -> None:
-    item = QueuedSubtask(task_id="task_1", subtask_id="subtask_1", attempt=2)
+    item = QueuedSubtask(task_id="task_1", subtask_id="subtask_1", attempt=2, required_capabilities=["DATA_ANALYSIS"])
 
     assert await redis_manager.enqueue_task(item) == 1
     taken = await redis_manager.dequeue_task("orchestrator-1", timeout=1)
@@ -108,7 +108,9 @@ async def test_two_tenants_keep_their_work_apart(redis_manager_factory: ManagerF
     acme = await redis_manager_factory()
     globex = await redis_manager_factory()
 
-    await acme.enqueue_task(QueuedSubtask(task_id="task_1", subtask_id="subtask_1", attempt=1))
+    await acme.enqueue_task(
+        QueuedSubtask(task_id="task_1", subtask_id="subtask_1", attempt=1, required_capabilities=["DATA_ANALYSIS"])
+    )
 
     assert await globex.dequeue_task("orchestrator-1", timeout=0.2) is None
     assert await acme.dequeue_task("orchestrator-1", timeout=0.2) is not None

@@ -1,0 +1,308 @@
+"""Benchmark of the fleet on this machine; prints figures, asserts nothing.
+
+Starts its own fleet as real processes (simulator, orchestrator, five agents on the stub executor
+unless --executor sdk) against a fresh benchmark database and Redis database, then measures:
+
+  idle hop     one 1-subtask task at a time: persisted -> completed (submit -> completed minus Claude's
+               decomposition time), median and p99
+  throughput   tasks of 5 chained subtasks submitted at once -> subtasks completed per second
+  api          POST /tasks p50/p95 at 20 concurrent clients, GET /tasks/{id} p50/p95 at 50
+  sdk          the factorial task through the real Claude Agent SDK CLI against the simulator: wall time,
+               how much of it the agent's SDK run took, and peak RSS of the orchestrator and that agent
+               (with its CLI child) idle and while running
+
+Usage: python scripts/bench.py [--only idle,throughput,api,sdk] [--hops 200] [--chains 200]
+Needs PostgreSQL and Redis (BENCH_POSTGRES_URL, BENCH_REDIS_URL; scripts/start.sh or test.sh can start them).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from shared.local_fleet import LocalFleet, ServiceProcess  # noqa: E402
+
+FLEET = {
+    "agent1": "DATA_ANALYSIS,CODE_GENERATION",
+    "agent2": "WEB_SCRAPING,API_INTEGRATION",
+    "agent3": "FILE_PROCESSING,DATABASE_OPERATIONS",
+    "agent4": "CODE_GENERATION,API_INTEGRATION",
+    "agent5": "DATA_ANALYSIS,DATABASE_OPERATIONS",
+}
+CHAIN_CAPABILITIES = ["DATABASE_OPERATIONS", "DATA_ANALYSIS", "CODE_GENERATION", "FILE_PROCESSING", "API_INTEGRATION"]
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def bench_scenarios() -> dict[str, Any]:
+    chain = [
+        {
+            "id": f"s{n}",
+            "description": f"bench step {n}",
+            "required_capabilities": [capability],
+            "dependencies": [f"s{n - 1}"] if n > 1 else [],
+        }
+        for n, capability in enumerate(CHAIN_CAPABILITIES, start=1)
+    ]
+    single = [{"id": "s1", "description": "bench hop", "required_capabilities": ["DATA_ANALYSIS"], "dependencies": []}]
+    demo = yaml.safe_load((REPO_ROOT / "simulator/scenarios/demo.yaml").read_text())
+    return {
+        "plans": [
+            {"match": "bench chain", "plan": {"subtasks": chain}},
+            {"match": "bench hop", "plan": {"subtasks": single}},
+            *demo["plans"],
+        ],
+        "subtasks": demo["subtasks"],
+    }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def describe(values: list[float], unit: str = "ms") -> str:
+    return (
+        f"p50 {percentile(values, 0.5):.2f} {unit}, p95 {percentile(values, 0.95):.2f} {unit}, "
+        f"p99 {percentile(values, 0.99):.2f} {unit} (n={len(values)})"
+    )
+
+
+async def recreate_database(postgres_url: str) -> None:
+    base, _, name = postgres_url.rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+@contextmanager
+def fleet(args: argparse.Namespace, executor: str, work_dir: Path) -> Iterator[LocalFleet]:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scenarios = work_dir / "bench-scenarios.yaml"
+    scenarios.write_text(yaml.safe_dump(bench_scenarios()))
+    base_env = {
+        "POSTGRES_URL": args.postgres_url,
+        "REDIS_URL": args.redis_url,
+        "TENANT_ID": f"bench{os.getpid()}",
+        "MAX_QUEUE_DEPTH": "100000",
+        "AGENT_PORT_MIN": "1024",
+        "AGENT_PORT_MAX": "65535",
+        "AGENT_EXECUTOR": executor,
+        "AGENT_CONCURRENCY": str(args.agent_concurrency if executor == "stub" else 1),
+        "AGENT_CLAUDE_CONFIG_ROOT": str(work_dir / "claude"),
+        "SHARED_FILES_DIR": str(work_dir / "shared_files"),
+        "CLAUDE_SIMULATED": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    with LocalFleet(base_env, work_dir / "logs") as local:
+        simulator = local.add_simulator(scenarios)
+        local.start("simulator")
+        local.base_env["ANTHROPIC_BASE_URL"] = simulator.url
+        local.add_orchestrator()
+        for agent_id, capabilities in FLEET.items():
+            local.add_agent(agent_id, capabilities)
+        local.start(*[name for name in local.services if name != "simulator"])
+        yield local
+
+
+async def submit(client: httpx.AsyncClient, description: str, user_id: str = "bench") -> str:
+    response = await client.post("/tasks", params={"description": description, "user_id": user_id})
+    response.raise_for_status()
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def wait_ended(client: httpx.AsyncClient, task_id: str, poll: float = 0.002) -> dict[str, Any]:
+    while True:
+        task: dict[str, Any] = (await client.get(f"/tasks/{task_id}")).json()["task"]
+        if task["status"] in TERMINAL:
+            return task
+        await asyncio.sleep(poll)
+
+
+def seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+async def measure_idle_hop(client: httpx.AsyncClient, hops: int) -> None:
+    samples = []
+    for _ in range(hops):
+        task = await wait_ended(client, await submit(client, "bench hop: one step"))
+        assert task["status"] == "completed", task
+        total_ms = seconds_between(task["created_at"], task["updated_at"]) * 1000
+        samples.append(total_ms - task["decomposition"]["duration_ms"])
+    print(f"idle hop (stored -> completed):   {describe(samples)}")
+
+
+async def gather_limited(count: int, concurrency: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> Any:
+        async with semaphore:
+            return await make(index)
+
+    return await asyncio.gather(*(one(index) for index in range(count)))
+
+
+async def measure_throughput(client: httpx.AsyncClient, chains: int) -> None:
+    started = time.perf_counter()
+    task_ids = await gather_limited(chains, 20, lambda _: submit(client, "bench chain of five steps", "chains"))
+    submitted = time.perf_counter() - started
+    while True:
+        completed = (await client.get("/tasks", params={"user_id": "chains", "status": "completed", "limit": 1})).json()
+        if completed["total"] >= chains:
+            break
+        failed = (await client.get("/tasks", params={"user_id": "chains", "status": "failed", "limit": 1})).json()
+        if failed["total"]:
+            sys.exit(f"{failed['total']} benchmark tasks failed")
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    subtasks = len(task_ids) * len(CHAIN_CAPABILITIES)
+    print(
+        f"throughput:                       {subtasks / elapsed:.0f} subtasks/s "
+        f"({subtasks} subtasks in {len(task_ids)} chains, {elapsed:.2f} s; submitting took {submitted:.2f} s)"
+    )
+
+
+async def timed(call: Callable[[], Awaitable[httpx.Response]]) -> float:
+    started = time.perf_counter()
+    response = await call()
+    response.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure_api(client: httpx.AsyncClient) -> None:
+    posts = await gather_limited(
+        400,
+        20,
+        lambda _: timed(lambda: client.post("/tasks", params={"description": "bench hop api", "user_id": "api"})),
+    )
+    print(f"POST /tasks at 20 concurrent:     {describe(posts)}")
+    task_id = await submit(client, "bench chain for reads")
+    gets = await gather_limited(2000, 50, lambda _: timed(lambda: client.get(f"/tasks/{task_id}")))
+    print(f"GET /tasks/{{id}} at 50 concurrent: {describe(gets)}")
+
+
+class PeakRss:
+    """Samples the RSS of a process and its children (the agent's CLI) in a background thread."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                total = self._process.memory_info().rss
+                total += sum(child.memory_info().rss for child in self._process.children(recursive=True))
+            except psutil.Error:
+                total = 0
+            self.peak = max(self.peak, total)
+            time.sleep(0.02)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:.0f} MiB"
+
+
+async def measure_sdk(client: httpx.AsyncClient, orchestrator: ServiceProcess, agents: list[ServiceProcess]) -> None:
+    with PeakRss(orchestrator.pid) as orchestrator_idle, PeakRss(agents[0].pid) as agent_idle:
+        await asyncio.sleep(1.0)
+    walls, runs = [], []
+    agent_peaks = [PeakRss(agent.pid) for agent in agents]
+    with PeakRss(orchestrator.pid) as orchestrator_busy, contextlib.ExitStack() as stack:
+        for peak in agent_peaks:
+            stack.enter_context(peak)
+        for _ in range(5):
+            started = time.perf_counter()
+            task = await wait_ended(client, await submit(client, "Calculate factorial of 10"), poll=0.01)
+            walls.append(time.perf_counter() - started)
+            assert task["status"] == "completed", task
+            detail = (await client.get(f"/tasks/{task['id']}")).json()
+            runs.append(sum(result["execution_time"] for result in detail["subtask_results"]))
+    print(f"SDK factorial task, wall:         median {statistics.median(walls):.3f} s over {len(walls)} runs")
+    print(f"  of which the agent's SDK run:   median {statistics.median(runs):.3f} s (CLI start-up + 2 model turns)")
+    print(f"  answer:                         {task['result']['summary']}")
+    print(f"orchestrator RSS:                 idle {mib(orchestrator_idle.peak)}, busy {mib(orchestrator_busy.peak)}")
+    busiest = max(agent_peaks, key=lambda peak: peak.peak)
+    print(f"agent RSS (with its CLI):         idle {mib(agent_idle.peak)}, busy {mib(busiest.peak)} (busiest agent)")
+
+
+async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> None:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=local.services["orchestrator"].url, timeout=60, limits=limits) as client:
+        if "idle" in args.only:
+            await measure_idle_hop(client, args.hops)
+        if "throughput" in args.only:
+            await measure_throughput(client, args.chains)
+        if "api" in args.only:
+            await measure_api(client)
+
+
+async def run_sdk_benchmark(local: LocalFleet) -> None:
+    async with httpx.AsyncClient(base_url=local.services["orchestrator"].url, timeout=120) as client:
+        agents = [service for name, service in local.services.items() if name in FLEET]
+        await measure_sdk(client, local.services["orchestrator"], agents)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="idle,throughput,api,sdk", type=lambda text: set(text.split(",")))
+    parser.add_argument("--hops", type=int, default=200)
+    parser.add_argument("--chains", type=int, default=200)
+    parser.add_argument("--agent-concurrency", type=int, default=8, help="slots per stub agent")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_bench"),
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    args = parser.parse_args()
+    memory_gib = psutil.virtual_memory().total / 2**30
+    print(f"machine: {os.cpu_count()} CPUs, {memory_gib:.0f} GiB; python {sys.version.split()[0]}")
+    work = REPO_ROOT / ".data" / "bench"  # kept after the run: the services' logs are there
+    shutil.rmtree(work, ignore_errors=True)
+    if args.only & {"idle", "throughput", "api"}:
+        asyncio.run(recreate_database(args.postgres_url))
+        with fleet(args, "stub", work / "stub") as local:
+            print(f"fleet: orchestrator + 5 stub agents x {args.agent_concurrency} slots, simulator for decomposition")
+            asyncio.run(run_stub_benchmarks(args, local))
+    if "sdk" in args.only:
+        asyncio.run(recreate_database(args.postgres_url))
+        with fleet(args, "sdk", work / "sdk") as local:
+            print("fleet: orchestrator + 5 agents on the Claude Agent SDK, simulator as Claude")
+            asyncio.run(run_sdk_benchmark(local))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
