@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -17,7 +17,7 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.api.tasks import NO_NUL
 from orchestrator.state import State
-from shared.errors import error_responses
+from shared.errors import InvalidInputError, error_responses
 from shared.models import AgentCapability, LogLevel
 
 router = APIRouter()
@@ -50,9 +50,24 @@ async def agent_logs(
 ) -> AgentLogListResponse:
     """Agent activity recorded in PostgreSQL, newest first."""
     logs = await state.db.repositories().audit.list_agent_logs(
-        agent_id=agent_id, task_id=task_id, level=level, since=since, until=until, limit=limit
+        agent_id=agent_id,
+        task_id=task_id,
+        level=level,
+        since=_in_utc("since", since),
+        until=_in_utc("until", until),
+        limit=limit,
     )
     return AgentLogListResponse(logs=logs)
+
+
+def _in_utc(name: str, moment: datetime | None) -> datetime | None:
+    """The database compares in UTC; at the calendar's edges (0001-01-01T00:00+01:00) there is no UTC equivalent."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(f"{name}: {moment.isoformat()} has no UTC equivalent") from None
 
 
 @router.get(

@@ -3,10 +3,10 @@
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -19,11 +19,10 @@ from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 from simulator.testing import running_simulator
 from tests.integration.orchestrator.fake_agent import ANY_PORT, FakeAgent, serving
+from tests.polling import eventually
 
 HEARTBEAT_SECONDS = 0.3
 HEARTBEAT_TTL_SECONDS = 2
-POLL_SECONDS = 0.03
-T = TypeVar("T")
 TERMINAL = {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
 
 
@@ -136,16 +135,6 @@ async def task_state(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 20.0) -> T:
-    """Poll `probe` until `done` holds for its value: the services under test run in other threads."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await probe()
-            if done(value):
-                return value
-            await asyncio.sleep(POLL_SECONDS)
 
 
 async def wait_until_ended(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:

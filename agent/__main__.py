@@ -1,0 +1,29 @@
+"""`python -m agent`: serve one agent (AGENT_ID, AGENT_PORT, AGENT_CAPABILITIES) until SIGTERM drains it."""
+
+import uvicorn
+
+from agent.app import create_app
+from agent.executors.sdk import require_claude_access
+from shared.config import load_settings
+from shared.logging import configure_logging
+
+
+def main() -> None:
+    settings = load_settings()
+    if settings.agent_executor == "sdk":
+        require_claude_access(settings)
+    configure_logging(settings.log_level, settings.log_json)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.agent_host,
+        port=settings.agent_port,
+        log_config=None,
+        access_log=False,
+        # Requests are short (/execute only accepts); the subtasks' own drain happens in the lifespan.
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()

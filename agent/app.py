@@ -1,0 +1,86 @@
+"""The agent service: its lifespan connects the clients, runs the heartbeat and drains subtasks on shutdown."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import structlog
+from fastapi import FastAPI
+
+from agent import api
+from agent.executors import build_executor
+from agent.heartbeat import Heartbeat
+from agent.reporting import ResultReporter
+from agent.roles import ROLES_DIR, RoleBook, load_roles
+from agent.runner import SubtaskRunner
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.errors import install_error_handlers
+from shared.redis_manager import RedisManager
+
+log = structlog.get_logger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    db = DatabaseManager(settings)
+    await db.connect()
+    redis = RedisManager(settings)
+    try:
+        await redis.connect()
+        async with _serving(app, settings, db, redis):
+            yield
+    finally:
+        await redis.disconnect()
+        await db.disconnect()
+        log.info("agent_stopped", agent_id=settings.agent_id)
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings, db: DatabaseManager, redis: RedisManager) -> AsyncIterator[None]:
+    """Registered and heartbeating while serving; on exit drain, stop the heartbeat, then leave the registry."""
+    executor = build_executor(settings, db, redis)
+    heartbeat = Heartbeat(settings, redis)
+    runner = SubtaskRunner(
+        settings, app.state.roles, executor, ResultReporter(settings, db, redis, executor.name), heartbeat.notify_change
+    )
+    heartbeat.attach(runner)
+    app.state.runner = runner
+    await heartbeat.run_once()  # registered before the first request can arrive
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(heartbeat.start(), name="heartbeat")
+            log.info("agent_started", agent_id=settings.agent_id, executor=executor.name, url=settings.agent_url)
+            try:
+                yield
+            finally:
+                # Heartbeats go on while draining, so the registry shows the agent busy, not gone.
+                await runner.shutdown(settings.agent_shutdown_grace_seconds)
+                heartbeat.stop()
+    finally:
+        await _deregister(redis, settings.agent_id)
+
+
+async def _deregister(redis: RedisManager, agent_id: str) -> None:
+    try:
+        await redis.registry.deregister_agent(agent_id)
+        log.info("agent_deregistered", agent_id=agent_id)
+    except Exception as error:  # the entry expires with its TTL anyway
+        log.warning("agent_deregister_failed", agent_id=agent_id, error=repr(error))
+
+
+def create_app(settings: Settings, *, roles: RoleBook | None = None, roles_dir: Path = ROLES_DIR) -> FastAPI:
+    """The agent app; role files are loaded (and validated) here, so a bad one stops the agent before it serves."""
+    app = FastAPI(
+        title="Multi-Agent Task Execution System — Agent",
+        version="1.0.0",
+        description="Runs subtasks with the Claude Agent SDK and in-process MCP tools; reports results to Redis.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.roles = roles or load_roles(roles_dir)
+    install_error_handlers(app)
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,17 @@
+"""Executors turn a subtask attempt into an outcome: the Claude Agent SDK, or the stub (no LLM)."""
+
+from agent.executors.base import ExecutionOutcome, SubtaskExecutor
+from agent.executors.sdk import SdkExecutor
+from agent.executors.stub import StubExecutor
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.redis_manager import RedisManager
+
+
+def build_executor(settings: Settings, db: DatabaseManager, redis: RedisManager) -> SubtaskExecutor:
+    if settings.agent_executor == "stub":
+        return StubExecutor.from_settings(settings)
+    return SdkExecutor(settings, db, redis)
+
+
+__all__ = ["ExecutionOutcome", "SdkExecutor", "StubExecutor", "SubtaskExecutor", "build_executor"]

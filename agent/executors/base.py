@@ -1,0 +1,35 @@
+"""What an executor is: something that turns one subtask attempt into an outcome, never into an exception."""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agent.roles import LoadedRole
+from shared.models import TaskExecutionRequest, TokenUsage
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """How an attempt ended: `output` when it succeeded, `error` (and whether retrying may help) when not."""
+
+    output: str | None = None
+    error: str | None = None
+    retryable: bool = False
+    token_usage: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    num_turns: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failure(cls, error: str, *, retryable: bool) -> "ExecutionOutcome":
+        return cls(error=error, retryable=retryable)
+
+
+class SubtaskExecutor(Protocol):
+    name: str
+
+    async def execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
+        """Run one attempt; expected failures come back as a failed outcome, cancellation propagates."""
+        ...

@@ -1,0 +1,68 @@
+"""From what the SDK reports (a ResultMessage, a raised error) to an ExecutionOutcome with a retryable flag."""
+
+import re
+from typing import Any
+
+from claude_agent_sdk import ResultMessage
+
+from agent.executors.base import ExecutionOutcome
+from shared.models import TokenUsage
+
+# Rate limits, overload (529), server errors and timeouts may pass; a bad request or a refused key will not.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
+# Limits the role sets: another attempt would hit them again.
+PERMANENT_SUBTYPES = frozenset({"error_max_turns", "error_max_budget_usd", "error_max_structured_output_retries"})
+NO_ANSWER_TEXT = "(the agent finished without a text answer)"
+_EXIT_CODE = re.compile(r" \(exit code: -?\d+\)")
+
+
+def is_retryable(status: int | None, subtype: str | None) -> bool:
+    if status is not None:
+        return status in RETRYABLE_CLIENT_STATUSES or status >= 500
+    # Without an HTTP status the API call never got an answer (lost connection, timeout) or the CLI broke.
+    return subtype not in PERMANENT_SUBTYPES
+
+
+def token_usage(usage: dict[str, Any] | None) -> TokenUsage:
+    usage = usage or {}
+    return TokenUsage(
+        **{name: int(usage.get(name) or 0) for name in TokenUsage.model_fields}  # absent counters are zero
+    )
+
+
+def accounting(result: ResultMessage | None) -> dict[str, Any]:
+    """Usage, cost and turns of a query, zero when it produced no result."""
+    if result is None:
+        return {}
+    return {
+        "token_usage": token_usage(result.usage),
+        "cost_usd": max(result.total_cost_usd or 0.0, 0.0),
+        "num_turns": max(result.num_turns, 0),
+    }
+
+
+def describe(status: int | None, text: str) -> str:
+    text = text.removeprefix("Claude Code returned an error result: ").strip() or "unknown error"
+    return f"Claude API error {status}: {text}" if status is not None and str(status) not in text else text
+
+
+def outcome_from_result(result: ResultMessage) -> ExecutionOutcome:
+    if not result.is_error:
+        return ExecutionOutcome(output=result.result or NO_ANSWER_TEXT, **accounting(result))
+    text = result.result or "; ".join(result.errors or []) or result.subtype
+    return ExecutionOutcome(
+        error=describe(result.api_error_status, text),
+        retryable=is_retryable(result.api_error_status, result.subtype),
+        **accounting(result),
+    )
+
+
+def failure_from_error(
+    error: Exception, result: ResultMessage | None, *, status: int | None, subtype: str | None
+) -> ExecutionOutcome:
+    """A failed outcome for an error `query()` raised, keeping the usage of the result it may have sent first."""
+    return ExecutionOutcome(
+        error=describe(status, _EXIT_CODE.sub("", str(error), count=1)),
+        retryable=is_retryable(status, subtype),
+        **accounting(result),
+    )

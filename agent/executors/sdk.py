@@ -1,0 +1,121 @@
+"""The Claude Agent SDK executor: one fresh `query()` per attempt, the role's prompt and tools, the task workspace.
+
+Nothing carries over between subtasks (a kept-open client would carry its conversation), and the CLI runs with
+no built-in tools, no settings files and only this attempt's in-process MCP server.
+"""
+
+from contextlib import aclosing
+from pathlib import Path
+
+import structlog
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, ResultMessage, query
+
+from agent.executors.base import ExecutionOutcome
+from agent.executors.outcomes import failure_from_error, outcome_from_result
+from agent.executors.prompt import build_prompt
+from agent.roles import LoadedRole
+from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
+from shared.config import ConfigurationError, Settings
+from shared.database import DatabaseManager
+from shared.models import TaskExecutionRequest
+from shared.redis_manager import RedisManager
+
+log = structlog.get_logger(__name__)
+
+# The simulator and other Claude-compatible servers accept any key; the CLI refuses to start without one.
+PLACEHOLDER_API_KEY = "offline-simulator"
+
+
+def cli_environment(settings: Settings, config_dir: Path, role: LoadedRole) -> dict[str, str]:
+    """The CLI's environment: where Claude is, a private config dir, no traffic beyond the API, the role's limits."""
+    api_key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else PLACEHOLDER_API_KEY
+    env = {
+        "ANTHROPIC_API_KEY": api_key,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CONFIG_DIR": str(config_dir),
+        "XDG_RUNTIME_DIR": str(config_dir / "run"),
+    }
+    if settings.anthropic_base_url:
+        env["ANTHROPIC_BASE_URL"] = settings.anthropic_base_url
+    if role.role.max_output_tokens:
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(role.role.max_output_tokens)
+    return env | settings.agent_cli_env
+
+
+def require_claude_access(settings: Settings) -> None:
+    """Stop the agent at start-up when the SDK executor has no way to reach Claude."""
+    if settings.anthropic_api_key is None and settings.anthropic_base_url is None:
+        raise ConfigurationError(
+            "invalid configuration: AGENT_EXECUTOR=sdk needs ANTHROPIC_API_KEY, or ANTHROPIC_BASE_URL (the simulator)"
+        )
+
+
+class SdkExecutor:
+    name = "sdk"
+
+    def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager) -> None:
+        require_claude_access(settings)
+        self._settings = settings
+        self._db = db
+        self._redis = redis
+        # The CLI writes its state (.claude.json, transcripts) here and makes its socket in `run/`: one per agent.
+        self.config_dir = Path(settings.agent_claude_config_root).resolve() / settings.agent_id
+        (self.config_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    async def execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
+        workspace = Workspace(self._settings.shared_files_dir, request.task_id)
+        workspace.create()
+        options = self.options(request, role, workspace)
+        return await run_query(build_prompt(request, workspace.root), options)
+
+    def options(self, request: TaskExecutionRequest, role: LoadedRole, workspace: Workspace) -> ClaudeAgentOptions:
+        settings = self._settings
+        tool_names = list(role.role.allowed_tools)
+        context = ToolContext(
+            settings=settings,
+            db=self._db,
+            redis=self._redis,
+            workspace=workspace,
+            agent_id=settings.agent_id,
+            task_id=request.task_id,
+            subtask_id=request.subtask.id,
+            attempt=request.subtask.attempt_count,
+        )
+        return ClaudeAgentOptions(
+            model=role.role.model or settings.claude_model,
+            system_prompt=f"{role.role.system_prompt.strip()}\n\nYou are agent {settings.agent_id}.",
+            tools=[],
+            allowed_tools=[qualified_tool_name(name) for name in tool_names],
+            mcp_servers={MCP_SERVER_NAME: build_tool_server(context, tool_names)} if tool_names else {},
+            strict_mcp_config=True,
+            permission_mode=settings.sdk_permission_mode,
+            max_turns=role.role.max_turns,
+            max_budget_usd=role.role.max_budget_usd,
+            cwd=workspace.root,
+            setting_sources=[],
+            env=cli_environment(settings, self.config_dir, role),
+            stderr=_log_cli_stderr,
+        )
+
+
+async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcome:
+    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag."""
+    result: ResultMessage | None = None
+    try:
+        # aclosing: a cancelled attempt (timeout, shutdown) closes the query, which stops the CLI process.
+        async with aclosing(query(prompt=prompt, options=options)) as messages:  # type: ignore[type-var]
+            async for message in messages:
+                if isinstance(message, ResultMessage):
+                    result = message
+    except ResultError as error:
+        return failure_from_error(error, result, status=error.api_error_status, subtype=error.subtype)
+    except ClaudeSDKError as error:  # the CLI did not start, died, or wrote something unreadable
+        log.warning("claude_cli_failed", error=str(error))
+        return failure_from_error(error, result, status=None, subtype=None)
+    if result is None:
+        return ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True)
+    return outcome_from_result(result)
+
+
+def _log_cli_stderr(line: str) -> None:
+    log.debug("claude_cli_stderr", line=line.rstrip())

@@ -1,0 +1,186 @@
+"""The agent's slots: accepted subtasks run as background tasks, and every one of them ends in exactly one result.
+
+Each accepted attempt is two asyncio tasks: the *execution* (the executor under the wall-clock timeout), which is
+what a shutdown cancels, and the *run* around it, which turns whatever the execution ended with (an outcome, a
+timeout, a crash, a cancellation) into the result it publishes. Cancelling only the inner task means a result that
+is already being published is never cut off.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agent.executors.base import ExecutionOutcome, SubtaskExecutor
+from agent.reporting import ResultReporter
+from agent.roles import LoadedRole, RoleBook
+from agent.tools.workspace import workspace_name_problem
+from shared.config import Settings
+from shared.errors import InvalidInputError, ServiceUnavailableError
+from shared.models import ResultStatus, TaskExecutionRequest
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_ERROR = "agent shutting down: the attempt was cancelled before it finished"
+
+SlotKey = tuple[str, int]  # (subtask id, attempt)
+
+
+class AgentBusyError(ServiceUnavailableError):
+    pass
+
+
+class AgentDrainingError(ServiceUnavailableError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunningSubtask:
+    request: TaskExecutionRequest
+    execution: "asyncio.Task[ExecutionOutcome]"
+    run: "asyncio.Task[None]"
+
+
+class SubtaskRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        roles: RoleBook,
+        executor: SubtaskExecutor,
+        reporter: ResultReporter,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._roles = roles
+        self._executor = executor
+        self._reporter = reporter
+        self._on_change = on_change
+        self._running: dict[SlotKey, RunningSubtask] = {}
+        self._accepting = True
+        self.tasks_completed = 0
+        self.tasks_failed = 0
+
+    @property
+    def executor_name(self) -> str:
+        return self._executor.name
+
+    @property
+    def current_tasks(self) -> list[str]:
+        return [subtask_id for subtask_id, _ in self._running]
+
+    @property
+    def is_available(self) -> bool:
+        return self._accepting and len(self._running) < self._settings.agent_concurrency
+
+    def accept(self, request: TaskExecutionRequest) -> bool:
+        """Start the attempt in the background; False when this very attempt already runs here (a re-delivery).
+
+        Raises InvalidInputError (400) for a request this agent can never run, AgentDrainingError or
+        AgentBusyError (503) when it cannot run it now.
+        """
+        role = self._role_for(request)
+        key = (request.subtask.id, request.subtask.attempt_count)
+        if key in self._running:
+            return False
+        if not self._accepting:
+            raise AgentDrainingError(f"{self._settings.agent_id} is shutting down and accepts no more subtasks")
+        if not self.is_available:
+            slots = self._settings.agent_concurrency
+            raise AgentBusyError(f"{self._settings.agent_id} is busy: all {slots} slot(s) are taken")
+        with structlog.contextvars.bound_contextvars(
+            task_id=request.task_id, subtask_id=request.subtask.id, attempt=request.subtask.attempt_count
+        ):
+            execution = asyncio.create_task(self._execute(request, role), name=f"execute:{key[0]}:{key[1]}")
+            run = asyncio.create_task(
+                self._run(request, role, execution, time.monotonic()), name=f"run:{key[0]}:{key[1]}"
+            )
+        self._running[key] = RunningSubtask(request, execution, run)
+        run.add_done_callback(lambda task: self._release(key, task))
+        log.info("subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name)
+        self._on_change()
+        return True
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Stop accepting, give running attempts `grace_seconds`, cancel the rest; returns when all are reported."""
+        self._accepting = False
+        self._on_change()
+        running = list(self._running.values())
+        if not running:
+            return
+        log.info("agent_draining", running=len(running), grace_seconds=grace_seconds)
+        runs = {item.run for item in running}
+        _, pending = await asyncio.wait(runs, timeout=grace_seconds) if grace_seconds > 0 else (set(), runs)
+        for item in running:
+            if item.run in pending:
+                item.execution.cancel()  # its run reports it as failed and retryable
+        await self.wait_until_idle()
+        log.info("agent_drained", finished=len(running) - len(pending), cancelled=len(pending))
+
+    async def wait_until_idle(self) -> None:
+        """Return once every accepted attempt has been reported and its slot freed."""
+        while self._running:
+            await asyncio.wait({item.run for item in self._running.values()})
+            await asyncio.sleep(0)  # the runs' done callbacks free the slots on the next loop iteration
+
+    def _role_for(self, request: TaskExecutionRequest) -> LoadedRole:
+        subtask, capabilities = request.subtask, self._settings.agent_capabilities
+        missing = [capability.value for capability in subtask.required_capabilities if capability not in capabilities]
+        if missing:
+            raise InvalidInputError(f"{self._settings.agent_id} lacks required capabilities: {', '.join(missing)}")
+        if subtask.attempt_count < 1:
+            raise InvalidInputError("subtask.attempt_count must be at least 1 (attempts are numbered from 1)")
+        problem = workspace_name_problem(request.task_id)
+        if problem:
+            raise InvalidInputError(problem)
+        role = self._roles.role_for(subtask, capabilities)
+        assert role is not None  # every required capability is one of the agent's
+        return role
+
+    async def _execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
+        await self._reporter.started(request, role)
+        timeout = self._settings.subtask_timeout_seconds
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await self._executor.execute(request, role)
+        except TimeoutError as error:
+            if not deadline.expired():  # a timeout inside the executor, not the attempt's wall-clock limit
+                return _crashed(error)
+            return ExecutionOutcome.failure(f"timed out after {timeout:g} s", retryable=True)
+        except Exception as error:
+            return _crashed(error)
+
+    async def _run(
+        self,
+        request: TaskExecutionRequest,
+        role: LoadedRole,
+        execution: "asyncio.Task[ExecutionOutcome]",
+        started: float,
+    ) -> None:
+        try:
+            outcome = await execution
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this run itself is being cancelled (the event loop is closing), not only its execution
+            outcome = ExecutionOutcome.failure(SHUTDOWN_ERROR, retryable=True)
+        result = self._reporter.build_result(request, role, outcome, time.monotonic() - started)
+        await self._reporter.finished(result)
+        if result.status is ResultStatus.COMPLETED:
+            self.tasks_completed += 1
+        else:
+            self.tasks_failed += 1
+
+    def _release(self, key: SlotKey, run: "asyncio.Task[None]") -> None:
+        self._running.pop(key, None)
+        if not run.cancelled() and run.exception() is not None:
+            log.error("subtask_run_failed", subtask_id=key[0], attempt=key[1], error=repr(run.exception()))
+        self._on_change()
+
+
+def _crashed(error: Exception) -> ExecutionOutcome:
+    # A bug or an unexpected outage: another attempt, maybe on another agent, may pass.
+    log.error("subtask_execution_crashed", error=repr(error), exc_info=error)
+    return ExecutionOutcome.failure(f"the agent failed to run the subtask: {error!r}", retryable=True)

@@ -1,0 +1,52 @@
+"""The agent's MCP tools, served in-process to the Claude Code CLI as the `agent` server.
+
+A server is built per subtask attempt: its tools close over that attempt's task, subtask and workspace.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from claude_agent_sdk import McpSdkServerConfig, create_sdk_mcp_server
+
+from agent.tools.audit import ToolSpec, audited_tool
+from agent.tools.context import ToolContext
+from agent.tools.database import DATABASE_QUERY
+from agent.tools.errors import ToolError
+from agent.tools.files import READ_FILE, WRITE_FILE
+from agent.tools.search import EMBEDDING_SEARCH
+from agent.tools.shared_state import GET_SHARED_STATE, SET_SHARED_STATE
+from agent.tools.workspace import Workspace
+
+MCP_SERVER_NAME = "agent"
+
+TOOLS: dict[str, ToolSpec] = {
+    spec.name: spec
+    for spec in (DATABASE_QUERY, READ_FILE, WRITE_FILE, GET_SHARED_STATE, SET_SHARED_STATE, EMBEDDING_SEARCH)
+}
+
+
+def qualified_tool_name(name: str) -> str:
+    """How the CLI names an in-process MCP tool, e.g. `mcp__agent__database_query`."""
+    return f"mcp__{MCP_SERVER_NAME}__{name}"
+
+
+def build_tools(context: ToolContext, names: Sequence[str]) -> list[Any]:
+    return [audited_tool(TOOLS[name], context) for name in names]
+
+
+def build_tool_server(context: ToolContext, names: Sequence[str]) -> McpSdkServerConfig:
+    """The `agent` MCP server offering exactly the tools `names`, bound to one subtask attempt."""
+    return create_sdk_mcp_server(MCP_SERVER_NAME, tools=build_tools(context, names))
+
+
+__all__ = [
+    "MCP_SERVER_NAME",
+    "TOOLS",
+    "ToolContext",
+    "ToolError",
+    "ToolSpec",
+    "Workspace",
+    "build_tool_server",
+    "build_tools",
+    "qualified_tool_name",
+]

@@ -1,0 +1,56 @@
+"""What a tool call knows: the subtask attempt it serves (tools are built per attempt) and the clients it may use."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from agent.tools.workspace import Workspace
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.models import ToolCall
+from shared.redis_manager import RedisManager
+
+log = structlog.get_logger(__name__)
+
+# The audit keeps enough of each argument and outcome to see what happened, not whole file contents.
+MAX_AUDITED_ARGUMENT_CHARS = 2000
+MAX_AUDITED_OUTCOME_CHARS = 500
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    settings: Settings
+    db: DatabaseManager
+    redis: RedisManager
+    workspace: Workspace
+    agent_id: str
+    task_id: str
+    subtask_id: str
+    attempt: int
+
+    async def record_call(
+        self, tool_name: str, arguments: dict[str, Any], *, is_error: bool, outcome: str, duration_ms: float
+    ) -> None:
+        """Append the call to `tool_calls`; an audit failure is logged and never fails the tool call."""
+        call = ToolCall(
+            agent_id=self.agent_id,
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            attempt=self.attempt,
+            tool_name=tool_name,
+            arguments={name: _shorten(value) for name, value in arguments.items()},
+            is_error=is_error,
+            outcome=_shorten(outcome, MAX_AUDITED_OUTCOME_CHARS),
+            duration_ms=duration_ms,
+        )
+        try:
+            await self.db.repositories().audit.record_tool_call(call)
+        except Exception as error:  # the database being down must not cost the subtask its tool
+            log.warning("tool_call_audit_failed", tool=tool_name, subtask_id=self.subtask_id, error=repr(error))
+
+
+def _shorten(value: Any, limit: int = MAX_AUDITED_ARGUMENT_CHARS) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... [{len(value) - limit} more characters]"
+    return value

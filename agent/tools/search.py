@@ -1,0 +1,105 @@
+"""embedding_search: ranked full-text search over the task's workspace files and its completed subtasks' outputs.
+
+PostgreSQL does the ranking (`to_tsvector @@ websearch_to_tsquery`, `ts_rank`, `ts_headline` for snippets); the
+workspace files travel as query parameters, so nothing is stored and the search sees the files as they are now.
+"""
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.tools.audit import ToolSpec, object_schema
+from agent.tools.context import ToolContext
+from agent.tools.errors import ToolError
+from agent.tools.workspace import Workspace
+
+DEFAULT_LIMIT = 5
+MAX_LIMIT = 20
+MAX_FILES = 200
+# PostgreSQL caps a tsvector at 1 MiB; files are searched up to this many bytes each.
+MAX_FILE_BYTES = 256 * 1024
+
+SEARCH_SQL = """
+WITH documents (source, body) AS (
+    SELECT 'file:' || path, body FROM unnest($2::text[], $3::text[]) AS files (path, body)
+    UNION ALL
+    (
+        SELECT DISTINCT ON (subtask_id) 'subtask:' || subtask_id, output
+        FROM subtask_results
+        WHERE task_id = $4 AND status = 'completed' AND applied AND output IS NOT NULL
+        ORDER BY subtask_id, created_at DESC
+    )
+), search AS (SELECT websearch_to_tsquery('english', $1) AS query)
+SELECT source,
+       ts_rank(to_tsvector('english', body), query) AS rank,
+       ts_headline('english', body, query, 'MaxFragments=2, MinWords=8, MaxWords=30, StartSel=**, StopSel=**')
+           AS snippet
+FROM documents, search
+WHERE to_tsvector('english', body) @@ query
+ORDER BY rank DESC, source
+LIMIT $5
+"""
+
+
+@dataclass(frozen=True)
+class WorkspaceText:
+    path: str
+    body: str
+
+
+async def embedding_search(context: ToolContext, arguments: dict[str, Any]) -> str:
+    query = str(arguments["query"]).strip()
+    if not query:
+        raise ToolError("the query is empty")
+    limit = int(arguments.get("limit") or DEFAULT_LIMIT)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ToolError(f"limit must be between 1 and {MAX_LIMIT}")
+    files = await asyncio.to_thread(workspace_texts, context.workspace)
+    rows = await context.db.pool.fetch(
+        SEARCH_SQL, query, [file.path for file in files], [file.body for file in files], context.task_id, limit
+    )
+    results = [{"source": row["source"], "rank": round(row["rank"], 6), "snippet": row["snippet"]} for row in rows]
+    return json.dumps({"query": query, "results": results, "files_searched": len(files)})
+
+
+def workspace_texts(workspace: Workspace) -> list[WorkspaceText]:
+    """The workspace's UTF-8 text files (first MAX_FILES, by path), skipping symlinks and anything unreadable."""
+    if not workspace.root.is_dir():
+        return []
+    paths = sorted(path for path in workspace.root.rglob("*") if path.is_file() and not path.is_symlink())
+    texts = []
+    for path in paths[:MAX_FILES]:
+        body = _read_prefix(path)
+        if body:
+            texts.append(WorkspaceText(workspace.display(path), body))
+    return texts
+
+
+def _read_prefix(path: Path) -> str | None:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES)
+    except OSError:
+        return None
+    if b"\x00" in data:  # binary, and PostgreSQL text cannot hold NUL anyway
+        return None
+    return data.decode("utf-8", errors="ignore")
+
+
+EMBEDDING_SEARCH = ToolSpec(
+    name="embedding_search",
+    description=(
+        "Search the task's workspace files and the outputs of its completed subtasks (full-text, ranked). Answers "
+        'JSON: {"results": [{"source": "file:<path>" | "subtask:<id>", "rank": r, "snippet": "..."}]}.'
+    ),
+    input_schema=object_schema(
+        {
+            "query": {"type": "string", "description": 'Words or a phrase; "quotes", OR and -word work'},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        },
+        ["query"],
+    ),
+    function=embedding_search,
+)

@@ -1,0 +1,158 @@
+"""The agent's API contract (seed 003 T007/T008): the committed contracts/agent-api.yaml is what the app serves,
+its answers conform to it, and schemathesis finds no 5xx and no response outside it (stub executor)."""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import claude_agent_sdk
+import httpx
+import pytest
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from agent.app import create_app
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.serving import serve_in_thread
+from tests.unit.agent.fixtures import (  # noqa: F401 - fixtures used by name
+    RequestFactory,
+    SettingsFactory,
+    agent_settings_factory,
+    agent_tenant,
+    execution_request,
+    serving,
+)
+
+CONTRACT = Path(__file__).parents[2] / "contracts" / "agent-api.yaml"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture(scope="module")
+def contract() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(CONTRACT.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def contract_schema(contract: dict[str, Any]) -> Any:
+    return schemathesis.openapi.from_dict(contract)
+
+
+@pytest.fixture
+async def agent_client(
+    agent_settings_factory: SettingsFactory,  # noqa: F811
+    db: DatabaseManager,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A running agent (stub executor, one slot, subtasks that take a while) and a client for it."""
+    agent = agent_settings_factory(agent_stub_delay_seconds=30, agent_concurrency=1, agent_shutdown_grace_seconds=0)
+    async with serving(agent) as (_, client):
+        yield client
+
+
+def test_the_committed_contract_is_what_the_app_serves(contract: dict[str, Any], settings: Settings) -> None:
+    served = create_app(settings).openapi()
+    assert contract == served, "contracts/agent-api.yaml is stale: run python scripts/export_contracts.py"
+
+
+async def test_health_answers_healthy_with_the_sdk_version(
+    agent_client: httpx.AsyncClient, contract_schema: Any
+) -> None:
+    response = await agent_client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["is_available"] is True
+    assert body["current_task"] is None
+    assert body["sdk_version"] == claude_agent_sdk.__version__
+    contract_schema["/health"]["GET"].validate_response(response)
+
+
+async def test_status_answers_the_full_agent_status(agent_client: httpx.AsyncClient, contract_schema: Any) -> None:
+    response = await agent_client.get("/status")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["executor"] == "stub"
+    assert 0 <= body["cpu_usage"] <= 100 and 0 < body["memory_usage"] <= 100
+    contract_schema["/status"]["GET"].validate_response(response)
+
+
+async def test_execute_accepts_then_answers_busy(
+    agent_client: httpx.AsyncClient,
+    contract_schema: Any,
+    execution_request: RequestFactory,  # noqa: F811
+) -> None:
+    operation = contract_schema["/execute"]["POST"]
+
+    accepted = await agent_client.post("/execute", json=execution_request().model_dump(mode="json"))
+    busy = await agent_client.post("/execute", json=execution_request().model_dump(mode="json"))
+
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "accepted"
+    assert busy.status_code == 503
+    assert "busy" in busy.json()["error"]
+    operation.validate_response(accepted)
+    operation.validate_response(busy)
+    assert (await agent_client.get("/health")).json()["is_available"] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"task_id": "t1"},
+        {"task_id": "t1", "subtask": {"task_id": "t2", "description": "x", "required_capabilities": ["DATA_ANALYSIS"]}},
+        {"task_id": "t1", "subtask": {"task_id": "t1", "description": "x", "required_capabilities": ["TELEPATHY"]}},
+        {"task_id": "t1", "subtask": {"task_id": "t1", "description": "x", "required_capabilities": []}},
+    ],
+)
+async def test_a_malformed_request_is_a_400(
+    agent_client: httpx.AsyncClient, contract_schema: Any, body: dict[str, Any]
+) -> None:
+    response = await agent_client.post("/execute", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]
+    contract_schema["/execute"]["POST"].validate_response(response)
+
+
+async def test_a_missing_capability_is_a_400(
+    agent_settings_factory: SettingsFactory,  # noqa: F811
+    db: DatabaseManager,
+    execution_request: RequestFactory,  # noqa: F811
+) -> None:
+    agent = agent_settings_factory(agent_capabilities="WEB_SCRAPING,API_INTEGRATION")
+    async with serving(agent) as (_, client):
+        response = await client.post("/execute", json=execution_request().model_dump(mode="json"))
+    assert response.status_code == 400
+    assert "DATA_ANALYSIS" in response.json()["error"]
+
+
+@pytest.fixture
+def agent_url(agent_settings_factory: SettingsFactory, database: DatabaseManager) -> Iterator[str]:  # noqa: F811
+    """The agent served over real HTTP for schemathesis (stub executor, two slots)."""
+    agent = agent_settings_factory(agent_concurrency=2, agent_shutdown_grace_seconds=0)
+    with serve_in_thread(create_app(agent), name="agent") as base_url:
+        yield base_url
+
+
+# Valid and invalid inputs, a small budget per operation; no example database is written to the working tree.
+fuzzed_schema = schemathesis.openapi.from_path(
+    CONTRACT,
+    config=schemathesis.Config.from_dict({"generation": {"mode": "all", "max-examples": 30, "database": "none"}}),
+)
+
+
+@fuzzed_schema.parametrize()
+# The agent fixture is started once per operation, not per case: intended.
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+def test_fuzzed_requests_get_no_5xx_and_no_answer_outside_the_contract(case: schemathesis.Case, agent_url: str) -> None:
+    case.call_and_validate(base_url=agent_url, checks=CHECKS, timeout=30)

@@ -1,0 +1,133 @@
+"""The whole fleet as real processes: simulator, orchestrator and five agents running the Claude Agent SDK CLI.
+
+One fleet serves the module's tests (starting it costs seconds); a test that kills a process starts it again.
+"""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.local_fleet import LocalFleet
+from shared.redis_manager import RedisManager
+from tests.polling import eventually
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FLEET = {
+    "agent1": "DATA_ANALYSIS,CODE_GENERATION",
+    "agent2": "WEB_SCRAPING,API_INTEGRATION",
+    "agent3": "FILE_PROCESSING,DATABASE_OPERATIONS",
+    "agent4": "CODE_GENERATION,API_INTEGRATION",
+    "agent5": "DATA_ANALYSIS,DATABASE_OPERATIONS",
+}
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def e2e_scenarios(path: Path) -> Path:
+    demo = yaml.safe_load((REPO_ROOT / "simulator/scenarios/demo.yaml").read_text())
+    slow = yaml.safe_load((Path(__file__).parent / "scenarios/slow.yaml").read_text())
+    path.write_text(yaml.safe_dump({key: slow[key] + demo[key] for key in ("plans", "subtasks")}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fleet_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"tenant_id": f"e2e-{uuid.uuid4().hex[:10]}"})
+
+
+@pytest.fixture(scope="module")
+def fleet_settings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the fleet keeps its logs, workspaces and CLI configuration."""
+    return tmp_path_factory.mktemp("fleet")
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet_settings: Settings, fleet_settings_dir: Path, database: DatabaseManager) -> Iterator[LocalFleet]:
+    """`database` has created and migrated the run's database before any service connects to it."""
+    work = fleet_settings_dir
+    base_env = {
+        "POSTGRES_URL": fleet_settings.postgres_url,
+        "REDIS_URL": fleet_settings.redis_url,
+        "TENANT_ID": fleet_settings.tenant_id,
+        "AGENT_EXECUTOR": "sdk",
+        "AGENT_CLI_ENV": json.dumps({"CLAUDE_CODE_MAX_RETRIES": "0"}),
+        "AGENT_CLAUDE_CONFIG_ROOT": str(work / "claude"),
+        "SHARED_FILES_DIR": str(work / "shared_files"),
+        "AGENT_PORT_MIN": "1024",
+        "AGENT_PORT_MAX": "65535",
+        "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "HEARTBEAT_TTL_SECONDS": "3",
+        "RECOVERY_INTERVAL_SECONDS": "0.5",
+        "AGENT_SHUTDOWN_GRACE_SECONDS": "2",
+        "CLAUDE_SIMULATED": "true",
+        "ANTHROPIC_MAX_RETRIES": "0",
+    }
+    with LocalFleet(base_env, work / "logs") as local:
+        simulator = local.add_simulator(e2e_scenarios(work / "scenarios.yaml"))
+        local.start("simulator")
+        local.base_env["ANTHROPIC_BASE_URL"] = simulator.url
+        local.add_orchestrator()
+        for agent_id, capabilities in FLEET.items():
+            local.add_agent(agent_id, capabilities)
+        local.start(*[name for name in local.services if name != "simulator"])
+        yield local
+
+
+@pytest.fixture
+async def api(fleet: LocalFleet) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, timeout=30) as client:
+        await wait_for_agents(client, len(FLEET))
+        yield client
+
+
+@pytest.fixture
+async def fleet_redis(fleet_settings: Settings) -> AsyncIterator[RedisManager]:
+    manager = RedisManager(fleet_settings)
+    await manager.connect()
+    yield manager
+    await manager.disconnect()
+
+
+async def wait_for_agents(client: httpx.AsyncClient, count: int) -> None:
+    async def registered() -> int:
+        return len((await client.get("/agents")).json()["agents"])
+
+    await eventually(registered, lambda n: n >= count, timeout=30)
+
+
+async def submit(client: httpx.AsyncClient, description: str) -> str:
+    response = await client.post("/tasks", params={"description": description, "user_id": "e2e"})
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def follow(client: httpx.AsyncClient, task_id: str, timeout: float = 90.0) -> tuple[dict[str, Any], list[str]]:
+    """Poll the task until it ends; returns its final state and every status seen on the way."""
+    seen: list[str] = []
+
+    async def state() -> dict[str, Any]:
+        current: dict[str, Any] = (await client.get(f"/tasks/{task_id}")).json()
+        if not seen or seen[-1] != current["task"]["status"]:
+            seen.append(current["task"]["status"])
+        return current
+
+    final = await eventually(state, lambda current: current["task"]["status"] in TERMINAL, timeout=timeout)
+    return final, seen
+
+
+async def wait_until_running(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    """The task's first subtask once an agent has it."""
+
+    async def first_subtask() -> dict[str, Any]:
+        subtask: dict[str, Any] = (await client.get(f"/tasks/{task_id}")).json()["task"]["subtasks"][0]
+        return subtask
+
+    return await eventually(first_subtask, lambda subtask: subtask["status"] == "running", timeout=30)

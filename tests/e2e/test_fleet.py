@@ -1,0 +1,124 @@
+"""The seed's quickstart scenarios and the failure drills, against the fleet running as real processes."""
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.database import DatabaseManager
+from shared.local_fleet import LocalFleet
+from shared.models import AgentCapability, LogLevel
+from tests.e2e.conftest import FLEET, follow, submit, wait_for_agents, wait_until_running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sdk]
+
+
+def capabilities_of(agent_id: str) -> set[str]:
+    return set(FLEET[agent_id].split(","))
+
+
+async def test_factorial_is_computed_through_the_database_tool(
+    api: httpx.AsyncClient, database: DatabaseManager
+) -> None:
+    task_id = await submit(api, "Calculate factorial of 10")
+    state, seen = await follow(api, task_id)
+
+    assert seen[0] in ("pending", "in_progress") and seen[-1] == "completed"
+    assert "in_progress" in seen
+    task = state["task"]
+    assert len(task["subtasks"]) == 1
+    [result] = state["subtask_results"]
+    assert "factorial_10 = 3628800" in result["output"]
+    assert result["execution_time"] > 0 and result["num_turns"] >= 2 and result["simulated"] is True
+    assert task["result"]["summary"] == result["output"]
+    repos = database.repositories()
+    [call] = await repos.audit.list_tool_calls(task_id)
+    assert call.tool_name == "database_query" and "factorial(10)" in call.arguments["query"] and not call.is_error
+    assert await database.pool.fetchval("SELECT status FROM tasks WHERE id = $1", task_id) == "completed"
+    assert await database.pool.fetchval("SELECT count(*) FROM subtask_results WHERE task_id = $1", task_id) == 1
+
+
+async def test_three_dependent_subtasks_run_in_order_on_capable_agents(
+    api: httpx.AsyncClient, fleet: LocalFleet, fleet_settings_dir: Path
+) -> None:
+    task_id = await submit(api, "Build the quarterly sales report")
+    state, _ = await follow(api, task_id)
+
+    assert state["task"]["status"] == "completed"
+    subtasks = state["task"]["subtasks"]
+    assert len(subtasks) == 3
+    results = {result["subtask_id"]: result for result in state["subtask_results"]}
+    for subtask in subtasks:
+        agent = results[subtask["id"]]["agent_id"]
+        assert set(subtask["required_capabilities"]) <= capabilities_of(agent)
+        for dependency in subtask["dependencies"]:
+            # A dependent is handed out only after its dependency's result was in.
+            assert subtask["assigned_at"] > results[dependency]["created_at"]
+    outputs = state["task"]["result"]["outputs"]
+    assert [entry["subtask_id"] for entry in outputs] == [subtask["id"] for subtask in subtasks]
+    assert "Q4=151000" in outputs[0]["output"]
+    report = fleet_settings_dir / "shared_files" / task_id / "output" / "quarterly_sales_report.md"
+    assert "Quarterly sales report" in report.read_text()
+
+
+async def test_a_subtask_that_fails_for_good_blocks_its_dependent_and_fails_the_task(
+    api: httpx.AsyncClient, database: DatabaseManager
+) -> None:
+    task_id = await submit(api, "Compare the supplier price feeds")
+    state, _ = await follow(api, task_id)
+
+    assert state["task"]["status"] == "failed"
+    by_description = {subtask["description"]: subtask for subtask in state["task"]["subtasks"]}
+    statuses = sorted(subtask["status"] for subtask in by_description.values())
+    assert statuses == ["blocked", "completed", "failed"]
+    blocked = next(s for s in by_description.values() if s["status"] == "blocked")
+    assert blocked["assigned_agent"] is None  # it never ran
+    assert "unknown currency 'XBT'" in state["task"]["error"]
+    failure = next(r for r in state["subtask_results"] if r["status"] == "failed")
+    assert "unknown currency 'XBT'" in failure["error"] and failure["retryable"] is False
+    logs = await database.repositories().audit.list_agent_logs(task_id=task_id, level=LogLevel.ERROR)
+    assert any("unknown currency 'XBT'" in log.message for log in logs)
+
+
+async def test_a_killed_agent_s_subtask_is_retried_on_another_capable_agent(
+    api: httpx.AsyncClient, fleet: LocalFleet
+) -> None:
+    task_id = await submit(api, "Run a slow inventory count")
+    running = await wait_until_running(api, task_id)
+    victim = running["assigned_agent"]
+    fleet.services[victim].kill()
+    try:
+        state, _ = await follow(api, task_id)
+    finally:
+        fleet.start(victim)
+
+    assert state["task"]["status"] == "completed"
+    [subtask] = state["task"]["subtasks"]
+    assert subtask["attempt_count"] == 2 and subtask["failed_agent_ids"] == [victim], victim
+    completed = [r for r in state["subtask_results"] if r["status"] == "completed"]
+    assert len(completed) == 1 and completed[0]["agent_id"] != victim
+    assert AgentCapability.DATA_ANALYSIS.value in capabilities_of(completed[0]["agent_id"])
+
+
+async def test_the_task_completes_across_an_orchestrator_crash(api: httpx.AsyncClient, fleet: LocalFleet) -> None:
+    task_id = await submit(api, "Run a slow inventory count")
+    await wait_until_running(api, task_id)
+    orchestrator = fleet.services["orchestrator"]
+    orchestrator.kill()  # no graceful shutdown: whatever it held in flight must be recovered
+    orchestrator.start()
+    orchestrator.wait_healthy()
+    state, _ = await follow(api, task_id)
+
+    assert state["task"]["status"] == "completed"
+    assert state["task"]["subtasks"][0]["attempt_count"] == 1  # the agent kept running it; nothing was redone
+    assert [r["status"] for r in state["subtask_results"]] == ["completed"]
+
+
+async def test_ten_tasks_submitted_at_once_all_complete(api: httpx.AsyncClient) -> None:
+    descriptions = ["Calculate factorial of 10", "Build the quarterly sales report"] * 5
+    task_ids = await asyncio.gather(*(submit(api, description) for description in descriptions))
+    outcomes = await asyncio.gather(*(follow(api, task_id, timeout=180) for task_id in task_ids))
+
+    assert [state["task"]["status"] for state, _ in outcomes] == ["completed"] * 10
+    await wait_for_agents(api, len(FLEET))

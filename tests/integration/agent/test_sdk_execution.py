@@ -1,0 +1,166 @@
+"""Subtasks run through the real Claude Agent SDK and its CLI against the simulator, end to end through the agent:
+POST /execute, the CLI calls the agent's MCP tools for real, and one result lands on the Redis result queue."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from agent.roles import load_roles
+from shared.database import DatabaseManager
+from shared.models import AgentCapability, ResultStatus, SubTaskResult
+from shared.redis_manager import RedisManager
+from simulator.testing import SimulatorHandle, running_simulator
+from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, serving
+
+pytestmark = pytest.mark.sdk
+
+RESULT_WAIT_SECONDS = 60.0
+FACTORIAL = "Compute the factorial of 10 with the database and save it"
+SCENARIOS: dict[str, Any] = {
+    "subtasks": [
+        {
+            "name": "factorial-with-tools",
+            "match": "(?i)compute the factorial of 10",
+            "turns": [
+                {
+                    "tool_calls": [
+                        {"tool": "database_query", "input": {"query": "SELECT factorial(10) AS factorial_10"}}
+                    ]
+                },
+                {
+                    "tool_calls": [
+                        {
+                            "tool": "write_file",
+                            "input": {
+                                "path": "factorial.md",
+                                "content": "factorial_10 = {{ tool_results[0].json.rows[0].factorial_10 }}\n",
+                            },
+                        }
+                    ]
+                },
+                {"final": "factorial_10 = {{ tool_results[0].json.rows[0].factorial_10 }}"},
+            ],
+        },
+        {"match": "rate limited", "error": {"status": 429, "message": "[simulated] slow down"}},
+        {"match": "overloaded", "error": {"status": 529, "message": "[simulated] overloaded"}},
+        {"match": "server down", "error": {"status": 500, "message": "[simulated] internal error"}},
+        {"match": "bad request", "error": {"status": 400, "message": "[simulated] invalid request"}},
+        {"match": "slow answer", "delay_ms": 30000, "turns": [{"final": "too late"}]},
+    ]
+}
+
+AgentRun = Callable[..., Any]
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Any:
+    with running_simulator(SCENARIOS, request_log=tmp_path / "requests.jsonl") as handle:
+        yield handle
+
+
+@pytest.fixture
+def sdk_agent(
+    agent_settings_factory: SettingsFactory, simulator: SimulatorHandle, db: DatabaseManager
+) -> Callable[..., Any]:
+    """An agent on the SDK executor pointed at the simulator; `sdk_agent(**settings)` serves it."""
+
+    @asynccontextmanager
+    async def serve(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        settings = agent_settings_factory(
+            agent_executor="sdk",
+            anthropic_base_url=simulator.base_url,
+            claude_simulated=True,
+            agent_cli_env={"CLAUDE_CODE_MAX_RETRIES": "0"},
+            **overrides,
+        )
+        async with serving(settings) as (_, client):
+            yield client
+
+    return serve
+
+
+async def run_subtask(client: httpx.AsyncClient, redis: RedisManager, request: Any) -> SubTaskResult:
+    response = await client.post("/execute", json=request.model_dump(mode="json"))
+    assert response.status_code == 200, response.text
+    delivery = await redis.dequeue_result("test-consumer", RESULT_WAIT_SECONDS)
+    assert delivery is not None, "no result was published"
+    assert await redis.dequeue_result("test-consumer", 0.1) is None, "more than one result for one attempt"
+    return delivery[1]
+
+
+async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
+    sdk_agent: Callable[..., Any],
+    agent_redis: RedisManager,
+    db: DatabaseManager,
+    simulator: SimulatorHandle,
+    execution_request: RequestFactory,
+    tmp_path: Path,
+) -> None:
+    request = execution_request(FACTORIAL, required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
+    async with sdk_agent() as client:
+        result = await run_subtask(client, agent_redis, request)
+
+    assert result.status is ResultStatus.COMPLETED, result.error
+    assert result.output == "factorial_10 = 3628800"
+    written = tmp_path / "shared_files" / request.task_id / "output" / "factorial.md"
+    assert written.read_text() == "factorial_10 = 3628800\n"
+    assert result.token_usage.input_tokens > 0 and result.token_usage.output_tokens > 0
+    assert result.cost_usd > 0
+    assert result.num_turns == 3
+    assert result.simulated is True
+    assert result.role_config_hash == load_roles()[AgentCapability.DATABASE_OPERATIONS].config_hash
+
+    calls = await db.repositories().audit.list_tool_calls(request.task_id)
+    assert [(call.tool_name, call.is_error) for call in calls] == [("database_query", False), ("write_file", False)]
+    assert '"factorial_10": 3628800' in calls[0].outcome
+    assert all(call.subtask_id == request.subtask.id and call.attempt == 1 for call in calls)
+
+    (first_request, *_) = simulator.requests()
+    offered = {name for name in first_request["tools"] if name.startswith("mcp__")}
+    role_tools = load_roles()[AgentCapability.DATABASE_OPERATIONS].role.allowed_tools
+    assert offered == {f"mcp__agent__{name}" for name in role_tools}
+    assert not {"Bash", "Read", "Write", "Edit"} & set(first_request["tools"])
+
+
+@pytest.mark.parametrize(
+    ("description", "status", "retryable"),
+    [
+        ("The API has rate limited us", 429, True),
+        ("The API is overloaded", 529, True),
+        ("The API server down", 500, True),
+        ("A bad request to the API", 400, False),
+    ],
+)
+async def test_api_errors_become_failed_results_retryable_unless_the_request_is_at_fault(
+    sdk_agent: Callable[..., Any],
+    agent_redis: RedisManager,
+    execution_request: RequestFactory,
+    description: str,
+    status: int,
+    retryable: bool,
+) -> None:
+    async with sdk_agent() as client:
+        result = await run_subtask(client, agent_redis, execution_request(description))
+
+    assert result.status is ResultStatus.FAILED
+    assert result.retryable is retryable
+    assert result.error is not None and str(status) in result.error
+    assert result.execution_time > 0
+
+
+async def test_a_subtask_over_its_time_limit_fails_retryable_and_leaves_no_cli_behind(
+    sdk_agent: Callable[..., Any], agent_redis: RedisManager, execution_request: RequestFactory
+) -> None:
+    async with sdk_agent(subtask_timeout_seconds=3) as client:
+        result = await run_subtask(client, agent_redis, execution_request("A slow answer, please"))
+
+    assert result.status is ResultStatus.FAILED
+    assert result.retryable
+    assert result.error == "timed out after 3 s"
+    leftover = [child for child in psutil.Process().children(recursive=True) if child.name() == "claude"]
+    assert leftover == []

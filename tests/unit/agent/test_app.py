@@ -1,0 +1,40 @@
+"""The service's lifespan: registered while it serves; on exit it drains, reports what it cancelled, deregisters."""
+
+from agent.runner import SHUTDOWN_ERROR
+from shared.config import Settings
+from shared.database import DatabaseManager
+from shared.models import ResultStatus
+from shared.redis_manager import RedisManager
+from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, serving
+
+
+async def test_the_agent_registers_on_start_and_leaves_the_registry_on_exit(
+    agent_settings: Settings, db: DatabaseManager, agent_redis: RedisManager
+) -> None:
+    async with serving(agent_settings):
+        status = await agent_redis.registry.get_agent(agent_settings.agent_id)
+        assert status is not None and status.is_available
+    assert await agent_redis.registry.get_agent(agent_settings.agent_id) is None
+    assert agent_settings.agent_id not in await agent_redis.client.smembers(agent_redis.keys.active_agents())
+
+
+async def test_exit_reports_a_running_subtask_as_failed_retryable(
+    agent_settings_factory: SettingsFactory,
+    db: DatabaseManager,
+    agent_redis: RedisManager,
+    execution_request: RequestFactory,
+) -> None:
+    settings = agent_settings_factory(agent_stub_delay_seconds=60, agent_shutdown_grace_seconds=0.2)
+    request = execution_request()
+    async with serving(settings) as (_, client):
+        accepted = await client.post("/execute", json=request.model_dump(mode="json"))
+        assert accepted.status_code == 200, accepted.text
+        health = (await client.get("/health")).json()
+        assert health["current_task"] == request.subtask.id and health["is_available"] is False
+
+    delivery = await agent_redis.dequeue_result("test-consumer", 5.0)
+    assert delivery is not None
+    result = delivery[1]
+    assert (result.subtask_id, result.status, result.retryable) == (request.subtask.id, ResultStatus.FAILED, True)
+    assert result.error == SHUTDOWN_ERROR
+    assert await agent_redis.registry.get_agent(settings.agent_id) is None

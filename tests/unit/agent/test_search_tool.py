@@ -1,0 +1,82 @@
+"""embedding_search ranks the task's workspace files and its completed subtasks' outputs, and nothing else."""
+
+import json
+from typing import Any
+
+from shared.database import DatabaseManager
+from shared.models import ResultStatus, Task
+from tests.factories import build_result, build_task
+from tests.unit.agent.fixtures import ContextFactory, call_tool
+
+
+async def search(context: Any, query: str, **arguments: Any) -> dict[str, Any]:
+    text, is_error = await call_tool(context, "embedding_search", query=query, **arguments)
+    assert not is_error, text
+    answer: dict[str, Any] = json.loads(text)
+    return answer
+
+
+async def stored_task(db: DatabaseManager, subtasks: int = 2) -> Task:
+    return await db.repositories().tasks.create_task(build_task(subtasks=subtasks))
+
+
+async def test_a_workspace_file_is_found_with_a_snippet(tool_context_factory: ContextFactory) -> None:
+    context = tool_context_factory()
+    (context.workspace.root / "data").mkdir()
+    (context.workspace.root / "data" / "inventory.txt").write_text(
+        "The Rotterdam warehouse holds 420 pallets of widgets.\nThe Lyon depot is empty."
+    )
+    (context.workspace.output / "notes.md").write_text("Nothing about storage here, only bananas.")
+
+    answer = await search(context, "pallets in Rotterdam")
+
+    assert [result["source"] for result in answer["results"]] == ["file:data/inventory.txt"]
+    assert "**Rotterdam**" in answer["results"][0]["snippet"]
+    assert answer["results"][0]["rank"] > 0
+    assert answer["files_searched"] == 2
+
+
+async def test_an_earlier_completed_subtask_output_is_found(
+    tool_context_factory: ContextFactory, db: DatabaseManager
+) -> None:
+    task, other_task = await stored_task(db), await stored_task(db, subtasks=1)
+    done, failed = task.subtasks
+    results = db.repositories().results
+    output = "Quarterly revenue grew 25.8% from Q1 to Q4."
+    await results.save_subtask_result(build_result(done, output=output), applied=True)
+    await results.save_subtask_result(
+        build_result(failed, status=ResultStatus.FAILED, error="quarterly revenue feed down"), applied=True
+    )
+    await results.save_subtask_result(build_result(other_task.subtasks[0], output=output), applied=True)
+    context = tool_context_factory(task_id=task.id)
+
+    answer = await search(context, "quarterly revenue")
+
+    assert [result["source"] for result in answer["results"]] == [f"subtask:{done.id}"]
+    assert "**revenue**" in answer["results"][0]["snippet"]
+
+
+async def test_results_are_ranked_and_limited(tool_context_factory: ContextFactory) -> None:
+    context = tool_context_factory()
+    (context.workspace.root / "a.txt").write_text("supplier prices")
+    (context.workspace.root / "b.txt").write_text("supplier prices, supplier prices and more supplier prices")
+    (context.workspace.root / "c.txt").write_text("one supplier")
+
+    answer = await search(context, "supplier prices", limit=2)
+
+    assert [result["source"] for result in answer["results"]] == ["file:b.txt", "file:a.txt"]
+
+
+async def test_nothing_found_is_an_empty_answer_not_an_error(tool_context_factory: ContextFactory) -> None:
+    context = tool_context_factory()
+    (context.workspace.root / "a.txt").write_text("apples")
+    assert (await search(context, "the and of"))["results"] == []
+    assert (await search(context, "zebra"))["results"] == []
+
+
+async def test_binary_files_are_skipped_and_bad_limits_refused(tool_context_factory: ContextFactory) -> None:
+    context = tool_context_factory()
+    (context.workspace.root / "blob.bin").write_bytes(b"zebra\x00\x01\x02")
+    assert (await search(context, "zebra"))["files_searched"] == 0
+    _text, is_error = await call_tool(context, "embedding_search", query="zebra", limit=500)
+    assert is_error
