@@ -10,6 +10,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.errors import ConflictError, NotFoundError, TooManyRequestsError
 from shared.models import (
+    AgentStatus,
     DecompositionInfo,
     QueuedSubtask,
     SubTask,
@@ -36,7 +37,7 @@ class TaskService:
         """Decompose, store the task and its plan, and queue the subtasks that can start now."""
         await self._refuse_when_full()
         task = Task(description=request.description, user_id=request.user_id)
-        agents = await self._redis.get_agents()
+        agents = await self._live_agents()
         decomposition = await self._analyzer.decompose_task(task.id, task.description, agents)
         task.subtasks = decomposition.subtasks
         task.decomposition_fallback = decomposition.fallback_used
@@ -54,6 +55,14 @@ class TaskService:
         return TaskCreatedResponse(
             task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued)
         )
+
+    async def _live_agents(self) -> list[AgentStatus]:
+        """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""
+        try:
+            return await self._redis.get_agents()
+        except redis.exceptions.RedisError as error:
+            log.warning("registry_unavailable", error=str(error))
+            return []
 
     async def _refuse_when_full(self) -> None:
         queued = await self._db.repositories().subtasks.count_queued()

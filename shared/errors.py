@@ -1,6 +1,7 @@
 """One error family for every service, rendered by one set of handlers as `{"error": ..., "detail": ...}`."""
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -103,7 +104,27 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     return _error(500, message, {"error_id": error_id}, headers={"Connection": "close"})
 
 
+def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a 422 on every route; these services answer invalid input with 400 instead."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The error handlers, and an OpenAPI document that lists the status codes they really produce."""
+    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -21,7 +21,10 @@ def configure_logging(level: str = "INFO", json_output: bool | None = None) -> N
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json_output
+        # Plain tracebacks: the fancy renderer (when `rich` is installed) costs seconds of CPU per exception.
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

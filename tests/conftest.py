@@ -8,10 +8,17 @@ import pytest
 
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager, apply_migrations
+from shared.logging import configure_logging
 
 # Tests default to their own database and Redis database number (scripts/test.sh sets the same).
 os.environ.setdefault("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# Live-orchestrator fixtures (orchestrator, fleet, test_redis, ...) for the integration, UI and browser tests.
+pytest_plugins = ["tests.orchestrator_harness"]
+
+# Once for the whole run, like a service's entry point: plain console output, plain tracebacks.
+configure_logging("INFO", json_output=False)
 
 AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls"
 

@@ -49,7 +49,9 @@ def fleet_settings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fleet(fleet_settings: Settings, fleet_settings_dir: Path, database: DatabaseManager) -> Iterator[LocalFleet]:
+def process_fleet(
+    fleet_settings: Settings, fleet_settings_dir: Path, database: DatabaseManager
+) -> Iterator[LocalFleet]:
     """`database` has created and migrated the run's database before any service connects to it."""
     work = fleet_settings_dir
     base_env = {
@@ -81,8 +83,8 @@ def fleet(fleet_settings: Settings, fleet_settings_dir: Path, database: Database
 
 
 @pytest.fixture
-async def api(fleet: LocalFleet) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, timeout=30) as client:
+async def api(process_fleet: LocalFleet) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=process_fleet.services["orchestrator"].url, timeout=30) as client:
         await wait_for_agents(client, len(FLEET))
         yield client
 

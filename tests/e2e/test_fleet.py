@@ -40,7 +40,7 @@ async def test_factorial_is_computed_through_the_database_tool(
 
 
 async def test_three_dependent_subtasks_run_in_order_on_capable_agents(
-    api: httpx.AsyncClient, fleet: LocalFleet, fleet_settings_dir: Path
+    api: httpx.AsyncClient, process_fleet: LocalFleet, fleet_settings_dir: Path
 ) -> None:
     task_id = await submit(api, "Build the quarterly sales report")
     state, _ = await follow(api, task_id)
@@ -82,16 +82,16 @@ async def test_a_subtask_that_fails_for_good_blocks_its_dependent_and_fails_the_
 
 
 async def test_a_killed_agent_s_subtask_is_retried_on_another_capable_agent(
-    api: httpx.AsyncClient, fleet: LocalFleet
+    api: httpx.AsyncClient, process_fleet: LocalFleet
 ) -> None:
     task_id = await submit(api, "Run a slow inventory count")
     running = await wait_until_running(api, task_id)
     victim = running["assigned_agent"]
-    fleet.services[victim].kill()
+    process_fleet.services[victim].kill()
     try:
         state, _ = await follow(api, task_id)
     finally:
-        fleet.start(victim)
+        process_fleet.start(victim)
 
     assert state["task"]["status"] == "completed"
     [subtask] = state["task"]["subtasks"]
@@ -101,10 +101,12 @@ async def test_a_killed_agent_s_subtask_is_retried_on_another_capable_agent(
     assert AgentCapability.DATA_ANALYSIS.value in capabilities_of(completed[0]["agent_id"])
 
 
-async def test_the_task_completes_across_an_orchestrator_crash(api: httpx.AsyncClient, fleet: LocalFleet) -> None:
+async def test_the_task_completes_across_an_orchestrator_crash(
+    api: httpx.AsyncClient, process_fleet: LocalFleet
+) -> None:
     task_id = await submit(api, "Run a slow inventory count")
     await wait_until_running(api, task_id)
-    orchestrator = fleet.services["orchestrator"]
+    orchestrator = process_fleet.services["orchestrator"]
     orchestrator.kill()  # no graceful shutdown: whatever it held in flight must be recovered
     orchestrator.start()
     orchestrator.wait_healthy()

@@ -4,7 +4,8 @@ from typing import Any
 
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, LogLevel, ResultStatus
-from tests.integration.orchestrator.conftest import (
+from tests.fake_agent import result_for
+from tests.orchestrator_harness import (
     Fleet,
     OrchestratorFactory,
     plan,
@@ -15,7 +16,6 @@ from tests.integration.orchestrator.conftest import (
     wait_for_results,
     wait_until_ended,
 )
-from tests.integration.orchestrator.fake_agent import result_for
 
 DATA = AgentCapability.DATA_ANALYSIS
 CODE = AgentCapability.CODE_GENERATION

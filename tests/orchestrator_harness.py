@@ -1,4 +1,4 @@
-"""A live orchestrator (real HTTP, PostgreSQL, Redis, simulator) and fake agents the test drives."""
+"""Fixtures for tests that run a live orchestrator (real HTTP, PostgreSQL, Redis, simulator) with fake agents."""
 
 import asyncio
 import contextlib
@@ -18,7 +18,7 @@ from shared.models import AgentCapability, SubTaskResult, TaskStatus
 from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 from simulator.testing import running_simulator
-from tests.integration.orchestrator.fake_agent import ANY_PORT, FakeAgent, serving
+from tests.fake_agent import ANY_PORT, FakeAgent, serving
 from tests.polling import eventually
 
 HEARTBEAT_SECONDS = 0.3

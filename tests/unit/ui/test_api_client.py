@@ -1,0 +1,104 @@
+"""The client's failure handling, against a small raw HTTP server that misbehaves on purpose."""
+
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+
+import pytest
+
+from ui.api_client import ApiError, OrchestratorClient
+
+AGENTS_BODY = json.dumps({"agents": []}).encode()
+
+
+class MisbehavingServer(socketserver.ThreadingTCPServer):
+    """Hangs up on the first `drops` requests without answering, then answers each with `status` and `body`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, drops: int, status: str, body: bytes) -> None:
+        super().__init__(("127.0.0.1", 0), RequestHandler)
+        self.drops, self.status, self.body = drops, status, body
+        self.requests: list[str] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class RequestHandler(socketserver.StreamRequestHandler):
+    server: MisbehavingServer
+
+    def handle(self) -> None:
+        request_line = self.rfile.readline().decode().strip()
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass  # headers; the tests send no body worth reading
+        with self.server.lock:
+            self.server.requests.append(request_line)
+            if len(self.server.requests) <= self.server.drops:
+                return  # hang up: the client sees a connection closed without a response
+        head = (
+            f"HTTP/1.1 {self.server.status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(self.server.body)}\r\nConnection: close\r\n\r\n"
+        )
+        self.wfile.write(head.encode() + self.server.body)
+
+
+@contextmanager
+def misbehaving_server(drops: int, status: str = "200 OK", body: bytes = AGENTS_BODY) -> Iterator[MisbehavingServer]:
+    server = MisbehavingServer(drops, status, body)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextmanager
+def client_of(server: MisbehavingServer) -> Iterator[OrchestratorClient]:
+    with closing(OrchestratorClient(server.url)) as client:
+        yield client
+
+
+def test_a_read_is_tried_again_when_the_server_drops_the_connection() -> None:
+    with misbehaving_server(drops=1) as server, client_of(server) as client:
+        assert client.list_agents() == []
+
+    assert server.requests == ["GET /agents HTTP/1.1"] * 2
+
+
+def test_a_read_dropped_twice_is_an_api_error() -> None:
+    dropped = r"cannot reach the orchestrator at .* \(RemoteProtocolError\)"
+    with misbehaving_server(drops=2) as server, client_of(server) as client, pytest.raises(ApiError, match=dropped):
+        client.list_agents()
+
+
+def test_a_submission_is_never_sent_twice() -> None:
+    with misbehaving_server(drops=1) as server, client_of(server) as client, pytest.raises(ApiError) as raised:
+        client.submit_task("Do something useful with the data")
+
+    assert raised.value.status_code is None
+    assert server.requests == ["POST /tasks HTTP/1.1"], "a retried POST could create the task twice"
+
+
+def test_a_gateway_page_instead_of_the_api_is_a_readable_error() -> None:
+    gateway = misbehaving_server(0, "502 Bad Gateway", b"<html>bad gateway</html>")
+    with gateway as server, client_of(server) as client, pytest.raises(ApiError) as raised:
+        client.list_tasks()
+
+    assert (raised.value.message, raised.value.status_code) == ("HTTP 502 Bad Gateway", 502)
+
+
+def test_a_body_that_breaks_the_contract_is_a_readable_error() -> None:
+    broken = misbehaving_server(drops=0, body=b'{"agents": [{"agent_id": "no url"}]}')
+    unexpected = r"the orchestrator sent an unexpected AgentStatus: \d+ invalid field"
+    with broken as server, client_of(server) as client, pytest.raises(ApiError, match=unexpected):
+        client.list_agents()

@@ -1,0 +1,75 @@
+"""The Logs tab: agent logs from PostgreSQL through the API, filtered by agent, level, task and time range."""
+
+from datetime import datetime, timedelta
+
+from shared.database import DatabaseManager
+from shared.models import AgentCapability, LogLevel
+from tests.orchestrator_harness import Fleet, OrchestratorFactory
+from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
+from ui.sections.logs import ANY, CUSTOM_RANGE
+
+
+async def write_log(db: DatabaseManager, agent_id: str, level: LogLevel, message: str, age: timedelta) -> None:
+    audit = db.repositories().audit
+    log = await audit.log_agent_activity(agent_id, "task_0123456789abcdef", level, message, {"attempt": 1})
+    # The repository stamps the current time; older lines are dated back directly.
+    await db.pool.execute("UPDATE agent_logs SET created_at = now() - $2::interval WHERE id = $1", log.id, age)
+
+
+def messages(page: Dashboard) -> list[str]:
+    return cells(page.app, "Message") if page.app.dataframe else []
+
+
+async def choose(page: Dashboard, key: str, value: object) -> list[str]:
+    page.app.selectbox(key=key).set_value(value)
+    await page.run()
+    return messages(page)
+
+
+async def test_log_filters_by_agent_level_and_time_range(
+    orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager, dashboard: DashboardFactory
+) -> None:
+    await fleet.add("agent1", AgentCapability.DATA_ANALYSIS)
+    await fleet.add("agent2", AgentCapability.WEB_SCRAPING)
+    now = timedelta()
+    await write_log(db, "agent1", LogLevel.INFO, "subtask started", now)
+    await write_log(db, "agent1", LogLevel.ERROR, "tool call failed", now)
+    await write_log(db, "agent2", LogLevel.WARNING, "slow answer from the API", now)
+    await write_log(db, "agent2", LogLevel.INFO, "two hours ago", timedelta(hours=2))
+    await write_log(db, "agent1", LogLevel.DEBUG, "three days ago", timedelta(days=3))
+    async with orchestrator({}) as api:
+        page = dashboard(url_of(api))
+        await page.run()
+        last_day = messages(page)
+
+        by_agent = await choose(page, "log_agent", "agent1")
+        by_agent_and_level = await choose(page, "log_level", LogLevel.ERROR)
+        await choose(page, "log_agent", ANY)
+        by_level = await choose(page, "log_level", LogLevel.WARNING)
+        await choose(page, "log_level", ANY)
+        last_hour = await choose(page, "log_range", "Last hour")
+        all_time = await choose(page, "log_range", "All time")
+        await choose(page, "log_range", CUSTOM_RANGE)
+        local_now = datetime.now()
+        page.app.datetime_input(key="log_since").set_value(local_now - timedelta(days=4))
+        page.app.datetime_input(key="log_until").set_value(local_now - timedelta(days=2))
+        await page.run()
+
+    assert last_day == ["slow answer from the API", "tool call failed", "subtask started", "two hours ago"]
+    assert by_agent == ["tool call failed", "subtask started"]
+    assert by_agent_and_level == ["tool call failed"]
+    assert by_level == ["slow answer from the API"]
+    assert last_hour == ["slow answer from the API", "tool call failed", "subtask started"]
+    assert all_time == [*last_day, "three days ago"]
+    assert messages(page) == ["three days ago"]
+    assert cells(page.app, "Level") == ["🔍 DEBUG"]
+    assert cells(page.app, "Task") == ["task_01234567"]
+
+
+async def test_no_matching_logs_is_said_plainly(orchestrator: OrchestratorFactory, dashboard: DashboardFactory) -> None:
+    async with orchestrator({}) as api:
+        page = dashboard(url_of(api))
+        await page.run()
+
+    assert "No logs match these filters." in page.texts("info")
+    assert page.texts("error") == []

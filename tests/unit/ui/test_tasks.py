@@ -1,0 +1,142 @@
+"""The Tasks tab: the list and its status filter, a task's progress and dependency view as agents report."""
+
+from typing import Any
+
+from streamlit.testing.v1.element_tree import Expander
+
+from shared.models import AgentCapability, SubTaskResult, TaskExecutionRequest, TaskStatus, TokenUsage
+from tests.fake_agent import FakeAgent, result_for
+from tests.orchestrator_harness import (
+    Fleet,
+    OrchestratorFactory,
+    plan,
+    submit,
+    wait_for_request,
+    wait_until_ended,
+)
+from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
+from ui.formatting import short_id
+from ui.sections.tasks import STATUS_FILTER
+from ui.session import SELECTED_TASK
+
+DATA = AgentCapability.DATA_ANALYSIS
+CODE = AgentCapability.CODE_GENERATION
+DB = AgentCapability.DATABASE_OPERATIONS
+
+SCENARIOS: dict[str, Any] = {
+    "plans": [
+        {
+            "match": "diamond",
+            "plan": plan(
+                ("fetch", "fetch the rows", ["DATABASE_OPERATIONS"], []),
+                ("analyse", "analyse the rows", ["DATA_ANALYSIS"], ["fetch"]),
+                ("chart", "draw the chart", ["CODE_GENERATION"], ["fetch"]),
+                ("report", "write the report", ["DATA_ANALYSIS"], ["analyse", "chart"]),
+            ),
+        },
+        {"match": "", "plan": plan(("only", "the only step", ["DATA_ANALYSIS"], []))},
+    ]
+}
+
+
+def progress(page: Dashboard) -> tuple[int, str]:
+    [bar] = page.app.progress
+    return bar.value, bar.proto.text
+
+
+def subtask_cells(page: Dashboard, column: str) -> list[Any]:
+    return cells(page.app, column, table_with="Waits on")
+
+
+def expander(page: Dashboard, label: str) -> Expander:
+    [match] = [expander for expander in page.app.expander if expander.label == label]
+    return match
+
+
+async def report(fleet: Fleet, agent: FakeAgent, description: str, output: str) -> TaskExecutionRequest:
+    """The agent finishes the subtask it was sent, as the offline simulator would: labelled simulated."""
+    await wait_for_request(agent, description)
+    request = agent.requests_for(description)[0]
+    result: SubTaskResult = result_for(request, agent.agent_id, output=output).model_copy(
+        update={"simulated": True, "token_usage": TokenUsage(input_tokens=1200, output_tokens=300), "cost_usd": 0.0123}
+    )
+    await fleet.report(result)
+    return request
+
+
+async def test_progress_and_dependency_view_follow_the_agents_until_the_task_ends(
+    orchestrator: OrchestratorFactory, fleet: Fleet, dashboard: DashboardFactory
+) -> None:
+    database_agent = await fleet.add("agent3", DB)
+    analyst = await fleet.add("agent5", DATA, DB)
+    coder = await fleet.add("agent4", CODE)
+    async with orchestrator(SCENARIOS) as api:
+        task_id = await submit(api, "Build a diamond of four steps")
+        await wait_for_request(database_agent, "fetch the rows")
+        page = dashboard(url_of(api))
+        await page.run()
+
+        assert page.app.session_state[SELECTED_TASK] == task_id, "the newest task is shown without picking it"
+        assert progress(page) == (0, "0 of 4 subtasks completed")
+        assert any("⟳ refreshing every 2 s" in caption for caption in page.texts("caption"))
+        graph = {line.strip() for line in page.app.get("graphviz_chart")[0].proto.spec.splitlines()}
+        assert {"s1 -> s2;", "s1 -> s3;", "s2 -> s4;", "s3 -> s4;"} <= graph
+        assert subtask_cells(page, "Subtask") == [
+            "fetch the rows",
+            "\u2003↳ analyse the rows",
+            "\u2003↳ draw the chart",
+            "\u2003\u2003↳ write the report",
+        ]
+        assert subtask_cells(page, "Waits on") == ["—", "#1", "#1", "#2, #3"]
+        assert subtask_cells(page, "Status") == ["⚙️ running", "⏳ pending", "⏳ pending", "⏳ pending"]
+
+        await report(fleet, database_agent, "fetch the rows", "rows: 42")
+        await wait_for_request(analyst, "analyse the rows")
+        await page.run()
+
+        assert progress(page) == (25, "1 of 4 subtasks completed")
+        assert subtask_cells(page, "Agent")[0] == "agent3 🧪"
+        assert subtask_cells(page, "Tokens")[0] == "1.5k"
+        assert subtask_cells(page, "Cost")[0] == "$0.0123"
+        assert any("SIMULATED" in warning and "offline mode" in warning for warning in page.texts("warning"))
+        assert expander(page, "✅ 1. fetch the rows").code[0].value == "rows: 42"
+
+        await report(fleet, analyst, "analyse the rows", '{"mean": 7}')
+        await report(fleet, coder, "draw the chart", '{"chart": "trend.png"}')
+        await report(fleet, analyst, "write the report", "Sales grew 7% a month.")
+        await wait_until_ended(api, task_id)
+        await page.run()
+
+    assert progress(page) == (100, "4 of 4 subtasks completed")
+    assert subtask_cells(page, "Status") == ["✅ completed"] * 4
+    assert subtask_cells(page, "Agent") == ["agent3 🧪", "agent5 🧪", "agent4 🧪", "agent5 🧪"]
+    assert any("auto-refresh off (task ended)" in caption for caption in page.texts("caption"))
+    assert expander(page, "Result").markdown[0].value == "Sales grew 7% a month."
+    assert f"cancel_{task_id}" not in [button.key for button in page.app.button], "an ended task has no Cancel"
+
+
+async def test_status_filter_and_cancel_from_the_dashboard(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    async with orchestrator(SCENARIOS) as api:
+        waiting = await submit(api, "A task that keeps waiting for agents")
+        doomed = await submit(api, "A task the operator cancels")
+        page = dashboard(url_of(api))
+        await page.run()
+        listed_before = cells(page.app, "ID")
+        page.app.button(key=f"cancel_{doomed}").click()
+        await page.run()
+        cancelled_status = (await api.get(f"/tasks/{doomed}")).json()["task"]["status"]
+        page.app.selectbox(key=STATUS_FILTER).set_value(TaskStatus.CANCELLED)
+        await page.run()
+        only_cancelled = cells(page.app, "ID")
+        page.app.selectbox(key=STATUS_FILTER).set_value(TaskStatus.PENDING)
+        await page.run()
+
+    assert listed_before == [short_id(doomed), short_id(waiting)]
+    assert cancelled_status == "cancelled"
+    assert only_cancelled == [short_id(doomed)]
+    assert cells(page.app, "ID") == [short_id(waiting)]
+    # The task being watched stays selectable even when the filter hides it from the table.
+    assert page.app.selectbox(key=SELECTED_TASK).value == doomed
+    assert f"#### 🚫 cancelled · `{doomed}`" in page.texts("markdown")

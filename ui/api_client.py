@@ -1,0 +1,175 @@
+"""The dashboard's only way to the system: the orchestrator's HTTP API, with short timeouts and one error type."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from shared.models import AgentLog, AgentStatus, LogLevel, SubTaskResult, Task, TaskCreatedResponse, TaskSummary
+
+# Reads must come back fast or the page would hang; the dashboard retries by refreshing anyway.
+READ_TIMEOUT = httpx.Timeout(5.0, connect=1.5)
+# Submitting waits for Claude's decomposition (and possibly one repair round), which takes much longer.
+SUBMIT_TIMEOUT = httpx.Timeout(180.0, connect=1.5)
+# Idle pooled connections are dropped before the server's keep-alive (uvicorn: 5 s) can close them under a request.
+POOL_LIMITS = httpx.Limits(max_connections=20, keepalive_expiry=2.0)
+# The registry's agents may use any port the operator configured; range checks are the registry's job.
+ANY_AGENT_PORT = {"agent_port_range": (1, 65535)}
+
+
+class ApiError(Exception):
+    """The orchestrator could not be reached, or answered with an error; `message` is fit for a person."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[TaskSummary]
+    total: int
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    task: Task
+    results: list[SubTaskResult]
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    agent_id: str | None = None
+    task_id: str | None = None
+    level: LogLevel | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 200
+
+    def params(self) -> dict[str, str | int]:
+        values = {
+            "agent_id": self.agent_id,
+            "task_id": self.task_id,
+            "level": self.level.value if self.level else None,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "limit": self.limit,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    postgres: str
+    redis: str
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The `error` of the API's `{"error", "detail"}` body, or the bare HTTP status when the body is not that."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+def _member(answer: Any, key: str) -> Any:
+    if not isinstance(answer, dict) or key not in answer:
+        raise ApiError(f"the orchestrator's answer has no '{key}'")
+    return answer[key]
+
+
+def _parse(model: type[BaseModel], value: Any, context: dict[str, Any] | None = None) -> Any:
+    try:
+        return model.model_validate(value, context=context)
+    except ValidationError as error:
+        raise ApiError(
+            f"the orchestrator sent an unexpected {model.__name__}: {error.error_count()} invalid field(s)"
+        ) from None
+
+
+class OrchestratorClient:
+    def __init__(self, base_url: str, http: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http or httpx.Client(base_url=self.base_url, timeout=READ_TIMEOUT, limits=POOL_LIMITS)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ApiError(f"the orchestrator at {self.base_url} did not answer in time") from None
+        except httpx.HTTPError as error:
+            raise ApiError(f"cannot reach the orchestrator at {self.base_url} ({type(error).__name__})") from None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A read is tried twice on a broken connection: the server may close a pooled one just as it is reused.
+
+        A submission is sent once: it may have arrived, and sending it again could create a second task.
+        """
+        if method != "GET":
+            return self._http.request(method, path, **kwargs)
+        try:
+            return self._http.request(method, path, **kwargs)
+        except (httpx.NetworkError, httpx.RemoteProtocolError):
+            return self._http.request(method, path, **kwargs)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.is_error:
+            raise ApiError(
+                _error_message(response),
+                status_code=response.status_code,
+                retry_after=response.headers.get("retry-after"),
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"the orchestrator answered {path} with something that is not JSON") from None
+
+    def submit_task(self, description: str, user_id: str | None = None) -> TaskCreatedResponse:
+        body = {"description": description, "user_id": user_id or None}
+        answer = self._json("POST", "/tasks", json=body, timeout=SUBMIT_TIMEOUT)
+        parsed: TaskCreatedResponse = _parse(TaskCreatedResponse, answer)
+        return parsed
+
+    def list_tasks(self, status: str | None = None, limit: int = 50) -> TaskPage:
+        params: dict[str, str | int] = {"limit": limit} | ({"status": status} if status else {})
+        answer = self._json("GET", "/tasks", params=params)
+        return TaskPage([_parse(TaskSummary, item) for item in _member(answer, "tasks")], int(_member(answer, "total")))
+
+    def get_task(self, task_id: str) -> TaskDetail:
+        answer = self._json("GET", f"/tasks/{task_id}")
+        results = [_parse(SubTaskResult, item) for item in _member(answer, "subtask_results")]
+        return TaskDetail(_parse(Task, _member(answer, "task")), results)
+
+    def cancel_task(self, task_id: str) -> int:
+        """Cancels what has not finished; returns how many subtasks were cancelled."""
+        answer = self._json("POST", f"/tasks/{task_id}/cancel")
+        return int(_member(answer, "subtasks_cancelled"))
+
+    def list_agents(self) -> list[AgentStatus]:
+        answer = self._json("GET", "/agents")
+        return [_parse(AgentStatus, item, ANY_AGENT_PORT) for item in _member(answer, "agents")]
+
+    def list_logs(self, query: LogQuery) -> list[AgentLog]:
+        answer = self._json("GET", "/logs", params=query.params())
+        return [_parse(AgentLog, item) for item in _member(answer, "logs")]
+
+    def health(self) -> Health:
+        """503 is an answer here, not an error: it names the dependency that is down."""
+        response = self._send("GET", "/health")
+        try:
+            body = response.json()
+            return Health(body["status"] == "healthy", body["postgres"]["status"], body["redis"]["status"])
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(_error_message(response), status_code=response.status_code) from None
