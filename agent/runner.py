@@ -57,7 +57,8 @@ class SubtaskRunner:
         self._executor = executor
         self._reporter = reporter
         self._on_change = on_change
-        self._running: dict[SlotKey, RunningSubtask] = {}
+        self._running: dict[SlotKey, RunningSubtask] = {}  # attempts holding a slot
+        self._runs: set[asyncio.Task[None]] = set()  # attempts not yet reported (a freed slot may still report)
         self._accepting = True
         self.tasks_completed = 0
         self.tasks_failed = 0
@@ -97,7 +98,8 @@ class SubtaskRunner:
                 self._run(request, role, execution, time.monotonic()), name=f"run:{key[0]}:{key[1]}"
             )
         self._running[key] = RunningSubtask(request, execution, run)
-        run.add_done_callback(lambda task: self._release(key, task))
+        self._runs.add(run)
+        run.add_done_callback(lambda task: self._forget(key, task))
         log.info("subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name)
         self._on_change()
         return True
@@ -120,9 +122,9 @@ class SubtaskRunner:
 
     async def wait_until_idle(self) -> None:
         """Return once every accepted attempt has been reported and its slot freed."""
-        while self._running:
-            await asyncio.wait({item.run for item in self._running.values()})
-            await asyncio.sleep(0)  # the runs' done callbacks free the slots on the next loop iteration
+        while self._runs:
+            await asyncio.wait(set(self._runs))
+            await asyncio.sleep(0)  # the runs' done callbacks run on the next loop iteration
 
     def _role_for(self, request: TaskExecutionRequest) -> LoadedRole:
         subtask, capabilities = request.subtask, self._settings.agent_capabilities
@@ -167,17 +169,24 @@ class SubtaskRunner:
                 raise  # this run itself is being cancelled (the event loop is closing), not only its execution
             outcome = ExecutionOutcome.failure(SHUTDOWN_ERROR, retryable=True)
         result = self._reporter.build_result(request, role, outcome, time.monotonic() - started)
-        await self._reporter.finished(result)
+        # The slot is free before the result is out: the orchestrator may hand this agent new work the
+        # moment it reads the result, and must not be refused for a slot that is only busy reporting.
         if result.status is ResultStatus.COMPLETED:
             self.tasks_completed += 1
         else:
             self.tasks_failed += 1
+        self._free_slot((request.subtask.id, request.subtask.attempt_count))
+        await self._reporter.finished(result)
 
-    def _release(self, key: SlotKey, run: "asyncio.Task[None]") -> None:
-        self._running.pop(key, None)
+    def _free_slot(self, key: SlotKey) -> None:
+        if self._running.pop(key, None) is not None:
+            self._on_change()
+
+    def _forget(self, key: SlotKey, run: "asyncio.Task[None]") -> None:
+        self._runs.discard(run)
+        self._free_slot(key)  # when the run ended before its result was built (cancelled with the event loop)
         if not run.cancelled() and run.exception() is not None:
             log.error("subtask_run_failed", subtask_id=key[0], attempt=key[1], error=repr(run.exception()))
-        self._on_change()
 
 
 def _crashed(error: Exception) -> ExecutionOutcome:

@@ -64,8 +64,9 @@ def process_fleet(
         "SHARED_FILES_DIR": str(work / "shared_files"),
         "AGENT_PORT_MIN": "1024",
         "AGENT_PORT_MAX": "65535",
-        "HEARTBEAT_INTERVAL_SECONDS": "0.5",
-        "HEARTBEAT_TTL_SECONDS": "3",
+        "HEARTBEAT_INTERVAL_SECONDS": "1",
+        # Long enough that a machine busy starting processes never lets a live agent expire.
+        "HEARTBEAT_TTL_SECONDS": "10",
         "RECOVERY_INTERVAL_SECONDS": "0.5",
         "AGENT_SHUTDOWN_GRACE_SECONDS": "2",
         "CLAUDE_SIMULATED": "true",

@@ -10,6 +10,7 @@ from shared.database import DatabaseManager
 from shared.local_fleet import LocalFleet
 from shared.models import AgentCapability, LogLevel
 from tests.e2e.conftest import FLEET, follow, submit, wait_for_agents, wait_until_running
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sdk]
 
@@ -85,8 +86,7 @@ async def test_a_killed_agent_s_subtask_is_retried_on_another_capable_agent(
     api: httpx.AsyncClient, process_fleet: LocalFleet
 ) -> None:
     task_id = await submit(api, "Run a slow inventory count")
-    running = await wait_until_running(api, task_id)
-    victim = running["assigned_agent"]
+    victim = await agent_running_the_subtask(api, process_fleet, task_id)
     process_fleet.services[victim].kill()
     try:
         state, _ = await follow(api, task_id)
@@ -95,10 +95,26 @@ async def test_a_killed_agent_s_subtask_is_retried_on_another_capable_agent(
 
     assert state["task"]["status"] == "completed"
     [subtask] = state["task"]["subtasks"]
-    assert subtask["attempt_count"] == 2 and subtask["failed_agent_ids"] == [victim], victim
+    assert subtask["attempt_count"] == 2 and subtask["failed_agent_ids"] == [victim]
     completed = [r for r in state["subtask_results"] if r["status"] == "completed"]
     assert len(completed) == 1 and completed[0]["agent_id"] != victim
     assert AgentCapability.DATA_ANALYSIS.value in capabilities_of(completed[0]["agent_id"])
+
+
+async def agent_running_the_subtask(api: httpx.AsyncClient, fleet: LocalFleet, task_id: str) -> str:
+    """The agent that has accepted the task's first subtask (a claim alone may still be refused)."""
+    subtask = await wait_until_running(api, task_id)
+
+    async def holder() -> str | None:
+        for agent_id in FLEET:
+            health = (await api.get(f"{fleet.services[agent_id].url}/health")).json()
+            if health["current_task"] == subtask["id"]:
+                return agent_id
+        return None
+
+    agent_id = await eventually(holder, lambda found: found is not None, timeout=30)
+    assert agent_id is not None
+    return agent_id
 
 
 async def test_the_task_completes_across_an_orchestrator_crash(
