@@ -119,17 +119,22 @@ class Dispatcher(LoopService):
 
     def match(self) -> int:
         """Start a delivery for every backlog item an agent can take now; returns how many started."""
+        if not self._backlog or not any(self._load.running(a.agent_id) < a.slots for a in self._directory.agents):
+            return 0
         started = 0
-        ordered = sorted(self._backlog.values(), key=lambda entry: (-entry.item.priority, entry.sequence))
-        for entry in ordered:
-            candidates = [
-                agent
-                for agent in rank_agents(self._directory.agents, entry.item, self._load, self._history)
-                if not entry.refused_by(agent.agent_id)
-            ]
-            agent = next((agent for agent in candidates if self._load.try_reserve(agent, entry.item.subtask_id)), None)
-            if agent is None:
+        # Items that route alike (same capabilities, same failed agents) share one answer to "is anyone free?".
+        exhausted: set[tuple[frozenset[str], tuple[str, ...]]] = set()
+        for entry in sorted(self._backlog.values(), key=lambda entry: (-entry.item.priority, entry.sequence)):
+            route = (frozenset(entry.item.required_capabilities), tuple(entry.item.failed_agent_ids))
+            if route in exhausted:
                 continue
+            ranked = rank_agents(self._directory.agents, entry.item, self._load, self._history)
+            agent = next((a for a in ranked if not entry.refused_by(a.agent_id)), None)
+            if agent is None:
+                if not ranked:
+                    exhausted.add(route)
+                continue
+            self._load.try_reserve(agent, entry.item.subtask_id)
             del self._backlog[entry.payload]
             delivery = asyncio.create_task(self._deliver(entry, agent), name=f"deliver:{entry.item.subtask_id}")
             self._deliveries.add(delivery)

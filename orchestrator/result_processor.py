@@ -78,7 +78,8 @@ class ResultProcessor(LoopService):
             outcome = await self._transition(tx, result)
             await tx.results.save_subtask_result(result, applied=outcome.applied)
             if outcome.applied:
-                await self._log_to_audit(tx, result, outcome)
+                if result.status is ResultStatus.FAILED:
+                    await self._log_failure(tx, result, outcome)
                 outcome.task_status = await self._finish_task_if_done(tx, result.task_id)
         self._load.released(result.agent_id, result.subtask_id)
         if outcome.applied and outcome.subtask is not None:
@@ -126,10 +127,9 @@ class ResultProcessor(LoopService):
             task = await tx.tasks.update_task_status(task_id, TaskStatus.FAILED, error=error)
         return task.status if task else None
 
-    async def _log_to_audit(self, tx: Repositories, result: SubTaskResult, outcome: ResultOutcome) -> None:
-        if result.status is ResultStatus.COMPLETED:
-            level, message = LogLevel.INFO, f"subtask completed in {result.execution_time:.3f}s"
-        elif outcome.queued:
+    async def _log_failure(self, tx: Repositories, result: SubTaskResult, outcome: ResultOutcome) -> None:
+        """What the orchestrator decided about a failed attempt (the agent logs its own start and finish)."""
+        if outcome.queued:
             level, message = LogLevel.WARNING, f"attempt {result.attempt} failed, retrying: {result.error}"
         else:
             level, message = LogLevel.ERROR, f"subtask failed: {result.error}"

@@ -164,18 +164,23 @@ async def gather_limited(count: int, concurrency: int, make: Callable[[int], Awa
     return await asyncio.gather(*(one(index) for index in range(count)))
 
 
+async def wait_for_user_tasks(client: httpx.AsyncClient, user_id: str, count: int) -> None:
+    """Until `count` tasks of the user have completed; exits if any failed."""
+    while True:
+        completed = (await client.get("/tasks", params={"user_id": user_id, "status": "completed", "limit": 1})).json()
+        if completed["total"] >= count:
+            return
+        failed = (await client.get("/tasks", params={"user_id": user_id, "status": "failed", "limit": 1})).json()
+        if failed["total"]:
+            sys.exit(f"{failed['total']} benchmark tasks of {user_id} failed")
+        await asyncio.sleep(0.01)
+
+
 async def measure_throughput(client: httpx.AsyncClient, chains: int) -> None:
     started = time.perf_counter()
     task_ids = await gather_limited(chains, 20, lambda _: submit(client, "bench chain of five steps", "chains"))
     submitted = time.perf_counter() - started
-    while True:
-        completed = (await client.get("/tasks", params={"user_id": "chains", "status": "completed", "limit": 1})).json()
-        if completed["total"] >= chains:
-            break
-        failed = (await client.get("/tasks", params={"user_id": "chains", "status": "failed", "limit": 1})).json()
-        if failed["total"]:
-            sys.exit(f"{failed['total']} benchmark tasks failed")
-        await asyncio.sleep(0.01)
+    await wait_for_user_tasks(client, "chains", chains)
     elapsed = time.perf_counter() - started
     subtasks = len(task_ids) * len(CHAIN_CAPABILITIES)
     print(
@@ -197,10 +202,12 @@ async def measure_api(client: httpx.AsyncClient) -> None:
         20,
         lambda _: timed(lambda: client.post("/tasks", params={"description": "bench hop api", "user_id": "api"})),
     )
-    print(f"POST /tasks at 20 concurrent:     {describe(posts)}")
+    print(f"POST /tasks at 20 concurrent:     {describe(posts)} (each task then runs on the agents)")
+    await wait_for_user_tasks(client, "api", len(posts))
     task_id = await submit(client, "bench chain for reads")
+    await wait_ended(client, task_id)
     gets = await gather_limited(2000, 50, lambda _: timed(lambda: client.get(f"/tasks/{task_id}")))
-    print(f"GET /tasks/{{id}} at 50 concurrent: {describe(gets)}")
+    print(f"GET /tasks/{{id}} at 50 concurrent: {describe(gets)} (a finished 5-subtask task, nothing else running)")
 
 
 class PeakRss:
