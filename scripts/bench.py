@@ -38,15 +38,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from shared.local_fleet import LocalFleet, ServiceProcess  # noqa: E402
+from shared.local_fleet import SEED_FLEET, LocalFleet, ServiceProcess, fleet_environment  # noqa: E402
 
-FLEET = {
-    "agent1": "DATA_ANALYSIS,CODE_GENERATION",
-    "agent2": "WEB_SCRAPING,API_INTEGRATION",
-    "agent3": "FILE_PROCESSING,DATABASE_OPERATIONS",
-    "agent4": "CODE_GENERATION,API_INTEGRATION",
-    "agent5": "DATA_ANALYSIS,DATABASE_OPERATIONS",
-}
 CHAIN_CAPABILITIES = ["DATABASE_OPERATIONS", "DATA_ANALYSIS", "CODE_GENERATION", "FILE_PROCESSING", "API_INTEGRATION"]
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -101,27 +94,14 @@ def fleet(args: argparse.Namespace, executor: str, work_dir: Path) -> Iterator[L
     scenarios = work_dir / "bench-scenarios.yaml"
     scenarios.write_text(yaml.safe_dump(bench_scenarios()))
     base_env = {
-        "POSTGRES_URL": args.postgres_url,
-        "REDIS_URL": args.redis_url,
-        "TENANT_ID": f"bench{os.getpid()}",
+        **fleet_environment(args.postgres_url, args.redis_url, f"bench{os.getpid()}", work_dir),
         "MAX_QUEUE_DEPTH": "100000",
-        "AGENT_PORT_MIN": "1024",
-        "AGENT_PORT_MAX": "65535",
         "AGENT_EXECUTOR": executor,
         "AGENT_CONCURRENCY": str(args.agent_concurrency if executor == "stub" else 1),
-        "AGENT_CLAUDE_CONFIG_ROOT": str(work_dir / "claude"),
-        "SHARED_FILES_DIR": str(work_dir / "shared_files"),
-        "CLAUDE_SIMULATED": "true",
         "LOG_LEVEL": "WARNING",
     }
     with LocalFleet(base_env, work_dir / "logs") as local:
-        simulator = local.add_simulator(scenarios)
-        local.start("simulator")
-        local.base_env["ANTHROPIC_BASE_URL"] = simulator.url
-        local.add_orchestrator()
-        for agent_id, capabilities in FLEET.items():
-            local.add_agent(agent_id, capabilities)
-        local.start(*[name for name in local.services if name != "simulator"])
+        local.start_seed_fleet(scenarios)
         yield local
 
 
@@ -278,7 +258,7 @@ async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> No
 
 async def run_sdk_benchmark(local: LocalFleet) -> None:
     async with httpx.AsyncClient(base_url=local.services["orchestrator"].url, timeout=120) as client:
-        agents = [service for name, service in local.services.items() if name in FLEET]
+        agents = [service for name, service in local.services.items() if name in SEED_FLEET]
         await measure_sdk(client, local.services["orchestrator"], agents)
 
 

@@ -18,6 +18,14 @@ from types import TracebackType
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The seed's fleet: agent id -> capabilities (scripts/start.sh and docker-compose.yml run the same five).
+SEED_FLEET = {
+    "agent1": "DATA_ANALYSIS,CODE_GENERATION",
+    "agent2": "WEB_SCRAPING,API_INTEGRATION",
+    "agent3": "FILE_PROCESSING,DATABASE_OPERATIONS",
+    "agent4": "CODE_GENERATION,API_INTEGRATION",
+    "agent5": "DATA_ANALYSIS,DATABASE_OPERATIONS",
+}
 HEALTH_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 30.0
 
@@ -91,6 +99,20 @@ class ServiceProcess:
             self.process.wait()
 
 
+def fleet_environment(postgres_url: str, redis_url: str, tenant_id: str, work_dir: Path) -> dict[str, str]:
+    """What every local fleet shares: its storage, its own tenant and workspace, and agents on any free port."""
+    return {
+        "POSTGRES_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "TENANT_ID": tenant_id,
+        "AGENT_CLAUDE_CONFIG_ROOT": str(work_dir / "claude"),
+        "SHARED_FILES_DIR": str(work_dir / "shared_files"),
+        "AGENT_PORT_MIN": "1024",
+        "AGENT_PORT_MAX": "65535",
+        "CLAUDE_SIMULATED": "true",
+    }
+
+
 class LocalFleet:
     """A set of service processes sharing one base environment (database, Redis, tenant, Claude endpoint)."""
 
@@ -147,6 +169,16 @@ class LocalFleet:
             "AGENT_CAPABILITIES": capabilities,
         }
         return self.add(agent_id, "agent", port=port, health_path="/health", env={**agent_env, **(env or {})})
+
+    def start_seed_fleet(self, scenarios: Path) -> None:
+        """Simulator (as Claude, with `scenarios`), orchestrator and the seed's five agents, all healthy."""
+        simulator = self.add_simulator(scenarios)
+        self.start("simulator")
+        self.base_env["ANTHROPIC_BASE_URL"] = simulator.url
+        self.add_orchestrator()
+        for agent_id, capabilities in SEED_FLEET.items():
+            self.add_agent(agent_id, capabilities)
+        self.start("orchestrator", *SEED_FLEET)
 
     def start(self, *names: str) -> None:
         """Start the named services (all when none are named) and wait until each answers its health check."""

@@ -15,18 +15,12 @@ import yaml
 
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.local_fleet import LocalFleet
+from shared.local_fleet import SEED_FLEET, LocalFleet, fleet_environment
 from shared.redis_manager import RedisManager
 from tests.polling import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FLEET = {
-    "agent1": "DATA_ANALYSIS,CODE_GENERATION",
-    "agent2": "WEB_SCRAPING,API_INTEGRATION",
-    "agent3": "FILE_PROCESSING,DATABASE_OPERATIONS",
-    "agent4": "CODE_GENERATION,API_INTEGRATION",
-    "agent5": "DATA_ANALYSIS,DATABASE_OPERATIONS",
-}
+FLEET = SEED_FLEET
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -55,31 +49,18 @@ def process_fleet(
     """`database` has created and migrated the run's database before any service connects to it."""
     work = fleet_settings_dir
     base_env = {
-        "POSTGRES_URL": fleet_settings.postgres_url,
-        "REDIS_URL": fleet_settings.redis_url,
-        "TENANT_ID": fleet_settings.tenant_id,
+        **fleet_environment(fleet_settings.postgres_url, fleet_settings.redis_url, fleet_settings.tenant_id, work),
         "AGENT_EXECUTOR": "sdk",
         "AGENT_CLI_ENV": json.dumps({"CLAUDE_CODE_MAX_RETRIES": "0"}),
-        "AGENT_CLAUDE_CONFIG_ROOT": str(work / "claude"),
-        "SHARED_FILES_DIR": str(work / "shared_files"),
-        "AGENT_PORT_MIN": "1024",
-        "AGENT_PORT_MAX": "65535",
         "HEARTBEAT_INTERVAL_SECONDS": "1",
         # Long enough that a machine busy starting processes never lets a live agent expire.
         "HEARTBEAT_TTL_SECONDS": "10",
         "RECOVERY_INTERVAL_SECONDS": "0.5",
         "AGENT_SHUTDOWN_GRACE_SECONDS": "2",
-        "CLAUDE_SIMULATED": "true",
         "ANTHROPIC_MAX_RETRIES": "0",
     }
     with LocalFleet(base_env, work / "logs") as local:
-        simulator = local.add_simulator(e2e_scenarios(work / "scenarios.yaml"))
-        local.start("simulator")
-        local.base_env["ANTHROPIC_BASE_URL"] = simulator.url
-        local.add_orchestrator()
-        for agent_id, capabilities in FLEET.items():
-            local.add_agent(agent_id, capabilities)
-        local.start(*[name for name in local.services if name != "simulator"])
+        local.start_seed_fleet(e2e_scenarios(work / "scenarios.yaml"))
         yield local
 
 
