@@ -46,7 +46,7 @@ async def test_three_dependent_subtasks_run_in_order_on_capable_agents(
     task_id = await submit(api, "Build the quarterly sales report")
     state, _ = await follow(api, task_id)
 
-    assert state["task"]["status"] == "completed"
+    assert state["task"]["status"] == "completed", state["task"]["error"]
     subtasks = state["task"]["subtasks"]
     assert len(subtasks) == 3
     results = {result["subtask_id"]: result for result in state["subtask_results"]}
@@ -93,7 +93,7 @@ async def test_a_killed_agent_s_subtask_is_retried_on_another_capable_agent(
     finally:
         process_fleet.start(victim)
 
-    assert state["task"]["status"] == "completed"
+    assert state["task"]["status"] == "completed", state["task"]["error"]
     [subtask] = state["task"]["subtasks"]
     assert subtask["attempt_count"] == 2 and subtask["failed_agent_ids"] == [victim]
     completed = [r for r in state["subtask_results"] if r["status"] == "completed"]
@@ -128,7 +128,7 @@ async def test_the_task_completes_across_an_orchestrator_crash(
     orchestrator.wait_healthy()
     state, _ = await follow(api, task_id)
 
-    assert state["task"]["status"] == "completed"
+    assert state["task"]["status"] == "completed", state["task"]["error"]
     assert state["task"]["subtasks"][0]["attempt_count"] == 1  # the agent kept running it; nothing was redone
     assert [r["status"] for r in state["subtask_results"]] == ["completed"]
 
@@ -138,5 +138,7 @@ async def test_ten_tasks_submitted_at_once_all_complete(api: httpx.AsyncClient) 
     task_ids = await asyncio.gather(*(submit(api, description) for description in descriptions))
     outcomes = await asyncio.gather(*(follow(api, task_id, timeout=180) for task_id in task_ids))
 
-    assert [state["task"]["status"] for state, _ in outcomes] == ["completed"] * 10
+    assert [state["task"]["status"] for state, _ in outcomes] == ["completed"] * 10, [
+        s["task"]["error"] for s, _ in outcomes
+    ]
     await wait_for_agents(api, len(FLEET))
