@@ -13,7 +13,7 @@ from orchestrator.result_processor import ResultProcessor
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
-from shared.models import ResultStatus, SubTask, SubTaskResult
+from shared.models import AgentStatus, ResultStatus, SubTask, SubTaskResult
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -38,6 +38,7 @@ class RecoveryService(LoopService):
         self._redis = redis
         self._results = results
         self._consumer_ids = consumer_ids
+        self._absent_since: dict[str, datetime] = {}  # running subtask id -> first heartbeat that left it out
 
     async def recover_own_inflight(self) -> None:
         """At start: whatever this orchestrator's consumers held when it last stopped goes back on the queues."""
@@ -74,16 +75,18 @@ class RecoveryService(LoopService):
         return len(missing)
 
     async def retry_stranded(self) -> int:
-        """Running attempts whose agent stopped heartbeating, or whose lease ran out, fail retryably."""
+        """Running attempts that no live agent is running fail retryably, so they run again elsewhere.
+
+        An attempt is stranded when its agent stopped heartbeating, when its lease ran out, or when its
+        agent's heartbeats keep saying the agent does not have it (a delivery cut short by a crash).
+        """
         running = await self._db.repositories().subtasks.list_running()
-        if not running:
-            return 0
-        alive = {agent.agent_id for agent in await self._redis.get_agents()}
-        lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)
+        agents = {agent.agent_id: agent for agent in await self._redis.get_agents()} if running else {}
         now = datetime.now(UTC)
+        self._absent_since = {key: seen for key, seen in self._absent_since.items() if key in {s.id for s in running}}
         stranded = 0
         for subtask in running:
-            reason = self._stranded_reason(subtask, alive, now, lease)
+            reason = self._stranded_reason(subtask, agents.get(subtask.assigned_agent or ""), now)
             if reason:
                 await self._results.apply_result(self._lost_attempt(subtask, reason, now))
                 stranded += 1
@@ -91,13 +94,23 @@ class RecoveryService(LoopService):
             log.warning("stranded_attempts_retried", count=stranded)
         return stranded
 
-    @staticmethod
-    def _stranded_reason(subtask: SubTask, alive: set[str], now: datetime, lease: timedelta) -> str | None:
-        if subtask.assigned_agent not in alive:
+    def _stranded_reason(self, subtask: SubTask, agent: AgentStatus | None, now: datetime) -> str | None:
+        lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)
+        if agent is None:
             return f"agent {subtask.assigned_agent} stopped heartbeating while running the subtask"
         if subtask.assigned_at is not None and now - subtask.assigned_at > lease:
             return f"no result from agent {subtask.assigned_agent} within {lease.total_seconds():.0f} s"
+        if self._absent_for(subtask, agent, now) > timedelta(seconds=2 * self._settings.heartbeat_interval_seconds):
+            return f"agent {agent.agent_id} is not running the subtask (its delivery was lost)"
         return None
+
+    def _absent_for(self, subtask: SubTask, agent: AgentStatus, now: datetime) -> timedelta:
+        """How long the agent's heartbeats, all sent after the assignment, have left this subtask out."""
+        assigned = subtask.assigned_at or now
+        if subtask.id in agent.current_tasks or agent.last_heartbeat <= assigned:
+            self._absent_since.pop(subtask.id, None)
+            return timedelta(0)
+        return now - self._absent_since.setdefault(subtask.id, now)
 
     @staticmethod
     def _lost_attempt(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Starts the whole fleet on this machine: PostgreSQL and Redis (the configured ones, or throwaway local
-# ones), migrations, the orchestrator, agent1-agent5, the dashboard, and the Claude simulator when no
-# ANTHROPIC_API_KEY is set. Running it again while the fleet is up changes nothing. scripts/stop.sh stops it.
+# Starts the whole fleet: PostgreSQL, Redis, the orchestrator, agent1-agent5, the dashboard, and the Claude
+# simulator when no ANTHROPIC_API_KEY is set. Running it again while the fleet is up changes nothing;
+# scripts/stop.sh stops it.
+#
+# When a Docker engine answers: `docker compose up` of docker-compose.yml, waiting until every container is
+# healthy. Otherwise native processes from .venv, with PostgreSQL and Redis at the configured URLs, or
+# throwaway local ones under .data/ when none answer. `--native` or `--docker` chooses instead.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 source scripts/lib/services.sh
+source scripts/lib/compose.sh
 
 FLEET_DIR="$DATA_DIR/fleet"
 LOG_DIR="$FLEET_DIR/logs"
 PID_DIR="$FLEET_DIR/pids"
 HEALTH_TIMEOUT_SECONDS=90
+COMPOSE_WAIT_SECONDS=600  # the first start builds the images
 
-# name port capabilities (seed 003)
+# name port capabilities (seed 003; docker-compose.yml has the same fleet, a test keeps them equal)
 AGENTS=(
     "agent1 8001 DATA_ANALYSIS,CODE_GENERATION"
     "agent2 8002 WEB_SCRAPING,API_INTEGRATION"
@@ -58,30 +64,77 @@ sys.exit(f"{name} gave no healthy answer at {url} within {timeout:.0f} s")
 EOF
 }
 
+print_offline_banner() {
+    printf '\033[1;33m%s\033[0m\n' \
+        "################################################################################" \
+        "#  OFFLINE MODE: ANTHROPIC_API_KEY is not set.                                #" \
+        "#  Claude is replaced by the local simulator (simulator/scenarios/demo.yaml). #" \
+        "#  Every plan and answer is SIMULATED and labelled so in the API and UI.      #" \
+        "################################################################################" >&2
+}
+
 print_urls() {
+    local logs="$1" python="$2"
     cat <<EOF
 
   Orchestrator API   http://localhost:8000        (docs: http://localhost:8000/docs)
   Dashboard          http://localhost:8501
   Agents             http://localhost:8001 ... http://localhost:8005
-  Logs               $LOG_DIR/
+  Logs               $logs
   Stop               scripts/stop.sh
 
   Try it:  curl -X POST 'http://localhost:8000/tasks?description=Calculate%20factorial%20of%2010'
-           python scripts/test_system.py
+           $python scripts/test_system.py
 EOF
 }
 
+start_with_docker() {
+    local profile=()
+    if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
+        # docker-compose.yml passes these two to the containers; the simulator is the `simulator` service.
+        export ANTHROPIC_BASE_URL=http://simulator:8090 CLAUDE_SIMULATED=true
+        profile=(--profile simulator)
+    fi
+    say "a Docker engine answers: starting the fleet with docker compose (the first start builds the images)"
+    if ! compose "${profile[@]}" up --detach --build --wait --wait-timeout "$COMPOSE_WAIT_SECONDS"; then
+        compose "${profile[@]}" ps --all >&2 || true
+        die "the fleet did not become healthy; see docker compose logs [service]"
+    fi
+    if [ ${#profile[@]} -gt 0 ]; then print_offline_banner; fi
+    say "the fleet is up"
+    # test_system.py needs httpx: the .venv has it; elsewhere `pip install httpx` first.
+    local python=python3
+    if [ -x "$VENV/bin/python" ]; then python=.venv/bin/python; fi
+    print_urls "docker compose logs [service]" "$python"
+}
+
+MODE=""
+case "${1:-}" in
+    --native) MODE=native ;;
+    --docker) MODE=docker ;;
+    "") if docker_engine_answers; then MODE=docker; else MODE=native; fi ;;
+    *) die "usage: scripts/start.sh [--native | --docker]" ;;
+esac
+
 if [ -f .env ]; then set -a; source .env; set +a; fi
+
+if [ "$MODE" = docker ]; then
+    docker_engine_answers || die "--docker: no Docker engine answers (docker info failed)"
+    start_with_docker
+    exit 0
+fi
+
 export POSTGRES_URL="${POSTGRES_URL:-postgresql://postgres:postgres@localhost:5432/multi_agent_db}"
 export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
 mkdir -p "$LOG_DIR" "$PID_DIR"
 
 if running_pid orchestrator >/dev/null; then
     say "the fleet is already running (orchestrator PID $(running_pid orchestrator)); nothing started"
-    print_urls
+    print_urls "$LOG_DIR/" .venv/bin/python
     exit 0
 fi
+
+say "starting the fleet as native processes (no Docker engine answers, or --native)"
 
 ensure_venv requirements.txt
 ensure_backing_services fleet 55433 56380
@@ -95,12 +148,7 @@ if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
         --scenarios simulator/scenarios/demo.yaml --request-log "$LOG_DIR/simulator-requests.jsonl"
     wait_healthy simulator http://127.0.0.1:8090/api/hello
     export ANTHROPIC_BASE_URL=http://127.0.0.1:8090 CLAUDE_SIMULATED=true
-    printf '\033[1;33m%s\033[0m\n' \
-        "################################################################################" \
-        "#  OFFLINE MODE: ANTHROPIC_API_KEY is not set.                                #" \
-        "#  Claude is replaced by the local simulator (simulator/scenarios/demo.yaml). #" \
-        "#  Every plan and answer is SIMULATED and labelled so in the API and UI.      #" \
-        "################################################################################" >&2
+    print_offline_banner
 fi
 
 launch orchestrator "$VENV/bin/python" -m orchestrator
@@ -119,4 +167,4 @@ for agent in "${AGENTS[@]}"; do
 done
 wait_healthy dashboard http://127.0.0.1:8501/_stcore/health
 say "the fleet is up"
-print_urls
+print_urls "$LOG_DIR/" .venv/bin/python

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Stops exactly what scripts/start.sh started, by PID: SIGTERM first (agents finish or hand back their
-# running subtasks), SIGKILL only for a process still there after the grace period.
+# Stops exactly what scripts/start.sh started. Native processes by PID: SIGTERM first (agents finish or hand
+# back their running subtasks), SIGKILL only for a process still there after the grace period. Containers with
+# `docker compose down` when the Docker engine answers and the project has any: the same SIGTERM drain, and
+# the named volumes (PostgreSQL data, shared_files) are kept; `docker compose down --volumes` removes them.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 source scripts/lib/services.sh
+source scripts/lib/compose.sh
 
 FLEET_DIR="$DATA_DIR/fleet"
 PID_DIR="$FLEET_DIR/pids"
@@ -34,10 +37,25 @@ stop_process() {
     rm -f "$pidfile"
 }
 
+stop_containers() {
+    # The profile makes `down` include the simulator container when offline mode started one.
+    if [ -n "$(compose --profile simulator ps --quiet 2>/dev/null)" ]; then
+        say "stopping the fleet's containers (docker compose down)"
+        compose --profile simulator down
+        return 0
+    fi
+    return 1
+}
+
+containers_stopped=""
+if docker_engine_answers && stop_containers; then containers_stopped=1; fi
+
 shopt -s nullglob
 pidfiles=("$PID_DIR"/*.pid)
 if [ ${#pidfiles[@]} -eq 0 ]; then
-    say "nothing to stop: no fleet started by scripts/start.sh is recorded in $PID_DIR"
+    if [ -z "$containers_stopped" ]; then
+        say "nothing to stop: no fleet started by scripts/start.sh is recorded in $PID_DIR"
+    fi
 else
     # Dashboard and orchestrator first so no new work is handed out, then the agents together, then the rest.
     for name in dashboard orchestrator; do

@@ -26,6 +26,7 @@ class FakeAgent:
     refuse: bool = False
     url: str = ""
     received: list[TaskExecutionRequest] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)  # subtasks received and not yet reported, as heartbeats say
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def status(self) -> AgentStatus:
@@ -33,7 +34,8 @@ class FakeAgent:
             "agent_id": self.agent_id,
             "url": self.url,
             "port": int(self.url.rsplit(":", 1)[1]),
-            "is_available": True,
+            "is_available": len(self.running) < self.slots,
+            "current_tasks": sorted(self.running),
             "capabilities": self.capabilities,
             "slots": self.slots,
         }
@@ -53,6 +55,7 @@ class FakeAgent:
                 return JSONResponse({"error": "busy"}, status_code=503)
             with self._lock:
                 self.received.append(request)
+                self.running.add(request.subtask.id)
             return JSONResponse({"status": "accepted", "agent_id": self.agent_id})
 
         return app

@@ -61,6 +61,9 @@ class Fleet:
         self.heartbeats.pop(agent_id).cancel()
 
     async def report(self, result: SubTaskResult) -> None:
+        """Publish a result as the agent would: the slot frees first, then the result goes out."""
+        if result.agent_id in self.agents:
+            self.agents[result.agent_id].running.discard(result.subtask_id)
         await self.redis.enqueue_result(result)
 
     async def close(self) -> None:

