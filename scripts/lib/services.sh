@@ -115,7 +115,7 @@ STARTED_SERVICES=()
 ensure_backing_services() {
     local name="$1" pg_port="$2" redis_port="$3"
     if ! postgres_answers "$POSTGRES_URL"; then
-        say "no PostgreSQL answers at $(url_part "$POSTGRES_URL" netloc '?')"
+        say "no PostgreSQL answers at $(url_part "$POSTGRES_URL" hostname '?'):$(url_part "$POSTGRES_URL" port 5432)"
         start_throwaway_postgres "$name" "$pg_port"
         local database
         database=$(url_part "$POSTGRES_URL" path /postgres)
@@ -123,7 +123,7 @@ ensure_backing_services() {
         STARTED_SERVICES+=(postgres)
     fi
     if ! redis_answers "$REDIS_URL"; then
-        say "no Redis answers at $(url_part "$REDIS_URL" netloc '?')"
+        say "no Redis answers at $(url_part "$REDIS_URL" hostname '?'):$(url_part "$REDIS_URL" port 6379)"
         start_throwaway_redis "$name" "$redis_port"
         export REDIS_URL="redis://127.0.0.1:${redis_port}$(url_part "$REDIS_URL" path /0)"
         STARTED_SERVICES+=(redis)
