@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 MAX_BACKLOG = 1000
 # The matcher looks again at least this often (agents' heartbeats expire without an announcement).
 MATCH_INTERVAL_SECONDS = 1.0
+# Agents announce every slot change; the directory is re-read at most this often (the load tracker
+# already knows about slots this orchestrator fills and frees, so only joins and leaves wait for it).
+REGISTRY_REFRESH_MIN_SECONDS = 0.1
 # An agent that declined an item (busy, unreachable) is not offered that item again for this long.
 REFUSAL_BACKOFF_SECONDS = 1.0
 
@@ -67,7 +70,8 @@ class RegistryWatcher(LoopService):
         # One subscription for as long as the loop runs; an error ends it and the loop subscribes again.
         async with self._redis.registry.watch() as watcher:
             while not self.stopping:
-                await watcher.wait(timeout=MATCH_INTERVAL_SECONDS)
+                if await watcher.wait(timeout=MATCH_INTERVAL_SECONDS):
+                    await self.sleep(REGISTRY_REFRESH_MIN_SECONDS)  # let a burst of announcements settle
                 await self._directory.refresh()
                 self._load.notify()
 

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from shared.config import Settings
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, apply_migrations
 from shared.local_fleet import SEED_FLEET, LocalFleet, fleet_environment
 from shared.redis_manager import RedisManager
+from tests.conftest import drop_database
 from tests.polling import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +33,15 @@ def e2e_scenarios(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fleet_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"tenant_id": f"e2e-{uuid.uuid4().hex[:10]}"})
+async def fleet_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """A database of the fleet's own: an orchestrator takes over every live subtask in its database,
+    so the fleet must not see what earlier tests left behind."""
+    own = settings.model_copy(
+        update={"tenant_id": f"e2e-{uuid.uuid4().hex[:10]}", "postgres_url": f"{settings.postgres_url}_e2e"}
+    )
+    await apply_migrations(own.postgres_url)
+    yield own
+    await drop_database(own.postgres_url)
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +51,7 @@ def fleet_settings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def process_fleet(
-    fleet_settings: Settings, fleet_settings_dir: Path, database: DatabaseManager
-) -> Iterator[LocalFleet]:
-    """`database` has created and migrated the run's database before any service connects to it."""
+def process_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterator[LocalFleet]:
     work = fleet_settings_dir
     base_env = {
         **fleet_environment(fleet_settings.postgres_url, fleet_settings.redis_url, fleet_settings.tenant_id, work),
@@ -115,3 +120,12 @@ async def wait_until_running(client: httpx.AsyncClient, task_id: str) -> dict[st
         return subtask
 
     return await eventually(first_subtask, lambda subtask: subtask["status"] == "running", timeout=30)
+
+
+@pytest.fixture(scope="module")
+async def fleet_database(fleet_settings: Settings) -> AsyncIterator[DatabaseManager]:
+    """The fleet's database, for tests that check what was stored."""
+    manager = DatabaseManager(fleet_settings)
+    await manager.connect()
+    yield manager
+    await manager.disconnect()

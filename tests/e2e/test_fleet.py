@@ -20,7 +20,7 @@ def capabilities_of(agent_id: str) -> set[str]:
 
 
 async def test_factorial_is_computed_through_the_database_tool(
-    api: httpx.AsyncClient, database: DatabaseManager
+    api: httpx.AsyncClient, fleet_database: DatabaseManager
 ) -> None:
     task_id = await submit(api, "Calculate factorial of 10")
     state, seen = await follow(api, task_id)
@@ -33,11 +33,11 @@ async def test_factorial_is_computed_through_the_database_tool(
     assert "factorial_10 = 3628800" in result["output"]
     assert result["execution_time"] > 0 and result["num_turns"] >= 2 and result["simulated"] is True
     assert task["result"]["summary"] == result["output"]
-    repos = database.repositories()
+    repos = fleet_database.repositories()
     [call] = await repos.audit.list_tool_calls(task_id)
     assert call.tool_name == "database_query" and "factorial(10)" in call.arguments["query"] and not call.is_error
-    assert await database.pool.fetchval("SELECT status FROM tasks WHERE id = $1", task_id) == "completed"
-    assert await database.pool.fetchval("SELECT count(*) FROM subtask_results WHERE task_id = $1", task_id) == 1
+    assert await fleet_database.pool.fetchval("SELECT status FROM tasks WHERE id = $1", task_id) == "completed"
+    assert await fleet_database.pool.fetchval("SELECT count(*) FROM subtask_results WHERE task_id = $1", task_id) == 1
 
 
 async def test_three_dependent_subtasks_run_in_order_on_capable_agents(
@@ -64,7 +64,7 @@ async def test_three_dependent_subtasks_run_in_order_on_capable_agents(
 
 
 async def test_a_subtask_that_fails_for_good_blocks_its_dependent_and_fails_the_task(
-    api: httpx.AsyncClient, database: DatabaseManager
+    api: httpx.AsyncClient, fleet_database: DatabaseManager
 ) -> None:
     task_id = await submit(api, "Compare the supplier price feeds")
     state, _ = await follow(api, task_id)
@@ -78,7 +78,7 @@ async def test_a_subtask_that_fails_for_good_blocks_its_dependent_and_fails_the_
     assert "unknown currency 'XBT'" in state["task"]["error"]
     failure = next(r for r in state["subtask_results"] if r["status"] == "failed")
     assert "unknown currency 'XBT'" in failure["error"] and failure["retryable"] is False
-    logs = await database.repositories().audit.list_agent_logs(task_id=task_id, level=LogLevel.ERROR)
+    logs = await fleet_database.repositories().audit.list_agent_logs(task_id=task_id, level=LogLevel.ERROR)
     assert any("unknown currency 'XBT'" in log.message for log in logs)
 
 

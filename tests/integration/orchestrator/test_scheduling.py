@@ -16,6 +16,7 @@ from tests.orchestrator_harness import (
     wait_for_results,
     wait_until_ended,
 )
+from tests.polling import eventually
 
 DATA = AgentCapability.DATA_ANALYSIS
 CODE = AgentCapability.CODE_GENERATION
@@ -236,19 +237,25 @@ async def test_cancel_stops_the_task_and_later_results_change_nothing(
 async def test_an_attempt_its_agent_never_received_is_retried(
     orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager
 ) -> None:
+    lost_to = await fleet.add("agent1", DATA)
+    lost_to.refuse = True  # alive and heartbeating, but every delivery to it fails
     async with orchestrator(SCENARIOS) as client:
-        task_id = await submit(client, "Do a single step of work")  # no agent yet: the subtask waits queued
+        task_id = await submit(client, "Do a single step of work")
         [subtask] = (await task_state(client, task_id))["task"]["subtasks"]
-        # The claim a dispatcher makes just before it crashes: running on agent1, which never got the request.
-        assert await db.repositories().subtasks.claim(subtask["id"], 1, "agent1") is not None
-        agent = await fleet.add("agent1", DATA)  # alive, heartbeating, and not running it
 
-        await wait_for_request(agent, "the only step")
-        retry = agent.received[0]
-        assert retry.subtask.attempt_count == 2
-        await fleet.report(result_for(retry, "agent1"))
+        # The claim a dispatcher makes just before it crashes: running on agent1, which never got the request.
+        async def claim() -> object:
+            return await db.repositories().subtasks.claim(subtask["id"], 1, "agent1")
+
+        await eventually(claim, lambda claimed: claimed is not None)
+        capable = await fleet.add("agent5", DATA)
+
+        await wait_for_request(capable, "the only step")
+        retry = capable.received[0]
+        assert retry.subtask.attempt_count == 2 and retry.subtask.failed_agent_ids == ["agent1"]
+        await fleet.report(result_for(retry, "agent5"))
         state = await wait_until_ended(client, task_id)
 
     assert state["task"]["status"] == "completed"
     lost = next(r for r in state["subtask_results"] if r["attempt"] == 1)
-    assert "is not running the subtask" in lost["error"]
+    assert "agent agent1 is not running the subtask" in lost["error"]
