@@ -100,17 +100,21 @@ class RecoveryService(LoopService):
             return f"agent {subtask.assigned_agent} stopped heartbeating while running the subtask"
         if subtask.assigned_at is not None and now - subtask.assigned_at > lease:
             return f"no result from agent {subtask.assigned_agent} within {lease.total_seconds():.0f} s"
-        if self._absent_for(subtask, agent, now) > timedelta(seconds=2 * self._settings.heartbeat_interval_seconds):
+        if self._absent_for(subtask, agent, now) >= timedelta(seconds=2 * self._settings.heartbeat_interval_seconds):
             return f"agent {agent.agent_id} is not running the subtask (its delivery was lost)"
         return None
 
     def _absent_for(self, subtask: SubTask, agent: AgentStatus, now: datetime) -> timedelta:
-        """How long the agent's heartbeats, all sent after the assignment, have left this subtask out."""
+        """How long the agent's own heartbeats, all sent after the assignment, have left this subtask out.
+
+        Measured between two of the agent's heartbeats (its own clock), so a heartbeat that is merely late,
+        or was taken between the claim and the delivery, never counts as absence.
+        """
         assigned = subtask.assigned_at or now
         if subtask.id in agent.current_tasks or agent.last_heartbeat <= assigned:
             self._absent_since.pop(subtask.id, None)
             return timedelta(0)
-        return now - self._absent_since.setdefault(subtask.id, now)
+        return agent.last_heartbeat - self._absent_since.setdefault(subtask.id, agent.last_heartbeat)
 
     @staticmethod
     def _lost_attempt(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
