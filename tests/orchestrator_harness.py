@@ -22,7 +22,8 @@ from tests.fake_agent import ANY_PORT, FakeAgent, serving
 from tests.polling import eventually
 
 HEARTBEAT_SECONDS = 0.3
-HEARTBEAT_TTL_SECONDS = 2
+# Generous against a loaded machine: a test's event loop can stall for a second while a server thread starts.
+HEARTBEAT_TTL_SECONDS = 5
 TERMINAL = {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
 
 

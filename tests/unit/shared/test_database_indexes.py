@@ -102,7 +102,8 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         ),
         (lambda repos: repos.tasks.count_tasks(status=TaskStatus.FAILED), ["tasks_status_created_at_idx"]),
         (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx"]),
-        (lambda repos: repos.subtasks.list_running(), ["subtasks_live_status_idx"]),
+        # Both partial indexes over running subtasks serve; the planner may pick either.
+        (lambda repos: repos.subtasks.list_running(), [("subtasks_live_status_idx", "subtasks_assigned_agent_idx")]),
         (lambda repos: repos.subtasks.count_queued(), ["subtasks_live_status_idx"]),
         (lambda repos: repos.results.get_subtask_results("task_7"), ["subtask_results_task_id_idx"]),
         (lambda repos: repos.audit.list_agent_logs(), ["agent_logs_created_at_idx"]),
@@ -125,8 +126,11 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         "tool-calls-of-task",
     ],
 )
-async def test_list_query_uses_its_indexes(history: DatabaseManager, list_call: ListCall, indexes: list[str]) -> None:
+async def test_list_query_uses_its_indexes(
+    history: DatabaseManager, list_call: ListCall, indexes: list[str | tuple[str, ...]]
+) -> None:
     plan = await plan_of(history, list_call)
 
-    assert [index for index in indexes if index not in plan] == [], plan
+    alternatives = [index if isinstance(index, tuple) else (index,) for index in indexes]
+    assert [names for names in alternatives if not any(name in plan for name in names)] == [], plan
     assert "Seq Scan" not in plan, plan
