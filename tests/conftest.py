@@ -14,8 +14,9 @@ from shared.logging import configure_logging
 os.environ.setdefault("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
-# Live-orchestrator fixtures (orchestrator, fleet, test_redis, ...) for the integration, UI and browser tests.
-pytest_plugins = ["tests.orchestrator_harness"]
+# Live-orchestrator fixtures (orchestrator, fleet, test_redis, ...) for the integration, UI and browser tests,
+# and the agent's fixtures (agent_settings, agent_redis, ...) for its unit and integration tests.
+pytest_plugins = ["tests.orchestrator_harness", "tests.unit.agent.fixtures"]
 
 # Once for the whole run, like a service's entry point: plain console output, plain tracebacks.
 configure_logging("INFO", json_output=False)

@@ -121,7 +121,8 @@ async def test_the_task_completes_across_an_orchestrator_crash(
     api: httpx.AsyncClient, process_fleet: LocalFleet
 ) -> None:
     task_id = await submit(api, "Run a slow inventory count")
-    await wait_until_running(api, task_id)
+    # Once an agent really runs it: a crash between the claim and the delivery is the lost-delivery case instead.
+    await agent_running_the_subtask(api, process_fleet, task_id)
     orchestrator = process_fleet.services["orchestrator"]
     orchestrator.kill()  # no graceful shutdown: whatever it held in flight must be recovered
     orchestrator.start()
