@@ -20,6 +20,9 @@ log = structlog.get_logger(__name__)
 
 # A running attempt gets this much longer than the agent's own timeout before it is presumed lost.
 LEASE_GRACE_SECONDS = 30.0
+# An attempt a live agent's heartbeats leave out is presumed never delivered after this long (and at least two
+# heartbeat intervals): long enough that a slow report or a stalled heartbeat is never mistaken for a loss.
+LOST_DELIVERY_SECONDS = 10.0
 
 
 class RecoveryService(LoopService):
@@ -100,7 +103,8 @@ class RecoveryService(LoopService):
             return f"agent {subtask.assigned_agent} stopped heartbeating while running the subtask"
         if subtask.assigned_at is not None and now - subtask.assigned_at > lease:
             return f"no result from agent {subtask.assigned_agent} within {lease.total_seconds():.0f} s"
-        if self._absent_for(subtask, agent, now) >= timedelta(seconds=2 * self._settings.heartbeat_interval_seconds):
+        lost_after = timedelta(seconds=max(LOST_DELIVERY_SECONDS, 2 * self._settings.heartbeat_interval_seconds))
+        if self._absent_for(subtask, agent, now) >= lost_after:
             return f"agent {agent.agent_id} is not running the subtask (its delivery was lost)"
         return None
 
