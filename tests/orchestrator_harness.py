@@ -23,7 +23,7 @@ from tests.polling import eventually
 
 HEARTBEAT_SECONDS = 0.3
 # Generous against a loaded machine: a test's event loop can stall for a second while a server thread starts.
-HEARTBEAT_TTL_SECONDS = 5
+HEARTBEAT_TTL_SECONDS = 15
 TERMINAL = {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
 
 
@@ -145,11 +145,11 @@ async def wait_until_ended(client: httpx.AsyncClient, task_id: str) -> dict[str,
     return await eventually(lambda: task_state(client, task_id), lambda state: state["task"]["status"] in TERMINAL)
 
 
-async def wait_for_request(agent: FakeAgent, description: str, count: int = 1) -> None:
+async def wait_for_request(agent: FakeAgent, description: str, count: int = 1, timeout: float = 20.0) -> None:
     async def received() -> int:
         return len(agent.requests_for(description))
 
-    await eventually(received, lambda n: n >= count)
+    await eventually(received, lambda n: n >= count, timeout=timeout)
 
 
 async def wait_for_request_anywhere(fleet: Fleet, description: str) -> None:

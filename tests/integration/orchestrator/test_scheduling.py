@@ -6,6 +6,7 @@ from shared.database import DatabaseManager
 from shared.models import AgentCapability, LogLevel, ResultStatus
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
+    HEARTBEAT_TTL_SECONDS,
     Fleet,
     OrchestratorFactory,
     plan,
@@ -191,7 +192,7 @@ async def test_an_agent_that_stops_heartbeating_has_its_subtask_retried_elsewher
         alive_id = next(agent_id for agent_id in agents if agent_id != dead_id)
         fleet.stop_heartbeat(dead_id)  # its registry entry expires; the orchestrator must notice
 
-        await wait_for_request(agents[alive_id], "the only step")
+        await wait_for_request(agents[alive_id], "the only step", timeout=HEARTBEAT_TTL_SECONDS + 20)
         retry = agents[alive_id].received[0]
         assert retry.subtask.failed_agent_ids == [dead_id]
         await fleet.report(result_for(retry, alive_id))
