@@ -3,15 +3,17 @@
 An intake loop moves items from `agent_tasks` into this orchestrator's in-flight list (so a crash
 loses nothing) and into an in-memory backlog. A matcher pairs backlog items with agents that have a
 free slot whenever something changes (new work, a slot freed, the registry changed), so an item
-that no agent can take yet never holds up items that another agent could run now. Each pairing is
-delivered on its own: claim the attempt in PostgreSQL, POST /execute, and ack the queue item.
+that no agent can take yet never holds up items that another agent could run now. The pairings of one
+matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, each is
+POSTed to its agent's /execute, and the queue items are acked in one round trip.
 """
 
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
 
 import httpx
 import structlog
@@ -26,6 +28,8 @@ log = structlog.get_logger(__name__)
 
 # Items held in memory at most; beyond it the intake waits and the rest stay in Redis.
 MAX_BACKLOG = 1000
+# Queue items the intake takes per round trip to Redis.
+INTAKE_BATCH_SIZE = 64
 # The matcher looks again at least this often (agents' heartbeats expire without an announcement).
 MATCH_INTERVAL_SECONDS = 1.0
 # Agents announce every slot change; the directory is re-read at most this often (the load tracker
@@ -41,6 +45,11 @@ class BacklogItem:
     item: QueuedSubtask
     sequence: int  # arrival order, to keep FIFO among equal priorities
     refused_until: dict[str, float] = field(default_factory=dict)  # agent id -> monotonic time
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Matching order: highest priority first, then first come first served."""
+        return -self.item.priority, self.sequence
 
     def refused_by(self, agent_id: str) -> bool:
         return self.refused_until.get(agent_id, 0.0) > time.monotonic()
@@ -100,14 +109,15 @@ class Dispatcher(LoopService):
         self._deliveries: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> None:
-        """Intake: one queue item into the backlog (the item stays in this consumer's in-flight list)."""
-        if len(self._backlog) >= MAX_BACKLOG:
+        """Intake: queue items into the backlog (each stays in this consumer's in-flight list until acked)."""
+        room = MAX_BACKLOG - len(self._backlog)
+        if room <= 0:
             await self.sleep(0.05)
             return
-        taken = await self._redis.dequeue_task(self.consumer_id, timeout=1.0)
-        if taken is not None:
-            payload, item = taken
+        taken = await self._redis.dequeue_tasks(self.consumer_id, timeout=1.0, limit=min(room, INTAKE_BATCH_SIZE))
+        for payload, item in taken:
             self._backlog[payload] = BacklogItem(payload, item, next(self._arrivals))
+        if taken:
             self._load.notify()
 
     async def run_matcher(self) -> None:
@@ -122,13 +132,14 @@ class Dispatcher(LoopService):
             await asyncio.wait(self._deliveries)
 
     def match(self) -> int:
-        """Start a delivery for every backlog item an agent can take now; returns how many started."""
-        if not self._backlog or not any(self._load.running(a.agent_id) < a.slots for a in self._directory.agents):
+        """Start delivering every backlog item an agent can take now; returns how many were paired."""
+        free_slots = sum(max(0, a.slots - self._load.running(a.agent_id)) for a in self._directory.agents)
+        if not self._backlog or not free_slots:
             return 0
-        started = 0
+        pairs: list[tuple[BacklogItem, AgentStatus]] = []
         # Items that route alike (same capabilities, same failed agents) share one answer to "is anyone free?".
         exhausted: set[tuple[frozenset[str], tuple[str, ...]]] = set()
-        for entry in sorted(self._backlog.values(), key=lambda entry: (-entry.item.priority, entry.sequence)):
+        for entry in sorted(self._backlog.values(), key=attrgetter("order")):
             route = (frozenset(entry.item.required_capabilities), tuple(entry.item.failed_agent_ids))
             if route in exhausted:
                 continue
@@ -140,66 +151,99 @@ class Dispatcher(LoopService):
                 continue
             self._load.try_reserve(agent, entry.item.subtask_id)
             del self._backlog[entry.payload]
-            delivery = asyncio.create_task(self._deliver(entry, agent), name=f"deliver:{entry.item.subtask_id}")
+            pairs.append((entry, agent))
+            free_slots -= 1
+            if not free_slots:
+                break
+        if pairs:
+            delivery = asyncio.create_task(self._deliver(pairs), name=f"deliver:{len(pairs)}")
             self._deliveries.add(delivery)
             delivery.add_done_callback(self._deliveries.discard)
-            started += 1
-        return started
+        return len(pairs)
 
-    async def _deliver(self, entry: BacklogItem, agent: AgentStatus) -> None:
-        item = entry.item
+    async def _deliver(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> None:
         try:
-            delivered = await self._offer(item, agent)
+            settled = await self._offer(pairs)
         except Exception:
-            log.exception("delivery_failed", subtask_id=item.subtask_id, agent_id=agent.agent_id)
-            delivered = False
-        if delivered is None or delivered:
-            await self._redis.task_queue.ack(self.consumer_id, entry.payload)
+            log.exception("delivery_failed", subtask_ids=[entry.item.subtask_id for entry, _ in pairs])
+            for entry, agent in pairs:
+                self._refused(entry, agent)
             return
-        # Back into the backlog; this agent is skipped for it for a moment.
+        await self._redis.task_queue.ack_many(self.consumer_id, settled)
+
+    def _refused(self, entry: BacklogItem, agent: AgentStatus) -> None:
+        """Back into the backlog; this agent is skipped for it for a moment."""
         entry.refused_until[agent.agent_id] = time.monotonic() + REFUSAL_BACKOFF_SECONDS
         self._backlog[entry.payload] = entry
-        self._load.released(agent.agent_id, item.subtask_id)
+        self._load.released(agent.agent_id, entry.item.subtask_id)
 
-    async def _offer(self, item: QueuedSubtask, agent: AgentStatus) -> bool | None:
-        """True when the agent took the attempt, False when it did not, None when the item is stale."""
+    async def _offer(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> list[str]:
+        """Claim and POST each pairing; returns the payloads that are settled (delivered, or stale)."""
         repos = self._db.repositories()
-        claimed = await repos.subtasks.claim(item.subtask_id, item.attempt, agent.agent_id)
-        if claimed is None:
-            self._load.released(agent.agent_id, item.subtask_id)
-            log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
-            return None  # cancelled, already claimed through a duplicate item, or superseded by a retry
-        request = await self._execution_request(claimed)
-        if await self._post_execute(agent, request):
-            log.info(
-                "subtask_dispatched",
-                task_id=claimed.task_id,
-                subtask_id=claimed.id,
-                agent_id=agent.agent_id,
-                attempt=claimed.attempt_count,
-                assignment_latency_ms=claimed.assignment_latency_ms,
+        claims = [(entry.item.subtask_id, entry.item.attempt, agent.agent_id) for entry, agent in pairs]
+        claimed = {(s.id, s.attempt_count, s.assigned_agent): s for s in await repos.subtasks.claim_many(claims)}
+        settled, offers = [], []
+        for (entry, agent), claim in zip(pairs, claims, strict=True):
+            subtask = claimed.pop(claim, None)
+            if subtask is None:
+                # Cancelled, already claimed through a duplicate item, or superseded by a retry.
+                self._load.released(agent.agent_id, entry.item.subtask_id)
+                log.debug("queue_item_stale", subtask_id=entry.item.subtask_id, attempt=entry.item.attempt)
+                settled.append(entry.payload)
+            else:
+                offers.append((entry, agent, subtask))
+        requests = await self._execution_requests([subtask for _, _, subtask in offers])
+        accepted = await asyncio.gather(
+            *(self._post_execute(agent, request) for (_, agent, _), request in zip(offers, requests, strict=True))
+        )
+        for (entry, agent, subtask), took_it in zip(offers, accepted, strict=True):
+            if took_it:
+                log.info(
+                    "subtask_dispatched",
+                    task_id=subtask.task_id,
+                    subtask_id=subtask.id,
+                    agent_id=agent.agent_id,
+                    attempt=subtask.attempt_count,
+                    assignment_latency_ms=subtask.assignment_latency_ms,
+                )
+                settled.append(entry.payload)
+            else:
+                await repos.subtasks.unclaim(subtask.id, subtask.attempt_count)
+                self._refused(entry, agent)
+        return settled
+
+    async def _execution_requests(self, subtasks: Sequence[SubTask]) -> list[TaskExecutionRequest]:
+        if not subtasks:
+            return []
+        descriptions, outputs = await self._db.repositories().tasks.start_and_describe_many(
+            {subtask.task_id for subtask in subtasks},
+            {dependency for subtask in subtasks for dependency in subtask.dependencies},
+        )
+        return [
+            TaskExecutionRequest(
+                task_id=subtask.task_id,
+                subtask=subtask,
+                task_context={
+                    "task_description": descriptions.get(subtask.task_id, ""),
+                    "attempt": subtask.attempt_count,
+                    "dependency_outputs": [
+                        {"subtask_id": dependency, "output": outputs.get(dependency, "")}
+                        for dependency in subtask.dependencies
+                    ],
+                },
             )
-            return True
-        await repos.subtasks.unclaim(claimed.id, claimed.attempt_count)
-        return False
-
-    async def _execution_request(self, subtask: SubTask) -> TaskExecutionRequest:
-        repos = self._db.repositories()
-        description, outputs = await repos.tasks.start_and_describe(subtask.task_id, subtask.dependencies)
-        context: dict[str, Any] = {
-            "task_description": description,
-            "attempt": subtask.attempt_count,
-            "dependency_outputs": [
-                {"subtask_id": dependency, "output": outputs.get(dependency, "")} for dependency in subtask.dependencies
-            ],
-        }
-        return TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context)
+            for subtask in subtasks
+        ]
 
     async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:
+        """True when the agent took the attempt; False when it refused, could not be reached, or the POST failed."""
         try:
             response = await self._http.post(f"{agent.url}/execute", content=request.model_dump_json())
         except httpx.HTTPError as error:
             log.warning("agent_unreachable", agent_id=agent.agent_id, url=agent.url, error=repr(error))
+            return False
+        except Exception:
+            log.exception("execute_request_failed", agent_id=agent.agent_id, subtask_id=request.subtask.id)
             return False
         if response.status_code == 200:
             return True

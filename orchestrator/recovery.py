@@ -87,15 +87,15 @@ class RecoveryService(LoopService):
         agents = {agent.agent_id: agent for agent in await self._redis.get_agents()} if running else {}
         now = datetime.now(UTC)
         self._absent_since = {key: seen for key, seen in self._absent_since.items() if key in {s.id for s in running}}
-        stranded = 0
+        lost = []
         for subtask in running:
             reason = self._stranded_reason(subtask, agents.get(subtask.assigned_agent or ""), now)
             if reason:
-                await self._results.apply_result(self._lost_attempt(subtask, reason, now))
-                stranded += 1
-        if stranded:
-            log.warning("stranded_attempts_retried", count=stranded)
-        return stranded
+                lost.append(self._lost_attempt(subtask, reason, now))
+        if lost:
+            await self._results.settle(lost)
+            log.warning("stranded_attempts_retried", count=len(lost))
+        return len(lost)
 
     def _stranded_reason(self, subtask: SubTask, agent: AgentStatus | None, now: datetime) -> str | None:
         lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)

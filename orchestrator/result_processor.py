@@ -1,5 +1,12 @@
-"""Applies agents' results to the task state: completion, retries, blocking, and the task's end."""
+"""Applies agents' results to the task state: completion, retries, blocking, and the task's end.
 
+Results are taken from the queue in batches and a batch is applied in one transaction under the row locks of
+its tasks: completions of distinct subtasks in one statement, everything else (failures, retries, several
+results for one subtask) one result at a time in arrival order, exactly as if each had come alone.
+"""
+
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -23,6 +30,8 @@ from shared.redis_manager import RedisManager
 log = structlog.get_logger(__name__)
 
 LIVE_STATUSES = (SubTaskStatus.PENDING, SubTaskStatus.QUEUED, SubTaskStatus.RUNNING)
+# Results applied in one transaction at most; a larger backlog is worked off in several.
+RESULT_BATCH_SIZE = 64
 
 
 @dataclass
@@ -33,7 +42,26 @@ class ResultOutcome:
     subtask: SubTask | None = None
     queued: list[SubTask] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
-    task_status: TaskStatus | None = None
+
+
+@dataclass
+class BatchOutcome:
+    """What applying a batch of results changed."""
+
+    applied: list[SubTaskResult] = field(default_factory=list)
+    queued: list[SubTask] = field(default_factory=list)  # attempts to put on the task queue once committed
+    finished: dict[str, TaskStatus] = field(default_factory=dict)  # tasks that ended, by id
+
+
+def split_fast_path(results: Sequence[SubTaskResult]) -> tuple[list[int], list[int]]:
+    """Positions of the completions of subtasks that have no other result in the batch, and of the rest."""
+    per_subtask = Counter(result.subtask_id for result in results)
+    fast: list[int] = []
+    careful: list[int] = []
+    for position, result in enumerate(results):
+        alone = per_subtask[result.subtask_id] == 1
+        (fast if alone and result.status is ResultStatus.COMPLETED else careful).append(position)
+    return fast, careful
 
 
 class ResultProcessor(LoopService):
@@ -55,47 +83,68 @@ class ResultProcessor(LoopService):
         self.consumer_id = consumer_id
 
     async def run_once(self) -> None:
-        delivery = await self._redis.dequeue_result(self.consumer_id, timeout=1.0)
-        if delivery is None:
+        taken = await self._redis.dequeue_results(self.consumer_id, timeout=1.0, limit=RESULT_BATCH_SIZE)
+        if not taken:
             return
-        payload, result = delivery
-        outcome = await self.apply_result(result)
-        await self.publish_queued(outcome.queued)
-        # Acknowledged only now: a crash before this line leaves the result in flight, to be recovered.
-        await self._redis.result_queue.ack(self.consumer_id, payload)
+        await self.settle([result for _, result in taken])
+        # Acknowledged only now: a crash before this line leaves the results in flight, to be recovered.
+        await self._redis.result_queue.ack_many(self.consumer_id, [payload for payload, _ in taken])
 
-    async def publish_queued(self, subtasks: list[SubTask]) -> None:
-        if subtasks:
-            await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask in subtasks])
-
-    async def apply_result(self, result: SubTaskResult) -> ResultOutcome:
-        """Apply one result in one transaction; a result for an attempt that is no longer running changes nothing."""
-        async with self._db.transaction() as tx:
-            task_status = await tx.tasks.lock_task(result.task_id)
-            if task_status is None:
-                log.warning("result_for_unknown_task", task_id=result.task_id, subtask_id=result.subtask_id)
-                return ResultOutcome()
-            outcome = await self._transition(tx, result)
-            await tx.results.save_subtask_result(result, applied=outcome.applied)
-            if outcome.applied:
-                if result.status is ResultStatus.FAILED:
-                    await self._log_failure(tx, result, outcome)
-                outcome.task_status = await self._finish_task_if_done(tx, result.task_id)
-        self._load.released(result.agent_id, result.subtask_id)
-        if outcome.applied and outcome.subtask is not None:
-            self._history.record(result.agent_id, outcome.subtask, result.status)
-        log.info(
-            "result_applied" if outcome.applied else "result_ignored",
-            task_id=result.task_id,
-            subtask_id=result.subtask_id,
-            attempt=result.attempt,
-            agent_id=result.agent_id,
-            status=result.status,
-            queued=len(outcome.queued),
-            blocked=len(outcome.blocked),
-            task_status=outcome.task_status,
-        )
+    async def settle(self, results: Sequence[SubTaskResult]) -> BatchOutcome:
+        """Apply the results, then put the attempts they made ready on the task queue."""
+        outcome = await self.apply_results(results)
+        if outcome.queued:
+            await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask in outcome.queued])
         return outcome
+
+    async def apply_results(self, results: Sequence[SubTaskResult]) -> BatchOutcome:
+        """Apply results in one transaction; a result for an attempt that is no longer running changes nothing."""
+        outcome = BatchOutcome()
+        for result in results:  # whatever becomes of it, the agent no longer runs this attempt
+            self._load.released(result.agent_id, result.subtask_id)
+        async with self._db.transaction() as tx:
+            known_tasks = await tx.tasks.lock_tasks({result.task_id for result in results})
+            for result in results:
+                if result.task_id not in known_tasks:
+                    log.warning("result_for_unknown_task", task_id=result.task_id, subtask_id=result.subtask_id)
+            results = [result for result in results if result.task_id in known_tasks]
+            outcomes = [ResultOutcome() for _ in results]  # by position: a redelivered result may come twice
+            fast, careful = split_fast_path(results)
+            completed = await tx.subtasks.complete_attempts(
+                [(results[position].subtask_id, results[position].attempt) for position in fast]
+            )
+            for position in fast:
+                subtask = completed.get(results[position].subtask_id)
+                outcomes[position] = ResultOutcome(applied=subtask is not None, subtask=subtask)
+            progressed = {subtask.task_id for subtask in completed.values()}
+            outcome.queued += await tx.subtasks.queue_ready_in(progressed) if progressed else []
+            for position in careful:  # in arrival order, each as if it had come alone
+                result = results[position]
+                outcomes[position] = single = await self._transition(tx, result)
+                outcome.queued += single.queued
+                if single.applied and result.status is ResultStatus.FAILED:
+                    await self._log_failure(tx, result, single)
+            await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
+            outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
+            outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
+        self._account(results, outcomes, outcome)
+        return outcome
+
+    def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:
+        """After commit: learn from each applied result, and log each result."""
+        for result, outcome in zip(results, outcomes, strict=True):
+            if outcome.applied and outcome.subtask is not None:
+                self._history.record(result.agent_id, outcome.subtask, result.status)
+            log.info(
+                "result_applied" if outcome.applied else "result_ignored",
+                task_id=result.task_id,
+                subtask_id=result.subtask_id,
+                attempt=result.attempt,
+                agent_id=result.agent_id,
+                status=result.status,
+                blocked=len(outcome.blocked),
+                task_status=batch.finished.get(result.task_id),
+            )
 
     async def _transition(self, tx: Repositories, result: SubTaskResult) -> ResultOutcome:
         if result.status is ResultStatus.COMPLETED:
@@ -109,11 +158,17 @@ class ResultProcessor(LoopService):
         blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
         return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
 
-    async def _finish_task_if_done(self, tx: Repositories, task_id: str) -> TaskStatus | None:
-        """Complete or fail the task once none of its subtasks can run any more."""
-        counts = await tx.subtasks.count_by_status(task_id)
-        if any(counts.get(status) for status in LIVE_STATUSES):
-            return None
+    async def _finish_tasks_if_done(self, tx: Repositories, task_ids: Collection[str]) -> dict[str, TaskStatus]:
+        """Complete or fail each task once none of its subtasks can run any more."""
+        finished = {}
+        for task_id, counts in (await tx.subtasks.count_by_status_in(task_ids)).items():
+            if not any(counts.get(status) for status in LIVE_STATUSES):
+                status = await self._finish_task(tx, task_id, counts)
+                if status is not None:
+                    finished[task_id] = status
+        return finished
+
+    async def _finish_task(self, tx: Repositories, task_id: str, counts: dict[SubTaskStatus, int]) -> TaskStatus | None:
         subtasks = await tx.subtasks.list_for_task(task_id)
         results = await tx.results.get_subtask_results(task_id, applied_only=True)
         if counts.get(SubTaskStatus.COMPLETED, 0) == len(subtasks):

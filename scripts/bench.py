@@ -156,17 +156,55 @@ async def wait_for_user_tasks(client: httpx.AsyncClient, user_id: str, count: in
         await asyncio.sleep(0.01)
 
 
-async def measure_throughput(client: httpx.AsyncClient, chains: int) -> None:
-    started = time.perf_counter()
-    task_ids = await gather_limited(chains, 20, lambda _: submit(client, "bench chain of five steps", "chains"))
-    submitted = time.perf_counter() - started
-    await wait_for_user_tasks(client, "chains", chains)
-    elapsed = time.perf_counter() - started
+class CpuAccount:
+    """CPU seconds each group of the fleet's processes (and the whole machine) spent between enter and exit."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+        self.spent: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        machine = psutil.cpu_times()
+        used = {"machine": machine.user + machine.system + machine.softirq}
+        for name, processes in self._groups.items():
+            used[name] = sum(sum(process.cpu_times()[:2]) for process in processes)
+        return used
+
+    def __enter__(self) -> "CpuAccount":
+        self._started = self._now()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        ended = self._now()
+        self.spent = {name: ended[name] - self._started[name] for name in ended}
+
+    def per_item(self, count: int) -> str:
+        return ", ".join(f"{name} {seconds / count * 1000:.2f}" for name, seconds in self.spent.items())
+
+
+def fleet_cpu_groups(local: LocalFleet) -> dict[str, list[int]]:
+    agents = [service.pid for name, service in local.services.items() if name in SEED_FLEET]
+    return {
+        "orchestrator": [local.services["orchestrator"].pid],
+        "agents": agents,
+        "simulator": [local.services["simulator"].pid],
+        "bench client": [os.getpid()],
+    }
+
+
+async def measure_throughput(client: httpx.AsyncClient, chains: int, cpu_groups: dict[str, list[int]]) -> None:
+    with CpuAccount(cpu_groups) as cpu:
+        started = time.perf_counter()
+        task_ids = await gather_limited(chains, 20, lambda _: submit(client, "bench chain of five steps", "chains"))
+        submitted = time.perf_counter() - started
+        await wait_for_user_tasks(client, "chains", chains)
+        elapsed = time.perf_counter() - started
     subtasks = len(task_ids) * len(CHAIN_CAPABILITIES)
     print(
         f"throughput:                       {subtasks / elapsed:.0f} subtasks/s "
         f"({subtasks} subtasks in {len(task_ids)} chains, {elapsed:.2f} s; submitting took {submitted:.2f} s)"
     )
+    print(f"  CPU ms per subtask:             {cpu.per_item(subtasks)}")
 
 
 async def timed(call: Callable[[], Awaitable[httpx.Response]]) -> float:
@@ -251,7 +289,7 @@ async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> No
         if "idle" in args.only:
             await measure_idle_hop(client, args.hops)
         if "throughput" in args.only:
-            await measure_throughput(client, args.chains)
+            await measure_throughput(client, args.chains, fleet_cpu_groups(local))
         if "api" in args.only:
             await measure_api(client)
 

@@ -128,14 +128,24 @@ class RedisManager:
 
     async def dequeue_task(self, consumer_id: str, timeout: float) -> tuple[str, QueuedSubtask] | None:
         """The next subtask attempt and its raw payload (to ack), or None after `timeout` seconds."""
-        return await self._take_model(self.task_queue, consumer_id, timeout, QueuedSubtask)
+        taken = await self.dequeue_tasks(consumer_id, timeout, limit=1)
+        return taken[0] if taken else None
+
+    async def dequeue_tasks(self, consumer_id: str, timeout: float, limit: int) -> list[tuple[str, QueuedSubtask]]:
+        """Up to `limit` subtask attempts with their raw payloads: waits for the first, takes what else is there."""
+        return await self._take_models(self.task_queue, consumer_id, timeout, QueuedSubtask, limit)
 
     async def enqueue_result(self, result: SubTaskResult) -> int:
         return await self.result_queue.push(result.model_dump_json())
 
     async def dequeue_result(self, consumer_id: str, timeout: float) -> tuple[str, SubTaskResult] | None:
         """The next result and its raw payload (to ack), or None after `timeout` seconds."""
-        return await self._take_model(self.result_queue, consumer_id, timeout, SubTaskResult)
+        taken = await self.dequeue_results(consumer_id, timeout, limit=1)
+        return taken[0] if taken else None
+
+    async def dequeue_results(self, consumer_id: str, timeout: float, limit: int) -> list[tuple[str, SubTaskResult]]:
+        """Up to `limit` results with their raw payloads: waits for the first, takes what else is there."""
+        return await self._take_models(self.result_queue, consumer_id, timeout, SubTaskResult, limit)
 
     async def register_agent(self, status: AgentStatus) -> None:
         await self.registry.register_agent(status, ttl=self._settings.heartbeat_ttl_seconds)
@@ -183,23 +193,27 @@ class RedisManager:
                     log.warning("redis_connect_failed", attempt=number, of=self._connect_attempts, error=str(error))
                     raise
 
-    async def _take_model(
-        self, queue: ReliableQueue, consumer_id: str, timeout: float, model: type[ModelT]
-    ) -> tuple[str, ModelT] | None:
-        """Take items until one parses; the others go to the dead-letter list, never silently away."""
-        while (payload := await queue.take(consumer_id, timeout)) is not None:
-            try:
-                return payload, model.model_validate_json(payload)
-            except ValidationError as error:
-                log.error(
-                    "queue_payload_rejected",
-                    queue=queue.name,
-                    consumer_id=consumer_id,
-                    payload=payload[:_LOGGED_PAYLOAD_CHARS],
-                    error=str(error),
-                )
-                await queue.reject(consumer_id, payload)
-        return None
+    async def _take_models(
+        self, queue: ReliableQueue, consumer_id: str, timeout: float, model: type[ModelT], limit: int
+    ) -> list[tuple[str, ModelT]]:
+        """Take up to `limit` items that parse; the others go to the dead-letter list, never silently away."""
+        while payloads := await queue.take_many(consumer_id, timeout, limit):
+            taken = []
+            for payload in payloads:
+                try:
+                    taken.append((payload, model.model_validate_json(payload)))
+                except ValidationError as error:
+                    log.error(
+                        "queue_payload_rejected",
+                        queue=queue.name,
+                        consumer_id=consumer_id,
+                        payload=payload[:_LOGGED_PAYLOAD_CHARS],
+                        error=str(error),
+                    )
+                    await queue.reject(consumer_id, payload)
+            if taken:
+                return taken
+        return []
 
 
 def _address(client: Redis) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Results reported by agents, one row per delivered result (late and duplicate ones included)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.database.executor import Executor
@@ -12,6 +12,41 @@ RESULT_COLUMNS = (
     "role_config_hash, simulated, created_at"
 )
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+INSERT_RESULT = """
+    INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
+        retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
+        cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+    ON CONFLICT (result_id) DO NOTHING
+"""
+
+
+def _result_values(result: SubTaskResult, applied: bool) -> tuple[Any, ...]:
+    usage = result.token_usage
+    return (
+        result.result_id,
+        result.subtask_id,
+        result.task_id,
+        result.agent_id,
+        result.attempt,
+        result.status.value,
+        result.output,
+        result.error,
+        result.retryable,
+        result.execution_time,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        result.cost_usd,
+        result.num_turns,
+        result.role_config_hash,
+        result.simulated,
+        applied,
+        result.created_at,
+    )
 
 
 def result_from_row(row: Mapping[str, Any]) -> SubTaskResult:
@@ -26,37 +61,15 @@ class ResultRepository:
 
     async def save_subtask_result(self, result: SubTaskResult, *, applied: bool) -> bool:
         """Record a result; False when this very result (same result_id) was recorded before."""
-        usage = result.token_usage
-        status = await self._executor.execute(
-            """
-            INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
-                retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
-                cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-            ON CONFLICT (result_id) DO NOTHING
-            """,
-            result.result_id,
-            result.subtask_id,
-            result.task_id,
-            result.agent_id,
-            result.attempt,
-            result.status.value,
-            result.output,
-            result.error,
-            result.retryable,
-            result.execution_time,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_input_tokens,
-            usage.cache_creation_input_tokens,
-            result.cost_usd,
-            result.num_turns,
-            result.role_config_hash,
-            result.simulated,
-            applied,
-            result.created_at,
-        )
+        status = await self._executor.execute(INSERT_RESULT, *_result_values(result, applied))
         return status == "INSERT 0 1"
+
+    async def save_subtask_results(self, results: Sequence[tuple[SubTaskResult, bool]]) -> None:
+        """Record several (result, applied) pairs in one round trip; ones recorded before are left as they are."""
+        if results:
+            await self._executor.executemany(
+                INSERT_RESULT, [_result_values(result, applied) for result, applied in results]
+            )
 
     async def get_subtask_results(self, task_id: str, *, applied_only: bool = False) -> list[SubTaskResult]:
         rows = await self._executor.fetch(

@@ -5,7 +5,7 @@ attempt number) it moves from, so a duplicate, late or racing caller finds no ro
 nothing: delivery is at least once, but each attempt completes exactly once.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from shared.database.executor import Executor
@@ -41,41 +41,57 @@ class SubtaskRepository:
         return [subtask_from_row(row) for row in rows]
 
     async def queue_ready(self, task_id: str) -> list[SubTask]:
-        """pending → queued (next attempt) for every subtask whose dependencies have all completed.
+        """pending → queued (next attempt) for every subtask of the task whose dependencies have all completed.
 
         Callers that complete subtasks of the same task concurrently must hold the task's row lock
         (TaskRepository.lock_task); otherwise each may miss the other's uncommitted completion.
         """
+        return await self.queue_ready_in([task_id])
+
+    async def queue_ready_in(self, task_ids: Collection[str]) -> list[SubTask]:
+        """`queue_ready` for several tasks in one statement, highest priority first."""
         rows = await self._executor.fetch(
             f"""
             UPDATE subtasks s
             SET status = 'queued', attempt_count = s.attempt_count + 1, queued_at = clock_timestamp(), {TOUCH}
-            WHERE s.task_id = $1 AND s.status = 'pending'
+            WHERE s.task_id = ANY ($1::text[]) AND s.status = 'pending'
               AND NOT EXISTS (
                   SELECT 1 FROM subtasks d
                   WHERE d.task_id = s.task_id AND d.id = ANY (s.dependencies) AND d.status <> 'completed'
               )
             RETURNING {SUBTASK_COLUMNS}
             """,
-            task_id,
+            list(task_ids),
         )
         return sorted((subtask_from_row(row) for row in rows), key=lambda subtask: -subtask.priority)
 
     async def claim(self, subtask_id: str, attempt: int, agent_id: str) -> SubTask | None:
         """queued → running on `agent_id`, recording when and how long after queueing it was assigned."""
-        return await self._fetch_one(
+        claimed = await self.claim_many([(subtask_id, attempt, agent_id)])
+        return claimed[0] if claimed else None
+
+    async def claim_many(self, claims: Sequence[tuple[str, int, str]]) -> list[SubTask]:
+        """`claim` for several (subtask id, attempt, agent id) triples at once; returns the subtasks now running.
+
+        A triple whose attempt is no longer queued is left out, and of two triples for one attempt only one wins.
+        """
+        if not claims:
+            return []
+        rows = await self._executor.fetch(
             f"""
             UPDATE subtasks
-            SET status = 'running', assigned_agent = $3, assigned_at = clock_timestamp(),
+            SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
                 assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
                 {TOUCH}
-            WHERE id = $1 AND status = 'queued' AND attempt_count = $2
+            FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
+            WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
             RETURNING {SUBTASK_COLUMNS}
             """,
-            subtask_id,
-            attempt,
-            agent_id,
+            [subtask_id for subtask_id, _, _ in claims],
+            [attempt for _, attempt, _ in claims],
+            [agent_id for _, _, agent_id in claims],
         )
+        return [subtask_from_row(row) for row in rows]
 
     async def unclaim(self, subtask_id: str, attempt: int) -> SubTask | None:
         """running → queued, same attempt: the agent never took the work (refused or unreachable)."""
@@ -103,6 +119,25 @@ class SubtaskRepository:
             attempt,
             status.value,
         )
+
+    async def complete_attempts(self, attempts: Sequence[tuple[str, int]]) -> dict[str, SubTask]:
+        """`finish_attempt(..., COMPLETED)` for several (subtask id, attempt) pairs of distinct subtasks at once.
+
+        Returns the subtasks that completed, by id; a pair whose attempt is no longer running is left out.
+        """
+        if not attempts:
+            return {}
+        rows = await self._executor.fetch(
+            f"""
+            UPDATE subtasks SET status = 'completed', {TOUCH}
+            FROM unnest($1::text[], $2::int[]) AS finished (subtask_id, attempt)
+            WHERE id = finished.subtask_id AND status = 'running' AND attempt_count = finished.attempt
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            [subtask_id for subtask_id, _ in attempts],
+            [attempt for _, attempt in attempts],
+        )
+        return {row["id"]: subtask_from_row(row) for row in rows}
 
     async def retry_attempt(self, subtask_id: str, attempt: int, failed_agent_id: str) -> SubTask | None:
         """running attempt N → queued attempt N+1, remembering the agent it failed on."""
@@ -153,10 +188,19 @@ class SubtaskRepository:
         return [row["id"] for row in rows]
 
     async def count_by_status(self, task_id: str) -> dict[SubTaskStatus, int]:
+        return (await self.count_by_status_in([task_id])).get(task_id, {})
+
+    async def count_by_status_in(self, task_ids: Collection[str]) -> dict[str, dict[SubTaskStatus, int]]:
+        """Subtasks per status, for each of the tasks."""
         rows = await self._executor.fetch(
-            "SELECT status, count(*) AS n FROM subtasks WHERE task_id = $1 GROUP BY status", task_id
+            "SELECT task_id, status, count(*) AS n FROM subtasks WHERE task_id = ANY ($1::text[]) "
+            "GROUP BY task_id, status",
+            list(task_ids),
         )
-        return {SubTaskStatus(row["status"]): row["n"] for row in rows}
+        counts: dict[str, dict[SubTaskStatus, int]] = {}
+        for row in rows:
+            counts.setdefault(row["task_id"], {})[SubTaskStatus(row["status"])] = row["n"]
+        return counts
 
     async def count_queued(self) -> int:
         """Subtasks waiting for an agent across all tasks: the measure of backpressure."""

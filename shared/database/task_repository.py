@@ -1,6 +1,6 @@
 """Tasks and the plan they were decomposed into."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from shared.database.executor import Executor, transaction
@@ -148,7 +148,15 @@ class TaskRepository:
         return None if row is None else task_from_row(row)
 
     async def start_and_describe(self, task_id: str, dependency_ids: list[str]) -> tuple[str, dict[str, str]]:
-        """Mark the task in progress (once) and return its description and the outputs of the given subtasks.
+        """Mark the task in progress (once) and return its description and the outputs of the given subtasks."""
+        descriptions, outputs = await self.start_and_describe_many([task_id], dependency_ids)
+        return descriptions.get(task_id, ""), outputs
+
+    async def start_and_describe_many(
+        self, task_ids: Collection[str], dependency_ids: Collection[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Mark the tasks in progress (once) and return their descriptions by task id and the applied outputs
+        of the given subtasks by subtask id.
 
         One round trip on the dispatcher's hot path: the UPDATE in the CTE runs whether or not it matches.
         """
@@ -156,23 +164,31 @@ class TaskRepository:
             """
             WITH started AS (
                 UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
-                WHERE id = $1 AND status = 'pending'
+                WHERE id = ANY ($1::text[]) AND status = 'pending'
             )
-            SELECT t.description,
+            SELECT (SELECT coalesce(jsonb_object_agg(t.id, t.description), '{}'::jsonb)
+                    FROM tasks t WHERE t.id = ANY ($1::text[])
+                   ) AS descriptions,
                    (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{}'::jsonb)
                     FROM subtask_results r
-                    WHERE r.task_id = $1 AND r.subtask_id = ANY ($2::text[]) AND r.applied AND r.status = 'completed'
+                    WHERE r.subtask_id = ANY ($2::text[]) AND r.applied AND r.status = 'completed'
                    ) AS outputs
-            FROM tasks t WHERE t.id = $1
             """,
-            task_id,
-            dependency_ids,
+            list(task_ids),
+            list(dependency_ids),
         )
-        if row is None:
-            return "", {}
-        return row["description"], row["outputs"]
+        return row["descriptions"], row["outputs"]
 
     async def lock_task(self, task_id: str) -> TaskStatus | None:
         """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""
-        status = await self._executor.fetchval("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", task_id)
-        return None if status is None else TaskStatus(status)
+        return (await self.lock_tasks([task_id])).get(task_id)
+
+    async def lock_tasks(self, task_ids: Collection[str]) -> dict[str, TaskStatus]:
+        """`lock_task` for several tasks, always in id order so two lockers never wait on each other in a cycle.
+
+        Returns the status of each task that exists.
+        """
+        rows = await self._executor.fetch(
+            "SELECT id, status FROM tasks WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE", sorted(task_ids)
+        )
+        return {row["id"]: TaskStatus(row["status"]) for row in rows}

@@ -20,6 +20,18 @@ from shared.redis.keys import RedisKeys, last_segment
 
 log = structlog.get_logger(__name__)
 
+# Moves up to ARGV[1] items from the queue's head to the in-flight list in one atomic step (LMOVE each, so the
+# same guarantees as `take`), stopping at the first miss.
+_TAKE_MORE_SCRIPT = """
+local items = {}
+for _ = 1, tonumber(ARGV[1]) do
+    local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+    if not item then break end
+    items[#items + 1] = item
+end
+return items
+"""
+
 
 class ReliableQueue:
     def __init__(self, redis: Redis, keys: RedisKeys, name: str) -> None:
@@ -28,6 +40,7 @@ class ReliableQueue:
         self.name = name
         self.key = keys.queue(name)
         self.dead_letter_key = keys.dead_letter(name)
+        self._take_more = redis.register_script(_TAKE_MORE_SCRIPT)
 
     def inflight_key(self, consumer_id: str) -> str:
         return self._keys.inflight(self.name, consumer_id)
@@ -50,9 +63,28 @@ class ReliableQueue:
         item = await self._redis.blmove(self.key, self.inflight_key(consumer_id), timeout_arg, "LEFT", "RIGHT")
         return None if item is None else as_text(item)
 
+    async def take_many(self, consumer_id: str, timeout: float, limit: int) -> list[str]:
+        """Like `take`, then up to `limit - 1` more items that are already waiting, without waiting for them."""
+        first = await self.take(consumer_id, timeout)
+        if first is None:
+            return []
+        if limit <= 1:
+            return [first]
+        more = await self._take_more(keys=[self.key, self.inflight_key(consumer_id)], args=[limit - 1])
+        return [first, *(as_text(item) for item in more)]
+
     async def ack(self, consumer_id: str, payload: str) -> bool:
         """Drop a processed item from the in-flight list; False if it was not there (already recovered)."""
         return await self._redis.lrem(self.inflight_key(consumer_id), 1, payload) == 1
+
+    async def ack_many(self, consumer_id: str, payloads: Sequence[str]) -> None:
+        """Drop several processed items from the in-flight list in one round trip."""
+        if not payloads:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for payload in payloads:
+                pipe.lrem(self.inflight_key(consumer_id), 1, payload)
+            await pipe.execute()
 
     async def reject(self, consumer_id: str, payload: str) -> None:
         """Move an item that can never be processed from the in-flight list to the dead-letter list."""
