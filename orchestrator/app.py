@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
-import httpx
 import structlog
 from fastapi import FastAPI
 
+from orchestrator.agent_client import AgentClient
 from orchestrator.api import fleet, tasks
 from orchestrator.dispatcher import AgentDirectory, Dispatcher, RegistryWatcher
 from orchestrator.recovery import RecoveryService
@@ -27,9 +27,6 @@ from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
 
-# The orchestrator waits this long for an agent to accept a subtask; execution itself runs in the background.
-AGENT_REQUEST_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
-
 
 def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
     if settings.anthropic_api_key is None and settings.anthropic_base_url is None:
@@ -40,6 +37,9 @@ def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
     api_key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else "offline-simulator"
     return anthropic.AsyncAnthropic(
         api_key=api_key,
+        # aiohttp under the SDK's client: decomposition is on the POST /tasks path, and httpx's own transport
+        # costs several times more CPU per request.
+        http_client=anthropic.DefaultAioHttpClient(),
         base_url=settings.anthropic_base_url,
         max_retries=settings.anthropic_max_retries,
         timeout=settings.anthropic_timeout_seconds,
@@ -68,7 +68,7 @@ class BackgroundWork:
 
 
 def build_background_work(
-    settings: Settings, db: DatabaseManager, redis: RedisManager, http: httpx.AsyncClient, directory: AgentDirectory
+    settings: Settings, db: DatabaseManager, redis: RedisManager, agents: AgentClient, directory: AgentDirectory
 ) -> BackgroundWork:
     load, history = AgentLoadTracker(), SuccessHistory()
     instance = settings.orchestrator_instance_id
@@ -76,7 +76,7 @@ def build_background_work(
         ResultProcessor(settings, db, redis, load, history, f"{instance}-results-{n}")
         for n in range(settings.result_concurrency)
     ]
-    dispatcher = Dispatcher(db, redis, http, directory, load, history, f"{instance}-dispatch")
+    dispatcher = Dispatcher(db, redis, agents, directory, load, history, f"{instance}-dispatch")
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(
         settings, db, redis, result_processors[0], consumer_ids, settings.recovery_interval_seconds
@@ -94,11 +94,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await db.connect()
     redis = RedisManager(settings)
     await redis.connect()
-    http = httpx.AsyncClient(timeout=AGENT_REQUEST_TIMEOUT, headers={"content-type": "application/json"})
+    agents = AgentClient()
+    await agents.start()
     task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings))
     app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
     directory = AgentDirectory(redis)
-    work = build_background_work(settings, db, redis, http, directory)
+    work = build_background_work(settings, db, redis, agents, directory)
     await work.prepare(db, directory)
     try:
         async with asyncio.TaskGroup() as group:
@@ -111,7 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 for loop in work.loops:
                     loop.stop()
     finally:
-        await http.aclose()
+        await agents.close()
         await claude.close()
         await redis.disconnect()
         await db.disconnect()

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-import httpx
 import structlog
 
+from orchestrator.agent_client import AgentClient, AgentUnreachableError
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory, rank_agents
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
@@ -90,7 +90,7 @@ class Dispatcher(LoopService):
         self,
         db: DatabaseManager,
         redis: RedisManager,
-        http: httpx.AsyncClient,
+        agents: AgentClient,
         directory: AgentDirectory,
         load: AgentLoadTracker,
         history: SuccessHistory,
@@ -99,7 +99,7 @@ class Dispatcher(LoopService):
         super().__init__("dispatcher")
         self._db = db
         self._redis = redis
-        self._http = http
+        self._agents = agents
         self._directory = directory
         self._load = load
         self._history = history
@@ -238,14 +238,14 @@ class Dispatcher(LoopService):
     async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:
         """True when the agent took the attempt; False when it refused, could not be reached, or the POST failed."""
         try:
-            response = await self._http.post(f"{agent.url}/execute", content=request.model_dump_json())
-        except httpx.HTTPError as error:
-            log.warning("agent_unreachable", agent_id=agent.agent_id, url=agent.url, error=repr(error))
+            answer = await self._agents.execute(agent.url, request.model_dump_json())
+        except AgentUnreachableError as error:
+            log.warning("agent_unreachable", agent_id=agent.agent_id, url=agent.url, error=str(error))
             return False
         except Exception:
             log.exception("execute_request_failed", agent_id=agent.agent_id, subtask_id=request.subtask.id)
             return False
-        if response.status_code == 200:
+        if answer.accepted:
             return True
-        log.info("agent_refused", agent_id=agent.agent_id, status_code=response.status_code, body=response.text[:200])
+        log.info("agent_refused", agent_id=agent.agent_id, status_code=answer.status, body=answer.body)
         return False
