@@ -85,11 +85,10 @@ class TaskService:
             log.warning("enqueue_deferred_to_recovery", count=len(items), error=str(error))
 
     async def get_task(self, task_id: str) -> tuple[Task, list[SubTaskResult]]:
-        repos = self._db.repositories()
-        task = await repos.tasks.get_task(task_id)
-        if task is None:
+        detail = await self._db.repositories().tasks.get_task_detail(task_id)
+        if detail is None:
             raise NotFoundError(f"no task with id {task_id!r}")
-        return task, await repos.results.get_subtask_results(task_id)
+        return detail
 
     async def list_tasks(
         self, status: TaskStatus | None, user_id: str | None, limit: int, offset: int

@@ -4,8 +4,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from shared.database.executor import Executor, transaction
+from shared.database.result_repository import RESULT_COLUMNS, result_from_row
 from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
-from shared.models import TERMINAL_TASK_STATUSES, SubTask, Task, TaskStatus, TaskSummary
+from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, TaskStatus, TaskSummary
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
@@ -78,6 +79,26 @@ class TaskRepository:
             f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = $1 ORDER BY position", task_id
         )
         return task_from_row(row, [subtask_from_row(subtask_row) for subtask_row in subtask_rows])
+
+    async def get_task_detail(self, task_id: str) -> tuple[Task, list[SubTaskResult]] | None:
+        """The task, its subtasks in plan order and every result reported for them, in one round trip."""
+        row = await self._executor.fetchrow(
+            f"""
+            SELECT row_to_json(t) AS task,
+                   (SELECT coalesce(json_agg(to_jsonb(s) - 'position' ORDER BY s.position), '[]')
+                    FROM (SELECT position, {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = $1) s
+                   ) AS subtasks,
+                   (SELECT coalesce(json_agg(r ORDER BY r.created_at, r.result_id), '[]')
+                    FROM (SELECT {RESULT_COLUMNS} FROM subtask_results WHERE task_id = $1) r
+                   ) AS results
+            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1) t
+            """,
+            task_id,
+        )
+        if row is None:
+            return None
+        subtasks = [subtask_from_row(subtask) for subtask in row["subtasks"]]
+        return task_from_row(row["task"], subtasks), [result_from_row(result) for result in row["results"]]
 
     async def list_tasks(
         self,

@@ -7,8 +7,8 @@ import asyncpg
 import pytest
 
 from shared.database import DatabaseManager
-from shared.models import DecompositionInfo, SubTaskStatus, Task, TaskStatus, TokenUsage
-from tests.factories import build_subtask, build_task, run_attempt
+from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TokenUsage
+from tests.factories import build_result, build_subtask, build_task, run_attempt
 
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 IN_AN_HOUR = datetime.now(UTC) + timedelta(hours=1)
@@ -35,6 +35,30 @@ async def test_created_task_reads_back_as_it_was_stored(db: DatabaseManager) -> 
 
     assert await repos.tasks.create_task(task) == task
     assert await repos.tasks.get_task(task.id) == task
+
+
+async def test_task_detail_in_one_round_trip_reads_the_same_as_its_parts(db: DatabaseManager) -> None:
+    task = build_task(
+        subtasks=0,
+        result={"summary": "done", "outputs": {"b": [1, 2]}},
+        decomposition=DecompositionInfo(duration_ms=3.5, repaired=True, token_usage=TokenUsage(output_tokens=7)),
+    )
+    task.subtasks = [build_subtask(task.id, id=f"{task.id}_{name}") for name in ("z", "a")]  # plan order, not id order
+    repos = db.repositories()
+    await repos.tasks.create_task(task)
+    await repos.subtasks.queue_ready(task.id)
+    running = await run_attempt(repos, task.subtasks[0].id)
+    for result, applied in [
+        (build_result(running, output="ünïcode ✓", token_usage=TokenUsage(input_tokens=5), cost_usd=0.25), True),
+        (build_result(running, agent_id="agent2", status=ResultStatus.FAILED, retryable=True), False),
+    ]:
+        await repos.results.save_subtask_result(result, applied=applied)
+
+    detail = await repos.tasks.get_task_detail(task.id)
+
+    assert detail == (await repos.tasks.get_task(task.id), await repos.results.get_subtask_results(task.id))
+    assert detail is not None and [subtask.id for subtask in detail[0].subtasks] == [s.id for s in task.subtasks]
+    assert await repos.tasks.get_task_detail("task_missing") is None
 
 
 async def test_longest_description_is_counted_in_characters(db: DatabaseManager) -> None:
