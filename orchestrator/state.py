@@ -19,7 +19,8 @@ class OrchestratorState:
     tasks: TaskService
 
 
-def get_state(request: Request) -> OrchestratorState:
+async def get_state(request: Request) -> OrchestratorState:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop every request would pay.
     state: OrchestratorState = request.app.state.orchestrator
     return state
 
