@@ -183,42 +183,68 @@ async def wait_for_user_tasks(client: OrchestratorClient, user_id: str, count: i
 
 
 class CpuAccount:
-    """CPU seconds each group of the fleet's processes (and the whole machine) spent between enter and exit."""
+    """CPU seconds each group of processes (and the whole machine) spent between enter and exit.
 
-    def __init__(self, groups: dict[str, list[int]]) -> None:
-        self._groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+    Groups are looked up again at exit, so a process that started meanwhile (a new PostgreSQL backend) counts
+    with all it spent; one that ended meanwhile is lost.
+    """
+
+    def __init__(self, groups: Callable[[], dict[str, list[int]]]) -> None:
+        self._groups = groups
         self.spent: dict[str, float] = {}
 
-    def _now(self) -> dict[str, float]:
-        machine = psutil.cpu_times()
-        used = {"machine": machine.user + machine.system + machine.softirq}
-        for name, processes in self._groups.items():
-            used[name] = sum(sum(process.cpu_times()[:2]) for process in processes)
-        return used
+    @staticmethod
+    def _machine() -> float:
+        times = psutil.cpu_times()
+        return float(times.user + times.system + times.softirq)
+
+    def _per_process(self) -> dict[str, dict[int, float]]:
+        return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in self._groups().items()}
 
     def __enter__(self) -> "CpuAccount":
-        self._started = self._now()
+        self._machine_started, self._started = self._machine(), self._per_process()
         return self
 
     def __exit__(self, *_: object) -> None:
-        ended = self._now()
-        self.spent = {name: ended[name] - self._started[name] for name in ended}
+        self.spent = {"machine": self._machine() - self._machine_started}
+        for name, ended in self._per_process().items():
+            started = self._started.get(name, {})
+            self.spent[name] = sum(seconds - started.get(pid, 0.0) for pid, seconds in ended.items())
 
     def per_item(self, count: int) -> str:
         return ", ".join(f"{name} {seconds / count * 1000:.2f}" for name, seconds in self.spent.items())
 
 
-def fleet_cpu_groups(local: LocalFleet) -> dict[str, list[int]]:
-    agents = [service.pid for name, service in local.services.items() if name in SEED_FLEET]
-    return {
-        "orchestrator": [local.services["orchestrator"].pid],
-        "agents": agents,
-        "simulator": [local.services["simulator"].pid],
-        "bench client": [os.getpid()],
-    }
+def _cpu_seconds(pid: int) -> float:
+    try:
+        return float(sum(psutil.Process(pid).cpu_times()[:2]))
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
-async def measure_throughput(client: OrchestratorClient, chains: int, cpu_groups: dict[str, list[int]]) -> None:
+def fleet_cpu_groups(local: LocalFleet) -> Callable[[], dict[str, list[int]]]:
+    """The fleet's processes by group, and the local PostgreSQL and Redis servers (whatever else they serve)."""
+
+    def groups() -> dict[str, list[int]]:
+        servers: dict[str, list[int]] = {"postgres": [], "redis": []}
+        for process in psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name == "postgres" or name.startswith("redis-server"):
+                servers["postgres" if name == "postgres" else "redis"].append(process.pid)
+        return {
+            "orchestrator": [local.services["orchestrator"].pid],
+            "agents": [service.pid for name, service in local.services.items() if name in SEED_FLEET],
+            "simulator": [local.services["simulator"].pid],
+            "bench client": [os.getpid()],
+            **servers,
+        }
+
+    return groups
+
+
+async def measure_throughput(
+    client: OrchestratorClient, chains: int, cpu_groups: Callable[[], dict[str, list[int]]]
+) -> None:
     with CpuAccount(cpu_groups) as cpu:
         started = time.perf_counter()
         task_ids = await gather_limited(chains, 20, lambda _: submit(client, "bench chain of five steps", "chains"))
