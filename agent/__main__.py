@@ -6,6 +6,7 @@ from agent.app import create_app
 from agent.executors.sdk import require_claude_access
 from shared.config import load_settings
 from shared.logging import configure_logging
+from shared.runtime import tune_garbage_collector
 
 
 def main() -> None:
@@ -14,6 +15,7 @@ def main() -> None:
         require_claude_access(settings)
     configure_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=settings.agent_host,

@@ -8,6 +8,7 @@ import structlog
 import uvicorn
 
 from shared.logging import configure_logging
+from shared.runtime import tune_garbage_collector
 from simulator.app import create_app
 from simulator.scenarios import ScenarioError, ScenarioSet, load_scenarios
 from simulator.service import SimulatorConfig
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         subtasks=len(scenarios.subtasks),
         latency_ms=args.latency_ms,
     )
+    app = create_app(config)
+    tune_garbage_collector()
     uvicorn.run(
-        create_app(config),
+        app,
         host=args.host,
         port=args.port,
         log_config=None,
