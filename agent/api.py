@@ -28,12 +28,13 @@ class ExecuteAccepted(BaseModel):
     agent_id: str
 
 
-def get_runner(request: Request) -> SubtaskRunner:
+# Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for a lookup.
+async def get_runner(request: Request) -> SubtaskRunner:
     runner: SubtaskRunner = request.app.state.runner
     return runner
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -40,26 +40,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _serving(app: FastAPI, settings: Settings, db: DatabaseManager, redis: RedisManager) -> AsyncIterator[None]:
-    """Registered and heartbeating while serving; on exit drain, stop the heartbeat, then leave the registry."""
+    """Registered and heartbeating while serving; on exit drain, stop the loops, write what they held, deregister."""
     executor = build_executor(settings, db, redis)
     heartbeat = Heartbeat(settings, redis)
-    runner = SubtaskRunner(
-        settings, app.state.roles, executor, ResultReporter(settings, db, redis, executor.name), heartbeat.notify_change
-    )
+    reporter = ResultReporter(settings, db, redis, executor.name)
+    runner = SubtaskRunner(settings, app.state.roles, executor, reporter, heartbeat.notify)
     heartbeat.attach(runner)
     app.state.runner = runner
+    loops = (heartbeat, *reporter.background_loops)
     await heartbeat.run_once()  # registered before the first request can arrive
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(heartbeat.start(), name="heartbeat")
+            for loop in loops:
+                group.create_task(loop.start(), name=loop.name)
             log.info("agent_started", agent_id=settings.agent_id, executor=executor.name, url=settings.agent_url)
             try:
                 yield
             finally:
                 # Heartbeats go on while draining, so the registry shows the agent busy, not gone.
                 await runner.shutdown(settings.agent_shutdown_grace_seconds)
-                heartbeat.stop()
+                for loop in loops:
+                    loop.stop()
     finally:
+        await reporter.flush()  # the records of the last attempts, before the pool and the Redis client close
         await _deregister(redis, settings.agent_id)
 
 

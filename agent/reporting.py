@@ -1,21 +1,24 @@
 """How an attempt is reported: its result on the result queue (exactly once), agent_logs rows, lifecycle events.
 
-The result is what the orchestrator acts on, so it is retried while Redis is unreachable and, if it still cannot be
-delivered, logged whole (and written to agent_logs) instead of vanishing. The logs and events are best effort.
+The result is what the orchestrator acts on, so it is pushed at once, retried while Redis is unreachable and, if it
+still cannot be delivered, logged whole (and written to agent_logs) instead of vanishing. The logs and events are
+best effort, and written in batches a moment later: one round trip for all the records of a window.
 """
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from agent.batching import BatchWriter
 from agent.executors.base import ExecutionOutcome
 from agent.roles import LoadedRole
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.models import LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.loop_service import LoopService
+from shared.models import AgentLog, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.redis import LifecycleEventType
 from shared.redis_manager import RedisManager
 
@@ -25,14 +28,42 @@ REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 PUBLISH_BACKOFF_MAX_SECONDS = 5.0
 # execution_time must be positive; a stub without delay can finish within the clock's resolution.
 MIN_EXECUTION_TIME = 1e-6
+# How long an agent_logs row or an event may wait for others to share its write.
+RECORD_BATCH_WINDOW_SECONDS = 0.1
+
+LifecycleEventRecord: TypeAlias = tuple[str, dict[str, str]]  # (event type, fields)
 
 
 class ResultReporter:
-    def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager, executor_name: str) -> None:
+    """Publishes results at once; agent_logs rows and lifecycle events go through batch writers.
+
+    The writers are loops (`background_loops`) the service runs; `flush()` writes what they still hold.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: DatabaseManager,
+        redis: RedisManager,
+        executor_name: str,
+        *,
+        batch_window: float = RECORD_BATCH_WINDOW_SECONDS,
+    ) -> None:
         self._settings = settings
-        self._db = db
         self._redis = redis
         self._executor_name = executor_name
+        self._db = db
+        self._audit_log = BatchWriter[AgentLog]("agent_logs", self._write_logs, batch_window)
+        self._events = BatchWriter[LifecycleEventRecord]("lifecycle_events", self._publish_events, batch_window)
+
+    @property
+    def background_loops(self) -> tuple[LoopService, ...]:
+        return (self._audit_log, self._events)
+
+    async def flush(self) -> None:
+        """Write the pending agent_logs rows and events now (on shutdown: before the clients close)."""
+        await self._audit_log.flush()
+        await self._events.flush()
 
     def build_result(
         self, request: TaskExecutionRequest, role: LoadedRole, outcome: ExecutionOutcome, execution_time: float
@@ -54,10 +85,11 @@ class ResultReporter:
             simulated=self._settings.claude_simulated,
         )
 
-    async def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
+    def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
         details = {"attempt": request.subtask.attempt_count, "role": role.role.name, "executor": self._executor_name}
-        await self._write_log(request.task_id, request.subtask.id, LogLevel.INFO, "subtask started", details)
-        await self._event(LifecycleEventType.AGENT_STARTED, request, {"role": role.role.name})
+        self._log(request.task_id, request.subtask.id, LogLevel.INFO, "subtask started", details)
+        fields = {"attempt": str(request.subtask.attempt_count), "role": role.role.name}
+        self._event(LifecycleEventType.AGENT_STARTED, request.task_id, request.subtask.id, fields)
 
     async def finished(self, result: SubTaskResult) -> bool:
         """Publish the result, then log it; False when it could not be published."""
@@ -77,23 +109,14 @@ class ResultReporter:
         if not published:
             details["result"] = result.model_dump(mode="json")  # what the queue never got, for an operator to replay
         message = "subtask completed" if succeeded else "subtask failed"
-        await self._write_log(result.task_id, result.subtask_id, level, message, details)
+        self._log(result.task_id, result.subtask_id, level, message, details)
         event = LifecycleEventType.AGENT_COMPLETED if succeeded else LifecycleEventType.AGENT_FAILED
-        await self._publish_event(event, result.task_id, result.subtask_id, {"attempt": str(result.attempt)})
+        self._event(event, result.task_id, result.subtask_id, {"attempt": str(result.attempt)})
         return published
 
     async def publish(self, result: SubTaskResult) -> bool:
-        retrying = AsyncRetrying(
-            stop=stop_after_delay(self._settings.agent_result_publish_timeout_seconds),
-            wait=wait_exponential(multiplier=0.2, max=PUBLISH_BACKOFF_MAX_SECONDS),
-            retry=retry_if_exception_type(REDIS_UNAVAILABLE),
-            before_sleep=_log_publish_retry,
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._redis.enqueue_result(result)
+            await self._push_result(result)
         except REDIS_UNAVAILABLE as error:
             log.error("result_publish_failed", result=result.model_dump_json(), error=repr(error))
             return False
@@ -108,32 +131,52 @@ class ResultReporter:
         )
         return True
 
-    async def _write_log(
-        self, task_id: str, subtask_id: str, level: LogLevel, message: str, details: dict[str, Any]
-    ) -> None:
-        try:
-            await self._db.repositories().audit.log_agent_activity(
-                self._settings.agent_id, task_id, level, message, details, subtask_id=subtask_id
-            )
-        except Exception as error:  # the audit trail must not stop a result; the structlog line still exists
-            log.warning("agent_log_write_failed", task_id=task_id, subtask_id=subtask_id, error=repr(error))
+    async def _push_result(self, result: SubTaskResult) -> None:
+        """Push the result, retrying with backoff while Redis is unreachable, up to the publish timeout.
 
-    async def _event(self, event: LifecycleEventType, request: TaskExecutionRequest, fields: dict[str, str]) -> None:
-        fields = {"attempt": str(request.subtask.attempt_count), **fields}
-        await self._publish_event(event, request.task_id, request.subtask.id, fields)
-
-    async def _publish_event(
-        self, event: LifecycleEventType, task_id: str, subtask_id: str, fields: dict[str, str]
-    ) -> None:
+        The first try goes without tenacity: it nearly always succeeds, and tenacity's bookkeeping costs more CPU
+        than the push itself.
+        """
         try:
-            await self._redis.events.publish_event(
-                event.value,
-                {"agent_id": self._settings.agent_id, "task_id": task_id, "subtask_id": subtask_id, **fields},
+            await self._redis.enqueue_result(result)
+            return
+        except REDIS_UNAVAILABLE as error:
+            log.warning("result_publish_retrying", attempt=1, error=repr(error))
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(self._settings.agent_result_publish_timeout_seconds),
+            wait=wait_exponential(multiplier=0.2, max=PUBLISH_BACKOFF_MAX_SECONDS),
+            retry=retry_if_exception_type(REDIS_UNAVAILABLE),
+            before_sleep=_log_publish_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._redis.enqueue_result(result)
+
+    def _log(self, task_id: str, subtask_id: str, level: LogLevel, message: str, details: dict[str, Any]) -> None:
+        self._audit_log.add(
+            AgentLog(
+                agent_id=self._settings.agent_id,
+                task_id=task_id,
+                subtask_id=subtask_id,
+                level=level,
+                message=message,
+                metadata=details,
             )
-        except Exception as error:  # events are for observers; the result queue is the contract
-            log.warning("lifecycle_event_failed", event_type=event.value, subtask_id=subtask_id, error=repr(error))
+        )
+
+    def _event(self, event: LifecycleEventType, task_id: str, subtask_id: str, fields: dict[str, str]) -> None:
+        ids = {"agent_id": self._settings.agent_id, "task_id": task_id, "subtask_id": subtask_id}
+        self._events.add((event.value, ids | fields))
+
+    async def _write_logs(self, entries: list[AgentLog]) -> None:
+        await self._db.repositories().audit.log_agent_activities(entries)
+
+    async def _publish_events(self, events: list[LifecycleEventRecord]) -> None:
+        await self._redis.events.publish_events(events)
 
 
 def _log_publish_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
-    log.warning("result_publish_retrying", attempt=state.attempt_number, error=repr(error))
+    # The first try, made before tenacity's, is attempt 1.
+    log.warning("result_publish_retrying", attempt=state.attempt_number + 1, error=repr(error))

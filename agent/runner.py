@@ -110,6 +110,7 @@ class SubtaskRunner:
         self._on_change()
         running = list(self._running.values())
         if not running:
+            await self.wait_until_idle()  # attempts whose slot is free may still be publishing their result
             return
         log.info("agent_draining", running=len(running), grace_seconds=grace_seconds)
         runs = {item.run for item in running}
@@ -141,7 +142,7 @@ class SubtaskRunner:
         return role
 
     async def _execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
-        await self._reporter.started(request, role)
+        self._reporter.started(request, role)
         timeout = self._settings.subtask_timeout_seconds
         deadline = asyncio.timeout(timeout)
         try:

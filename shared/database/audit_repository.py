@@ -1,5 +1,6 @@
 """Append-only audit: what agents logged and every tool call they made."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,27 @@ class AuditRepository:
             metadata or {},
         )
         return AgentLog.model_validate(dict(row))
+
+    async def log_agent_activities(self, entries: Sequence[AgentLog]) -> None:
+        """Insert several entries, each dated when it happened, in one pipelined round trip: all of them or none."""
+        await self._executor.executemany(
+            """
+            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            """,
+            [
+                (
+                    entry.agent_id,
+                    entry.task_id,
+                    entry.subtask_id,
+                    entry.level.value,
+                    entry.message,
+                    entry.metadata,
+                    entry.created_at,
+                )
+                for entry in entries
+            ],
+        )
 
     async def list_agent_logs(
         self,

@@ -1,4 +1,5 @@
-"""The service's lifespan: registered while it serves; on exit it drains, reports what it cancelled, deregisters."""
+"""The service's lifespan: registered while it serves; on exit it drains, reports what it cancelled, writes its
+pending records and deregisters."""
 
 from agent.runner import SHUTDOWN_ERROR
 from shared.config import Settings
@@ -38,3 +39,6 @@ async def test_exit_reports_a_running_subtask_as_failed_retryable(
     assert (result.subtask_id, result.status, result.retryable) == (request.subtask.id, ResultStatus.FAILED, True)
     assert result.error == SHUTDOWN_ERROR
     assert await agent_redis.registry.get_agent(settings.agent_id) is None
+    # The batched audit rows were written on the way out, before the pool closed.
+    logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
+    assert [log.message for log in logs] == ["subtask failed", "subtask started"]

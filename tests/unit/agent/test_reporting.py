@@ -3,12 +3,14 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent.executors import ExecutionOutcome
 from agent.reporting import ResultReporter
 from agent.roles import load_roles
+from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, LogLevel, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
@@ -116,9 +118,34 @@ async def test_an_undeliverable_result_is_kept_in_agent_logs(
         assert await reporter.finished(result) is False
     finally:
         await redis.disconnect()
+    await reporter.flush()  # what the service does before its clients close
 
     (entry,) = await db.repositories().audit.list_agent_logs(task_id=result.task_id)
     assert (entry.level, entry.message) == (LogLevel.WARNING, "subtask failed")
     assert entry.metadata["published"] is False
     assert SubTaskResult.model_validate(entry.metadata["result"]) == result
     assert result.status is ResultStatus.FAILED
+
+
+async def test_an_attempt_s_rows_and_events_are_written_together_with_their_own_times(
+    agent_settings: Settings, db: DatabaseManager, agent_redis: RedisManager, execution_request: RequestFactory
+) -> None:
+    reporter = ResultReporter(agent_settings, db, agent_redis, "stub")
+    request = execution_request()
+    started_at = datetime.now(UTC)
+    reporter.started(request, ROLE)
+    result = reporter.build_result(request, ROLE, ExecutionOutcome(output="done"), 0.1)
+    assert await reporter.finished(result) is True
+    assert await db.repositories().audit.list_agent_logs(task_id=request.task_id) == []  # waiting for its batch
+
+    await asyncio.sleep(0.2)
+    await reporter.flush()
+
+    logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
+    assert [log.message for log in logs] == ["subtask completed", "subtask started"]  # newest first
+    assert all(started_at <= log.created_at < started_at + timedelta(seconds=0.2) for log in logs)  # not the flush's
+    events = await agent_redis.events.read_events("test-readers", "reader", count=10)
+    assert [(event.event_type, event.fields["subtask_id"]) for event in events] == [
+        ("AGENT_STARTED", request.subtask.id),
+        ("AGENT_COMPLETED", request.subtask.id),
+    ]

@@ -1,5 +1,6 @@
 """The runner: slots, refusals, and exactly one result per accepted attempt whatever ends it."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -9,10 +10,12 @@ from agent.executors import ExecutionOutcome, StubExecutor, SubtaskExecutor
 from agent.reporting import ResultReporter
 from agent.roles import LoadedRole, load_roles
 from agent.runner import SHUTDOWN_ERROR, AgentBusyError, AgentDrainingError, SubtaskRunner
+from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.errors import InvalidInputError
-from shared.models import AgentCapability, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.models import AgentCapability, AgentLog, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.redis_manager import RedisManager
+from tests.polling import eventually
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
 
 RunnerFactory = Callable[..., SubtaskRunner]
@@ -30,18 +33,33 @@ class CrashingExecutor:
 async def runner_factory(
     agent_settings_factory: SettingsFactory, db: DatabaseManager, agent_redis: RedisManager
 ) -> AsyncIterator[RunnerFactory]:
+    """Runners whose reporters' batch writers run as in the service, stopped after the test."""
     runners: list[SubtaskRunner] = []
+    reporters: list[ResultReporter] = []
+    loops: list[asyncio.Task[None]] = []
 
     def build(executor: SubtaskExecutor | None = None, **overrides: Any) -> SubtaskRunner:
         settings = agent_settings_factory(**overrides)
         executor = executor or StubExecutor.from_settings(settings)
-        reporter = ResultReporter(settings, db, agent_redis, executor.name)
-        runners.append(SubtaskRunner(settings, load_roles(), executor, reporter))
+        reporters.append(ResultReporter(settings, db, agent_redis, executor.name))
+        loops.extend(asyncio.create_task(loop.start()) for loop in reporters[-1].background_loops)
+        runners.append(SubtaskRunner(settings, load_roles(), executor, reporters[-1]))
         return runners[-1]
 
     yield build
     for runner in runners:
         await runner.shutdown(0)
+    for reporter in reporters:
+        for loop in reporter.background_loops:
+            loop.stop()
+    await asyncio.gather(*loops)
+
+
+async def agent_logs(db: DatabaseManager, task_id: str, count: int, level: LogLevel | None = None) -> list[AgentLog]:
+    """The task's agent_logs rows once there are `count` of them: the reporter writes them a moment later."""
+    return await eventually(
+        lambda: db.repositories().audit.list_agent_logs(task_id=task_id, level=level), lambda logs: len(logs) >= count
+    )
 
 
 async def next_result(redis: RedisManager) -> SubTaskResult:
@@ -70,7 +88,7 @@ async def test_a_completed_attempt_publishes_its_result_and_logs(
     await runner.wait_until_idle()
     assert runner.current_tasks == []
     assert runner.tasks_completed == 1
-    logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
+    logs = await agent_logs(db, request.task_id, count=2)
     assert sorted(log.message for log in logs) == ["subtask completed", "subtask started"]
     assert all(log.subtask_id == request.subtask.id for log in logs)
 
@@ -150,7 +168,7 @@ async def test_a_permanent_failure_is_counted_and_logged_as_an_error(
 
     assert (result.status, result.retryable) == (ResultStatus.FAILED, False)
     assert (runner.tasks_completed, runner.tasks_failed) == (0, 1)
-    logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id, level=LogLevel.ERROR)
+    logs = await agent_logs(db, request.task_id, count=1, level=LogLevel.ERROR)
     assert [log.message for log in logs] == ["subtask failed"]
     assert logs[0].metadata["error"] == result.error
 
@@ -185,3 +203,28 @@ async def test_shutdown_lets_attempts_finish_within_the_grace_period(
     result = await next_result(agent_redis)
     assert result.status is ResultStatus.COMPLETED
     assert await agent_redis.dequeue_result("test-consumer", 0.1) is None  # exactly one result
+
+
+class SlowPublishingRedis(RedisManager):
+    async def enqueue_result(self, result: SubTaskResult) -> int:
+        await asyncio.sleep(0.3)
+        return await super().enqueue_result(result)
+
+
+async def test_shutdown_waits_for_a_result_still_being_published_after_its_slot_was_freed(
+    agent_settings: Settings, db: DatabaseManager, execution_request: RequestFactory
+) -> None:
+    redis = SlowPublishingRedis(agent_settings)
+    await redis.connect()
+    try:
+        executor = StubExecutor.from_settings(agent_settings)
+        reporter = ResultReporter(agent_settings, db, redis, executor.name)
+        runner = SubtaskRunner(agent_settings, load_roles(), executor, reporter)
+        runner.accept(execution_request())
+        await eventually(lambda: asyncio.sleep(0, result=runner.current_tasks), lambda running: running == [])
+
+        await runner.shutdown(grace_seconds=0)
+
+        assert await redis.result_queue.length() == 1  # published before shutdown returned, not cut off after
+    finally:
+        await redis.disconnect()

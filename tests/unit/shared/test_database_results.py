@@ -132,6 +132,37 @@ async def test_logged_activity_is_returned_with_its_id(db: DatabaseManager) -> N
     assert await repos.audit.list_agent_logs() == [entry]
 
 
+async def test_a_batch_of_log_entries_keeps_their_own_times_and_goes_in_whole_or_not_at_all(
+    db: DatabaseManager,
+) -> None:
+    repos = db.repositories()
+    started = AgentLog(
+        agent_id="agent3",
+        task_id="task_9",
+        subtask_id="task_9_a",
+        message="subtask started",
+        created_at=NOON,
+        metadata={"attempt": 1},
+    )
+    finished = AgentLog(
+        agent_id="agent3",
+        task_id="task_9",
+        subtask_id="task_9_a",
+        level=LogLevel.ERROR,
+        message="subtask failed",
+        created_at=NOON + timedelta(seconds=2),
+        metadata={"error": "boom"},
+    )
+
+    await repos.audit.log_agent_activities([started, finished])
+    unstorable = AgentLog(agent_id="agent3", message="NUL \x00 has no place in PostgreSQL text")
+    with pytest.raises(asyncpg.PostgresError):  # nothing of a batch with one bad entry stays
+        await repos.audit.log_agent_activities([started, unstorable])
+
+    stored = await repos.audit.list_agent_logs(agent_id="agent3")
+    assert [entry.model_copy(update={"id": None}) for entry in stored] == [finished, started]  # newest first
+
+
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [

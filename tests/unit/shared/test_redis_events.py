@@ -27,6 +27,25 @@ async def test_a_published_event_is_read_by_the_group_and_acked(
     assert await events.ack_event("workers", event_id) is False
 
 
+async def test_events_published_together_arrive_in_order_and_an_invalid_one_stops_them_all(
+    events: EventStream,
+) -> None:
+    published = await events.publish_events(
+        [
+            (LifecycleEventType.AGENT_STARTED, {"subtask_id": "s1"}),
+            (LifecycleEventType.AGENT_FAILED, {"subtask_id": "s1"}),
+        ]
+    )
+    with pytest.raises(ValueError):
+        await events.publish_events([(LifecycleEventType.AGENT_STARTED, {"subtask_id": "s2"}), ("AGENT_EXPLODED", {})])
+
+    read = await events.read_events("workers", "worker-1", count=10)
+    assert [(event.event_id, event.event_type, event.fields["subtask_id"]) for event in read] == [
+        (published[0], "AGENT_STARTED", "s1"),
+        (published[1], "AGENT_FAILED", "s1"),
+    ]
+
+
 async def test_a_group_created_late_still_reads_earlier_events(events: EventStream) -> None:
     await events.publish_event(LifecycleEventType.AGENT_STARTED, {"agent_id": "agent1"})
     await events.publish_event(LifecycleEventType.AGENT_COMPLETED, {"agent_id": "agent1"})
