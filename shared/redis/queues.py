@@ -21,8 +21,8 @@ from shared.redis.keys import RedisKeys, last_segment
 log = structlog.get_logger(__name__)
 
 # Moves up to ARGV[1] items from the queue's head to the in-flight list in one atomic step (LMOVE each, so the
-# same guarantees as `take`), stopping at the first miss.
-_TAKE_MORE_SCRIPT = """
+# same guarantees as `take`), stopping when the queue is empty.
+_TAKE_WAITING_SCRIPT = """
 local items = {}
 for _ = 1, tonumber(ARGV[1]) do
     local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
@@ -40,7 +40,7 @@ class ReliableQueue:
         self.name = name
         self.key = keys.queue(name)
         self.dead_letter_key = keys.dead_letter(name)
-        self._take_more = redis.register_script(_TAKE_MORE_SCRIPT)
+        self._take_waiting = redis.register_script(_TAKE_WAITING_SCRIPT)
 
     def inflight_key(self, consumer_id: str) -> str:
         return self._keys.inflight(self.name, consumer_id)
@@ -64,14 +64,16 @@ class ReliableQueue:
         return None if item is None else as_text(item)
 
     async def take_many(self, consumer_id: str, timeout: float, limit: int) -> list[str]:
-        """Like `take`, then up to `limit - 1` more items that are already waiting, without waiting for them."""
+        """Up to `limit` items that are waiting, or, when none is, the first to arrive within `timeout` seconds.
+
+        Waiting items are taken first (one round trip for a batch under load) and the blocking wait comes only
+        after, so an item that arrives at an idle queue costs no extra round trip once it is there.
+        """
+        taken = await self._take_waiting(keys=[self.key, self.inflight_key(consumer_id)], args=[limit])
+        if taken:
+            return [as_text(item) for item in taken]
         first = await self.take(consumer_id, timeout)
-        if first is None:
-            return []
-        if limit <= 1:
-            return [first]
-        more = await self._take_more(keys=[self.key, self.inflight_key(consumer_id)], args=[limit - 1])
-        return [first, *(as_text(item) for item in more)]
+        return [] if first is None else [first]
 
     async def ack(self, consumer_id: str, payload: str) -> bool:
         """Drop a processed item from the in-flight list; False if it was not there (already recovered)."""

@@ -46,6 +46,26 @@ async def test_take_blocks_until_an_item_arrives(queue: ReliableQueue) -> None:
     assert await waiting == "late item"
 
 
+async def test_take_many_takes_what_waits_up_to_the_limit_into_the_in_flight_list(queue: ReliableQueue) -> None:
+    await queue.push_many(["a", "b", "c", "d", "e"])
+
+    assert await queue.take_many("worker-1", timeout=1, limit=3) == ["a", "b", "c"]
+    assert await queue.take_many("worker-1", timeout=1, limit=3) == ["d", "e"]
+    assert await queue.inflight("worker-1") == ["a", "b", "c", "d", "e"]
+    assert await queue.take_many("worker-1", timeout=0.2, limit=3) == []
+
+
+async def test_take_many_on_an_empty_queue_waits_for_the_first_item(queue: ReliableQueue) -> None:
+    waiting = asyncio.create_task(queue.take_many("worker-1", timeout=10, limit=5))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+
+    await queue.push("late item")
+
+    assert await waiting == ["late item"]
+    assert await queue.inflight("worker-1") == ["late item"]
+
+
 async def test_take_returns_none_after_the_timeout(queue: ReliableQueue) -> None:
     assert await queue.take("worker-1", timeout=0.2) is None
 
