@@ -169,8 +169,10 @@ class ResultProcessor(LoopService):
         return finished
 
     async def _finish_task(self, tx: Repositories, task_id: str, counts: dict[SubTaskStatus, int]) -> TaskStatus | None:
-        subtasks = await tx.subtasks.list_for_task(task_id)
-        results = await tx.results.get_subtask_results(task_id, applied_only=True)
+        detail = await tx.tasks.get_task_detail(task_id, applied_only=True)
+        if detail is None:
+            return None
+        subtasks, results = detail[0].subtasks, detail[1]
         if counts.get(SubTaskStatus.COMPLETED, 0) == len(subtasks):
             completed = [result for result in results if result.status is ResultStatus.COMPLETED]
             task = await tx.tasks.update_task_status(

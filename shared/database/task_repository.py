@@ -80,8 +80,11 @@ class TaskRepository:
         )
         return task_from_row(row, [subtask_from_row(subtask_row) for subtask_row in subtask_rows])
 
-    async def get_task_detail(self, task_id: str) -> tuple[Task, list[SubTaskResult]] | None:
-        """The task, its subtasks in plan order and every result reported for them, in one round trip."""
+    async def get_task_detail(
+        self, task_id: str, *, applied_only: bool = False
+    ) -> tuple[Task, list[SubTaskResult]] | None:
+        """The task, its subtasks in plan order and every result reported for them (or only those that
+        counted), in one round trip."""
         row = await self._executor.fetchrow(
             f"""
             SELECT row_to_json(t) AS task,
@@ -89,11 +92,12 @@ class TaskRepository:
                     FROM (SELECT position, {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = $1) s
                    ) AS subtasks,
                    (SELECT coalesce(json_agg(r ORDER BY r.created_at, r.result_id), '[]')
-                    FROM (SELECT {RESULT_COLUMNS} FROM subtask_results WHERE task_id = $1) r
+                    FROM (SELECT {RESULT_COLUMNS} FROM subtask_results WHERE task_id = $1 AND (applied OR NOT $2)) r
                    ) AS results
             FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1) t
             """,
             task_id,
+            applied_only,
         )
         if row is None:
             return None

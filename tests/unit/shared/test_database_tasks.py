@@ -56,7 +56,10 @@ async def test_task_detail_in_one_round_trip_reads_the_same_as_its_parts(db: Dat
 
     detail = await repos.tasks.get_task_detail(task.id)
 
-    assert detail == (await repos.tasks.get_task(task.id), await repos.results.get_subtask_results(task.id))
+    stored = await repos.tasks.get_task(task.id)
+    assert detail == (stored, await repos.results.get_subtask_results(task.id))
+    applied = await repos.results.get_subtask_results(task.id, applied_only=True)
+    assert await repos.tasks.get_task_detail(task.id, applied_only=True) == (stored, applied) and len(applied) == 1
     assert detail is not None and [subtask.id for subtask in detail[0].subtasks] == [s.id for s in task.subtasks]
     assert await repos.tasks.get_task_detail("task_missing") is None
 
