@@ -20,8 +20,9 @@ import structlog
 from orchestrator.agent_client import AgentClient, AgentUnreachableError
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory, rank_agents
 from shared.database import DatabaseManager
+from shared.database.subtask_repository import ClaimedAttempt
 from shared.loop_service import LoopService
-from shared.models import AgentStatus, QueuedSubtask, SubTask, TaskExecutionRequest
+from shared.models import AgentStatus, QueuedSubtask, TaskExecutionRequest
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,19 @@ class RegistryWatcher(LoopService):
                     await self.sleep(REGISTRY_REFRESH_MIN_SECONDS)  # let a burst of announcements settle
                 await self._directory.refresh()
                 self._load.notify()
+
+
+def execution_request(attempt: ClaimedAttempt) -> TaskExecutionRequest:
+    subtask = attempt.subtask
+    context = {
+        "task_description": attempt.task_description,
+        "attempt": subtask.attempt_count,
+        "dependency_outputs": [
+            {"subtask_id": dependency, "output": attempt.dependency_outputs.get(dependency, "")}
+            for dependency in subtask.dependencies
+        ],
+    }
+    return TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context)
 
 
 class Dispatcher(LoopService):
@@ -181,22 +195,25 @@ class Dispatcher(LoopService):
         """Claim and POST each pairing; returns the payloads that are settled (delivered, or stale)."""
         repos = self._db.repositories()
         claims = [(entry.item.subtask_id, entry.item.attempt, agent.agent_id) for entry, agent in pairs]
-        claimed = {(s.id, s.attempt_count, s.assigned_agent): s for s in await repos.subtasks.claim_many(claims)}
+        claimed = {
+            (attempt.subtask.id, attempt.subtask.attempt_count, attempt.subtask.assigned_agent): attempt
+            for attempt in await repos.subtasks.claim_for_delivery(claims)
+        }
         settled, offers = [], []
         for (entry, agent), claim in zip(pairs, claims, strict=True):
-            subtask = claimed.pop(claim, None)
-            if subtask is None:
+            attempt = claimed.pop(claim, None)
+            if attempt is None:
                 # Cancelled, already claimed through a duplicate item, or superseded by a retry.
                 self._load.released(agent.agent_id, entry.item.subtask_id)
                 log.debug("queue_item_stale", subtask_id=entry.item.subtask_id, attempt=entry.item.attempt)
                 settled.append(entry.payload)
             else:
-                offers.append((entry, agent, subtask))
-        requests = await self._execution_requests([subtask for _, _, subtask in offers])
+                offers.append((entry, agent, attempt))
         accepted = await asyncio.gather(
-            *(self._post_execute(agent, request) for (_, agent, _), request in zip(offers, requests, strict=True))
+            *(self._post_execute(agent, execution_request(attempt)) for _, agent, attempt in offers)
         )
-        for (entry, agent, subtask), took_it in zip(offers, accepted, strict=True):
+        for (entry, agent, attempt), took_it in zip(offers, accepted, strict=True):
+            subtask = attempt.subtask
             if took_it:
                 log.info(
                     "subtask_dispatched",
@@ -211,29 +228,6 @@ class Dispatcher(LoopService):
                 await repos.subtasks.unclaim(subtask.id, subtask.attempt_count)
                 self._refused(entry, agent)
         return settled
-
-    async def _execution_requests(self, subtasks: Sequence[SubTask]) -> list[TaskExecutionRequest]:
-        if not subtasks:
-            return []
-        descriptions, outputs = await self._db.repositories().tasks.start_and_describe_many(
-            {subtask.task_id for subtask in subtasks},
-            {dependency for subtask in subtasks for dependency in subtask.dependencies},
-        )
-        return [
-            TaskExecutionRequest(
-                task_id=subtask.task_id,
-                subtask=subtask,
-                task_context={
-                    "task_description": descriptions.get(subtask.task_id, ""),
-                    "attempt": subtask.attempt_count,
-                    "dependency_outputs": [
-                        {"subtask_id": dependency, "output": outputs.get(dependency, "")}
-                        for dependency in subtask.dependencies
-                    ],
-                },
-            )
-            for subtask in subtasks
-        ]
 
     async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:
         """True when the agent took the attempt; False when it refused, could not be reached, or the POST failed."""

@@ -6,6 +6,7 @@ nothing: delivery is at least once, but each attempt completes exactly once.
 """
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shared.database.executor import Executor
@@ -17,10 +18,40 @@ SUBTASK_COLUMNS = (
     "created_at, updated_at"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
+# queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
+CLAIM = f"""
+    UPDATE subtasks
+    SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
+        assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
+        {TOUCH}
+    FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
+    WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
+    RETURNING {SUBTASK_COLUMNS}
+"""
+
+
+SUBTASK_FIELDS = [column.strip() for column in SUBTASK_COLUMNS.split(",")]
 
 
 def subtask_from_row(row: Mapping[str, Any]) -> SubTask:
     return SubTask.model_validate(dict(row))
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """A claimed attempt and what its execution request needs besides the subtask."""
+
+    subtask: SubTask
+    task_description: str
+    dependency_outputs: dict[str, str]  # subtask id -> output, for the dependencies that have one
+
+
+def _claim_arrays(claims: Sequence[tuple[str, int, str]]) -> tuple[list[str], list[int], list[str]]:
+    return (
+        [subtask_id for subtask_id, _, _ in claims],
+        [attempt for _, attempt, _ in claims],
+        [agent_id for _, _, agent_id in claims],
+    )
 
 
 class SubtaskRepository:
@@ -77,21 +108,39 @@ class SubtaskRepository:
         """
         if not claims:
             return []
+        rows = await self._executor.fetch(CLAIM, *_claim_arrays(claims))
+        return [subtask_from_row(row) for row in rows]
+
+    async def claim_for_delivery(self, claims: Sequence[tuple[str, int, str]]) -> list["ClaimedAttempt"]:
+        """`claim_many`, and in the same round trip: mark the claimed subtasks' tasks in progress (once) and
+        fetch what their execution requests carry besides the subtask: the task's description and the outputs
+        of the dependencies (their counted completions)."""
+        if not claims:
+            return []
         rows = await self._executor.fetch(
             f"""
-            UPDATE subtasks
-            SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
-                assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
-                {TOUCH}
-            FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
-            WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
-            RETURNING {SUBTASK_COLUMNS}
+            WITH claimed AS ({CLAIM}),
+            started AS (
+                UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
+                WHERE id IN (SELECT task_id FROM claimed) AND status = 'pending'
+            )
+            SELECT claimed.*, tasks.description AS task_description,
+                   (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{{}}'::jsonb)
+                    FROM subtask_results r
+                    WHERE r.subtask_id = ANY (claimed.dependencies) AND r.applied AND r.status = 'completed'
+                   ) AS dependency_outputs
+            FROM claimed JOIN tasks ON tasks.id = claimed.task_id
             """,
-            [subtask_id for subtask_id, _, _ in claims],
-            [attempt for _, attempt, _ in claims],
-            [agent_id for _, _, agent_id in claims],
+            *_claim_arrays(claims),
         )
-        return [subtask_from_row(row) for row in rows]
+        return [
+            ClaimedAttempt(
+                subtask_from_row({column: row[column] for column in SUBTASK_FIELDS}),
+                row["task_description"],
+                row["dependency_outputs"],
+            )
+            for row in rows
+        ]
 
     async def unclaim(self, subtask_id: str, attempt: int) -> SubTask | None:
         """running → queued, same attempt: the agent never took the work (refused or unreachable)."""

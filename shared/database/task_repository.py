@@ -172,38 +172,6 @@ class TaskRepository:
         )
         return None if row is None else task_from_row(row)
 
-    async def start_and_describe(self, task_id: str, dependency_ids: list[str]) -> tuple[str, dict[str, str]]:
-        """Mark the task in progress (once) and return its description and the outputs of the given subtasks."""
-        descriptions, outputs = await self.start_and_describe_many([task_id], dependency_ids)
-        return descriptions.get(task_id, ""), outputs
-
-    async def start_and_describe_many(
-        self, task_ids: Collection[str], dependency_ids: Collection[str]
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Mark the tasks in progress (once) and return their descriptions by task id and the applied outputs
-        of the given subtasks by subtask id.
-
-        One round trip on the dispatcher's hot path: the UPDATE in the CTE runs whether or not it matches.
-        """
-        row = await self._executor.fetchrow(
-            """
-            WITH started AS (
-                UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
-                WHERE id = ANY ($1::text[]) AND status = 'pending'
-            )
-            SELECT (SELECT coalesce(jsonb_object_agg(t.id, t.description), '{}'::jsonb)
-                    FROM tasks t WHERE t.id = ANY ($1::text[])
-                   ) AS descriptions,
-                   (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{}'::jsonb)
-                    FROM subtask_results r
-                    WHERE r.subtask_id = ANY ($2::text[]) AND r.applied AND r.status = 'completed'
-                   ) AS outputs
-            """,
-            list(task_ids),
-            list(dependency_ids),
-        )
-        return row["descriptions"], row["outputs"]
-
     async def lock_task(self, task_id: str) -> TaskStatus | None:
         """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""
         return (await self.lock_tasks([task_id])).get(task_id)

@@ -7,7 +7,7 @@ import pytest
 
 from shared.database import DatabaseManager, Repositories
 from shared.models import AgentLog, LogLevel, ResultStatus, Task, TokenUsage, ToolCall
-from tests.factories import build_result, build_subtask, build_task
+from tests.factories import build_planned_task, build_result, build_subtask, build_task
 
 
 async def stored_task(db: DatabaseManager, subtasks: int = 1) -> Task:
@@ -71,21 +71,24 @@ async def test_applied_only_leaves_out_late_and_duplicate_results(db: DatabaseMa
     assert await repos.results.get_subtask_results(task.id, applied_only=True) == [counted]
 
 
-async def test_completed_outputs_are_the_applied_completions_of_the_asked_subtasks(db: DatabaseManager) -> None:
-    task = await stored_task(db, subtasks=4)
-    done, failed, late, not_asked = task.subtasks
+async def test_a_delivery_carries_the_counted_completions_of_its_dependencies(db: DatabaseManager) -> None:
     repos = db.repositories()
+    plan = {"done": [], "failed": [], "late": [], "unrelated": [], "next": ["done", "failed", "late"]}
+    task = await repos.tasks.create_task(build_planned_task(plan))
+    done, failed, late, unrelated, following = task.subtasks
     for result, applied in [
         (build_result(done, output="rows: 42"), True),
         (build_result(failed, status=ResultStatus.FAILED), True),
         (build_result(late, output="too late"), False),
-        (build_result(not_asked, output="unrelated"), True),
+        (build_result(unrelated, output="unrelated"), True),
     ]:
         await repos.results.save_subtask_result(result, applied=applied)
+    # Queued by hand: only the outputs a delivery carries are under test here, not when it may start.
+    await db.pool.execute("UPDATE subtasks SET status = 'queued', attempt_count = 1 WHERE id = $1", following.id)
 
-    _, outputs = await repos.tasks.start_and_describe(task.id, [done.id, failed.id, late.id])
+    [claimed] = await repos.subtasks.claim_for_delivery([(following.id, 1, "agent1")])
 
-    assert outputs == {done.id: "rows: 42"}
+    assert claimed.dependency_outputs == {done.id: "rows: 42"}
 
 
 # --- Agent logs -----------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 
 from shared.database import DatabaseManager
+from shared.database.subtask_repository import ClaimedAttempt
 from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TokenUsage
 from tests.factories import build_result, build_subtask, build_task, run_attempt
 
@@ -58,8 +59,8 @@ async def test_task_detail_in_one_round_trip_reads_the_same_as_its_parts(db: Dat
 
     stored = await repos.tasks.get_task(task.id)
     assert detail == (stored, await repos.results.get_subtask_results(task.id))
-    applied = await repos.results.get_subtask_results(task.id, applied_only=True)
-    assert await repos.tasks.get_task_detail(task.id, applied_only=True) == (stored, applied) and len(applied) == 1
+    counted = await repos.results.get_subtask_results(task.id, applied_only=True)
+    assert await repos.tasks.get_task_detail(task.id, applied_only=True) == (stored, counted) and len(counted) == 1
     assert detail is not None and [subtask.id for subtask in detail[0].subtasks] == [s.id for s in task.subtasks]
     assert await repos.tasks.get_task_detail("task_missing") is None
 
@@ -154,24 +155,39 @@ async def test_status_update_of_unknown_task_is_none(db: DatabaseManager) -> Non
     assert await db.repositories().tasks.update_task_status("task_missing", TaskStatus.FAILED) is None
 
 
-async def test_start_and_describe_moves_a_pending_task_to_in_progress(db: DatabaseManager) -> None:
+async def claim_first(db: DatabaseManager, task: Task) -> list[ClaimedAttempt]:
+    repos = db.repositories()
+    await repos.subtasks.queue_ready(task.id)
+    return await repos.subtasks.claim_for_delivery([(task.subtasks[0].id, 1, "agent1")])
+
+
+async def test_a_delivery_claim_moves_a_pending_task_to_in_progress(db: DatabaseManager) -> None:
     repos = db.repositories()
     task = await repos.tasks.create_task(build_task(description="Count the rows of every table"))
 
-    assert await repos.tasks.start_and_describe(task.id, []) == ("Count the rows of every table", {})
+    [claimed] = await claim_first(db, task)
+
+    assert (claimed.subtask.status, claimed.subtask.assigned_agent) == (SubTaskStatus.RUNNING, "agent1")
+    assert (claimed.task_description, claimed.dependency_outputs) == ("Count the rows of every table", {})
     assert await repos.tasks.lock_task(task.id) is TaskStatus.IN_PROGRESS
 
 
-async def test_start_and_describe_leaves_a_finished_task_alone(db: DatabaseManager) -> None:
+async def test_a_delivery_claim_leaves_a_finished_task_alone(db: DatabaseManager) -> None:
     repos = db.repositories()
     task = await repos.tasks.create_task(build_task(status=TaskStatus.CANCELLED))
 
-    await repos.tasks.start_and_describe(task.id, [])
+    await claim_first(db, task)
+
     assert await repos.tasks.lock_task(task.id) is TaskStatus.CANCELLED
 
 
-async def test_start_and_describe_of_unknown_task_is_empty(db: DatabaseManager) -> None:
-    assert await db.repositories().tasks.start_and_describe("task_missing", []) == ("", {})
+async def test_a_delivery_claim_of_what_is_not_queued_is_empty(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await repos.tasks.create_task(build_task())
+
+    assert await repos.subtasks.claim_for_delivery([(task.subtasks[0].id, 1, "agent1")]) == []  # still pending
+    assert await repos.subtasks.claim_for_delivery([("task_missing_a", 1, "agent1")]) == []
+    assert await repos.tasks.lock_task(task.id) is TaskStatus.PENDING
 
 
 async def test_lock_task_of_unknown_task_is_none(db: DatabaseManager) -> None:
