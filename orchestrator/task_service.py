@@ -47,9 +47,7 @@ class TaskService:
             fallback_reason=decomposition.fallback_reason,
             token_usage=decomposition.usage,
         )
-        async with self._db.transaction() as tx:
-            await tx.tasks.create_task(task)
-            queued = await tx.subtasks.queue_ready(task.id)
+        queued = await self._db.repositories().tasks.create_and_queue(task)
         await self._publish(queued)
         log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
         return TaskCreatedResponse(

@@ -18,6 +18,23 @@ def task_from_row(row: Mapping[str, Any], subtasks: list[SubTask] | None = None)
     return Task.model_validate({**row, "subtasks": subtasks or []})
 
 
+def _task_values(task: Task) -> tuple[Any, ...]:
+    """The tasks row's values, in TASK_COLUMNS order."""
+    decomposition = task.decomposition.model_dump(mode="json") if task.decomposition else None
+    return (
+        task.id,
+        task.user_id,
+        task.description,
+        task.status.value,
+        task.result,
+        task.error,
+        task.decomposition_fallback,
+        decomposition,
+        task.created_at,
+        task.updated_at,
+    )
+
+
 class TaskRepository:
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
@@ -32,16 +49,7 @@ class TaskRepository:
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 RETURNING {TASK_COLUMNS}
                 """,
-                task.id,
-                task.user_id,
-                task.description,
-                task.status.value,
-                task.result,
-                task.error,
-                task.decomposition_fallback,
-                task.decomposition.model_dump(mode="json") if task.decomposition else None,
-                task.created_at,
-                task.updated_at,
+                *_task_values(task),
             )
             await connection.executemany(
                 """
@@ -70,6 +78,53 @@ class TaskRepository:
                 ],
             )
         return task_from_row(row, task.subtasks)
+
+    async def create_and_queue(self, task: Task) -> list[SubTask]:
+        """`create_task`, with the subtasks that depend on nothing stored as queued (attempt 1), all in one
+        statement, so atomic without a transaction; returns those queued ones, highest priority first."""
+        rows = await self._executor.fetch(
+            f"""
+            WITH stored_task AS (
+                INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
+                                   decomposition, created_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                RETURNING id
+            )
+            INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies, priority,
+                                  estimated_duration, task_type, status, attempt_count, queued_at,
+                                  created_at, updated_at)
+            SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
+                   plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
+                   plan.task_type, CASE WHEN plan.ready THEN 'queued' ELSE 'pending' END,
+                   CASE WHEN plan.ready THEN 1 ELSE 0 END, CASE WHEN plan.ready THEN clock_timestamp() END,
+                   plan.created_at, plan.updated_at
+            FROM jsonb_to_recordset($11::jsonb) AS plan (
+                id text, position int, description text, required_capabilities text[], dependencies text[],
+                priority int, estimated_duration int, task_type text, ready boolean,
+                created_at timestamptz, updated_at timestamptz
+            )
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            *_task_values(task),
+            [
+                {
+                    "id": subtask.id,
+                    "position": position,
+                    "description": subtask.description,
+                    "required_capabilities": [capability.value for capability in subtask.required_capabilities],
+                    "dependencies": subtask.dependencies,
+                    "priority": subtask.priority,
+                    "estimated_duration": subtask.estimated_duration,
+                    "task_type": subtask.task_type,
+                    "ready": not subtask.dependencies,
+                    "created_at": subtask.created_at.isoformat(),
+                    "updated_at": subtask.updated_at.isoformat(),
+                }
+                for position, subtask in enumerate(task.subtasks)
+            ],
+        )
+        queued = (subtask_from_row(row) for row in rows if row["status"] == "queued")
+        return sorted(queued, key=lambda subtask: -subtask.priority)
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._executor.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)

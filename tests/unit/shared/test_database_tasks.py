@@ -9,7 +9,7 @@ import pytest
 from shared.database import DatabaseManager
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TokenUsage
-from tests.factories import build_result, build_subtask, build_task, run_attempt
+from tests.factories import build_planned_task, build_result, build_subtask, build_task, run_attempt
 
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 IN_AN_HOUR = datetime.now(UTC) + timedelta(hours=1)
@@ -63,6 +63,37 @@ async def test_task_detail_in_one_round_trip_reads_the_same_as_its_parts(db: Dat
     assert await repos.tasks.get_task_detail(task.id, applied_only=True) == (stored, counted) and len(counted) == 1
     assert detail is not None and [subtask.id for subtask in detail[0].subtasks] == [s.id for s in task.subtasks]
     assert await repos.tasks.get_task_detail("task_missing") is None
+
+
+async def test_create_and_queue_stores_the_plan_with_what_can_start_already_queued(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = build_planned_task({"collect": [], "chart": ["collect"], "fetch": []}, result=None)
+    task.subtasks[2].priority = 9
+
+    queued = await repos.tasks.create_and_queue(task)
+
+    assert [subtask.id for subtask in queued] == [task.subtasks[2].id, task.subtasks[0].id]  # by priority
+    stored = await repos.tasks.get_task(task.id)
+    assert stored is not None and stored.model_copy(update={"subtasks": []}) == task.model_copy(update={"subtasks": []})
+    assert [(s.id, s.status, s.attempt_count) for s in stored.subtasks] == [
+        (task.subtasks[0].id, SubTaskStatus.QUEUED, 1),
+        (task.subtasks[1].id, SubTaskStatus.PENDING, 0),
+        (task.subtasks[2].id, SubTaskStatus.QUEUED, 1),
+    ]
+    assert queued == [stored.subtasks[2], stored.subtasks[0]]
+    # Queued as queue_ready would have: the queue re-derived from PostgreSQL holds them.
+    assert {item.subtask_id for item in await repos.subtasks.list_queued()} >= {s.id for s in queued}
+
+
+async def test_create_and_queue_stores_all_or_nothing(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    first = await repos.tasks.create_task(build_task())
+    second = build_task(subtasks=2)
+    second.subtasks[1].id = first.subtasks[0].id
+
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await repos.tasks.create_and_queue(second)
+    assert await repos.tasks.get_task(second.id) is None
 
 
 async def test_longest_description_is_counted_in_characters(db: DatabaseManager) -> None:
