@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from orchestrator.agent_client import AgentClient
 from orchestrator.api import fleet, tasks
+from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.dispatcher import AgentDirectory, Dispatcher, RegistryWatcher
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
@@ -68,12 +69,17 @@ class BackgroundWork:
 
 
 def build_background_work(
-    settings: Settings, db: DatabaseManager, redis: RedisManager, agents: AgentClient, directory: AgentDirectory
+    settings: Settings,
+    db: DatabaseManager,
+    redis: RedisManager,
+    agents: AgentClient,
+    directory: AgentDirectory,
+    details: TaskDetailCache,
 ) -> BackgroundWork:
     load, history = AgentLoadTracker(), SuccessHistory()
     instance = settings.orchestrator_instance_id
     result_processors = [
-        ResultProcessor(settings, db, redis, load, history, f"{instance}-results-{n}")
+        ResultProcessor(settings, db, redis, load, history, f"{instance}-results-{n}", details)
         for n in range(settings.result_concurrency)
     ]
     dispatcher = Dispatcher(db, redis, agents, directory, load, history, f"{instance}-dispatch")
@@ -96,10 +102,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await redis.connect()
     agents = AgentClient()
     await agents.start()
-    task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings))
+    details = TaskDetailCache()
+    task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings), details)
     app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
     directory = AgentDirectory(redis)
-    work = build_background_work(settings, db, redis, agents, directory)
+    work = build_background_work(settings, db, redis, agents, directory, details)
     await work.prepare(db, directory)
     try:
         async with asyncio.TaskGroup() as group:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from orchestrator.aggregation import aggregate_results, describe_failure
+from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
@@ -73,8 +74,10 @@ class ResultProcessor(LoopService):
         load: AgentLoadTracker,
         history: SuccessHistory,
         consumer_id: str,
+        details: TaskDetailCache | None = None,
     ) -> None:
         super().__init__("result_processor")
+        self._details = details or TaskDetailCache()
         self._settings = settings
         self._db = db
         self._redis = redis
@@ -127,6 +130,8 @@ class ResultProcessor(LoopService):
             await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
+        for task_id in known_tasks:  # each got a result on record: a cached detail would miss it
+            self._details.forget(task_id)
         self._account(results, outcomes, outcome)
         return outcome
 

@@ -5,6 +5,8 @@ import math
 import redis.exceptions
 import structlog
 
+from orchestrator.api.schemas import TaskDetailResponse
+from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.task_analyzer import TaskAnalyzer
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -27,7 +29,15 @@ log = structlog.get_logger(__name__)
 
 
 class TaskService:
-    def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager, analyzer: TaskAnalyzer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: DatabaseManager,
+        redis: RedisManager,
+        analyzer: TaskAnalyzer,
+        details: TaskDetailCache,
+    ) -> None:
+        self._details = details
         self._settings = settings
         self._db = db
         self._redis = redis
@@ -87,6 +97,16 @@ class TaskService:
         if detail is None:
             raise NotFoundError(f"no task with id {task_id!r}")
         return detail
+
+    async def get_task_json(self, task_id: str) -> bytes:
+        """The task's detail as the API serves it; kept once the task has ended."""
+        body = self._details.get(task_id)
+        if body is None:
+            task, results = await self.get_task(task_id)
+            body = TaskDetailResponse(task=task, subtask_results=results).model_dump_json().encode()
+            if task.status.is_terminal:
+                self._details.put(task_id, body)
+        return body
 
     async def list_tasks(
         self, status: TaskStatus | None, user_id: str | None, limit: int, offset: int

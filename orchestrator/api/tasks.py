@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import ValidationError
 
 from orchestrator.api.schemas import TaskCancelledResponse, TaskDetailResponse, TaskListResponse
@@ -81,9 +81,8 @@ async def list_tasks(
     responses=error_responses(400, 404, 500),
     summary="A task with its subtasks and every result reported for them",
 )
-async def get_task(state: State, task_id: TaskId) -> TaskDetailResponse:
-    task, results = await state.tasks.get_task(task_id)
-    return TaskDetailResponse(task=task, subtask_results=results)
+async def get_task(state: State, task_id: TaskId) -> Response:
+    return Response(await state.tasks.get_task_json(task_id), media_type="application/json")
 
 
 @router.post(

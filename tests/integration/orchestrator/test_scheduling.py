@@ -226,6 +226,7 @@ async def test_cancel_stops_the_task_and_later_results_change_nothing(
         await wait_for_request(agent, "fetch the rows")
         cancelled = await client.post(f"/tasks/{task_id}/cancel")
         assert cancelled.json() == {"task_id": task_id, "status": "cancelled", "subtasks_cancelled": 3}
+        assert (await task_state(client, task_id))["subtask_results"] == []  # the ended task's detail, now cached
         await fleet.report(result_for(agent.received[0], "agent3"))
         await wait_for_results(db, task_id, count=1)
         state = await task_state(client, task_id)
