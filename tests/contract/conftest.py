@@ -83,11 +83,13 @@ def orchestrator_settings(orchestrator_settings_factory: SettingsFactory) -> Set
     return orchestrator_settings_factory()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def orchestrator_url(orchestrator_settings: Settings, database: DatabaseManager) -> Iterator[str]:
-    """The base URL of the orchestrator every test shares (no agents: its subtasks stay queued).
+    """The base URL of the orchestrator every contract test shares (no agents: its subtasks stay queued).
 
-    It depends on `database` so it starts after the test database exists and stops before it is dropped.
+    It depends on `database` so it starts after the test database exists. It lives only as long as the contract
+    tests: its recovery loop takes over every running subtask in the database and, not finding the agents of
+    other tests in its own tenant's registry, would retry their attempts as stranded.
     """
     with serve_in_thread(create_app(orchestrator_settings), name="orchestrator") as base_url:
         yield base_url

@@ -260,5 +260,4 @@ async def test_an_attempt_its_agent_never_received_is_retried(
 
     assert state["task"]["status"] == "completed"
     lost = next(r for r in state["subtask_results"] if r["attempt"] == 1)
-    # Either rule may catch it first: the heartbeats leave it out, or (seen in full-suite runs) agent1 expires.
-    assert "agent agent1 is not running the subtask" in lost["error"] or "agent1 stopped heartbeating" in lost["error"]
+    assert "agent agent1 is not running the subtask" in lost["error"]
