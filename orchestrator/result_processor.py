@@ -111,22 +111,7 @@ class ResultProcessor(LoopService):
                 if result.task_id not in known_tasks:
                     log.warning("result_for_unknown_task", task_id=result.task_id, subtask_id=result.subtask_id)
             results = [result for result in results if result.task_id in known_tasks]
-            outcomes = [ResultOutcome() for _ in results]  # by position: a redelivered result may come twice
-            fast, careful = split_fast_path(results)
-            completed = await tx.subtasks.complete_attempts(
-                [(results[position].subtask_id, results[position].attempt) for position in fast]
-            )
-            for position in fast:
-                subtask = completed.get(results[position].subtask_id)
-                outcomes[position] = ResultOutcome(applied=subtask is not None, subtask=subtask)
-            progressed = {subtask.task_id for subtask in completed.values()}
-            outcome.queued += await tx.subtasks.queue_ready_in(progressed) if progressed else []
-            for position in careful:  # in arrival order, each as if it had come alone
-                result = results[position]
-                outcomes[position] = single = await self._transition(tx, result)
-                outcome.queued += single.queued
-                if single.applied and result.status is ResultStatus.FAILED:
-                    await self._log_failure(tx, result, single)
+            outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
@@ -134,6 +119,29 @@ class ResultProcessor(LoopService):
             self._details.forget(task_id)
         self._account(results, outcomes, outcome)
         return outcome
+
+    async def _transitions(
+        self, tx: Repositories, results: Sequence[SubTaskResult], batch: BatchOutcome
+    ) -> list[ResultOutcome]:
+        """Each result's transition, by position (a redelivered result may come twice): the lone completions in
+        one statement, then the rest one by one in arrival order, each as if it had come alone."""
+        outcomes = [ResultOutcome() for _ in results]
+        fast, careful = split_fast_path(results)
+        completed = await tx.subtasks.complete_attempts(
+            [(results[position].subtask_id, results[position].attempt) for position in fast]
+        )
+        for position in fast:
+            subtask = completed.get(results[position].subtask_id)
+            outcomes[position] = ResultOutcome(applied=subtask is not None, subtask=subtask)
+        progressed = {subtask.task_id for subtask in completed.values()}
+        batch.queued += await tx.subtasks.queue_ready_in(progressed) if progressed else []
+        for position in careful:
+            result = results[position]
+            outcomes[position] = single = await self._transition(tx, result)
+            batch.queued += single.queued
+            if single.applied and result.status is ResultStatus.FAILED:
+                await self._log_failure(tx, result, single)
+        return outcomes
 
     def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:
         """After commit: learn from each applied result, and log each result."""
