@@ -86,7 +86,8 @@ class RecoveryService(LoopService):
         running = await self._db.repositories().subtasks.list_running()
         agents = {agent.agent_id: agent for agent in await self._redis.get_agents()} if running else {}
         now = datetime.now(UTC)
-        self._absent_since = {key: seen for key, seen in self._absent_since.items() if key in {s.id for s in running}}
+        running_ids = {subtask.id for subtask in running}
+        self._absent_since = {key: seen for key, seen in self._absent_since.items() if key in running_ids}
         lost = []
         for subtask in running:
             reason = self._stranded_reason(subtask, agents.get(subtask.assigned_agent or ""), now)

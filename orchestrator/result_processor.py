@@ -134,7 +134,7 @@ class ResultProcessor(LoopService):
             subtask = completed.get(results[position].subtask_id)
             outcomes[position] = ResultOutcome(applied=subtask is not None, subtask=subtask)
         progressed = {subtask.task_id for subtask in completed.values()}
-        batch.queued += await tx.subtasks.queue_ready_in(progressed) if progressed else []
+        batch.queued += await tx.subtasks.queue_ready_in(progressed)
         for position in careful:
             result = results[position]
             outcomes[position] = single = await self._transition(tx, result)

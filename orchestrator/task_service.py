@@ -16,7 +16,6 @@ from shared.models import (
     DecompositionInfo,
     QueuedSubtask,
     SubTask,
-    SubTaskResult,
     Task,
     TaskCreatedResponse,
     TaskCreateRequest,
@@ -37,11 +36,11 @@ class TaskService:
         analyzer: TaskAnalyzer,
         details: TaskDetailCache,
     ) -> None:
-        self._details = details
         self._settings = settings
         self._db = db
         self._redis = redis
         self._analyzer = analyzer
+        self._details = details
 
     async def submit_task(self, request: TaskCreateRequest) -> TaskCreatedResponse:
         """Decompose, store the task and its plan, and queue the subtasks that can start now."""
@@ -92,17 +91,14 @@ class TaskService:
             # PostgreSQL already says these are queued; the recovery loop puts them on the queue later.
             log.warning("enqueue_deferred_to_recovery", count=len(items), error=str(error))
 
-    async def get_task(self, task_id: str) -> tuple[Task, list[SubTaskResult]]:
-        detail = await self._db.repositories().tasks.get_task_detail(task_id)
-        if detail is None:
-            raise NotFoundError(f"no task with id {task_id!r}")
-        return detail
-
     async def get_task_json(self, task_id: str) -> bytes:
         """The task's detail as the API serves it; kept once the task has ended."""
         body = self._details.get(task_id)
         if body is None:
-            task, results = await self.get_task(task_id)
+            detail = await self._db.repositories().tasks.get_task_detail(task_id)
+            if detail is None:
+                raise NotFoundError(f"no task with id {task_id!r}")
+            task, results = detail
             body = TaskDetailResponse(task=task, subtask_results=results).model_dump_json().encode()
             if task.status.is_terminal:
                 self._details.put(task_id, body)

@@ -81,6 +81,8 @@ class SubtaskRepository:
 
     async def queue_ready_in(self, task_ids: Collection[str]) -> list[SubTask]:
         """`queue_ready` for several tasks in one statement, highest priority first."""
+        if not task_ids:
+            return []
         rows = await self._executor.fetch(
             f"""
             UPDATE subtasks s
@@ -241,6 +243,8 @@ class SubtaskRepository:
 
     async def count_by_status_in(self, task_ids: Collection[str]) -> dict[str, dict[SubTaskStatus, int]]:
         """Subtasks per status, for each of the tasks."""
+        if not task_ids:
+            return {}
         rows = await self._executor.fetch(
             "SELECT task_id, status, count(*) AS n FROM subtasks WHERE task_id = ANY ($1::text[]) "
             "GROUP BY task_id, status",
