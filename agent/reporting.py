@@ -91,8 +91,8 @@ class ResultReporter:
         fields = {"attempt": str(request.subtask.attempt_count), "role": role.role.name}
         self._event(LifecycleEventType.AGENT_STARTED, request.task_id, request.subtask.id, fields)
 
-    async def finished(self, result: SubTaskResult) -> bool:
-        """Publish the result, then log it; False when it could not be published."""
+    async def finished(self, result: SubTaskResult, timings: dict[str, float] | None = None) -> bool:
+        """Publish the result, then log it (with the executor's `timings`); False when it could not be published."""
         published = await self.publish(result)
         succeeded = result.status is ResultStatus.COMPLETED
         level = LogLevel.INFO if succeeded else LogLevel.WARNING if result.retryable else LogLevel.ERROR
@@ -103,6 +103,7 @@ class ResultReporter:
             "cost_usd": result.cost_usd,
             "total_tokens": result.token_usage.total_tokens,
             "published": published,
+            **(timings or {}),
         }
         if not succeeded:
             details |= {"error": result.error, "retryable": result.retryable}

@@ -177,7 +177,7 @@ class SubtaskRunner:
         else:
             self.tasks_failed += 1
         self._free_slot((request.subtask.id, request.subtask.attempt_count))
-        await self._reporter.finished(result)
+        await self._reporter.finished(result, outcome.timings)
 
     def _free_slot(self, key: SlotKey) -> None:
         if self._running.pop(key, None) is not None:

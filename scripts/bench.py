@@ -1,15 +1,15 @@
 """Benchmark of the fleet on this machine; prints figures, asserts nothing.
 
-Starts its own fleet as real processes (simulator, orchestrator, five agents on the stub executor
-unless --executor sdk) against a fresh benchmark database and Redis database, then measures:
+Starts its own fleet as real processes (simulator, orchestrator, five agents on the stub executor, or on
+the Claude Agent SDK for the sdk figures) against a fresh benchmark database and Redis database, then measures:
 
   idle hop     one 1-subtask task at a time: persisted -> completed (submit -> completed minus Claude's
                decomposition time), median and p99
   throughput   tasks of 5 chained subtasks submitted at once -> subtasks completed per second
   api          POST /tasks p50/p95 at 20 concurrent clients, GET /tasks/{id} p50/p95 at 50
   sdk          the factorial task through the real Claude Agent SDK CLI against the simulator: wall time,
-               how much of it the agent's SDK run took, and peak RSS of the orchestrator and that agent
-               (with its CLI child) idle and while running
+               how much of it the agent's SDK run took (and of that, the CLI's start-up and its wait on the
+               model), and peak RSS of the orchestrator and that agent (with its CLI child) idle and running
 
 Usage: python scripts/bench.py [--only idle,throughput,api,sdk] [--hops 200] [--chains 200]
 Needs PostgreSQL and Redis (BENCH_POSTGRES_URL, BENCH_REDIS_URL; scripts/start.sh or test.sh can start them).
@@ -312,10 +312,31 @@ def mib(value: int) -> str:
     return f"{value / 2**20:.0f} MiB"
 
 
-async def measure_sdk(client: OrchestratorClient, orchestrator: ServiceProcess, agents: list[ServiceProcess]) -> None:
+async def cli_time_split(postgres_url: str, task_ids: list[str]) -> tuple[float, float]:
+    """Medians of the CLI's start-up and of its time waiting on the model, from the agents' completion logs."""
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        for _ in range(50):  # agents write their logs in batches, a moment after the result
+            rows = await connection.fetch(
+                "SELECT (metadata->>'cli_startup_seconds')::float AS startup,"
+                " (metadata->>'model_api_seconds')::float AS api"
+                " FROM agent_logs WHERE task_id = ANY($1::text[]) AND message = 'subtask completed'",
+                task_ids,
+            )
+            if len(rows) >= len(task_ids):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+    return statistics.median(row["startup"] for row in rows), statistics.median(row["api"] for row in rows)
+
+
+async def measure_sdk(
+    client: OrchestratorClient, orchestrator: ServiceProcess, agents: list[ServiceProcess], postgres_url: str
+) -> None:
     with PeakRss(orchestrator.pid) as orchestrator_idle, PeakRss(agents[0].pid) as agent_idle:
         await asyncio.sleep(1.0)
-    walls, runs = [], []
+    walls, runs, task_ids = [], [], []
     agent_peaks = [PeakRss(agent.pid) for agent in agents]
     with PeakRss(orchestrator.pid) as orchestrator_busy, contextlib.ExitStack() as stack:
         for peak in agent_peaks:
@@ -325,10 +346,14 @@ async def measure_sdk(client: OrchestratorClient, orchestrator: ServiceProcess, 
             task = await wait_ended(client, await submit(client, "Calculate factorial of 10"), poll=0.01)
             walls.append(time.perf_counter() - started)
             assert task["status"] == "completed", task
+            task_ids.append(task["id"])
             detail = await client.get(f"/tasks/{task['id']}")
             runs.append(sum(result["execution_time"] for result in detail["subtask_results"]))
     print(f"SDK factorial task, wall:         median {statistics.median(walls):.3f} s over {len(walls)} runs")
     print(f"  of which the agent's SDK run:   median {statistics.median(runs):.3f} s (CLI start-up + 2 model turns)")
+    startup, model = await cli_time_split(postgres_url, task_ids)
+    print(f"  of which CLI start-up:          median {startup:.3f} s (until its first message)")
+    print(f"  of which waiting on the model:  median {model:.3f} s (the CLI's API time; the simulator answers)")
     print(f"  answer:                         {task['result']['summary']}")
     print(f"orchestrator RSS:                 idle {mib(orchestrator_idle.peak)}, busy {mib(orchestrator_busy.peak)}")
     busiest = max(agent_peaks, key=lambda peak: peak.peak)
@@ -345,10 +370,10 @@ async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> No
             await measure_api(client)
 
 
-async def run_sdk_benchmark(local: LocalFleet) -> None:
+async def run_sdk_benchmark(local: LocalFleet, postgres_url: str) -> None:
     async with OrchestratorClient(local.services["orchestrator"].url, timeout=120) as client:
         agents = [service for name, service in local.services.items() if name in SEED_FLEET]
-        await measure_sdk(client, local.services["orchestrator"], agents)
+        await measure_sdk(client, local.services["orchestrator"], agents, postgres_url)
 
 
 def main() -> int:
@@ -376,7 +401,7 @@ def main() -> int:
         asyncio.run(recreate_database(args.postgres_url))
         with fleet(args, "sdk", work / "sdk") as local:
             print("fleet: orchestrator + 5 agents on the Claude Agent SDK, simulator as Claude")
-            asyncio.run(run_sdk_benchmark(local))
+            asyncio.run(run_sdk_benchmark(local, args.postgres_url))
     return 0
 
 

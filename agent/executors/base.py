@@ -17,6 +17,8 @@ class ExecutionOutcome:
     token_usage: TokenUsage = field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     num_turns: int = 0
+    # Where an attempt's time went (e.g. the CLI's start-up, waiting on the model), in seconds, for agent_logs.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:

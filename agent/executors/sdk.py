@@ -4,7 +4,9 @@ Nothing carries over between subtasks (a kept-open client would carry its conver
 no built-in tools, no settings files and only this attempt's in-process MCP server.
 """
 
+import time
 from contextlib import aclosing
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -101,10 +103,13 @@ class SdkExecutor:
 async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcome:
     """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag."""
     result: ResultMessage | None = None
+    started = time.monotonic()
+    first_message_at: float | None = None
     try:
         # aclosing: a cancelled attempt (timeout, shutdown) closes the query, which stops the CLI process.
         async with aclosing(query(prompt=prompt, options=options)) as messages:  # type: ignore[type-var]
             async for message in messages:
+                first_message_at = first_message_at or time.monotonic()
                 if isinstance(message, ResultMessage):
                     result = message
     except ResultError as error:
@@ -114,7 +119,15 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
         return failure_from_error(error, result, status=None, subtype=None)
     if result is None:
         return ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True)
-    return outcome_from_result(result)
+    return replace(outcome_from_result(result), timings=cli_timings(started, first_message_at, result))
+
+
+def cli_timings(started: float, first_message_at: float | None, result: ResultMessage) -> dict[str, float]:
+    """The CLI's start-up (until its first message, the session's init) and its time waiting on the model."""
+    timings = {"model_api_seconds": max(result.duration_api_ms, 0) / 1000}
+    if first_message_at is not None:
+        timings["cli_startup_seconds"] = round(first_message_at - started, 4)
+    return timings
 
 
 def _log_cli_stderr(line: str) -> None:

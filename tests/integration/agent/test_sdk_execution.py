@@ -120,6 +120,16 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     assert '"factorial_10": 3628800' in calls[0].outcome
     assert all(call.subtask_id == request.subtask.id and call.attempt == 1 for call in calls)
 
+    # Where the run's time went: the CLI's start-up, then its wait on the model, both within the attempt.
+    (completed,) = [
+        entry
+        for entry in await db.repositories().audit.list_agent_logs(task_id=request.task_id)
+        if entry.message == "subtask completed"
+    ]
+    startup, model = completed.metadata["cli_startup_seconds"], completed.metadata["model_api_seconds"]
+    assert 0 < startup < result.execution_time and 0 < model < result.execution_time
+    assert startup + model < result.execution_time
+
     (first_request, *_) = simulator.requests()
     offered = {name for name in first_request["tools"] if name.startswith("mcp__")}
     role_tools = load_roles()[AgentCapability.DATABASE_OPERATIONS].role.allowed_tools
