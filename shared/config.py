@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field("redis://localhost:6379/0", description="Redis URL (Redis >= 6.2 for LMOVE/BLMOVE)")
     tenant_id: str = Field(
-        "default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Prefix separating tenants' Redis keys"
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Whose fleet this is: prefixes its Redis keys and owns its tasks in PostgreSQL",
     )
     db_pool_min_size: int = Field(2, ge=1, description="Minimum asyncpg pool connections")
     db_pool_max_size: int = Field(20, ge=1, description="Maximum asyncpg pool connections")

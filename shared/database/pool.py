@@ -72,13 +72,13 @@ class DatabaseManager:
             self._pool = None
 
     def repositories(self) -> Repositories:
-        return Repositories(self.pool)
+        return Repositories(self.pool, self._settings.tenant_id)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
         """Repositories bound to one connection inside one transaction, committed on clean exit."""
         async with self.pool.acquire() as connection, connection.transaction():
-            yield Repositories(connection)
+            yield Repositories(connection, self._settings.tenant_id)
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")

@@ -54,9 +54,14 @@ def _claim_arrays(claims: Sequence[tuple[str, int, str]]) -> tuple[list[str], li
     )
 
 
+# The live subtasks of one tenant's tasks (the partial status index finds them; the tenant is one lookup each).
+OWN_TENANT = "EXISTS (SELECT 1 FROM tasks WHERE tasks.id = subtasks.task_id AND tasks.tenant_id = $1)"
+
+
 class SubtaskRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, tenant_id: str) -> None:
         self._executor = executor
+        self._tenant_id = tenant_id
 
     async def _fetch_one(self, query: str, *args: Any) -> SubTask | None:
         row = await self._executor.fetchrow(query, *args)
@@ -256,16 +261,23 @@ class SubtaskRepository:
         return counts
 
     async def count_queued(self) -> int:
-        """Subtasks waiting for an agent across all tasks: the measure of backpressure."""
-        count: int = await self._executor.fetchval("SELECT count(*) FROM subtasks WHERE status = 'queued'")
+        """This tenant's subtasks waiting for an agent: the measure of backpressure on its queue."""
+        count: int = await self._executor.fetchval(
+            f"SELECT count(*) FROM subtasks WHERE status = 'queued' AND {OWN_TENANT}", self._tenant_id
+        )
         return count
 
     async def list_queued(self) -> list[QueuedSubtask]:
+        """This tenant's queued subtasks, oldest first."""
         rows = await self._executor.fetch(
-            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'queued' ORDER BY queued_at"
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'queued' AND {OWN_TENANT} ORDER BY queued_at",
+            self._tenant_id,
         )
         return [QueuedSubtask.for_subtask(subtask_from_row(row)) for row in rows]
 
     async def list_running(self) -> list[SubTask]:
-        rows = await self._executor.fetch(f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'running'")
+        """This tenant's running subtasks."""
+        rows = await self._executor.fetch(
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'running' AND {OWN_TENANT}", self._tenant_id
+        )
         return [subtask_from_row(row) for row in rows]

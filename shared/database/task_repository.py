@@ -55,8 +55,9 @@ def _plan_entry(subtask: SubTask, position: int, *, queue_now: bool) -> dict[str
 
 
 class TaskRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, tenant_id: str) -> None:
         self._executor = executor
+        self._tenant_id = tenant_id
 
     async def create_task(self, task: Task) -> Task:
         """Insert the task and its subtasks (in plan order), as they are, atomically; returns what was stored."""
@@ -76,8 +77,8 @@ class TaskRepository:
             f"""
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
-                                   decomposition, created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                   decomposition, created_at, updated_at, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
@@ -103,6 +104,7 @@ class TaskRepository:
                 _plan_entry(subtask, position, queue_now=queue_ready and not subtask.dependencies)
                 for position, subtask in enumerate(task.subtasks)
             ],
+            self._tenant_id,
         )
         return task_from_row(row["task"], task.subtasks), [subtask_from_row(entry) for entry in row["subtasks"]]
 
@@ -157,7 +159,7 @@ class TaskRepository:
             FROM (
                 SELECT id, user_id, description, status, error, decomposition_fallback, created_at, updated_at
                 FROM tasks
-                WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+                WHERE tenant_id = $5 AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
                 ORDER BY created_at DESC, id
                 LIMIT $3 OFFSET $4
             ) t
@@ -171,14 +173,19 @@ class TaskRepository:
             user_id,
             limit,
             offset,
+            self._tenant_id,
         )
         return [TaskSummary.model_validate(dict(row)) for row in rows]
 
     async def count_tasks(self, *, status: TaskStatus | None = None, user_id: str | None = None) -> int:
         count: int = await self._executor.fetchval(
-            "SELECT count(*) FROM tasks WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)",
+            """
+            SELECT count(*) FROM tasks
+            WHERE tenant_id = $3 AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+            """,
             status.value if status else None,
             user_id,
+            self._tenant_id,
         )
         return count
 

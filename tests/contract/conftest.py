@@ -87,9 +87,8 @@ def orchestrator_settings(orchestrator_settings_factory: SettingsFactory) -> Set
 def orchestrator_url(orchestrator_settings: Settings, database: DatabaseManager) -> Iterator[str]:
     """The base URL of the orchestrator every contract test shares (no agents: its subtasks stay queued).
 
-    It depends on `database` so it starts after the test database exists. It lives only as long as the contract
-    tests: its recovery loop takes over every running subtask in the database and, not finding the agents of
-    other tests in its own tenant's registry, would retry their attempts as stranded.
+    It depends on `database` so it starts after the test database exists, and lives only as long as the contract
+    tests: its loops have no business running under the other suites.
     """
     with serve_in_thread(create_app(orchestrator_settings), name="orchestrator") as base_url:
         yield base_url

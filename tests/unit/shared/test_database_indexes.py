@@ -14,12 +14,13 @@ from shared.models import TaskStatus
 from tests.conftest import AUDITED_TABLES
 
 HISTORY = [
-    # 5,000 tasks from 250 users, one in a hundred failed, a minute apart.
+    # 5,000 tasks from 250 users in two tenants, one in a hundred failed, a minute apart.
     """
-    INSERT INTO tasks (id, user_id, description, status, created_at, updated_at)
+    INSERT INTO tasks (id, user_id, description, status, created_at, updated_at, tenant_id)
     SELECT 'task_' || i, 'user_' || i % 250, 'Generated task number ' || i,
            CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'completed' END,
-           now() - i * interval '1 minute', now() - i * interval '1 minute'
+           now() - i * interval '1 minute', now() - i * interval '1 minute',
+           CASE WHEN i % 3 = 0 THEN 'other' ELSE 'default' END
     FROM generate_series(1, 5000) AS i
     """,
     # Three subtasks each; a handful still queued or running.
@@ -82,7 +83,7 @@ ListCall = Callable[[Repositories], Awaitable[Any]]
 async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
     """The server's plan for the one statement `list_call` sends, with the arguments it sends."""
     recorder = StatementRecorder()
-    await list_call(Repositories(recorder))
+    await list_call(Repositories(recorder, "default"))
     [(query, args)] = recorder.statements
     rows = await db.pool.fetch(f"EXPLAIN {query}", *args)
     return "\n".join(row[0] for row in rows)
@@ -91,20 +92,23 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
 @pytest.mark.parametrize(
     ("list_call", "indexes"),
     [
-        (lambda repos: repos.tasks.list_tasks(), ["tasks_created_at_idx", "subtasks_task_id_idx"]),
+        (lambda repos: repos.tasks.list_tasks(), ["tasks_tenant_created_at_idx", "subtasks_task_id_idx"]),
         (
             lambda repos: repos.tasks.list_tasks(status=TaskStatus.FAILED),
-            ["tasks_status_created_at_idx", "subtasks_task_id_idx"],
+            ["tasks_tenant_status_created_at_idx", "subtasks_task_id_idx"],
         ),
         (
             lambda repos: repos.tasks.list_tasks(user_id="user_7"),
-            ["tasks_user_id_created_at_idx", "subtasks_task_id_idx"],
+            ["tasks_tenant_user_id_created_at_idx", "subtasks_task_id_idx"],
         ),
-        (lambda repos: repos.tasks.count_tasks(status=TaskStatus.FAILED), ["tasks_status_created_at_idx"]),
-        (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx"]),
+        (lambda repos: repos.tasks.count_tasks(status=TaskStatus.FAILED), ["tasks_tenant_status_created_at_idx"]),
+        (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx", "tasks_pkey"]),
         # Both partial indexes over running subtasks serve; the planner may pick either.
-        (lambda repos: repos.subtasks.list_running(), [("subtasks_live_status_idx", "subtasks_assigned_agent_idx")]),
-        (lambda repos: repos.subtasks.count_queued(), ["subtasks_live_status_idx"]),
+        (
+            lambda repos: repos.subtasks.list_running(),
+            [("subtasks_live_status_idx", "subtasks_assigned_agent_idx"), "tasks_pkey"],
+        ),
+        (lambda repos: repos.subtasks.count_queued(), ["subtasks_live_status_idx", "tasks_pkey"]),
         (lambda repos: repos.results.get_subtask_results("task_7"), ["subtask_results_task_id_idx"]),
         (lambda repos: repos.audit.list_agent_logs(), ["agent_logs_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(agent_id="agent7"), ["agent_logs_agent_id_created_at_idx"]),

@@ -6,7 +6,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TokenUsage
 from tests.factories import build_planned_task, build_result, build_subtask, build_task, run_attempt
@@ -395,3 +395,24 @@ async def test_invalid_row_never_reaches_the_table(db: DatabaseManager, table: s
         await insert_raw(db, table, valid_rows(task)[table] | change)
 
     assert await count_rows(db, table) == before
+
+
+async def test_each_tenant_lists_and_recovers_only_its_own_tasks(db: DatabaseManager) -> None:
+    ours, theirs = db.repositories(), Repositories(db.pool, "tenant-b")
+    ours_task = build_planned_task({"fetch": [], "report": ["fetch"]}, result=None)
+    theirs_task = build_planned_task({"fetch": [], "chart": []}, result=None)
+    await ours.tasks.create_and_queue(ours_task)
+    await theirs.tasks.create_and_queue(theirs_task)
+    await run_attempt(theirs, theirs_task.subtasks[1].id)  # one of theirs is running
+
+    for repos, task, queued, running in [
+        (ours, ours_task, [ours_task.subtasks[0].id], []),
+        (theirs, theirs_task, [theirs_task.subtasks[0].id], [theirs_task.subtasks[1].id]),
+    ]:
+        assert ids(await repos.tasks.list_tasks()) == [task.id]
+        assert await repos.tasks.count_tasks() == 1
+        assert [item.subtask_id for item in await repos.subtasks.list_queued()] == queued
+        assert await repos.subtasks.count_queued() == len(queued)
+        assert ids(await repos.subtasks.list_running()) == running
+    # By id, a task is found whoever owns it: results and cancellations name it exactly.
+    assert (await ours.tasks.get_task(theirs_task.id)) is not None

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import command
 
 from shared.config import Settings
 from shared.database import apply_migrations, ensure_database_exists
+from shared.database.migrations import alembic_config
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TABLES = ["agent_logs", "alembic_version", "subtask_results", "subtasks", "tasks", "tool_calls"]
+HEAD_REVISION = "0002"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
@@ -83,7 +86,7 @@ async def test_migrations_build_the_schema_on_an_empty_database(empty_database: 
 
     assert await table_names(empty_database) == TABLES
     [revisions] = await fetch_all(empty_database, "SELECT version_num FROM alembic_version")
-    assert [row["version_num"] for row in revisions] == ["0001"]
+    assert [row["version_num"] for row in revisions] == [HEAD_REVISION]
 
 
 async def test_migrating_again_changes_nothing(empty_database: str) -> None:
@@ -102,6 +105,17 @@ async def test_migrating_again_changes_nothing(empty_database: str) -> None:
     assert [row["id"] for row in kept] == ["task_kept"]
 
 
+async def test_tasks_stored_before_tenants_existed_belong_to_the_default_tenant(empty_database: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database), "0001")
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute("INSERT INTO tasks (id, description) VALUES ('task_old', 'A task from before')")
+        await apply_migrations(empty_database)
+        assert await connection.fetchval("SELECT tenant_id FROM tasks WHERE id = 'task_old'") == "default"
+    finally:
+        await connection.close()
+
+
 @pytest.mark.parametrize("created_first", [True, False], ids=["empty-database", "missing-database"])
 async def test_concurrent_migrations_both_succeed(
     settings: Settings, missing_database: str, created_first: bool
@@ -113,7 +127,7 @@ async def test_concurrent_migrations_both_succeed(
 
     assert await table_names(missing_database) == TABLES
     [revisions] = await fetch_all(missing_database, "SELECT version_num FROM alembic_version")
-    assert [row["version_num"] for row in revisions] == ["0001"]
+    assert [row["version_num"] for row in revisions] == [HEAD_REVISION]
 
 
 async def migrate_in_a_process(url: str, workdir: Path) -> int:
