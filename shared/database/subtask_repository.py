@@ -54,10 +54,6 @@ def _claim_arrays(claims: Sequence[tuple[str, int, str]]) -> tuple[list[str], li
     )
 
 
-# The live subtasks of one tenant's tasks (the partial status index finds them; the tenant is one lookup each).
-OWN_TENANT = "EXISTS (SELECT 1 FROM tasks WHERE tasks.id = subtasks.task_id AND tasks.tenant_id = $1)"
-
-
 class SubtaskRepository:
     def __init__(self, executor: Executor, tenant_id: str) -> None:
         self._executor = executor
@@ -263,14 +259,14 @@ class SubtaskRepository:
     async def count_queued(self) -> int:
         """This tenant's subtasks waiting for an agent: the measure of backpressure on its queue."""
         count: int = await self._executor.fetchval(
-            f"SELECT count(*) FROM subtasks WHERE status = 'queued' AND {OWN_TENANT}", self._tenant_id
+            "SELECT count(*) FROM subtasks WHERE tenant_id = $1 AND status = 'queued'", self._tenant_id
         )
         return count
 
     async def list_queued(self) -> list[QueuedSubtask]:
         """This tenant's queued subtasks, oldest first."""
         rows = await self._executor.fetch(
-            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'queued' AND {OWN_TENANT} ORDER BY queued_at",
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE tenant_id = $1 AND status = 'queued' ORDER BY queued_at",
             self._tenant_id,
         )
         return [QueuedSubtask.for_subtask(subtask_from_row(row)) for row in rows]
@@ -278,6 +274,6 @@ class SubtaskRepository:
     async def list_running(self) -> list[SubTask]:
         """This tenant's running subtasks."""
         rows = await self._executor.fetch(
-            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE status = 'running' AND {OWN_TENANT}", self._tenant_id
+            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE tenant_id = $1 AND status = 'running'", self._tenant_id
         )
         return [subtask_from_row(row) for row in rows]

@@ -84,11 +84,11 @@ class TaskRepository:
             stored_subtasks AS (
                 INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies,
                                       priority, estimated_duration, task_type, status, attempt_count, queued_at,
-                                      created_at, updated_at)
+                                      created_at, updated_at, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
                        plan.task_type, plan.status, plan.attempt_count,
-                       CASE WHEN plan.queue_now THEN clock_timestamp() END, plan.created_at, plan.updated_at
+                       CASE WHEN plan.queue_now THEN clock_timestamp() END, plan.created_at, plan.updated_at, $12
                 FROM jsonb_to_recordset($11::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,

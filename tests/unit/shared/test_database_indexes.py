@@ -26,11 +26,11 @@ HISTORY = [
     # Three subtasks each; a handful still queued or running.
     """
     INSERT INTO subtasks (id, task_id, position, description, required_capabilities, status, attempt_count,
-                          queued_at)
+                          queued_at, tenant_id)
     SELECT 'subtask_' || i || '_' || p, 'task_' || i, p, 'Step ' || p, '{DATA_ANALYSIS}',
            CASE WHEN p = 0 AND i % 1000 = 0 THEN 'queued' WHEN p = 0 AND i % 1000 = 1 THEN 'running'
                 ELSE 'completed' END,
-           1, now()
+           1, now(), CASE WHEN i % 3 = 0 THEN 'other' ELSE 'default' END
     FROM generate_series(1, 5000) AS i, generate_series(0, 2) AS p
     """,
     """
@@ -102,13 +102,10 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
             ["tasks_tenant_user_id_created_at_idx", "subtasks_task_id_idx"],
         ),
         (lambda repos: repos.tasks.count_tasks(status=TaskStatus.FAILED), ["tasks_tenant_status_created_at_idx"]),
-        (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx", "tasks_pkey"]),
+        (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx"]),
         # Both partial indexes over running subtasks serve; the planner may pick either.
-        (
-            lambda repos: repos.subtasks.list_running(),
-            [("subtasks_live_status_idx", "subtasks_assigned_agent_idx"), "tasks_pkey"],
-        ),
-        (lambda repos: repos.subtasks.count_queued(), ["subtasks_live_status_idx", "tasks_pkey"]),
+        (lambda repos: repos.subtasks.list_running(), [("subtasks_live_status_idx", "subtasks_assigned_agent_idx")]),
+        (lambda repos: repos.subtasks.count_queued(), ["subtasks_live_status_idx"]),
         (lambda repos: repos.results.get_subtask_results("task_7"), ["subtask_results_task_id_idx"]),
         (lambda repos: repos.audit.list_agent_logs(), ["agent_logs_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(agent_id="agent7"), ["agent_logs_agent_id_created_at_idx"]),
