@@ -7,6 +7,7 @@ trips, not the subtasks, are what the CPU goes to.
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -20,6 +21,9 @@ T = TypeVar("T")
 
 # Enough for minutes of a busy agent's records; past it a stuck write costs records, not the agent's memory.
 MAX_PENDING_ITEMS = 10_000
+# A failed write is tried again this often, for this long (a PostgreSQL or Redis restart), before its items go.
+WRITE_RETRY_SECONDS = 1.0
+WRITE_RETRY_FOR_SECONDS = 15.0
 
 
 class CoalescingLoop(LoopService):
@@ -51,8 +55,10 @@ class CoalescingLoop(LoopService):
 class BatchWriter(CoalescingLoop, Generic[T]):
     """Items added within one window are written together, in one call of `write`.
 
-    Best effort, like the records it carries: a batch whose write fails is logged and dropped. `flush()` writes
-    whatever is pending (after `stop()`, before the clients the write uses are closed).
+    Best effort, like the records it carries: a write that fails is tried again every `retry_after` seconds, with
+    whatever arrived meanwhile, and its items are logged as dropped once writes have failed for `retry_for` seconds
+    (or when it fails during shutdown). `flush()` writes whatever is pending (after `stop()`, before the clients
+    the write uses are closed).
     """
 
     def __init__(
@@ -61,12 +67,17 @@ class BatchWriter(CoalescingLoop, Generic[T]):
         write: Callable[[list[T]], Awaitable[object]],
         window: float,
         max_pending: int = MAX_PENDING_ITEMS,
+        retry_after: float = WRITE_RETRY_SECONDS,
+        retry_for: float = WRITE_RETRY_FOR_SECONDS,
     ) -> None:
         super().__init__(name, interval=math.inf, window=window)
         self._write = write
         self._max_pending = max_pending
+        self._retry_after = retry_after
+        self._retry_for = retry_for
         self._pending: list[T] = []
         self._dropped = 0
+        self._failing_since: float | None = None  # monotonic time of the first failed write since the last success
 
     @property
     def pending(self) -> int:
@@ -88,8 +99,22 @@ class BatchWriter(CoalescingLoop, Generic[T]):
             return
         try:
             await self._write(batch)
-        except Exception as error:  # every item still has its own structlog line
+        except Exception as error:
+            await self._write_failed(batch, error)
+        else:
+            self._failing_since = None
+
+    async def _write_failed(self, batch: list[T], error: Exception) -> None:
+        now = time.monotonic()
+        self._failing_since = self._failing_since or now
+        if self.stopping or now - self._failing_since >= self._retry_for:
+            # Every item still has its own structlog line.
             log.warning("batch_write_failed", writer=self.name, count=len(batch), error=repr(error))
+            return
+        log.info("batch_write_retrying", writer=self.name, count=len(batch), error=repr(error))
+        self._pending[:0] = batch  # ahead of what arrived during the write, so the order holds
+        await _wait(self._stopping, self._retry_after)
+        self.notify()  # the next iteration retries even if nothing new arrives
 
     async def flush(self) -> None:
         """Write what is pending now."""
