@@ -16,6 +16,7 @@ from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
+from shared.database.task_repository import StatusChange
 from shared.loop_service import LoopService
 from shared.models import (
     LogLevel,
@@ -24,6 +25,7 @@ from shared.models import (
     SubTask,
     SubTaskResult,
     SubTaskStatus,
+    Task,
     TaskStatus,
 )
 from shared.redis_manager import RedisManager
@@ -63,6 +65,17 @@ def split_fast_path(results: Sequence[SubTaskResult]) -> tuple[list[int], list[i
         alone = per_subtask[result.subtask_id] == 1
         (fast if alone and result.status is ResultStatus.COMPLETED else careful).append(position)
     return fast, careful
+
+
+def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTaskStatus, int]) -> StatusChange:
+    """How a task none of whose subtasks can run any more ends: completed with their aggregated outputs when all
+    of them completed, otherwise failed with what went wrong (`results`: those that counted)."""
+    if counts.get(SubTaskStatus.COMPLETED, 0) == len(task.subtasks):
+        completed = [result for result in results if result.status is ResultStatus.COMPLETED]
+        return StatusChange(task.id, TaskStatus.COMPLETED, result=aggregate_results(task.subtasks, completed))
+    failures = [result for result in results if result.status is ResultStatus.FAILED]
+    error = describe_failure(task.subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
+    return StatusChange(task.id, TaskStatus.FAILED, error=error)
 
 
 class ResultProcessor(LoopService):
@@ -172,30 +185,14 @@ class ResultProcessor(LoopService):
         return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
 
     async def _finish_tasks_if_done(self, tx: Repositories, task_ids: Collection[str]) -> dict[str, TaskStatus]:
-        """Complete or fail each task once none of its subtasks can run any more."""
-        finished = {}
-        for task_id, counts in (await tx.subtasks.count_by_status_in(task_ids)).items():
-            if not any(counts.get(status) for status in LIVE_STATUSES):
-                status = await self._finish_task(tx, task_id, counts)
-                if status is not None:
-                    finished[task_id] = status
-        return finished
-
-    async def _finish_task(self, tx: Repositories, task_id: str, counts: dict[SubTaskStatus, int]) -> TaskStatus | None:
-        detail = await tx.tasks.get_task_detail(task_id, applied_only=True)
-        if detail is None:
-            return None
-        subtasks, results = detail[0].subtasks, detail[1]
-        if counts.get(SubTaskStatus.COMPLETED, 0) == len(subtasks):
-            completed = [result for result in results if result.status is ResultStatus.COMPLETED]
-            task = await tx.tasks.update_task_status(
-                task_id, TaskStatus.COMPLETED, result=aggregate_results(subtasks, completed)
-            )
-        else:
-            failures = [result for result in results if result.status is ResultStatus.FAILED]
-            error = describe_failure(subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
-            task = await tx.tasks.update_task_status(task_id, TaskStatus.FAILED, error=error)
-        return task.status if task else None
+        """Complete or fail each task once none of its subtasks can run any more (all of them in two statements)."""
+        counts = await tx.subtasks.count_by_status_in(task_ids)
+        done = [task_id for task_id, count in counts.items() if not any(count.get(s) for s in LIVE_STATUSES)]
+        if not done:
+            return {}
+        details = await tx.tasks.get_task_details(done, applied_only=True)
+        endings = [task_ending(task, results, counts[task_id]) for task_id, (task, results) in details.items()]
+        return {task_id: task.status for task_id, task in (await tx.tasks.update_task_statuses(endings)).items()}
 
     async def _log_failure(self, tx: Repositories, result: SubTaskResult, outcome: ResultOutcome) -> None:
         """What the orchestrator decided about a failed attempt (the agent logs its own start and finish)."""

@@ -1,6 +1,7 @@
 """Tasks and the plan they were decomposed into."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shared.database.executor import Executor
@@ -12,6 +13,18 @@ TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
 )
 TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
+
+TaskDetail = tuple[Task, list[SubTaskResult]]
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A task's move to `status`, with its result or error when it ends (None leaves the stored one)."""
+
+    task_id: str
+    status: TaskStatus
+    result: dict[str, Any] | None = None
+    error: str | None = None
 
 
 def task_from_row(row: Mapping[str, Any], subtasks: list[SubTask] | None = None) -> Task:
@@ -117,29 +130,33 @@ class TaskRepository:
         )
         return task_from_row(row, [subtask_from_row(subtask_row) for subtask_row in subtask_rows])
 
-    async def get_task_detail(
-        self, task_id: str, *, applied_only: bool = False
-    ) -> tuple[Task, list[SubTaskResult]] | None:
+    async def get_task_detail(self, task_id: str, *, applied_only: bool = False) -> TaskDetail | None:
         """The task, its subtasks in plan order and every result reported for them (or only those that
         counted), in one round trip."""
-        row = await self._executor.fetchrow(
+        return (await self.get_task_details([task_id], applied_only=applied_only)).get(task_id)
+
+    async def get_task_details(self, task_ids: Collection[str], *, applied_only: bool = False) -> dict[str, TaskDetail]:
+        """`get_task_detail` of several tasks in one round trip, by id (an unknown id is left out)."""
+        rows = await self._executor.fetch(
             f"""
             SELECT row_to_json(t) AS task,
                    (SELECT coalesce(json_agg(to_jsonb(s) - 'position' ORDER BY s.position), '[]')
-                    FROM (SELECT position, {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = $1) s
+                    FROM (SELECT position, {SUBTASK_COLUMNS} FROM subtasks WHERE task_id = t.id) s
                    ) AS subtasks,
                    (SELECT coalesce(json_agg(r ORDER BY r.created_at, r.result_id), '[]')
-                    FROM (SELECT {RESULT_COLUMNS} FROM subtask_results WHERE task_id = $1 AND (applied OR NOT $2)) r
+                    FROM (SELECT {RESULT_COLUMNS} FROM subtask_results
+                          WHERE task_id = t.id AND (applied OR NOT $2)) r
                    ) AS results
-            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1) t
+            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])) t
             """,
-            task_id,
+            list(task_ids),
             applied_only,
         )
-        if row is None:
-            return None
-        subtasks = [subtask_from_row(subtask) for subtask in row["subtasks"]]
-        return task_from_row(row["task"], subtasks), [result_from_row(result) for result in row["results"]]
+        details = {}
+        for row in rows:
+            task = task_from_row(row["task"], [subtask_from_row(subtask) for subtask in row["subtasks"]])
+            details[task.id] = (task, [result_from_row(result) for result in row["results"]])
+        return details
 
     async def list_tasks(
         self,
@@ -198,21 +215,28 @@ class TaskRepository:
         error: str | None = None,
     ) -> Task | None:
         """Move a task that has not ended yet to `status`; None when it does not exist or already ended."""
-        row = await self._executor.fetchrow(
+        return (await self.update_task_statuses([StatusChange(task_id, status, result, error)])).get(task_id)
+
+    async def update_task_statuses(self, changes: Sequence[StatusChange]) -> dict[str, Task]:
+        """`update_task_status` for several distinct tasks in one statement; the tasks that moved, by id."""
+        if not changes:
+            return {}
+        rows = await self._executor.fetch(
             f"""
             UPDATE tasks
-            SET status = $2, result = COALESCE($3, result), error = COALESCE($4, error),
-                updated_at = greatest(now(), updated_at)
-            WHERE id = $1 AND status <> ALL($5::text[])
-            RETURNING {TASK_COLUMNS}
+            SET status = change.status, result = COALESCE(change.result, tasks.result),
+                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at)
+            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[]) AS change (id, status, result, error)
+            WHERE tasks.id = change.id AND tasks.status <> ALL($5::text[])
+            RETURNING {", ".join(f"tasks.{column}" for column in TASK_COLUMNS.split(", "))}
             """,
-            task_id,
-            status.value,
-            result,
-            error,
+            [change.task_id for change in changes],
+            [change.status.value for change in changes],
+            [change.result for change in changes],
+            [change.error for change in changes],
             TERMINAL_TASK_VALUES,
         )
-        return None if row is None else task_from_row(row)
+        return {row["id"]: task_from_row(row) for row in rows}
 
     async def lock_task(self, task_id: str) -> TaskStatus | None:
         """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""

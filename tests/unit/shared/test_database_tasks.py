@@ -8,6 +8,7 @@ import pytest
 
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
+from shared.database.task_repository import StatusChange
 from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TokenUsage
 from tests.factories import build_planned_task, build_result, build_subtask, build_task, run_attempt
 
@@ -184,6 +185,32 @@ async def test_a_finished_task_keeps_its_status(db: DatabaseManager, final: Task
 
 async def test_status_update_of_unknown_task_is_none(db: DatabaseManager) -> None:
     assert await db.repositories().tasks.update_task_status("task_missing", TaskStatus.FAILED) is None
+
+
+async def test_several_tasks_end_in_one_statement_except_those_that_already_ended(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    done, broken, ended = [await repos.tasks.create_task(build_task()) for _ in range(3)]
+    await repos.tasks.update_task_status(ended.id, TaskStatus.CANCELLED)
+
+    moved = await repos.tasks.update_task_statuses(
+        [
+            StatusChange(done.id, TaskStatus.COMPLETED, result={"summary": "ünïcode ✓", "outputs": [1, None]}),
+            StatusChange(broken.id, TaskStatus.FAILED, error="subtask_2 failed"),
+            StatusChange(ended.id, TaskStatus.FAILED, error="too late"),
+            StatusChange("task_missing", TaskStatus.FAILED, error="nobody"),
+        ]
+    )
+
+    assert set(moved) == {done.id, broken.id}
+    stored = await repos.tasks.get_task_details([done.id, broken.id, ended.id, "task_missing"])
+    assert set(stored) == {done.id, broken.id, ended.id}
+    outcomes = {task_id: (task.status, task.result, task.error) for task_id, (task, _) in stored.items()}
+    assert outcomes == {
+        done.id: (TaskStatus.COMPLETED, {"summary": "ünïcode ✓", "outputs": [1, None]}, None),
+        broken.id: (TaskStatus.FAILED, None, "subtask_2 failed"),
+        ended.id: (TaskStatus.CANCELLED, None, None),
+    }
+    assert moved[done.id] == stored[done.id][0].model_copy(update={"subtasks": []})
 
 
 async def claim_first(db: DatabaseManager, task: Task) -> list[ClaimedAttempt]:
