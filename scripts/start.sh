@@ -74,17 +74,17 @@ print_offline_banner() {
 }
 
 print_urls() {
-    local logs="$1" python="$2"
+    local logs="$1" python="$2" api="http://localhost:$3" dashboard="http://localhost:$4"
     cat <<EOF
 
-  Orchestrator API   http://localhost:8000        (docs: http://localhost:8000/docs)
-  Dashboard          http://localhost:8501
+  Orchestrator API   $api        (docs: $api/docs)
+  Dashboard          $dashboard
   Agents             http://localhost:8001 ... http://localhost:8005
   Logs               $logs
   Stop               scripts/stop.sh
 
-  Try it:  curl -X POST 'http://localhost:8000/tasks?description=Calculate%20factorial%20of%2010'
-           $python scripts/test_system.py
+  Try it:  curl -X POST '$api/tasks?description=Calculate%20factorial%20of%2010'
+           $python scripts/test_system.py --url $api
 EOF
 }
 
@@ -105,7 +105,7 @@ start_with_docker() {
     # test_system.py needs httpx: the .venv has it; elsewhere `pip install httpx` first.
     local python=python3
     if [ -x "$VENV/bin/python" ]; then python=.venv/bin/python; fi
-    print_urls "docker compose logs [service]" "$python"
+    print_urls "docker compose logs [service]" "$python" 8000 8501  # the ports docker-compose.yml publishes
 }
 
 MODE=""
@@ -126,11 +126,14 @@ fi
 
 export POSTGRES_URL="${POSTGRES_URL:-postgresql://postgres:postgres@localhost:5432/multi_agent_db}"
 export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
+# The orchestrator and the dashboard read these too (shared/config.py), so one setting moves both ends.
+export ORCHESTRATOR_PORT="${ORCHESTRATOR_PORT:-8000}" STREAMLIT_PORT="${STREAMLIT_PORT:-8501}"
+export ORCHESTRATOR_URL="${ORCHESTRATOR_URL:-http://localhost:$ORCHESTRATOR_PORT}"
 mkdir -p "$LOG_DIR" "$PID_DIR"
 
 if running_pid orchestrator >/dev/null; then
     say "the fleet is already running (orchestrator PID $(running_pid orchestrator)); nothing started"
-    print_urls "$LOG_DIR/" .venv/bin/python
+    print_urls "$LOG_DIR/" .venv/bin/python "$ORCHESTRATOR_PORT" "$STREAMLIT_PORT"
     exit 0
 fi
 
@@ -157,14 +160,14 @@ for agent in "${AGENTS[@]}"; do
     AGENT_ID="$name" AGENT_PORT="$port" AGENT_CAPABILITIES="$capabilities" \
         launch "$name" "$VENV/bin/python" -m agent
 done
-launch dashboard "$VENV/bin/streamlit" run ui/streamlit_app.py --server.port 8501 --server.headless true \
+launch dashboard "$VENV/bin/streamlit" run ui/streamlit_app.py --server.port "$STREAMLIT_PORT" --server.headless true \
     --browser.gatherUsageStats false
 
-wait_healthy orchestrator http://127.0.0.1:8000/health
+wait_healthy orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/health"
 for agent in "${AGENTS[@]}"; do
     read -r name port _ <<<"$agent"
     wait_healthy "$name" "http://127.0.0.1:$port/health"
 done
-wait_healthy dashboard http://127.0.0.1:8501/_stcore/health
+wait_healthy dashboard "http://127.0.0.1:$STREAMLIT_PORT/_stcore/health"
 say "the fleet is up"
-print_urls "$LOG_DIR/" .venv/bin/python
+print_urls "$LOG_DIR/" .venv/bin/python "$ORCHESTRATOR_PORT" "$STREAMLIT_PORT"
