@@ -40,17 +40,22 @@ REGISTRY_REFRESH_MIN_SECONDS = 0.1
 REFUSAL_BACKOFF_SECONDS = 1.0
 
 
+Route = tuple[frozenset[str], tuple[str, ...]]  # required capabilities, agents that failed the subtask
+
+
 @dataclass
 class BacklogItem:
     payload: str  # the exact queue string, to ack
     item: QueuedSubtask
     sequence: int  # arrival order, to keep FIFO among equal priorities
     refused_until: dict[str, float] = field(default_factory=dict)  # agent id -> monotonic time
+    # Computed once: every matching round sorts and groups the whole backlog by them.
+    order: tuple[int, int] = field(init=False)  # highest priority first, then first come first served
+    route: Route = field(init=False)  # items that route alike get one answer to "is anyone free?"
 
-    @property
-    def order(self) -> tuple[int, int]:
-        """Matching order: highest priority first, then first come first served."""
-        return -self.item.priority, self.sequence
+    def __post_init__(self) -> None:
+        self.order = (-self.item.priority, self.sequence)
+        self.route = (frozenset(self.item.required_capabilities), tuple(self.item.failed_agent_ids))
 
     def refused_by(self, agent_id: str) -> bool:
         return self.refused_until.get(agent_id, 0.0) > time.monotonic()
@@ -151,17 +156,16 @@ class Dispatcher(LoopService):
         if not self._backlog or not free_slots:
             return 0
         pairs: list[tuple[BacklogItem, AgentStatus]] = []
-        # Items that route alike (same capabilities, same failed agents) share one answer to "is anyone free?".
-        exhausted: set[tuple[frozenset[str], tuple[str, ...]]] = set()
+        exhausted: set[Route] = set()
+        # Sorted afresh each round; cheap, as the keys are stored and the dict keeps arrival order (long sorted runs).
         for entry in sorted(self._backlog.values(), key=attrgetter("order")):
-            route = (frozenset(entry.item.required_capabilities), tuple(entry.item.failed_agent_ids))
-            if route in exhausted:
+            if entry.route in exhausted:
                 continue
             ranked = rank_agents(self._directory.agents, entry.item, self._load, self._history)
             agent = next((a for a in ranked if not entry.refused_by(a.agent_id)), None)
             if agent is None:
                 if not ranked:
-                    exhausted.add(route)
+                    exhausted.add(entry.route)
                 continue
             self._load.try_reserve(agent, entry.item.subtask_id)
             del self._backlog[entry.payload]
