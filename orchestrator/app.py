@@ -85,7 +85,7 @@ def build_background_work(
     dispatcher = Dispatcher(db, redis, agents, directory, load, history, f"{instance}-dispatch")
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(
-        settings, db, redis, result_processors[0], consumer_ids, settings.recovery_interval_seconds
+        settings, db, redis, result_processors[0], directory, consumer_ids, settings.recovery_interval_seconds
     )
     watcher = RegistryWatcher(redis, directory, load)
     return BackgroundWork(load, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
@@ -105,7 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     details = TaskDetailCache()
     task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings), details)
     app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
-    directory = AgentDirectory(redis)
+    directory = AgentDirectory(redis, settings.heartbeat_ttl_seconds)
     work = build_background_work(settings, db, redis, agents, directory, details)
     await work.prepare(db, directory)
     try:

@@ -11,8 +11,9 @@ POSTed to its agent's /execute, and the queue items are acked in one round trip.
 import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from operator import attrgetter
 
 import structlog
@@ -62,14 +63,32 @@ class BacklogItem:
 
 
 class AgentDirectory:
-    """The registry as last read: refreshed when an agent announces a change and at least every second."""
+    """The registry as last read: refreshed when an agent announces a change and at least every second.
 
-    def __init__(self, redis: RedisManager) -> None:
+    It also remembers each agent's newest heartbeat, which tells an agent whose entry expired (it stopped
+    heartbeating) from one whose entry vanished early because Redis lost its data (a restart): that agent is
+    alive and registers again with its next heartbeat.
+    """
+
+    def __init__(self, redis: RedisManager, heartbeat_ttl_seconds: float) -> None:
         self._redis = redis
+        self._heartbeat_ttl = timedelta(seconds=heartbeat_ttl_seconds)
         self.agents: list[AgentStatus] = []
+        self._last_heartbeats: dict[str, datetime] = {}  # as many entries as agent ids ever seen
 
     async def refresh(self) -> None:
         self.agents = await self._redis.get_agents()
+        self.remember(self.agents)
+
+    def remember(self, agents: Iterable[AgentStatus]) -> None:
+        """Take note of the heartbeats in a registry read."""
+        for agent in agents:
+            self._last_heartbeats[agent.agent_id] = agent.last_heartbeat
+
+    def entry_may_still_live(self, agent_id: str, now: datetime) -> bool:
+        """Whether the agent's registry entry, by its newest heartbeat seen, has not reached its time-to-live."""
+        seen = self._last_heartbeats.get(agent_id)
+        return seen is not None and now - seen < self._heartbeat_ttl
 
 
 class RegistryWatcher(LoopService):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from orchestrator.dispatcher import AgentDirectory
 from orchestrator.result_processor import ResultProcessor
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -32,6 +33,7 @@ class RecoveryService(LoopService):
         db: DatabaseManager,
         redis: RedisManager,
         results: ResultProcessor,
+        directory: AgentDirectory,
         consumer_ids: list[str],
         interval: float = 5.0,
     ) -> None:
@@ -40,6 +42,7 @@ class RecoveryService(LoopService):
         self._db = db
         self._redis = redis
         self._results = results
+        self._directory = directory
         self._consumer_ids = consumer_ids
         self._absent_since: dict[str, datetime] = {}  # running subtask id -> first heartbeat that left it out
 
@@ -85,6 +88,7 @@ class RecoveryService(LoopService):
         """
         running = await self._db.repositories().subtasks.list_running()
         agents = {agent.agent_id: agent for agent in await self._redis.get_agents()} if running else {}
+        self._directory.remember(agents.values())
         now = datetime.now(UTC)
         running_ids = {subtask.id for subtask in running}
         self._absent_since = {key: seen for key, seen in self._absent_since.items() if key in running_ids}
@@ -101,6 +105,8 @@ class RecoveryService(LoopService):
     def _stranded_reason(self, subtask: SubTask, agent: AgentStatus | None, now: datetime) -> str | None:
         lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)
         if agent is None:
+            if self._directory.entry_may_still_live(subtask.assigned_agent or "", now):
+                return None  # Redis lost the entry (a restart); the agent registers again with its next heartbeat
             return f"agent {subtask.assigned_agent} stopped heartbeating while running the subtask"
         if subtask.assigned_at is not None and now - subtask.assigned_at > lease:
             return f"no result from agent {subtask.assigned_agent} within {lease.total_seconds():.0f} s"

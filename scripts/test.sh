@@ -13,8 +13,9 @@ export POSTGRES_URL="${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/m
 export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 
 ensure_venv requirements-dev.txt
-# The dashboard's browser test drives Debian's Chromium through playwright (never `playwright install`).
-apt_install chromium
+# The dashboard's browser test drives Debian's Chromium through playwright (never `playwright install`);
+# the Redis restart test runs a redis-server of its own.
+apt_install chromium redis-server
 ensure_backing_services test 55432 56379
 trap 'stop_started_services test' EXIT
 

@@ -34,8 +34,8 @@ def e2e_scenarios(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 async def fleet_settings(settings: Settings) -> AsyncIterator[Settings]:
-    """A database of the fleet's own: an orchestrator takes over every live subtask in its database,
-    so the fleet must not see what earlier tests left behind."""
+    """A database of the fleet's own, created for the module and dropped after it: the fleet's processes outlive
+    single tests, whose `db` fixture empties the session's database."""
     own = settings.model_copy(
         update={"tenant_id": f"e2e-{uuid.uuid4().hex[:10]}", "postgres_url": f"{settings.postgres_url}_e2e"}
     )
