@@ -97,14 +97,22 @@ class ResultProcessor(LoopService):
         self._load = load
         self._history = history
         self.consumer_id = consumer_id
+        self._holding = False  # whether this consumer's in-flight list may hold a batch an iteration gave up on
 
     async def run_once(self) -> None:
+        if self._holding:
+            # The last batch failed (PostgreSQL or Redis went away) before it was acknowledged: it goes back to
+            # the head of the queue and is taken again now, instead of waiting in flight for a restart.
+            await self._redis.result_queue.recover(self.consumer_id)
+            self._holding = False
         taken = await self._redis.dequeue_results(self.consumer_id, timeout=1.0, limit=RESULT_BATCH_SIZE)
         if not taken:
             return
+        self._holding = True
         await self.settle([result for _, result in taken])
         # Acknowledged only now: a crash before this line leaves the results in flight, to be recovered.
         await self._redis.result_queue.ack_many(self.consumer_id, [payload for payload, _ in taken])
+        self._holding = False
 
     async def settle(self, results: Sequence[SubTaskResult]) -> BatchOutcome:
         """Apply the results, then put the attempts they made ready on the task queue."""
