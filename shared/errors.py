@@ -1,9 +1,12 @@
 """One error family for every service, rendered by one set of handlers as `{"error": ..., "detail": ...}`."""
 
+import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
+import redis.exceptions
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +15,12 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
+
+# What a request meets while PostgreSQL or Redis restarts or cannot be reached: worth a retry, so a 503, not a 500.
+POSTGRES_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.TooManyConnectionsError)
+REDIS_OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+NETWORK_OUTAGES = (ConnectionError, TimeoutError)  # a refused connect or a timed-out command, from either client
+OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
 class ErrorResponse(BaseModel):
@@ -95,6 +104,32 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return _error(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
 
 
+CLIENT_STORES = {"asyncpg": "PostgreSQL", "redis": "Redis"}
+
+
+def unreachable_store(error: Exception) -> str | None:
+    """Which store a connection error is about: by its type, or else by the client library it was raised in."""
+    if isinstance(error, REDIS_OUTAGES):
+        return "Redis"
+    if isinstance(error, POSTGRES_OUTAGES):
+        return "PostgreSQL"
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):  # innermost first
+        store = CLIENT_STORES.get(frame.f_globals.get("__name__", "").partition(".")[0])
+        if store:
+            return store
+    return None
+
+
+async def _storage_outage(request: Request, error: Exception) -> JSONResponse:
+    store = unreachable_store(error)
+    log.warning("storage_unavailable", store=store, path=request.url.path, method=request.method, error=repr(error))
+    message = (
+        f"{store or 'PostgreSQL or Redis'} cannot be reached right now ({type(error).__name__}); "
+        f"retry in {OUTAGE_RETRY_AFTER_SECONDS} s"
+    )
+    return _error(503, message, {"store": store}, headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)})
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     error_id = uuid.uuid4().hex[:12]
     log.exception("request_failed", error_id=error_id, path=request.url.path, method=request.method)
@@ -128,4 +163,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for outage in (*POSTGRES_OUTAGES, *REDIS_OUTAGES, *NETWORK_OUTAGES):
+        app.add_exception_handler(outage, _storage_outage)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -24,21 +24,24 @@ router = APIRouter()
 HEALTH_PROBE_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/agents", response_model=AgentListResponse, responses=error_responses(400, 500), tags=["agents"])
+@router.get("/agents", response_model=AgentListResponse, responses=error_responses(400, 500, 503), tags=["agents"])
 async def list_agents(state: State) -> AgentListResponse:
     """Every agent whose heartbeat has not expired."""
     return AgentListResponse(agents=await state.redis.get_agents())
 
 
 @router.get(
-    "/agents/available", response_model=AvailableAgentsResponse, responses=error_responses(400, 500), tags=["agents"]
+    "/agents/available",
+    response_model=AvailableAgentsResponse,
+    responses=error_responses(400, 500, 503),
+    tags=["agents"],
 )
 async def available_agents(state: State, capability: AgentCapability | None = None) -> AvailableAgentsResponse:
     """Live agents that are accepting work, optionally only those with one capability."""
     return AvailableAgentsResponse(available_agents=await state.redis.get_available_agents(capability))
 
 
-@router.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500), tags=["agents"])
+@router.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500, 503), tags=["agents"])
 async def agent_logs(
     state: State,
     agent_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,

@@ -33,7 +33,7 @@ QUEUE_FULL_RESPONSE: dict[str, Any] = {
 @router.post(
     "",
     response_model=TaskCreatedResponse,
-    responses={**error_responses(400, 429, 500), 429: QUEUE_FULL_RESPONSE},
+    responses={**error_responses(400, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
     summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
 )
 async def submit_task(
@@ -62,7 +62,7 @@ def _refuse_nul(request: TaskCreateRequest) -> None:
 
 
 @router.get(
-    "", response_model=TaskListResponse, responses=error_responses(400, 500), summary="List tasks, newest first"
+    "", response_model=TaskListResponse, responses=error_responses(400, 500, 503), summary="List tasks, newest first"
 )
 async def list_tasks(
     state: State,
@@ -78,7 +78,7 @@ async def list_tasks(
 @router.get(
     "/{task_id}",
     response_model=TaskDetailResponse,
-    responses=error_responses(400, 404, 500),
+    responses=error_responses(400, 404, 500, 503),
     summary="A task with its subtasks and every result reported for them",
 )
 async def get_task(state: State, task_id: TaskId) -> Response:
@@ -88,7 +88,7 @@ async def get_task(state: State, task_id: TaskId) -> Response:
 @router.post(
     "/{task_id}/cancel",
     response_model=TaskCancelledResponse,
-    responses=error_responses(400, 404, 409, 500),
+    responses=error_responses(400, 404, 409, 500, 503),
     summary="Cancel the subtasks that have not finished; the task ends cancelled",
 )
 async def cancel_task(state: State, task_id: TaskId) -> TaskCancelledResponse:
