@@ -20,6 +20,7 @@ log = structlog.get_logger(__name__)
 POSTGRES_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.TooManyConnectionsError)
 REDIS_OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 NETWORK_OUTAGES = (ConnectionError, TimeoutError)  # a refused connect or a timed-out command, from either client
+STORE_OUTAGES = (*POSTGRES_OUTAGES, *REDIS_OUTAGES, *NETWORK_OUTAGES)
 OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
@@ -163,6 +164,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for outage in (*POSTGRES_OUTAGES, *REDIS_OUTAGES, *NETWORK_OUTAGES):
+    for outage in STORE_OUTAGES:
         app.add_exception_handler(outage, _storage_outage)
     app.add_exception_handler(Exception, _unexpected_error)

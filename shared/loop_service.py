@@ -6,6 +6,8 @@ import time
 
 import structlog
 
+from shared.errors import STORE_OUTAGES, unreachable_store
+
 log = structlog.get_logger(__name__)
 
 # After a failed iteration the loop waits this long, so a persistent fault is logged, not spun on.
@@ -39,6 +41,10 @@ class LoopService:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except STORE_OUTAGES as error:  # expected while a store restarts: one line, not a traceback a second
+                log.warning("loop_store_unreachable", loop=self.name, store=unreachable_store(error), error=repr(error))
+                await self.sleep(FAILURE_BACKOFF_SECONDS)
+                continue
             except Exception:
                 log.exception("loop_iteration_failed", loop=self.name)
                 await self.sleep(FAILURE_BACKOFF_SECONDS)

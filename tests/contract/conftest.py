@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -23,7 +22,8 @@ from shared.redis import RedisKeys, create_client
 from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 from simulator.testing import SimulatorHandle, running_simulator
-from tests.contract.orchestrator_support import SCENARIOS, CuttableLink
+from tests.contract.orchestrator_support import SCENARIOS
+from tests.network import CuttableLink, link_to
 
 # High enough that schemathesis' valid submissions never fill the queue of the shared orchestrator.
 ORCHESTRATOR_MAX_QUEUE_DEPTH = 10_000
@@ -151,12 +151,9 @@ def orchestrator_link_factory() -> Iterator[LinkFactory]:
     links: list[CuttableLink] = []
 
     def open_link(url: str) -> tuple[CuttableLink, str]:
-        parts = urlsplit(url)
-        assert parts.hostname and parts.port, f"{url} needs an explicit host and port"
-        links.append(CuttableLink(parts.hostname, parts.port))
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{links[-1].port}" if userinfo else f"127.0.0.1:{links[-1].port}"
-        return links[-1], urlunsplit(parts._replace(netloc=netloc))
+        link, through = link_to(url)
+        links.append(link)
+        return link, through
 
     yield open_link
     for link in links:

@@ -12,7 +12,8 @@ import pytest
 
 from shared.config import Settings
 from shared.database import DatabaseManager
-from tests.contract.orchestrator_support import TWO_STEP_TASK, CuttableLink
+from tests.contract.orchestrator_support import TWO_STEP_TASK
+from tests.network import CuttableLink
 
 HEALTHY_WAIT_SECONDS = 20.0
 
