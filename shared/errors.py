@@ -1,12 +1,9 @@
 """One error family for every service, rendered by one set of handlers as `{"error": ..., "detail": ...}`."""
 
-import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-import redis.exceptions
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,13 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.outages import STORE_OUTAGES, unreachable_store
+
 log = structlog.get_logger(__name__)
 
-# What a request meets while PostgreSQL or Redis restarts or cannot be reached: worth a retry, so a 503, not a 500.
-POSTGRES_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.TooManyConnectionsError)
-REDIS_OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-NETWORK_OUTAGES = (ConnectionError, TimeoutError)  # a refused connect or a timed-out command, from either client
-STORE_OUTAGES = (*POSTGRES_OUTAGES, *REDIS_OUTAGES, *NETWORK_OUTAGES)
+# A request that meets an unreachable store is worth a retry: a 503 saying when, not a 500.
 OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
@@ -103,22 +98,6 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     return _error(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
-
-
-CLIENT_STORES = {"asyncpg": "PostgreSQL", "redis": "Redis"}
-
-
-def unreachable_store(error: Exception) -> str | None:
-    """Which store a connection error is about: by its type, or else by the client library it was raised in."""
-    if isinstance(error, REDIS_OUTAGES):
-        return "Redis"
-    if isinstance(error, POSTGRES_OUTAGES):
-        return "PostgreSQL"
-    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):  # innermost first
-        store = CLIENT_STORES.get(frame.f_globals.get("__name__", "").partition(".")[0])
-        if store:
-            return store
-    return None
 
 
 async def _storage_outage(request: Request, error: Exception) -> JSONResponse:

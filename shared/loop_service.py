@@ -6,7 +6,7 @@ import time
 
 import structlog
 
-from shared.errors import STORE_OUTAGES, unreachable_store
+from shared.outages import STORE_OUTAGES, unreachable_store
 
 log = structlog.get_logger(__name__)
 
