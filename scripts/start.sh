@@ -105,7 +105,8 @@ start_with_docker() {
     # test_system.py needs httpx: the .venv has it; elsewhere `pip install httpx` first.
     local python=python3
     if [ -x "$VENV/bin/python" ]; then python=.venv/bin/python; fi
-    print_urls "docker compose logs [service]" "$python" 8000 8501  # the ports docker-compose.yml publishes
+    # docker-compose.yml publishes the orchestrator and the dashboard on these host ports (from .env too).
+    print_urls "docker compose logs [service]" "$python" "${ORCHESTRATOR_PORT:-8000}" "${STREAMLIT_PORT:-8501}"
 }
 
 MODE=""

@@ -199,6 +199,16 @@ def test_published_ports(online: dict[str, Any]) -> None:
     assert not published_ports(services["postgres"]) and not published_ports(services["redis"])
 
 
+def test_the_host_ports_follow_the_same_settings_as_native_mode(tmp_path: Path) -> None:
+    config = resolved_config(tmp_path, profile=False, dot_env="ORCHESTRATOR_PORT=8100\nSTREAMLIT_PORT=8601\n")
+    services = config["services"]
+    assert published_ports(services["orchestrator"]) == {8100}
+    assert published_ports(services["streamlit"]) == {8601}
+    # Inside the network nothing moves: the orchestrator listens where the dashboard and probes expect it.
+    assert services["orchestrator"]["environment"]["ORCHESTRATOR_PORT"] == "8000"
+    assert services["streamlit"]["environment"]["ORCHESTRATOR_URL"] == "http://orchestrator:8000"
+
+
 def test_app_services_find_each_other_by_service_name(online: dict[str, Any]) -> None:
     for name, service in app_services(online).items():
         environment = service["environment"]
