@@ -24,6 +24,7 @@ from shared.database import DatabaseManager
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.loop_service import LoopService
 from shared.models import AgentStatus, QueuedSubtask, TaskExecutionRequest
+from shared.outages import STORE_OUTAGES
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -145,9 +146,12 @@ class Dispatcher(LoopService):
         self._backlog: dict[str, BacklogItem] = {}
         self._arrivals = itertools.count()
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._unacked: list[str] = []  # settled items whose ack Redis could not take yet
 
     async def run_once(self) -> None:
         """Intake: queue items into the backlog (each stays in this consumer's in-flight list until acked)."""
+        if self._unacked:
+            await self._acknowledge([])
         room = MAX_BACKLOG - len(self._backlog)
         if room <= 0:
             await self.sleep(0.05)
@@ -206,7 +210,17 @@ class Dispatcher(LoopService):
             for entry, agent in pairs:
                 self._refused(entry, agent)
             return
-        await self._redis.task_queue.ack_many(self.consumer_id, settled)
+        await self._acknowledge(settled)
+
+    async def _acknowledge(self, payloads: list[str]) -> None:
+        """Ack settled items, with any whose ack failed before; while Redis is away they wait for the next try
+        (the intake's next iteration), rather than in flight until a restart recovers them."""
+        pending, self._unacked = self._unacked + payloads, []
+        try:
+            await self._redis.task_queue.ack_many(self.consumer_id, pending)
+        except STORE_OUTAGES as error:
+            self._unacked = pending + self._unacked
+            log.warning("ack_deferred", count=len(pending), error=repr(error))
 
     def _refused(self, entry: BacklogItem, agent: AgentStatus) -> None:
         """Back into the backlog; this agent is skipped for it for a moment."""

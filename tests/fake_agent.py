@@ -5,7 +5,7 @@ itself through Redis, exactly as a real agent would, so the test controls timing
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -24,6 +24,7 @@ class FakeAgent:
     capabilities: list[AgentCapability]
     slots: int = 1
     refuse: bool = False
+    on_execute: Callable[[], None] | None = None  # run before an accepted request is answered
     url: str = ""
     received: list[TaskExecutionRequest] = field(default_factory=list)
     running: set[str] = field(default_factory=set)  # subtasks received and not yet reported, as heartbeats say
@@ -56,6 +57,8 @@ class FakeAgent:
             with self._lock:
                 self.received.append(request)
                 self.running.add(request.subtask.id)
+            if self.on_execute is not None:
+                self.on_execute()
             return JSONResponse({"status": "accepted", "agent_id": self.agent_id})
 
         return app
