@@ -108,18 +108,19 @@ async def fleet(test_redis: RedisManager) -> AsyncIterator[Fleet]:
         await fleet.close()
 
 
-OrchestratorFactory = Callable[[dict[str, Any]], AbstractAsyncContextManager[httpx.AsyncClient]]
+OrchestratorFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture
 def orchestrator(orchestrator_settings: Settings, db: DatabaseManager) -> Iterator[OrchestratorFactory]:
-    """Starts the orchestrator against a simulator answering with the given scenarios."""
+    """`orchestrator(scenarios, **settings)` starts an orchestrator against a simulator answering with the given
+    scenarios, with any settings overridden (another tenant, a Redis URL through a cuttable link)."""
     with ExitStack() as stack:
 
         @contextlib.asynccontextmanager
-        async def start(scenarios: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+        async def start(scenarios: dict[str, Any], **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
             simulator = stack.enter_context(running_simulator(scenarios))
-            settings = orchestrator_settings.model_copy(update={"anthropic_base_url": simulator.base_url})
+            settings = orchestrator_settings.model_copy(update={"anthropic_base_url": simulator.base_url, **overrides})
             with serve_in_thread(create_app(settings), name="orchestrator") as base_url:
                 async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
                     yield client

@@ -7,14 +7,10 @@ could not take is acked on the dispatcher's next try.
 from typing import Any
 
 import asyncpg
-import httpx
 
-from orchestrator.app import create_app
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
-from shared.serving import serve_in_thread
-from simulator.testing import running_simulator
 from tests.fake_agent import result_for
 from tests.network import link_to
 from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit, wait_for_request, wait_until_ended
@@ -61,32 +57,21 @@ async def test_a_result_whose_transaction_died_is_applied_on_the_next_try(
 
 
 async def test_an_ack_redis_could_not_take_is_made_once_redis_is_back(
-    fleet: Fleet, orchestrator_settings: Settings, db: DatabaseManager
+    orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_settings: Settings
 ) -> None:
     agent = await fleet.add("agent1", AgentCapability.DATA_ANALYSIS)
-    link, redis_url = link_to(orchestrator_settings.redis_url)
+    link, redis_url = link_to(orchestrator_settings.redis_url)  # only the orchestrator's Redis goes through it
     agent.on_execute = link.cut  # Redis goes away between the delivery and its ack
     try:
-        with (
-            running_simulator(SCENARIOS) as simulator,
-            serve_in_thread(
-                create_app(
-                    orchestrator_settings.model_copy(
-                        update={"redis_url": redis_url, "anthropic_base_url": simulator.base_url}
-                    )
-                ),
-                name="orchestrator",
-            ) as base_url,
-        ):
-            async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-                task_id = await submit(client, "Do a single step of work")
-                await wait_for_request(agent, "the only step")
-                link.restore()
+        async with orchestrator(SCENARIOS, redis_url=redis_url) as client:
+            task_id = await submit(client, "Do a single step of work")
+            await wait_for_request(agent, "the only step")
+            link.restore()
 
-                # The queue item of the delivered subtask leaves the dispatcher's in-flight list.
-                await eventually(fleet.redis.queued_task_items, lambda items: not items)
-                await fleet.report(result_for(agent.received[0], "agent1"))
-                state = await wait_until_ended(client, task_id)
+            # The queue item of the delivered subtask leaves the dispatcher's in-flight list.
+            await eventually(fleet.redis.queued_task_items, lambda items: not items)
+            await fleet.report(result_for(agent.received[0], "agent1"))
+            state = await wait_until_ended(client, task_id)
     finally:
         link.close()
 

@@ -4,14 +4,8 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
-
-from orchestrator.app import create_app
-from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
-from shared.serving import serve_in_thread
-from simulator.testing import running_simulator
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
     Fleet,
@@ -34,7 +28,7 @@ RECOVERY_PASSES_SECONDS = 2.0
 
 
 async def test_another_tenants_orchestrator_leaves_this_tenants_work_alone(
-    orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_settings: Settings, db: DatabaseManager
+    orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager
 ) -> None:
     agent = await fleet.add("agent1", AgentCapability.DATA_ANALYSIS)
     async with orchestrator(SCENARIOS) as client:
@@ -43,22 +37,10 @@ async def test_another_tenants_orchestrator_leaves_this_tenants_work_alone(
         await wait_for_request(agent, "the only step")
 
         # The other tenant's orchestrator knows neither agent1 nor this tenant's queue.
-        other_tenant = f"other-{uuid.uuid4().hex[:10]}"
-        with (
-            running_simulator(SCENARIOS) as simulator,
-            serve_in_thread(
-                create_app(
-                    orchestrator_settings.model_copy(
-                        update={"tenant_id": other_tenant, "anthropic_base_url": simulator.base_url}
-                    )
-                ),
-                name="other-orchestrator",
-            ) as other_url,
-        ):
-            async with httpx.AsyncClient(base_url=other_url, timeout=10) as other:
-                await asyncio.sleep(RECOVERY_PASSES_SECONDS)
-                listed = (await other.get("/tasks")).json()
-                assert listed["total"] == 0 and listed["tasks"] == []
+        async with orchestrator(SCENARIOS, tenant_id=f"other-{uuid.uuid4().hex[:10]}") as other:
+            await asyncio.sleep(RECOVERY_PASSES_SECONDS)
+            listed = (await other.get("/tasks")).json()
+            assert listed["total"] == 0 and listed["tasks"] == []
 
         results = await db.pool.fetchval("SELECT count(*) FROM subtask_results WHERE task_id = $1", running_task)
         assert results == 0, "the other tenant's recovery retried an attempt its own registry does not know"
