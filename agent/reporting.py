@@ -8,8 +8,6 @@ best effort, and written in batches a moment later: one round trip for all the r
 from typing import Any, TypeAlias
 
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from agent.batching import BatchWriter
@@ -19,12 +17,12 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
 from shared.models import AgentLog, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.outages import REDIS_UNREACHABLE
 from shared.redis import LifecycleEventType
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
 
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 PUBLISH_BACKOFF_MAX_SECONDS = 5.0
 # execution_time must be positive; a stub without delay can finish within the clock's resolution.
 MIN_EXECUTION_TIME = 1e-6
@@ -118,7 +116,7 @@ class ResultReporter:
     async def publish(self, result: SubTaskResult) -> bool:
         try:
             await self._push_result(result)
-        except REDIS_UNAVAILABLE as error:
+        except REDIS_UNREACHABLE as error:
             log.error("result_publish_failed", result=result.model_dump_json(), error=repr(error))
             return False
         log.info(
@@ -141,12 +139,12 @@ class ResultReporter:
         try:
             await self._redis.enqueue_result(result)
             return
-        except REDIS_UNAVAILABLE as error:
+        except REDIS_UNREACHABLE as error:
             log.warning("result_publish_retrying", attempt=1, error=repr(error))
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._settings.agent_result_publish_timeout_seconds),
             wait=wait_exponential(multiplier=0.2, max=PUBLISH_BACKOFF_MAX_SECONDS),
-            retry=retry_if_exception_type(REDIS_UNAVAILABLE),
+            retry=retry_if_exception_type(REDIS_UNREACHABLE),
             before_sleep=_log_publish_retry,
             reraise=True,
         )

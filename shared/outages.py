@@ -13,6 +13,8 @@ POSTGRES_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventio
 REDIS_OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 NETWORK_OUTAGES = (ConnectionError, TimeoutError)  # a refused connect or a timed-out command, from either client
 STORE_OUTAGES = (*POSTGRES_OUTAGES, *REDIS_OUTAGES, *NETWORK_OUTAGES)
+# What a Redis call is retried on: the client's own connection errors, and socket errors it lets through.
+REDIS_UNREACHABLE = (*REDIS_OUTAGES, OSError)
 # The client libraries, by the root of their module names.
 CLIENT_STORES = {"asyncpg": "PostgreSQL", "redis": "Redis"}
 

@@ -11,12 +11,11 @@ from typing import TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.config import Settings
 from shared.models import AgentCapability, AgentStatus, QueuedSubtask, SubTaskResult
+from shared.outages import REDIS_UNREACHABLE
 from shared.redis import (
     RESULT_QUEUE,
     TASK_QUEUE,
@@ -33,7 +32,6 @@ log = structlog.get_logger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 CONNECT_ATTEMPTS = 10
 CONNECT_BACKOFF_MAX_SECONDS = 5.0
-_RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 # Enough of a rejected payload to recognise it in the log; the whole payload is kept in the dead-letter list.
 _LOGGED_PAYLOAD_CHARS = 500
 
@@ -181,14 +179,14 @@ class RedisManager:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._connect_attempts),
             wait=wait_exponential(multiplier=0.2, max=self._connect_backoff_max),
-            retry=retry_if_exception_type(_RETRYABLE),
+            retry=retry_if_exception_type(REDIS_UNREACHABLE),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 try:
                     await client.ping()
-                except _RETRYABLE as error:
+                except REDIS_UNREACHABLE as error:
                     number = attempt.retry_state.attempt_number
                     log.warning("redis_connect_failed", attempt=number, of=self._connect_attempts, error=str(error))
                     raise
