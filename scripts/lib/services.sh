@@ -24,22 +24,41 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Creates or updates .venv from the given requirements file; skipped when nothing changed.
+# Prints a requirements file's path and, depth first, those of the files it includes (-r/-c, relative to it).
+requirements_files() {
+    local file="$1" included
+    echo "$file"
+    sed -nE 's/^[[:space:]]*(-r|--requirement|-c|--constraint)[[:space:]=]*([^[:space:]#]+).*/\2/p' "$file" |
+        while read -r included; do requirements_files "$(dirname "$file")/$included"; done
+}
+
+# A digest of a requirements file and every file it includes: a change to any of them means installing again.
+requirements_digest() {
+    local file
+    requirements_files "$1" | while read -r file; do cat "$file"; done | sha256sum | cut -d' ' -f1
+}
+
+# One stamp per requirements file, holding its digest as last installed into the venv.
+requirements_stamp() { echo "$VENV/.$(basename "$1").sha256"; }
+
+# Creates or updates .venv from the given requirements file; skipped when it and the files it includes have not
+# changed since installed. Installing a file stamps the files it includes too (requirements-dev.txt covers
+# requirements.txt), so start.sh and test.sh leave the venv right for each other in either order.
 ensure_venv() {
-    local requirements="$1"
+    local requirements="$REPO_ROOT/$1" file
     local python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
     [ -n "$python" ] || die "Python 3.11 is required"
     "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required"
     [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$python" -m venv "$VENV"; }
-    local stamp="$VENV/.requirements.sha256"
-    local digest
-    digest=$(cat "$REPO_ROOT"/requirements*.txt | sha256sum | cut -d' ' -f1)
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-        say "installing Python requirements ($requirements)"
-        "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
-        "$VENV/bin/pip" install --quiet -r "$REPO_ROOT/$requirements"
-        echo "$digest" >"$stamp"
+    if [ "$(cat "$(requirements_stamp "$requirements")" 2>/dev/null)" = "$(requirements_digest "$requirements")" ]; then
+        return 0
     fi
+    say "installing Python requirements ($1)"
+    "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
+    "$VENV/bin/pip" install --quiet -r "$requirements" || die "could not install $1"
+    requirements_files "$requirements" | while read -r file; do
+        requirements_digest "$file" >"$(requirements_stamp "$file")"
+    done
 }
 
 url_part() { "$VENV/bin/python" -c 'import sys; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); print(getattr(u, sys.argv[2]) or sys.argv[3])' "$@"; }
