@@ -14,6 +14,7 @@ from agent.heartbeat import Heartbeat
 from agent.reporting import ResultReporter
 from agent.roles import ROLES_DIR, RoleBook, load_roles
 from agent.runner import SubtaskRunner
+from agent.tools.data_source import DataSourcePool
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.errors import install_error_handlers
@@ -28,20 +29,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     db = DatabaseManager(settings)
     await db.connect()
     redis = RedisManager(settings)
+    data_source = DataSourcePool(settings)
     try:
         await redis.connect()
-        async with _serving(app, settings, db, redis):
+        await data_source.open()
+        async with _serving(app, settings, db, redis, data_source):
             yield
     finally:
+        await data_source.close()
         await redis.disconnect()
         await db.disconnect()
         log.info("agent_stopped", agent_id=settings.agent_id)
 
 
 @asynccontextmanager
-async def _serving(app: FastAPI, settings: Settings, db: DatabaseManager, redis: RedisManager) -> AsyncIterator[None]:
+async def _serving(
+    app: FastAPI, settings: Settings, db: DatabaseManager, redis: RedisManager, data_source: DataSourcePool
+) -> AsyncIterator[None]:
     """Registered and heartbeating while serving; on exit drain, stop the loops, write what they held, deregister."""
-    executor = build_executor(settings, db, redis)
+    executor = build_executor(settings, db, redis, data_source)
     heartbeat = Heartbeat(settings, redis)
     reporter = ResultReporter(settings, db, redis, executor.name)
     runner = SubtaskRunner(settings, app.state.roles, executor, reporter, heartbeat.notify)

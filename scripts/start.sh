@@ -28,6 +28,15 @@ AGENTS=(
     "agent5 8005 DATA_ANALYSIS,DATABASE_OPERATIONS"
 )
 
+# A secret generated on the first start and kept private under .data/fleet/; prints it.
+kept_secret() {
+    local file="$1"
+    if [ ! -s "$file" ]; then
+        (umask 077 && mkdir -p "$(dirname "$file")" && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
+    fi
+    cat "$file"
+}
+
 running_pid() {
     local pidfile="$PID_DIR/$1.pid"
     [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && cat "$pidfile"
@@ -118,6 +127,8 @@ case "${1:-}" in
 esac
 
 if [ -f .env ]; then set -a; source .env; set +a; fi
+# The agents' data-source reader logs in with this password wherever the server asks for one (docs/security.md).
+export AGENT_DATA_PASSWORD="${AGENT_DATA_PASSWORD:-$(kept_secret "$FLEET_DIR/agent-data-password")}"
 
 if [ "$MODE" = docker ]; then
     docker_engine_answers || die "--docker: no Docker engine answers (docker info failed)"
@@ -146,6 +157,9 @@ printf '%s\n' "${STARTED_SERVICES[@]}" >"$FLEET_DIR/started-services"
 export POSTGRES_URL REDIS_URL
 "$VENV/bin/python" -m shared.database.migrations >"$LOG_DIR/migrations.log" 2>&1 \
     || die "migrations failed; see $LOG_DIR/migrations.log"
+# The database database_query reads and its least-privilege login; the fleet starts without it, the tool then says why.
+"$VENV/bin/python" -m shared.database.data_source \
+    || say "database_query answers with an error until the agents' data source is ready (see above)"
 
 if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
     launch simulator "$VENV/bin/python" -m simulator --host 127.0.0.1 --port 8090 \

@@ -16,8 +16,11 @@ ensure_venv requirements-dev.txt
 # The dashboard's browser test drives Debian's Chromium through playwright (never `playwright install`);
 # the Redis restart test runs a redis-server of its own.
 apt_install chromium redis-server
+command -v psql >/dev/null || apt_install postgresql-client  # runs the SQL an operator would, in a test
 ensure_backing_services test 55432 56379
 trap 'stop_started_services test' EXIT
+# The agents' data source (read-only sample data, so test runs may share it); the suite checks it again itself.
+"$VENV/bin/python" -m shared.database.data_source || die "the agents' data source could not be provisioned"
 
 say "running the test suite"
 set +e

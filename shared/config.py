@@ -5,8 +5,10 @@ explanation that `.env.example` repeats. `load_settings()` turns a validation fa
 single readable line so a misconfigured service stops at start-up with a message a person can act on.
 """
 
+import re
 from functools import cached_property
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +17,12 @@ from shared.models import AgentCapability
 
 DEFAULT_AGENT_PORT_MIN = 8001
 DEFAULT_AGENT_PORT_MAX = 8016
+
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# The data source database_query reads when AGENT_DATA_URL is unset: on POSTGRES_URL's server, never its database.
+DEFAULT_DATA_DATABASE = "mats_data"
+DEFAULT_DATA_ROLE = "mats_reader"
+DEFAULT_DATA_SCHEMA = "sales"
 
 # Values people copy from templates without replacing them.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "your-api-key", "your_api_key", "sk-ant-xxx", "xxx", "..."})
@@ -51,7 +59,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://localhost:6379/0", description="Redis URL (Redis >= 6.2 for LMOVE/BLMOVE)")
     tenant_id: str = Field(
         "default",
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        pattern=TENANT_PATTERN.pattern,
         description="Whose fleet this is: prefixes its Redis keys and owns its tasks in PostgreSQL",
     )
     db_pool_min_size: int = Field(2, ge=1, description="Minimum asyncpg pool connections")
@@ -115,14 +123,41 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Extra Claude Code CLI environment as JSON, e.g. {"CLAUDE_CODE_MAX_RETRIES": "0"}',
     )
-    agent_query_row_cap: int = Field(200, ge=1, le=10_000, description="database_query: most rows returned")
-    agent_query_timeout_ms: int = Field(5000, ge=100, description="database_query: statement_timeout")
-    agent_query_role: str = Field(
-        "pg_read_all_data",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="database_query runs as this PostgreSQL role (SET LOCAL ROLE); 'none' keeps the pool's role",
+    agent_data_url: str | None = Field(
+        None,
+        description=(
+            "database_query's data source (never the orchestrator's database); default: database mats_data on "
+            "POSTGRES_URL's server as the login role mats_reader"
+        ),
     )
+    agent_data_schema: str = Field(
+        DEFAULT_DATA_SCHEMA,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The schema of the data source that its login role may read (and its search_path)",
+    )
+    agent_data_password: SecretStr | None = Field(
+        None, description="Password of the data source's login role, when its URL carries none"
+    )
+    tenant_data_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-tenant data sources as JSON, e.g. {"acme": "postgresql://acme_reader@db/acme"}; '
+        "a tenant not listed uses AGENT_DATA_URL",
+    )
+    agent_data_connection_limit: int = Field(
+        50, ge=1, le=10_000, description="Connection limit of the data source's login role (set by its provisioning)"
+    )
+    agent_query_row_cap: int = Field(200, ge=1, le=10_000, description="database_query: most rows returned")
+    agent_query_max_bytes: int = Field(
+        1_048_576, ge=1024, description="database_query: most bytes of JSON rows returned; the rest is cut off"
+    )
+    agent_query_timeout_ms: int = Field(5000, ge=100, description="database_query: statement_timeout")
     agent_file_max_bytes: int = Field(1_000_000, ge=1, description="read_file/write_file: largest file in bytes")
+    agent_workspace_max_bytes: int = Field(
+        26_214_400, ge=1, description="write_file: most bytes the files of one task's workspace may hold"
+    )
+    agent_workspace_max_files: int = Field(
+        200, ge=1, description="write_file: most files one task's workspace may hold"
+    )
 
     # Dashboard and logging
     streamlit_port: int = Field(8501, ge=1, le=65535, description="Dashboard port")
@@ -152,6 +187,23 @@ class Settings(BaseSettings):
             raise ValueError("is a template placeholder; set a real key or leave it unset for the simulator")
         return value
 
+    @field_validator("tenant_data_urls")
+    @classmethod
+    def check_tenant_data_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for tenant, url in value.items():
+            if not TENANT_PATTERN.fullmatch(tenant):
+                raise ValueError(f"{tenant!r} is not a tenant id")
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError(f"the data source of {tenant!r} is not a postgresql:// URL")
+        return value
+
+    @field_validator("agent_data_password")
+    @classmethod
+    def refuse_placeholder_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("is a template placeholder; set a real password or leave it unset")
+        return value
+
     @model_validator(mode="after")
     def check_ranges(self) -> "Settings":
         if self.agent_port_min > self.agent_port_max:
@@ -167,6 +219,19 @@ class Settings(BaseSettings):
     @cached_property
     def agent_url(self) -> str:
         return self.agent_public_url or f"http://localhost:{self.agent_port}"
+
+    def data_url_for(self, tenant_id: str) -> str:
+        """The data source `database_query` reads for `tenant_id`: its own, AGENT_DATA_URL, or the default."""
+        if tenant_id in self.tenant_data_urls:
+            return self.tenant_data_urls[tenant_id]
+        if self.agent_data_url:
+            return self.agent_data_url
+        server = urlsplit(self.postgres_url)
+        address = server.hostname or "localhost"
+        if ":" in address:  # an IPv6 literal
+            address = f"[{address}]"
+        port = f":{server.port}" if server.port else ""
+        return f"postgresql://{DEFAULT_DATA_ROLE}@{address}{port}/{DEFAULT_DATA_DATABASE}"
 
     @property
     def agent_port_range(self) -> tuple[int, int]:

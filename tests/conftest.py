@@ -8,11 +8,14 @@ import pytest
 
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager, apply_migrations
+from shared.database.data_source import set_up as set_up_data_source
 from shared.logging import configure_logging
 
 # Tests default to their own database and Redis database number (scripts/test.sh sets the same).
 os.environ.setdefault("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+if os.environ.get("TEST_AGENT_DATA_URL"):
+    os.environ["AGENT_DATA_URL"] = os.environ["TEST_AGENT_DATA_URL"]
 
 # Live-orchestrator fixtures (orchestrator, fleet, test_redis, ...) for the integration, UI and browser tests,
 # and the agent's fixtures (agent_settings, agent_redis, ...) for its unit and integration tests.
@@ -54,6 +57,14 @@ async def drop_database(postgres_url: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database.partition("?")[0]}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def data_source(database: DatabaseManager, settings: Settings) -> str:
+    """The agents' data source (AGENT_DATA_URL, by default mats_data on the test server), provisioned the way
+    scripts/test.sh does, so that a plain `pytest` run has it too. Tests only read it, so runs may share it."""
+    assert await set_up_data_source(settings) == 0, "the agents' data source could not be provisioned (see stderr)"
+    return settings.data_url_for(settings.tenant_id)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from agent.executors.outcomes import failure_from_error, outcome_from_result
 from agent.executors.prompt import build_prompt
 from agent.roles import LoadedRole
 from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
+from agent.tools.data_source import DataSourcePool
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager
 from shared.models import TaskExecutionRequest
@@ -55,11 +56,14 @@ def require_claude_access(settings: Settings) -> None:
 class SdkExecutor:
     name = "sdk"
 
-    def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager) -> None:
+    def __init__(
+        self, settings: Settings, db: DatabaseManager, redis: RedisManager, data_source: DataSourcePool
+    ) -> None:
         require_claude_access(settings)
         self._settings = settings
         self._db = db
         self._redis = redis
+        self._data_source = data_source
         # The CLI writes its state (.claude.json, transcripts) here and makes its socket in `run/`: one per agent.
         self.config_dir = Path(settings.agent_claude_config_root).resolve() / settings.agent_id
         (self.config_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -77,6 +81,7 @@ class SdkExecutor:
             settings=settings,
             db=self._db,
             redis=self._redis,
+            data_source=self._data_source,
             workspace=workspace,
             agent_id=settings.agent_id,
             task_id=request.task_id,

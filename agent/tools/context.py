@@ -5,6 +5,7 @@ from typing import Any
 
 import structlog
 
+from agent.tools.data_source import DataSourcePool
 from agent.tools.workspace import Workspace
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -23,6 +24,7 @@ class ToolContext:
     settings: Settings
     db: DatabaseManager
     redis: RedisManager
+    data_source: DataSourcePool  # database_query's only database; `db` is the control plane's, for the audit
     workspace: Workspace
     agent_id: str
     task_id: str

@@ -1,8 +1,10 @@
-"""database_query: one read-only SQL statement, answered as JSON rows the model (and a scenario template) can read.
+"""database_query: one read-only SQL statement on the tenant's data source, answered as JSON rows.
 
-Read-only for real, in layers: only statements that start as reads are sent; they run in a READ ONLY transaction
-that is always rolled back, as a least-privileged role, with a statement timeout; and as a prepared statement, so
-PostgreSQL itself refuses several statements in one string.
+What keeps it harmless is where it runs, not what it says: the data source is a database of its own, reached through
+a login role that can only read its data schema (shared/database/data_source.py), in a READ ONLY transaction that is
+always rolled back, with a statement timeout, on a connection reset before its next use. The statement is prepared,
+so PostgreSQL itself refuses several statements in one string. The keyword check below only gives the model a
+friendlier message than PostgreSQL's. Answers are bounded in rows and in bytes.
 """
 
 import datetime
@@ -14,18 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import structlog
+import orjson
 
 from agent.tools.audit import ToolSpec, object_schema
 from agent.tools.context import ToolContext
 from agent.tools.errors import ToolError
 
-log = structlog.get_logger(__name__)
-
 READ_KEYWORDS = frozenset({"select", "with", "values", "table", "explain", "show"})
-NO_ROLE = "none"
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
+# Rows are fetched a few at a time, so a handful of huge rows is not read whole once the byte budget is spent.
+MAX_ROWS_PER_FETCH = 64
 
 
 async def database_query(context: ToolContext, arguments: dict[str, Any]) -> str:
@@ -35,18 +36,17 @@ async def database_query(context: ToolContext, arguments: dict[str, Any]) -> str
         shown = keyword.upper() if keyword else "nothing"
         raise ToolError(f"only read-only statements (SELECT, WITH, VALUES, TABLE, EXPLAIN, SHOW) run here; got {shown}")
     settings = context.settings
-    async with context.db.pool.acquire() as connection:
+    async with context.data_source.connection() as connection:
         transaction = connection.transaction(readonly=True)
         await transaction.start()
         try:
-            await _restrict(connection, settings.agent_query_timeout_ms, settings.agent_query_role)
-            columns, rows, truncated = await _fetch(connection, query, settings.agent_query_row_cap)
+            await connection.execute(f"SET LOCAL statement_timeout = {int(settings.agent_query_timeout_ms)}")
+            answer = await _fetch(connection, query, settings.agent_query_row_cap, settings.agent_query_max_bytes)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise ToolError(f"the database refused the query: {_describe(error)}") from None
         finally:
-            # Rolled back, never committed: whatever the statement changed in the session (SET, set_config) is undone.
             await transaction.rollback()
-    return json.dumps({"columns": columns, "rows": rows, "row_count": len(rows), "truncated": truncated})
+    return json.dumps(answer)
 
 
 def first_keyword(query: str) -> str:
@@ -56,27 +56,39 @@ def first_keyword(query: str) -> str:
     return match.group(0).lower() if match else ""
 
 
-async def _restrict(connection: asyncpg.Connection, timeout_ms: int, role: str) -> None:
-    await connection.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
-    if role != NO_ROLE:
-        try:
-            await connection.execute(f"SET LOCAL ROLE {_quote_identifier(role)}")
-        except asyncpg.PostgresError as error:
-            log.error("query_role_unavailable", role=role, error=str(error))
-            raise ToolError(
-                f"database_query is misconfigured (cannot run as role {role!r}); tell the operator"
-            ) from None
-
-
-async def _fetch(
-    connection: asyncpg.Connection, query: str, row_cap: int
-) -> tuple[list[str], list[dict[str, Any]], bool]:
+async def _fetch(connection: asyncpg.Connection, query: str, row_cap: int, byte_cap: int) -> dict[str, Any]:
     statement = await connection.prepare(query)
     columns = [attribute.name for attribute in statement.get_attributes()]
     cursor = await statement.cursor()
-    records = await cursor.fetch(row_cap + 1)  # one more than the cap tells whether there were more
-    rows = [{name: json_value(value) for name, value in record.items()} for record in records[:row_cap]]
-    return columns, rows, len(records) > row_cap
+    rows: list[dict[str, Any]] = []
+    size = 0
+    wanted = 1  # the first row tells how big rows are
+    while records := await cursor.fetch(wanted):
+        for record in records:
+            if len(rows) == row_cap:
+                return _answer(columns, rows, f"more than {row_cap} rows; only the first {row_cap} are here")
+            row = {name: json_value(value) for name, value in record.items()}
+            size += len(orjson.dumps(row))
+            if size > byte_cap:
+                return _answer(columns, rows, f"the rows pass {byte_cap} bytes of JSON; the first {len(rows)} are here")
+            rows.append(row)
+        if len(records) < wanted:
+            break
+        row_bytes = max(1, size // len(rows))
+        wanted = max(1, min(MAX_ROWS_PER_FETCH, row_cap + 1 - len(rows), (byte_cap - size) // row_bytes))
+    return _answer(columns, rows, None)
+
+
+def _answer(columns: list[str], rows: list[dict[str, Any]], truncation: str | None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "columns": columns,
+        "rows": rows,
+        "row_count": len(rows),
+        "truncated": truncation is not None,
+    }
+    if truncation:
+        answer["note"] = f"truncated: {truncation}; select fewer or narrower rows to see the rest"
+    return answer
 
 
 def json_value(value: Any) -> Any:
@@ -104,10 +116,6 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _describe(error: Exception) -> str:
     if isinstance(error, asyncpg.QueryCanceledError):
         return f"{error} (the statement ran into the time limit)"
@@ -117,8 +125,11 @@ def _describe(error: Exception) -> str:
 DATABASE_QUERY = ToolSpec(
     name="database_query",
     description=(
-        "Run ONE read-only SQL statement (SELECT, WITH, VALUES, TABLE, EXPLAIN or SHOW) on PostgreSQL. Answers JSON: "
-        '{"columns": [...], "rows": [{column: value}], "row_count": n, "truncated": bool}; rows are capped.'
+        "Run ONE read-only SQL statement (SELECT, WITH, VALUES, TABLE, EXPLAIN or SHOW) on the tenant's PostgreSQL "
+        "data source; its tables are in the schema on the search_path (SELECT table_name FROM "
+        "information_schema.tables WHERE table_schema = current_schema() lists them). Answers JSON: "
+        '{"columns": [...], "rows": [{column: value}], "row_count": n, "truncated": bool}; rows and bytes are '
+        'capped, and a "note" says when.'
     ),
     input_schema=object_schema({"query": {"type": "string", "description": "One SQL statement"}}, ["query"]),
     function=database_query,

@@ -5,11 +5,13 @@ workspace files travel as query parameters, so nothing is stored and the search 
 """
 
 import asyncio
+import itertools
 import json
+from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from agent.tools import nofollow
 from agent.tools.audit import ToolSpec, object_schema
 from agent.tools.context import ToolContext
 from agent.tools.errors import ToolError
@@ -29,6 +31,8 @@ WITH documents (source, body) AS (
         SELECT DISTINCT ON (subtask_id) 'subtask:' || subtask_id, output
         FROM subtask_results
         WHERE task_id = $4 AND status = 'completed' AND applied AND output IS NOT NULL
+          -- the agent's own tenant only, whatever task id its request named
+          AND EXISTS (SELECT FROM tasks WHERE id = $4 AND tenant_id = $6)
         ORDER BY subtask_id, created_at DESC
     )
 ), search AS (SELECT websearch_to_tsquery('english', $1) AS query)
@@ -57,30 +61,35 @@ async def embedding_search(context: ToolContext, arguments: dict[str, Any]) -> s
     if not 1 <= limit <= MAX_LIMIT:
         raise ToolError(f"limit must be between 1 and {MAX_LIMIT}")
     files = await asyncio.to_thread(workspace_texts, context.workspace)
-    rows = await context.db.pool.fetch(
-        SEARCH_SQL, query, [file.path for file in files], [file.body for file in files], context.task_id, limit
-    )
+    paths, bodies = [file.path for file in files], [file.body for file in files]
+    tenant = context.settings.tenant_id
+    rows = await context.db.pool.fetch(SEARCH_SQL, query, paths, bodies, context.task_id, limit, tenant)
     results = [{"source": row["source"], "rank": round(row["rank"], 6), "snippet": row["snippet"]} for row in rows]
     return json.dumps({"query": query, "results": results, "files_searched": len(files)})
 
 
 def workspace_texts(workspace: Workspace) -> list[WorkspaceText]:
-    """The workspace's UTF-8 text files (first MAX_FILES, by path), skipping symlinks and anything unreadable."""
-    if not workspace.root.is_dir():
-        return []
-    paths = sorted(path for path in workspace.root.rglob("*") if path.is_file() and not path.is_symlink())
-    texts = []
-    for path in paths[:MAX_FILES]:
-        body = _read_prefix(path)
-        if body:
-            texts.append(WorkspaceText(workspace.display(path), body))
-    return texts
+    """The workspace's UTF-8 text files: the first MAX_FILES regular files, folders depth-first and names sorted.
 
-
-def _read_prefix(path: Path) -> str | None:
+    Symlinks are neither followed nor read, and anything unreadable is skipped.
+    """
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES)
+        with workspace.opened_root() as root_fd, closing(nofollow.regular_files(root_fd)) as files:
+            return [
+                WorkspaceText(file.path.as_posix(), body)
+                for file in itertools.islice(files, MAX_FILES)
+                if (body := _read_prefix(file))
+            ]
+    except FileNotFoundError:
+        return []
+    except nofollow.SymlinkRefused:
+        raise ToolError("the task's workspace folder is a symlink; refusing to search it") from None
+
+
+def _read_prefix(file: nofollow.RegularFile) -> str | None:
+    try:
+        with nofollow.opened_file(file.folder_fd, file.path.name) as descriptor:
+            data = nofollow.read_at_most(descriptor, MAX_FILE_BYTES)
     except OSError:
         return None
     if b"\x00" in data:  # binary, and PostgreSQL text cannot hold NUL anyway

@@ -478,11 +478,13 @@ def needed_packages(entry: str) -> set[str]:
     return needed
 
 
-def entry_package(command: list[str]) -> str:
+def entry_packages(command: list[str]) -> set[str]:
+    if command[:2] == ["sh", "-c"]:  # a pre-start step, then the service: every `python -m` of the line
+        return {module.split(".")[0] for module in re.findall(r"python -m ([\w.]+)", command[2])}
     if command[:2] == ["python", "-m"]:
-        return command[2].split(".")[0]
+        return {command[2].split(".")[0]}
     assert command[:2] == ["streamlit", "run"], command
-    return command[2].split("/")[0]
+    return {command[2].split("/")[0]}
 
 
 def test_every_image_holds_the_packages_its_service_imports(offline: dict[str, Any]) -> None:
@@ -492,7 +494,7 @@ def test_every_image_holds_the_packages_its_service_imports(offline: dict[str, A
         (default_command,) = [i.arguments for i in instructions if i.keyword == "CMD"]
         command = service.get("command") or exec_form(default_command)
         copied = {source.rstrip("/") for source in copied_sources(instructions)}
-        missing = needed_packages(entry_package(command)) - copied
+        missing = set().union(*map(needed_packages, entry_packages(command))) - copied
         assert not missing, f"{name} runs {command[:3]} but its image lacks {sorted(missing)}"
 
 
@@ -555,7 +557,10 @@ def test_start_without_a_key_brings_the_fleet_up_with_the_simulator(scripts_tree
     assert "--profile simulator up --detach --build --wait" in up
     assert up.endswith(f"ANTHROPIC_BASE_URL={SIMULATOR_URL} CLAUDE_SIMULATED=true")
     assert "OFFLINE MODE" in run.output and "http://localhost:8501" in run.output
-    assert not (scripts_tree / "repo" / ".data").exists(), "Docker mode must not start native processes"
+    fleet_dir = scripts_tree / "repo" / ".data" / "fleet"
+    assert not (fleet_dir / "pids").exists(), "Docker mode must not start native processes"
+    # The data-source reader's password, generated for compose to pass on, readable by the owner only.
+    assert (fleet_dir / "agent-data-password").stat().st_mode & 0o777 == 0o600
 
 
 def test_start_with_a_key_brings_the_fleet_up_without_the_simulator(scripts_tree: Path) -> None:

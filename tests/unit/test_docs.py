@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 API_DOC = REPO_ROOT / "docs" / "api.md"
 README = REPO_ROOT / "README.md"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
-DOCS = [README, ARCHITECTURE, API_DOC]
+SECURITY = REPO_ROOT / "docs" / "security.md"
+DOCS = [README, ARCHITECTURE, API_DOC, SECURITY]
 # docs/api.md's level-2 heading for each contract, and where its curl examples send requests.
 CONTRACTS = {
     "Orchestrator API": ("orchestrator-api.yaml", r"http://localhost:8000"),

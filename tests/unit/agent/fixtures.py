@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from agent.app import create_app, lifespan
 from agent.tools import ToolContext, Workspace, build_tools
+from agent.tools.data_source import DataSourcePool
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, AgentStatus, SubTask, TaskExecutionRequest
@@ -77,7 +78,17 @@ async def agent_redis(agent_settings: Settings) -> AsyncIterator[RedisManager]:
 
 
 @pytest.fixture
-def tool_context_factory(agent_settings: Settings, db: DatabaseManager, agent_redis: RedisManager) -> ContextFactory:
+async def agent_data_source(agent_settings: Settings) -> AsyncIterator[DataSourcePool]:
+    pool = DataSourcePool(agent_settings)
+    await pool.open()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def tool_context_factory(
+    agent_settings: Settings, db: DatabaseManager, agent_redis: RedisManager, agent_data_source: DataSourcePool
+) -> ContextFactory:
     """A tool context of one subtask attempt, its workspace created."""
 
     def build(task_id: str = "task_tools", subtask_id: str = "subtask_tools", **overrides: Any) -> ToolContext:
@@ -87,6 +98,7 @@ def tool_context_factory(agent_settings: Settings, db: DatabaseManager, agent_re
             "settings": agent_settings,
             "db": db,
             "redis": agent_redis,
+            "data_source": agent_data_source,
             "workspace": workspace,
             "agent_id": agent_settings.agent_id,
             "task_id": task_id,

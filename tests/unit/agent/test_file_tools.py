@@ -1,13 +1,18 @@
 """read_file / write_file stay inside the task's workspace (writes inside output/) and every call is audited."""
 
+import asyncio
+import fcntl
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from agent.tools import ToolContext
+from agent.tools import ToolContext, nofollow
 from shared.database import DatabaseManager
-from tests.unit.agent.fixtures import ContextFactory, call_tool
+from tests.unit.agent.fixtures import ContextFactory, SettingsFactory, call_tool
+
+MEGABYTE = 1_000_000
 
 
 @pytest.fixture
@@ -68,7 +73,7 @@ async def test_a_symlink_pointing_outside_the_workspace_is_not_read(context: Too
     text, is_error = await call_tool(context, "read_file", path="link.txt")
 
     assert is_error
-    assert "outside" in text
+    assert "'link.txt' is a symlink" in text
     assert "not yours" not in text
 
 
@@ -80,7 +85,7 @@ async def test_a_symlinked_folder_in_output_cannot_carry_a_write_outside(context
     text, is_error = await call_tool(context, "write_file", path="sneaky/payload.sh", content="echo hi")
 
     assert is_error
-    assert "outside" in text
+    assert "'sneaky' is a symlink" in text
     assert list(outside.iterdir()) == []
 
 
@@ -127,3 +132,213 @@ async def test_every_call_is_recorded_with_its_outcome(context: ToolContext, db:
     assert "no such file" in read.outcome
     assert all(c.duration_ms >= 0 for c in calls)
     assert json.dumps(read.arguments) == '{"path": "missing.md"}'
+
+
+def regular_files_under(folder: Path) -> dict[str, int]:
+    return {
+        path.relative_to(folder).as_posix(): path.stat().st_size
+        for path in folder.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+async def test_writes_stop_at_the_workspace_byte_quota(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    context = tool_context_factory(settings=agent_settings_factory(agent_workspace_max_bytes=5_500_000))
+    (context.workspace.root / "inputs.csv").write_bytes(b"i" * 400_000)
+
+    answers = [
+        await call_tool(context, "write_file", path=f"part{number}.txt", content="m" * MEGABYTE) for number in range(50)
+    ]
+
+    assert [is_error for _text, is_error in answers] == [False] * 5 + [True] * 45
+    refusal = answers[5][0]
+    assert "holds 5400000 bytes" in refusal
+    assert "limit of 5500000 bytes" in refusal
+    assert "AGENT_WORKSPACE_MAX_BYTES" in refusal
+    on_disk = regular_files_under(context.workspace.root)
+    assert sum(on_disk.values()) == 5_400_000
+    assert sorted(on_disk) == ["inputs.csv", *(f"output/part{number}.txt" for number in range(5))]
+
+
+async def test_the_file_quota_counts_inputs_and_outputs(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    context = tool_context_factory(settings=agent_settings_factory(agent_workspace_max_files=3))
+    (context.workspace.root / "data").mkdir()
+    (context.workspace.root / "data" / "input.csv").write_text("a,b\n")
+
+    assert (await call_tool(context, "write_file", path="a.md", content="a"))[1] is False
+    assert (await call_tool(context, "write_file", path="tables/b.md", content="b"))[1] is False
+    text, is_error = await call_tool(context, "write_file", path="c.md", content="c")
+    replaced_text, replaced_error = await call_tool(context, "write_file", path="a.md", content="a again")
+
+    assert is_error
+    assert "holds 3 files" in text
+    assert "limit of 3 files" in text
+    assert "AGENT_WORKSPACE_MAX_FILES" in text
+    assert not replaced_error, replaced_text
+    assert sorted(regular_files_under(context.workspace.root)) == [
+        "data/input.csv",
+        "output/a.md",
+        "output/tables/b.md",
+    ]
+
+
+async def test_replacing_a_file_does_not_count_it_twice(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    context = tool_context_factory(settings=agent_settings_factory(agent_workspace_max_bytes=1500))
+
+    first = await call_tool(context, "write_file", path="a.md", content="1" * 1000)
+    replaced = await call_tool(context, "write_file", path="output/a.md", content="2" * 1200)
+    too_much = await call_tool(context, "write_file", path="b.md", content="3" * 400)
+    fits = await call_tool(context, "write_file", path="b.md", content="4" * 300)
+
+    assert [is_error for _text, is_error in (first, replaced, too_much, fits)] == [False, False, True, False]
+    assert "holds 1200 bytes" in too_much[0]
+    assert regular_files_under(context.workspace.output) == {"a.md": 1200, "b.md": 300}
+
+
+@pytest.mark.parametrize("tool_name", ["read_file", "write_file"])
+@pytest.mark.parametrize(
+    ("path", "explanation"),
+    [
+        pytest.param(
+            "a" * 300 + ".md",
+            "is 303 bytes long in UTF-8; the limit of a file or folder name is 255",
+            id="300-character-name",
+        ),
+        pytest.param(
+            "é" * 130, "is 260 bytes long in UTF-8; the limit of a file or folder name is 255", id="name-of-260-bytes"
+        ),
+        pytest.param(
+            "/".join(["d" * 200] * 10),
+            "the path is 2009 bytes long in UTF-8; the limit is 1024",
+            id="2000-character-path",
+        ),
+        pytest.param("d/" * 40 + "x.md", "has 41 parts; the limit is 32", id="too-deep"),
+        pytest.param("\ud800.md", "is not valid Unicode text", id="lone-surrogate"),
+        pytest.param(".", "names the workspace folder, not a file", id="dot"),
+    ],
+)
+async def test_invalid_or_overlong_paths_are_refused_clearly(
+    context: ToolContext, tool_name: str, path: str, explanation: str
+) -> None:
+    arguments = {"path": path} if tool_name == "read_file" else {"path": path, "content": "x"}
+
+    text, is_error = await call_tool(context, tool_name, **arguments)
+
+    assert is_error
+    assert explanation in text
+    assert len(text) < 300
+    assert list(context.workspace.output.iterdir()) == []
+
+
+async def test_os_failures_name_the_path_and_the_reason(context: ToolContext) -> None:
+    await call_tool(context, "write_file", path="notes.md", content="notes")
+
+    write_text, write_error = await call_tool(context, "write_file", path="notes.md/inner.md", content="x")
+    read_text, read_error = await call_tool(context, "read_file", path="output/notes.md/inner.md")
+    content_text, content_error = await call_tool(context, "write_file", path="odd.md", content="\ud800")
+
+    assert write_error and read_error and content_error
+    assert write_text == "cannot write 'notes.md/inner.md': Not a directory"
+    assert read_text == "cannot read 'output/notes.md/inner.md': Not a directory"
+    assert content_text == "the content is not valid Unicode text"
+    assert regular_files_under(context.workspace.output) == {"notes.md": 5}
+
+
+async def test_a_folder_swapped_for_a_symlink_is_refused_for_reads_and_writes(context: ToolContext) -> None:
+    await call_tool(context, "write_file", path="tables/q1.csv", content="mine")
+    outside = context.workspace.root.parent / "another_task"
+    outside.mkdir()
+    (outside / "q1.csv").write_text("another task's data")
+    (context.workspace.output / "tables").rename(context.workspace.output / "tables-before")
+    os.symlink(outside, context.workspace.output / "tables")
+
+    read_text, read_error = await call_tool(context, "read_file", path="output/tables/q1.csv")
+    write_text, write_error = await call_tool(context, "write_file", path="tables/q2.csv", content="escaped")
+
+    assert read_error and write_error
+    assert read_text == "'output/tables/q1.csv' is refused: 'tables' is a symlink, and the task's workspace allows none"
+    assert "'tables' is a symlink" in write_text
+    assert regular_files_under(outside) == {"q1.csv": len("another task's data")}
+
+
+async def test_a_symlink_pointing_inside_the_workspace_is_refused_too(context: ToolContext) -> None:
+    root, output = context.workspace.root, context.workspace.output
+    (root / "data").mkdir()
+    (root / "data" / "input.txt").write_text("inputs")
+    (output / "tables").mkdir()
+    (output / "draft.md").write_text("draft")
+    os.symlink("data/input.txt", root / "alias.txt")
+    os.symlink(root / "data", root / "linked")
+    os.symlink("tables", output / "latest")
+    os.symlink("draft.md", output / "report.md")
+
+    answers = [
+        await call_tool(context, "read_file", path="alias.txt"),
+        await call_tool(context, "read_file", path="linked/input.txt"),
+        await call_tool(context, "write_file", path="latest/q.csv", content="through a link"),
+        await call_tool(context, "write_file", path="report.md", content="through a link"),
+    ]
+
+    assert all(is_error and "symlink" in text for text, is_error in answers), answers
+    assert list((output / "tables").iterdir()) == []
+    assert (output / "draft.md").read_text() == "draft"
+    assert (output / "report.md").is_symlink()
+
+
+def test_a_folder_swapped_for_a_symlink_after_its_parent_was_opened_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "workspace", tmp_path / "outside"
+    (root / "output" / "tables").mkdir(parents=True)
+    outside.mkdir()
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        output_fd = nofollow.open_directory(root_fd, "output")
+        # Between the walk's first component and its second, `tables` becomes a symlink to outside.
+        (root / "output" / "tables").rename(root / "output" / "tables-before")
+        os.symlink(outside, root / "output" / "tables")
+        with pytest.raises(nofollow.SymlinkRefused):
+            nofollow.open_directory(output_fd, "tables", create=True)
+        os.close(output_fd)
+        # The same swap one level up, caught by a walk from the root.
+        (root / "output").rename(root / "output-before")
+        os.symlink(outside, root / "output")
+        with pytest.raises(nofollow.SymlinkRefused), nofollow.walk(root_fd, ["output", "new"], create=True):
+            pass
+    finally:
+        os.close(root_fd)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_folder_opened_before_a_swap_keeps_the_write_inside(tmp_path: Path) -> None:
+    root, outside = tmp_path / "workspace", tmp_path / "outside"
+    (root / "output" / "tables").mkdir(parents=True)
+    outside.mkdir()
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with nofollow.walk(root_fd, ["output", "tables"]) as tables_fd:
+            (root / "output" / "tables").rename(root / "output" / "tables-before")
+            os.symlink(outside, root / "output" / "tables")
+            nofollow.replace_file(tables_fd, "q.csv", b"data")
+    finally:
+        os.close(root_fd)
+    assert list(outside.iterdir()) == []
+    assert regular_files_under(root / "output") == {"tables-before/q.csv": 4}
+
+
+async def test_a_write_waits_while_another_writer_holds_the_workspace(context: ToolContext) -> None:
+    other_writer = os.open(context.workspace.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(other_writer, fcntl.LOCK_EX)  # as a writer in another process holds it while measuring
+        write = asyncio.create_task(call_tool(context, "write_file", path="late.md", content="late"))
+        await asyncio.sleep(0.3)
+        assert not write.done()
+        assert not (context.workspace.output / "late.md").exists()
+    finally:
+        os.close(other_writer)
+
+    assert await write == ("wrote 4 bytes to output/late.md", False)

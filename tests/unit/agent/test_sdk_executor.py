@@ -13,6 +13,7 @@ from agent.executors.prompt import build_prompt
 from agent.executors.sdk import cli_environment
 from agent.roles import load_roles
 from agent.tools import Workspace
+from agent.tools.data_source import DataSourcePool
 from shared.config import ConfigurationError
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, TokenUsage
@@ -41,6 +42,7 @@ def test_options_follow_the_role_and_never_bypass_permissions(
     agent_settings_factory: SettingsFactory,
     db: DatabaseManager,
     agent_redis: RedisManager,
+    agent_data_source: DataSourcePool,
     execution_request: RequestFactory,
 ) -> None:
     settings = agent_settings_factory(
@@ -52,7 +54,7 @@ def test_options_follow_the_role_and_never_bypass_permissions(
     role = ROLES[AgentCapability.DATABASE_OPERATIONS]
     request = execution_request(required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
     workspace = Workspace(settings.shared_files_dir, request.task_id)
-    executor = SdkExecutor(settings, db, agent_redis)
+    executor = SdkExecutor(settings, db, agent_redis, agent_data_source)
 
     options = executor.options(request, role, workspace)
 
@@ -80,17 +82,20 @@ def test_options_follow_the_role_and_never_bypass_permissions(
 
 
 def test_a_real_key_is_passed_and_a_missing_claude_stops_the_agent(
-    agent_settings_factory: SettingsFactory, db: DatabaseManager, agent_redis: RedisManager
+    agent_settings_factory: SettingsFactory,
+    db: DatabaseManager,
+    agent_redis: RedisManager,
+    agent_data_source: DataSourcePool,
 ) -> None:
     keyed = agent_settings_factory(agent_executor="sdk", anthropic_api_key=SecretStr("sk-ant-real-looking"))
-    executor = SdkExecutor(keyed, db, agent_redis)
+    executor = SdkExecutor(keyed, db, agent_redis, agent_data_source)
     role = ROLES[AgentCapability.DATA_ANALYSIS]
 
     env = cli_environment(keyed, executor.config_dir, role)
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-real-looking"
     assert "ANTHROPIC_BASE_URL" not in env
     with pytest.raises(ConfigurationError, match="ANTHROPIC_API_KEY"):
-        SdkExecutor(agent_settings_factory(agent_executor="sdk"), db, agent_redis)
+        SdkExecutor(agent_settings_factory(agent_executor="sdk"), db, agent_redis, agent_data_source)
 
 
 def test_the_prompt_holds_the_subtask_its_task_its_dependencies_and_the_workspace(

@@ -1,9 +1,10 @@
 """embedding_search ranks the task's workspace files and its completed subtasks' outputs, and nothing else."""
 
 import json
+import os
 from typing import Any
 
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import ResultStatus, Task
 from tests.factories import build_result, build_task
 from tests.unit.agent.fixtures import ContextFactory, call_tool
@@ -16,8 +17,8 @@ async def search(context: Any, query: str, **arguments: Any) -> dict[str, Any]:
     return answer
 
 
-async def stored_task(db: DatabaseManager, subtasks: int = 2) -> Task:
-    return await db.repositories().tasks.create_task(build_task(subtasks=subtasks))
+async def stored_task(db: DatabaseManager, tenant: str, subtasks: int = 2) -> Task:
+    return await Repositories(db.pool, tenant).tasks.create_task(build_task(subtasks=subtasks))
 
 
 async def test_a_workspace_file_is_found_with_a_snippet(tool_context_factory: ContextFactory) -> None:
@@ -37,9 +38,9 @@ async def test_a_workspace_file_is_found_with_a_snippet(tool_context_factory: Co
 
 
 async def test_an_earlier_completed_subtask_output_is_found(
-    tool_context_factory: ContextFactory, db: DatabaseManager
+    tool_context_factory: ContextFactory, db: DatabaseManager, agent_tenant: str
 ) -> None:
-    task, other_task = await stored_task(db), await stored_task(db, subtasks=1)
+    task, other_task = await stored_task(db, agent_tenant), await stored_task(db, agent_tenant, subtasks=1)
     done, failed = task.subtasks
     results = db.repositories().results
     output = "Quarterly revenue grew 25.8% from Q1 to Q4."
@@ -54,6 +55,20 @@ async def test_an_earlier_completed_subtask_output_is_found(
 
     assert [result["source"] for result in answer["results"]] == [f"subtask:{done.id}"]
     assert "**revenue**" in answer["results"][0]["snippet"]
+
+
+async def test_another_tenant_s_task_outputs_are_not_searched(
+    tool_context_factory: ContextFactory, db: DatabaseManager
+) -> None:
+    """A request naming another tenant's task id (a forged assignment) finds none of that task's outputs."""
+    foreign = await stored_task(db, "another-tenant", subtasks=1)
+    output = "Tenant B's merger plan: acquire the Lyon depot."
+    await db.repositories().results.save_subtask_result(build_result(foreign.subtasks[0], output=output), applied=True)
+    context = tool_context_factory(task_id=foreign.id)
+
+    answer = await search(context, "merger plan")
+
+    assert answer["results"] == []
 
 
 async def test_results_are_ranked_and_limited(tool_context_factory: ContextFactory) -> None:
@@ -80,3 +95,18 @@ async def test_binary_files_are_skipped_and_bad_limits_refused(tool_context_fact
     assert (await search(context, "zebra"))["files_searched"] == 0
     _text, is_error = await call_tool(context, "embedding_search", query="zebra", limit=500)
     assert is_error
+
+
+async def test_a_workspace_folder_swapped_for_a_symlink_is_not_searched(tool_context_factory: ContextFactory) -> None:
+    context = tool_context_factory()
+    other_task = context.workspace.root.parent / "other_task"
+    other_task.mkdir()
+    (other_task / "secret.txt").write_text("The zebra code is 1234.")
+    context.workspace.root.rename(context.workspace.root.parent / "moved_away")
+    os.symlink(other_task, context.workspace.root)
+
+    text, is_error = await call_tool(context, "embedding_search", query="zebra")
+
+    assert is_error
+    assert "is a symlink" in text
+    assert "1234" not in text
