@@ -53,6 +53,17 @@ class ToolContext:
 
 
 def _shorten(value: Any, limit: int = MAX_AUDITED_ARGUMENT_CHARS) -> Any:
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}... [{len(value) - limit} more characters]"
+    """What the audit keeps of a value: long text cut, and what PostgreSQL text cannot hold (NUL, a lone surrogate)
+    spelled out, since a call whose arguments could not be stored would go unaudited."""
+    if isinstance(value, str):
+        value = _storable(value)
+        return f"{value[:limit]}... [{len(value) - limit} more characters]" if len(value) > limit else value
+    if isinstance(value, dict):
+        return {_storable(str(key)): _shorten(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shorten(item, limit) for item in value]
     return value
+
+
+def _storable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")

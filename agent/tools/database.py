@@ -7,6 +7,7 @@ so PostgreSQL itself refuses several statements in one string. The keyword check
 friendlier message than PostgreSQL's. Answers are bounded in rows and in bytes.
 """
 
+import asyncio
 import datetime
 import json
 import math
@@ -16,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 
 from agent.tools.audit import ToolSpec, object_schema
 from agent.tools.context import ToolContext
@@ -26,7 +26,7 @@ READ_KEYWORDS = frozenset({"select", "with", "values", "table", "explain", "show
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
 # Rows are fetched a few at a time, so a handful of huge rows is not read whole once the byte budget is spent.
-MAX_ROWS_PER_FETCH = 64
+MAX_ROWS_PER_FETCH = 16
 
 
 async def database_query(context: ToolContext, arguments: dict[str, Any]) -> str:
@@ -36,17 +36,24 @@ async def database_query(context: ToolContext, arguments: dict[str, Any]) -> str
         shown = keyword.upper() if keyword else "nothing"
         raise ToolError(f"only read-only statements (SELECT, WITH, VALUES, TABLE, EXPLAIN, SHOW) run here; got {shown}")
     settings = context.settings
+    timeout_ms = settings.agent_query_timeout_ms
     async with context.data_source.connection() as connection:
         transaction = connection.transaction(readonly=True)
         await transaction.start()
         try:
-            await connection.execute(f"SET LOCAL statement_timeout = {int(settings.agent_query_timeout_ms)}")
-            answer = await _fetch(connection, query, settings.agent_query_row_cap, settings.agent_query_max_bytes)
+            await connection.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+            # statement_timeout bounds each FETCH of the cursor; this bounds the whole call.
+            async with asyncio.timeout(timeout_ms / 1000):
+                answer = await _fetch(connection, query, settings.agent_query_row_cap, settings.agent_query_max_bytes)
+        except TimeoutError:
+            raise ToolError(f"the query ran into the time limit ({timeout_ms} ms for the whole call)") from None
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise ToolError(f"the database refused the query: {_describe(error)}") from None
+        except (ValueError, OverflowError, RecursionError) as error:  # a value asyncpg cannot turn into Python
+            raise ToolError(f"a value in the answer cannot be read: {error!r}; cast it to text") from None
         finally:
             await transaction.rollback()
-    return json.dumps(answer)
+    return json.dumps(answer, ensure_ascii=False)
 
 
 def first_keyword(query: str) -> str:
@@ -68,7 +75,7 @@ async def _fetch(connection: asyncpg.Connection, query: str, row_cap: int, byte_
             if len(rows) == row_cap:
                 return _answer(columns, rows, f"more than {row_cap} rows; only the first {row_cap} are here")
             row = {name: json_value(value) for name, value in record.items()}
-            size += len(orjson.dumps(row))
+            size += len(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode())
             if size > byte_cap:
                 return _answer(columns, rows, f"the rows pass {byte_cap} bytes of JSON; the first {len(rows)} are here")
             rows.append(row)

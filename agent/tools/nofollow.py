@@ -35,6 +35,13 @@ class NotRegularFile(OSError):
         super().__init__(errno.EINVAL, "is not a regular file", name)
 
 
+class HardLinkRefused(OSError):
+    """The file has other names, possibly outside the folder walked."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(errno.EMLINK, "has other hard links", name)
+
+
 @dataclass(frozen=True)
 class RegularFile:
     path: PurePosixPath  # relative to the folder walked
@@ -66,17 +73,30 @@ def walk(root_fd: int, folders: Sequence[str], *, create: bool = False) -> Itera
 
 @contextmanager
 def opened_file(folder_fd: int, name: str) -> Iterator[int]:
-    """A read-only descriptor of the regular file `name` in `folder_fd`."""
+    """A read-only descriptor of the regular file `name` in `folder_fd`, that has no other name.
+
+    A device is refused before it is opened (opening one can act on it). A file with several hard links may be
+    another task's or the host's file linked in from outside, so it is refused too.
+    """
+    found = entry_stat(folder_fd, name)
+    if found is not None and not stat.S_ISREG(found.st_mode) and not stat.S_ISLNK(found.st_mode):
+        _refuse_irregular(name, found.st_mode)
     descriptor = _open(folder_fd, name, FILE_FLAGS)
     try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(name)
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):  # swapped since the look above
+            _refuse_irregular(name, opened.st_mode)
+        if opened.st_nlink > 1:
+            raise HardLinkRefused(name)
         yield descriptor
     finally:
         os.close(descriptor)
+
+
+def _refuse_irregular(name: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    raise NotRegularFile(name)
 
 
 def read_at_most(descriptor: int, limit: int) -> bytes:
@@ -116,13 +136,24 @@ def replace_file(folder_fd: int, name: str, data: bytes) -> None:
 
 def regular_files(root_fd: int) -> Generator[RegularFile, None, None]:
     """The regular files under `root_fd`, folders depth-first and names sorted; symlinks are not followed."""
-    # os.fwalk opens each folder from its parent's descriptor and checks it is the folder it listed.
-    for folder, subfolders, names, folder_fd in os.fwalk(".", dir_fd=root_fd):
-        subfolders.sort()
+    for folder, names, folder_fd in _folders(root_fd):
         for name in sorted(names):
             found = entry_stat(folder_fd, name)
             if found is not None and stat.S_ISREG(found.st_mode):
                 yield RegularFile(PurePosixPath(folder, name), folder_fd, found.st_size)
+
+
+def count_folders(root_fd: int) -> int:
+    """How many folders there are under `root_fd` (not counting it)."""
+    return sum(1 for _ in _folders(root_fd)) - 1
+
+
+def _folders(root_fd: int) -> Iterator[tuple[str, list[str], int]]:
+    """Each folder under `root_fd` (itself first) with the names of its files and its descriptor."""
+    # os.fwalk opens each folder from its parent's descriptor and checks it is the folder it listed.
+    for folder, subfolders, names, folder_fd in os.fwalk(".", dir_fd=root_fd):
+        subfolders.sort()
+        yield folder, names, folder_fd
 
 
 def entry_stat(folder_fd: int, name: str) -> os.stat_result | None:

@@ -20,6 +20,7 @@ from agent.tools.workspace import Workspace
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 20
 MAX_FILES = 200
+MAX_QUERY_CHARS = 500
 # PostgreSQL caps a tsvector at 1 MiB; files are searched up to this many bytes each.
 MAX_FILE_BYTES = 256 * 1024
 
@@ -57,13 +58,22 @@ async def embedding_search(context: ToolContext, arguments: dict[str, Any]) -> s
     query = str(arguments["query"]).strip()
     if not query:
         raise ToolError("the query is empty")
-    limit = int(arguments.get("limit") or DEFAULT_LIMIT)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ToolError(f"limit must be between 1 and {MAX_LIMIT}")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ToolError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    limit = arguments.get("limit") or DEFAULT_LIMIT
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ToolError(f"limit must be a whole number between 1 and {MAX_LIMIT}")
     files = await asyncio.to_thread(workspace_texts, context.workspace)
     paths, bodies = [file.path for file in files], [file.body for file in files]
     tenant = context.settings.tenant_id
-    rows = await context.db.pool.fetch(SEARCH_SQL, query, paths, bodies, context.task_id, limit, tenant)
+    # The orchestrator's database runs this: a search phrased to take long is cut off like a database_query.
+    timeout = context.settings.agent_query_timeout_ms / 1000
+    try:
+        rows = await context.db.pool.fetch(
+            SEARCH_SQL, query, paths, bodies, context.task_id, limit, tenant, timeout=timeout
+        )
+    except TimeoutError:
+        raise ToolError(f"the search ran into the time limit ({timeout:g} s); search for fewer words") from None
     results = [{"source": row["source"], "rank": round(row["rank"], 6), "snippet": row["snippet"]} for row in rows]
     return json.dumps({"query": query, "results": results, "files_searched": len(files)})
 

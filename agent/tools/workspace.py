@@ -32,19 +32,20 @@ def workspace_name_problem(task_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class WorkspaceQuota:
-    """Most bytes and regular files the whole workspace (inputs and output) may hold after a write."""
+    """Most bytes, and most files and folders, the whole workspace (inputs and output) may hold after a write."""
 
     max_bytes: int
     max_files: int
 
-    def check(self, usage: dict[PurePosixPath, int], target: PurePosixPath, size: int) -> None:
-        """Refuse writing `size` bytes to `target` when the workspace, whose files are `usage`, would pass a limit."""
-        held_bytes, held_files = sum(usage.values()), len(usage)
+    def check(self, usage: dict[PurePosixPath, int], folders: int, target: PurePosixPath, size: int) -> None:
+        """Refuse writing `size` bytes to `target` when the workspace, whose files are `usage` beside `folders`
+        folders, would pass a limit. Folders count as entries: empty ones would otherwise fill the disk for free."""
+        held_bytes, held_entries = sum(usage.values()), len(usage) + folders
         replaced = usage.get(target)
-        if held_files + (replaced is None) > self.max_files:
+        if held_entries + (replaced is None) > self.max_files:
             raise ToolError(
-                f"the task's workspace holds {held_files} files; writing {target} would pass its limit of "
-                f"{self.max_files} files (the setting AGENT_WORKSPACE_MAX_FILES raises it)"
+                f"the task's workspace holds {len(usage)} files and {folders} folders; writing {target} would pass "
+                f"its limit of {self.max_files} (the setting AGENT_WORKSPACE_MAX_FILES raises it)"
             )
         if held_bytes - (replaced or 0) + size > self.max_bytes:
             raise ToolError(
@@ -112,7 +113,8 @@ class Workspace:
         with _as_tool_errors(path, "write"), self.opened_root(create=True) as root_fd:
             fcntl.flock(root_fd, fcntl.LOCK_EX)  # released when opened_root closes the descriptor
             usage = {file.path: file.size for file in nofollow.regular_files(root_fd)}
-            quota.check(usage, target, len(data))
+            folders = nofollow.count_folders(root_fd) - 1  # output/ itself is always there
+            quota.check(usage, folders, target, len(data))
             with nofollow.walk(root_fd, target.parts[:-1], create=True) as folder_fd:
                 nofollow.replace_file(folder_fd, target.name, data)
         return target.as_posix()
@@ -127,6 +129,8 @@ def _as_tool_errors(path: str, action: str) -> Iterator[None]:
         raise ToolError(
             f"{_shown(path)} is refused: {error.filename!r} is a symlink, and the task's workspace allows none"
         ) from None
+    except nofollow.HardLinkRefused:
+        raise ToolError(f"{_shown(path)} is refused: it has other hard links, and may be a file from outside") from None
     except FileNotFoundError:
         raise ToolError(f"no such file in the task's workspace: {_shown(path)}") from None
     except IsADirectoryError:

