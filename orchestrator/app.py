@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,11 +12,11 @@ from fastapi import FastAPI
 
 from orchestrator.agent_client import AgentClient
 from orchestrator.api import fleet, tasks
-from orchestrator.detail_cache import TaskDetailCache
-from orchestrator.dispatcher import AgentDirectory, Dispatcher, RegistryWatcher
+from orchestrator.dispatcher import Dispatcher
+from orchestrator.fleet_view import FleetView, RegistryWatcher
+from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
-from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
 from orchestrator.state import OrchestratorState
 from orchestrator.task_analyzer import TaskAnalyzer
 from orchestrator.task_service import TaskService
@@ -49,9 +49,9 @@ def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
 
 @dataclass
 class BackgroundWork:
-    """The orchestrator's loops and the state they share."""
+    """The orchestrator's loops around the task lifecycle."""
 
-    load: AgentLoadTracker
+    lifecycle: TaskLifecycle
     recovery: RecoveryService
     dispatcher: Dispatcher
     loops: list[LoopService]
@@ -59,56 +59,49 @@ class BackgroundWork:
     def coroutines(self) -> list[Coroutine[Any, Any, None]]:
         return [loop.start() for loop in self.loops] + [self.dispatcher.run_matcher()]
 
-    async def prepare(self, db: DatabaseManager, directory: AgentDirectory) -> None:
+    async def prepare(self, db: DatabaseManager) -> None:
         """Before the loops start: take back our in-flight items and count the work agents already run."""
         await self.recovery.recover_own_inflight()
-        await directory.refresh()
+        await self.lifecycle.fleet.directory.refresh()
         for subtask in await db.repositories().subtasks.list_running():
             if subtask.assigned_agent:
-                self.load.restore(subtask.assigned_agent, subtask.id)
+                self.lifecycle.fleet.load.restore(subtask.assigned_agent, subtask.id)
 
 
 def build_background_work(
-    settings: Settings,
-    db: DatabaseManager,
-    redis: RedisManager,
-    agents: AgentClient,
-    directory: AgentDirectory,
-    details: TaskDetailCache,
+    lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, agents: AgentClient
 ) -> BackgroundWork:
-    load, history = AgentLoadTracker(), SuccessHistory()
-    instance = settings.orchestrator_instance_id
-    result_processors = [
-        ResultProcessor(settings, db, redis, load, history, f"{instance}-results-{n}", details)
-        for n in range(settings.result_concurrency)
-    ]
-    dispatcher = Dispatcher(db, redis, agents, directory, load, history, f"{instance}-dispatch")
+    result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(lifecycle.settings.result_concurrency)]
+    dispatcher = Dispatcher(lifecycle, redis, agents)
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
-    recovery = RecoveryService(
-        settings, db, redis, result_processors[0], directory, consumer_ids, settings.recovery_interval_seconds
-    )
-    watcher = RegistryWatcher(redis, directory, load)
-    return BackgroundWork(load, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
+    recovery = RecoveryService(lifecycle, db, redis, consumer_ids)
+    watcher = RegistryWatcher(redis, lifecycle.fleet)
+    return BackgroundWork(lifecycle, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Clients opened in order and closed in reverse, whatever step fails: nothing leaks on a partial start."""
     settings: Settings = app.state.settings
-    claude = anthropic_client(settings)
-    await apply_migrations(settings.postgres_url)
-    db = DatabaseManager(settings)
-    await db.connect()
-    redis = RedisManager(settings)
-    await redis.connect()
-    agents = AgentClient()
-    await agents.start()
-    details = TaskDetailCache()
-    task_service = TaskService(settings, db, redis, TaskAnalyzer(claude, settings), details)
-    app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
-    directory = AgentDirectory(redis, settings.heartbeat_ttl_seconds)
-    work = build_background_work(settings, db, redis, agents, directory, details)
-    await work.prepare(db, directory)
-    try:
+    async with AsyncExitStack() as stack:
+        stack.callback(log.info, "orchestrator_stopped")
+        claude = anthropic_client(settings)
+        stack.push_async_callback(claude.close)
+        await apply_migrations(settings.postgres_url)  # the one place they run; healthy means the schema is there
+        db = DatabaseManager(settings)
+        await db.connect()
+        stack.push_async_callback(db.disconnect)
+        redis = RedisManager(settings)
+        await redis.connect()
+        stack.push_async_callback(redis.disconnect)
+        agents = AgentClient()
+        await agents.start()
+        stack.push_async_callback(agents.close)
+        lifecycle = TaskLifecycle(settings, db, redis, FleetView.of(redis, settings.heartbeat_ttl_seconds))
+        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings))
+        app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
+        work = build_background_work(lifecycle, db, redis, agents)
+        await work.prepare(db)
         async with asyncio.TaskGroup() as group:
             for coroutine in work.coroutines():
                 group.create_task(coroutine)
@@ -118,12 +111,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             finally:
                 for loop in work.loops:
                     loop.stop()
-    finally:
-        await agents.close()
-        await claude.close()
-        await redis.disconnect()
-        await db.disconnect()
-        log.info("orchestrator_stopped")
 
 
 def create_app(settings: Settings) -> FastAPI:

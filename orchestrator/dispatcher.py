@@ -11,16 +11,16 @@ POSTed to its agent's /execute, and the queue items are acked in one round trip.
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from operator import attrgetter
 
 import structlog
 
 from orchestrator.agent_client import AgentClient, AgentUnreachableError
-from orchestrator.scheduling import AgentLoadTracker, SuccessHistory, rank_agents
-from shared.database import DatabaseManager
+from orchestrator.fleet_view import MATCH_INTERVAL_SECONDS
+from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.scheduling import rank_agents
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.loop_service import LoopService
 from shared.models import AgentStatus, QueuedSubtask, TaskExecutionRequest
@@ -33,11 +33,6 @@ log = structlog.get_logger(__name__)
 MAX_BACKLOG = 1000
 # Queue items the intake takes per round trip to Redis.
 INTAKE_BATCH_SIZE = 64
-# The matcher looks again at least this often (agents' heartbeats expire without an announcement).
-MATCH_INTERVAL_SECONDS = 1.0
-# Agents announce every slot change; the directory is re-read at most this often (the load tracker
-# already knows about slots this orchestrator fills and frees, so only joins and leaves wait for it).
-REGISTRY_REFRESH_MIN_SECONDS = 0.1
 # An agent that declined an item (busy, unreachable) is not offered that item again for this long.
 REFUSAL_BACKOFF_SECONDS = 1.0
 
@@ -63,54 +58,6 @@ class BacklogItem:
         return self.refused_until.get(agent_id, 0.0) > time.monotonic()
 
 
-class AgentDirectory:
-    """The registry as last read: refreshed when an agent announces a change and at least every second.
-
-    It also remembers each agent's newest heartbeat, which tells an agent whose entry expired (it stopped
-    heartbeating) from one whose entry vanished early because Redis lost its data (a restart): that agent is
-    alive and registers again with its next heartbeat.
-    """
-
-    def __init__(self, redis: RedisManager, heartbeat_ttl_seconds: float) -> None:
-        self._redis = redis
-        self._heartbeat_ttl = timedelta(seconds=heartbeat_ttl_seconds)
-        self.agents: list[AgentStatus] = []
-        self._last_heartbeats: dict[str, datetime] = {}  # as many entries as agent ids ever seen
-
-    async def refresh(self) -> None:
-        self.agents = await self._redis.get_agents()
-        self.remember(self.agents)
-
-    def remember(self, agents: Iterable[AgentStatus]) -> None:
-        """Take note of the heartbeats in a registry read."""
-        for agent in agents:
-            self._last_heartbeats[agent.agent_id] = agent.last_heartbeat
-
-    def entry_may_still_live(self, agent_id: str, now: datetime) -> bool:
-        """Whether the agent's registry entry, by its newest heartbeat seen, has not reached its time-to-live."""
-        seen = self._last_heartbeats.get(agent_id)
-        return seen is not None and now - seen < self._heartbeat_ttl
-
-
-class RegistryWatcher(LoopService):
-    """Keeps the directory fresh and wakes the matcher when agents join, leave or report a change."""
-
-    def __init__(self, redis: RedisManager, directory: AgentDirectory, load: AgentLoadTracker) -> None:
-        super().__init__("registry_watcher")
-        self._redis = redis
-        self._directory = directory
-        self._load = load
-
-    async def run_once(self) -> None:
-        # One subscription for as long as the loop runs; an error ends it and the loop subscribes again.
-        async with self._redis.registry.watch() as watcher:
-            while not self.stopping:
-                if await watcher.wait(timeout=MATCH_INTERVAL_SECONDS):
-                    await self.sleep(REGISTRY_REFRESH_MIN_SECONDS)  # let a burst of announcements settle
-                await self._directory.refresh()
-                self._load.notify()
-
-
 def execution_request(attempt: ClaimedAttempt) -> TaskExecutionRequest:
     subtask = attempt.subtask
     context = {
@@ -125,24 +72,14 @@ def execution_request(attempt: ClaimedAttempt) -> TaskExecutionRequest:
 
 
 class Dispatcher(LoopService):
-    def __init__(
-        self,
-        db: DatabaseManager,
-        redis: RedisManager,
-        agents: AgentClient,
-        directory: AgentDirectory,
-        load: AgentLoadTracker,
-        history: SuccessHistory,
-        consumer_id: str,
-    ) -> None:
+    def __init__(self, lifecycle: TaskLifecycle, redis: RedisManager, agents: AgentClient) -> None:
         super().__init__("dispatcher")
-        self._db = db
+        self._lifecycle = lifecycle
         self._redis = redis
         self._agents = agents
-        self._directory = directory
-        self._load = load
-        self._history = history
-        self.consumer_id = consumer_id
+        fleet = lifecycle.fleet
+        self._directory, self._load, self._history = fleet.directory, fleet.load, fleet.history
+        self.consumer_id = f"{lifecycle.settings.orchestrator_instance_id}-dispatch"
         self._backlog: dict[str, BacklogItem] = {}
         self._arrivals = itertools.count()
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -230,11 +167,10 @@ class Dispatcher(LoopService):
 
     async def _offer(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> list[str]:
         """Claim and POST each pairing; returns the payloads that are settled (delivered, or stale)."""
-        repos = self._db.repositories()
         claims = [(entry.item.subtask_id, entry.item.attempt, agent.agent_id) for entry, agent in pairs]
         claimed = {
             (attempt.subtask.id, attempt.subtask.attempt_count, attempt.subtask.assigned_agent): attempt
-            for attempt in await repos.subtasks.claim_for_delivery(claims)
+            for attempt in await self._lifecycle.claim(claims)
         }
         settled, offers = [], []
         for (entry, agent), claim in zip(pairs, claims, strict=True):
@@ -262,7 +198,7 @@ class Dispatcher(LoopService):
                 )
                 settled.append(entry.payload)
             else:
-                await repos.subtasks.unclaim(subtask.id, subtask.attempt_count)
+                await self._lifecycle.release_unaccepted(subtask)
                 self._refused(entry, agent)
         return settled
 

@@ -1,4 +1,4 @@
-"""Re-derives Redis from PostgreSQL and retries work stranded on agents that are gone.
+"""Re-derives Redis from PostgreSQL and finds work stranded on agents that are gone; the lifecycle retries it.
 
 Runs once before the other loops start and then periodically. Everything it does is idempotent:
 a subtask pushed twice is claimed once, and a stranded attempt is retried through the same
@@ -9,12 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from orchestrator.dispatcher import AgentDirectory
-from orchestrator.result_processor import ResultProcessor
-from shared.config import Settings
+from orchestrator.lifecycle import TaskLifecycle
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
-from shared.models import AgentStatus, ResultStatus, SubTask, SubTaskResult
+from shared.models import AgentStatus, SubTask
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -28,21 +26,14 @@ LOST_DELIVERY_SECONDS = 10.0
 
 class RecoveryService(LoopService):
     def __init__(
-        self,
-        settings: Settings,
-        db: DatabaseManager,
-        redis: RedisManager,
-        results: ResultProcessor,
-        directory: AgentDirectory,
-        consumer_ids: list[str],
-        interval: float = 5.0,
+        self, lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, consumer_ids: list[str]
     ) -> None:
-        super().__init__("recovery", interval)
-        self._settings = settings
+        super().__init__("recovery", lifecycle.settings.recovery_interval_seconds)
+        self._lifecycle = lifecycle
+        self._settings = lifecycle.settings
         self._db = db
         self._redis = redis
-        self._results = results
-        self._directory = directory
+        self._directory = lifecycle.fleet.directory
         self._consumer_ids = consumer_ids
         self._absent_since: dict[str, datetime] = {}  # running subtask id -> first heartbeat that left it out
 
@@ -60,7 +51,7 @@ class RecoveryService(LoopService):
         await self._heartbeat_consumers()
         await self._redis.task_queue.recover_dead_consumers()
         await self._redis.result_queue.recover_dead_consumers()
-        await self.requeue_missing()
+        await self._lifecycle.requeue_missing()
         await self.retry_stranded()
 
     async def _heartbeat_consumers(self) -> None:
@@ -69,16 +60,6 @@ class RecoveryService(LoopService):
         for consumer_id in self._consumer_ids:
             await self._redis.task_queue.heartbeat_consumer(consumer_id, ttl)
             await self._redis.result_queue.heartbeat_consumer(consumer_id, ttl)
-
-    async def requeue_missing(self) -> int:
-        """Every subtask PostgreSQL calls queued must be on the queue (Redis may have lost it)."""
-        queued = await self._db.repositories().subtasks.list_queued()
-        present = await self._redis.queued_task_items()
-        missing = [item for item in queued if (item.subtask_id, item.attempt) not in present]
-        if missing:
-            await self._redis.enqueue_tasks(missing)
-            log.warning("queue_items_restored", count=len(missing))
-        return len(missing)
 
     async def retry_stranded(self) -> int:
         """Running attempts that no live agent is running fail retryably, so they run again elsewhere.
@@ -92,15 +73,14 @@ class RecoveryService(LoopService):
         now = datetime.now(UTC)
         running_ids = {subtask.id for subtask in running}
         self._absent_since = {key: seen for key, seen in self._absent_since.items() if key in running_ids}
-        lost = []
+        stranded = []
         for subtask in running:
             reason = self._stranded_reason(subtask, agents.get(subtask.assigned_agent or ""), now)
             if reason:
-                lost.append(self._lost_attempt(subtask, reason, now))
-        if lost:
-            await self._results.settle(lost)
-            log.warning("stranded_attempts_retried", count=len(lost))
-        return len(lost)
+                stranded.append((subtask, reason))
+        if stranded:
+            await self._lifecycle.fail_stranded(stranded)
+        return len(stranded)
 
     def _stranded_reason(self, subtask: SubTask, agent: AgentStatus | None, now: datetime) -> str | None:
         lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)
@@ -126,17 +106,3 @@ class RecoveryService(LoopService):
             self._absent_since.pop(subtask.id, None)
             return timedelta(0)
         return agent.last_heartbeat - self._absent_since.setdefault(subtask.id, agent.last_heartbeat)
-
-    @staticmethod
-    def _lost_attempt(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
-        started = subtask.assigned_at or now
-        return SubTaskResult(
-            subtask_id=subtask.id,
-            task_id=subtask.task_id,
-            agent_id=subtask.assigned_agent or "unknown",
-            attempt=subtask.attempt_count,
-            status=ResultStatus.FAILED,
-            error=reason,
-            retryable=True,
-            execution_time=max((now - started).total_seconds(), 0.001),
-        )

@@ -155,8 +155,6 @@ ensure_venv requirements.txt
 ensure_backing_services fleet 55433 56380
 printf '%s\n' "${STARTED_SERVICES[@]}" >"$FLEET_DIR/started-services"
 export POSTGRES_URL REDIS_URL
-"$VENV/bin/python" -m shared.database.migrations >"$LOG_DIR/migrations.log" 2>&1 \
-    || die "migrations failed; see $LOG_DIR/migrations.log"
 # The database database_query reads and its least-privilege login; the fleet starts without it, the tool then says why.
 "$VENV/bin/python" -m shared.database.data_source \
     || say "database_query answers with an error until the agents' data source is ready (see above)"
@@ -169,7 +167,9 @@ if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
     print_offline_banner
 fi
 
+# The orchestrator migrates the database before it answers; the agents start once it does (as in compose).
 launch orchestrator "$VENV/bin/python" -m orchestrator
+wait_healthy orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/health"
 for agent in "${AGENTS[@]}"; do
     read -r name port capabilities <<<"$agent"
     AGENT_ID="$name" AGENT_PORT="$port" AGENT_CAPABILITIES="$capabilities" \
@@ -178,7 +178,6 @@ done
 launch dashboard "$VENV/bin/streamlit" run ui/streamlit_app.py --server.port "$STREAMLIT_PORT" --server.headless true \
     --browser.gatherUsageStats false
 
-wait_healthy orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/health"
 for agent in "${AGENTS[@]}"; do
     read -r name port _ <<<"$agent"
     wait_healthy "$name" "http://127.0.0.1:$port/health"

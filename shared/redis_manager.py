@@ -208,7 +208,7 @@ class RedisManager:
                         payload=payload[:_LOGGED_PAYLOAD_CHARS],
                         error=str(error),
                     )
-                    await queue.reject(consumer_id, payload)
+                    await queue.reject(consumer_id, payload, f"unreadable: {error}")
             if taken:
                 return taken
         return []

@@ -239,6 +239,15 @@ class SubtaskRepository:
         )
         return [row["id"] for row in rows]
 
+    async def tasks_of(self, subtask_ids: Collection[str]) -> dict[str, str]:
+        """The task of each of the subtasks that exists and is this tenant's, by subtask id."""
+        rows = await self._executor.fetch(
+            "SELECT id, task_id FROM subtasks WHERE id = ANY ($1::text[]) AND tenant_id = $2",
+            list(subtask_ids),
+            self._tenant_id,
+        )
+        return {row["id"]: row["task_id"] for row in rows}
+
     async def count_by_status(self, task_id: str) -> dict[SubTaskStatus, int]:
         return (await self.count_by_status_in([task_id])).get(task_id, {})
 
@@ -255,6 +264,12 @@ class SubtaskRepository:
         for row in rows:
             counts.setdefault(row["task_id"], {})[SubTaskStatus(row["status"])] = row["n"]
         return counts
+
+    async def lock_queue(self) -> None:
+        """Take this tenant's queue lock for the caller's transaction: submits check the depth and insert in turn."""
+        await self._executor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('queue:' || $1, 0))", self._tenant_id
+        )
 
     async def count_queued(self) -> int:
         """This tenant's subtasks waiting for an agent: the measure of backpressure on its queue."""

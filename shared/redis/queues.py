@@ -11,8 +11,10 @@ client-side can strand the item it moved in the in-flight list of a consumer tha
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import structlog
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from shared.redis.client import as_text
@@ -31,6 +33,14 @@ for _ = 1, tonumber(ARGV[1]) do
 end
 return items
 """
+
+
+class DeadLetter(BaseModel):
+    """An item that can never be processed, kept with why, for a person to look at."""
+
+    payload: str
+    reason: str
+    rejected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class ReliableQueue:
@@ -88,10 +98,10 @@ class ReliableQueue:
                 pipe.lrem(self.inflight_key(consumer_id), 1, payload)
             await pipe.execute()
 
-    async def reject(self, consumer_id: str, payload: str) -> None:
-        """Move an item that can never be processed from the in-flight list to the dead-letter list."""
+    async def reject(self, consumer_id: str, payload: str, reason: str) -> None:
+        """Move an item that can never be processed from the in-flight list to the dead-letter list, with why."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self.dead_letter_key, payload)
+            pipe.rpush(self.dead_letter_key, DeadLetter(payload=payload, reason=reason).model_dump_json())
             pipe.lrem(self.inflight_key(consumer_id), 1, payload)
             await pipe.execute()
 
@@ -112,8 +122,8 @@ class ReliableQueue:
             items += await self._strings(as_text(inflight_key))
         return items
 
-    async def dead_letters(self) -> list[str]:
-        return await self._strings(self.dead_letter_key)
+    async def dead_letters(self) -> list[DeadLetter]:
+        return [DeadLetter.model_validate_json(entry) for entry in await self._strings(self.dead_letter_key)]
 
     async def heartbeat_consumer(self, consumer_id: str, ttl: int) -> None:
         await self._redis.set(self._keys.consumer_alive(self.name, consumer_id), "1", ex=ttl)

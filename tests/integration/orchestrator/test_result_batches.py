@@ -1,15 +1,15 @@
 """A batch of results applied in one transaction ends exactly where applying them one by one would.
 
-The result processor runs here without its loop, on the real PostgreSQL and Redis: each test stores tasks,
-claims their attempts as the dispatcher would, and hands the processor a batch the way the queue delivers it.
+The task lifecycle runs here without any loop, on the real PostgreSQL and Redis: each test stores tasks, claims
+their attempts as the dispatcher would, and hands the lifecycle a batch the way the result queue delivers it.
 """
 
 from collections.abc import Sequence
 
 import pytest
 
-from orchestrator.result_processor import ResultProcessor, split_fast_path
-from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
+from orchestrator.fleet_view import FleetView
+from orchestrator.lifecycle import TaskLifecycle, split_fast_path
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.models import QueuedSubtask, ResultStatus, SubTaskResult, SubTaskStatus, Task, TaskStatus
@@ -20,8 +20,9 @@ COMPLETED, FAILED = ResultStatus.COMPLETED, ResultStatus.FAILED
 
 
 @pytest.fixture
-def processor(orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager) -> ResultProcessor:
-    return ResultProcessor(orchestrator_settings, db, test_redis, AgentLoadTracker(), SuccessHistory(), "results-test")
+def lifecycle(orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager) -> TaskLifecycle:
+    fleet = FleetView.of(test_redis, orchestrator_settings.heartbeat_ttl_seconds)
+    return TaskLifecycle(orchestrator_settings, db, test_redis, fleet)
 
 
 async def store_running(db: DatabaseManager, plan: dict[str, list[str]], *running: str) -> Task:
@@ -71,7 +72,7 @@ def test_only_lone_completions_take_the_fast_path() -> None:
 
 
 async def test_a_batch_across_tasks_completes_queues_retries_and_finishes(
-    processor: ResultProcessor, db: DatabaseManager, test_redis: RedisManager
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
 ) -> None:
     repos = db.repositories()
     chain = await store_running(db, {"a": [], "b": ["a"]}, "a")
@@ -84,7 +85,7 @@ async def test_a_batch_across_tasks_completes_queues_retries_and_finishes(
         await result_for(repos, flaky, "z"),
     ]
 
-    outcome = await processor.settle(batch)
+    outcome = await lifecycle.apply_results(batch)
 
     assert await states(repos, chain) == {"a": (SubTaskStatus.COMPLETED, 1), "b": (SubTaskStatus.QUEUED, 1)}
     assert await states(repos, flaky) == {"y": (SubTaskStatus.QUEUED, 2), "z": (SubTaskStatus.COMPLETED, 1)}
@@ -98,14 +99,14 @@ async def test_a_batch_across_tasks_completes_queues_retries_and_finishes(
 
 
 async def test_a_result_delivered_twice_in_one_batch_applies_once(
-    processor: ResultProcessor, db: DatabaseManager
+    lifecycle: TaskLifecycle, db: DatabaseManager
 ) -> None:
     repos = db.repositories()
     task = await store_running(db, {"a": [], "b": ["a"]}, "a")
     result = await result_for(repos, task, "a")
     redelivered = SubTaskResult.model_validate_json(result.model_dump_json())
 
-    outcome = await processor.settle([result, redelivered])
+    outcome = await lifecycle.apply_results([result, redelivered])
 
     assert [applied.result_id for applied in outcome.applied] == [result.result_id]
     assert await states(repos, task) == {"a": (SubTaskStatus.COMPLETED, 1), "b": (SubTaskStatus.QUEUED, 1)}
@@ -113,27 +114,27 @@ async def test_a_result_delivered_twice_in_one_batch_applies_once(
 
 
 async def test_of_two_results_for_one_attempt_in_a_batch_the_first_wins(
-    processor: ResultProcessor, db: DatabaseManager
+    lifecycle: TaskLifecycle, db: DatabaseManager
 ) -> None:
     repos = db.repositories()
     task = await store_running(db, {"a": [], "b": ["a"]}, "a")
     failure = await result_for(repos, task, "a", status=FAILED, retryable=False)
     late_success = await result_for(repos, task, "a", agent_id="agent2")
 
-    outcome = await processor.settle([failure, late_success])
+    outcome = await lifecycle.apply_results([failure, late_success])
 
     assert outcome.finished == {task.id: TaskStatus.FAILED}
     assert await states(repos, task) == {"a": (SubTaskStatus.FAILED, 1), "b": (SubTaskStatus.BLOCKED, 0)}
     assert await applied_flags(repos, task) == [("a", False), ("a", True)]
 
 
-async def test_stale_results_and_unknown_tasks_change_nothing(processor: ResultProcessor, db: DatabaseManager) -> None:
+async def test_stale_results_and_unknown_tasks_change_nothing(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
     repos = db.repositories()
     task = await store_running(db, {"a": []}, "a")
     stale = await result_for(repos, task, "a", attempt=7)
     orphan = build_result(build_planned_task({"ghost": []}).subtasks[0])
 
-    outcome = await processor.settle([stale, orphan])
+    outcome = await lifecycle.apply_results([stale, orphan])
 
     assert outcome.applied == [] and outcome.queued == [] and outcome.finished == {}
     assert await states(repos, task) == {"a": (SubTaskStatus.RUNNING, 1)}

@@ -71,7 +71,8 @@ async def test_a_garbage_result_goes_to_the_dead_letter_list_and_the_next_one_is
     assert taken is not None
     payload, parsed = taken
     assert parsed == result
-    assert await redis_manager.result_queue.dead_letters() == ['{"not": "a result"}']
+    [letter] = await redis_manager.result_queue.dead_letters()
+    assert letter.payload == '{"not": "a result"}' and "unreadable" in letter.reason
     assert await redis_manager.result_queue.inflight("orchestrator-1") == [payload]
     assert [entry["event"] for entry in logs] == ["queue_payload_rejected"]
 

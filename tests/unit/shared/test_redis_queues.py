@@ -147,10 +147,10 @@ async def test_reject_moves_an_item_to_the_dead_letter_list(queue: ReliableQueue
     await queue.push("garbage")
     await queue.take("worker-1", timeout=1)
 
-    await queue.reject("worker-1", "garbage")
+    await queue.reject("worker-1", "garbage", "not JSON")
 
     assert await queue.inflight("worker-1") == []
-    assert await queue.dead_letters() == ["garbage"]
+    assert [(letter.payload, letter.reason) for letter in await queue.dead_letters()] == [("garbage", "not JSON")]
 
 
 async def test_tenants_have_separate_queues(redis_client: Redis, redis_tenant_factory: Callable[[], str]) -> None:

@@ -1,0 +1,80 @@
+"""What this orchestrator knows of its fleet: the agents registered, the work it handed each, and how each did.
+
+The dispatcher reads it to match work with agents; the task lifecycle updates it as results come back; the recovery
+loop asks it whether an agent missing from the registry may still be alive.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
+from shared.loop_service import LoopService
+from shared.models import AgentStatus
+from shared.redis_manager import RedisManager
+
+# The matcher looks again at least this often (agents' heartbeats expire without an announcement).
+MATCH_INTERVAL_SECONDS = 1.0
+# Agents announce every slot change; the directory is re-read at most this often (the load tracker
+# already knows about slots this orchestrator fills and frees, so only joins and leaves wait for it).
+REGISTRY_REFRESH_MIN_SECONDS = 0.1
+
+
+class AgentDirectory:
+    """The registry as last read: refreshed when an agent announces a change and at least every second.
+
+    It also remembers each agent's newest heartbeat, which tells an agent whose entry expired (it stopped
+    heartbeating) from one whose entry vanished early because Redis lost its data (a restart): that agent is
+    alive and registers again with its next heartbeat.
+    """
+
+    def __init__(self, redis: RedisManager, heartbeat_ttl_seconds: float) -> None:
+        self._redis = redis
+        self._heartbeat_ttl = timedelta(seconds=heartbeat_ttl_seconds)
+        self.agents: list[AgentStatus] = []
+        self._last_heartbeats: dict[str, datetime] = {}  # as many entries as agent ids ever seen
+
+    async def refresh(self) -> None:
+        self.agents = await self._redis.get_agents()
+        self.remember(self.agents)
+
+    def remember(self, agents: Iterable[AgentStatus]) -> None:
+        """Take note of the heartbeats in a registry read."""
+        for agent in agents:
+            self._last_heartbeats[agent.agent_id] = agent.last_heartbeat
+
+    def entry_may_still_live(self, agent_id: str, now: datetime) -> bool:
+        """Whether the agent's registry entry, by its newest heartbeat seen, has not reached its time-to-live."""
+        seen = self._last_heartbeats.get(agent_id)
+        return seen is not None and now - seen < self._heartbeat_ttl
+
+
+@dataclass
+class FleetView:
+    """The three views together: the registry as last read, the slots this orchestrator filled, the track record."""
+
+    directory: AgentDirectory
+    load: AgentLoadTracker
+    history: SuccessHistory
+
+    @classmethod
+    def of(cls, redis: RedisManager, heartbeat_ttl_seconds: float) -> "FleetView":
+        return cls(AgentDirectory(redis, heartbeat_ttl_seconds), AgentLoadTracker(), SuccessHistory())
+
+
+class RegistryWatcher(LoopService):
+    """Keeps the directory fresh and wakes the matcher when agents join, leave or report a change."""
+
+    def __init__(self, redis: RedisManager, fleet: FleetView) -> None:
+        super().__init__("registry_watcher")
+        self._redis = redis
+        self._fleet = fleet
+
+    async def run_once(self) -> None:
+        # One subscription for as long as the loop runs; an error ends it and the loop subscribes again.
+        async with self._redis.registry.watch() as watcher:
+            while not self.stopping:
+                if await watcher.wait(timeout=MATCH_INTERVAL_SECONDS):
+                    await self.sleep(REGISTRY_REFRESH_MIN_SECONDS)  # let a burst of announcements settle
+                await self._fleet.directory.refresh()
+                self._fleet.load.notify()

@@ -1,0 +1,337 @@
+"""The one owner of the task lifecycle: every transition of a task or its subtasks, and what follows once committed.
+
+Each transition is a conditional statement of the repositories (shared/database/), run here inside the transaction
+it needs: it names the state it moves from, so a duplicate, late or racing caller changes nothing. What follows a
+commit happens here too, in one place: the attempts made ready go on the task queue, cached details of the touched
+tasks are forgotten, and the scheduler learns which agents' slots are free and how they did.
+
+One outage policy for those effects: PostgreSQL is the truth and Redis is transport, so an enqueue that Redis cannot
+take is logged once and left to `requeue_missing` (the recovery loop runs it), never retried inline or raised.
+
+The loops are transport around this: the dispatcher claims and releases offers, the result processor applies what
+agents report, the recovery loop fails stranded attempts and requeues what Redis lost.
+"""
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from orchestrator.aggregation import aggregate_results, describe_failure
+from orchestrator.backpressure import DrainMeter, queue_full
+from orchestrator.detail_cache import TaskDetailCache
+from orchestrator.fleet_view import FleetView
+from shared.config import Settings
+from shared.database import DatabaseManager, Repositories
+from shared.database.subtask_repository import ClaimedAttempt
+from shared.database.task_repository import StatusChange
+from shared.errors import ConflictError, NotFoundError
+from shared.models import (
+    LogLevel,
+    QueuedSubtask,
+    ResultStatus,
+    SubTask,
+    SubTaskResult,
+    SubTaskStatus,
+    Task,
+    TaskStatus,
+)
+from shared.outages import STORE_OUTAGES
+from shared.redis_manager import RedisManager
+
+log = structlog.get_logger(__name__)
+
+LIVE_STATUSES = (SubTaskStatus.PENDING, SubTaskStatus.QUEUED, SubTaskStatus.RUNNING)
+# What PostgreSQL answers a result it can never store (a constraint, a NUL in text): not an outage, and no retry
+# will change it.
+POISON_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
+
+
+@dataclass
+class ResultOutcome:
+    """What applying one result changed; `applied` is False for a late or duplicate result."""
+
+    applied: bool = False
+    subtask: SubTask | None = None
+    queued: list[SubTask] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchOutcome:
+    """What applying a batch of results changed, and which results can never apply (by position, with why)."""
+
+    applied: list[SubTaskResult] = field(default_factory=list)
+    queued: list[SubTask] = field(default_factory=list)  # attempts put on the task queue once committed
+    finished: dict[str, TaskStatus] = field(default_factory=dict)  # tasks that ended, by id
+    rejected: dict[int, str] = field(default_factory=dict)
+
+    def add(self, part: "BatchOutcome") -> None:
+        self.applied += part.applied
+        self.queued += part.queued
+        self.finished |= part.finished
+
+
+def split_fast_path(results: Sequence[SubTaskResult]) -> tuple[list[int], list[int]]:
+    """Positions of the completions of subtasks that have no other result in the batch, and of the rest."""
+    per_subtask = Counter(result.subtask_id for result in results)
+    fast: list[int] = []
+    careful: list[int] = []
+    for position, result in enumerate(results):
+        alone = per_subtask[result.subtask_id] == 1
+        (fast if alone and result.status is ResultStatus.COMPLETED else careful).append(position)
+    return fast, careful
+
+
+def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTaskStatus, int]) -> StatusChange:
+    """How a task none of whose subtasks can run any more ends: completed with their aggregated outputs when all
+    of them completed, otherwise failed with what went wrong (`results`: those that counted)."""
+    if counts.get(SubTaskStatus.COMPLETED, 0) == len(task.subtasks):
+        completed = [result for result in results if result.status is ResultStatus.COMPLETED]
+        return StatusChange(task.id, TaskStatus.COMPLETED, result=aggregate_results(task.subtasks, completed))
+    failures = [result for result in results if result.status is ResultStatus.FAILED]
+    error = describe_failure(task.subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
+    return StatusChange(task.id, TaskStatus.FAILED, error=error)
+
+
+def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
+    """The result a running attempt gets when no live agent runs it any more: failed, and worth another try."""
+    started = subtask.assigned_at or now
+    return SubTaskResult(
+        subtask_id=subtask.id,
+        task_id=subtask.task_id,
+        agent_id=subtask.assigned_agent or "unknown",
+        attempt=subtask.attempt_count,
+        status=ResultStatus.FAILED,
+        error=reason,
+        retryable=True,
+        execution_time=max((now - started).total_seconds(), 0.001),
+    )
+
+
+class TaskLifecycle:
+    def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager, fleet: FleetView) -> None:
+        self.settings = settings
+        self.fleet = fleet
+        self.details = TaskDetailCache()  # ended tasks' serialized detail; this class says when one changes
+        self.drain = DrainMeter()  # attempts handed to agents lately: how fast the queue empties
+        self._db = db
+        self._redis = redis
+
+    # --- submit, cancel -------------------------------------------------------------------------------------------
+
+    async def refuse_when_full(self, arriving: int = 1) -> None:
+        """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
+        queued = await self._db.repositories().subtasks.count_queued()
+        self._check_room(queued, arriving)
+
+    async def submit(self, task: Task) -> list[SubTask]:
+        """Store a decomposed task with the subtasks that depend on nothing queued (returned), if they fit: the
+        depth check and the insert are one transaction under the tenant's queue lock, so submits arriving
+        together cannot overshoot MAX_QUEUE_DEPTH between them."""
+        arriving = sum(1 for subtask in task.subtasks if not subtask.dependencies)
+        async with self._db.transaction() as tx:
+            await tx.subtasks.lock_queue()
+            self._check_room(await tx.subtasks.count_queued(), arriving)
+            queued = await tx.tasks.create_and_queue(task)
+        await self._publish(queued)
+        return queued
+
+    def _check_room(self, queued: int, arriving: int) -> None:
+        limit = self.settings.max_queue_depth
+        if queued and queued + arriving > limit:
+            raise queue_full(queued, arriving, limit, self.drain.per_second())
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel what has not finished; results that arrive later are recorded but change nothing."""
+        async with self._db.transaction() as tx:
+            status = await tx.tasks.lock_task(task_id)
+            if status is None:
+                raise NotFoundError(f"no task with id {task_id!r}")
+            if status.is_terminal:
+                raise ConflictError(f"task {task_id} has already ended ({status.value}); nothing to cancel")
+            cancelled = await tx.subtasks.cancel_unfinished(task_id)
+            await tx.tasks.update_task_status(task_id, TaskStatus.CANCELLED, error="cancelled by request")
+            task = await tx.tasks.get_task(task_id)
+        assert task is not None
+        log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
+        return task
+
+    # --- offers to agents -----------------------------------------------------------------------------------------
+
+    async def claim(self, claims: Sequence[tuple[str, int, str]]) -> list[ClaimedAttempt]:
+        """queued → running for each (subtask id, attempt, agent id) whose attempt is still queued."""
+        claimed = await self._db.repositories().subtasks.claim_for_delivery(claims)
+        self.drain.record(len(claimed))
+        return claimed
+
+    async def release_unaccepted(self, subtask: SubTask) -> None:
+        """running → queued, same attempt: the agent never took it (it refused, or could not be reached)."""
+        await self._db.repositories().subtasks.unclaim(subtask.id, subtask.attempt_count)
+
+    # --- results --------------------------------------------------------------------------------------------------
+
+    async def apply_results(self, results: Sequence[SubTaskResult]) -> BatchOutcome:
+        """Apply results (a result for an attempt no longer running changes nothing), then put the attempts they
+        made ready on the task queue.
+
+        A result that can never apply (poison: not this tenant's subtask, or one PostgreSQL refuses) is left out
+        with its reason in `rejected`, and never holds back the others: what the checks find is left out before
+        the batch's one transaction; should PostgreSQL still refuse the batch, each result is applied alone."""
+        outcome = BatchOutcome()
+        for result in results:  # whatever becomes of it, the agent no longer runs this attempt
+            self.fleet.load.released(result.agent_id, result.subtask_id)
+        outcome.rejected = await self._screen(results)
+        valid = [position for position in range(len(results)) if position not in outcome.rejected]
+        try:
+            outcome.add(await self._apply([results[position] for position in valid]))
+        except POISON_ERRORS as error:
+            log.warning("result_batch_refused", results=len(valid), error=str(error))
+            for position in valid:
+                try:
+                    outcome.add(await self._apply([results[position]]))
+                except POISON_ERRORS as single_error:
+                    outcome.rejected[position] = f"PostgreSQL refused it: {single_error}"
+        for position, reason in outcome.rejected.items():
+            result = results[position]
+            log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
+        await self._publish(outcome.queued)
+        return outcome
+
+    async def _screen(self, results: Sequence[SubTaskResult]) -> dict[int, str]:
+        """The results that name no subtask of this tenant's, or the wrong task: why each can never apply."""
+        tasks = await self._db.repositories().subtasks.tasks_of({result.subtask_id for result in results})
+        rejected = {}
+        for position, result in enumerate(results):
+            task_id = tasks.get(result.subtask_id)
+            if task_id is None:
+                rejected[position] = f"no subtask {result.subtask_id!r} of tenant {self.settings.tenant_id!r}"
+            elif task_id != result.task_id:
+                rejected[position] = (
+                    f"subtask {result.subtask_id!r} belongs to task {task_id!r}, not {result.task_id!r}"
+                )
+        return rejected
+
+    async def _apply(self, results: Sequence[SubTaskResult]) -> BatchOutcome:
+        """Apply results of this tenant's subtasks in one transaction, under the row locks of their tasks."""
+        outcome = BatchOutcome()
+        if not results:
+            return outcome
+        async with self._db.transaction() as tx:
+            task_ids = await tx.tasks.lock_tasks({result.task_id for result in results})
+            outcomes = await self._transitions(tx, results, outcome)
+            await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
+            outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
+            outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
+        for task_id in task_ids:  # each got a result on record: a cached detail would miss it
+            self.details.forget(task_id)
+        self._account(results, outcomes, outcome)
+        return outcome
+
+    async def fail_stranded(self, stranded: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
+        """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""
+        now = datetime.now(UTC)
+        outcome = await self.apply_results([stranded_failure(subtask, reason, now) for subtask, reason in stranded])
+        if stranded:
+            log.warning("stranded_attempts_retried", count=len(stranded))
+        return outcome
+
+    async def _transitions(
+        self, tx: Repositories, results: Sequence[SubTaskResult], batch: BatchOutcome
+    ) -> list[ResultOutcome]:
+        """Each result's transition, by position (a redelivered result may come twice): the lone completions in
+        one statement, then the rest one by one in arrival order, each as if it had come alone."""
+        outcomes = [ResultOutcome() for _ in results]
+        fast, careful = split_fast_path(results)
+        completed = await tx.subtasks.complete_attempts(
+            [(results[position].subtask_id, results[position].attempt) for position in fast]
+        )
+        for position in fast:
+            subtask = completed.get(results[position].subtask_id)
+            outcomes[position] = ResultOutcome(applied=subtask is not None, subtask=subtask)
+        progressed = {subtask.task_id for subtask in completed.values()}
+        batch.queued += await tx.subtasks.queue_ready_in(progressed)
+        for position in careful:
+            result = results[position]
+            outcomes[position] = single = await self._transition(tx, result)
+            batch.queued += single.queued
+            if single.applied and result.status is ResultStatus.FAILED:
+                await self._log_failure(tx, result, single)
+        return outcomes
+
+    async def _transition(self, tx: Repositories, result: SubTaskResult) -> ResultOutcome:
+        if result.status is ResultStatus.COMPLETED:
+            subtask = await tx.subtasks.finish_attempt(result.subtask_id, result.attempt, SubTaskStatus.COMPLETED)
+            queued = await tx.subtasks.queue_ready(result.task_id) if subtask else []
+            return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=queued)
+        if result.retryable and result.attempt < self.settings.max_retries:
+            subtask = await tx.subtasks.retry_attempt(result.subtask_id, result.attempt, result.agent_id)
+            return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=[subtask] if subtask else [])
+        subtask = await tx.subtasks.finish_attempt(result.subtask_id, result.attempt, SubTaskStatus.FAILED)
+        blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
+        return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
+
+    async def _finish_tasks_if_done(self, tx: Repositories, task_ids: Collection[str]) -> dict[str, TaskStatus]:
+        """Complete or fail each task once none of its subtasks can run any more (all of them in two statements)."""
+        counts = await tx.subtasks.count_by_status_in(task_ids)
+        done = [task_id for task_id, count in counts.items() if not any(count.get(s) for s in LIVE_STATUSES)]
+        if not done:
+            return {}
+        details = await tx.tasks.get_task_details(done, applied_only=True)
+        endings = [task_ending(task, results, counts[task_id]) for task_id, (task, results) in details.items()]
+        return {task_id: task.status for task_id, task in (await tx.tasks.update_task_statuses(endings)).items()}
+
+    async def _log_failure(self, tx: Repositories, result: SubTaskResult, outcome: ResultOutcome) -> None:
+        """What the orchestrator decided about a failed attempt (the agent logs its own start and finish)."""
+        if outcome.queued:
+            level, message = LogLevel.WARNING, f"attempt {result.attempt} failed, retrying: {result.error}"
+        else:
+            level, message = LogLevel.ERROR, f"subtask failed: {result.error}"
+        await tx.audit.log_agent_activity(
+            result.agent_id,
+            result.task_id,
+            level,
+            message,
+            {"attempt": result.attempt, "retryable": result.retryable, "blocked": outcome.blocked},
+            subtask_id=result.subtask_id,
+        )
+
+    def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:
+        """After commit: learn from each applied result, and log each result."""
+        for result, outcome in zip(results, outcomes, strict=True):
+            if outcome.applied and outcome.subtask is not None:
+                self.fleet.history.record(result.agent_id, outcome.subtask, result.status)
+            log.info(
+                "result_applied" if outcome.applied else "result_ignored",
+                task_id=result.task_id,
+                subtask_id=result.subtask_id,
+                attempt=result.attempt,
+                agent_id=result.agent_id,
+                status=result.status,
+                blocked=len(outcome.blocked),
+                task_status=batch.finished.get(result.task_id),
+            )
+
+    # --- the queue as PostgreSQL says it should be ----------------------------------------------------------------
+
+    async def requeue_missing(self) -> int:
+        """Every subtask PostgreSQL calls queued must be on the queue (Redis may have lost it, or refused it)."""
+        queued = await self._db.repositories().subtasks.list_queued()
+        present = await self._redis.queued_task_items()
+        missing = [item for item in queued if (item.subtask_id, item.attempt) not in present]
+        if missing:
+            await self._redis.enqueue_tasks(missing)
+            log.warning("queue_items_restored", count=len(missing))
+        return len(missing)
+
+    async def _publish(self, subtasks: Sequence[SubTask]) -> None:
+        """After commit: the attempts made ready go on the task queue; while Redis is away, recovery does it later."""
+        if not subtasks:
+            return
+        try:
+            await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask in subtasks])
+        except STORE_OUTAGES as error:
+            log.warning("enqueue_deferred_to_recovery", count=len(subtasks), error=repr(error))

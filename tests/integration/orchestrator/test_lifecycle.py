@@ -1,0 +1,163 @@
+"""The task lifecycle and the loops around it, called directly on the real PostgreSQL and Redis: no HTTP, no sleeps.
+
+Poison results (a forged subtask id, another tenant's subtask, a value PostgreSQL refuses) are set aside with their
+reason and never hold back the genuine results of their batch; an enqueue Redis cannot take is left to recovery.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from orchestrator.fleet_view import FleetView
+from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.result_processor import ResultProcessor
+from shared.config import Settings
+from shared.database import DatabaseManager, Repositories
+from shared.errors import TooManyRequestsError
+from shared.models import ResultStatus, SubTaskResult, SubTaskStatus, Task, TaskStatus
+from shared.redis_manager import RedisManager
+from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
+from tests.network import link_to
+
+COMPLETED = ResultStatus.COMPLETED
+
+
+@pytest.fixture
+def lifecycle(orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager) -> TaskLifecycle:
+    fleet = FleetView.of(test_redis, orchestrator_settings.heartbeat_ttl_seconds)
+    return TaskLifecycle(orchestrator_settings, db, test_redis, fleet)
+
+
+async def submitted(lifecycle: TaskLifecycle, plan: dict[str, list[str]], repos: Repositories) -> Task:
+    task = build_planned_task(plan)
+    await lifecycle.submit(task)
+    for name, dependencies in plan.items():
+        if not dependencies:
+            await run_attempt(repos, subtask_id(task, name))
+    return task
+
+
+async def completion(repos: Repositories, task: Task, name: str, **fields: object) -> SubTaskResult:
+    subtask = await repos.subtasks.get_subtask(subtask_id(task, name))
+    assert subtask is not None
+    return build_result(subtask, **{"attempt": subtask.attempt_count, **fields})  # type: ignore[arg-type]
+
+
+async def statuses(repos: Repositories, task: Task) -> dict[str, SubTaskStatus]:
+    return {s.id.removeprefix(f"{task.id}_"): s.status for s in await repos.subtasks.list_for_task(task.id)}
+
+
+def forged(task: Task) -> SubTaskResult:
+    """A result for a subtask id nobody assigned, as a caller of an agent's /execute could make one report."""
+    genuine = build_result(task.subtasks[0])
+    return genuine.model_copy(update={"subtask_id": f"{task.id}_forged", "result_id": f"{genuine.result_id}x"})
+
+
+async def test_a_forged_result_is_rejected_and_the_rest_of_its_batch_applies(
+    lifecycle: TaskLifecycle, db: DatabaseManager
+) -> None:
+    repos = db.repositories()
+    task = await submitted(lifecycle, {"a": [], "b": []}, repos)
+    results = [await completion(repos, task, "a"), forged(task), await completion(repos, task, "b")]
+
+    outcome = await lifecycle.apply_results(results)
+
+    assert list(outcome.rejected) == [1] and "no subtask" in outcome.rejected[1]
+    assert [result.subtask_id for result in outcome.applied] == [results[0].subtask_id, results[2].subtask_id]
+    assert outcome.finished == {task.id: TaskStatus.COMPLETED}
+    assert await statuses(repos, task) == {"a": SubTaskStatus.COMPLETED, "b": SubTaskStatus.COMPLETED}
+
+
+async def test_a_result_naming_another_task_or_tenant_is_rejected(
+    lifecycle: TaskLifecycle, db: DatabaseManager, orchestrator_settings: Settings
+) -> None:
+    repos = db.repositories()
+    mine = await submitted(lifecycle, {"a": []}, repos)
+    theirs_repos = Repositories(db.pool, "another-tenant")
+    theirs = await theirs_repos.tasks.create_task(build_planned_task({"x": []}))
+    await theirs_repos.subtasks.queue_ready(theirs.id)
+    running = await run_attempt(theirs_repos, subtask_id(theirs, "x"))
+    wrong_task = (await completion(repos, mine, "a")).model_copy(update={"task_id": theirs.id})
+    other_tenant = build_result(running, attempt=running.attempt_count)
+
+    outcome = await lifecycle.apply_results([wrong_task, other_tenant])
+
+    assert "belongs to task" in outcome.rejected[0] and "no subtask" in outcome.rejected[1]
+    assert outcome.applied == []
+    assert (await theirs_repos.subtasks.get_subtask(running.id)).status is SubTaskStatus.RUNNING  # type: ignore[union-attr]
+
+
+async def test_a_result_postgresql_refuses_is_rejected_alone(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
+    """A NUL character passes every check of ours; PostgreSQL text cannot hold it, so the batch is refused once,
+    then each result is applied alone."""
+    repos = db.repositories()
+    task = await submitted(lifecycle, {"a": [], "b": []}, repos)
+    poisoned = await completion(repos, task, "a", output="half\x00a report")
+
+    outcome = await lifecycle.apply_results([poisoned, await completion(repos, task, "b")])
+
+    assert list(outcome.rejected) == [0] and "PostgreSQL refused it" in outcome.rejected[0]
+    assert await statuses(repos, task) == {"a": SubTaskStatus.RUNNING, "b": SubTaskStatus.COMPLETED}
+
+
+async def test_the_result_processor_dead_letters_poison_and_acks_the_rest(
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    repos = db.repositories()
+    task = await submitted(lifecycle, {"a": []}, repos)
+    genuine = await completion(repos, task, "a")
+    for result in (forged(task), genuine):
+        await test_redis.enqueue_result(result)
+    processor = ResultProcessor(lifecycle, test_redis, 0)
+
+    await processor.run_once()
+
+    [letter] = await test_redis.result_queue.dead_letters()
+    assert SubTaskResult.model_validate_json(letter.payload).subtask_id == f"{task.id}_forged"
+    assert "no subtask" in letter.reason
+    assert await test_redis.result_queue.inflight(processor.consumer_id) == []
+    assert await statuses(repos, task) == {"a": SubTaskStatus.COMPLETED}
+
+
+@pytest.fixture
+async def unreachable_redis(orchestrator_settings: Settings) -> AsyncIterator[RedisManager]:
+    link, url = link_to(orchestrator_settings.redis_url)
+    manager = RedisManager(orchestrator_settings.model_copy(update={"redis_url": url}))
+    await manager.connect()
+    link.cut()
+    yield manager
+    link.close()
+    await manager.disconnect()
+
+
+async def test_an_enqueue_redis_cannot_take_is_left_to_recovery(
+    orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager, unreachable_redis: RedisManager
+) -> None:
+    fleet = FleetView.of(test_redis, orchestrator_settings.heartbeat_ttl_seconds)
+    cut_off = TaskLifecycle(orchestrator_settings, db, unreachable_redis, fleet)
+    task = build_planned_task({"a": []})
+
+    queued = await cut_off.submit(task)  # stored in PostgreSQL; Redis is away, and that is no error
+
+    assert [subtask.status for subtask in queued] == [SubTaskStatus.QUEUED]
+    assert await test_redis.queued_task_items() == set()
+    restored = TaskLifecycle(orchestrator_settings, db, test_redis, fleet)
+    assert await restored.requeue_missing() == 1
+    assert await test_redis.queued_task_items() == {(queued[0].id, 1)}
+
+
+async def test_submits_arriving_together_never_overshoot_the_queue_limit(
+    orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    limited = orchestrator_settings.model_copy(update={"max_queue_depth": 10})
+    lifecycle = TaskLifecycle(limited, db, test_redis, FleetView.of(test_redis, limited.heartbeat_ttl_seconds))
+
+    outcomes = await asyncio.gather(
+        *(lifecycle.submit(build_planned_task({"a": []})) for _ in range(50)), return_exceptions=True
+    )
+
+    refused = [outcome for outcome in outcomes if isinstance(outcome, TooManyRequestsError)]
+    assert len(refused) == 40 and len(outcomes) - len(refused) == 10, outcomes
+    assert await db.repositories().subtasks.count_queued() == 10
+    assert await db.pool.fetchval("SELECT count(*) FROM tasks") == 10
