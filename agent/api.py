@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from agent.heartbeat import agent_status
+from agent.offers import OfferBook
 from agent.runner import SubtaskRunner
 from shared.config import Settings
 from shared.errors import error_responses
@@ -39,7 +40,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_offers(request: Request) -> OfferBook:
+    offers: OfferBook = request.app.state.offers
+    return offers
+
+
 Runner = Annotated[SubtaskRunner, Depends(get_runner)]
+Offers = Annotated[OfferBook, Depends(get_offers)]
 AgentSettings = Annotated[Settings, Depends(get_settings)]
 
 
@@ -67,11 +74,21 @@ async def status(runner: Runner, settings: AgentSettings) -> AgentStatus:
     responses={
         **error_responses(500),
         400: {**error_responses(400)[400], "description": "Malformed request, or a capability this agent lacks"},
+        409: {**error_responses(409)[409], "description": "The offer is not this agent's: taken back, or superseded"},
         503: {**error_responses(503)[503], "description": "All slots are busy, or the agent is shutting down"},
     },
     tags=["agent"],
 )
-async def execute(request: TaskExecutionRequest, runner: Runner, settings: AgentSettings) -> ExecuteAccepted:
-    """Accept one subtask attempt and run it in the background; its result goes to the result queue."""
-    runner.accept(request)
+async def execute(
+    request: TaskExecutionRequest, runner: Runner, offers: Offers, settings: AgentSettings
+) -> ExecuteAccepted:
+    """Accept one offer of a subtask attempt and run it in the background; its result goes to the result queue."""
+    reservation = runner.reserve(request)
+    if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
+        try:
+            await offers.accept(request)
+        except BaseException:
+            runner.release(reservation)
+            raise
+        runner.start(reservation)
     return ExecuteAccepted(agent_id=settings.agent_id)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from agent import api
 from agent.executors import build_executor
 from agent.heartbeat import Heartbeat
+from agent.offers import OfferBook
 from agent.reporting import ResultReporter
 from agent.roles import ROLES_DIR, RoleBook, load_roles
 from agent.runner import SubtaskRunner
@@ -53,6 +54,7 @@ async def _serving(
     runner = SubtaskRunner(settings, app.state.roles, executor, reporter, heartbeat.notify)
     heartbeat.attach(runner)
     app.state.runner = runner
+    app.state.offers = OfferBook(db, settings.agent_id)
     loops = (heartbeat, *reporter.background_loops)
     await heartbeat.run_once()  # registered before the first request can arrive
     try:

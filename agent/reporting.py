@@ -71,6 +71,7 @@ class ResultReporter:
             task_id=request.task_id,
             agent_id=self._settings.agent_id,
             attempt=request.subtask.attempt_count,
+            delivery_token=request.subtask.delivery_token,
             status=ResultStatus.COMPLETED if outcome.succeeded else ResultStatus.FAILED,
             output=outcome.output if outcome.succeeded else None,
             error=outcome.error,

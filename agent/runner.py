@@ -37,6 +37,15 @@ class AgentDrainingError(ServiceUnavailableError):
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A slot taken for an attempt that has not started yet (its offer is being accepted)."""
+
+    key: SlotKey
+    request: TaskExecutionRequest
+    role: LoadedRole
+
+
+@dataclass(frozen=True)
 class RunningSubtask:
     request: TaskExecutionRequest
     execution: "asyncio.Task[ExecutionOutcome]"
@@ -58,6 +67,7 @@ class SubtaskRunner:
         self._reporter = reporter
         self._on_change = on_change
         self._running: dict[SlotKey, RunningSubtask] = {}  # attempts holding a slot
+        self._reserved: dict[SlotKey, Reservation] = {}  # slots held for attempts about to start
         self._runs: set[asyncio.Task[None]] = set()  # attempts not yet reported (a freed slot may still report)
         self._accepting = True
         self.tasks_completed = 0
@@ -73,23 +83,42 @@ class SubtaskRunner:
 
     @property
     def is_available(self) -> bool:
-        return self._accepting and len(self._running) < self._settings.agent_concurrency
+        return self._accepting and len(self._running) + len(self._reserved) < self._settings.agent_concurrency
 
     def accept(self, request: TaskExecutionRequest) -> bool:
-        """Start the attempt in the background; False when this very attempt already runs here (a re-delivery).
+        """Start the attempt in the background; False when this very attempt already runs here (a re-delivery)."""
+        reservation = self.reserve(request)
+        if reservation is None:
+            return False
+        self.start(reservation)
+        return True
+
+    def reserve(self, request: TaskExecutionRequest) -> Reservation | None:
+        """Hold a slot for the attempt while its offer is accepted; None when this very attempt is already here.
 
         Raises InvalidInputError (400) for a request this agent can never run, AgentDrainingError or
         AgentBusyError (503) when it cannot run it now.
         """
         role = self._role_for(request)
         key = (request.subtask.id, request.subtask.attempt_count)
-        if key in self._running:
-            return False
+        if key in self._running or key in self._reserved:
+            return None
         if not self._accepting:
             raise AgentDrainingError(f"{self._settings.agent_id} is shutting down and accepts no more subtasks")
         if not self.is_available:
             slots = self._settings.agent_concurrency
             raise AgentBusyError(f"{self._settings.agent_id} is busy: all {slots} slot(s) are taken")
+        self._reserved[key] = reservation = Reservation(key, request, role)
+        return reservation
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back a slot whose attempt will not start (its offer was not this agent's)."""
+        self._reserved.pop(reservation.key, None)
+
+    def start(self, reservation: Reservation) -> None:
+        """Run the reserved attempt in the background."""
+        key, request, role = reservation.key, reservation.request, reservation.role
+        self._reserved.pop(key, None)
         with structlog.contextvars.bound_contextvars(
             task_id=request.task_id, subtask_id=request.subtask.id, attempt=request.subtask.attempt_count
         ):
@@ -102,7 +131,6 @@ class SubtaskRunner:
         run.add_done_callback(lambda task: self._forget(key, task))
         log.info("subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name)
         self._on_change()
-        return True
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop accepting, give running attempts `grace_seconds`, cancel the rest; returns when all are reported."""

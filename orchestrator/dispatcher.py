@@ -197,9 +197,11 @@ class Dispatcher(LoopService):
                     assignment_latency_ms=subtask.assignment_latency_ms,
                 )
                 settled.append(entry.payload)
-            else:
-                await self._lifecycle.release_unaccepted(subtask)
+            elif await self._lifecycle.release_unaccepted(subtask):
                 self._refused(entry, agent)
+            else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
+                log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)
+                settled.append(entry.payload)
         return settled
 
     async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:

@@ -105,6 +105,7 @@ def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskRes
         task_id=subtask.task_id,
         agent_id=subtask.assigned_agent or "unknown",
         attempt=subtask.attempt_count,
+        delivery_token=subtask.delivery_token,
         status=ResultStatus.FAILED,
         error=reason,
         retryable=True,
@@ -168,9 +169,12 @@ class TaskLifecycle:
         self.drain.record(len(claimed))
         return claimed
 
-    async def release_unaccepted(self, subtask: SubTask) -> None:
-        """running → queued, same attempt: the agent never took it (it refused, or could not be reached)."""
-        await self._db.repositories().subtasks.unclaim(subtask.id, subtask.attempt_count)
+    async def release_unaccepted(self, subtask: SubTask) -> bool:
+        """running → queued, same attempt, when the agent never accepted the offer (it refused, could not be reached,
+        or did not answer in time); False when it did accept it meanwhile: the offer stands, and is its own."""
+        if subtask.delivery_token is None:
+            return False
+        return await self._db.repositories().subtasks.unclaim(subtask.id, subtask.delivery_token) is not None
 
     # --- results --------------------------------------------------------------------------------------------------
 
@@ -247,7 +251,7 @@ class TaskLifecycle:
         outcomes = [ResultOutcome() for _ in results]
         fast, careful = split_fast_path(results)
         completed = await tx.subtasks.complete_attempts(
-            [(results[position].subtask_id, results[position].attempt) for position in fast]
+            [(results[p].subtask_id, results[p].attempt, results[p].delivery_token) for p in fast]
         )
         for position in fast:
             subtask = completed.get(results[position].subtask_id)
@@ -263,14 +267,15 @@ class TaskLifecycle:
         return outcomes
 
     async def _transition(self, tx: Repositories, result: SubTaskResult) -> ResultOutcome:
+        offer = (result.subtask_id, result.attempt, result.delivery_token)
         if result.status is ResultStatus.COMPLETED:
-            subtask = await tx.subtasks.finish_attempt(result.subtask_id, result.attempt, SubTaskStatus.COMPLETED)
+            subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.COMPLETED)
             queued = await tx.subtasks.queue_ready(result.task_id) if subtask else []
             return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=queued)
         if result.retryable and result.attempt < self.settings.max_retries:
-            subtask = await tx.subtasks.retry_attempt(result.subtask_id, result.attempt, result.agent_id)
+            subtask = await tx.subtasks.retry_attempt(*offer, result.agent_id)
             return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=[subtask] if subtask else [])
-        subtask = await tx.subtasks.finish_attempt(result.subtask_id, result.attempt, SubTaskStatus.FAILED)
+        subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.FAILED)
         blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
         return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
 

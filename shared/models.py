@@ -138,6 +138,9 @@ class SubTask(DomainModel):
     assigned_agent: Identifier | None = None
     assigned_at: datetime | None = None
     assignment_latency_ms: float | None = Field(None, ge=0)
+    delivery_token: str | None = Field(
+        None, max_length=64, description="The current offer of the running attempt; its result must carry it"
+    )
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
@@ -171,6 +174,9 @@ class SubTaskResult(DomainModel):
     task_id: Identifier
     agent_id: Identifier
     attempt: int = Field(ge=1, description="The subtask attempt this result belongs to")
+    delivery_token: str | None = Field(
+        None, max_length=64, description="The offer the attempt ran under; only the current offer's result applies"
+    )
     status: ResultStatus
     output: str | None = None
     error: str | None = None

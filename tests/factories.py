@@ -56,6 +56,7 @@ def subtask_id(task: Task, name: str) -> str:
 
 
 def build_result(subtask: SubTask, *, attempt: int = 1, agent_id: str = "agent1", **fields: Any) -> SubTaskResult:
+    """The result an agent reports for `subtask`, under the offer it was claimed with (its delivery token)."""
     status = fields.pop("status", ResultStatus.COMPLETED)
     outcome = {"output": "done"} if status is ResultStatus.COMPLETED else {"error": "it broke"}
     return SubTaskResult(
@@ -63,6 +64,7 @@ def build_result(subtask: SubTask, *, attempt: int = 1, agent_id: str = "agent1"
         task_id=subtask.task_id,
         agent_id=agent_id,
         attempt=attempt,
+        delivery_token=fields.pop("delivery_token", subtask.delivery_token),
         status=status,
         execution_time=fields.pop("execution_time", 0.25),
         **{**outcome, **fields},
@@ -79,6 +81,6 @@ async def run_attempt(
     assert running is not None
     if finish is None:
         return running
-    finished = await repos.subtasks.finish_attempt(subtask_id, running.attempt_count, finish)
+    finished = await repos.subtasks.finish_attempt(subtask_id, running.attempt_count, running.delivery_token, finish)
     assert finished is not None
     return finished

@@ -87,6 +87,7 @@ def result_for(
         task_id=request.task_id,
         agent_id=agent_id,
         attempt=request.subtask.attempt_count,
+        delivery_token=request.subtask.delivery_token,
         status=status,
         output=(output or f"output of {request.subtask.description}") if completed else None,
         error=None if completed else (error or "it failed"),

@@ -1,8 +1,13 @@
 """Subtasks and their state machine.
 
 Every transition is a conditional UPDATE that names the state (and, while an attempt is live, the
-attempt number) it moves from, so a duplicate, late or racing caller finds no row and changes
-nothing: delivery is at least once, but each attempt completes exactly once.
+attempt number and the delivery token of its current offer) it moves from, so a duplicate, late, stale
+or racing caller finds no row and changes nothing: delivery is at least once, but each attempt runs
+on one agent at a time and completes exactly once.
+
+Each claim draws a fresh delivery token. The agent accepts the offer (`accept_delivery`) before it runs
+it, and only an offer nobody accepted can be taken back (`unclaim`), so an offer never reaches two
+agents under one identity; results apply only with the token of the current offer.
 """
 
 from collections.abc import Collection, Mapping, Sequence
@@ -15,7 +20,7 @@ from shared.models import QueuedSubtask, SubTask, SubTaskStatus
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
     "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
-    "created_at, updated_at"
+    "delivery_token, created_at, updated_at"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
@@ -23,7 +28,7 @@ CLAIM = f"""
     UPDATE subtasks
     SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
         assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
-        {TOUCH}
+        delivery_token = gen_random_uuid()::text, accepted_at = NULL, {TOUCH}
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
     WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
     RETURNING {SUBTASK_COLUMNS}
@@ -145,66 +150,92 @@ class SubtaskRepository:
             for row in rows
         ]
 
-    async def unclaim(self, subtask_id: str, attempt: int) -> SubTask | None:
-        """running → queued, same attempt: the agent never took the work (refused or unreachable)."""
+    async def accept_delivery(self, subtask_id: str, delivery_token: str, agent_id: str) -> bool:
+        """The agent takes the offer: only the current offer, made to this agent, that nobody took back."""
+        accepted = await self._executor.fetchval(
+            """
+            UPDATE subtasks SET accepted_at = clock_timestamp()
+            WHERE id = $1 AND status = 'running' AND delivery_token = $2 AND assigned_agent = $3
+              AND accepted_at IS NULL
+            RETURNING true
+            """,
+            subtask_id,
+            delivery_token,
+            agent_id,
+        )
+        return bool(accepted)
+
+    async def unclaim(self, subtask_id: str, delivery_token: str) -> SubTask | None:
+        """running → queued, same attempt, when its agent never accepted the offer (it refused, could not be
+        reached, or has not answered yet); None when it did accept, or the offer is no longer current."""
         return await self._fetch_one(
             f"""
-            UPDATE subtasks SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, {TOUCH}
-            WHERE id = $1 AND status = 'running' AND attempt_count = $2
+            UPDATE subtasks
+            SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, delivery_token = NULL, {TOUCH}
+            WHERE id = $1 AND status = 'running' AND delivery_token = $2 AND accepted_at IS NULL
             RETURNING {SUBTASK_COLUMNS}
             """,
             subtask_id,
-            attempt,
+            delivery_token,
         )
 
-    async def finish_attempt(self, subtask_id: str, attempt: int, status: SubTaskStatus) -> SubTask | None:
-        """running attempt N → completed or failed, only if attempt N is still the one running."""
+    async def finish_attempt(
+        self, subtask_id: str, attempt: int, delivery_token: str | None, status: SubTaskStatus
+    ) -> SubTask | None:
+        """The running offer `delivery_token` of attempt N → completed or failed, only if it is still current."""
         if status not in (SubTaskStatus.COMPLETED, SubTaskStatus.FAILED):
             raise ValueError(f"an attempt finishes as completed or failed, not {status}")
         return await self._fetch_one(
             f"""
-            UPDATE subtasks SET status = $3, {TOUCH}
-            WHERE id = $1 AND status = 'running' AND attempt_count = $2
+            UPDATE subtasks SET status = $4, {TOUCH}
+            WHERE id = $1 AND status = 'running' AND attempt_count = $2 AND delivery_token = $3
             RETURNING {SUBTASK_COLUMNS}
             """,
             subtask_id,
             attempt,
+            delivery_token,
             status.value,
         )
 
-    async def complete_attempts(self, attempts: Sequence[tuple[str, int]]) -> dict[str, SubTask]:
-        """`finish_attempt(..., COMPLETED)` for several (subtask id, attempt) pairs of distinct subtasks at once.
+    async def complete_attempts(self, attempts: Sequence[tuple[str, int, str | None]]) -> dict[str, SubTask]:
+        """`finish_attempt(..., COMPLETED)` for several (subtask id, attempt, delivery token) of distinct subtasks.
 
-        Returns the subtasks that completed, by id; a pair whose attempt is no longer running is left out.
+        Returns the subtasks that completed, by id; one whose offer is no longer the running one is left out.
         """
         if not attempts:
             return {}
         rows = await self._executor.fetch(
             f"""
             UPDATE subtasks SET status = 'completed', {TOUCH}
-            FROM unnest($1::text[], $2::int[]) AS finished (subtask_id, attempt)
+            FROM unnest($1::text[], $2::int[], $3::text[]) AS finished (subtask_id, attempt, delivery_token)
             WHERE id = finished.subtask_id AND status = 'running' AND attempt_count = finished.attempt
-            RETURNING {SUBTASK_COLUMNS}
+              AND subtasks.delivery_token = finished.delivery_token
+            RETURNING {", ".join(f"subtasks.{column}" for column in SUBTASK_FIELDS)}
             """,
-            [subtask_id for subtask_id, _ in attempts],
-            [attempt for _, attempt in attempts],
+            [subtask_id for subtask_id, _, _ in attempts],
+            [attempt for _, attempt, _ in attempts],
+            [token for _, _, token in attempts],
         )
         return {row["id"]: subtask_from_row(row) for row in rows}
 
-    async def retry_attempt(self, subtask_id: str, attempt: int, failed_agent_id: str) -> SubTask | None:
-        """running attempt N → queued attempt N+1, remembering the agent it failed on."""
+    async def retry_attempt(
+        self, subtask_id: str, attempt: int, delivery_token: str | None, failed_agent_id: str
+    ) -> SubTask | None:
+        """The running offer of attempt N → queued attempt N+1, remembering the agent it failed on."""
         return await self._fetch_one(
             f"""
             UPDATE subtasks
             SET status = 'queued', attempt_count = attempt_count + 1, queued_at = clock_timestamp(),
-                failed_agent_ids = CASE WHEN $3 = ANY (failed_agent_ids) THEN failed_agent_ids
-                                        ELSE array_append(failed_agent_ids, $3) END,
-                assigned_agent = NULL, assigned_at = NULL, assignment_latency_ms = NULL, {TOUCH}
-            WHERE id = $1 AND status = 'running' AND attempt_count = $2
+                failed_agent_ids = CASE WHEN $4 = ANY (failed_agent_ids) THEN failed_agent_ids
+                                        ELSE array_append(failed_agent_ids, $4) END,
+                assigned_agent = NULL, assigned_at = NULL, assignment_latency_ms = NULL, delivery_token = NULL,
+                {TOUCH}
+            WHERE id = $1 AND status = 'running' AND attempt_count = $2 AND delivery_token = $3
             RETURNING {SUBTASK_COLUMNS}
             """,
             subtask_id,
             attempt,
+            delivery_token,
             failed_agent_id,
         )
 

@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.serving import serve_in_thread
 from tests.unit.agent.fixtures import (  # noqa: F401 - fixtures used by name
+    OfferFactory,
     RequestFactory,
     SettingsFactory,
     agent_settings_factory,
@@ -89,12 +90,12 @@ async def test_status_answers_the_full_agent_status(agent_client: httpx.AsyncCli
 async def test_execute_accepts_then_answers_busy(
     agent_client: httpx.AsyncClient,
     contract_schema: Any,
-    execution_request: RequestFactory,  # noqa: F811
+    offered_request: OfferFactory,
 ) -> None:
     operation = contract_schema["/execute"]["POST"]
 
-    accepted = await agent_client.post("/execute", json=execution_request().model_dump(mode="json"))
-    busy = await agent_client.post("/execute", json=execution_request().model_dump(mode="json"))
+    accepted = await agent_client.post("/execute", json=(await offered_request()).model_dump(mode="json"))
+    busy = await agent_client.post("/execute", json=(await offered_request()).model_dump(mode="json"))
 
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "accepted"

@@ -8,10 +8,14 @@ Redis, and still takes new tasks.
 
 PostgreSQL: every connection of the fleet goes through a link that is cut for a while (connections reset,
 reconnects refused), as in a restart or a network cut. Every task completes, each subtask exactly once.
+
+A stalled agent (SIGSTOP): its offers time out and go elsewhere; once it wakes up it runs none of them.
 """
 
 import asyncio
+import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -211,3 +215,37 @@ async def test_every_task_completes_across_a_postgresql_outage(
     # delivery, so a second attempt is allowed; a second counted completion is not.)
     counted = [r["subtask_id"] for r in results if r["applied"] and r["status"] == "completed"]
     assert sorted(counted) == sorted(set(counted)) and len(counted) == len(task_ids) * len(CHAIN), results
+
+
+async def test_a_stalled_agent_never_runs_an_attempt_another_agent_took_over(
+    stub_fleet: FleetFactory, database: DatabaseManager
+) -> None:
+    """agent3 is SIGSTOPped: the offer to it times out and goes to agent5, which completes it. When agent3 wakes up
+    and reads the request still in its socket, the offer is no longer its: it runs nothing, reports nothing."""
+    fleet = stub_fleet()
+    stalled = fleet.services["agent3"]
+    async with httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, timeout=30) as api:
+        await wait_for_agents(api, len(SEED_FLEET))
+        os.kill(stalled.pid, signal.SIGSTOP)
+        try:
+            # DATABASE_OPERATIONS: agent3 and agent5; the dispatcher offers agent3 first (same load, name order).
+            task_ids = [await submit(api, f"Run outage chain number {n}") for n in range(3)]
+            finals = [(await follow(api, task_id, timeout=60))[0] for task_id in task_ids]
+        finally:
+            os.kill(stalled.pid, signal.SIGCONT)
+        log = stalled.log_path
+
+        async def requests_read_after_waking() -> str:
+            return log.read_text()
+
+        # Once awake, agent3 reads the request that waited in its socket: it either refuses it or runs it.
+        await eventually(
+            requests_read_after_waking, lambda text: "offer_refused" in text or "subtask_accepted" in text, timeout=20
+        )
+
+    assert [final["task"]["status"] for final in finals] == ["completed"] * len(task_ids)
+    results = await results_of(database, task_ids)
+    assert "agent3" not in {r["agent_id"] for r in results}
+    assert "subtask_accepted" not in log.read_text()
+    # Each subtask ran once, under one offer: one result each, applied.
+    assert len(results) == len(task_ids) * len(CHAIN) and all(r["applied"] for r in results), results

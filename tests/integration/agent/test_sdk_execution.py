@@ -15,7 +15,7 @@ from shared.database import DatabaseManager
 from shared.models import AgentCapability, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
 from simulator.testing import SimulatorHandle, running_simulator
-from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, serving
+from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving
 
 pytestmark = pytest.mark.sdk
 
@@ -98,10 +98,10 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     agent_redis: RedisManager,
     db: DatabaseManager,
     simulator: SimulatorHandle,
-    execution_request: RequestFactory,
+    offered_request: OfferFactory,
     tmp_path: Path,
 ) -> None:
-    request = execution_request(FACTORIAL, required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
+    request = await offered_request(FACTORIAL, required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
     async with sdk_agent() as client:
         result = await run_subtask(client, agent_redis, request)
 
@@ -149,13 +149,13 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
 async def test_api_errors_become_failed_results_retryable_unless_the_request_is_at_fault(
     sdk_agent: Callable[..., Any],
     agent_redis: RedisManager,
-    execution_request: RequestFactory,
+    offered_request: OfferFactory,
     description: str,
     status: int,
     retryable: bool,
 ) -> None:
     async with sdk_agent() as client:
-        result = await run_subtask(client, agent_redis, execution_request(description))
+        result = await run_subtask(client, agent_redis, await offered_request(description))
 
     assert result.status is ResultStatus.FAILED
     assert result.retryable is retryable
@@ -164,10 +164,10 @@ async def test_api_errors_become_failed_results_retryable_unless_the_request_is_
 
 
 async def test_a_subtask_over_its_time_limit_fails_retryable_and_leaves_no_cli_behind(
-    sdk_agent: Callable[..., Any], agent_redis: RedisManager, execution_request: RequestFactory
+    sdk_agent: Callable[..., Any], agent_redis: RedisManager, offered_request: OfferFactory
 ) -> None:
     async with sdk_agent(subtask_timeout_seconds=3) as client:
-        result = await run_subtask(client, agent_redis, execution_request("A slow answer, please"))
+        result = await run_subtask(client, agent_redis, await offered_request("A slow answer, please"))
 
     assert result.status is ResultStatus.FAILED
     assert result.retryable

@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import LogLevel, ResultStatus
 from shared.redis_manager import RedisManager
-from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, registered_until
+from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, registered_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_SECONDS = 30.0
@@ -99,13 +99,13 @@ async def test_sigterm_mid_subtask_reports_it_retryable_and_deregisters(
     agent_process: tuple[str, subprocess.Popen[bytes]],
     registry_redis: RedisManager,
     db: DatabaseManager,
-    execution_request: RequestFactory,
+    offered_request: OfferFactory,
     tmp_path: Path,
 ) -> None:
     redis = registry_redis
     agent_log = tmp_path / "agent.log"  # where the agent_process fixture sends the process's output
     base_url, process = agent_process
-    request = execution_request()
+    request = await offered_request(agent_id=AGENT_ID)
     async with httpx.AsyncClient(base_url=base_url) as client:
         accepted = await client.post("/execute", json=request.model_dump(mode="json"))
         assert accepted.status_code == 200, accepted.text

@@ -15,7 +15,7 @@ from orchestrator.result_processor import ResultProcessor
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.errors import TooManyRequestsError
-from shared.models import ResultStatus, SubTaskResult, SubTaskStatus, Task, TaskStatus
+from shared.models import ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
 from tests.network import link_to
@@ -161,3 +161,77 @@ async def test_submits_arriving_together_never_overshoot_the_queue_limit(
     assert len(refused) == 40 and len(outcomes) - len(refused) == 10, outcomes
     assert await db.repositories().subtasks.count_queued() == 10
     assert await db.pool.fetchval("SELECT count(*) FROM tasks") == 10
+
+
+# --- Fencing: an offer runs on one agent, and only the current offer's result applies ----------------------------
+
+
+async def offer(lifecycle: TaskLifecycle, task: Task, name: str, agent_id: str) -> SubTask:
+    """The dispatcher's claim of the subtask's queued attempt for `agent_id`: a new offer, a new token."""
+    [claimed] = await lifecycle.claim([(subtask_id(task, name), 1, agent_id)])
+    assert claimed.subtask.delivery_token is not None
+    return claimed.subtask
+
+
+async def stored(lifecycle: TaskLifecycle, plan: dict[str, list[str]]) -> Task:
+    task = build_planned_task(plan)
+    await lifecycle.submit(task)
+    return task
+
+
+async def test_an_offer_given_up_on_goes_to_another_agent_and_the_late_one_cannot_run_it(
+    lifecycle: TaskLifecycle, db: DatabaseManager
+) -> None:
+    """The stalled agent: the dispatcher's POST timed out, the attempt went to agent2, then agent1 woke up."""
+    repos = db.repositories()
+    task = await stored(lifecycle, {"a": []})
+    stale = await offer(lifecycle, task, "a", "agent1")
+
+    assert await lifecycle.release_unaccepted(stale)  # nobody accepted it: taken back
+    current = await offer(lifecycle, task, "a", "agent2")
+    assert current.attempt_count == stale.attempt_count == 1  # a delivery that never ran is no failed attempt
+    assert not await repos.subtasks.accept_delivery(stale.id, stale.delivery_token or "", "agent1")
+    assert await repos.subtasks.accept_delivery(current.id, current.delivery_token or "", "agent2")
+
+
+async def test_an_offer_accepted_while_the_dispatcher_gave_up_stays_with_its_agent(
+    lifecycle: TaskLifecycle, db: DatabaseManager
+) -> None:
+    task = await stored(lifecycle, {"a": []})
+    offered = await offer(lifecycle, task, "a", "agent1")
+    assert await db.repositories().subtasks.accept_delivery(offered.id, offered.delivery_token or "", "agent1")
+
+    assert not await lifecycle.release_unaccepted(offered)  # the agent runs it: no second offer
+    assert await lifecycle.claim([(offered.id, 1, "agent2")]) == []
+
+
+@pytest.mark.parametrize("stale_first", [True, False], ids=["stale report first", "stale report last"])
+async def test_only_the_current_offer_s_result_applies(
+    lifecycle: TaskLifecycle, db: DatabaseManager, stale_first: bool
+) -> None:
+    repos = db.repositories()
+    task = await stored(lifecycle, {"a": []})
+    stale = await offer(lifecycle, task, "a", "agent1")
+    await lifecycle.release_unaccepted(stale)
+    current = await offer(lifecycle, task, "a", "agent2")
+    stale_report = build_result(stale, agent_id="agent1", output="the stalled agent's answer")
+    current_report = build_result(current, agent_id="agent2", output="the running agent's answer")
+
+    reports = [stale_report, current_report] if stale_first else [current_report, stale_report]
+    outcomes = [await lifecycle.apply_results([report]) for report in reports]
+
+    applied = [result for outcome in outcomes for result in outcome.applied]
+    assert [result.agent_id for result in applied] == ["agent2"]
+    detail = await repos.tasks.get_task_detail(task.id, applied_only=True)
+    assert detail is not None and detail[0].status is TaskStatus.COMPLETED
+    assert [result.output for result in detail[1]] == ["the running agent's answer"]
+
+
+async def test_a_result_without_the_offer_s_token_never_applies(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
+    task = await stored(lifecycle, {"a": []})
+    offered = await offer(lifecycle, task, "a", "agent1")
+
+    outcome = await lifecycle.apply_results([build_result(offered, delivery_token=None)])
+
+    assert outcome.applied == [] and outcome.rejected == {}  # on record, changing nothing
+    assert await statuses(db.repositories(), task) == {"a": SubTaskStatus.RUNNING}

@@ -6,7 +6,7 @@ afterwards; workspaces and the CLI's config dir live under the test's tmp_path.
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from agent.tools import ToolContext, Workspace, build_tools
 from agent.tools.data_source import DataSourcePool
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager
-from shared.models import AgentCapability, AgentStatus, SubTask, TaskExecutionRequest
+from shared.models import AgentCapability, AgentStatus, SubTask, Task, TaskExecutionRequest
 from shared.redis import RedisKeys, create_client
 from shared.redis_manager import RedisManager
 
@@ -124,6 +124,28 @@ def execution_request() -> RequestFactory:
         }
         subtask = SubTask(task_id=task_id, description=description, **{**values, **subtask_fields})
         return TaskExecutionRequest(task_id=task_id, subtask=subtask, task_context=context)
+
+    return build
+
+
+OfferFactory = Callable[..., Awaitable[TaskExecutionRequest]]
+
+
+@pytest.fixture
+def offered_request(execution_request: RequestFactory, db: DatabaseManager, agent_settings: Settings) -> OfferFactory:
+    """A request for an offer the orchestrator really made: its task stored, its attempt claimed for `agent_id`
+    (this test's agent by default), so the agent can accept it under its delivery token."""
+
+    async def build(
+        description: str = "Summarise the figures", agent_id: str | None = None, **fields: Any
+    ) -> TaskExecutionRequest:
+        request = execution_request(description, status="pending", attempt_count=0, **fields)
+        task = Task(id=request.task_id, description="A task of the agent's tests", subtasks=[request.subtask])
+        repos = db.repositories()
+        [queued] = await repos.tasks.create_and_queue(task)
+        claimed = await repos.subtasks.claim(queued.id, queued.attempt_count, agent_id or agent_settings.agent_id)
+        assert claimed is not None
+        return request.model_copy(update={"subtask": claimed})
 
     return build
 

@@ -6,7 +6,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import ResultStatus
 from shared.redis_manager import RedisManager
-from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, serving
+from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving
 
 
 async def test_the_agent_registers_on_start_and_leaves_the_registry_on_exit(
@@ -23,10 +23,10 @@ async def test_exit_reports_a_running_subtask_as_failed_retryable(
     agent_settings_factory: SettingsFactory,
     db: DatabaseManager,
     agent_redis: RedisManager,
-    execution_request: RequestFactory,
+    offered_request: OfferFactory,
 ) -> None:
     settings = agent_settings_factory(agent_stub_delay_seconds=60, agent_shutdown_grace_seconds=0.2)
-    request = execution_request()
+    request = await offered_request()
     async with serving(settings) as (_, client):
         accepted = await client.post("/execute", json=request.model_dump(mode="json"))
         assert accepted.status_code == 200, accepted.text

@@ -136,17 +136,52 @@ async def test_unclaim_puts_the_same_attempt_back_in_the_queue(db: DatabaseManag
     repos = db.repositories()
     task = await store(db, {"a": []})
     a = subtask_id(task, "a")
-    await run_attempt(repos, a, agent_id="agent1")
+    offered = await run_attempt(repos, a, agent_id="agent1")
+    assert offered.delivery_token is not None
 
-    assert await repos.subtasks.unclaim(a, 2) is None
-    unclaimed = await repos.subtasks.unclaim(a, 1)
-    assert await repos.subtasks.unclaim(a, 1) is None  # already back in the queue
+    assert await repos.subtasks.unclaim(a, "another offer's token") is None
+    unclaimed = await repos.subtasks.unclaim(a, offered.delivery_token)
+    assert await repos.subtasks.unclaim(a, offered.delivery_token) is None  # already back in the queue
 
     assert unclaimed is not None
     assert (unclaimed.status, unclaimed.attempt_count) == (SubTaskStatus.QUEUED, 1)
     assert (unclaimed.assigned_agent, unclaimed.assigned_at, unclaimed.failed_agent_ids) == (None, None, [])
+    assert unclaimed.delivery_token is None
     reclaimed = await repos.subtasks.claim(a, 1, "agent2")
     assert reclaimed is not None and reclaimed.assigned_agent == "agent2"
+    assert reclaimed.delivery_token not in (None, offered.delivery_token)  # a new offer, a new identity
+
+
+async def test_an_offer_is_accepted_once_by_its_own_agent_and_then_cannot_be_taken_back(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": []})
+    a = subtask_id(task, "a")
+    offered = await run_attempt(repos, a, agent_id="agent1")
+    token = offered.delivery_token
+    assert token is not None
+
+    assert not await repos.subtasks.accept_delivery(a, token, "agent2")  # offered to agent1, not agent2
+    assert not await repos.subtasks.accept_delivery(a, "a stale offer's token", "agent1")
+    assert await repos.subtasks.accept_delivery(a, token, "agent1")
+    assert not await repos.subtasks.accept_delivery(a, token, "agent1")  # the same request again
+
+    assert await repos.subtasks.unclaim(a, token) is None  # agent1 runs it: the dispatcher may not take it back
+    assert (await current(repos, task, "a")).status is SubTaskStatus.RUNNING
+
+
+async def test_an_offer_taken_back_can_no_longer_be_accepted(db: DatabaseManager) -> None:
+    """The stalled agent that wakes up after its offer was taken back finds nothing to run."""
+    repos = db.repositories()
+    task = await store(db, {"a": []})
+    a = subtask_id(task, "a")
+    stale = await run_attempt(repos, a, agent_id="agent1")
+    assert stale.delivery_token is not None
+    await repos.subtasks.unclaim(a, stale.delivery_token)
+    current_offer = await repos.subtasks.claim(a, 1, "agent1")  # even to the very same agent, a new offer
+    assert current_offer is not None and current_offer.delivery_token is not None
+
+    assert not await repos.subtasks.accept_delivery(a, stale.delivery_token, "agent1")
+    assert await repos.subtasks.accept_delivery(a, current_offer.delivery_token, "agent1")
 
 
 # --- Finishing and retrying -----------------------------------------------------------------------------------------
@@ -157,10 +192,12 @@ async def test_finish_needs_the_attempt_to_be_running(db: DatabaseManager) -> No
     task = await store(db, {"a": []})
     a = subtask_id(task, "a")
 
-    assert await repos.subtasks.finish_attempt(a, 1, COMPLETED) is None  # queued, not running
-    await run_attempt(repos, a)
-    finished = await repos.subtasks.finish_attempt(a, 1, COMPLETED)
-    assert await repos.subtasks.finish_attempt(a, 1, FAILED) is None  # a duplicate result
+    assert await repos.subtasks.finish_attempt(a, 1, None, COMPLETED) is None  # queued, not running
+    token = (await run_attempt(repos, a)).delivery_token
+    assert await repos.subtasks.finish_attempt(a, 1, "a stale offer's token", COMPLETED) is None
+    assert await repos.subtasks.finish_attempt(a, 1, None, COMPLETED) is None  # a result without a token
+    finished = await repos.subtasks.finish_attempt(a, 1, token, COMPLETED)
+    assert await repos.subtasks.finish_attempt(a, 1, token, FAILED) is None  # a duplicate result
 
     assert finished is not None and finished.status is COMPLETED
     assert (await current(repos, task, "a")).status is COMPLETED
@@ -170,17 +207,17 @@ async def test_late_result_of_a_retried_attempt_changes_nothing(db: DatabaseMana
     repos = db.repositories()
     task = await store(db, {"a": []})
     a = subtask_id(task, "a")
-    await run_attempt(repos, a, agent_id="agent1")
-    await repos.subtasks.retry_attempt(a, 1, "agent1")
+    first = await run_attempt(repos, a, agent_id="agent1")
+    await repos.subtasks.retry_attempt(a, 1, first.delivery_token, "agent1")
 
-    assert await repos.subtasks.finish_attempt(a, 1, COMPLETED) is None
+    assert await repos.subtasks.finish_attempt(a, 1, first.delivery_token, COMPLETED) is None
     assert (await current(repos, task, "a")).status is SubTaskStatus.QUEUED
 
-    await run_attempt(repos, a, agent_id="agent2")
-    assert await repos.subtasks.finish_attempt(a, 1, COMPLETED) is None
+    second = await run_attempt(repos, a, agent_id="agent2")
+    assert await repos.subtasks.finish_attempt(a, 1, first.delivery_token, COMPLETED) is None
     assert (await current(repos, task, "a")).status is SubTaskStatus.RUNNING
 
-    finished = await repos.subtasks.finish_attempt(a, 2, FAILED)
+    finished = await repos.subtasks.finish_attempt(a, 2, second.delivery_token, FAILED)
     assert finished is not None and (finished.status, finished.attempt_count) == (FAILED, 2)
 
 
@@ -191,7 +228,7 @@ async def test_an_attempt_finishes_only_as_completed_or_failed(db: DatabaseManag
     await run_attempt(repos, subtask_id(task, "a"))
 
     with pytest.raises(ValueError, match="completed or failed"):
-        await repos.subtasks.finish_attempt(subtask_id(task, "a"), 1, status)
+        await repos.subtasks.finish_attempt(subtask_id(task, "a"), 1, None, status)
 
     assert (await current(repos, task, "a")).status is SubTaskStatus.RUNNING
 
@@ -204,7 +241,7 @@ async def test_retry_queues_the_next_attempt_and_remembers_each_failed_agent_onc
     history = []
     for agent_id in ["agent1", "agent1", "agent2"]:
         running = await run_attempt(repos, a, agent_id=agent_id)
-        retried = await repos.subtasks.retry_attempt(a, running.attempt_count, agent_id)
+        retried = await repos.subtasks.retry_attempt(a, running.attempt_count, running.delivery_token, agent_id)
         assert retried is not None
         history.append((retried.status, retried.attempt_count, retried.failed_agent_ids))
 
@@ -222,9 +259,10 @@ async def test_retry_needs_the_attempt_to_be_running(db: DatabaseManager) -> Non
     task = await store(db, {"a": []})
     a = subtask_id(task, "a")
 
-    assert await repos.subtasks.retry_attempt(a, 1, "agent1") is None  # queued, not running
-    await run_attempt(repos, a)
-    assert await repos.subtasks.retry_attempt(a, 2, "agent1") is None  # not the running attempt
+    assert await repos.subtasks.retry_attempt(a, 1, None, "agent1") is None  # queued, not running
+    token = (await run_attempt(repos, a)).delivery_token
+    assert await repos.subtasks.retry_attempt(a, 2, token, "agent1") is None  # not the running attempt
+    assert await repos.subtasks.retry_attempt(a, 1, "a stale offer's token", "agent1") is None
 
     assert await states(repos, task) == {"a": (SubTaskStatus.RUNNING, 1)}
 
@@ -262,7 +300,8 @@ async def test_cancel_ends_every_unfinished_subtask(db: DatabaseManager) -> None
     assert sorted(names(task, cancelled)) == ["pending", "queued", "running"]
     assert (await states(repos, task))["done"] == (COMPLETED, 1)
     # What an agent reports afterwards, or a dispatcher still holding the queue item, finds nothing live.
-    assert await repos.subtasks.finish_attempt(subtask_id(task, "running"), 1, COMPLETED) is None
+    running = await current(repos, task, "running")
+    assert await repos.subtasks.finish_attempt(running.id, 1, running.delivery_token, COMPLETED) is None
     assert await repos.subtasks.claim(subtask_id(task, "queued"), 1, "agent1") is None
     assert await repos.subtasks.count_by_status(task.id) == {COMPLETED: 1, SubTaskStatus.CANCELLED: 3}
 
@@ -276,7 +315,7 @@ async def test_queued_and_running_subtasks_are_listed_across_tasks(db: DatabaseM
     second = await store(db, {"x": []})
     await run_attempt(repos, subtask_id(first, "a"), agent_id="agent3")
     retried = await run_attempt(repos, subtask_id(second, "x"))
-    await repos.subtasks.retry_attempt(retried.id, 1, "agent1")
+    await repos.subtasks.retry_attempt(retried.id, 1, retried.delivery_token, "agent1")
     # Queued longest ago comes first: make the second task's subtask the oldest in the queue.
     await db.pool.execute(
         "UPDATE subtasks SET queued_at = queued_at - interval '1 minute' WHERE id = $1", subtask_id(second, "x")
@@ -314,7 +353,9 @@ def apply_result(running: SubTask, agent_id: str) -> Transition:
     """What the result processor does with an agent's result: finish the attempt, record whether it counted."""
 
     async def apply(repos: Repositories) -> bool:
-        finished = await repos.subtasks.finish_attempt(running.id, running.attempt_count, COMPLETED)
+        finished = await repos.subtasks.finish_attempt(
+            running.id, running.attempt_count, running.delivery_token, COMPLETED
+        )
         result = build_result(running, attempt=running.attempt_count, agent_id=agent_id)
         await repos.results.save_subtask_result(result, applied=finished is not None)
         return finished is not None
@@ -327,7 +368,9 @@ def retry(running: SubTask) -> Transition:
 
     async def retry_elsewhere(repos: Repositories) -> bool:
         assert running.assigned_agent is not None
-        retried = await repos.subtasks.retry_attempt(running.id, running.attempt_count, running.assigned_agent)
+        retried = await repos.subtasks.retry_attempt(
+            running.id, running.attempt_count, running.delivery_token, running.assigned_agent
+        )
         return retried is not None
 
     return retry_elsewhere
@@ -374,15 +417,14 @@ async def until_another_transaction_waits_for_a_lock(db: DatabaseManager) -> Non
 async def test_two_dependencies_completing_together_queue_their_dependent_once(db: DatabaseManager) -> None:
     task = await store(db, {"a": [], "b": [], "c": ["a", "b"]})
     repos = db.repositories()
-    for name in ("a", "b"):
-        await run_attempt(repos, subtask_id(task, name))
+    tokens = {name: (await run_attempt(repos, subtask_id(task, name))).delivery_token for name in ("a", "b")}
     newly_queued: list[str] = []
     finished_first: list[str] = []
 
     def complete_and_queue_dependents(name: str) -> Transition:
         async def complete(repos: Repositories) -> bool:
             await repos.tasks.lock_task(task.id)
-            finished = await repos.subtasks.finish_attempt(subtask_id(task, name), 1, COMPLETED)
+            finished = await repos.subtasks.finish_attempt(subtask_id(task, name), 1, tokens[name], COMPLETED)
             if not finished_first:
                 # Force the worst interleaving: the other completion is under way before this one commits.
                 finished_first.append(name)
