@@ -22,7 +22,7 @@ from orchestrator.fleet_view import MATCH_INTERVAL_SECONDS
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.scheduling import rank_agents
 from shared.database.subtask_repository import ClaimedAttempt
-from shared.loop_service import LoopService
+from shared.loop_service import LoopService, OutageWatch
 from shared.models import AgentStatus, QueuedSubtask, TaskExecutionRequest
 from shared.outages import STORE_OUTAGES
 from shared.redis_manager import RedisManager
@@ -84,6 +84,9 @@ class Dispatcher(LoopService):
         self._arrivals = itertools.count()
         self._deliveries: set[asyncio.Task[None]] = set()
         self._unacked: list[str] = []  # settled items whose ack Redis could not take yet
+        # While PostgreSQL is away nothing is offered: agents would only be held by offers that cannot be claimed.
+        self._claim_outages = OutageWatch("dispatch_paused", "dispatch_resumed")
+        self._paused_until = 0.0
 
     async def run_once(self) -> None:
         """Intake: queue items into the backlog (each stays in this consumer's in-flight list until acked)."""
@@ -113,7 +116,7 @@ class Dispatcher(LoopService):
     def match(self) -> int:
         """Start delivering every backlog item an agent can take now; returns how many were paired."""
         free_slots = sum(max(0, a.slots - self._load.running(a.agent_id)) for a in self._directory.agents)
-        if not self._backlog or not free_slots:
+        if not self._backlog or not free_slots or time.monotonic() < self._paused_until:
             return 0
         pairs: list[tuple[BacklogItem, AgentStatus]] = []
         exhausted: set[Route] = set()
@@ -122,6 +125,7 @@ class Dispatcher(LoopService):
             if entry.route in exhausted:
                 continue
             ranked = rank_agents(self._directory.agents, entry.item, self._load, self._history)
+            ranked = [a for a in ranked if self._directory.unresponsive_since(a) is None]
             agent = next((a for a in ranked if not entry.refused_by(a.agent_id)), None)
             if agent is None:
                 if not ranked:
@@ -142,11 +146,18 @@ class Dispatcher(LoopService):
     async def _deliver(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> None:
         try:
             settled = await self._offer(pairs)
+        except STORE_OUTAGES as error:
+            # PostgreSQL is away: nothing can be claimed, so nothing is offered until it answers again.
+            self._paused_until = time.monotonic() + self._claim_outages.failed(error)
+            for entry, agent in pairs:
+                self._put_back(entry, agent)
+            return
         except Exception:
             log.exception("delivery_failed", subtask_ids=[entry.item.subtask_id for entry, _ in pairs])
             for entry, agent in pairs:
                 self._refused(entry, agent)
             return
+        self._claim_outages.succeeded()
         await self._acknowledge(settled)
 
     async def _acknowledge(self, payloads: list[str]) -> None:
@@ -162,6 +173,9 @@ class Dispatcher(LoopService):
     def _refused(self, entry: BacklogItem, agent: AgentStatus) -> None:
         """Back into the backlog; this agent is skipped for it for a moment."""
         entry.refused_until[agent.agent_id] = time.monotonic() + REFUSAL_BACKOFF_SECONDS
+        self._put_back(entry, agent)
+
+    def _put_back(self, entry: BacklogItem, agent: AgentStatus) -> None:
         self._backlog[entry.payload] = entry
         self._load.released(agent.agent_id, entry.item.subtask_id)
 
@@ -198,6 +212,7 @@ class Dispatcher(LoopService):
                 )
                 settled.append(entry.payload)
             elif await self._lifecycle.release_unaccepted(subtask):
+                self._directory.mark_unresponsive(agent.agent_id)  # no more offers until it heartbeats again
                 self._refused(entry, agent)
             else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
                 log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)

@@ -6,7 +6,7 @@ loop asks it whether an agent missing from the registry may still be alive.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
 from shared.loop_service import LoopService
@@ -26,6 +26,9 @@ class AgentDirectory:
     It also remembers each agent's newest heartbeat, which tells an agent whose entry expired (it stopped
     heartbeating) from one whose entry vanished early because Redis lost its data (a restart): that agent is
     alive and registers again with its next heartbeat.
+
+    An agent that refused an offer or did not answer one is unresponsive until it heartbeats again: it gets no
+    offers meanwhile, and the recovery loop need not wait for its entry to expire to retry what it was running.
     """
 
     def __init__(self, redis: RedisManager, heartbeat_ttl_seconds: float) -> None:
@@ -33,6 +36,7 @@ class AgentDirectory:
         self._heartbeat_ttl = timedelta(seconds=heartbeat_ttl_seconds)
         self.agents: list[AgentStatus] = []
         self._last_heartbeats: dict[str, datetime] = {}  # as many entries as agent ids ever seen
+        self._unresponsive_since: dict[str, datetime] = {}
 
     async def refresh(self) -> None:
         self.agents = await self._redis.get_agents()
@@ -42,6 +46,17 @@ class AgentDirectory:
         """Take note of the heartbeats in a registry read."""
         for agent in agents:
             self._last_heartbeats[agent.agent_id] = agent.last_heartbeat
+
+    def mark_unresponsive(self, agent_id: str) -> None:
+        self._unresponsive_since.setdefault(agent_id, datetime.now(UTC))
+
+    def unresponsive_since(self, agent: AgentStatus) -> datetime | None:
+        """When an offer to the agent last failed, if it has not heartbeated since."""
+        since = self._unresponsive_since.get(agent.agent_id)
+        if since is not None and agent.last_heartbeat > since:
+            del self._unresponsive_since[agent.agent_id]
+            return None
+        return since
 
     def entry_may_still_live(self, agent_id: str, now: datetime) -> bool:
         """Whether the agent's registry entry, by its newest heartbeat seen, has not reached its time-to-live."""

@@ -22,6 +22,9 @@ LEASE_GRACE_SECONDS = 30.0
 # An attempt a live agent's heartbeats leave out is presumed never delivered after this long (and at least two
 # heartbeat intervals): long enough that a slow report or a stalled heartbeat is never mistaken for a loss.
 LOST_DELIVERY_SECONDS = 10.0
+# An agent that failed an offer and has not heartbeated for this long (and three heartbeat intervals) is taken to be
+# gone, without waiting for its registry entry to expire.
+UNRESPONSIVE_GRACE_SECONDS = 5.0
 
 
 class RecoveryService(LoopService):
@@ -90,6 +93,10 @@ class RecoveryService(LoopService):
             return f"agent {subtask.assigned_agent} stopped heartbeating while running the subtask"
         if subtask.assigned_at is not None and now - subtask.assigned_at > lease:
             return f"no result from agent {subtask.assigned_agent} within {lease.total_seconds():.0f} s"
+        silent_since = self._directory.unresponsive_since(agent)
+        grace = timedelta(seconds=max(UNRESPONSIVE_GRACE_SECONDS, 3 * self._settings.heartbeat_interval_seconds))
+        if silent_since is not None and now - silent_since > grace:
+            return f"agent {agent.agent_id} stopped answering offers and heartbeating"
         lost_after = timedelta(seconds=max(LOST_DELIVERY_SECONDS, 2 * self._settings.heartbeat_interval_seconds))
         if self._absent_for(subtask, agent, now) >= lost_after:
             return f"agent {agent.agent_id} is not running the subtask (its delivery was lost)"

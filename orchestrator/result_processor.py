@@ -28,7 +28,8 @@ class ResultProcessor(LoopService):
         if self._holding:
             # The last batch failed (PostgreSQL or Redis went away) before it was acknowledged: it goes back to
             # the head of the queue and is taken again now, instead of waiting in flight for a restart.
-            await self._redis.result_queue.recover(self.consumer_id)
+            moved = await self._redis.result_queue.recover(self.consumer_id)
+            log.debug("result_batch_taken_again", consumer_id=self.consumer_id, results=moved)
             self._holding = False
         taken = await self._redis.dequeue_results(self.consumer_id, timeout=1.0, limit=RESULT_BATCH_SIZE)
         if not taken:

@@ -12,6 +12,49 @@ log = structlog.get_logger(__name__)
 
 # After a failed iteration the loop waits this long, so a persistent fault is logged, not spun on.
 FAILURE_BACKOFF_SECONDS = 1.0
+# While a store stays unreachable the wait doubles up to this: a long outage costs a try every few seconds.
+OUTAGE_BACKOFF_MAX_SECONDS = 5.0
+# A store that fails again within this long after it came back is taken to be in the same outage.
+OUTAGE_SETTLE_SECONDS = 30.0
+
+
+class OutageWatch:
+    """What a store outage costs the log: one warning when the store goes away, one line when it is back.
+
+    A relapse soon after it came back counts as the same outage (a loop that waits idle for work "succeeds" without
+    touching the store), and the wait before the next try doubles, capped, for as long as the outage lasts.
+    """
+
+    def __init__(self, down_event: str, back_event: str, **fields: str) -> None:
+        self._down_event, self._back_event, self._fields = down_event, back_event, fields
+        self._store: str | None = None
+        self._since = 0.0
+        self._back_at: float | None = None
+        self._backoff = FAILURE_BACKOFF_SECONDS / 2
+
+    def failed(self, error: Exception) -> float:
+        """Note a failed try; returns how long to wait before the next one."""
+        now = time.monotonic()
+        settled = self._back_at is not None and now - self._back_at >= OUTAGE_SETTLE_SECONDS
+        if self._store is None or settled:
+            self._store, self._since = unreachable_store(error) or "a store", now
+            self._backoff = FAILURE_BACKOFF_SECONDS / 2
+            log.warning(self._down_event, store=self._store, error=repr(error), **self._fields)
+        else:
+            log.debug(self._down_event, store=self._store, error=repr(error), **self._fields)
+        self._back_at = None
+        self._backoff = min(self._backoff * 2, OUTAGE_BACKOFF_MAX_SECONDS)
+        return self._backoff
+
+    def succeeded(self) -> None:
+        if self._store is None:
+            return
+        now = time.monotonic()
+        if self._back_at is None:
+            self._back_at = now
+            log.info(self._back_event, store=self._store, down_s=round(now - self._since, 1), **self._fields)
+        elif now - self._back_at >= OUTAGE_SETTLE_SECONDS:
+            self._store = None
 
 
 class LoopService:
@@ -25,6 +68,7 @@ class LoopService:
         self.name = name
         self.interval = interval
         self._stopping = asyncio.Event()
+        self._outages = OutageWatch("loop_store_unreachable", "loop_store_reachable", loop=name)
 
     @property
     def stopping(self) -> bool:
@@ -41,14 +85,14 @@ class LoopService:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except STORE_OUTAGES as error:  # expected while a store restarts: one line, not a traceback a second
-                log.warning("loop_store_unreachable", loop=self.name, store=unreachable_store(error), error=repr(error))
-                await self.sleep(FAILURE_BACKOFF_SECONDS)
+            except STORE_OUTAGES as error:  # expected while a store restarts: one warning, then quiet back-off
+                await self.sleep(self._outages.failed(error))
                 continue
             except Exception:
                 log.exception("loop_iteration_failed", loop=self.name)
                 await self.sleep(FAILURE_BACKOFF_SECONDS)
                 continue
+            self._outages.succeeded()
             elapsed = time.monotonic() - started
             if self.interval and elapsed > self.interval:
                 log.warning("loop_overran", loop=self.name, elapsed_s=round(elapsed, 3), interval_s=self.interval)

@@ -24,6 +24,7 @@ class FakeAgent:
     capabilities: list[AgentCapability]
     slots: int = 1
     refuse: bool = False
+    offers: int = 0  # every POST /execute, refused or not
     on_execute: Callable[[], None] | None = None  # run before an accepted request is answered
     url: str = ""
     received: list[TaskExecutionRequest] = field(default_factory=list)
@@ -52,6 +53,7 @@ class FakeAgent:
 
         @app.post("/execute")
         async def execute(request: TaskExecutionRequest) -> JSONResponse:
+            self.offers += 1
             if self.refuse:
                 return JSONResponse({"error": "busy"}, status_code=503)
             with self._lock:

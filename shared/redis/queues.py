@@ -136,8 +136,6 @@ class ReliableQueue:
         # recoverer may move the next item but never the same one twice.
         while await self._redis.lmove(inflight_key, self.key, "RIGHT", "LEFT") is not None:
             moved += 1
-        if moved:
-            log.warning("queue_items_recovered", queue=self.name, consumer_id=consumer_id, count=moved)
         return moved
 
     async def recover_dead_consumers(self) -> int:
@@ -146,7 +144,10 @@ class ReliableQueue:
         async for inflight_key in self._redis.scan_iter(match=self._keys.pattern(self.name, "inflight"), count=100):
             consumer_id = last_segment(as_text(inflight_key))
             if not await self._redis.exists(self._keys.consumer_alive(self.name, consumer_id)):
-                recovered += await self.recover(consumer_id)
+                moved = await self.recover(consumer_id)
+                if moved:
+                    log.warning("dead_consumer_items_recovered", queue=self.name, consumer_id=consumer_id, count=moved)
+                recovered += moved
         return recovered
 
     async def _strings(self, key: str) -> list[str]:

@@ -261,3 +261,48 @@ async def test_an_attempt_its_agent_never_received_is_retried(
     assert state["task"]["status"] == "completed"
     lost = next(r for r in state["subtask_results"] if r["attempt"] == 1)
     assert "agent agent1 is not running the subtask" in lost["error"]
+
+
+async def test_an_agent_that_refused_gets_no_offers_until_it_heartbeats_again(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    silent = await fleet.add("agent1", DATA)  # first in name order, so first to be offered work
+    fleet.stop_heartbeat("agent1")  # its entry lives on for the TTL; it answers nothing but refusals
+    silent.refuse = True
+    worker = await fleet.add("agent5", DATA)
+    async with orchestrator(SCENARIOS) as client:
+        task_ids = [await submit(client, "Do a single step of work") for _ in range(3)]
+        for n in range(3):  # agent5 takes them one at a time
+            await wait_for_request(worker, "the only step", count=n + 1)
+            await fleet.report(result_for(worker.received[n], "agent5"))
+        states = [await wait_until_ended(client, task_id) for task_id in task_ids]
+
+    assert [state["task"]["status"] for state in states] == ["completed"] * 3
+    assert silent.offers == 1  # refused once, then left alone: it has not heartbeated since
+
+
+async def test_work_on_an_agent_that_stopped_answering_is_retried_before_its_entry_expires(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    stalled = await fleet.add("agent1", DATA, slots=2)
+    async with orchestrator(SCENARIOS) as client:
+        first = await submit(client, "Do a single step of work")
+        await wait_for_request(stalled, "the only step")
+        fleet.stop_heartbeat("agent1")
+        stalled.refuse = True  # it holds the first attempt and answers no more offers
+        await submit(client, "Do a single step of work")
+        await eventually(lambda: _offers(stalled), lambda offers: offers >= 2)
+        worker = await fleet.add("agent5", DATA, slots=2)
+        await wait_for_request(worker, "the only step", count=2, timeout=HEARTBEAT_TTL_SECONDS + 20)
+        for request in worker.received:
+            await fleet.report(result_for(request, "agent5"))
+        state = await wait_until_ended(client, first)
+
+    assert state["task"]["status"] == "completed"
+    lost = [r for r in state["subtask_results"] if r["agent_id"] == "agent1"]
+    assert lost[0]["status"] == "failed" and "stopped answering offers" in lost[0]["error"]
+
+
+async def _offers(agent: Any) -> int:
+    offers: int = agent.offers
+    return offers

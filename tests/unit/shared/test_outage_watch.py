@@ -1,0 +1,39 @@
+"""An outage costs the log one warning and one line when it is over, and the retries back off."""
+
+import asyncpg
+from structlog.testing import capture_logs
+
+from shared.loop_service import OUTAGE_BACKOFF_MAX_SECONDS, OutageWatch
+
+CUT = asyncpg.PostgresConnectionError("connection refused")
+
+
+def test_one_warning_per_outage_one_line_when_it_is_over_and_a_growing_wait() -> None:
+    watch = OutageWatch("store_down", "store_back", loop="results")
+    with capture_logs() as logs:
+        waits = [watch.failed(CUT) for _ in range(6)]
+        watch.succeeded()
+        watch.succeeded()
+
+    assert waits == [1.0, 2.0, 4.0, OUTAGE_BACKOFF_MAX_SECONDS, OUTAGE_BACKOFF_MAX_SECONDS, OUTAGE_BACKOFF_MAX_SECONDS]
+    loud = [(entry["event"], entry["log_level"]) for entry in logs if entry["log_level"] != "debug"]
+    assert loud == [("store_down", "warning"), ("store_back", "info")]
+    assert logs[0]["store"] == "PostgreSQL" and logs[0]["loop"] == "results"
+
+
+def test_a_relapse_right_after_the_store_came_back_is_the_same_outage() -> None:
+    """A loop that waits idle for work succeeds without touching the store; that is no end of the outage."""
+    watch = OutageWatch("store_down", "store_back")
+    with capture_logs() as logs:
+        watch.failed(CUT)
+        watch.succeeded()
+        second_wait = watch.failed(CUT)
+
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == ["store_down"]
+    assert second_wait == 2.0  # the back-off goes on where it was
+
+
+def test_nothing_is_logged_while_all_is_well() -> None:
+    with capture_logs() as logs:
+        OutageWatch("store_down", "store_back").succeeded()
+    assert logs == []
