@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from orchestrator.aggregation import aggregate_results, describe_failure
-from orchestrator.backpressure import DrainMeter, queue_full
+from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from shared.config import Settings
@@ -73,6 +73,7 @@ class BatchOutcome:
         self.applied += part.applied
         self.queued += part.queued
         self.finished |= part.finished
+        self.rejected |= part.rejected
 
 
 def split_fast_path(results: Sequence[SubTaskResult]) -> tuple[list[int], list[int]]:
@@ -119,6 +120,7 @@ class TaskLifecycle:
         self.fleet = fleet
         self.details = TaskDetailCache()  # ended tasks' serialized detail; this class says when one changes
         self.drain = DrainMeter()  # attempts handed to agents lately: how fast the queue empties
+        self._admission = QueueAdmission(settings.max_queue_depth, self._count_queued, self.drain)
         self._db = db
         self._redis = redis
 
@@ -126,25 +128,19 @@ class TaskLifecycle:
 
     async def refuse_when_full(self, arriving: int = 1) -> None:
         """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
-        queued = await self._db.repositories().subtasks.count_queued()
-        self._check_room(queued, arriving)
+        await self._admission.check(arriving)
 
     async def submit(self, task: Task) -> list[SubTask]:
-        """Store a decomposed task with the subtasks that depend on nothing queued (returned), if they fit: the
-        depth check and the insert are one transaction under the tenant's queue lock, so submits arriving
-        together cannot overshoot MAX_QUEUE_DEPTH between them."""
+        """Store a decomposed task with the subtasks that depend on nothing queued (returned), if they fit beside
+        those queued; submits arriving together cannot overshoot MAX_QUEUE_DEPTH between them."""
         arriving = sum(1 for subtask in task.subtasks if not subtask.dependencies)
-        async with self._db.transaction() as tx:
-            await tx.subtasks.lock_queue()
-            self._check_room(await tx.subtasks.count_queued(), arriving)
-            queued = await tx.tasks.create_and_queue(task)
+        async with self._admission.admitted(arriving):
+            queued = await self._db.repositories().tasks.create_and_queue(task)  # one statement: atomic
         await self._publish(queued)
         return queued
 
-    def _check_room(self, queued: int, arriving: int) -> None:
-        limit = self.settings.max_queue_depth
-        if queued and queued + arriving > limit:
-            raise queue_full(queued, arriving, limit, self.drain.per_second())
+    async def _count_queued(self) -> int:
+        return await self._db.repositories().subtasks.count_queued()
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel what has not finished; results that arrive later are recorded but change nothing."""
@@ -183,20 +179,19 @@ class TaskLifecycle:
         made ready on the task queue.
 
         A result that can never apply (poison: not this tenant's subtask, or one PostgreSQL refuses) is left out
-        with its reason in `rejected`, and never holds back the others: what the checks find is left out before
-        the batch's one transaction; should PostgreSQL still refuse the batch, each result is applied alone."""
+        with its reason in `rejected`, and never holds back the others: what the checks find is left out of the
+        batch's one transaction; should PostgreSQL still refuse the batch, each result is applied alone."""
         outcome = BatchOutcome()
         for result in results:  # whatever becomes of it, the agent no longer runs this attempt
             self.fleet.load.released(result.agent_id, result.subtask_id)
-        outcome.rejected = await self._screen(results)
-        valid = [position for position in range(len(results)) if position not in outcome.rejected]
+        batch = list(enumerate(results))
         try:
-            outcome.add(await self._apply([results[position] for position in valid]))
+            outcome.add(await self._apply(batch))
         except POISON_ERRORS as error:
-            log.warning("result_batch_refused", results=len(valid), error=str(error))
-            for position in valid:
+            log.warning("result_batch_refused", results=len(batch), error=str(error))
+            for position, result in batch:
                 try:
-                    outcome.add(await self._apply([results[position]]))
+                    outcome.add(await self._apply([(position, result)]))
                 except POISON_ERRORS as single_error:
                     outcome.rejected[position] = f"PostgreSQL refused it: {single_error}"
         for position, reason in outcome.rejected.items():
@@ -205,35 +200,34 @@ class TaskLifecycle:
         await self._publish(outcome.queued)
         return outcome
 
-    async def _screen(self, results: Sequence[SubTaskResult]) -> dict[int, str]:
-        """The results that name no subtask of this tenant's, or the wrong task: why each can never apply."""
-        tasks = await self._db.repositories().subtasks.tasks_of({result.subtask_id for result in results})
-        rejected = {}
-        for position, result in enumerate(results):
-            task_id = tasks.get(result.subtask_id)
-            if task_id is None:
-                rejected[position] = f"no subtask {result.subtask_id!r} of tenant {self.settings.tenant_id!r}"
-            elif task_id != result.task_id:
-                rejected[position] = (
-                    f"subtask {result.subtask_id!r} belongs to task {task_id!r}, not {result.task_id!r}"
-                )
-        return rejected
-
-    async def _apply(self, results: Sequence[SubTaskResult]) -> BatchOutcome:
-        """Apply results of this tenant's subtasks in one transaction, under the row locks of their tasks."""
+    async def _apply(self, batch: Sequence[tuple[int, SubTaskResult]]) -> BatchOutcome:
+        """Apply (position, result) pairs in one transaction, under the row locks of their tasks; a result naming no
+        subtask of this tenant's, or the wrong task, is rejected by its position."""
         outcome = BatchOutcome()
-        if not results:
-            return outcome
         async with self._db.transaction() as tx:
-            task_ids = await tx.tasks.lock_tasks({result.task_id for result in results})
+            owners = await tx.subtasks.lock_tasks_of({result.subtask_id for _, result in batch})
+            for position, result in batch:
+                reason = self._foreign(result, owners)
+                if reason:
+                    outcome.rejected[position] = reason
+            results = [result for position, result in batch if position not in outcome.rejected]
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
-        for task_id in task_ids:  # each got a result on record: a cached detail would miss it
+        for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
             self.details.forget(task_id)
         self._account(results, outcomes, outcome)
         return outcome
+
+    def _foreign(self, result: SubTaskResult, owners: dict[str, str]) -> str | None:
+        """Why the result can never apply here, if it names no subtask of this tenant's or the wrong task."""
+        task_id = owners.get(result.subtask_id)
+        if task_id is None:
+            return f"no subtask {result.subtask_id!r} of tenant {self.settings.tenant_id!r}"
+        if task_id != result.task_id:
+            return f"subtask {result.subtask_id!r} belongs to task {task_id!r}, not {result.task_id!r}"
+        return None
 
     async def fail_stranded(self, stranded: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""

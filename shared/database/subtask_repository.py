@@ -270,10 +270,15 @@ class SubtaskRepository:
         )
         return [row["id"] for row in rows]
 
-    async def tasks_of(self, subtask_ids: Collection[str]) -> dict[str, str]:
-        """The task of each of the subtasks that exists and is this tenant's, by subtask id."""
+    async def lock_tasks_of(self, subtask_ids: Collection[str]) -> dict[str, str]:
+        """The task of each of the subtasks that exists and is this tenant's, by subtask id; those tasks' row locks
+        are taken for the caller's transaction, in id order (TaskRepository.lock_tasks), in the same round trip."""
         rows = await self._executor.fetch(
-            "SELECT id, task_id FROM subtasks WHERE id = ANY ($1::text[]) AND tenant_id = $2",
+            """
+            WITH owners AS (SELECT id, task_id FROM subtasks WHERE id = ANY ($1::text[]) AND tenant_id = $2),
+            locked AS (SELECT id FROM tasks WHERE id IN (SELECT task_id FROM owners) ORDER BY id FOR UPDATE)
+            SELECT id, task_id FROM owners WHERE task_id IN (SELECT id FROM locked)
+            """,
             list(subtask_ids),
             self._tenant_id,
         )
@@ -295,12 +300,6 @@ class SubtaskRepository:
         for row in rows:
             counts.setdefault(row["task_id"], {})[SubTaskStatus(row["status"])] = row["n"]
         return counts
-
-    async def lock_queue(self) -> None:
-        """Take this tenant's queue lock for the caller's transaction: submits check the depth and insert in turn."""
-        await self._executor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('queue:' || $1, 0))", self._tenant_id
-        )
 
     async def count_queued(self) -> int:
         """This tenant's subtasks waiting for an agent: the measure of backpressure on its queue."""

@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from orchestrator.agent_client import AgentClient
+from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView
 from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.errors import TooManyRequestsError
-from shared.models import ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
+from shared.models import QueuedSubtask, ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
 from tests.network import link_to
@@ -235,3 +238,46 @@ async def test_a_result_without_the_offer_s_token_never_applies(lifecycle: TaskL
 
     assert outcome.applied == [] and outcome.rejected == {}  # on record, changing nothing
     assert await statuses(db.repositories(), task) == {"a": SubTaskStatus.RUNNING}
+
+
+# --- The loops' iterations, one at a time -------------------------------------------------------------------------
+
+
+async def test_a_recovery_iteration_requeues_what_redis_lost_and_retries_work_of_vanished_agents(
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    task = await stored(lifecycle, {"lost": [], "stranded": []})
+    [lost_item] = [
+        item
+        for item in await test_redis.task_queue.waiting_and_inflight()
+        if QueuedSubtask.model_validate_json(item).subtask_id == subtask_id(task, "lost")
+    ]
+    await test_redis.task_queue.remove(lost_item)  # Redis lost it
+    await offer(lifecycle, task, "stranded", "agent-gone")  # on an agent this registry never saw
+    recovery = RecoveryService(lifecycle, db, test_redis, consumer_ids=[])
+
+    await recovery.run_once()
+
+    states = {s.id.removeprefix(f"{task.id}_"): (s.status, s.attempt_count) for s in await lifecycle_subtasks(db, task)}
+    assert states == {"lost": (SubTaskStatus.QUEUED, 1), "stranded": (SubTaskStatus.QUEUED, 2)}
+    restored_and_retried = {(subtask_id(task, "lost"), 1), (subtask_id(task, "stranded"), 2)}
+    assert restored_and_retried <= await test_redis.queued_task_items()  # beside the stale item of attempt 1
+
+
+async def test_a_dispatcher_iteration_takes_queued_work_into_its_backlog_and_holds_it_in_flight(
+    lifecycle: TaskLifecycle, test_redis: RedisManager
+) -> None:
+    task = await stored(lifecycle, {"a": [], "b": []})
+    dispatcher = Dispatcher(lifecycle, test_redis, AgentClient())
+
+    await dispatcher.run_once()
+
+    assert dispatcher.match() == 0  # no agent registered: nothing can be offered
+    inflight = await test_redis.task_queue.inflight(dispatcher.consumer_id)
+    assert sorted(QueuedSubtask.model_validate_json(item).subtask_id for item in inflight) == sorted(
+        subtask_id(task, name) for name in ("a", "b")
+    )
+
+
+async def lifecycle_subtasks(db: DatabaseManager, task: Task) -> list[SubTask]:
+    return await db.repositories().subtasks.list_for_task(task.id)
