@@ -84,3 +84,10 @@ async def run_attempt(
     finished = await repos.subtasks.finish_attempt(subtask_id, running.attempt_count, running.delivery_token, finish)
     assert finished is not None
     return finished
+
+
+async def current_result(repos: Repositories, task: Task, name: str, **fields: Any) -> SubTaskResult:
+    """The result the agent running the named subtask's current attempt reports, under its offer."""
+    subtask = await repos.subtasks.get_subtask(subtask_id(task, name))
+    assert subtask is not None
+    return build_result(subtask, **{"attempt": subtask.attempt_count, **fields})

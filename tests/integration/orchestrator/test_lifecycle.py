@@ -20,16 +20,10 @@ from shared.database import DatabaseManager, Repositories
 from shared.errors import TooManyRequestsError
 from shared.models import QueuedSubtask, ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager
-from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
+from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
 from tests.network import link_to
 
 COMPLETED = ResultStatus.COMPLETED
-
-
-@pytest.fixture
-def lifecycle(orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager) -> TaskLifecycle:
-    fleet = FleetView.of(test_redis, orchestrator_settings.heartbeat_ttl_seconds)
-    return TaskLifecycle(orchestrator_settings, db, test_redis, fleet)
 
 
 async def submitted(lifecycle: TaskLifecycle, plan: dict[str, list[str]], repos: Repositories) -> Task:
@@ -39,12 +33,6 @@ async def submitted(lifecycle: TaskLifecycle, plan: dict[str, list[str]], repos:
         if not dependencies:
             await run_attempt(repos, subtask_id(task, name))
     return task
-
-
-async def completion(repos: Repositories, task: Task, name: str, **fields: object) -> SubTaskResult:
-    subtask = await repos.subtasks.get_subtask(subtask_id(task, name))
-    assert subtask is not None
-    return build_result(subtask, **{"attempt": subtask.attempt_count, **fields})  # type: ignore[arg-type]
 
 
 async def statuses(repos: Repositories, task: Task) -> dict[str, SubTaskStatus]:
@@ -62,7 +50,7 @@ async def test_a_forged_result_is_rejected_and_the_rest_of_its_batch_applies(
 ) -> None:
     repos = db.repositories()
     task = await submitted(lifecycle, {"a": [], "b": []}, repos)
-    results = [await completion(repos, task, "a"), forged(task), await completion(repos, task, "b")]
+    results = [await current_result(repos, task, "a"), forged(task), await current_result(repos, task, "b")]
 
     outcome = await lifecycle.apply_results(results)
 
@@ -81,7 +69,7 @@ async def test_a_result_naming_another_task_or_tenant_is_rejected(
     theirs = await theirs_repos.tasks.create_task(build_planned_task({"x": []}))
     await theirs_repos.subtasks.queue_ready(theirs.id)
     running = await run_attempt(theirs_repos, subtask_id(theirs, "x"))
-    wrong_task = (await completion(repos, mine, "a")).model_copy(update={"task_id": theirs.id})
+    wrong_task = (await current_result(repos, mine, "a")).model_copy(update={"task_id": theirs.id})
     other_tenant = build_result(running, attempt=running.attempt_count)
 
     outcome = await lifecycle.apply_results([wrong_task, other_tenant])
@@ -96,9 +84,9 @@ async def test_a_result_postgresql_refuses_is_rejected_alone(lifecycle: TaskLife
     then each result is applied alone."""
     repos = db.repositories()
     task = await submitted(lifecycle, {"a": [], "b": []}, repos)
-    poisoned = await completion(repos, task, "a", output="half\x00a report")
+    poisoned = await current_result(repos, task, "a", output="half\x00a report")
 
-    outcome = await lifecycle.apply_results([poisoned, await completion(repos, task, "b")])
+    outcome = await lifecycle.apply_results([poisoned, await current_result(repos, task, "b")])
 
     assert list(outcome.rejected) == [0] and "PostgreSQL refused it" in outcome.rejected[0]
     assert await statuses(repos, task) == {"a": SubTaskStatus.RUNNING, "b": SubTaskStatus.COMPLETED}
@@ -109,7 +97,7 @@ async def test_the_result_processor_dead_letters_poison_and_acks_the_rest(
 ) -> None:
     repos = db.repositories()
     task = await submitted(lifecycle, {"a": []}, repos)
-    genuine = await completion(repos, task, "a")
+    genuine = await current_result(repos, task, "a")
     for result in (forged(task), genuine):
         await test_redis.enqueue_result(result)
     processor = ResultProcessor(lifecycle, test_redis, 0)

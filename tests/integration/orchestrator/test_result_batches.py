@@ -6,23 +6,13 @@ their attempts as the dispatcher would, and hands the lifecycle a batch the way 
 
 from collections.abc import Sequence
 
-import pytest
-
-from orchestrator.fleet_view import FleetView
 from orchestrator.lifecycle import TaskLifecycle, split_fast_path
-from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.models import QueuedSubtask, ResultStatus, SubTaskResult, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager
-from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
+from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
 
 COMPLETED, FAILED = ResultStatus.COMPLETED, ResultStatus.FAILED
-
-
-@pytest.fixture
-def lifecycle(orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager) -> TaskLifecycle:
-    fleet = FleetView.of(test_redis, orchestrator_settings.heartbeat_ttl_seconds)
-    return TaskLifecycle(orchestrator_settings, db, test_redis, fleet)
 
 
 async def store_running(db: DatabaseManager, plan: dict[str, list[str]], *running: str) -> Task:
@@ -33,12 +23,6 @@ async def store_running(db: DatabaseManager, plan: dict[str, list[str]], *runnin
     for name in running:
         await run_attempt(repos, subtask_id(task, name))
     return task
-
-
-async def result_for(repos: Repositories, task: Task, name: str, **fields: object) -> SubTaskResult:
-    subtask = await repos.subtasks.get_subtask(subtask_id(task, name))
-    assert subtask is not None
-    return build_result(subtask, **{"attempt": subtask.attempt_count, **fields})  # type: ignore[arg-type]
 
 
 async def states(repos: Repositories, task: Task) -> dict[str, tuple[SubTaskStatus, int]]:
@@ -79,10 +63,10 @@ async def test_a_batch_across_tasks_completes_queues_retries_and_finishes(
     single = await store_running(db, {"x": []}, "x")
     flaky = await store_running(db, {"y": [], "z": []}, "y", "z")
     batch = [
-        await result_for(repos, chain, "a"),
-        await result_for(repos, single, "x"),
-        await result_for(repos, flaky, "y", status=FAILED, retryable=True),
-        await result_for(repos, flaky, "z"),
+        await current_result(repos, chain, "a"),
+        await current_result(repos, single, "x"),
+        await current_result(repos, flaky, "y", status=FAILED, retryable=True),
+        await current_result(repos, flaky, "z"),
     ]
 
     outcome = await lifecycle.apply_results(batch)
@@ -103,7 +87,7 @@ async def test_a_result_delivered_twice_in_one_batch_applies_once(
 ) -> None:
     repos = db.repositories()
     task = await store_running(db, {"a": [], "b": ["a"]}, "a")
-    result = await result_for(repos, task, "a")
+    result = await current_result(repos, task, "a")
     redelivered = SubTaskResult.model_validate_json(result.model_dump_json())
 
     outcome = await lifecycle.apply_results([result, redelivered])
@@ -118,8 +102,8 @@ async def test_of_two_results_for_one_attempt_in_a_batch_the_first_wins(
 ) -> None:
     repos = db.repositories()
     task = await store_running(db, {"a": [], "b": ["a"]}, "a")
-    failure = await result_for(repos, task, "a", status=FAILED, retryable=False)
-    late_success = await result_for(repos, task, "a", agent_id="agent2")
+    failure = await current_result(repos, task, "a", status=FAILED, retryable=False)
+    late_success = await current_result(repos, task, "a", agent_id="agent2")
 
     outcome = await lifecycle.apply_results([failure, late_success])
 
@@ -131,7 +115,7 @@ async def test_of_two_results_for_one_attempt_in_a_batch_the_first_wins(
 async def test_stale_results_and_unknown_tasks_change_nothing(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
     repos = db.repositories()
     task = await store_running(db, {"a": []}, "a")
-    stale = await result_for(repos, task, "a", attempt=7)
+    stale = await current_result(repos, task, "a", attempt=7)
     orphan = build_result(build_planned_task({"ghost": []}).subtasks[0])
 
     outcome = await lifecycle.apply_results([stale, orphan])
