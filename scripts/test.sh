@@ -22,9 +22,18 @@ trap 'stop_started_services test' EXIT
 # The agents' data source (read-only sample data, so test runs may share it); the suite checks it again itself.
 "$VENV/bin/python" -m shared.database.data_source || die "the agents' data source could not be provisioned"
 
+# Coverage of the whole suite, printed at the end; a run of only some tests is not held to it.
+coverage=(--cov --cov-report=term:skip-covered --cov-fail-under=85)
+for arg in "$@"; do
+    case "$arg" in
+        -k | -m | --lf | --last-failed | --co | --collect-only) coverage=() ;;
+        *) if [ -e "${arg%%::*}" ]; then coverage=(); fi ;;
+    esac
+done
+
 say "running the test suite"
 set +e
-"$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest "${coverage[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
