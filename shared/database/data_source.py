@@ -149,10 +149,13 @@ def sample_data_statements(source: DataSource) -> list[str]:
     ]
 
 
+def in_database_statements(source: DataSource, *, sample_data: bool) -> list[str]:
+    return database_statements(source) + (sample_data_statements(source) if sample_data else [])
+
+
 def operator_script(source: DataSource, connection_limit: int, *, sample_data: bool) -> str:
     """The whole provisioning as a psql script a superuser of the data source's server runs."""
     database = source.database
-    in_database = database_statements(source) + (sample_data_statements(source) if sample_data else [])
     lines = [
         f"-- The data source of database_query: database {database}, login role {source.role}, schema {source.schema}.",
         "-- Run as a superuser of its server: psql -v ON_ERROR_STOP=1 -f this-file.sql",
@@ -161,7 +164,7 @@ def operator_script(source: DataSource, connection_limit: int, *, sample_data: b
         *(statement + ";" for statement in server_statements(source, connection_limit)),
         f"-- With password authentication: ALTER ROLE {_quote(source.role)} PASSWORD '<AGENT_DATA_PASSWORD>';",
         f"\\connect {_quote(database)}",
-        *(statement + ";" for statement in in_database),
+        *(statement + ";" for statement in in_database_statements(source, sample_data=sample_data)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -185,7 +188,7 @@ async def provision(
             await admin.execute(await admin.fetchval(statement, source.role, password))
         data_admin = await asyncpg.connect(_with_database(admin_url, source.database))
         try:
-            for statement in database_statements(source) + (sample_data_statements(source) if sample_data else []):
+            for statement in in_database_statements(source, sample_data=sample_data):
                 await data_admin.execute(statement)
         finally:
             await data_admin.close()
