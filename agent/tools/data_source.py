@@ -43,7 +43,9 @@ def redacted(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    # Rebuilt from its parts: the password as written may be percent-encoded, so it is not replaced by search.
+    address = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{address}").geturl()
 
 
 class DataSourcePool:

@@ -11,12 +11,13 @@ import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import pytest
 
 from agent.tools import ToolContext
-from agent.tools.data_source import DataSourcePool
+from agent.tools.data_source import DataSourcePool, redacted
 from agent.tools.database import first_keyword, json_value
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -400,3 +401,13 @@ async def test_the_reader_can_neither_spill_to_disk_nor_see_other_sessions_queri
     assert "confidential" not in text
     assert isinstance(setting, dict) and setting["rows"] == [{"temp_file_limit": "256MB"}]
     assert spill_error and "permission denied" in spill
+
+
+@pytest.mark.parametrize("password", ["plain-secret", "p@ss:w/rd%", "s p a c e"])
+def test_a_data_source_url_is_logged_without_its_password(password: str) -> None:
+    url = f"postgresql://mats_reader:{quote(password, safe='')}@db.example:5433/mats_data?sslmode=require"
+
+    shown = redacted(url)
+
+    assert shown == "postgresql://mats_reader:***@db.example:5433/mats_data?sslmode=require"
+    assert quote(password, safe="") not in shown and password not in shown

@@ -4,6 +4,7 @@ import asyncio
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -305,41 +306,42 @@ async def test_a_symlink_pointing_inside_the_workspace_is_refused_too(context: T
     assert (output / "report.md").is_symlink()
 
 
-def test_a_folder_swapped_for_a_symlink_after_its_parent_was_opened_is_refused(tmp_path: Path) -> None:
+@pytest.fixture
+def swap_tree(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
+    """A workspace with output/tables/, a folder outside it, and a descriptor of the workspace."""
     root, outside = tmp_path / "workspace", tmp_path / "outside"
     (root / "output" / "tables").mkdir(parents=True)
     outside.mkdir()
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        output_fd = nofollow.open_directory(root_fd, "output")
-        # Between the walk's first component and its second, `tables` becomes a symlink to outside.
-        (root / "output" / "tables").rename(root / "output" / "tables-before")
-        os.symlink(outside, root / "output" / "tables")
-        with pytest.raises(nofollow.SymlinkRefused):
-            nofollow.open_directory(output_fd, "tables", create=True)
-        os.close(output_fd)
-        # The same swap one level up, caught by a walk from the root.
-        (root / "output").rename(root / "output-before")
-        os.symlink(outside, root / "output")
-        with pytest.raises(nofollow.SymlinkRefused), nofollow.walk(root_fd, ["output", "new"], create=True):
-            pass
-    finally:
-        os.close(root_fd)
+    yield root, outside, root_fd
+    os.close(root_fd)
+
+
+def test_a_folder_swapped_for_a_symlink_after_its_parent_was_opened_is_refused(
+    swap_tree: tuple[Path, Path, int],
+) -> None:
+    root, outside, root_fd = swap_tree
+    output_fd = nofollow.open_directory(root_fd, "output")
+    # Between the walk's first component and its second, `tables` becomes a symlink to outside.
+    (root / "output" / "tables").rename(root / "output" / "tables-before")
+    os.symlink(outside, root / "output" / "tables")
+    with pytest.raises(nofollow.SymlinkRefused):
+        nofollow.open_directory(output_fd, "tables", create=True)
+    os.close(output_fd)
+    # The same swap one level up, caught by a walk from the root.
+    (root / "output").rename(root / "output-before")
+    os.symlink(outside, root / "output")
+    with pytest.raises(nofollow.SymlinkRefused), nofollow.walk(root_fd, ["output", "new"], create=True):
+        pass
     assert list(outside.iterdir()) == []
 
 
-def test_a_folder_opened_before_a_swap_keeps_the_write_inside(tmp_path: Path) -> None:
-    root, outside = tmp_path / "workspace", tmp_path / "outside"
-    (root / "output" / "tables").mkdir(parents=True)
-    outside.mkdir()
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with nofollow.walk(root_fd, ["output", "tables"]) as tables_fd:
-            (root / "output" / "tables").rename(root / "output" / "tables-before")
-            os.symlink(outside, root / "output" / "tables")
-            nofollow.replace_file(tables_fd, "q.csv", b"data")
-    finally:
-        os.close(root_fd)
+def test_a_folder_opened_before_a_swap_keeps_the_write_inside(swap_tree: tuple[Path, Path, int]) -> None:
+    root, outside, root_fd = swap_tree
+    with nofollow.walk(root_fd, ["output", "tables"]) as tables_fd:
+        (root / "output" / "tables").rename(root / "output" / "tables-before")
+        os.symlink(outside, root / "output" / "tables")
+        nofollow.replace_file(tables_fd, "q.csv", b"data")
     assert list(outside.iterdir()) == []
     assert regular_files_under(root / "output") == {"tables-before/q.csv": 4}
 
