@@ -74,7 +74,7 @@ def build_background_work(
     result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(lifecycle.settings.result_concurrency)]
     dispatcher = Dispatcher(lifecycle, redis, agents)
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
-    recovery = RecoveryService(lifecycle, db, redis, consumer_ids)
+    recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
     return BackgroundWork(lifecycle, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
 

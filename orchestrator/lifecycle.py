@@ -131,11 +131,16 @@ class TaskLifecycle:
         await self._admission.check(arriving)
 
     async def submit(self, task: Task) -> list[SubTask]:
-        """Store a decomposed task with the subtasks that depend on nothing queued (returned), if they fit beside
-        those queued; submits arriving together cannot overshoot MAX_QUEUE_DEPTH between them."""
-        arriving = sum(1 for subtask in task.subtasks if not subtask.dependencies)
-        async with self._admission.admitted(arriving):
-            queued = await self._db.repositories().tasks.create_and_queue(task)  # one statement: atomic
+        """Store a decomposed task and queue the subtasks that are ready (returned), if they fit beside those queued;
+        submits arriving together cannot overshoot MAX_QUEUE_DEPTH between them.
+
+        What is ready is decided by the same statement that decides it after each completion (`queue_ready`); the
+        room held for the task is what a plan can have ready before anything ran: its subtasks without dependencies.
+        """
+        roots = sum(1 for subtask in task.subtasks if not subtask.dependencies)
+        async with self._admission.admitted(roots), self._db.transaction() as tx:
+            await tx.tasks.create_task(task)
+            queued = await tx.subtasks.queue_ready(task.id)
         await self._publish(queued)
         return queued
 
@@ -228,6 +233,10 @@ class TaskLifecycle:
         if task_id != result.task_id:
             return f"subtask {result.subtask_id!r} belongs to task {task_id!r}, not {result.task_id!r}"
         return None
+
+    async def running_attempts(self) -> list[SubTask]:
+        """Every attempt PostgreSQL says an agent runs: what recovery checks against the agents' heartbeats."""
+        return await self._db.repositories().subtasks.list_running()
 
     async def fail_stranded(self, stranded: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from orchestrator.lifecycle import TaskLifecycle
-from shared.database import DatabaseManager
 from shared.loop_service import LoopService
 from shared.models import AgentStatus, SubTask
 from shared.redis_manager import RedisManager
@@ -28,13 +27,10 @@ UNRESPONSIVE_GRACE_SECONDS = 5.0
 
 
 class RecoveryService(LoopService):
-    def __init__(
-        self, lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, consumer_ids: list[str]
-    ) -> None:
+    def __init__(self, lifecycle: TaskLifecycle, redis: RedisManager, consumer_ids: list[str]) -> None:
         super().__init__("recovery", lifecycle.settings.recovery_interval_seconds)
         self._lifecycle = lifecycle
         self._settings = lifecycle.settings
-        self._db = db
         self._redis = redis
         self._directory = lifecycle.fleet.directory
         self._consumer_ids = consumer_ids
@@ -70,7 +66,7 @@ class RecoveryService(LoopService):
         An attempt is stranded when its agent stopped heartbeating, when its lease ran out, or when its
         agent's heartbeats keep saying the agent does not have it (a delivery cut short by a crash).
         """
-        running = await self._db.repositories().subtasks.list_running()
+        running = await self._lifecycle.running_attempts()
         agents = {agent.agent_id: agent for agent in await self._redis.get_agents()} if running else {}
         self._directory.remember(agents.values())
         now = datetime.now(UTC)

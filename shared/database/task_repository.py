@@ -7,7 +7,7 @@ from typing import Any
 from shared.database.executor import Executor
 from shared.database.result_repository import RESULT_COLUMNS, result_from_row
 from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
-from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus, TaskSummary
+from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, TaskStatus, TaskSummary
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
@@ -48,8 +48,8 @@ def _task_values(task: Task) -> tuple[Any, ...]:
     )
 
 
-def _plan_entry(subtask: SubTask, position: int, *, queue_now: bool) -> dict[str, Any]:
-    """A subtask's row as JSON for `jsonb_to_recordset`; `queue_now` stores it queued for its first attempt."""
+def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
+    """A subtask's row as JSON for `jsonb_to_recordset`."""
     return {
         "id": subtask.id,
         "position": position,
@@ -59,9 +59,8 @@ def _plan_entry(subtask: SubTask, position: int, *, queue_now: bool) -> dict[str
         "priority": subtask.priority,
         "estimated_duration": subtask.estimated_duration,
         "task_type": subtask.task_type,
-        "status": SubTaskStatus.QUEUED.value if queue_now else subtask.status.value,
-        "attempt_count": 1 if queue_now else subtask.attempt_count,
-        "queue_now": queue_now,
+        "status": subtask.status.value,
+        "attempt_count": subtask.attempt_count,
         "created_at": subtask.created_at.isoformat(),
         "updated_at": subtask.updated_at.isoformat(),
     }
@@ -73,19 +72,8 @@ class TaskRepository:
         self._tenant_id = tenant_id
 
     async def create_task(self, task: Task) -> Task:
-        """Insert the task and its subtasks (in plan order), as they are, atomically; returns what was stored."""
-        stored, _ = await self._insert(task, queue_ready=False)
-        return stored
-
-    async def create_and_queue(self, task: Task) -> list[SubTask]:
-        """`create_task`, with the subtasks that depend on nothing stored as queued (attempt 1), in the same one
-        statement; returns those queued ones, highest priority first."""
-        _, subtasks = await self._insert(task, queue_ready=True)
-        queued = (subtask for subtask in subtasks if subtask.status is SubTaskStatus.QUEUED)
-        return sorted(queued, key=lambda subtask: -subtask.priority)
-
-    async def _insert(self, task: Task, *, queue_ready: bool) -> tuple[Task, list[SubTask]]:
-        """One statement, so atomic without a transaction: the task row and its subtasks' rows, as stored."""
+        """Insert the task and its subtasks (in plan order), as they are, in one statement (so atomically without a
+        transaction); returns what was stored."""
         row = await self._executor.fetchrow(
             f"""
             WITH stored_task AS (
@@ -96,30 +84,24 @@ class TaskRepository:
             ),
             stored_subtasks AS (
                 INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies,
-                                      priority, estimated_duration, task_type, status, attempt_count, queued_at,
-                                      created_at, updated_at, tenant_id)
+                                      priority, estimated_duration, task_type, status, attempt_count, created_at,
+                                      updated_at, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count,
-                       CASE WHEN plan.queue_now THEN clock_timestamp() END, plan.created_at, plan.updated_at, $12
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $12
                 FROM jsonb_to_recordset($11::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
-                    queue_now boolean, created_at timestamptz, updated_at timestamptz
+                    created_at timestamptz, updated_at timestamptz
                 )
-                RETURNING {SUBTASK_COLUMNS}
             )
-            SELECT (SELECT row_to_json(stored_task) FROM stored_task) AS task,
-                   (SELECT coalesce(json_agg(stored_subtasks), '[]') FROM stored_subtasks) AS subtasks
+            SELECT row_to_json(stored_task) AS task FROM stored_task
             """,
             *_task_values(task),
-            [
-                _plan_entry(subtask, position, queue_now=queue_ready and not subtask.dependencies)
-                for position, subtask in enumerate(task.subtasks)
-            ],
+            [_plan_entry(subtask, position) for position, subtask in enumerate(task.subtasks)],
             self._tenant_id,
         )
-        return task_from_row(row["task"], task.subtasks), [subtask_from_row(entry) for entry in row["subtasks"]]
+        return task_from_row(row["task"], task.subtasks)
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._executor.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)

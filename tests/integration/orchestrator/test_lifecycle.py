@@ -242,7 +242,7 @@ async def test_a_recovery_iteration_requeues_what_redis_lost_and_retries_work_of
     ]
     await test_redis.task_queue.remove(lost_item)  # Redis lost it
     await offer(lifecycle, task, "stranded", "agent-gone")  # on an agent this registry never saw
-    recovery = RecoveryService(lifecycle, db, test_redis, consumer_ids=[])
+    recovery = RecoveryService(lifecycle, test_redis, consumer_ids=[])
 
     await recovery.run_once()
 

@@ -142,7 +142,8 @@ def offered_request(execution_request: RequestFactory, db: DatabaseManager, agen
         request = execution_request(description, status="pending", attempt_count=0, **fields)
         task = Task(id=request.task_id, description="A task of the agent's tests", subtasks=[request.subtask])
         repos = db.repositories()
-        [queued] = await repos.tasks.create_and_queue(task)
+        await repos.tasks.create_task(task)
+        [queued] = await repos.subtasks.queue_ready(task.id)
         claimed = await repos.subtasks.claim(queued.id, queued.attempt_count, agent_id or agent_settings.agent_id)
         assert claimed is not None
         return request.model_copy(update={"subtask": claimed})

@@ -66,12 +66,14 @@ async def test_task_detail_in_one_round_trip_reads_the_same_as_its_parts(db: Dat
     assert await repos.tasks.get_task_detail("task_missing") is None
 
 
-async def test_create_and_queue_stores_the_plan_with_what_can_start_already_queued(db: DatabaseManager) -> None:
+async def test_a_stored_plan_queues_what_can_start_through_the_ready_rule(db: DatabaseManager) -> None:
     repos = db.repositories()
     task = build_planned_task({"collect": [], "chart": ["collect"], "fetch": []}, result=None)
     task.subtasks[2].priority = 9
 
-    queued = await repos.tasks.create_and_queue(task)
+    async with db.transaction() as tx:
+        await tx.tasks.create_task(task)
+        queued = await tx.subtasks.queue_ready(task.id)
 
     assert [subtask.id for subtask in queued] == [task.subtasks[2].id, task.subtasks[0].id]  # by priority
     stored = await repos.tasks.get_task(task.id)
@@ -82,19 +84,7 @@ async def test_create_and_queue_stores_the_plan_with_what_can_start_already_queu
         (task.subtasks[2].id, SubTaskStatus.QUEUED, 1),
     ]
     assert queued == [stored.subtasks[2], stored.subtasks[0]]
-    # Queued as queue_ready would have: the queue re-derived from PostgreSQL holds them.
-    assert {item.subtask_id for item in await repos.subtasks.list_queued()} >= {s.id for s in queued}
-
-
-async def test_create_and_queue_stores_all_or_nothing(db: DatabaseManager) -> None:
-    repos = db.repositories()
-    first = await repos.tasks.create_task(build_task())
-    second = build_task(subtasks=2)
-    second.subtasks[1].id = first.subtasks[0].id
-
-    with pytest.raises(asyncpg.UniqueViolationError):
-        await repos.tasks.create_and_queue(second)
-    assert await repos.tasks.get_task(second.id) is None
+    assert {item.subtask_id for item in await repos.subtasks.list_queued()} == {s.id for s in queued}
 
 
 async def test_longest_description_is_counted_in_characters(db: DatabaseManager) -> None:
@@ -428,8 +418,9 @@ async def test_each_tenant_lists_and_recovers_only_its_own_tasks(db: DatabaseMan
     ours, theirs = db.repositories(), Repositories(db.pool, "tenant-b")
     ours_task = build_planned_task({"fetch": [], "report": ["fetch"]}, result=None)
     theirs_task = build_planned_task({"fetch": [], "chart": []}, result=None)
-    await ours.tasks.create_and_queue(ours_task)
-    await theirs.tasks.create_and_queue(theirs_task)
+    for repos, task in [(ours, ours_task), (theirs, theirs_task)]:
+        await repos.tasks.create_task(task)
+        await repos.subtasks.queue_ready(task.id)
     await run_attempt(theirs, theirs_task.subtasks[1].id)  # one of theirs is running
 
     for repos, task, queued, running in [
