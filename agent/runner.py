@@ -16,7 +16,7 @@ import structlog
 from agent.executors.base import ExecutionOutcome, SubtaskExecutor
 from agent.reporting import ResultReporter
 from agent.roles import LoadedRole, RoleBook
-from agent.tools.workspace import workspace_name_problem
+from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
 from shared.errors import InvalidInputError, ServiceUnavailableError
 from shared.models import ResultStatus, TaskExecutionRequest

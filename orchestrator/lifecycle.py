@@ -10,8 +10,12 @@ take is logged once and left to `requeue_missing` (the recovery loop runs it), n
 
 The loops are transport around this: the dispatcher claims and releases offers, the result processor applies what
 agents report, the recovery loop fails stranded attempts and requeues what Redis lost.
+
+An attempt's files are part of its result: the lifecycle promotes them into the task's output in the transaction
+that applies the result (`shared.attempt_output`), so it needs the agents' workspaces folder (SHARED_FILES_DIR).
 """
 
+import asyncio
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +28,8 @@ from orchestrator.aggregation import aggregate_results, describe_failure
 from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
+from shared import attempt_output
+from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
@@ -159,6 +165,7 @@ class TaskLifecycle:
             await tx.tasks.update_task_status(task_id, TaskStatus.CANCELLED, error="cancelled by request")
             task = await tx.tasks.get_task(task_id)
         assert task is not None
+        await self._discard_staged_output([task_id])
         log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
         return task
 
@@ -220,10 +227,28 @@ class TaskLifecycle:
             await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
+            await self._settle_output(results, outcomes)  # last: whatever PostgreSQL refuses, it refused before
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
             self.details.forget(task_id)
+        await self._discard_staged_output(outcome.finished)
         self._account(results, outcomes, outcome)
         return outcome
+
+    async def _settle_output(self, results: Sequence[SubTaskResult], outcomes: Sequence[ResultOutcome]) -> None:
+        """Inside the transaction that applies them, before it commits: the files of each attempt whose completion
+        applies become the task's output, and those of an applied failure are removed. A late or superseded
+        result's token is not the current offer's, so its files stay staged until the task ends."""
+        settled = [
+            SettledAttempt(result.task_id, result.delivery_token, completed=result.status is ResultStatus.COMPLETED)
+            for result, outcome in zip(results, outcomes, strict=True)
+            if outcome.applied and result.delivery_token is not None
+        ]
+        if settled:
+            await asyncio.to_thread(attempt_output.settle, self.settings.shared_files_dir, settled)
+
+    async def _discard_staged_output(self, ended_task_ids: Collection[str]) -> None:
+        if ended_task_ids:
+            await asyncio.to_thread(attempt_output.discard_ended, self.settings.shared_files_dir, ended_task_ids)
 
     def _foreign(self, result: SubTaskResult, owners: dict[str, str]) -> str | None:
         """Why the result can never apply here, if it names no subtask of this tenant's or the wrong task."""

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,10 +75,11 @@ class Fleet:
 
 
 @pytest.fixture
-def orchestrator_settings(settings: Settings) -> Settings:
+def orchestrator_settings(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(
         update={
             "tenant_id": f"test-{uuid.uuid4().hex[:10]}",
+            "shared_files_dir": str(tmp_path / "shared_files"),
             "anthropic_max_retries": 0,
             "heartbeat_interval_seconds": HEARTBEAT_SECONDS,
             "heartbeat_ttl_seconds": HEARTBEAT_TTL_SECONDS,

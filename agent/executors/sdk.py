@@ -69,7 +69,9 @@ class SdkExecutor:
         (self.config_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
 
     async def execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
-        workspace = Workspace(self._settings.shared_files_dir, request.task_id)
+        token = request.subtask.delivery_token
+        assert token is not None  # only accepted offers run, and every offer has its token (agent/offers.py)
+        workspace = Workspace(self._settings.shared_files_dir, request.task_id, token)
         workspace.create()
         options = self.options(request, role, workspace)
         return await run_query(build_prompt(request, workspace.root), options)

@@ -11,11 +11,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from agent.tools import nofollow
 from agent.tools.audit import ToolSpec, object_schema
 from agent.tools.context import ToolContext
 from agent.tools.errors import ToolError
 from agent.tools.workspace import Workspace
+from shared import nofollow
+from shared.attempt_output import ATTEMPTS_DIR
 
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 20
@@ -81,13 +82,15 @@ async def embedding_search(context: ToolContext, arguments: dict[str, Any]) -> s
 def workspace_texts(workspace: Workspace) -> list[WorkspaceText]:
     """The workspace's UTF-8 text files: the first MAX_FILES regular files, folders depth-first and names sorted.
 
-    Symlinks are neither followed nor read, and anything unreadable is skipped.
+    Symlinks are neither followed nor read, and anything unreadable is skipped. Attempts' staged output is not the
+    workspace's yet, and is left out.
     """
     try:
         with workspace.opened_root() as root_fd, closing(nofollow.regular_files(root_fd)) as files:
+            published = (file for file in files if file.path.parts[0] != ATTEMPTS_DIR)
             return [
                 WorkspaceText(file.path.as_posix(), body)
-                for file in itertools.islice(files, MAX_FILES)
+                for file in itertools.islice(published, MAX_FILES)
                 if (body := _read_prefix(file))
             ]
     except FileNotFoundError:

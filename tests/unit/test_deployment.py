@@ -224,8 +224,9 @@ def test_named_volumes_keep_the_database_and_the_workspaces(online: dict[str, An
 
     assert set(online["volumes"]) >= {"postgres_data", "shared_files"}
     assert mounts(online["services"]["postgres"]) == {"/var/lib/postgresql/data": "postgres_data"}
-    for name, agent in agent_services(online).items():
-        assert mounts(agent) == {agent["environment"]["SHARED_FILES_DIR"]: "shared_files"}, name
+    workspace_users = {**agent_services(online), "orchestrator": online["services"]["orchestrator"]}
+    for name, service in workspace_users.items():
+        assert mounts(service) == {service["environment"]["SHARED_FILES_DIR"]: "shared_files"}, name
 
 
 def test_app_services_read_only_settings_that_env_example_documents(offline: dict[str, Any]) -> None:

@@ -107,8 +107,9 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
 
     assert result.status is ResultStatus.COMPLETED, result.error
     assert result.output == "factorial_10 = 3628800"
-    written = tmp_path / "shared_files" / request.task_id / "output" / "factorial.md"
-    assert written.read_text() == "factorial_10 = 3628800\n"
+    # Staged under the offer's token: the orchestrator makes it the task's output once it applies the result.
+    staged = tmp_path / "shared_files" / request.task_id / ".attempts" / str(request.subtask.delivery_token)
+    assert (staged / "factorial.md").read_text() == "factorial_10 = 3628800\n"
     assert result.token_usage.input_tokens > 0 and result.token_usage.output_tokens > 0
     assert result.cost_usd > 0
     assert result.num_turns == 3

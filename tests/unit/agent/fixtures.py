@@ -92,7 +92,7 @@ def tool_context_factory(
     """A tool context of one subtask attempt, its workspace created."""
 
     def build(task_id: str = "task_tools", subtask_id: str = "subtask_tools", **overrides: Any) -> ToolContext:
-        workspace = Workspace(agent_settings.shared_files_dir, task_id)
+        workspace = Workspace(agent_settings.shared_files_dir, task_id, attempt_token=f"token-{subtask_id}")
         workspace.create()
         values: dict[str, Any] = {
             "settings": agent_settings,

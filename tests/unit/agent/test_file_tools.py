@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.tools import ToolContext, nofollow
+from agent.tools import ToolContext
+from shared import nofollow
 from shared.database import DatabaseManager
 from tests.unit.agent.fixtures import ContextFactory, SettingsFactory, call_tool
 
@@ -21,18 +22,37 @@ def context(tool_context_factory: ContextFactory) -> ToolContext:
     return tool_context_factory()
 
 
-async def test_a_written_file_lands_in_output_and_reads_back(context: ToolContext) -> None:
+async def test_a_written_file_is_staged_for_output_and_reads_back(context: ToolContext) -> None:
     text, is_error = await call_tool(context, "write_file", path="report.md", content="# Report\nAll good.\n")
 
-    assert not is_error, text
-    assert (context.workspace.output / "report.md").read_text() == "# Report\nAll good.\n"
+    assert (text, is_error) == ("wrote 19 bytes to output/report.md", False)
+    assert (context.workspace.staged / "report.md").read_text() == "# Report\nAll good.\n"
+    assert not (context.workspace.output / "report.md").exists()  # until the attempt's result is applied
     assert await call_tool(context, "read_file", path="output/report.md") == ("# Report\nAll good.\n", False)
+
+
+async def test_an_attempt_reads_its_own_writes_over_the_output_and_never_another_attempt_s(
+    context: ToolContext, tool_context_factory: ContextFactory
+) -> None:
+    (context.workspace.output / "report.md").write_text("published by an earlier subtask")
+    (context.workspace.output / "notes.md").write_text("earlier notes")
+    other = tool_context_factory(subtask_id="subtask_sibling")
+    await call_tool(other, "write_file", path="notes.md", content="the sibling's draft")
+
+    await call_tool(context, "write_file", path="report.md", content="my draft")
+
+    assert await call_tool(context, "read_file", path="output/report.md") == ("my draft", False)
+    assert await call_tool(context, "read_file", path="output/notes.md") == ("earlier notes", False)
+    assert await call_tool(other, "read_file", path="output/report.md") == ("published by an earlier subtask", False)
+    staged = other.workspace.staged.relative_to(other.workspace.root).as_posix()
+    text, is_error = await call_tool(context, "read_file", path=f"{staged}/notes.md")
+    assert is_error and "other attempts' unfinished output" in text
 
 
 async def test_output_prefix_and_subfolders_stay_in_output(context: ToolContext) -> None:
     await call_tool(context, "write_file", path="output/tables/q1.csv", content="a,b\n1,2\n")
-    assert (context.workspace.output / "tables" / "q1.csv").read_text() == "a,b\n1,2\n"
-    assert not (context.workspace.output / "output").exists()
+    assert (context.workspace.staged / "tables" / "q1.csv").read_text() == "a,b\n1,2\n"
+    assert not (context.workspace.staged / "output").exists()
 
 
 async def test_input_files_of_the_workspace_are_readable(context: ToolContext) -> None:
@@ -81,7 +101,8 @@ async def test_a_symlink_pointing_outside_the_workspace_is_not_read(context: Too
 async def test_a_symlinked_folder_in_output_cannot_carry_a_write_outside(context: ToolContext) -> None:
     outside = context.workspace.root.parent / "elsewhere"
     outside.mkdir()
-    os.symlink(outside, context.workspace.output / "sneaky")
+    context.workspace.staged.mkdir(parents=True)
+    os.symlink(outside, context.workspace.staged / "sneaky")
 
     text, is_error = await call_tool(context, "write_file", path="sneaky/payload.sh", content="echo hi")
 
@@ -91,7 +112,8 @@ async def test_a_symlinked_folder_in_output_cannot_carry_a_write_outside(context
 
 
 async def test_writes_outside_output_but_inside_the_workspace_are_refused(context: ToolContext) -> None:
-    os.symlink(context.workspace.root, context.workspace.output / "up")
+    context.workspace.staged.mkdir(parents=True)
+    os.symlink(context.workspace.root, context.workspace.staged / "up")
     _text, is_error = await call_tool(context, "write_file", path="up/inputs.csv", content="overwritten")
     assert is_error
     assert not (context.workspace.root / "inputs.csv").exists()
@@ -107,7 +129,7 @@ async def test_size_limits_apply_to_reads_and_writes(tool_context_factory: Conte
 
     assert read_error and "limit" in read_text
     assert write_error and "limit" in write_text
-    assert not (context.workspace.output / "big.md").exists()
+    assert not (context.workspace.staged / "big.md").exists()
 
 
 async def test_a_binary_file_is_an_error_not_a_crash(context: ToolContext) -> None:
@@ -174,7 +196,8 @@ async def test_writes_stop_at_the_workspace_byte_quota(
     assert "AGENT_WORKSPACE_MAX_BYTES" in refusal
     on_disk = regular_files_under(context.workspace.root)
     assert sum(on_disk.values()) == 5_400_000
-    assert sorted(on_disk) == ["inputs.csv", *(f"output/part{number}.txt" for number in range(5))]
+    staged = context.workspace.staged.relative_to(context.workspace.root).as_posix()
+    assert sorted(on_disk) == [*(f"{staged}/part{number}.txt" for number in range(5)), "inputs.csv"]
 
 
 async def test_the_file_quota_counts_inputs_outputs_and_folders(
@@ -190,14 +213,16 @@ async def test_the_file_quota_counts_inputs_outputs_and_folders(
     replaced_text, replaced_error = await call_tool(context, "write_file", path="a.md", content="a again")
 
     assert is_error
-    assert "holds 3 files and 2 folders" in text  # data/ and output/tables/
+    assert "holds 3 files and 2 folders" in text  # data/ and the staged tables/
+    assert "writing output/c.md would pass" in text
     assert "limit of 5" in text
     assert "AGENT_WORKSPACE_MAX_FILES" in text
     assert not replaced_error, replaced_text
+    staged = context.workspace.staged.relative_to(context.workspace.root).as_posix()
     assert sorted(regular_files_under(context.workspace.root)) == [
+        f"{staged}/a.md",
+        f"{staged}/tables/b.md",
         "data/input.csv",
-        "output/a.md",
-        "output/tables/b.md",
     ]
 
 
@@ -213,7 +238,7 @@ async def test_replacing_a_file_does_not_count_it_twice(
 
     assert [is_error for _text, is_error in (first, replaced, too_much, fits)] == [False, False, True, False]
     assert "holds 1200 bytes" in too_much[0]
-    assert regular_files_under(context.workspace.output) == {"a.md": 1200, "b.md": 300}
+    assert regular_files_under(context.workspace.staged) == {"a.md": 1200, "b.md": 300}
 
 
 @pytest.mark.parametrize("tool_name", ["read_file", "write_file"])
@@ -262,7 +287,7 @@ async def test_os_failures_name_the_path_and_the_reason(context: ToolContext) ->
     assert write_text == "cannot write 'notes.md/inner.md': Not a directory"
     assert read_text == "cannot read 'output/notes.md/inner.md': Not a directory"
     assert content_text == "the content is not valid Unicode text"
-    assert regular_files_under(context.workspace.output) == {"notes.md": 5}
+    assert regular_files_under(context.workspace.staged) == {"notes.md": 5}
 
 
 async def test_a_folder_swapped_for_a_symlink_is_refused_for_reads_and_writes(context: ToolContext) -> None:
@@ -270,8 +295,8 @@ async def test_a_folder_swapped_for_a_symlink_is_refused_for_reads_and_writes(co
     outside = context.workspace.root.parent / "another_task"
     outside.mkdir()
     (outside / "q1.csv").write_text("another task's data")
-    (context.workspace.output / "tables").rename(context.workspace.output / "tables-before")
-    os.symlink(outside, context.workspace.output / "tables")
+    (context.workspace.staged / "tables").rename(context.workspace.staged / "tables-before")
+    os.symlink(outside, context.workspace.staged / "tables")
 
     read_text, read_error = await call_tool(context, "read_file", path="output/tables/q1.csv")
     write_text, write_error = await call_tool(context, "write_file", path="tables/q2.csv", content="escaped")
@@ -283,15 +308,15 @@ async def test_a_folder_swapped_for_a_symlink_is_refused_for_reads_and_writes(co
 
 
 async def test_a_symlink_pointing_inside_the_workspace_is_refused_too(context: ToolContext) -> None:
-    root, output = context.workspace.root, context.workspace.output
+    root, staged = context.workspace.root, context.workspace.staged
     (root / "data").mkdir()
     (root / "data" / "input.txt").write_text("inputs")
-    (output / "tables").mkdir()
-    (output / "draft.md").write_text("draft")
+    (staged / "tables").mkdir(parents=True)
+    (staged / "draft.md").write_text("draft")
     os.symlink("data/input.txt", root / "alias.txt")
     os.symlink(root / "data", root / "linked")
-    os.symlink("tables", output / "latest")
-    os.symlink("draft.md", output / "report.md")
+    os.symlink("tables", staged / "latest")
+    os.symlink("draft.md", staged / "report.md")
 
     answers = [
         await call_tool(context, "read_file", path="alias.txt"),
@@ -301,9 +326,9 @@ async def test_a_symlink_pointing_inside_the_workspace_is_refused_too(context: T
     ]
 
     assert all(is_error and "symlink" in text for text, is_error in answers), answers
-    assert list((output / "tables").iterdir()) == []
-    assert (output / "draft.md").read_text() == "draft"
-    assert (output / "report.md").is_symlink()
+    assert list((staged / "tables").iterdir()) == []
+    assert (staged / "draft.md").read_text() == "draft"
+    assert (staged / "report.md").is_symlink()
 
 
 @pytest.fixture
@@ -353,7 +378,7 @@ async def test_a_write_waits_while_another_writer_holds_the_workspace(context: T
         write = asyncio.create_task(call_tool(context, "write_file", path="late.md", content="late"))
         await asyncio.sleep(0.3)
         assert not write.done()
-        assert not (context.workspace.output / "late.md").exists()
+        assert not (context.workspace.staged / "late.md").exists()
     finally:
         os.close(other_writer)
 

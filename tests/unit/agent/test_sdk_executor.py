@@ -53,7 +53,7 @@ def test_options_follow_the_role_and_never_bypass_permissions(
     )
     role = ROLES[AgentCapability.DATABASE_OPERATIONS]
     request = execution_request(required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
-    workspace = Workspace(settings.shared_files_dir, request.task_id)
+    workspace = Workspace(settings.shared_files_dir, request.task_id, "token-of-the-offer")
     executor = SdkExecutor(settings, db, agent_redis, agent_data_source)
 
     options = executor.options(request, role, workspace)

@@ -143,9 +143,10 @@ def regular_files(root_fd: int) -> Generator[RegularFile, None, None]:
                 yield RegularFile(PurePosixPath(folder, name), folder_fd, found.st_size)
 
 
-def count_folders(root_fd: int) -> int:
-    """How many folders there are under `root_fd` (not counting it)."""
-    return sum(1 for _ in _folders(root_fd)) - 1
+def folder_paths(root_fd: int) -> Iterator[PurePosixPath]:
+    """Every folder under `root_fd` (itself as "."), relative to it; symlinks are not followed."""
+    for folder, _names, _folder_fd in _folders(root_fd):
+        yield PurePosixPath(folder)
 
 
 def _folders(root_fd: int) -> Iterator[tuple[str, list[str], int]]:

@@ -1,0 +1,150 @@
+"""What an attempt writes is staged apart, and becomes the task's output only when its result is applied.
+
+An agent's writes go to `{task}/.attempts/{delivery token}/` in the task's workspace; the lifecycle promotes that
+folder into `{task}/output/` in the transaction that applies the attempt's completion, and removes it when the
+attempt failed. The writes of an attempt that lost its offer (an agent that hung, woke up after its attempt ran
+elsewhere, and went on writing) therefore never reach the output; what is left of them goes when the task ends.
+
+Every folder below the shared workspaces folder is opened without following a symlink (`shared.nofollow`), and
+promotion takes the same lock of the workspace folder as the agents' writes.
+"""
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from shared import nofollow
+
+log = structlog.get_logger(__name__)
+
+OUTPUT_DIR = "output"
+ATTEMPTS_DIR = ".attempts"
+
+
+def workspace_name_problem(name: str) -> str | None:
+    """Why `name` (a task id or a delivery token) cannot name a folder of the workspaces, or None when it can."""
+    if name in {"", ".", ".."} or "/" in name or "\\" in name or "\x00" in name:
+        return f"{name!r} cannot name a workspace folder"
+    return None
+
+
+@contextmanager
+def locked_workspace(shared_files_dir: str | Path, task_id: str, *, create: bool = False) -> Iterator[int]:
+    """A descriptor of the task's workspace folder, under the exclusive lock its writers take in turn.
+
+    FileNotFoundError when it does not exist (and `create` is not set); SymlinkRefused when it is a symlink.
+    """
+    problem = workspace_name_problem(task_id)
+    if problem:
+        raise ValueError(problem)
+    # The shared workspaces folder is the operator's and trusted; everything below it is opened without following.
+    shared = Path(shared_files_dir).resolve()
+    if create:
+        shared.mkdir(parents=True, exist_ok=True)
+    shared_fd = os.open(shared, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_fd = nofollow.open_directory(shared_fd, task_id, create=create)
+    finally:
+        os.close(shared_fd)
+    try:
+        fcntl.flock(root_fd, fcntl.LOCK_EX)  # released with the descriptor
+        yield root_fd
+    finally:
+        os.close(root_fd)
+
+
+def promote(shared_files_dir: str | Path, task_id: str, token: str) -> int:
+    """Move the files the attempt `token` staged into the task's output (replacing files of the same name) and
+    remove its staging folder; answers how many files moved (0 when it staged none)."""
+    _check_token(token)
+    with (
+        _missing_is_nothing(),
+        locked_workspace(shared_files_dir, task_id) as root_fd,
+        nofollow.walk(root_fd, [ATTEMPTS_DIR]) as attempts_fd,
+    ):
+        moved = _move_into_output(root_fd, attempts_fd, token)
+        shutil.rmtree(token, dir_fd=attempts_fd)
+        return moved
+    return 0
+
+
+def _move_into_output(root_fd: int, attempts_fd: int, token: str) -> int:
+    with nofollow.walk(attempts_fd, [token]) as staged_fd:
+        files = [file.path for file in nofollow.regular_files(staged_fd)]
+        for path in files:
+            # regular_files' folder descriptors close as it moves on: each source folder is opened again.
+            with (
+                nofollow.walk(staged_fd, path.parent.parts) as source_fd,
+                nofollow.walk(root_fd, [OUTPUT_DIR, *path.parent.parts], create=True) as target_fd,
+            ):
+                os.replace(path.name, path.name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
+    return len(files)
+
+
+def discard(shared_files_dir: str | Path, task_id: str, token: str) -> None:
+    """Remove what the attempt `token` staged, if anything."""
+    _check_token(token)
+    with (
+        _missing_is_nothing(),
+        locked_workspace(shared_files_dir, task_id) as root_fd,
+        nofollow.walk(root_fd, [ATTEMPTS_DIR]) as attempts_fd,
+    ):
+        shutil.rmtree(token, dir_fd=attempts_fd)
+
+
+def discard_all(shared_files_dir: str | Path, task_id: str) -> None:
+    """Remove every attempt's staging folder of an ended task: what is left there was never applied."""
+    with _missing_is_nothing(), locked_workspace(shared_files_dir, task_id) as root_fd:
+        shutil.rmtree(ATTEMPTS_DIR, dir_fd=root_fd)
+
+
+def _check_token(token: str) -> None:
+    problem = workspace_name_problem(token)
+    if problem:
+        raise ValueError(problem)
+
+
+@contextmanager
+def _missing_is_nothing() -> Iterator[None]:
+    """A workspace or staging folder that is not there holds nothing to move or remove."""
+    with suppress(FileNotFoundError):
+        yield
+
+
+@dataclass(frozen=True)
+class SettledAttempt:
+    """An attempt whose result was applied: its staged output is promoted when it completed, else discarded."""
+
+    task_id: str
+    token: str
+    completed: bool
+
+
+def settle(shared_files_dir: str | Path, attempts: Sequence[SettledAttempt]) -> None:
+    """Promote or discard each attempt's staged output; a folder the file system refuses to move is logged, since
+    the attempt's result stands whatever becomes of its files."""
+    for attempt in attempts:
+        try:
+            if attempt.completed:
+                promote(shared_files_dir, attempt.task_id, attempt.token)
+            else:
+                discard(shared_files_dir, attempt.task_id, attempt.token)
+        except OSError as error:
+            log.error(
+                "attempt_output_not_settled", task_id=attempt.task_id, completed=attempt.completed, error=str(error)
+            )
+
+
+def discard_ended(shared_files_dir: str | Path, task_ids: Iterable[str]) -> None:
+    """Remove the staging folders of tasks that ended: whatever is left there was never applied."""
+    for task_id in task_ids:
+        try:
+            discard_all(shared_files_dir, task_id)
+        except OSError as error:
+            log.warning("attempt_output_not_removed", task_id=task_id, error=str(error))
