@@ -18,7 +18,7 @@ from shared.database import DatabaseManager, Repositories
 from shared.errors import ConflictError, NotFoundError
 from shared.models import ResultStatus, SubTask, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager
-from tests.factories import build_result, subtask_id
+from tests.factories import build_planned_task, build_result, subtask_id
 from tests.integration.orchestrator.test_lifecycle import offer, statuses, stored
 from tests.polling import eventually
 
@@ -139,6 +139,18 @@ async def test_cancelling_a_task_that_has_ended_is_a_conflict(
 async def test_cancelling_an_unknown_task_is_not_found(lifecycle: TaskLifecycle) -> None:
     with pytest.raises(NotFoundError):
         await lifecycle.cancel("task_that_never_was")
+
+
+async def test_another_tenant_s_task_is_unknown_to_cancel(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
+    theirs_repos = Repositories(db.pool, "another-tenant")
+    theirs = await theirs_repos.tasks.create_task(build_planned_task({"x": []}))
+    await theirs_repos.subtasks.queue_ready(theirs.id)
+
+    with pytest.raises(NotFoundError):
+        await lifecycle.cancel(theirs.id)
+
+    assert (await theirs_repos.tasks.get_task(theirs.id)).status is TaskStatus.PENDING  # type: ignore[union-attr]
+    assert await statuses(theirs_repos, theirs) == {"x": SubTaskStatus.QUEUED}
 
 
 # --- at the same time ---------------------------------------------------------------------------------------------
