@@ -8,8 +8,10 @@ import pytest
 
 from shared.database import DatabaseManager
 from shared.local_fleet import LocalFleet
-from shared.models import AgentCapability, LogLevel
+from shared.models import AgentCapability, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.redis_manager import RedisManager
 from tests.e2e.conftest import FLEET, follow, submit, wait_for_agents, wait_until_running
+from tests.factories import build_subtask
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sdk]
@@ -143,3 +145,48 @@ async def test_ten_tasks_submitted_at_once_all_complete(api: httpx.AsyncClient) 
         s["task"]["error"] for s, _ in outcomes
     ]
     await wait_for_agents(api, len(FLEET))
+
+
+async def test_a_forged_result_is_dead_lettered_while_every_genuine_task_completes(
+    api: httpx.AsyncClient, process_fleet: LocalFleet, fleet_redis: RedisManager, fleet_database: DatabaseManager
+) -> None:
+    """Whoever can reach an agent or the result queue may forge a result for a subtask nobody assigned: the agent
+    refuses the forged offer, and a forged result pushed past it goes to the dead-letter list with its reason,
+    without holding back the genuine results that arrive around it."""
+    task_ids = list(await asyncio.gather(*(submit(api, "Calculate factorial of 10") for _ in range(3))))
+    await wait_until_running(api, task_ids[0])  # genuine results are on their way
+    forged_id = f"{task_ids[0]}_forged"
+    subtask = build_subtask(
+        task_ids[0], id=forged_id, delivery_token="forged", required_capabilities=[AgentCapability.API_INTEGRATION]
+    )
+    request = TaskExecutionRequest(task_id=task_ids[0], subtask=subtask)
+
+    offered = await api.post(f"{process_fleet.services['agent2'].url}/execute", content=request.model_dump_json())
+    forged = SubTaskResult(
+        subtask_id=forged_id,
+        task_id=task_ids[0],
+        agent_id="agent2",
+        attempt=1,
+        delivery_token="forged",
+        status=ResultStatus.COMPLETED,
+        output="factorial_10 = 42",
+        execution_time=0.1,
+    )
+    await fleet_redis.enqueue_result(forged)
+    finals = await asyncio.gather(*(follow(api, task_id) for task_id in task_ids))
+
+    assert 400 <= offered.status_code < 500, offered.text  # not accepted, so never run
+    letters = await eventually(
+        fleet_redis.result_queue.dead_letters, lambda found: any(forged_id in letter.payload for letter in found)
+    )
+    [letter] = [letter for letter in letters if forged_id in letter.payload]
+    assert SubTaskResult.model_validate_json(letter.payload).result_id == forged.result_id
+    assert "no subtask" in letter.reason and forged_id in letter.reason
+    assert [state["task"]["status"] for state, _ in finals] == ["completed"] * len(task_ids)
+    for state, _ in finals:
+        assert [r["output"] for r in state["subtask_results"]] == [state["task"]["result"]["summary"]]
+        assert "factorial_10 = 3628800" in state["subtask_results"][0]["output"]
+    recorded = await fleet_database.pool.fetchval(
+        "SELECT count(*) FROM subtask_results WHERE subtask_id = $1", forged_id
+    )
+    assert recorded == 0
