@@ -76,9 +76,7 @@ class FleetTrust:
     @classmethod
     def from_settings(cls, settings: Settings) -> "FleetTrust":
         """The fleet's trust, or ConfigurationError (the service does not start) when FLEET_SECRET is unset."""
-        if settings.fleet_secret is None:
-            raise ConfigurationError(f"invalid configuration: {UNSET_SECRET_MESSAGE}")
-        return cls(settings.fleet_secret, settings.tenant_id)
+        return cls(require_fleet_secret(settings), settings.tenant_id)
 
     def sign_offer(self, request: TaskExecutionRequest, *, now: float | None = None) -> Assignment:
         """The assignment of the request's offer to the agent its subtask was claimed for."""
@@ -138,6 +136,13 @@ class FleetTrust:
         mac = self._key.copy()
         mac.update(message)
         return mac.hexdigest()
+
+
+def require_fleet_secret(settings: Settings) -> SecretStr:
+    """FLEET_SECRET, or ConfigurationError: one line saying how to set it."""
+    if settings.fleet_secret is None:
+        raise ConfigurationError(f"invalid configuration: {UNSET_SECRET_MESSAGE}")
+    return settings.fleet_secret
 
 
 def content_digest(request: TaskExecutionRequest) -> str:
