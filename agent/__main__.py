@@ -5,12 +5,14 @@ import uvicorn
 from agent.app import create_app
 from agent.executors.sdk import require_claude_access
 from shared.config import load_settings
+from shared.fleet_trust import require_fleet_secret
 from shared.logging import configure_logging
 from shared.runtime import tune_garbage_collector
 
 
 def main() -> None:
     settings = load_settings()
+    require_fleet_secret(settings)  # checked again where it is used; here it stops the agent before it serves
     if settings.agent_executor == "sdk":
         require_claude_access(settings)
     configure_logging(settings.log_level, settings.log_json)

@@ -1,9 +1,13 @@
-"""The agent's HTTP API (seed 003 T007/T008, T024): health, status, and accepting a subtask to run."""
+"""The agent's HTTP API (seed 003 T007/T008, T024): health, status, and accepting a subtask to run.
 
-from typing import Annotated, Literal
+/health is open and says only whether the agent serves; /status and /execute answer the orchestrator alone (a token
+derived from FLEET_SECRET, a signed assignment: shared/fleet_trust.py).
+"""
+
+from typing import Annotated, Any, Literal
 
 import claude_agent_sdk
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 
 from agent.heartbeat import agent_status
@@ -11,6 +15,7 @@ from agent.offers import OfferBook
 from agent.runner import SubtaskRunner
 from shared.config import Settings
 from shared.errors import error_responses
+from shared.fleet_trust import FleetTrust
 from shared.models import AgentStatus, TaskExecutionRequest
 
 router = APIRouter()
@@ -20,7 +25,6 @@ class HealthResponse(BaseModel):
     status: Literal["healthy"] = "healthy"
     agent_id: str
     is_available: bool
-    current_task: str | None
     sdk_version: str
 
 
@@ -45,6 +49,12 @@ async def get_offers(request: Request) -> OfferBook:
     return offers
 
 
+async def get_trust(request: Request) -> FleetTrust:
+    trust: FleetTrust = request.app.state.trust
+    return trust
+
+
+Trust = Annotated[FleetTrust, Depends(get_trust)]
 Runner = Annotated[SubtaskRunner, Depends(get_runner)]
 Offers = Annotated[OfferBook, Depends(get_offers)]
 AgentSettings = Annotated[Settings, Depends(get_settings)]
@@ -52,19 +62,23 @@ AgentSettings = Annotated[Settings, Depends(get_settings)]
 
 @router.get("/health", response_model=HealthResponse, responses=error_responses(500), tags=["agent"])
 async def health(runner: Runner, settings: AgentSettings) -> HealthResponse:
-    """Liveness, whether a subtask would be accepted now, and the Claude Agent SDK version."""
-    current_tasks = runner.current_tasks
+    """Liveness, whether a subtask would be accepted now, and the Claude Agent SDK version (what it runs: /status)."""
     return HealthResponse(
-        agent_id=settings.agent_id,
-        is_available=runner.is_available,
-        current_task=current_tasks[0] if current_tasks else None,
-        sdk_version=claude_agent_sdk.__version__,
+        agent_id=settings.agent_id, is_available=runner.is_available, sdk_version=claude_agent_sdk.__version__
     )
 
 
-@router.get("/status", response_model=AgentStatus, responses=error_responses(500), tags=["agent"])
-async def status(runner: Runner, settings: AgentSettings) -> AgentStatus:
-    """The full AgentStatus the heartbeat registers, with the host's CPU and memory use."""
+UNTRUSTED: dict[int | str, dict[str, Any]] = {
+    401: {**error_responses(401)[401], "description": "Not the orchestrator: no or a wrong credential"}
+}
+
+
+@router.get("/status", response_model=AgentStatus, responses={**error_responses(500), **UNTRUSTED}, tags=["agent"])
+async def status(
+    runner: Runner, settings: AgentSettings, trust: Trust, authorization: Annotated[str | None, Header()] = None
+) -> AgentStatus:
+    """The full AgentStatus the heartbeat registers, with the host's CPU and memory use (fleet status token)."""
+    trust.check_status_token(authorization)
     return agent_status(settings, runner)
 
 
@@ -73,6 +87,7 @@ async def status(runner: Runner, settings: AgentSettings) -> AgentStatus:
     response_model=ExecuteAccepted,
     responses={
         **error_responses(500),
+        **UNTRUSTED,
         400: {**error_responses(400)[400], "description": "Malformed request, or a capability this agent lacks"},
         409: {**error_responses(409)[409], "description": "The offer is not this agent's: taken back, or superseded"},
         503: {**error_responses(503)[503], "description": "All slots are busy, or the agent is shutting down"},
@@ -80,9 +95,11 @@ async def status(runner: Runner, settings: AgentSettings) -> AgentStatus:
     tags=["agent"],
 )
 async def execute(
-    request: TaskExecutionRequest, runner: Runner, offers: Offers, settings: AgentSettings
+    request: TaskExecutionRequest, runner: Runner, offers: Offers, settings: AgentSettings, trust: Trust
 ) -> ExecuteAccepted:
-    """Accept one offer of a subtask attempt and run it in the background; its result goes to the result queue."""
+    """Accept one offer of a subtask attempt, signed by the orchestrator, and run it in the background; its result
+    goes to the result queue."""
+    trust.check_offer(request, settings.agent_id)  # before anything is held, written or run
     reservation = runner.reserve(request)
     if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
         try:

@@ -19,6 +19,7 @@ from agent.tools.data_source import DataSourcePool
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.errors import install_error_handlers
+from shared.fleet_trust import FleetTrust
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,7 @@ log = structlog.get_logger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    app.state.trust = FleetTrust.from_settings(settings)  # no FLEET_SECRET: the agent does not start
     db = DatabaseManager(settings)
     await db.connect()
     redis = RedisManager(settings)

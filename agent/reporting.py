@@ -16,7 +16,7 @@ from agent.roles import LoadedRole
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
-from shared.models import AgentLog, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.models import AgentLog, LogLevel, ReportedResult, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.outages import REDIS_UNREACHABLE
 from shared.redis import LifecycleEventType
 from shared.redis_manager import RedisManager
@@ -65,8 +65,8 @@ class ResultReporter:
 
     def build_result(
         self, request: TaskExecutionRequest, role: LoadedRole, outcome: ExecutionOutcome, execution_time: float
-    ) -> SubTaskResult:
-        return SubTaskResult(
+    ) -> ReportedResult:
+        return ReportedResult(
             subtask_id=request.subtask.id,
             task_id=request.task_id,
             agent_id=self._settings.agent_id,
@@ -82,6 +82,7 @@ class ResultReporter:
             num_turns=outcome.num_turns,
             role_config_hash=role.config_hash,
             simulated=self._settings.claude_simulated,
+            assignment=request.assignment,  # the orchestrator applies only results of offers it signed
         )
 
     def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:

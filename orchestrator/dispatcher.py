@@ -22,6 +22,7 @@ from orchestrator.fleet_view import MATCH_INTERVAL_SECONDS
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.scheduling import rank_agents
 from shared.database.subtask_repository import ClaimedAttempt
+from shared.fleet_trust import FleetTrust
 from shared.loop_service import LoopService, OutageWatch
 from shared.models import AgentStatus, QueuedSubtask, TaskExecutionRequest
 from shared.outages import STORE_OUTAGES
@@ -58,7 +59,8 @@ class BacklogItem:
         return self.refused_until.get(agent_id, 0.0) > time.monotonic()
 
 
-def execution_request(attempt: ClaimedAttempt) -> TaskExecutionRequest:
+def execution_request(attempt: ClaimedAttempt, trust: FleetTrust) -> TaskExecutionRequest:
+    """The offer of a claimed attempt, signed for the agent it was claimed for."""
     subtask = attempt.subtask
     context = {
         "task_description": attempt.task_description,
@@ -68,7 +70,9 @@ def execution_request(attempt: ClaimedAttempt) -> TaskExecutionRequest:
             for dependency in subtask.dependencies
         ],
     }
-    return TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context)
+    request = TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context)
+    request.assignment = trust.sign_offer(request)
+    return request
 
 
 class Dispatcher(LoopService):
@@ -77,6 +81,7 @@ class Dispatcher(LoopService):
         self._lifecycle = lifecycle
         self._redis = redis
         self._agents = agents
+        self._trust = lifecycle.trust
         fleet = lifecycle.fleet
         self._directory, self._load, self._history = fleet.directory, fleet.load, fleet.history
         self.consumer_id = f"{lifecycle.settings.orchestrator_instance_id}-dispatch"
@@ -197,7 +202,7 @@ class Dispatcher(LoopService):
             else:
                 offers.append((entry, agent, attempt))
         accepted = await asyncio.gather(
-            *(self._post_execute(agent, execution_request(attempt)) for _, agent, attempt in offers)
+            *(self._post_execute(agent, execution_request(attempt, self._trust)) for _, agent, attempt in offers)
         )
         for (entry, agent, attempt), took_it in zip(offers, accepted, strict=True):
             subtask = attempt.subtask

@@ -35,6 +35,7 @@ from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.database.task_repository import StatusChange
 from shared.errors import ConflictError, NotFoundError
+from shared.fleet_trust import FleetTrust
 from shared.models import (
     LogLevel,
     QueuedSubtask,
@@ -124,6 +125,7 @@ class TaskLifecycle:
     def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager, fleet: FleetView) -> None:
         self.settings = settings
         self.fleet = fleet
+        self.trust = FleetTrust.from_settings(settings)  # signs the offers, checks the results
         self.details = TaskDetailCache()  # ended tasks' serialized detail; this class says when one changes
         self.drain = DrainMeter()  # attempts handed to agents lately: how fast the queue empties
         self._admission = QueueAdmission(settings.max_queue_depth, self._count_queued, self.drain)
@@ -219,7 +221,7 @@ class TaskLifecycle:
         async with self._db.transaction() as tx:
             owners = await tx.subtasks.lock_tasks_of({result.subtask_id for _, result in batch})
             for position, result in batch:
-                reason = self._foreign(result, owners)
+                reason = self._foreign(result, owners) or self._never_assigned(result)
                 if reason:
                     outcome.rejected[position] = reason
             results = [result for position, result in batch if position not in outcome.rejected]
@@ -259,6 +261,11 @@ class TaskLifecycle:
             return f"subtask {result.subtask_id!r} belongs to task {task_id!r}, not {result.task_id!r}"
         return None
 
+    def _never_assigned(self, result: SubTaskResult) -> str | None:
+        """Why the result is not the answer to an offer this fleet signed, if it is not (a forged or stray result)."""
+        problem = self.trust.result_problem(result)
+        return f"not an attempt the orchestrator assigned: {problem}" if problem else None
+
     async def running_attempts(self) -> list[SubTask]:
         """Every attempt PostgreSQL says an agent runs: what recovery checks against the agents' heartbeats."""
         return await self._db.repositories().subtasks.list_running()
@@ -266,7 +273,9 @@ class TaskLifecycle:
     async def fail_stranded(self, stranded: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""
         now = datetime.now(UTC)
-        outcome = await self.apply_results([stranded_failure(subtask, reason, now) for subtask, reason in stranded])
+        # Signed like an agent's result: every result that applies answers an assignment of this fleet's.
+        failures = [self.trust.sign_result(stranded_failure(subtask, reason, now)) for subtask, reason in stranded]
+        outcome = await self.apply_results(failures)
         if stranded:
             log.warning("stranded_attempts_retried", count=len(stranded))
         return outcome

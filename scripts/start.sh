@@ -12,6 +12,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 source scripts/lib/services.sh
 source scripts/lib/compose.sh
+source scripts/lib/settings.sh
 
 FLEET_DIR="$DATA_DIR/fleet"
 LOG_DIR="$FLEET_DIR/logs"
@@ -27,15 +28,6 @@ AGENTS=(
     "agent4 8004 CODE_GENERATION,API_INTEGRATION"
     "agent5 8005 DATA_ANALYSIS,DATABASE_OPERATIONS"
 )
-
-# A secret generated on the first start and kept private under .data/fleet/; prints it.
-kept_secret() {
-    local file="$1"
-    if [ ! -s "$file" ]; then
-        (umask 077 && mkdir -p "$(dirname "$file")" && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
-    fi
-    cat "$file"
-}
 
 running_pid() {
     local pidfile="$PID_DIR/$1.pid"
@@ -89,12 +81,22 @@ print_urls() {
   Orchestrator API   $api        (docs: $api/docs)
   Dashboard          $dashboard
   Agents             http://localhost:8001 ... http://localhost:8005
+  API key            ${ORCHESTRATOR_API_KEY:-none}   (operator; kept in .data/fleet/api-key)
   Logs               $logs
   Stop               scripts/stop.sh
 
-  Try it:  curl -X POST '$api/tasks?description=Calculate%20factorial%20of%2010'
+  Try it:  curl -X POST -H "Authorization: Bearer \$(cat .data/fleet/api-key)" \\
+                '$api/tasks?description=Calculate%20factorial%20of%2010'
            $python scripts/test_system.py --url $api
 EOF
+}
+
+# The operator key the dashboard and scripts/test_system.py use. The command after the URL runs the orchestrator's
+# CLI (its last line is the new key) on the first start, once the orchestrator has migrated its database.
+ensure_operator_key() {
+    local url="$1"; shift
+    ensure_api_key "$url" "$API_KEY_FILE" -- "$@" api-keys create --tenant "${TENANT_ID:-default}" \
+        --name fleet-operator --scope operator
 }
 
 start_with_docker() {
@@ -105,9 +107,17 @@ start_with_docker() {
         profile=(--profile simulator)
     fi
     say "a Docker engine answers: starting the fleet with docker compose (the first start builds the images)"
-    if ! compose "${profile[@]}" up --detach --build --wait --wait-timeout "$COMPOSE_WAIT_SECONDS"; then
+    # The dashboard starts with the kept key; docker-compose.yml passes ORCHESTRATOR_API_KEY on to it.
+    local dashboard_key="${ORCHESTRATOR_API_KEY:-$(cat "$API_KEY_FILE" 2>/dev/null || true)}"
+    if ! ORCHESTRATOR_API_KEY="$dashboard_key" compose "${profile[@]}" up --detach --build --wait \
+        --wait-timeout "$COMPOSE_WAIT_SECONDS"; then
         compose "${profile[@]}" ps --all >&2 || true
         die "the fleet did not become healthy; see docker compose logs [service]"
+    fi
+    ensure_operator_key "http://localhost:${ORCHESTRATOR_PORT:-8000}" compose exec -T orchestrator python -m orchestrator \
+        || true
+    if [ "$ORCHESTRATOR_API_KEY" != "$dashboard_key" ]; then  # a new key: the dashboard's container is made again
+        compose "${profile[@]}" up --detach --wait streamlit || die "the dashboard did not start with the new API key"
     fi
     if [ ${#profile[@]} -gt 0 ]; then print_offline_banner; fi
     say "the fleet is up"
@@ -126,9 +136,12 @@ case "${1:-}" in
     *) die "usage: scripts/start.sh [--native | --docker]" ;;
 esac
 
-if [ -f .env ]; then set -a; source .env; set +a; fi
+source_env_file .env  # a setting the environment gives wins, as in the services themselves
 # The agents' data-source reader logs in with this password wherever the server asks for one (docs/security.md).
 export AGENT_DATA_PASSWORD="${AGENT_DATA_PASSWORD:-$(kept_secret "$FLEET_DIR/agent-data-password")}"
+# The orchestrator signs the agents' assignments with it, and they check them (docs/security.md).
+export FLEET_SECRET="${FLEET_SECRET:-$(kept_secret "$FLEET_DIR/fleet-secret")}"
+API_KEY_FILE="$FLEET_DIR/api-key"
 
 if [ "$MODE" = docker ]; then
     docker_engine_answers || die "--docker: no Docker engine answers (docker info failed)"
@@ -144,6 +157,7 @@ export ORCHESTRATOR_URL="${ORCHESTRATOR_URL:-http://localhost:$ORCHESTRATOR_PORT
 mkdir -p "$LOG_DIR" "$PID_DIR"
 
 if running_pid orchestrator >/dev/null; then
+    export ORCHESTRATOR_API_KEY="${ORCHESTRATOR_API_KEY:-$(cat "$API_KEY_FILE" 2>/dev/null || true)}"
     say "the fleet is already running (orchestrator PID $(running_pid orchestrator)); nothing started"
     print_urls "$LOG_DIR/" .venv/bin/python "$ORCHESTRATOR_PORT" "$STREAMLIT_PORT"
     exit 0
@@ -170,6 +184,7 @@ fi
 # The orchestrator migrates the database before it answers; the agents start once it does (as in compose).
 launch orchestrator "$VENV/bin/python" -m orchestrator
 wait_healthy orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/health"
+ensure_operator_key "http://127.0.0.1:$ORCHESTRATOR_PORT" "$VENV/bin/python" -m orchestrator || true
 for agent in "${AGENTS[@]}"; do
     read -r name port capabilities <<<"$agent"
     AGENT_ID="$name" AGENT_PORT="$port" AGENT_CAPABILITIES="$capabilities" \

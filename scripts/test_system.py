@@ -1,13 +1,16 @@
 """Checks a running fleet from the outside: submits three tasks, waits for them, prints what happened.
 
-Usage: python scripts/test_system.py [--url http://localhost:8000] [--timeout 180]
+Usage: python scripts/test_system.py [--url http://localhost:8000] [--timeout 180] [--api-key KEY]
+The API key defaults to ORCHESTRATOR_API_KEY, else the operator key scripts/start.sh keeps in .data/fleet/api-key.
 Exit status 0 means every task completed.
 """
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,10 +21,24 @@ TASKS = [
     "Summarise in three bullet points why automated tests matter",
 ]
 TERMINAL = {"completed", "failed", "cancelled"}
+KEPT_API_KEY = Path(__file__).resolve().parent.parent / ".data" / "fleet" / "api-key"
+
+
+def default_api_key() -> str | None:
+    """ORCHESTRATOR_API_KEY, else the key scripts/start.sh keeps (a standalone script: no shared settings here)."""
+    if os.environ.get("ORCHESTRATOR_API_KEY"):
+        return os.environ["ORCHESTRATOR_API_KEY"]
+    return KEPT_API_KEY.read_text().strip() if KEPT_API_KEY.is_file() else None
 
 
 def submit(client: httpx.Client, description: str) -> str:
     response = client.post("/tasks", params={"description": description, "user_id": "test_system"})
+    if response.status_code in (401, 403):
+        sys.exit(
+            f"POST /tasks answered {response.status_code}: {response.text}\n"
+            "Pass --api-key, set ORCHESTRATOR_API_KEY, or start the fleet with scripts/start.sh (it keeps a key in "
+            ".data/fleet/api-key)."
+        )
     if response.status_code != 200:
         sys.exit(f"POST /tasks answered {response.status_code}: {response.text}")
     task_id: str = response.json()["task_id"]
@@ -74,8 +91,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://localhost:8000", help="orchestrator URL")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the tasks")
+    parser.add_argument("--api-key", default=default_api_key(), help="the orchestrator API key to send")
     args = parser.parse_args()
-    with httpx.Client(base_url=args.url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    with httpx.Client(base_url=args.url, timeout=30, headers=headers) as client:
         health = client.get("/health")
         if health.status_code != 200:
             sys.exit(f"the orchestrator is not healthy: {health.text}")

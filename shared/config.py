@@ -24,6 +24,8 @@ DEFAULT_DATA_DATABASE = "mats_data"
 DEFAULT_DATA_ROLE = "mats_reader"
 DEFAULT_DATA_SCHEMA = "sales"
 
+# Fewer characters than this cannot be a generated secret (scripts/start.sh writes 40 or more).
+FLEET_SECRET_MIN_LENGTH = 32
 # Values people copy from templates without replacing them.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "your-api-key", "your_api_key", "sk-ant-xxx", "xxx", "..."})
 
@@ -62,6 +64,11 @@ class Settings(BaseSettings):
         pattern=TENANT_PATTERN.pattern,
         description="Whose fleet this is: prefixes its Redis keys and owns its tasks in PostgreSQL",
     )
+    fleet_secret: SecretStr | None = Field(
+        None,
+        description="Shared by the orchestrator and its agents to sign and check assignments (32+ characters); "
+        "scripts/start.sh generates it in .data/fleet/fleet-secret",
+    )
     db_pool_min_size: int = Field(2, ge=1, description="Minimum asyncpg pool connections")
     db_pool_max_size: int = Field(20, ge=1, description="Maximum asyncpg pool connections")
     db_command_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one database command")
@@ -79,6 +86,11 @@ class Settings(BaseSettings):
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")
     orchestrator_url: str = Field("http://localhost:8000", description="Orchestrator URL the dashboard calls")
+    orchestrator_api_key: SecretStr | None = Field(
+        None,
+        description="API key the dashboard sends the orchestrator; unset: the one scripts/start.sh keeps in "
+        ".data/fleet/api-key",
+    )
     orchestrator_instance_id: str = Field(
         "orchestrator", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Names this orchestrator's queue consumers"
     )
@@ -202,6 +214,21 @@ class Settings(BaseSettings):
     def refuse_placeholder_password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError("is a template placeholder; set a real password or leave it unset")
+        return value
+
+    @field_validator("fleet_secret")
+    @classmethod
+    def refuse_weak_fleet_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        if secret.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("is a template placeholder; scripts/start.sh generates a real one (docs/security.md)")
+        if len(secret) < FLEET_SECRET_MIN_LENGTH:
+            raise ValueError(
+                f"is too short to sign with ({len(secret)} characters, at least {FLEET_SECRET_MIN_LENGTH}); "
+                "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @model_validator(mode="after")

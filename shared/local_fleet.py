@@ -6,6 +6,7 @@ services implement) and SIGKILL only after a grace period; `kill()` is the crash
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -100,8 +101,10 @@ class ServiceProcess:
 
 
 def fleet_environment(postgres_url: str, redis_url: str, tenant_id: str, work_dir: Path) -> dict[str, str]:
-    """What every local fleet shares: its storage, its own tenant and workspace, and agents on any free port."""
+    """What every local fleet shares: its storage, its own tenant, workspace and FLEET_SECRET, and agents on any
+    free port."""
     return {
+        "FLEET_SECRET": secrets.token_urlsafe(32),
         "POSTGRES_URL": postgres_url,
         "REDIS_URL": redis_url,
         "TENANT_ID": tenant_id,

@@ -198,6 +198,26 @@ class SubTaskResult(DomainModel):
         return self
 
 
+class Assignment(DomainModel):
+    """The orchestrator's signature of one offer (shared/fleet_trust.py); the attempt's result carries it back."""
+
+    expires_at: int = Field(ge=0, description="Unix time after which an agent refuses the offer")
+    content_digest: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of what the agent is asked to do: description, capabilities, context",
+    )
+    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
+
+
+class ReportedResult(SubTaskResult):
+    """A result as it travels from an agent to the orchestrator: with the assignment the attempt ran under.
+
+    Only the result queue carries it; what PostgreSQL stores and the API shows is the plain SubTaskResult.
+    """
+
+    assignment: Assignment | None = None
+
+
 class DecompositionInfo(DomainModel):
     """How a task's plan came about: how long Claude took, whether it was repaired or replaced."""
 
@@ -262,6 +282,7 @@ class TaskExecutionRequest(DomainModel):
     task_id: Identifier
     subtask: SubTask
     task_context: dict[str, Any] = Field(default_factory=dict)
+    assignment: Assignment | None = Field(None, description="The orchestrator's signature; agents refuse without")
 
     @model_validator(mode="after")
     def subtask_belongs_to_task(self) -> Self:

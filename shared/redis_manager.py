@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.config import Settings
-from shared.models import AgentCapability, AgentStatus, QueuedSubtask, SubTaskResult
+from shared.models import AgentCapability, AgentStatus, QueuedSubtask, ReportedResult, SubTaskResult
 from shared.outages import REDIS_UNREACHABLE
 from shared.redis import (
     RESULT_QUEUE,
@@ -136,14 +136,14 @@ class RedisManager:
     async def enqueue_result(self, result: SubTaskResult) -> int:
         return await self.result_queue.push(result.model_dump_json())
 
-    async def dequeue_result(self, consumer_id: str, timeout: float) -> tuple[str, SubTaskResult] | None:
+    async def dequeue_result(self, consumer_id: str, timeout: float) -> tuple[str, ReportedResult] | None:
         """The next result and its raw payload (to ack), or None after `timeout` seconds."""
         taken = await self.dequeue_results(consumer_id, timeout, limit=1)
         return taken[0] if taken else None
 
-    async def dequeue_results(self, consumer_id: str, timeout: float, limit: int) -> list[tuple[str, SubTaskResult]]:
+    async def dequeue_results(self, consumer_id: str, timeout: float, limit: int) -> list[tuple[str, ReportedResult]]:
         """Up to `limit` results with their raw payloads: waits for the first, takes what else is there."""
-        return await self._take_models(self.result_queue, consumer_id, timeout, SubTaskResult, limit)
+        return await self._take_models(self.result_queue, consumer_id, timeout, ReportedResult, limit)
 
     async def register_agent(self, status: AgentStatus) -> None:
         await self.registry.register_agent(status, ttl=self._settings.heartbeat_ttl_seconds)

@@ -14,6 +14,8 @@ from shared.logging import configure_logging
 # Tests default to their own database and Redis database number (scripts/test.sh sets the same).
 os.environ.setdefault("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# The orchestrator and the agents of a test sign and check assignments with it (shared/fleet_trust.py).
+os.environ.setdefault("FLEET_SECRET", "test-fleet-secret-0123456789abcdef0123456789")
 if os.environ.get("TEST_AGENT_DATA_URL"):
     os.environ["AGENT_DATA_URL"] = os.environ["TEST_AGENT_DATA_URL"]
 

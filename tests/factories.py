@@ -1,8 +1,12 @@
 """Builders for valid domain objects, so each test states only what it cares about."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from shared.config import Settings
 from shared.database import Repositories
+from shared.fleet_trust import FleetTrust
 from shared.models import (
     AgentCapability,
     ResultStatus,
@@ -55,11 +59,27 @@ def subtask_id(task: Task, name: str) -> str:
     return f"{task.id}_{name}"
 
 
+# The orchestrator applies only results that answer an assignment its fleet signed; inside `results_signed_for`,
+# the results built here carry that signature, as an agent's would.
+_result_signer: FleetTrust | None = None
+
+
+@contextmanager
+def results_signed_for(settings: Settings) -> Iterator[None]:
+    """Within it, `build_result` signs its results with the fleet of `settings` (its secret and tenant)."""
+    global _result_signer
+    _result_signer = FleetTrust.from_settings(settings)
+    try:
+        yield
+    finally:
+        _result_signer = None
+
+
 def build_result(subtask: SubTask, *, attempt: int = 1, agent_id: str = "agent1", **fields: Any) -> SubTaskResult:
     """The result an agent reports for `subtask`, under the offer it was claimed with (its delivery token)."""
     status = fields.pop("status", ResultStatus.COMPLETED)
     outcome = {"output": "done"} if status is ResultStatus.COMPLETED else {"error": "it broke"}
-    return SubTaskResult(
+    result = SubTaskResult(
         subtask_id=subtask.id,
         task_id=subtask.task_id,
         agent_id=agent_id,
@@ -69,6 +89,7 @@ def build_result(subtask: SubTask, *, attempt: int = 1, agent_id: str = "agent1"
         execution_time=fields.pop("execution_time", 0.25),
         **{**outcome, **fields},
     )
+    return result if _result_signer is None else _result_signer.sign_result(result)
 
 
 async def run_attempt(

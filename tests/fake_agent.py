@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from shared.models import AgentCapability, AgentStatus, ResultStatus, SubTaskResult, TaskExecutionRequest
+from shared.models import AgentCapability, AgentStatus, ReportedResult, ResultStatus, TaskExecutionRequest
 from shared.serving import serve_in_thread
 
 ANY_PORT = (1024, 65535)
@@ -82,9 +82,9 @@ def result_for(
     output: str | None = None,
     error: str | None = None,
     retryable: bool = False,
-) -> SubTaskResult:
+) -> ReportedResult:
     completed = status is ResultStatus.COMPLETED
-    return SubTaskResult(
+    return ReportedResult(
         subtask_id=request.subtask.id,
         task_id=request.task_id,
         agent_id=agent_id,
@@ -95,4 +95,5 @@ def result_for(
         error=None if completed else (error or "it failed"),
         retryable=retryable,
         execution_time=0.05,
+        assignment=request.assignment,  # what a real agent reports back: the orchestrator checks it
     )

@@ -17,6 +17,10 @@ SUBMIT_TIMEOUT = httpx.Timeout(180.0, connect=1.5)
 POOL_LIMITS = httpx.Limits(max_connections=20, keepalive_expiry=2.0)
 # The registry's agents may use any port the operator configured; range checks are the registry's job.
 ANY_AGENT_PORT = {"agent_port_range": (1, 65535)}
+HOW_TO_GET_A_KEY = (
+    "set ORCHESTRATOR_API_KEY for the dashboard, or start the fleet with scripts/start.sh, which keeps an operator "
+    "key in .data/fleet/api-key (python -m orchestrator api-keys create --tenant ID --scope operator makes one)"
+)
 
 
 class ApiError(Exception):
@@ -95,10 +99,24 @@ def _parse(model: type[BaseModel], value: Any, context: dict[str, Any] | None = 
         ) from None
 
 
+def _refusal_message(response: httpx.Response, has_key: bool) -> str:
+    """What a person needs to hear about a 401 or 403: whose key is refused, and how to get one that works."""
+    reason = _error_message(response)
+    if response.status_code == 403:
+        return f"the orchestrator does not let this API key do that ({reason}); use an operator key of its tenant"
+    if not has_key:
+        return f"the dashboard has no API key ({reason}): {HOW_TO_GET_A_KEY}"
+    return f"the orchestrator refuses the dashboard's API key ({reason}): {HOW_TO_GET_A_KEY}"
+
+
 class OrchestratorClient:
-    def __init__(self, base_url: str, http: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, http: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = http or httpx.Client(base_url=self.base_url, timeout=READ_TIMEOUT, limits=POOL_LIMITS)
+        self.has_api_key = bool(api_key)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.Client(
+            base_url=self.base_url, timeout=READ_TIMEOUT, limits=POOL_LIMITS, headers=headers
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -125,6 +143,8 @@ class OrchestratorClient:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
+        if response.status_code in (401, 403):
+            raise ApiError(_refusal_message(response, self.has_api_key), status_code=response.status_code)
         if response.is_error:
             raise ApiError(
                 _error_message(response),

@@ -1,5 +1,7 @@
 """The dashboard page: header with the orchestrator's health, the submit form in the sidebar, and three tabs."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from shared.config import ConfigurationError, Settings, load_settings
@@ -9,12 +11,24 @@ from ui.sections import agents, logs, submit, tasks
 TITLE = "Multi-Agent Task Execution System"
 # An agent is "late" after missing about two heartbeats; the registry drops it entirely at its TTL.
 LATE_HEARTBEATS = 2.5
+# Where scripts/start.sh keeps the operator key it creates on the first start.
+KEPT_API_KEY = Path(__file__).resolve().parent.parent / ".data" / "fleet" / "api-key"
+
+
+def dashboard_api_key(settings: Settings, kept: Path = KEPT_API_KEY) -> str | None:
+    """ORCHESTRATOR_API_KEY, else the key scripts/start.sh keeps; None when there is neither."""
+    if settings.orchestrator_api_key is not None:
+        return settings.orchestrator_api_key.get_secret_value()
+    try:
+        return kept.read_text().strip() or None
+    except OSError:
+        return None
 
 
 @st.cache_resource(show_spinner=False)
-def orchestrator_client(base_url: str) -> OrchestratorClient:
-    """One client (and connection pool) per orchestrator URL, shared by every session of this server."""
-    return OrchestratorClient(base_url)
+def orchestrator_client(base_url: str, api_key: str | None) -> OrchestratorClient:
+    """One client (and connection pool) per orchestrator URL and key, shared by every session of this server."""
+    return OrchestratorClient(base_url, api_key)
 
 
 def main() -> None:
@@ -24,7 +38,7 @@ def main() -> None:
     except ConfigurationError as error:
         st.error(str(error), icon="⚙️")
         st.stop()
-    client = orchestrator_client(settings.orchestrator_url)
+    client = orchestrator_client(settings.orchestrator_url, dashboard_api_key(settings))
     _header(client, settings)
     with st.sidebar:
         submit.render(client)

@@ -24,11 +24,10 @@ from shared.database import DatabaseManager
 from shared.serving import serve_in_thread
 from tests.unit.agent.fixtures import (  # noqa: F401 - fixtures used by name
     OfferFactory,
-    RequestFactory,
     SettingsFactory,
     agent_settings_factory,
     agent_tenant,
-    execution_request,
+    fleet_status_headers,
     serving,
 )
 
@@ -72,18 +71,31 @@ async def test_health_answers_healthy_with_the_sdk_version(
     body = response.json()
     assert body["status"] == "healthy"
     assert body["is_available"] is True
-    assert body["current_task"] is None
     assert body["sdk_version"] == claude_agent_sdk.__version__
+    assert set(body) == {"status", "agent_id", "is_available", "sdk_version"}  # open to all: no work, no load
     contract_schema["/health"]["GET"].validate_response(response)
 
 
-async def test_status_answers_the_full_agent_status(agent_client: httpx.AsyncClient, contract_schema: Any) -> None:
-    response = await agent_client.get("/status")
+async def test_status_answers_the_full_agent_status(
+    agent_client: httpx.AsyncClient, contract_schema: Any, settings: Settings
+) -> None:
+    response = await agent_client.get("/status", headers=fleet_status_headers(settings))
 
     assert response.status_code == 200
     body = response.json()
     assert body["executor"] == "stub"
     assert 0 <= body["cpu_usage"] <= 100 and 0 < body["memory_usage"] <= 100
+    contract_schema["/status"]["GET"].validate_response(response)
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-the-token", "Basic dXNlcjpwYXNz"])
+async def test_status_without_the_fleet_token_is_a_401(
+    agent_client: httpx.AsyncClient, contract_schema: Any, authorization: str | None
+) -> None:
+    response = await agent_client.get("/status", headers={"Authorization": authorization} if authorization else {})
+
+    assert response.status_code == 401
+    assert "status token" in response.json()["error"]
     contract_schema["/status"]["GET"].validate_response(response)
 
 
@@ -128,11 +140,11 @@ async def test_a_malformed_request_is_a_400(
 async def test_a_missing_capability_is_a_400(
     agent_settings_factory: SettingsFactory,  # noqa: F811
     db: DatabaseManager,
-    execution_request: RequestFactory,  # noqa: F811
+    offered_request: OfferFactory,
 ) -> None:
     agent = agent_settings_factory(agent_capabilities="WEB_SCRAPING,API_INTEGRATION")
     async with serving(agent) as (_, client):
-        response = await client.post("/execute", json=execution_request().model_dump(mode="json"))
+        response = await client.post("/execute", json=(await offered_request()).model_dump(mode="json"))
     assert response.status_code == 400
     assert "DATA_ANALYSIS" in response.json()["error"]
 

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from shared.database import DatabaseManager
+from shared.fleet_trust import fleet_status_token
 from shared.local_fleet import LocalFleet
 from shared.models import AgentCapability, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.redis_manager import RedisManager
@@ -107,10 +109,14 @@ async def agent_running_the_subtask(api: httpx.AsyncClient, fleet: LocalFleet, t
     """The agent that has accepted the task's first subtask (a claim alone may still be refused)."""
     subtask = await wait_until_running(api, task_id)
 
+    token = fleet_status_token(SecretStr(fleet.base_env["FLEET_SECRET"]))
+
     async def holder() -> str | None:
         for agent_id in FLEET:
-            health = (await api.get(f"{fleet.services[agent_id].url}/health")).json()
-            if health["current_task"] == subtask["id"]:
+            answer = await api.get(
+                f"{fleet.services[agent_id].url}/status", headers={"Authorization": f"Bearer {token}"}
+            )
+            if subtask["id"] in answer.json()["current_tasks"]:
                 return agent_id
         return None
 

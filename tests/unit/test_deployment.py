@@ -502,12 +502,14 @@ def test_every_image_holds_the_packages_its_service_imports(offline: dict[str, A
 # --- start.sh / stop.sh in Docker mode, against a stub docker ---------------------------------------------------
 
 STUB_DOCKER = """#!/usr/bin/env bash
-echo "$* | ANTHROPIC_BASE_URL=${ANTHROPIC_BASE_URL:-} CLAUDE_SIMULATED=${CLAUDE_SIMULATED:-}" >>"$DOCKER_STUB_LOG"
+echo "$* | ANTHROPIC_BASE_URL=${ANTHROPIC_BASE_URL:-} CLAUDE_SIMULATED=${CLAUDE_SIMULATED:-}" \\
+    "FLEET_SECRET=${FLEET_SECRET:-} ORCHESTRATOR_API_KEY=${ORCHESTRATOR_API_KEY:-}" >>"$DOCKER_STUB_LOG"
 case "$1" in
     info) exit "${DOCKER_STUB_INFO_STATUS:-0}" ;;
     compose) [ "$2" = version ] && echo "Docker Compose version v2.40.3" ;;
 esac
 case " $* " in *" ps --quiet "*) echo "${DOCKER_STUB_CONTAINERS:-}" ;; esac
+case " $* " in *" exec -T orchestrator "*" api-keys create "*) printf 'created\\nmats_stub_key\\n' ;; esac
 exit 0
 """
 
@@ -522,7 +524,8 @@ class ScriptRun:
 @pytest.fixture
 def scripts_tree(tmp_path: Path) -> Path:
     """start.sh, stop.sh and their libraries in a scratch repo: no .env, .venv or fleet of the real checkout."""
-    for relative in ("scripts/start.sh", "scripts/stop.sh", "scripts/lib/services.sh", "scripts/lib/compose.sh"):
+    libraries = ("scripts/lib/services.sh", "scripts/lib/compose.sh", "scripts/lib/settings.sh")
+    for relative in ("scripts/start.sh", "scripts/stop.sh", *libraries):
         target = tmp_path / "repo" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / relative, target)
@@ -536,7 +539,13 @@ def scripts_tree(tmp_path: Path) -> Path:
 def run_script(tree: Path, script: str, *args: str, **env: str) -> ScriptRun:
     log = tree / "docker-calls.log"
     log.touch()
-    environment = {"PATH": f"{tree / 'bin'}:/usr/bin:/bin", "HOME": str(tree), "DOCKER_STUB_LOG": str(log), **env}
+    environment = {
+        "PATH": f"{tree / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tree),
+        "DOCKER_STUB_LOG": str(log),
+        "ORCHESTRATOR_PORT": "1",  # nothing answers there: a kept API key is never found refused by chance
+        **env,
+    }
     result = subprocess.run(
         ["bash", str(tree / "repo" / "scripts" / script), *args],
         env=environment,
@@ -554,9 +563,9 @@ def compose_ups(run: ScriptRun) -> list[str]:
 def test_start_without_a_key_brings_the_fleet_up_with_the_simulator(scripts_tree: Path) -> None:
     run = run_script(scripts_tree, "start.sh")
     assert run.status == 0, run.output
-    (up,) = compose_ups(run)
+    up, _ = compose_ups(run)  # the second gives the dashboard the operator key of the first start
     assert "--profile simulator up --detach --build --wait" in up
-    assert up.endswith(f"ANTHROPIC_BASE_URL={SIMULATOR_URL} CLAUDE_SIMULATED=true")
+    assert f"ANTHROPIC_BASE_URL={SIMULATOR_URL} CLAUDE_SIMULATED=true " in up
     assert "OFFLINE MODE" in run.output and "http://localhost:8501" in run.output
     fleet_dir = scripts_tree / "repo" / ".data" / "fleet"
     assert not (fleet_dir / "pids").exists(), "Docker mode must not start native processes"
@@ -567,9 +576,44 @@ def test_start_without_a_key_brings_the_fleet_up_with_the_simulator(scripts_tree
 def test_start_with_a_key_brings_the_fleet_up_without_the_simulator(scripts_tree: Path) -> None:
     run = run_script(scripts_tree, "start.sh", ANTHROPIC_API_KEY="sk-ant-api03-test")
     assert run.status == 0, run.output
-    (up,) = compose_ups(run)
+    up, _ = compose_ups(run)
     assert "--profile" not in up and "up --detach --build --wait" in up
     assert "OFFLINE MODE" not in run.output
+
+
+def test_the_environment_wins_over_a_dot_env_copied_from_the_example(scripts_tree: Path) -> None:
+    shutil.copy2(REPO_ROOT / ".env.example", scripts_tree / "repo" / ".env")  # its ANTHROPIC_API_KEY is empty
+    run = run_script(scripts_tree, "start.sh", ANTHROPIC_API_KEY="sk-ant-api03-test")
+    assert run.status == 0, run.output
+    assert "OFFLINE MODE" not in run.output
+    assert all("--profile" not in up for up in compose_ups(run))
+
+
+def test_the_first_start_generates_the_fleet_secret_and_an_operator_key_and_later_starts_reuse_them(
+    scripts_tree: Path,
+) -> None:
+    fleet_dir = scripts_tree / "repo" / ".data" / "fleet"
+    first = run_script(scripts_tree, "start.sh")
+    assert first.status == 0, first.output
+    secret = (fleet_dir / "fleet-secret").read_text()
+    assert (fleet_dir / "api-key").read_text() == "mats_stub_key\n"
+    for kept in ("fleet-secret", "api-key"):
+        assert (fleet_dir / kept).stat().st_mode & 0o777 == 0o600
+    [create] = [call for call in first.docker_calls if " exec " in call]
+    assert "exec -T orchestrator python -m orchestrator api-keys create --tenant default" in create
+    assert "--scope operator" in create
+    fleet_up, dashboard_up = compose_ups(first)
+    assert f"FLEET_SECRET={secret} " in fleet_up  # what docker-compose.yml hands the orchestrator and the agents
+    assert dashboard_up.split(" | ")[0].endswith("up --detach --wait streamlit")
+    assert dashboard_up.endswith("ORCHESTRATOR_API_KEY=mats_stub_key")
+    assert "mats_stub_key" in first.output  # the key is printed
+
+    (scripts_tree / "docker-calls.log").unlink()  # the calls of the second start only
+    again = run_script(scripts_tree, "start.sh")
+    assert again.status == 0, again.output
+    [up] = compose_ups(again)  # the dashboard starts with the kept key at once
+    assert f"FLEET_SECRET={secret} " in up and up.endswith("ORCHESTRATOR_API_KEY=mats_stub_key")
+    assert not [call for call in again.docker_calls if " exec " in call]
 
 
 def test_start_reports_a_fleet_that_does_not_become_healthy(scripts_tree: Path) -> None:

@@ -18,7 +18,16 @@ from orchestrator.result_processor import ResultProcessor
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.errors import TooManyRequestsError
-from shared.models import QueuedSubtask, ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
+from shared.models import (
+    QueuedSubtask,
+    ReportedResult,
+    ResultStatus,
+    SubTask,
+    SubTaskResult,
+    SubTaskStatus,
+    Task,
+    TaskStatus,
+)
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
 from tests.network import link_to
@@ -105,7 +114,7 @@ async def test_the_result_processor_dead_letters_poison_and_acks_the_rest(
     await processor.run_once()
 
     [letter] = await test_redis.result_queue.dead_letters()
-    assert SubTaskResult.model_validate_json(letter.payload).subtask_id == f"{task.id}_forged"
+    assert ReportedResult.model_validate_json(letter.payload).subtask_id == f"{task.id}_forged"
     assert "no subtask" in letter.reason
     assert await test_redis.result_queue.inflight(processor.consumer_id) == []
     assert await statuses(repos, task) == {"a": SubTaskStatus.COMPLETED}

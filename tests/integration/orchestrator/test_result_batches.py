@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from orchestrator.lifecycle import TaskLifecycle, split_fast_path
 from shared.database import DatabaseManager, Repositories
-from shared.models import QueuedSubtask, ResultStatus, SubTaskResult, SubTaskStatus, Task, TaskStatus
+from shared.models import QueuedSubtask, ReportedResult, ResultStatus, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
 
@@ -88,7 +88,7 @@ async def test_a_result_delivered_twice_in_one_batch_applies_once(
     repos = db.repositories()
     task = await store_running(db, {"a": [], "b": ["a"]}, "a")
     result = await current_result(repos, task, "a")
-    redelivered = SubTaskResult.model_validate_json(result.model_dump_json())
+    redelivered = ReportedResult.model_validate_json(result.model_dump_json())
 
     outcome = await lifecycle.apply_results([result, redelivered])
 

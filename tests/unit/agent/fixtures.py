@@ -20,6 +20,7 @@ from agent.tools import ToolContext, Workspace, build_tools
 from agent.tools.data_source import DataSourcePool
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager
+from shared.fleet_trust import FleetTrust
 from shared.models import AgentCapability, AgentStatus, SubTask, Task, TaskExecutionRequest
 from shared.redis import RedisKeys, create_client
 from shared.redis_manager import RedisManager
@@ -134,7 +135,7 @@ OfferFactory = Callable[..., Awaitable[TaskExecutionRequest]]
 @pytest.fixture
 def offered_request(execution_request: RequestFactory, db: DatabaseManager, agent_settings: Settings) -> OfferFactory:
     """A request for an offer the orchestrator really made: its task stored, its attempt claimed for `agent_id`
-    (this test's agent by default), so the agent can accept it under its delivery token."""
+    (this test's agent by default) and signed, so the agent can accept it under its delivery token."""
 
     async def build(
         description: str = "Summarise the figures", agent_id: str | None = None, **fields: Any
@@ -146,9 +147,16 @@ def offered_request(execution_request: RequestFactory, db: DatabaseManager, agen
         [queued] = await repos.subtasks.queue_ready(task.id)
         claimed = await repos.subtasks.claim(queued.id, queued.attempt_count, agent_id or agent_settings.agent_id)
         assert claimed is not None
-        return request.model_copy(update={"subtask": claimed})
+        offer = request.model_copy(update={"subtask": claimed})
+        offer.assignment = FleetTrust.from_settings(agent_settings).sign_offer(offer)
+        return offer
 
     return build
+
+
+def fleet_status_headers(settings: Settings) -> dict[str, str]:
+    """What the orchestrator's side sends to read an agent's GET /status."""
+    return {"Authorization": f"Bearer {FleetTrust.from_settings(settings).status_token}"}
 
 
 @asynccontextmanager

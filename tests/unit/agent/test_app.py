@@ -30,8 +30,7 @@ async def test_exit_reports_a_running_subtask_as_failed_retryable(
     async with serving(settings) as (_, client):
         accepted = await client.post("/execute", json=request.model_dump(mode="json"))
         assert accepted.status_code == 200, accepted.text
-        health = (await client.get("/health")).json()
-        assert health["current_task"] == request.subtask.id and health["is_available"] is False
+        assert (await client.get("/health")).json()["is_available"] is False
 
     delivery = await agent_redis.dequeue_result("test-consumer", 5.0)
     assert delivery is not None

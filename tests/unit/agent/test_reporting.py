@@ -12,7 +12,7 @@ from agent.reporting import ResultReporter
 from agent.roles import load_roles
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.models import AgentCapability, LogLevel, ResultStatus, SubTaskResult
+from shared.models import AgentCapability, LogLevel, ReportedResult, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
 
@@ -22,8 +22,9 @@ ROLE = load_roles()[AgentCapability.DATA_ANALYSIS]
 class RedisProxy:
     """A TCP relay in front of the real Redis that can be taken down and brought back: a real outage."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, database: int) -> None:
         self._target_port = target_port
+        self._database = database
         self._server: asyncio.Server | None = None
         self._streams: set[asyncio.StreamWriter] = set()
         self.port = 0
@@ -46,7 +47,7 @@ class RedisProxy:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/15"
+        return f"redis://127.0.0.1:{self.port}/{self._database}"  # the test run's Redis database
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -60,7 +61,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 @pytest.fixture
 async def proxy(agent_redis: RedisManager) -> AsyncIterator[RedisProxy]:
     options = agent_redis.client.connection_pool.connection_kwargs
-    relay = RedisProxy(int(options["port"]))
+    relay = RedisProxy(int(options["port"]), int(options.get("db", 0)))
     await relay.start()
     yield relay
     with contextlib.suppress(Exception):
@@ -123,7 +124,7 @@ async def test_an_undeliverable_result_is_kept_in_agent_logs(
     (entry,) = await db.repositories().audit.list_agent_logs(task_id=result.task_id)
     assert (entry.level, entry.message) == (LogLevel.WARNING, "subtask failed")
     assert entry.metadata["published"] is False
-    assert SubTaskResult.model_validate(entry.metadata["result"]) == result
+    assert ReportedResult.model_validate(entry.metadata["result"]) == result
     assert result.status is ResultStatus.FAILED
 
 

@@ -10,10 +10,12 @@ from shared.models import (
     AgentCapability,
     AgentLog,
     AgentStatus,
+    Assignment,
     DecompositionInfo,
     DomainModel,
     LogLevel,
     QueuedSubtask,
+    ReportedResult,
     ResultStatus,
     SubTask,
     SubTaskResult,
@@ -75,6 +77,7 @@ MINIMAL_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     },
     TokenUsage: {},
     DecompositionInfo: {},
+    Assignment: {"expires_at": 1, "content_digest": "0" * 64, "signature": "0" * 64},
     AgentLog: {"agent_id": "agent1", "message": "hello"},
     ToolCall: {"agent_id": "agent1", "task_id": TASK_ID, "tool_name": "read_file"},
     TaskExecutionRequest: {
@@ -332,6 +335,9 @@ PLUS_TWO = timezone(timedelta(hours=2))
 MINUS_FIVE_THIRTY = timezone(-timedelta(hours=5, minutes=30))
 
 
+ASSIGNMENT = Assignment(expires_at=1_780_000_000, content_digest="ab" * 32, signature="cd" * 32)
+
+
 def every_model() -> list[BaseModel]:
     """One instance of each model, with nested values and timestamps in several time zones."""
     subtask = build_subtask(
@@ -369,6 +375,9 @@ def every_model() -> list[BaseModel]:
         DecompositionInfo(token_usage=TokenUsage(input_tokens=900, output_tokens=300)),
         AgentStatus(**agent_status(current_tasks=["subtask_1"], cpu_usage=12.75, last_heartbeat=datetime.now(UTC))),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, task_context={"previous": {"subtask_0": "rows"}}),
+        TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, assignment=ASSIGNMENT),
+        ASSIGNMENT,
+        ReportedResult(**build_result(subtask).model_dump(), assignment=ASSIGNMENT),
         AgentLog(id=7, agent_id="agent1", task_id=TASK_ID, level=LogLevel.WARNING, message="slow", metadata={"s": 3}),
         ToolCall(id=3, agent_id="agent1", task_id=TASK_ID, attempt=2, tool_name="read_file", arguments={"path": "a"}),
         QueuedSubtask(task_id=TASK_ID, subtask_id=subtask.id, attempt=2, required_capabilities=["DATA_ANALYSIS"]),

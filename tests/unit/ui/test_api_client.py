@@ -23,6 +23,7 @@ class MisbehavingServer(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), RequestHandler)
         self.drops, self.status, self.body = drops, status, body
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.lock = threading.Lock()
 
     @property
@@ -36,10 +37,14 @@ class RequestHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         request_line = self.rfile.readline().decode().strip()
-        while self.rfile.readline() not in (b"\r\n", b""):
-            pass  # headers; the tests send no body worth reading
+        authorization = None
+        while (line := self.rfile.readline()) not in (b"\r\n", b""):  # the tests send no body worth reading
+            name, _, value = line.decode().partition(":")
+            if name.strip().lower() == "authorization":
+                authorization = value.strip()
         with self.server.lock:
             self.server.requests.append(request_line)
+            self.server.authorizations.append(authorization)
             if len(self.server.requests) <= self.server.drops:
                 return  # hang up: the client sees a connection closed without a response
         head = (
@@ -102,3 +107,32 @@ def test_a_body_that_breaks_the_contract_is_a_readable_error() -> None:
     unexpected = r"the orchestrator sent an unexpected AgentStatus: \d+ invalid field"
     with broken as server, client_of(server) as client, pytest.raises(ApiError, match=unexpected):
         client.list_agents()
+
+
+def test_every_request_carries_the_api_key() -> None:
+    with misbehaving_server(drops=0) as server, closing(OrchestratorClient(server.url, "mats_key_123")) as client:
+        client.list_agents()
+
+    assert server.authorizations == ["Bearer mats_key_123"]
+
+
+REFUSED = json.dumps({"error": "a valid API key is required", "detail": None}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "api_key", "message"),
+    [
+        ("401 Unauthorized", None, r"has no API key \(a valid API key is required\): set ORCHESTRATOR_API_KEY"),
+        ("401 Unauthorized", "revoked", r"refuses the dashboard's API key .*\.data/fleet/api-key"),
+        ("403 Forbidden", "client-key", r"does not let this API key do that .*operator key"),
+    ],
+)
+def test_a_refused_key_says_how_to_get_one_that_works(status: str, api_key: str | None, message: str) -> None:
+    with (
+        misbehaving_server(drops=0, status=status, body=REFUSED) as server,
+        closing(OrchestratorClient(server.url, api_key)) as client,
+        pytest.raises(ApiError, match=message) as raised,
+    ):
+        client.list_agents()
+
+    assert raised.value.status_code == int(status.split()[0])

@@ -1,0 +1,158 @@
+"""Trust inside the fleet: the orchestrator signs every assignment it offers; agents and the result path check it.
+
+An assignment is an HMAC-SHA256, keyed with FLEET_SECRET, over tenant, task, subtask, attempt, delivery token, agent,
+expiry and a digest of what the agent is asked to do (so an overheard offer cannot be raced with another prompt).
+An agent runs an offer only when the signature holds, the agent is its own and it has not expired; the orchestrator
+applies a result only when it carries the signature of the offer it answers. So nobody without the secret can have
+an agent run a prompt of theirs, or have the orchestrator take a result it never asked for. Replaying a genuine
+offer gets nothing either: once expired it is refused here, and before that PostgreSQL accepts an offer only under
+its current delivery token (agent/offers.py), so a superseded attempt is refused there.
+
+Agents' GET /status takes a bearer token derived from the secret rather than the secret itself, so a request that
+is overheard never reveals the key that signs assignments.
+"""
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from shared.config import ConfigurationError, Settings
+from shared.errors import AppError
+from shared.models import Assignment, ReportedResult, SubTask, SubTaskResult, TaskExecutionRequest
+
+# How long an agent may take up an offer. The dispatcher waits 5 s for an agent to accept (AGENT_REQUEST_TIMEOUT in
+# orchestrator/agent_client.py) and takes the offer back after that; the rest is margin for the clocks of the
+# orchestrator's and the agent's hosts disagreeing. A captured offer is worthless once it has passed.
+ASSIGNMENT_LIFETIME_SECONDS = 30
+STATUS_TOKEN_PURPOSE = b"mats agent status v1"
+# The content digest of the results the orchestrator makes itself (a stranded attempt's failure): there is no offer.
+ORCHESTRATOR_MADE = hashlib.sha256(b"made by the orchestrator").hexdigest()
+
+UNSET_SECRET_MESSAGE = (
+    "FLEET_SECRET is not set: the orchestrator and its agents need the same secret to sign and check assignments. "
+    "scripts/start.sh generates one in .data/fleet/fleet-secret; elsewhere set it to the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` for every service of the fleet"
+)
+
+
+class UntrustedCallerError(AppError):
+    """The caller did not prove it holds the fleet secret: an unsigned, forged or expired assignment, or no token."""
+
+    status_code = 401
+
+
+@dataclass(frozen=True)
+class AssignmentTerms:
+    """What a signature binds: one attempt of one subtask, under one offer, on one agent."""
+
+    task_id: str
+    subtask_id: str
+    attempt: int
+    delivery_token: str | None
+    agent_id: str
+
+    @classmethod
+    def of_offer(cls, subtask: SubTask) -> "AssignmentTerms":
+        agent_id = subtask.assigned_agent or ""
+        return cls(subtask.task_id, subtask.id, subtask.attempt_count, subtask.delivery_token, agent_id)
+
+    @classmethod
+    def of_result(cls, result: SubTaskResult) -> "AssignmentTerms":
+        return cls(result.task_id, result.subtask_id, result.attempt, result.delivery_token, result.agent_id)
+
+
+class FleetTrust:
+    """Signs and checks assignments for one tenant's fleet with its FLEET_SECRET."""
+
+    def __init__(self, secret: SecretStr, tenant_id: str) -> None:
+        self._key = hmac.new(secret.get_secret_value().encode(), digestmod=hashlib.sha256)  # copied per message
+        self._tenant_id = tenant_id
+        self.status_token = fleet_status_token(secret)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "FleetTrust":
+        """The fleet's trust, or ConfigurationError (the service does not start) when FLEET_SECRET is unset."""
+        return cls(require_fleet_secret(settings), settings.tenant_id)
+
+    def sign_offer(self, request: TaskExecutionRequest, *, now: float | None = None) -> Assignment:
+        """The assignment of the request's offer to the agent its subtask was claimed for."""
+        return self._sign(AssignmentTerms.of_offer(request.subtask), content_digest(request), now)
+
+    def sign_result(self, result: SubTaskResult) -> ReportedResult:
+        """A result the orchestrator makes itself (a stranded attempt's failure), signed like an agent's."""
+        assignment = self._sign(AssignmentTerms.of_result(result), ORCHESTRATOR_MADE, None)
+        return ReportedResult(**result.model_dump(), assignment=assignment)
+
+    def check_offer(self, request: TaskExecutionRequest, agent_id: str) -> None:
+        """UntrustedCallerError unless the request is an unexpired assignment to `agent_id` signed by the fleet."""
+        terms = AssignmentTerms.of_offer(request.subtask)
+        if terms.agent_id != agent_id:
+            raise UntrustedCallerError(f"the assignment is for agent {terms.agent_id!r}, not {agent_id!r}")
+        assignment = request.assignment
+        problem = self._problem(terms, assignment)
+        if problem is None and assignment is not None:
+            if not hmac.compare_digest(assignment.content_digest, content_digest(request)):
+                problem = "the request is not what was assigned: its description, capabilities or context differ"
+            elif assignment.expires_at < time.time():
+                problem = "the assignment has expired"
+        if problem:
+            raise UntrustedCallerError(problem)
+
+    def result_problem(self, result: SubTaskResult) -> str | None:
+        """Why the orchestrator never assigned what this result reports, or None. Expiry does not apply: the offer
+        was taken up in time, and the attempt may run long after."""
+        assignment = result.assignment if isinstance(result, ReportedResult) else None
+        return self._problem(AssignmentTerms.of_result(result), assignment)
+
+    def check_status_token(self, authorization: str | None) -> None:
+        """UntrustedCallerError unless `authorization` is `Bearer <status token>`."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.status_token.encode()):
+            raise UntrustedCallerError("GET /status needs Authorization: Bearer <the fleet's status token>")
+
+    def _problem(self, terms: AssignmentTerms, assignment: Assignment | None) -> str | None:
+        if assignment is None:
+            return "it carries no assignment signed by the orchestrator"
+        expected = self._signature(terms, assignment.expires_at, assignment.content_digest)
+        if not hmac.compare_digest(assignment.signature, expected):
+            return "its assignment's signature does not match (not signed with this fleet's FLEET_SECRET)"
+        return None
+
+    def _sign(self, terms: AssignmentTerms, digest: str, now: float | None) -> Assignment:
+        expires_at = int((time.time() if now is None else now) + ASSIGNMENT_LIFETIME_SECONDS)
+        signature = self._signature(terms, expires_at, digest)
+        return Assignment(expires_at=expires_at, content_digest=digest, signature=signature)
+
+    def _signature(self, terms: AssignmentTerms, expires_at: int, digest: str) -> str:
+        # JSON keeps the fields apart unambiguously, whatever characters a token or an id holds.
+        fields = [self._tenant_id, terms.task_id, terms.subtask_id, terms.attempt, terms.delivery_token]
+        return self._digest(json.dumps([*fields, terms.agent_id, expires_at, digest]).encode())
+
+    def _digest(self, message: bytes) -> str:
+        mac = self._key.copy()
+        mac.update(message)
+        return mac.hexdigest()
+
+
+def require_fleet_secret(settings: Settings) -> SecretStr:
+    """FLEET_SECRET, or ConfigurationError: one line saying how to set it."""
+    if settings.fleet_secret is None:
+        raise ConfigurationError(f"invalid configuration: {UNSET_SECRET_MESSAGE}")
+    return settings.fleet_secret
+
+
+def content_digest(request: TaskExecutionRequest) -> str:
+    """SHA-256 of what decides what the agent does: the subtask's description and capabilities (its role and tools),
+    and the task context (the prompt's background and dependency outputs)."""
+    subtask = request.subtask
+    content = [subtask.description, [capability.value for capability in subtask.required_capabilities]]
+    return hashlib.sha256(json.dumps([*content, request.task_context], sort_keys=True).encode()).hexdigest()
+
+
+def fleet_status_token(secret: SecretStr) -> str:
+    """The bearer token of agents' GET /status: derived from FLEET_SECRET, useless for signing assignments."""
+    return hmac.new(secret.get_secret_value().encode(), STATUS_TOKEN_PURPOSE, hashlib.sha256).hexdigest()
