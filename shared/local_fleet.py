@@ -122,6 +122,8 @@ class LocalFleet:
         self.base_env = {**inherited, "PYTHONPATH": str(REPO_ROOT), "LOG_JSON": "true", **base_env}
         self.log_dir = log_dir
         self.services: dict[str, ServiceProcess] = {}
+        # An operator key of the fleet's tenant once start_seed_fleet has run: what its callers send.
+        self.api_key = ""
 
     def add(
         self,
@@ -171,7 +173,8 @@ class LocalFleet:
         return self.add(agent_id, "agent", port=port, health_path="/health", env={**agent_env, **(env or {})})
 
     def start_seed_fleet(self, scenarios: Path) -> None:
-        """Simulator (as Claude, with `scenarios`), orchestrator and the seed's five agents, all healthy."""
+        """Simulator (as Claude, with `scenarios`), orchestrator and the seed's five agents, all healthy, and an
+        operator key (`api_key`) to call the orchestrator with."""
         simulator = self.add_simulator(scenarios)
         self.start("simulator")
         self.base_env["ANTHROPIC_BASE_URL"] = simulator.url
@@ -179,6 +182,24 @@ class LocalFleet:
         for agent_id, capabilities in SEED_FLEET.items():
             self.add_agent(agent_id, capabilities)
         self.start("orchestrator", *SEED_FLEET)
+        self.api_key = self.create_api_key()
+
+    def create_api_key(self, scope: str = "operator") -> str:
+        """A new key of the fleet's tenant, made as an operator makes one: `python -m orchestrator api-keys create`."""
+        tenant = self.base_env["TENANT_ID"]
+        command = ["api-keys", "create", "--tenant", tenant, "--name", "local-fleet", "--scope", scope]
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *command],
+            cwd=REPO_ROOT,
+            env=self.base_env,
+            capture_output=True,
+            text=True,
+            timeout=HEALTH_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"api-keys create failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        return done.stdout.splitlines()[-1]
 
     def start(self, *names: str) -> None:
         """Start the named services (all when none are named) and wait until each answers its health check."""

@@ -1,12 +1,15 @@
 """API keys of every tenant: created, listed, revoked, and looked up by the hash a request's key has."""
 
+from datetime import timedelta
+
 from shared.api_keys import ApiKey, ApiKeyScope, generate_key, hash_key, new_key_id
 from shared.database.executor import Executor
+from shared.models import utc_now
 
 KEY_COLUMNS = "id, tenant_id, name, scope, created_at, last_used_at, revoked_at"
 # Recording each request's use would be a row write per request (and row-lock contention on a busy key) for a
 # column people read in minutes; it is refreshed when it is older than this, so at most once a minute per key.
-LAST_USED_RESOLUTION = "1 minute"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiKeyRepository:
@@ -51,19 +54,20 @@ class ApiKeyRepository:
     async def authenticate(self, key: str) -> ApiKey | None:
         """The live (unrevoked) key whose text is `key`, its last use recorded; None for an unknown or revoked key.
 
-        One round trip, one index probe: the UPDATE writes only when the recorded use is older than a minute, and
-        a concurrent request waiting on that row lock re-reads it and then skips the write.
+        A plain read, one index probe, on nearly every request; the write happens only when the recorded use is
+        older than LAST_USED_RESOLUTION (and the UPDATE checks that again, so concurrent requests write it once).
         """
         row = await self._executor.fetchrow(
-            f"""
-            WITH found AS (SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
-            touched AS (
-                UPDATE api_keys SET last_used_at = now()
-                WHERE id IN (SELECT id FROM found)
-                  AND (last_used_at IS NULL OR last_used_at < now() - interval '{LAST_USED_RESOLUTION}')
-            )
-            SELECT {KEY_COLUMNS} FROM found
-            """,
-            hash_key(key),
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key)
         )
-        return None if row is None else ApiKey.model_validate(dict(row))
+        if row is None:
+            return None
+        found = ApiKey.model_validate(dict(row))
+        if found.last_used_at is None or utc_now() - found.last_used_at > LAST_USED_RESOLUTION:
+            await self._executor.execute(
+                "UPDATE api_keys SET last_used_at = now() "
+                "WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                found.id,
+                utc_now() - LAST_USED_RESOLUTION,
+            )
+        return found

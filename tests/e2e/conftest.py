@@ -71,7 +71,10 @@ def process_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterato
 
 @pytest.fixture
 async def api(process_fleet: LocalFleet) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=process_fleet.services["orchestrator"].url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {process_fleet.api_key}"}
+    async with httpx.AsyncClient(
+        base_url=process_fleet.services["orchestrator"].url, headers=headers, timeout=30
+    ) as client:
         await wait_for_agents(client, len(FLEET))
         yield client
 
