@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
 from orchestrator.api import fleet, health, tasks
-from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS
+from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
@@ -136,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
-    app.include_router(fleet.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(health.router)
     return app

@@ -1,7 +1,7 @@
-"""Fleet endpoints: the agent registry (operators only) and the tenant's agent logs.
+"""Fleet endpoints: the agent registry (`registry`, for operator keys) and the tenant's agent logs (`logs`).
 
 The registry is the fleet's inside: each agent's address (where assignments are delivered), load and running
-subtasks. A client submits, reads and cancels its tasks without it, so it takes an operator key.
+subtasks. A client submits, reads and cancels its tasks without it, so the app serves it to operator keys only.
 """
 
 from datetime import UTC, datetime
@@ -9,41 +9,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from orchestrator.api.auth import OPERATOR_ACCESS
 from orchestrator.api.schemas import AgentListResponse, AgentLogListResponse, AvailableAgentsResponse
 from orchestrator.api.tasks import NO_NUL
 from orchestrator.state import State
 from shared.errors import InvalidInputError, error_responses
 from shared.models import AgentCapability, LogLevel
 
-router = APIRouter()
+registry = APIRouter(tags=["agents"])
+logs = APIRouter(tags=["agents"])
 
 
-@router.get(
-    "/agents",
-    response_model=AgentListResponse,
-    responses=error_responses(400, 500, 503),
-    tags=["agents"],
-    dependencies=[OPERATOR_ACCESS],
-)
+@registry.get("/agents", response_model=AgentListResponse, responses=error_responses(400, 500, 503))
 async def list_agents(state: State) -> AgentListResponse:
     """Every agent whose heartbeat has not expired."""
     return AgentListResponse(agents=await state.redis.get_agents())
 
 
-@router.get(
-    "/agents/available",
-    response_model=AvailableAgentsResponse,
-    responses=error_responses(400, 500, 503),
-    tags=["agents"],
-    dependencies=[OPERATOR_ACCESS],
-)
+@registry.get("/agents/available", response_model=AvailableAgentsResponse, responses=error_responses(400, 500, 503))
 async def available_agents(state: State, capability: AgentCapability | None = None) -> AvailableAgentsResponse:
     """Live agents that are accepting work, optionally only those with one capability."""
     return AvailableAgentsResponse(available_agents=await state.redis.get_available_agents(capability))
 
 
-@router.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500, 503), tags=["agents"])
+@logs.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500, 503))
 async def agent_logs(
     state: State,
     agent_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
@@ -54,7 +42,7 @@ async def agent_logs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AgentLogListResponse:
     """This tenant's agent activity recorded in PostgreSQL, newest first."""
-    logs = await state.db.repositories().audit.list_agent_logs(
+    entries = await state.db.repositories().audit.list_agent_logs(
         agent_id=agent_id,
         task_id=task_id,
         level=level,
@@ -62,7 +50,7 @@ async def agent_logs(
         until=_in_utc("until", until),
         limit=limit,
     )
-    return AgentLogListResponse(logs=logs)
+    return AgentLogListResponse(logs=entries)
 
 
 def _in_utc(name: str, moment: datetime | None) -> datetime | None:
