@@ -256,7 +256,7 @@ class TaskRepository:
     async def lock_tasks(self, task_ids: Collection[str]) -> dict[str, TaskStatus]:
         """`lock_task` for several tasks, always in id order so two lockers never wait on each other in a cycle.
 
-        Returns the status of each task of this tenant that exists.
+        Returns the status of each task that exists and is this tenant's (another tenant's is none of its business).
         """
         rows = await self._executor.fetch(
             "SELECT id, status FROM tasks WHERE id = ANY ($1::text[]) AND tenant_id = $2 ORDER BY id FOR UPDATE",
