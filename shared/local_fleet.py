@@ -122,7 +122,7 @@ class LocalFleet:
         self.base_env = {**inherited, "PYTHONPATH": str(REPO_ROOT), "LOG_JSON": "true", **base_env}
         self.log_dir = log_dir
         self.services: dict[str, ServiceProcess] = {}
-        # An operator key of the fleet's tenant once start_seed_fleet has run: what its callers send.
+        # An operator key of the fleet's tenant, made when its orchestrator first starts: what its callers send.
         self.api_key = ""
 
     def add(
@@ -173,8 +173,7 @@ class LocalFleet:
         return self.add(agent_id, "agent", port=port, health_path="/health", env={**agent_env, **(env or {})})
 
     def start_seed_fleet(self, scenarios: Path) -> None:
-        """Simulator (as Claude, with `scenarios`), orchestrator and the seed's five agents, all healthy, and an
-        operator key (`api_key`) to call the orchestrator with."""
+        """Simulator (as Claude, with `scenarios`), orchestrator and the seed's five agents, all healthy."""
         simulator = self.add_simulator(scenarios)
         self.start("simulator")
         self.base_env["ANTHROPIC_BASE_URL"] = simulator.url
@@ -182,7 +181,6 @@ class LocalFleet:
         for agent_id, capabilities in SEED_FLEET.items():
             self.add_agent(agent_id, capabilities)
         self.start("orchestrator", *SEED_FLEET)
-        self.api_key = self.create_api_key()
 
     def create_api_key(self, scope: str = "operator") -> str:
         """A new key of the fleet's tenant, made as an operator makes one: `python -m orchestrator api-keys create`."""
@@ -208,6 +206,8 @@ class LocalFleet:
             service.start()
         for service in selected:
             service.wait_healthy()
+        if not self.api_key and any(service.module == "orchestrator" for service in selected):
+            self.api_key = self.create_api_key()  # what the fleet's callers (tests, the benchmark) send
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
