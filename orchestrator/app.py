@@ -9,9 +9,11 @@ from typing import Any
 import anthropic
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
-from orchestrator.api import fleet, tasks
+from orchestrator.api import fleet, health, tasks
+from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
@@ -25,6 +27,7 @@ from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
 from shared.redis_manager import RedisManager
+from shared.request_limits import RequestLimits
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +125,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(tasks.router)
-    app.include_router(fleet.router)
+    app.add_middleware(RequestLimits)
+    if settings.cors_origins:
+        # Added last, so outermost: a browser's preflight is answered before anything asks it for a key.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
+    app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(health.router)
     return app

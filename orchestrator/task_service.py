@@ -1,9 +1,11 @@
-"""What the task endpoints do: submit (decompose, store, queue), read, list and cancel."""
+"""What the task endpoints do: submit (decompose, store, queue), read, list, cancel, and list tool calls."""
+
+from itertools import groupby
 
 import redis.exceptions
 import structlog
 
-from orchestrator.api.schemas import TaskDetailResponse
+from orchestrator.api.schemas import AttemptToolCalls, TaskDetailResponse, TaskToolCallsResponse
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.task_analyzer import TaskAnalyzer
 from shared.database import DatabaseManager
@@ -82,3 +84,15 @@ class TaskService:
 
     async def cancel_task(self, task_id: str) -> Task:
         return await self._lifecycle.cancel(task_id)
+
+    async def tool_calls(self, task_id: str) -> TaskToolCallsResponse:
+        """The task's tool calls grouped by attempt; 404 for a task that is not this tenant's."""
+        repos = self._db.repositories()
+        if not await repos.tasks.task_exists(task_id):
+            raise NotFoundError(f"no task with id {task_id!r}")
+        calls = await repos.audit.list_tool_calls(task_id)  # ordered by subtask and attempt
+        attempts = [
+            AttemptToolCalls(subtask_id=subtask_id, attempt=attempt, tool_calls=list(group))
+            for (subtask_id, attempt), group in groupby(calls, key=lambda call: (call.subtask_id, call.attempt))
+        ]
+        return TaskToolCallsResponse(task_id=task_id, attempts=attempts)

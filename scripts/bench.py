@@ -109,12 +109,13 @@ class OrchestratorClient:
     """The orchestrator API over aiohttp: at 50 concurrent requests httpx's own CPU would be most of what is
     measured, on the same two cores as the fleet."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
-        self._base_url = base_url
+    def __init__(self, fleet: LocalFleet, timeout: float) -> None:
+        self._base_url = fleet.services["orchestrator"].url
+        self._headers = {"Authorization": f"Bearer {fleet.api_key}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def __aenter__(self) -> "OrchestratorClient":
-        self._session = aiohttp.ClientSession(self._base_url, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(self._base_url, headers=self._headers, timeout=self._timeout)
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -375,7 +376,7 @@ async def measure_sdk(
 
 
 async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> None:
-    async with OrchestratorClient(local.services["orchestrator"].url, timeout=60) as client:
+    async with OrchestratorClient(local, timeout=60) as client:
         if "idle" in args.only:
             await measure_idle_hop(client, args.hops)
         if "throughput" in args.only:
@@ -385,7 +386,7 @@ async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> No
 
 
 async def run_sdk_benchmark(local: LocalFleet, postgres_url: str) -> None:
-    async with OrchestratorClient(local.services["orchestrator"].url, timeout=120) as client:
+    async with OrchestratorClient(local, timeout=120) as client:
         agents = [service for name, service in local.services.items() if name in SEED_FLEET]
         await measure_sdk(client, local.services["orchestrator"], agents, postgres_url)
 

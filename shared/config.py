@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         "orchestrator", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Names this orchestrator's queue consumers"
     )
     result_concurrency: int = Field(4, ge=1, le=64, description="Results the orchestrator applies at once")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins whose browser pages may call the API (CORS); unset = none may",
+    )
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
 
     # Agent (one process per agent)
@@ -181,6 +185,13 @@ class Settings(BaseSettings):
     def split_capabilities(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
     @field_validator("agent_capabilities")

@@ -45,12 +45,33 @@ class InvalidInputError(AppError):
     status_code = 400
 
 
+class UnauthenticatedError(AppError):
+    """No credentials, or ones nobody issued (or that were revoked): 401 with the challenge RFC 9110 asks for."""
+
+    status_code = 401
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ForbiddenError(AppError):
+    status_code = 403
+
+
 class NotFoundError(AppError):
     status_code = 404
 
 
 class ConflictError(AppError):
     status_code = 409
+
+
+class PayloadTooLargeError(AppError):
+    status_code = 413
+
+
+class UnsupportedMediaTypeError(AppError):
+    status_code = 415
 
 
 class TooManyRequestsError(AppError):
@@ -83,9 +104,14 @@ def _error(status_code: int, message: str, detail: Any = None, headers: dict[str
     return JSONResponse(ErrorResponse(error=message, detail=detail).model_dump(), status_code, headers=headers)
 
 
+def app_error_response(error: AppError) -> JSONResponse:
+    """The answer to an AppError, for the handler and for middleware that refuses a request before any route."""
+    return _error(error.status_code, error.message, error.detail, error.headers)
+
+
 async def _app_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AppError)
-    return _error(error.status_code, error.message, error.detail, error.headers)
+    return app_error_response(error)
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -125,6 +125,8 @@ class LocalFleet:
         self.base_env = {**inherited, "PYTHONPATH": str(REPO_ROOT), "LOG_JSON": "true", **base_env}
         self.log_dir = log_dir
         self.services: dict[str, ServiceProcess] = {}
+        # An operator key of the fleet's tenant, made when its orchestrator first starts: what its callers send.
+        self.api_key = ""
 
     def add(
         self,
@@ -183,6 +185,23 @@ class LocalFleet:
             self.add_agent(agent_id, capabilities)
         self.start("orchestrator", *SEED_FLEET)
 
+    def create_api_key(self, scope: str = "operator") -> str:
+        """A new key of the fleet's tenant, made as an operator makes one: `python -m orchestrator api-keys create`."""
+        tenant = self.base_env["TENANT_ID"]
+        command = ["api-keys", "create", "--tenant", tenant, "--name", "local-fleet", "--scope", scope]
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *command],
+            cwd=REPO_ROOT,
+            env=self.base_env,
+            capture_output=True,
+            text=True,
+            timeout=HEALTH_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"api-keys create failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        return done.stdout.splitlines()[-1]
+
     def start(self, *names: str) -> None:
         """Start the named services (all when none are named) and wait until each answers its health check."""
         selected = [self.services[name] for name in names] if names else list(self.services.values())
@@ -190,6 +209,8 @@ class LocalFleet:
             service.start()
         for service in selected:
             service.wait_healthy()
+        if not self.api_key and any(service.module == "orchestrator" for service in selected):
+            self.api_key = self.create_api_key()  # what the fleet's callers (tests, the benchmark) send
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):

@@ -14,11 +14,12 @@ import pytest
 
 from orchestrator.app import create_app
 from shared.config import Settings
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, SubTaskResult, TaskStatus
 from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 from simulator.testing import running_simulator
+from tests.api_keys import bearer, issue_key
 from tests.fake_agent import ANY_PORT, FakeAgent, serving
 from tests.polling import eventually
 
@@ -114,17 +115,34 @@ OrchestratorFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClien
 
 
 @pytest.fixture
-def orchestrator(orchestrator_settings: Settings, db: DatabaseManager) -> Iterator[OrchestratorFactory]:
+def orchestrator_repositories(orchestrator_settings: Settings, db: DatabaseManager) -> Repositories:
+    """The repositories as the test's orchestrator sees them: its tenant's tasks, results and logs."""
+    return Repositories(db.pool, orchestrator_settings.tenant_id)
+
+
+@pytest.fixture
+async def orchestrator_api_key(orchestrator_settings: Settings, db: DatabaseManager) -> str:
+    """An operator key of the test's tenant: what the `orchestrator` clients send, and the dashboard under test."""
+    return await issue_key(db, orchestrator_settings.tenant_id)
+
+
+@pytest.fixture
+def orchestrator(
+    orchestrator_settings: Settings, db: DatabaseManager, orchestrator_api_key: str
+) -> Iterator[OrchestratorFactory]:
     """`orchestrator(scenarios, **settings)` starts an orchestrator against a simulator answering with the given
-    scenarios, with any settings overridden (another tenant, a Redis URL through a cuttable link)."""
+    scenarios, with any settings overridden (another tenant, a Redis URL through a cuttable link); its client sends
+    an operator key of the orchestrator's tenant."""
     with ExitStack() as stack:
 
         @contextlib.asynccontextmanager
         async def start(scenarios: dict[str, Any], **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
             simulator = stack.enter_context(running_simulator(scenarios))
             settings = orchestrator_settings.model_copy(update={"anthropic_base_url": simulator.base_url, **overrides})
+            own_tenant = settings.tenant_id == orchestrator_settings.tenant_id
+            key = orchestrator_api_key if own_tenant else await issue_key(db, settings.tenant_id)
             with serve_in_thread(create_app(settings), name="orchestrator") as base_url:
-                async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+                async with httpx.AsyncClient(base_url=base_url, headers=bearer(key), timeout=10) as client:
                     yield client
 
         yield start

@@ -1,47 +1,37 @@
-"""Fleet endpoints: the agent registry, agent logs and the orchestrator's own health."""
+"""Fleet endpoints: the agent registry (`registry`, for operator keys) and the tenant's agent logs (`logs`).
 
-import asyncio
-from collections.abc import Awaitable
+The registry is the fleet's inside: each agent's address (where assignments are delivered), load and running
+subtasks. A client submits, reads and cancels its tasks without it, so the app serves it to operator keys only.
+"""
+
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
-from orchestrator.api.schemas import (
-    AgentListResponse,
-    AgentLogListResponse,
-    AvailableAgentsResponse,
-    DependencyHealth,
-    HealthResponse,
-)
+from orchestrator.api.schemas import AgentListResponse, AgentLogListResponse, AvailableAgentsResponse
 from orchestrator.api.tasks import NO_NUL
 from orchestrator.state import State
 from shared.errors import InvalidInputError, error_responses
 from shared.models import AgentCapability, LogLevel
 
-router = APIRouter()
-HEALTH_PROBE_TIMEOUT_SECONDS = 2.0
+registry = APIRouter(tags=["agents"])
+logs = APIRouter(tags=["agents"])
 
 
-@router.get("/agents", response_model=AgentListResponse, responses=error_responses(400, 500, 503), tags=["agents"])
+@registry.get("/agents", response_model=AgentListResponse, responses=error_responses(400, 500, 503))
 async def list_agents(state: State) -> AgentListResponse:
     """Every agent whose heartbeat has not expired."""
     return AgentListResponse(agents=await state.redis.get_agents())
 
 
-@router.get(
-    "/agents/available",
-    response_model=AvailableAgentsResponse,
-    responses=error_responses(400, 500, 503),
-    tags=["agents"],
-)
+@registry.get("/agents/available", response_model=AvailableAgentsResponse, responses=error_responses(400, 500, 503))
 async def available_agents(state: State, capability: AgentCapability | None = None) -> AvailableAgentsResponse:
     """Live agents that are accepting work, optionally only those with one capability."""
     return AvailableAgentsResponse(available_agents=await state.redis.get_available_agents(capability))
 
 
-@router.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500, 503), tags=["agents"])
+@logs.get("/logs", response_model=AgentLogListResponse, responses=error_responses(400, 500, 503))
 async def agent_logs(
     state: State,
     agent_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
@@ -51,8 +41,8 @@ async def agent_logs(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AgentLogListResponse:
-    """Agent activity recorded in PostgreSQL, newest first."""
-    logs = await state.db.repositories().audit.list_agent_logs(
+    """This tenant's agent activity recorded in PostgreSQL, newest first."""
+    entries = await state.db.repositories().audit.list_agent_logs(
         agent_id=agent_id,
         task_id=task_id,
         level=level,
@@ -60,7 +50,7 @@ async def agent_logs(
         until=_in_utc("until", until),
         limit=limit,
     )
-    return AgentLogListResponse(logs=logs)
+    return AgentLogListResponse(logs=entries)
 
 
 def _in_utc(name: str, moment: datetime | None) -> datetime | None:
@@ -71,26 +61,3 @@ def _in_utc(name: str, moment: datetime | None) -> datetime | None:
         return moment.astimezone(UTC)
     except OverflowError:
         raise InvalidInputError(f"{name}: {moment.isoformat()} has no UTC equivalent") from None
-
-
-@router.get(
-    "/health",
-    response_model=HealthResponse,
-    responses={503: {"model": HealthResponse, "description": "PostgreSQL or Redis is down"}},
-    tags=["health"],
-)
-async def health(state: State) -> JSONResponse:
-    """Checks PostgreSQL and Redis for real; 503 names the one that is down."""
-    postgres = await _check(state.db.ping())
-    redis_health = await _check(state.redis.ping())
-    healthy = postgres.status == "up" and redis_health.status == "up"
-    body = HealthResponse(status="healthy" if healthy else "unhealthy", postgres=postgres, redis=redis_health)
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
-
-
-async def _check(probe: Awaitable[object]) -> DependencyHealth:
-    try:
-        await asyncio.wait_for(probe, HEALTH_PROBE_TIMEOUT_SECONDS)
-    except Exception as error:  # whatever the failure, the dependency is unusable: report it, don't raise
-        return DependencyHealth(status="down", error=f"{type(error).__name__}: {error}"[:300])
-    return DependencyHealth(status="up")

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.models import AgentLog, AgentStatus, SubTaskResult, Task, TaskStatus, TaskSummary
+from shared.models import AgentLog, AgentStatus, SubTaskResult, Task, TaskStatus, TaskSummary, ToolCall
 
 
 class TaskDetailResponse(BaseModel):
@@ -23,6 +23,19 @@ class TaskCancelledResponse(BaseModel):
     task_id: str
     status: TaskStatus
     subtasks_cancelled: int = Field(ge=0)
+
+
+class AttemptToolCalls(BaseModel):
+    """The tool calls one attempt of one subtask made, oldest first."""
+
+    subtask_id: str | None
+    attempt: int | None
+    tool_calls: list[ToolCall]
+
+
+class TaskToolCallsResponse(BaseModel):
+    task_id: str
+    attempts: list[AttemptToolCalls]
 
 
 class AgentListResponse(BaseModel):

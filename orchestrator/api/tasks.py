@@ -1,11 +1,16 @@
-"""Task endpoints: submit, read, list, cancel."""
+"""Task endpoints: submit, read, list, cancel, and the tool calls a task's attempts made."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import ValidationError
 
-from orchestrator.api.schemas import TaskCancelledResponse, TaskDetailResponse, TaskListResponse
+from orchestrator.api.schemas import (
+    TaskCancelledResponse,
+    TaskDetailResponse,
+    TaskListResponse,
+    TaskToolCallsResponse,
+)
 from orchestrator.state import State
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
@@ -33,7 +38,7 @@ QUEUE_FULL_RESPONSE: dict[str, Any] = {
 @router.post(
     "",
     response_model=TaskCreatedResponse,
-    responses={**error_responses(400, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
+    responses={**error_responses(400, 413, 415, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
     summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
 )
 async def submit_task(
@@ -88,10 +93,20 @@ async def get_task(state: State, task_id: TaskId) -> Response:
 @router.post(
     "/{task_id}/cancel",
     response_model=TaskCancelledResponse,
-    responses=error_responses(400, 404, 409, 500, 503),
+    responses=error_responses(400, 404, 409, 413, 415, 500, 503),
     summary="Cancel the subtasks that have not finished; the task ends cancelled",
 )
 async def cancel_task(state: State, task_id: TaskId) -> TaskCancelledResponse:
     task = await state.tasks.cancel_task(task_id)
     cancelled = sum(1 for subtask in task.subtasks if subtask.status is SubTaskStatus.CANCELLED)
     return TaskCancelledResponse(task_id=task.id, status=task.status, subtasks_cancelled=cancelled)
+
+
+@router.get(
+    "/{task_id}/tool-calls",
+    response_model=TaskToolCallsResponse,
+    responses=error_responses(400, 404, 500, 503),
+    summary="The audited tool calls of each attempt of the task's subtasks",
+)
+async def task_tool_calls(state: State, task_id: TaskId) -> TaskToolCallsResponse:
+    return await state.tasks.tool_calls(task_id)

@@ -1,4 +1,8 @@
-"""Append-only audit: what agents logged and every tool call they made."""
+"""Append-only audit: what agents logged and every tool call they made, each read only within its tenant.
+
+An entry is written with the writer's tenant (an agent serves one tenant's fleet) and listed only for it, so another
+tenant's task id as a filter finds nothing.
+"""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,8 +18,9 @@ TOOL_CALL_COLUMNS = (
 
 
 class AuditRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, tenant_id: str) -> None:
         self._executor = executor
+        self._tenant_id = tenant_id
 
     async def log_agent_activity(
         self,
@@ -29,8 +34,8 @@ class AuditRepository:
     ) -> AgentLog:
         row = await self._executor.fetchrow(
             f"""
-            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata)
-            VALUES ($1, $2, $3, $4, $5, $6)
+            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, tenant_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
             RETURNING {LOG_COLUMNS}
             """,
             agent_id,
@@ -39,6 +44,7 @@ class AuditRepository:
             level.value,
             message,
             metadata or {},
+            self._tenant_id,
         )
         return AgentLog.model_validate(dict(row))
 
@@ -46,8 +52,8 @@ class AuditRepository:
         """Insert several entries, each dated when it happened, in one pipelined round trip: all of them or none."""
         await self._executor.executemany(
             """
-            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, created_at, tenant_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
             [
                 (
@@ -58,6 +64,7 @@ class AuditRepository:
                     entry.message,
                     entry.metadata,
                     entry.created_at,
+                    self._tenant_id,
                 )
                 for entry in entries
             ],
@@ -73,11 +80,11 @@ class AuditRepository:
         until: datetime | None = None,
         limit: int = 100,
     ) -> list[AgentLog]:
-        """Newest first, each filter optional."""
+        """This tenant's entries, newest first, each filter optional."""
         rows = await self._executor.fetch(
             f"""
             SELECT {LOG_COLUMNS} FROM agent_logs
-            WHERE ($1::text IS NULL OR agent_id = $1) AND ($2::text IS NULL OR task_id = $2)
+            WHERE tenant_id = $7 AND ($1::text IS NULL OR agent_id = $1) AND ($2::text IS NULL OR task_id = $2)
               AND ($3::text IS NULL OR level = $3)
               AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at <= $5)
             ORDER BY created_at DESC, id DESC
@@ -89,6 +96,7 @@ class AuditRepository:
             since,
             until,
             limit,
+            self._tenant_id,
         )
         return [AgentLog.model_validate(dict(row)) for row in rows]
 
@@ -96,8 +104,8 @@ class AuditRepository:
         row = await self._executor.fetchrow(
             f"""
             INSERT INTO tool_calls (agent_id, task_id, subtask_id, attempt, tool_name, arguments, is_error, outcome,
-                                    duration_ms, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                    duration_ms, created_at, tenant_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             RETURNING {TOOL_CALL_COLUMNS}
             """,
             call.agent_id,
@@ -110,11 +118,18 @@ class AuditRepository:
             call.outcome,
             call.duration_ms,
             call.created_at,
+            self._tenant_id,
         )
         return ToolCall.model_validate(dict(row))
 
     async def list_tool_calls(self, task_id: str) -> list[ToolCall]:
+        """This tenant's tool calls of one task, by subtask, attempt and time."""
         rows = await self._executor.fetch(
-            f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE task_id = $1 ORDER BY created_at, id", task_id
+            f"""
+            SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE task_id = $1 AND tenant_id = $2
+            ORDER BY subtask_id, attempt, created_at, id
+            """,
+            task_id,
+            self._tenant_id,
         )
         return [ToolCall.model_validate(dict(row)) for row in rows]

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.audit_repository import AuditRepository
 from shared.database.executor import Executor
 from shared.database.result_repository import ResultRepository
@@ -12,15 +13,19 @@ from shared.database.task_repository import TaskRepository
 @dataclass
 class Repositories:
     executor: Executor
-    # Whose tasks are created, listed and recovered; a task read or changed by its id is found whoever owns it.
+    # Whose tasks are created, listed, read and changed: a task, its results, logs and tool calls are found by id only
+    # when they are this tenant's, so another tenant's id is indistinguishable from an unknown one.
     tenant_id: str
     tasks: TaskRepository = field(init=False)
     subtasks: SubtaskRepository = field(init=False)
     results: ResultRepository = field(init=False)
     audit: AuditRepository = field(init=False)
+    # Every tenant's: the key of a request says which tenant it is.
+    api_keys: ApiKeyRepository = field(init=False)
 
     def __post_init__(self) -> None:
         self.tasks = TaskRepository(self.executor, self.tenant_id)
         self.subtasks = SubtaskRepository(self.executor, self.tenant_id)
-        self.results = ResultRepository(self.executor)
-        self.audit = AuditRepository(self.executor)
+        self.results = ResultRepository(self.executor, self.tenant_id)
+        self.audit = AuditRepository(self.executor, self.tenant_id)
+        self.api_keys = ApiKeyRepository(self.executor)

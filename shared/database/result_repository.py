@@ -58,8 +58,9 @@ def result_from_row(row: Mapping[str, Any]) -> SubTaskResult:
 
 
 class ResultRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, tenant_id: str) -> None:
         self._executor = executor
+        self._tenant_id = tenant_id
 
     async def save_subtask_result(self, result: SubTaskResult, *, applied: bool) -> bool:
         """Record a result; False when this very result (same result_id) was recorded before."""
@@ -78,9 +79,11 @@ class ResultRepository:
             f"""
             SELECT {RESULT_COLUMNS} FROM subtask_results
             WHERE task_id = $1 AND (applied OR NOT $2)
+              AND EXISTS (SELECT FROM tasks WHERE id = $1 AND tenant_id = $3)
             ORDER BY created_at, result_id
             """,
             task_id,
             applied_only,
+            self._tenant_id,
         )
         return [result_from_row(row) for row in rows]

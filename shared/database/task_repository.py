@@ -104,7 +104,9 @@ class TaskRepository:
         return task_from_row(row["task"], task.subtasks)
 
     async def get_task(self, task_id: str) -> Task | None:
-        row = await self._executor.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1", task_id)
+        row = await self._executor.fetchrow(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2", task_id, self._tenant_id
+        )
         if row is None:
             return None
         subtask_rows = await self._executor.fetch(
@@ -112,13 +114,21 @@ class TaskRepository:
         )
         return task_from_row(row, [subtask_from_row(subtask_row) for subtask_row in subtask_rows])
 
+    async def task_exists(self, task_id: str) -> bool:
+        """Whether this tenant has a task with this id."""
+        exists: bool = await self._executor.fetchval(
+            "SELECT EXISTS (SELECT FROM tasks WHERE id = $1 AND tenant_id = $2)", task_id, self._tenant_id
+        )
+        return exists
+
     async def get_task_detail(self, task_id: str, *, applied_only: bool = False) -> TaskDetail | None:
         """The task, its subtasks in plan order and every result reported for them (or only those that
         counted), in one round trip."""
         return (await self.get_task_details([task_id], applied_only=applied_only)).get(task_id)
 
     async def get_task_details(self, task_ids: Collection[str], *, applied_only: bool = False) -> dict[str, TaskDetail]:
-        """`get_task_detail` of several tasks in one round trip, by id (an unknown id is left out)."""
+        """`get_task_detail` of several tasks in one round trip, by id (an unknown or another tenant's id is left
+        out)."""
         rows = await self._executor.fetch(
             f"""
             SELECT row_to_json(t) AS task,
@@ -129,10 +139,11 @@ class TaskRepository:
                     FROM (SELECT {RESULT_COLUMNS} FROM subtask_results
                           WHERE task_id = t.id AND (applied OR NOT $2)) r
                    ) AS results
-            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])) t
+            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $3) t
             """,
             list(task_ids),
             applied_only,
+            self._tenant_id,
         )
         details = {}
         for row in rows:

@@ -5,7 +5,7 @@ Each test gets empty tables (the `db` fixture); each orchestrator gets its own R
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -22,6 +22,7 @@ from shared.redis import RedisKeys, create_client
 from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 from simulator.testing import SimulatorHandle, running_simulator
+from tests.api_keys import bearer, issue_key
 from tests.contract.orchestrator_support import SCENARIOS
 from tests.network import CuttableLink, link_to
 
@@ -29,7 +30,8 @@ from tests.network import CuttableLink, link_to
 ORCHESTRATOR_MAX_QUEUE_DEPTH = 10_000
 
 SettingsFactory = Callable[..., Settings]
-AppFactory = Callable[[Settings], str]
+# `await serve(settings, timeout=30)`: a client (to be entered by the test) of a new orchestrator with those settings.
+AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture(scope="session")
@@ -94,20 +96,31 @@ def orchestrator_url(orchestrator_settings: Settings, database: DatabaseManager)
         yield base_url
 
 
+@pytest.fixture(scope="session")
+async def orchestrator_api_key(orchestrator_settings: Settings, database: DatabaseManager) -> str:
+    """An operator key of the shared orchestrator's tenant (the `db` fixture leaves the keys alone)."""
+    return await issue_key(database, orchestrator_settings.tenant_id)
+
+
 @pytest.fixture
-async def orchestrator_client(orchestrator_url: str, db: DatabaseManager) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the shared orchestrator; the tables are emptied before the test (`db`)."""
-    async with httpx.AsyncClient(base_url=orchestrator_url, timeout=30) as client:
+async def orchestrator_client(
+    orchestrator_url: str, orchestrator_api_key: str, db: DatabaseManager
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the shared orchestrator with an operator key; the tables are emptied before the test (`db`)."""
+    async with httpx.AsyncClient(base_url=orchestrator_url, headers=bearer(orchestrator_api_key), timeout=30) as client:
         yield client
 
 
 @pytest.fixture
-def orchestrator_app_factory(db: DatabaseManager) -> Iterator[AppFactory]:
-    """Serves extra orchestrators with their own settings for one test; returns each one's base URL."""
+async def orchestrator_app_factory(db: DatabaseManager) -> AsyncIterator[AppFactory]:
+    """Serves extra orchestrators with their own settings for one test; returns a client of each, with an operator
+    key of its tenant."""
     with ExitStack() as stack:
 
-        def serve(settings: Settings) -> str:
-            return stack.enter_context(serve_in_thread(create_app(settings), name="orchestrator-extra"))
+        async def serve(settings: Settings, timeout: float = 30) -> httpx.AsyncClient:
+            base_url = stack.enter_context(serve_in_thread(create_app(settings), name="orchestrator-extra"))
+            headers = bearer(await issue_key(db, settings.tenant_id))
+            return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
 
         yield serve
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import SubTaskStatus, TaskStatus
 from tests.contract.orchestrator_support import TWO_STEP_TASK, assert_error
 from tests.factories import build_result
@@ -47,7 +47,7 @@ async def test_submit_with_query_parameters_answers_the_plan_counts(orchestrator
 
 
 async def test_submit_with_a_json_body_answers_the_plan_counts(
-    orchestrator_client: httpx.AsyncClient, db: DatabaseManager
+    orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
 ) -> None:
     response = await orchestrator_client.post("/tasks", json={"description": TWO_STEP_TASK, "user_id": "contract-user"})
 
@@ -55,7 +55,7 @@ async def test_submit_with_a_json_body_answers_the_plan_counts(
     body = response.json()
     assert body["status"] == "created"
     assert (body["subtasks_count"], body["initial_subtasks_queued"]) == (2, 1)
-    stored = await db.repositories().tasks.get_task(body["task_id"])
+    stored = await orchestrator_repositories.tasks.get_task(body["task_id"])
     assert stored is not None
     assert (stored.description, stored.user_id) == (TWO_STEP_TASK, "contract-user")
 
@@ -118,14 +118,14 @@ async def test_submit_refuses_invalid_json_bodies(
 
 
 async def test_get_task_answers_the_task_and_its_results(
-    orchestrator_client: httpx.AsyncClient, db: DatabaseManager
+    orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
 ) -> None:
     created = await submit(orchestrator_client, TWO_STEP_TASK, user_id="contract-user")
-    stored = await db.repositories().tasks.get_task(created["task_id"])
+    stored = await orchestrator_repositories.tasks.get_task(created["task_id"])
     assert stored is not None
     # A late result, recorded but not applied: GET answers every result reported, whatever became of it.
     reported = build_result(stored.subtasks[0], agent_id="agent3", output="42 rows")
-    await db.repositories().results.save_subtask_result(reported, applied=False)
+    await orchestrator_repositories.results.save_subtask_result(reported, applied=False)
 
     response = await orchestrator_client.get(f"/tasks/{created['task_id']}")
 

@@ -12,6 +12,7 @@ import pytest
 
 from shared.config import Settings
 from shared.database import DatabaseManager
+from tests.contract.conftest import AppFactory
 from tests.contract.orchestrator_support import TWO_STEP_TASK
 from tests.network import CuttableLink
 
@@ -35,11 +36,10 @@ async def wait_until_healthy(client: httpx.AsyncClient) -> dict[str, Any]:
 
 async def test_submit_answers_429_with_retry_after_when_the_queue_is_full(
     orchestrator_settings_factory: Callable[..., Settings],
-    orchestrator_app_factory: Callable[[Settings], str],
+    orchestrator_app_factory: AppFactory,
     db: DatabaseManager,
 ) -> None:
-    base_url = orchestrator_app_factory(orchestrator_settings_factory(max_queue_depth=3))
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with await orchestrator_app_factory(orchestrator_settings_factory(max_queue_depth=3)) as client:
         accepted = [await submit(client, TWO_STEP_TASK) for _ in range(3)]
         assert [response.status_code for response in accepted] == [200, 200, 200]
         assert [response.json()["initial_subtasks_queued"] for response in accepted] == [1, 1, 1]
@@ -64,7 +64,7 @@ async def test_submit_answers_429_with_retry_after_when_the_queue_is_full(
 async def test_an_unreachable_database_gives_a_503_to_retry_and_no_traceback(
     settings: Settings,
     orchestrator_settings_factory: Callable[..., Settings],
-    orchestrator_app_factory: Callable[[Settings], str],
+    orchestrator_app_factory: AppFactory,
     orchestrator_link_factory: Callable[[str], tuple[CuttableLink, str]],
     db: DatabaseManager,
     orchestrator_plain_tracebacks: None,
@@ -72,8 +72,7 @@ async def test_an_unreachable_database_gives_a_503_to_retry_and_no_traceback(
     link, postgres_url = orchestrator_link_factory(settings.postgres_url)
     # A long recovery interval keeps the background loops off the database while it is cut: only requests meet it.
     app_settings = orchestrator_settings_factory(postgres_url=postgres_url, recovery_interval_seconds=3600)
-    base_url = orchestrator_app_factory(app_settings)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+    async with await orchestrator_app_factory(app_settings, 60) as client:
         link.cut()
         response = await submit(client, "Summarise last week's support tickets by theme")
 
@@ -97,15 +96,14 @@ async def test_health_answers_503_naming_the_dependency_that_is_unreachable(
     up: str,
     settings: Settings,
     orchestrator_settings_factory: Callable[..., Settings],
-    orchestrator_app_factory: Callable[[Settings], str],
+    orchestrator_app_factory: AppFactory,
     orchestrator_link_factory: Callable[[str], tuple[CuttableLink, str]],
     db: DatabaseManager,
     orchestrator_plain_tracebacks: None,
 ) -> None:
     link, url = orchestrator_link_factory(getattr(settings, f"{down}_url"))
     app_settings = orchestrator_settings_factory(**{f"{down}_url": url}, recovery_interval_seconds=3600)
-    base_url = orchestrator_app_factory(app_settings)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with await orchestrator_app_factory(app_settings) as client:
         link.cut()
         response = await client.get("/health")
 

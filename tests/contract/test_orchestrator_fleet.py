@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from shared.database import DatabaseManager
+from shared.database import Repositories
 from shared.models import AgentCapability, AgentStatus, LogLevel
 from shared.redis_manager import RedisManager
 from tests.contract.orchestrator_support import assert_error
@@ -125,9 +125,9 @@ async def test_health_is_healthy_with_both_dependencies_up(orchestrator_client: 
 
 
 async def test_logs_filter_by_agent_level_and_limit(
-    orchestrator_client: httpx.AsyncClient, db: DatabaseManager
+    orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
 ) -> None:
-    audit = db.repositories().audit
+    audit = orchestrator_repositories.audit
     await audit.log_agent_activity("agent1", None, LogLevel.INFO, "agent1 started")
     await audit.log_agent_activity("agent1", "task_a", LogLevel.ERROR, "agent1 failed a subtask", {"attempt": 1})
     await audit.log_agent_activity("agent2", "task_a", LogLevel.ERROR, "agent2 failed a subtask")

@@ -16,6 +16,7 @@ from schemathesis.specs.openapi.checks import (
 from orchestrator.app import create_app
 from shared.config import Settings
 from shared.database import DatabaseManager
+from tests.api_keys import bearer
 
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "orchestrator-api.yaml"
 CHECKS = [
@@ -52,10 +53,11 @@ def test_committed_contract_equals_the_served_openapi(settings: Settings) -> Non
 def test_live_orchestrator_keeps_to_its_contract(
     case: schemathesis.Case,
     orchestrator_url: str,
+    orchestrator_api_key: str,
     orchestrator_schemathesis_cases: dict[str, int],
     db: DatabaseManager,
 ) -> None:
     label = case.operation.label
     orchestrator_schemathesis_cases[label] = orchestrator_schemathesis_cases.get(label, 0) + 1
 
-    case.call_and_validate(base_url=orchestrator_url, checks=CHECKS, timeout=30)
+    case.call_and_validate(base_url=orchestrator_url, headers=bearer(orchestrator_api_key), checks=CHECKS, timeout=30)

@@ -69,9 +69,15 @@ def process_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterato
         yield local
 
 
+def api_client(fleet: LocalFleet, timeout: float = 30) -> httpx.AsyncClient:
+    """A client of the fleet's orchestrator, sending the fleet's operator key."""
+    headers = {"Authorization": f"Bearer {fleet.api_key}"}
+    return httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, headers=headers, timeout=timeout)
+
+
 @pytest.fixture
 async def api(process_fleet: LocalFleet) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=process_fleet.services["orchestrator"].url, timeout=30) as client:
+    async with api_client(process_fleet) as client:
         await wait_for_agents(client, len(FLEET))
         yield client
 

@@ -15,7 +15,7 @@ import pytest
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.local_fleet import LocalFleet, fleet_environment
-from tests.e2e.conftest import e2e_scenarios
+from tests.e2e.conftest import api_client, e2e_scenarios
 
 pytestmark = pytest.mark.e2e
 
@@ -43,8 +43,7 @@ def unattended_orchestrator(fleet_settings: Settings, fleet_settings_dir: Path) 
 
 @pytest.fixture
 async def unattended_api(unattended_orchestrator: LocalFleet) -> AsyncIterator[httpx.AsyncClient]:
-    url = unattended_orchestrator.services["orchestrator"].url
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with api_client(unattended_orchestrator) as client:
         yield client
 
 

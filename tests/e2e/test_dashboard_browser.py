@@ -64,8 +64,9 @@ async def wait_until_healthy(url: str, process: asyncio.subprocess.Process) -> N
 
 
 @contextlib.asynccontextmanager
-async def streamlit_server(orchestrator_url: str, log_path: Path) -> AsyncIterator[str]:
-    """`streamlit run ui/streamlit_app.py` as start.sh runs it, on a free port, in offline (simulated) mode."""
+async def streamlit_server(orchestrator_url: str, api_key: str, log_path: Path) -> AsyncIterator[str]:
+    """`streamlit run ui/streamlit_app.py` as start.sh runs it, on a free port, in offline (simulated) mode, with an
+    operator key in its environment."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "streamlit"),
@@ -80,7 +81,12 @@ async def streamlit_server(orchestrator_url: str, log_path: Path) -> AsyncIterat
         "--browser.gatherUsageStats",
         "false",
     ]
-    env = {**os.environ, "ORCHESTRATOR_URL": orchestrator_url, "CLAUDE_SIMULATED": "true"}
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_URL": orchestrator_url,
+        "ORCHESTRATOR_API_KEY": api_key,
+        "CLAUDE_SIMULATED": "true",
+    }
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             *command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
@@ -118,13 +124,16 @@ async def submit_in_the_sidebar(page: Page) -> None:
 @pytest.mark.e2e
 async def test_a_task_submitted_in_the_browser_appears_and_updates_by_itself(
     orchestrator: OrchestratorFactory,
+    orchestrator_api_key: str,
     fleet: Fleet,
     tmp_path: Path,
 ) -> None:
     agent = await fleet.add("agent1", AgentCapability.DATA_ANALYSIS, AgentCapability.CODE_GENERATION)
     async with (
         orchestrator(SCENARIOS) as api,
-        streamlit_server(str(api.base_url).rstrip("/"), tmp_path / "streamlit.log") as dashboard_url,
+        streamlit_server(
+            str(api.base_url).rstrip("/"), orchestrator_api_key, tmp_path / "streamlit.log"
+        ) as dashboard_url,
         chromium_page() as page,
     ):
         await page.goto(dashboard_url)

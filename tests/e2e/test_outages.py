@@ -25,7 +25,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 import yaml
@@ -33,7 +32,7 @@ import yaml
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.local_fleet import SEED_FLEET, LocalFleet, fleet_environment, free_port
-from tests.e2e.conftest import follow, submit, wait_for_agents
+from tests.e2e.conftest import api_client, follow, submit, wait_for_agents
 from tests.network import CuttableLink, link_to
 from tests.polling import eventually
 
@@ -172,7 +171,7 @@ async def test_every_task_completes_across_a_redis_restart(
     database: DatabaseManager,  # the fleet stops first
 ) -> None:
     fleet = stub_fleet(redis_url=redis_server.url)
-    async with httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, timeout=30) as api:
+    async with api_client(fleet) as api:
         await wait_for_agents(api, len(SEED_FLEET))
         task_ids = [await submit(api, f"Run outage chain number {n}") for n in range(TASKS)]
         await wait_until_some_run(database, task_ids)
@@ -200,7 +199,7 @@ async def test_every_task_completes_across_a_postgresql_outage(
 ) -> None:
     link, postgres_url = postgres_link
     fleet = stub_fleet(postgres_url=postgres_url)
-    async with httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, timeout=30) as api:
+    async with api_client(fleet) as api:
         await wait_for_agents(api, len(SEED_FLEET))
         task_ids = [await submit(api, f"Run outage chain number {n}") for n in range(TASKS)]
         await wait_until_some_run(database, task_ids)
@@ -234,7 +233,7 @@ async def test_a_stalled_agent_never_runs_an_attempt_another_agent_took_over(
     and reads the request still in its socket, the offer is no longer its: it runs nothing, reports nothing."""
     fleet = stub_fleet()
     stalled = fleet.services["agent3"]
-    async with httpx.AsyncClient(base_url=fleet.services["orchestrator"].url, timeout=30) as api:
+    async with api_client(fleet) as api:
         await wait_for_agents(api, len(SEED_FLEET))
         os.kill(stalled.pid, signal.SIGSTOP)
         try:

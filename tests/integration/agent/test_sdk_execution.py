@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from agent.roles import load_roles
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
 from simulator.testing import SimulatorHandle, running_simulator
@@ -97,6 +97,7 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     sdk_agent: Callable[..., Any],
     agent_redis: RedisManager,
     db: DatabaseManager,
+    agent_tenant: str,
     simulator: SimulatorHandle,
     offered_request: OfferFactory,
     tmp_path: Path,
@@ -116,16 +117,15 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     assert result.simulated is True
     assert result.role_config_hash == load_roles()[AgentCapability.DATABASE_OPERATIONS].config_hash
 
-    calls = await db.repositories().audit.list_tool_calls(request.task_id)
+    audit = Repositories(db.pool, agent_tenant).audit  # what the agent recorded, under its tenant
+    calls = await audit.list_tool_calls(request.task_id)
     assert [(call.tool_name, call.is_error) for call in calls] == [("database_query", False), ("write_file", False)]
     assert '"factorial_10": 3628800' in calls[0].outcome
     assert all(call.subtask_id == request.subtask.id and call.attempt == 1 for call in calls)
 
     # Where the run's time went: the CLI's start-up, then its wait on the model, both within the attempt.
     (completed,) = [
-        entry
-        for entry in await db.repositories().audit.list_agent_logs(task_id=request.task_id)
-        if entry.message == "subtask completed"
+        entry for entry in await audit.list_agent_logs(task_id=request.task_id) if entry.message == "subtask completed"
     ]
     startup, model = completed.metadata["cli_startup_seconds"], completed.metadata["model_api_seconds"]
     assert 0 < startup < result.execution_time and 0 < model < result.execution_time

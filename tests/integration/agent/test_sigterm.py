@@ -15,7 +15,7 @@ import pytest
 
 from agent.runner import SHUTDOWN_ERROR
 from shared.config import Settings
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import LogLevel, ResultStatus
 from shared.redis_manager import RedisManager
 from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, registered_until
@@ -99,6 +99,7 @@ async def test_sigterm_mid_subtask_reports_it_retryable_and_deregisters(
     agent_process: tuple[str, subprocess.Popen[bytes]],
     registry_redis: RedisManager,
     db: DatabaseManager,
+    process_settings: Settings,
     offered_request: OfferFactory,
     tmp_path: Path,
 ) -> None:
@@ -125,5 +126,6 @@ async def test_sigterm_mid_subtask_reports_it_retryable_and_deregisters(
     assert await redis.dequeue_result("test-consumer", 0.1) is None
     assert await redis.registry.get_agent(AGENT_ID) is None
     assert AGENT_ID not in await redis.client.smembers(redis.keys.active_agents())
-    logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id, level=LogLevel.WARNING)
+    audit = Repositories(db.pool, process_settings.tenant_id).audit  # the agent's tenant
+    logs = await audit.list_agent_logs(task_id=request.task_id, level=LogLevel.WARNING)
     assert [(log.message, log.metadata["retryable"]) for log in logs] == [("subtask failed", True)]

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, LogLevel, ResultStatus
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
@@ -100,7 +100,7 @@ async def test_independent_subtasks_run_in_parallel(orchestrator: OrchestratorFa
 
 
 async def test_a_failure_blocks_dependents_and_fails_the_task(
-    orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager
+    orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_repositories: Repositories
 ) -> None:
     agent = await fleet.add("agent1", DATA, slots=2)
     async with orchestrator(SCENARIOS) as client:
@@ -117,7 +117,7 @@ async def test_a_failure_blocks_dependents_and_fails_the_task(
     assert "source is offline" in state["task"]["error"]
     assert "1 dependent subtask(s) blocked" in state["task"]["error"]
     assert not agent.requests_for("join both branches")
-    errors = await db.repositories().audit.list_agent_logs(task_id=task_id, level=LogLevel.ERROR)
+    errors = await orchestrator_repositories.audit.list_agent_logs(task_id=task_id, level=LogLevel.ERROR)
     assert [log.message for log in errors] == ["subtask failed: source is offline"]
 
 

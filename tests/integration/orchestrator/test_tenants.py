@@ -1,11 +1,11 @@
-"""Two tenants' orchestrators on one database: neither lists, requeues nor retries the other's work."""
+"""Two tenants' orchestrators on one database: neither lists, reads, cancels, requeues nor retries the other's work."""
 
 import asyncio
 import uuid
 from typing import Any
 
-from shared.database import DatabaseManager
-from shared.models import AgentCapability
+from shared.database import DatabaseManager, Repositories
+from shared.models import AgentCapability, LogLevel, ToolCall
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
     Fleet,
@@ -54,3 +54,46 @@ async def test_another_tenants_orchestrator_leaves_this_tenants_work_alone(
 
     assert state["task"]["status"] == "completed"
     assert {task["id"] for task in listed["tasks"]} == {running_task, waiting_task}
+
+
+async def test_another_tenants_ids_answer_like_unknown_ones(
+    orchestrator: OrchestratorFactory, db: DatabaseManager
+) -> None:
+    other_tenant = f"other-{uuid.uuid4().hex[:10]}"
+    async with orchestrator(SCENARIOS) as ours, orchestrator(SCENARIOS, tenant_id=other_tenant) as theirs:
+        their_task = await submit(theirs, "Do a single step of work")
+        [their_subtask] = (await task_state(theirs, their_task))["task"]["subtasks"]
+        their_audit = Repositories(db.pool, other_tenant).audit
+        await their_audit.log_agent_activity(
+            "agent1", their_task, LogLevel.INFO, "theirs", subtask_id=their_subtask["id"]
+        )
+        await their_audit.record_tool_call(
+            ToolCall(agent_id="agent1", task_id=their_task, subtask_id=their_subtask["id"], attempt=1, tool_name="x")
+        )
+        unknown_task = "task_00000000000000000000000000000000"
+
+        answers = {}
+        for task_id in (their_task, unknown_task):
+            answers[task_id] = [
+                await ours.get(f"/tasks/{task_id}"),
+                await ours.post(f"/tasks/{task_id}/cancel"),
+                await ours.get(f"/tasks/{task_id}/tool-calls"),
+            ]
+        their_logs = await ours.get("/logs", params={"task_id": their_task})
+        all_our_logs = await ours.get("/logs")
+        theirs_seen_by_them = (await theirs.get(f"/tasks/{their_task}/tool-calls")).json()
+        their_state = await task_state(theirs, their_task)
+
+    for theirs_answer, unknown_answer in zip(answers[their_task], answers[unknown_task], strict=True):
+        assert theirs_answer.status_code == unknown_answer.status_code == 404
+        assert theirs_answer.json()["error"] == unknown_answer.json()["error"].replace(unknown_task, their_task)
+    assert their_logs.status_code == 200 and their_logs.json() == {"logs": []}
+    assert all_our_logs.json() == {"logs": []}
+    # The other tenant's task was left alone, and it does see its own tool calls and logs.
+    assert their_state["task"]["status"] != "cancelled"
+    [attempt] = theirs_seen_by_them["attempts"]
+    assert (attempt["subtask_id"], attempt["attempt"], attempt["tool_calls"][0]["tool_name"]) == (
+        their_subtask["id"],
+        1,
+        "x",
+    )

@@ -3,7 +3,7 @@ pending records and deregisters."""
 
 from agent.runner import SHUTDOWN_ERROR
 from shared.config import Settings
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.models import ResultStatus
 from shared.redis_manager import RedisManager
 from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving
@@ -39,5 +39,5 @@ async def test_exit_reports_a_running_subtask_as_failed_retryable(
     assert result.error == SHUTDOWN_ERROR
     assert await agent_redis.registry.get_agent(settings.agent_id) is None
     # The batched audit rows were written on the way out, before the pool closed.
-    logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
+    logs = await Repositories(db.pool, settings.tenant_id).audit.list_agent_logs(task_id=request.task_id)
     assert [log.message for log in logs] == ["subtask failed", "subtask started"]

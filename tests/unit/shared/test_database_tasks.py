@@ -432,5 +432,8 @@ async def test_each_tenant_lists_and_recovers_only_its_own_tasks(db: DatabaseMan
         assert [item.subtask_id for item in await repos.subtasks.list_queued()] == queued
         assert await repos.subtasks.count_queued() == len(queued)
         assert ids(await repos.subtasks.list_running()) == running
-    # By id, a task is found whoever owns it: results and cancellations name it exactly.
-    assert (await ours.tasks.get_task(theirs_task.id)) is not None
+    # By id, another tenant's task is not there at all: reads, details and locks find nothing.
+    assert await ours.tasks.get_task(theirs_task.id) is None
+    assert await ours.tasks.get_task_detail(theirs_task.id) is None
+    assert await ours.tasks.lock_tasks([theirs_task.id, ours_task.id]) == {ours_task.id: TaskStatus.PENDING}
+    assert not await ours.tasks.task_exists(theirs_task.id) and await theirs.tasks.task_exists(theirs_task.id)

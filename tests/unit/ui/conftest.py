@@ -48,11 +48,13 @@ def unused_url() -> str:
 
 
 @pytest.fixture
-def dashboard(monkeypatch: pytest.MonkeyPatch) -> DashboardFactory:
-    """Opens the dashboard against an orchestrator URL, given to it the way a deployment does: the environment."""
+def dashboard(monkeypatch: pytest.MonkeyPatch, orchestrator_api_key: str) -> DashboardFactory:
+    """Opens the dashboard against an orchestrator URL, given to it the way a deployment does: the environment,
+    with the operator key of the test's tenant (the key the `orchestrator` fixture's clients send)."""
 
     def open_dashboard(orchestrator_url: str) -> Dashboard:
         monkeypatch.setenv("ORCHESTRATOR_URL", orchestrator_url)
+        monkeypatch.setenv("ORCHESTRATOR_API_KEY", orchestrator_api_key)
         monkeypatch.delenv("CLAUDE_SIMULATED", raising=False)
         return Dashboard(AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_SECONDS))
 

@@ -2,18 +2,18 @@
 
 from datetime import datetime, timedelta
 
-from shared.database import DatabaseManager
+from shared.database import Repositories
 from shared.models import AgentCapability, LogLevel
 from tests.orchestrator_harness import Fleet, OrchestratorFactory
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
 from ui.sections.logs import ANY, CUSTOM_RANGE
 
 
-async def write_log(db: DatabaseManager, agent_id: str, level: LogLevel, message: str, age: timedelta) -> None:
-    audit = db.repositories().audit
-    log = await audit.log_agent_activity(agent_id, "task_0123456789abcdef", level, message, {"attempt": 1})
+async def write_log(repos: Repositories, agent_id: str, level: LogLevel, message: str, age: timedelta) -> None:
+    """A line of the test orchestrator's tenant, as its agents write them."""
+    log = await repos.audit.log_agent_activity(agent_id, "task_0123456789abcdef", level, message, {"attempt": 1})
     # The repository stamps the current time; older lines are dated back directly.
-    await db.pool.execute("UPDATE agent_logs SET created_at = now() - $2::interval WHERE id = $1", log.id, age)
+    await repos.executor.execute("UPDATE agent_logs SET created_at = now() - $2::interval WHERE id = $1", log.id, age)
 
 
 def messages(page: Dashboard) -> list[str]:
@@ -27,16 +27,19 @@ async def choose(page: Dashboard, key: str, value: object) -> list[str]:
 
 
 async def test_log_filters_by_agent_level_and_time_range(
-    orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager, dashboard: DashboardFactory
+    orchestrator: OrchestratorFactory,
+    fleet: Fleet,
+    orchestrator_repositories: Repositories,
+    dashboard: DashboardFactory,
 ) -> None:
     await fleet.add("agent1", AgentCapability.DATA_ANALYSIS)
     await fleet.add("agent2", AgentCapability.WEB_SCRAPING)
     now = timedelta()
-    await write_log(db, "agent1", LogLevel.INFO, "subtask started", now)
-    await write_log(db, "agent1", LogLevel.ERROR, "tool call failed", now)
-    await write_log(db, "agent2", LogLevel.WARNING, "slow answer from the API", now)
-    await write_log(db, "agent2", LogLevel.INFO, "two hours ago", timedelta(hours=2))
-    await write_log(db, "agent1", LogLevel.DEBUG, "three days ago", timedelta(days=3))
+    await write_log(orchestrator_repositories, "agent1", LogLevel.INFO, "subtask started", now)
+    await write_log(orchestrator_repositories, "agent1", LogLevel.ERROR, "tool call failed", now)
+    await write_log(orchestrator_repositories, "agent2", LogLevel.WARNING, "slow answer from the API", now)
+    await write_log(orchestrator_repositories, "agent2", LogLevel.INFO, "two hours ago", timedelta(hours=2))
+    await write_log(orchestrator_repositories, "agent1", LogLevel.DEBUG, "three days ago", timedelta(days=3))
     async with orchestrator({}) as api:
         page = dashboard(url_of(api))
         await page.run()
