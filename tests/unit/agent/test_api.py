@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from agent.runner import SubtaskRunner
 from shared.config import Settings
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.fleet_trust import ASSIGNMENT_LIFETIME_SECONDS, FleetTrust
 from shared.models import TaskExecutionRequest
 from shared.redis_manager import RedisManager
@@ -56,7 +56,7 @@ async def assert_nothing_ran(
     runner: SubtaskRunner = app.state.runner
     assert runner.is_available and runner.current_tasks == []
     repos = db.repositories()
-    assert await repos.audit.list_agent_logs(task_id=request.task_id) == []
+    assert await Repositories(db.pool, settings.tenant_id).audit.list_agent_logs(task_id=request.task_id) == []
     assert not (Path(settings.shared_files_dir) / request.task_id).exists()
     assert await redis.result_queue.length() == 0
     # Only an offer nobody accepted can still be taken back.
@@ -131,7 +131,8 @@ async def test_a_replayed_offer_of_a_superseded_attempt_is_refused_and_the_curre
     assert replayed.status_code == 409, replayed.text
     runner: SubtaskRunner = app.state.runner
     assert runner.is_available and runner.current_tasks == []
-    assert await repos.audit.list_agent_logs(task_id=old.task_id) == []
+    audit = Repositories(db.pool, agent_settings.tenant_id).audit  # the agent logs under its own tenant
+    assert await audit.list_agent_logs(task_id=old.task_id) == []
     assert await agent_redis.result_queue.length() == 0
 
     accepted = await client.post("/execute", json=current.model_dump(mode="json"))
@@ -142,4 +143,4 @@ async def test_a_replayed_offer_of_a_superseded_attempt_is_refused_and_the_curre
     result = delivery[1]
     assert (result.delivery_token, result.assignment) == (reclaimed.delivery_token, current.assignment)
     assert FleetTrust.from_settings(agent_settings).result_problem(result) is None
-    await eventually(lambda: repos.audit.list_agent_logs(task_id=old.task_id), lambda logs: len(logs) == 2)
+    await eventually(lambda: audit.list_agent_logs(task_id=old.task_id), lambda logs: len(logs) == 2)
