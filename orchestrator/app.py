@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.api import fleet, health, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
+from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
@@ -102,17 +103,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(agents.close)
         lifecycle = TaskLifecycle(settings, db, redis, FleetView.of(redis, settings.heartbeat_ttl_seconds))
         task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings))
-        app.state.orchestrator = OrchestratorState(settings=settings, db=db, redis=redis, tasks=task_service)
+        api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
+        key_changes = ApiKeyChanges(settings, api_keys)
+        stack.push_async_callback(key_changes.close)
+        app.state.orchestrator = OrchestratorState(
+            settings=settings, db=db, redis=redis, tasks=task_service, api_keys=api_keys
+        )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
+        loops = [*work.loops, key_changes]
         async with asyncio.TaskGroup() as group:
-            for coroutine in work.coroutines():
+            for coroutine in [*work.coroutines(), key_changes.start()]:
                 group.create_task(coroutine)
-            log.info("orchestrator_started", loops=len(work.loops))
+            log.info("orchestrator_started", loops=len(loops))
             try:
                 yield
             finally:
-                for loop in work.loops:
+                for loop in loops:
                     loop.stop()
 
 

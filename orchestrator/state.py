@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orchestrator.api_key_cache import ApiKeyCache
 from orchestrator.task_service import TaskService
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -17,6 +18,7 @@ class OrchestratorState:
     db: DatabaseManager
     redis: RedisManager
     tasks: TaskService
+    api_keys: ApiKeyCache
 
 
 async def get_state(request: Request) -> OrchestratorState:

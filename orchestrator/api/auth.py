@@ -1,7 +1,7 @@
 """Who is calling: every route but /health and the OpenAPI documents needs an API key of this orchestrator's tenant.
 
-Keys are looked up on every request (one indexed probe, see ApiKeyRepository.authenticate) rather than cached, so
-a revoked key is refused from its very next request.
+Keys are looked up in PostgreSQL (one indexed probe, see ApiKeyRepository.authenticate) and kept until PostgreSQL
+announces a change of a key (orchestrator/api_key_cache.py), so a revoked key is refused from its very next request.
 """
 
 from typing import Annotated, Any
@@ -45,7 +45,7 @@ async def authenticated_key(
     if credentials is None:
         raise UnauthenticatedError(f"an API key is required: {HOW_TO_GET_A_KEY}")
     key = credentials.credentials
-    found = await state.db.repositories().api_keys.authenticate(key) if key.startswith(KEY_PREFIX) else None
+    found = await state.api_keys.authenticate(key) if key.startswith(KEY_PREFIX) else None
     if found is None:
         raise UnauthenticatedError(f"the API key is unknown or revoked: {HOW_TO_GET_A_KEY}")
     if found.tenant_id != state.settings.tenant_id:
