@@ -7,7 +7,8 @@ derived from FLEET_SECRET, a signed assignment: shared/fleet_trust.py).
 from typing import Annotated, Any, Literal
 
 import claude_agent_sdk
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from agent.heartbeat import agent_status
@@ -68,17 +69,30 @@ async def health(runner: Runner, settings: AgentSettings) -> HealthResponse:
     )
 
 
+# Anyone who reaches an agent can send it a body, and the signature is checked only once it is parsed: a larger body
+# is refused as it streams in. Larger than the orchestrator's 1 MiB, since an offer carries its dependencies' outputs.
+MAX_OFFER_BYTES = 16 * 1024 * 1024
+
 UNTRUSTED: dict[int | str, dict[str, Any]] = {
     401: {**error_responses(401)[401], "description": "Not the orchestrator: no or a wrong credential"}
 }
+# auto_error=False: the check answers its own 401, in the project's error shape.
+fleet_status_token = HTTPBearer(
+    scheme_name="FleetStatusToken",
+    description="A token derived from FLEET_SECRET (shared.fleet_trust.fleet_status_token); never the secret itself",
+    auto_error=False,
+)
 
 
 @router.get("/status", response_model=AgentStatus, responses={**error_responses(500), **UNTRUSTED}, tags=["agent"])
 async def status(
-    runner: Runner, settings: AgentSettings, trust: Trust, authorization: Annotated[str | None, Header()] = None
+    runner: Runner,
+    settings: AgentSettings,
+    trust: Trust,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(fleet_status_token)],
 ) -> AgentStatus:
     """The full AgentStatus the heartbeat registers, with the host's CPU and memory use (fleet status token)."""
-    trust.check_status_token(authorization)
+    trust.check_status_token(credentials.credentials if credentials else None)
     return agent_status(settings, runner)
 
 
@@ -89,6 +103,11 @@ async def status(
         **error_responses(500),
         **UNTRUSTED,
         400: {**error_responses(400)[400], "description": "Malformed request, or a capability this agent lacks"},
+        413: {
+            **error_responses(413)[413],
+            "description": f"The body is over {MAX_OFFER_BYTES} bytes (refused as it streams in)",
+        },
+        415: {**error_responses(415)[415], "description": "The body is not JSON"},
         409: {**error_responses(409)[409], "description": "The offer is not this agent's: taken back, or superseded"},
         503: {**error_responses(503)[503], "description": "All slots are busy, or the agent is shutting down"},
     },

@@ -21,6 +21,7 @@ from shared.database import DatabaseManager
 from shared.errors import install_error_handlers
 from shared.fleet_trust import FleetTrust
 from shared.redis_manager import RedisManager
+from shared.request_limits import RequestLimits
 
 log = structlog.get_logger(__name__)
 
@@ -95,5 +96,6 @@ def create_app(settings: Settings, *, roles: RoleBook | None = None, roles_dir: 
     app.state.settings = settings
     app.state.roles = roles or load_roles(roles_dir)
     install_error_handlers(app)
+    app.add_middleware(RequestLimits, max_body_bytes=api.MAX_OFFER_BYTES)
     app.include_router(api.router)
     return app

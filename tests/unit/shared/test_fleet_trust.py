@@ -105,9 +105,9 @@ def test_a_result_the_orchestrator_makes_is_signed_like_an_agents() -> None:
 
 
 def test_the_status_token_is_derived_not_the_secret() -> None:
-    TRUST.check_status_token(f"Bearer {TRUST.status_token}")
+    TRUST.check_status_token(TRUST.status_token)
     assert SECRET.get_secret_value() not in TRUST.status_token
-    for wrong in (None, "", f"Bearer {SECRET.get_secret_value()}", f"Basic {TRUST.status_token}"):
+    for wrong in (None, "", SECRET.get_secret_value(), TRUST.status_token[:-1]):
         with pytest.raises(UntrustedCallerError):
             TRUST.check_status_token(wrong)
 
