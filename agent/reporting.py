@@ -15,6 +15,7 @@ from agent.executors.base import ExecutionOutcome
 from agent.roles import LoadedRole
 from shared.config import Settings
 from shared.database import DatabaseManager
+from shared.fleet_trust import FleetTrust
 from shared.loop_service import LoopService
 from shared.models import AgentLog, LogLevel, ReportedResult, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.outages import REDIS_UNREACHABLE
@@ -48,6 +49,7 @@ class ResultReporter:
         batch_window: float = RECORD_BATCH_WINDOW_SECONDS,
     ) -> None:
         self._settings = settings
+        self._trust = FleetTrust.from_settings(settings)
         self._redis = redis
         self._executor_name = executor_name
         self._db = db
@@ -66,7 +68,7 @@ class ResultReporter:
     def build_result(
         self, request: TaskExecutionRequest, role: LoadedRole, outcome: ExecutionOutcome, execution_time: float
     ) -> ReportedResult:
-        return ReportedResult(
+        report = ReportedResult(
             subtask_id=request.subtask.id,
             task_id=request.task_id,
             agent_id=self._settings.agent_id,
@@ -84,6 +86,7 @@ class ResultReporter:
             simulated=self._settings.claude_simulated,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
         )
+        return self._trust.seal(report)  # and only reports a member of the fleet made
 
     def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
         details = {"attempt": request.subtask.attempt_count, "role": role.role.name, "executor": self._executor_name}

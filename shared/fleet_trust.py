@@ -85,7 +85,12 @@ class FleetTrust:
     def sign_result(self, result: SubTaskResult) -> ReportedResult:
         """A result the orchestrator makes itself (a stranded attempt's failure), signed like an agent's."""
         assignment = self._sign(AssignmentTerms.of_result(result), ORCHESTRATOR_MADE, None)
-        return ReportedResult(**result.model_dump(), assignment=assignment)
+        return self.seal(ReportedResult(**result.model_dump(), assignment=assignment))
+
+    def seal(self, report: ReportedResult) -> ReportedResult:
+        """The report with a signature over all of it: whoever overheard the offer it answers still cannot make one,
+        or change a word of it, without FLEET_SECRET."""
+        return report.model_copy(update={"report_signature": self._report_signature(report)})
 
     def check_offer(self, request: TaskExecutionRequest, agent_id: str) -> None:
         """UntrustedCallerError unless the request is an unexpired assignment to `agent_id` signed by the fleet."""
@@ -105,8 +110,12 @@ class FleetTrust:
     def result_problem(self, result: SubTaskResult) -> str | None:
         """Why the orchestrator never assigned what this result reports, or None. Expiry does not apply: the offer
         was taken up in time, and the attempt may run long after."""
-        assignment = result.assignment if isinstance(result, ReportedResult) else None
-        return self._problem(AssignmentTerms.of_result(result), assignment)
+        if not isinstance(result, ReportedResult):
+            return "it carries no assignment signed by the orchestrator"
+        problem = self._problem(AssignmentTerms.of_result(result), result.assignment)
+        if problem is None and not hmac.compare_digest(result.report_signature or "", self._report_signature(result)):
+            problem = "the report is not signed by a member of the fleet (or was changed after it was)"
+        return problem
 
     def check_status_token(self, token: str | None) -> None:
         """UntrustedCallerError unless `token` (a request's bearer token) is the fleet's status token."""
@@ -130,6 +139,10 @@ class FleetTrust:
         # JSON keeps the fields apart unambiguously, whatever characters a token or an id holds.
         fields = [self._tenant_id, terms.task_id, terms.subtask_id, terms.attempt, terms.delivery_token]
         return self._digest(json.dumps([*fields, terms.agent_id, expires_at, digest]).encode())
+
+    def _report_signature(self, report: ReportedResult) -> str:
+        # The JSON it travels as: parsed and dumped again on the orchestrator's side, it is the same text.
+        return self._digest(b"report\0" + report.model_dump_json(exclude={"report_signature"}).encode())
 
     def _digest(self, message: bytes) -> str:
         mac = self._key.copy()

@@ -216,6 +216,11 @@ class ReportedResult(SubTaskResult):
     """
 
     assignment: Assignment | None = None
+    report_signature: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="HMAC-SHA256 with FLEET_SECRET over the whole report: only a member of the fleet can make one",
+    )
 
 
 class DecompositionInfo(DomainModel):

@@ -15,7 +15,8 @@ import pytest
 from orchestrator.app import create_app
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentCapability, SubTaskResult, TaskStatus
+from shared.fleet_trust import FleetTrust
+from shared.models import AgentCapability, ReportedResult, SubTaskResult, TaskStatus
 from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 from simulator.testing import running_simulator
@@ -45,6 +46,7 @@ class Fleet:
 
     redis: RedisManager
     stack: ExitStack
+    trust: FleetTrust  # the fake agents are members of the fleet: they seal what they report
     heartbeats: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     agents: dict[str, FakeAgent] = field(default_factory=dict)
 
@@ -64,9 +66,12 @@ class Fleet:
         self.heartbeats.pop(agent_id).cancel()
 
     async def report(self, result: SubTaskResult) -> None:
-        """Publish a result as the agent would: the slot frees first, then the result goes out."""
+        """Publish a result as the agent would: the slot frees first, then the result goes out, sealed when it
+        answers an assignment (a plain SubTaskResult goes out as it is: what a stranger could push)."""
         if result.agent_id in self.agents:
             self.agents[result.agent_id].running.discard(result.subtask_id)
+        if isinstance(result, ReportedResult) and result.report_signature is None:
+            result = self.trust.seal(result)
         await self.redis.enqueue_result(result)
 
     async def close(self) -> None:
@@ -104,9 +109,9 @@ async def test_redis(orchestrator_settings: Settings) -> AsyncIterator[RedisMana
 
 
 @pytest.fixture
-async def fleet(test_redis: RedisManager) -> AsyncIterator[Fleet]:
+async def fleet(test_redis: RedisManager, orchestrator_settings: Settings) -> AsyncIterator[Fleet]:
     with ExitStack() as stack:
-        fleet = Fleet(test_redis, stack)
+        fleet = Fleet(test_redis, stack, FleetTrust.from_settings(orchestrator_settings))
         yield fleet
         await fleet.close()
 

@@ -21,7 +21,7 @@ OTHER_SECRET = SecretStr("a-secret-this-fleet-never-had-0000000000")
 
 
 def unsigned(result: ReportedResult, settings: Settings) -> SubTaskResult:
-    return SubTaskResult(**result.model_dump(exclude={"assignment"}))
+    return SubTaskResult(**result.model_dump(exclude={"assignment", "report_signature"}))
 
 
 def signed_with_another_secret(result: ReportedResult, settings: Settings) -> SubTaskResult:
@@ -37,8 +37,30 @@ def reported_by_another_agent(result: ReportedResult, settings: Settings) -> Sub
     return result.model_copy(update={"agent_id": "agent9"})  # the assignment was agent1's
 
 
+def rewritten_by_an_eavesdropper(result: ReportedResult, settings: Settings) -> SubTaskResult:
+    """The genuine report, its assignment and its seal, with another output: what a tap on the network could send."""
+    return result.model_copy(update={"output": "FORGED BY THE ATTACKER"})
+
+
+def made_from_an_overheard_offer(result: ReportedResult, settings: Settings) -> SubTaskResult:
+    """A report of the attacker's own, carrying the assignment a tap on the network saw, without the fleet's seal."""
+    return ReportedResult(
+        **unsigned(result, settings).model_dump(exclude={"output", "report_signature"}),
+        output="FORGED BY THE ATTACKER",
+        assignment=result.assignment,
+    )
+
+
 @pytest.mark.parametrize(
-    "forge", [unsigned, signed_with_another_secret, signed_for_another_tenant, reported_by_another_agent]
+    "forge",
+    [
+        unsigned,
+        signed_with_another_secret,
+        signed_for_another_tenant,
+        reported_by_another_agent,
+        rewritten_by_an_eavesdropper,
+        made_from_an_overheard_offer,
+    ],
 )
 async def test_a_result_of_no_assignment_of_this_fleet_is_rejected_and_changes_nothing(
     lifecycle: TaskLifecycle, db: DatabaseManager, orchestrator_settings: Settings, forge: Any

@@ -43,7 +43,7 @@ def result_of(request: TaskExecutionRequest, **fields: Any) -> SubTaskResult:
         "output": "done",
         "execution_time": 0.5,
     }
-    return ReportedResult(**{**values, **fields}, assignment=request.assignment)
+    return TRUST.seal(ReportedResult(**{**values, **fields}, assignment=request.assignment))
 
 
 def test_a_signed_offer_passes_for_its_agent() -> None:
@@ -95,12 +95,26 @@ def test_a_result_of_the_offer_passes_and_a_forged_one_does_not() -> None:
     assert TRUST.result_problem(result_of(request)) is None
     assert "signature does not match" in (TRUST.result_problem(result_of(request, attempt=3)) or "")
     assert "signature does not match" in (TRUST.result_problem(result_of(request, agent_id="agent9")) or "")
-    unsigned = SubTaskResult(**result_of(request).model_dump(exclude={"assignment"}))
+    unsigned = SubTaskResult(**result_of(request).model_dump(exclude={"assignment", "report_signature"}))
     assert "no assignment" in (TRUST.result_problem(unsigned) or "")
 
 
+def test_a_report_counts_only_as_the_fleet_member_sealed_it() -> None:
+    sealed = result_of(offer())
+    assert isinstance(sealed, ReportedResult)
+    for forged in (
+        sealed.model_copy(update={"output": "FORGED BY THE ATTACKER"}),
+        sealed.model_copy(update={"status": ResultStatus.FAILED, "error": "made up", "output": None}),
+        sealed.model_copy(update={"report_signature": None}),
+        FleetTrust(SecretStr("a-secret-this-fleet-never-had-0000000000"), "acme").seal(sealed),
+    ):
+        assert "not signed by a member of the fleet" in (TRUST.result_problem(forged) or ""), forged
+    travelled = ReportedResult.model_validate_json(sealed.model_dump_json())  # as the result queue carries it
+    assert TRUST.result_problem(travelled) is None
+
+
 def test_a_result_the_orchestrator_makes_is_signed_like_an_agents() -> None:
-    made = result_of(offer()).model_dump(exclude={"assignment"})
+    made = result_of(offer()).model_dump(exclude={"assignment", "report_signature"})
     assert TRUST.result_problem(TRUST.sign_result(SubTaskResult(**made))) is None
 
 
