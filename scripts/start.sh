@@ -190,7 +190,8 @@ for agent in "${AGENTS[@]}"; do
     AGENT_ID="$name" AGENT_PORT="$port" AGENT_CAPABILITIES="$capabilities" \
         launch "$name" "$VENV/bin/python" -m agent
 done
-launch dashboard "$VENV/bin/streamlit" run ui/streamlit_app.py --server.port "$STREAMLIT_PORT" --server.headless true \
+launch dashboard "$VENV/bin/streamlit" run ui/streamlit_app.py --server.port "$STREAMLIT_PORT" \
+    --server.address "${STREAMLIT_ADDRESS:-127.0.0.1}" --server.headless true \
     --browser.gatherUsageStats false
 
 for agent in "${AGENTS[@]}"; do

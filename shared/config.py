@@ -177,6 +177,11 @@ class Settings(BaseSettings):
 
     # Dashboard and logging
     streamlit_port: int = Field(8501, ge=1, le=65535, description="Dashboard port")
+    streamlit_address: str = Field(
+        "127.0.0.1",
+        description="Address the dashboard listens on (and docker compose publishes it on). It acts with the fleet's "
+        "API key for whoever reaches it: keep it local, or put your own sign-in in front before widening it",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
     log_json: bool | None = Field(None, description="true = JSON logs, false = console; unset = auto")
 

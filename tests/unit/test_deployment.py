@@ -195,6 +195,8 @@ def test_published_ports(online: dict[str, Any]) -> None:
     services = online["services"]
     assert published_ports(services["orchestrator"]) == {8000}
     assert published_ports(services["streamlit"]) == {8501}
+    # The dashboard acts with the fleet's key for whoever reaches it: this host only, unless STREAMLIT_ADDRESS says.
+    assert {port.get("host_ip") for port in services["streamlit"]["ports"]} == {"127.0.0.1"}
     # PostgreSQL and Redis stay inside the network: no clash with servers already on the host.
     assert not published_ports(services["postgres"]) and not published_ports(services["redis"])
 
