@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from shared.config import ConfigurationError, Settings
 from shared.errors import AppError
-from shared.models import Assignment, ReportedResult, SubTask, SubTaskResult, TaskExecutionRequest
+from shared.models import AgentStatus, Assignment, ReportedResult, SubTask, SubTaskResult, TaskExecutionRequest
 
 # How long an agent may take up an offer. The dispatcher waits 5 s for an agent to accept (AGENT_REQUEST_TIMEOUT in
 # orchestrator/agent_client.py) and takes the offer back after that; the rest is margin for the clocks of the
@@ -117,6 +117,14 @@ class FleetTrust:
             problem = "the report is not signed by a member of the fleet (or was changed after it was)"
         return problem
 
+    def register(self, status: AgentStatus) -> AgentStatus:
+        """The status with the signature of its identity: what only a member of the fleet can put in the registry."""
+        return status.model_copy(update={"registration": self._registration_signature(status)})
+
+    def registration_holds(self, status: AgentStatus) -> bool:
+        """Whether a member of the fleet registered this identity (anyone who reaches Redis can write an entry)."""
+        return hmac.compare_digest(status.registration or "", self._registration_signature(status))
+
     def check_status_token(self, token: str | None) -> None:
         """UntrustedCallerError unless `token` (a request's bearer token) is the fleet's status token."""
         if token is None or not hmac.compare_digest(token.encode(), self.status_token.encode()):
@@ -139,6 +147,12 @@ class FleetTrust:
         # JSON keeps the fields apart unambiguously, whatever characters a token or an id holds.
         fields = [self._tenant_id, terms.task_id, terms.subtask_id, terms.attempt, terms.delivery_token]
         return self._digest(json.dumps([*fields, terms.agent_id, expires_at, digest]).encode())
+
+    def _registration_signature(self, status: AgentStatus) -> str:
+        # What routing trusts: who the agent is, where offers go, what it can run and how much at once.
+        capabilities = sorted(capability.value for capability in status.capabilities)
+        identity = ["registration", self._tenant_id, status.agent_id, status.url, status.port, capabilities]
+        return self._digest(json.dumps([*identity, status.slots]).encode())
 
     def _report_signature(self, report: ReportedResult) -> str:
         # The JSON it travels as: parsed and dumped again on the orchestrator's side, it is the same text.

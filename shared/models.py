@@ -266,6 +266,12 @@ class AgentStatus(DomainModel):
     tasks_failed: int = Field(0, ge=0)
     executor: str = "sdk"
     last_heartbeat: datetime = Field(default_factory=utc_now)
+    registration: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="HMAC-SHA256 with FLEET_SECRET of the agent's identity (id, address, capabilities, slots): the "
+        "orchestrator ignores a registry entry without a valid one",
+    )
 
     @field_validator("port")
     @classmethod

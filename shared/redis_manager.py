@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared.config import Settings
+from shared.fleet_trust import FleetTrust
 from shared.models import AgentCapability, AgentStatus, QueuedSubtask, ReportedResult, SubTaskResult
 from shared.outages import REDIS_UNREACHABLE
 from shared.redis import (
@@ -58,6 +59,9 @@ class RedisManager:
         self._connect_attempts = connect_attempts
         self._connect_backoff_max = connect_backoff_max
         self.keys = RedisKeys(settings.tenant_id)
+        # The fleet's services sign their registry entries and read only signed ones; tools without the secret
+        # (the dashboard's tests, scripts) read the registry as it is.
+        self._trust = FleetTrust.from_settings(settings) if settings.fleet_secret is not None else None
         self._connection: _Connection | None = None
 
     async def connect(self) -> None:
@@ -170,7 +174,7 @@ class RedisManager:
             client=client,
             task_queue=ReliableQueue(client, self.keys, TASK_QUEUE),
             result_queue=ReliableQueue(client, self.keys, RESULT_QUEUE),
-            registry=AgentRegistry(client, self.keys, self._settings.agent_port_range),
+            registry=AgentRegistry(client, self.keys, self._settings.agent_port_range, self._trust),
             state=SharedState(client, self.keys),
             events=EventStream(client, self.keys),
         )

@@ -15,6 +15,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from shared.fleet_trust import FleetTrust
 from shared.models import DEFAULT_AGENT_PORT_RANGE, AgentCapability, AgentStatus
 from shared.redis.client import as_text, as_text_mapping
 from shared.redis.keys import RedisKeys
@@ -74,17 +75,27 @@ class RegistryWatcher:
 
 class AgentRegistry:
     def __init__(
-        self, redis: Redis, keys: RedisKeys, agent_port_range: tuple[int, int] = DEFAULT_AGENT_PORT_RANGE
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        agent_port_range: tuple[int, int] = DEFAULT_AGENT_PORT_RANGE,
+        trust: FleetTrust | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._port_range = agent_port_range
+        # With the fleet's secret, entries are signed when written and those not signed by a member are left out
+        # when read: anyone who reaches Redis can write one, and would otherwise be offered the tenant's work.
+        self._trust = trust
+        self._refused: set[str] = set()  # agent ids already logged as unregistered
         self._prune_expired = redis.register_script(_PRUNE_EXPIRED_MEMBERS)
 
     async def register_agent(self, status: AgentStatus, ttl: int) -> None:
         """Write the agent's status with a lifetime of `ttl` seconds (also the heartbeat) and announce it."""
         if ttl < 1:
             raise ValueError("ttl must be at least 1 second")
+        if self._trust is not None:
+            status = self._trust.register(status)
         encoded = encode_agent_status(status)
         decode_agent_status(encoded, self._port_range)  # a status readers would refuse is refused here instead
         key = self._keys.agent(status.agent_id)
@@ -156,7 +167,13 @@ class AgentRegistry:
 
     def _decode(self, agent_id: str, fields: Mapping[str, str]) -> AgentStatus | None:
         try:
-            return decode_agent_status(fields, self._port_range)
+            status = decode_agent_status(fields, self._port_range)
         except ValueError as error:  # ValidationError or bad JSON; one bad hash must not hide the rest of the fleet
             log.error("agent_status_unreadable", agent_id=agent_id, error=str(error))
             return None
+        if self._trust is not None and not self._trust.registration_holds(status):
+            if agent_id not in self._refused:
+                self._refused.add(agent_id)
+                log.warning("agent_registration_refused", agent_id=agent_id, url=status.url)
+            return None
+        return status

@@ -2,9 +2,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from redis.asyncio import Redis
 
+from shared.fleet_trust import FleetTrust
 from shared.models import AgentCapability, AgentStatus
 from shared.redis import AgentRegistry, RedisKeys
 
@@ -167,3 +168,20 @@ async def test_registries_of_two_tenants_do_not_see_each_other(
 
     assert await globex.get_agents() == []
     assert await globex.wait_for_registry_change(timeout=0.2) is False
+
+
+async def test_with_the_fleet_secret_only_entries_a_member_registered_are_read(
+    redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    trust = FleetTrust(SecretStr("a-fleet-secret-of-forty-characters-000000"), redis_keys.tenant_id)
+    fleet = AgentRegistry(redis_client, redis_keys, agent_port_range=(8001, 8016), trust=trust)
+    stranger = AgentRegistry(redis_client, redis_keys, agent_port_range=(8001, 8016))  # Redis, without the secret
+    await fleet.register_agent(redis_agent_status("agent1"), ttl=60)
+    await stranger.register_agent(redis_agent_status("rogue", port=8002), ttl=60)
+    await fleet.register_agent(redis_agent_status("agent3", port=8003), ttl=60)
+    # A member's entry rewritten to send its offers elsewhere no longer holds.
+    await redis_client.hset(redis_keys.agent("agent3"), "url", "http://attacker.example:8003")
+
+    assert agent_ids(await fleet.get_agents()) == ["agent1"]
+    assert await fleet.get_agent("rogue") is None and await fleet.get_agent("agent3") is None
+    assert agent_ids(await stranger.get_agents()) == ["agent1", "agent3", "rogue"]  # what a tool without it sees

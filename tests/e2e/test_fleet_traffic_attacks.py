@@ -1,0 +1,238 @@
+"""An attacker on the fleet's network, holding no FLEET_SECRET: what Redis (unauthenticated on that network) and the
+plain HTTP between the orchestrator and its agents let them do to a tenant's tasks.
+
+The fleet is real processes (simulator, orchestrator, one agent running the SDK). The attacker's Redis connection
+carries no credentials of the fleet's: if Redis ever asks for some, the attacker is shut out at the first step.
+Reading what passes through Redis is still open to whoever reaches it (docs/security.md, "Not protected yet").
+"""
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.client import Monitor
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+
+from shared.config import Settings
+from shared.local_fleet import LocalFleet, fleet_environment, free_port
+from shared.models import AgentCapability, TaskExecutionRequest
+from shared.redis.keys import RESULT_QUEUE, RedisKeys
+from shared.redis.registry import encode_agent_status
+from tests.e2e.conftest import api_client, e2e_scenarios, follow, submit, wait_for_agents
+from tests.fake_agent import FakeAgent, result_for, serving
+from tests.polling import eventually
+
+FORGED = "FORGED BY THE ATTACKER"
+AGENT_ID = "agent1"
+
+
+class RecordingRelay:
+    """A TCP relay in front of the agent: what a tap on the network between orchestrator and agent sees."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self._target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._lock = threading.Lock()
+        self._seen = bytearray()
+        self._closed = False
+
+    def seen(self) -> bytes:
+        with self._lock:
+            return bytes(self._seen)
+
+    def start(self) -> None:
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, record: bool) -> None:
+        try:
+            while chunk := source.recv(65_536):
+                if record:
+                    with self._lock:
+                        self._seen += chunk
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+def overheard_offers(traffic: bytes) -> list[TaskExecutionRequest]:
+    """Every complete POST /execute body in the recorded traffic."""
+    offers = []
+    for request in traffic.split(b"POST /execute")[1:]:
+        head, _, rest = request.partition(b"\r\n\r\n")
+        lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+        if not lengths:
+            continue
+        length = int(lengths[0].split(b":", 1)[1])
+        if len(rest) >= length:
+            offers.append(TaskExecutionRequest.model_validate_json(rest[:length]))
+    return offers
+
+
+def without_credentials(redis_url: str) -> str:
+    """The fleet's Redis address as an attacker on the network knows it: host, port and database, no password."""
+    parts = urlsplit(redis_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@pytest.fixture(scope="module")
+def relay_and_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterator[tuple[LocalFleet, RecordingRelay]]:
+    work = fleet_settings_dir
+    env = {
+        **fleet_environment(fleet_settings.postgres_url, fleet_settings.redis_url, fleet_settings.tenant_id, work),
+        "AGENT_EXECUTOR": "sdk",
+        "AGENT_CLI_ENV": json.dumps({"CLAUDE_CODE_MAX_RETRIES": "0"}),
+        "HEARTBEAT_INTERVAL_SECONDS": "1",
+        "HEARTBEAT_TTL_SECONDS": "10",
+        "ANTHROPIC_MAX_RETRIES": "0",
+    }
+    with LocalFleet(env, work / "logs") as fleet:
+        simulator = fleet.add_simulator(e2e_scenarios(work / "scenarios.yaml"))
+        fleet.start("simulator")
+        fleet.base_env["ANTHROPIC_BASE_URL"] = simulator.url
+        fleet.add_orchestrator()
+        agent = fleet.add_agent(AGENT_ID, "DATA_ANALYSIS,DATABASE_OPERATIONS")
+        relay = RecordingRelay(agent.port)
+        agent.env["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{relay.port}"  # the orchestrator reaches it through the tap
+        relay.start()
+        try:
+            fleet.start("orchestrator", AGENT_ID)
+            yield fleet, relay
+        finally:
+            relay.close()
+
+
+@pytest.fixture
+async def api(relay_and_fleet: tuple[LocalFleet, RecordingRelay]) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(relay_and_fleet[0]) as client:
+        await wait_for_agents(client, 1)
+        yield client
+
+
+@pytest.fixture
+async def attacker_redis(fleet_settings: Settings) -> AsyncIterator[Redis | None]:
+    """The attacker's connection to the fleet's Redis; None when Redis refuses a client without credentials, which
+    ends every attack below at its first step."""
+    client = Redis.from_url(without_credentials(fleet_settings.redis_url))
+    try:
+        await client.ping()
+    except (AuthenticationError, NoPermissionError):
+        yield None
+    except ResponseError as error:
+        if "NOAUTH" not in str(error):
+            raise
+        yield None
+    else:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def read_by_the_orchestrator(commands: Monitor, key: str) -> None:
+    """Until the orchestrator has read `key` from Redis: MONITOR shows every client's commands to anyone."""
+    async with asyncio.timeout(30):
+        async for command in commands.listen():
+            if command["command"].upper().startswith("HGETALL ") and key in command["command"]:
+                return
+
+
+def forged_outputs(detail: dict[str, Any]) -> list[str]:
+    outputs = [result.get("output") or "" for result in detail["subtask_results"]]
+    outputs += [entry.get("output") or "" for entry in (detail["task"].get("result") or {}).get("outputs", [])]
+    return [output for output in outputs if FORGED in output]
+
+
+async def test_an_agent_registered_through_redis_without_the_fleet_secret_gets_no_work(
+    api: httpx.AsyncClient, attacker_redis: Redis | None, fleet_settings: Settings
+) -> None:
+    """A rogue agent written into the registry (a hash and a set member, no secret) is offered the tenant's
+    subtasks, signed for it, and the result it pushes for them applies: the task ends with the attacker's output."""
+    if attacker_redis is None:
+        return  # Redis refuses the attacker: nothing can be written into the registry
+    keys = RedisKeys(fleet_settings.tenant_id)
+    rogue = FakeAgent("aaa-rogue", [AgentCapability.DATABASE_OPERATIONS], slots=8)
+    with serving(rogue):
+        fields = encode_agent_status(rogue.status())
+        async with attacker_redis.monitor() as commands:
+            async with attacker_redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.agent(rogue.agent_id), mapping=fields)  # type: ignore[arg-type]
+                pipe.expire(keys.agent(rogue.agent_id), 120)
+                pipe.sadd(keys.active_agents(), rogue.agent_id)
+                pipe.publish(keys.registry_changed(), rogue.agent_id)
+                await pipe.execute()
+            await read_by_the_orchestrator(commands, keys.agent(rogue.agent_id))
+        try:
+            task_id = await submit(api, "Calculate the factorial of 10 using Python")
+
+            async def rogue_offered_or_task_ended() -> bool:
+                if rogue.received:
+                    return True
+                return (await api.get(f"/tasks/{task_id}")).json()["task"]["status"] in {"completed", "failed"}
+
+            await eventually(rogue_offered_or_task_ended, bool, timeout=60)
+            for offer in list(rogue.received):
+                forged = result_for(offer, rogue.agent_id, output=FORGED)
+                await attacker_redis.rpush(keys.queue(RESULT_QUEUE), forged.model_dump_json())
+            final, _ = await follow(api, task_id)
+        finally:
+            await attacker_redis.delete(keys.agent(rogue.agent_id))
+            await attacker_redis.srem(keys.active_agents(), rogue.agent_id)
+
+    sent_to_the_rogue = [offer.task_context.get("task_description") for offer in rogue.received]
+    assert (sent_to_the_rogue, forged_outputs(final)) == ([], []), (
+        f"the rogue agent was sent the tenant's work; the task ended {final['task']['status']}"
+    )
+
+
+async def test_an_overheard_offer_does_not_let_anyone_report_the_attempts_result(
+    api: httpx.AsyncClient, attacker_redis: Redis | None, relay_and_fleet: tuple[LocalFleet, RecordingRelay]
+) -> None:
+    """The offer crosses the network in the clear; its assignment is all a result needs to apply, and it binds
+    nothing of the result (status, output). Pushed before the agent finishes, a forged completion applies."""
+    if attacker_redis is None:
+        return  # Redis refuses the attacker: no result can be pushed
+    relay = relay_and_fleet[1]
+    fleet = relay_and_fleet[0]
+    task_id = await submit(api, "Run the slow inventory count")
+
+    offers = await eventually(lambda: _offers_of(relay, task_id), lambda found: bool(found), timeout=30)
+    offer = offers[0]
+    forged = result_for(offer, AGENT_ID, output=FORGED)
+    keys = RedisKeys(fleet.base_env["TENANT_ID"])
+    await attacker_redis.rpush(keys.queue(RESULT_QUEUE), forged.model_dump_json())
+    final, _ = await follow(api, task_id)
+
+    assert forged_outputs(final) == [], f"the task ended {final['task']['status']} with the attacker's output"
+
+
+async def _offers_of(relay: RecordingRelay, task_id: str) -> list[TaskExecutionRequest]:
+    return [offer for offer in overheard_offers(relay.seen()) if offer.task_id == task_id]
