@@ -3,7 +3,10 @@ secrets it generates once and keeps, and the operator's API key. Each test runs 
 
 import os
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from shutil import which
 
 import pytest
 
@@ -51,6 +54,46 @@ def test_a_kept_secret_is_generated_once_private_and_long_enough(tmp_path: Path)
     assert len(first.stdout) == 64 and int(first.stdout, 16) >= 0  # FLEET_SECRET takes 32 characters or more
     assert again.stdout == first.stdout
     assert secret.stat().st_mode & 0o777 == 0o600
+    secret.chmod(0o644)  # opened up since
+    assert bash(f"kept_secret {secret}", tmp_path).stdout == first.stdout
+    assert secret.stat().st_mode & 0o777 == 0o600
+
+
+class KeyChecker(BaseHTTPRequestHandler):
+    """An orchestrator that knows one key: 200 for it, 401 for any other."""
+
+    known = "mats_known"
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:
+        KeyChecker.seen.append(self.headers.get("Authorization"))
+        self.send_response(200 if self.headers.get("Authorization") == f"Bearer {self.known}" else 401)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_kept_key_is_checked_with_the_orchestrator_without_showing_it_to_ps(tmp_path: Path) -> None:
+    shims = tmp_path / "bin"  # a curl that notes its command line (what `ps` shows), then runs the real one
+    shims.mkdir()
+    (shims / "curl").write_text(f'#!/usr/bin/env bash\necho "$*" >>{tmp_path}/curl-args\nexec {which("curl")} "$@"\n')
+    (shims / "curl").chmod(0o755)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeyChecker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    path = f"{shims}:{os.environ['PATH']}"
+    try:
+        known = bash(f"api_key_refused {url} mats_known && echo refused || echo kept", tmp_path, PATH=path)
+        unknown = bash(f"api_key_refused {url} mats_forgotten && echo refused || echo kept", tmp_path, PATH=path)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert (known.stdout.strip(), unknown.stdout.strip()) == ("kept", "refused"), known.stderr + unknown.stderr
+    assert KeyChecker.seen[-2:] == ["Bearer mats_known", "Bearer mats_forgotten"]
+    command_lines = (tmp_path / "curl-args").read_text()
+    assert command_lines.count("--config -") == 2 and "mats_" not in command_lines
 
 
 @pytest.fixture
