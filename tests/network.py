@@ -2,6 +2,7 @@
 
 import socket
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 from urllib.parse import urlsplit, urlunsplit
 
@@ -10,11 +11,14 @@ class CuttableLink:
     """A TCP relay in front of a real server; `cut()` drops every connection through it, `restore()` heals it.
 
     It stands in for a network fault between the orchestrator and one dependency, which the orchestrator then
-    meets for real (no mocks): connections reset, reconnects refused.
+    meets for real (no mocks): connections reset, reconnects refused. With `record`, it is also a tap: `seen()` is
+    everything clients sent through it.
     """
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, record: bool = False) -> None:
         self._target = (target_host, target_port)
+        self._record = record
+        self._seen = bytearray()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -29,6 +33,10 @@ class CuttableLink:
             sockets, self._open = self._open, set()
         for sock in sockets:
             _close(sock)
+
+    def seen(self) -> bytes:
+        with self._lock:
+            return bytes(self._seen)
 
     def restore(self) -> None:
         with self._lock:
@@ -59,13 +67,20 @@ class CuttableLink:
                 _close(client)
                 _close(upstream)
                 continue
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            tap = self._note if self._record else None
+            for source, sink, heard in ((client, upstream, tap), (upstream, client, None)):
+                threading.Thread(target=_pump, args=(source, sink, heard), daemon=True).start()
+
+    def _note(self, data: bytes) -> None:
+        with self._lock:
+            self._seen += data
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, heard: Callable[[bytes], None] | None = None) -> None:
     try:
         while data := source.recv(65536):
+            if heard is not None:
+                heard(data)
             sink.sendall(data)
     except OSError:
         pass

@@ -50,19 +50,26 @@ def fleet_settings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fleet")
 
 
-@pytest.fixture(scope="module")
-def process_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterator[LocalFleet]:
-    work = fleet_settings_dir
-    base_env = {
+def sdk_fleet_environment(fleet_settings: Settings, work: Path) -> dict[str, str]:
+    """A test fleet whose agents run the SDK against the simulator, failing fast instead of retrying the model."""
+    return {
         **fleet_environment(fleet_settings.postgres_url, fleet_settings.redis_url, fleet_settings.tenant_id, work),
         "AGENT_EXECUTOR": "sdk",
         "AGENT_CLI_ENV": json.dumps({"CLAUDE_CODE_MAX_RETRIES": "0"}),
         "HEARTBEAT_INTERVAL_SECONDS": "1",
         # Long enough that a machine busy starting processes never lets a live agent expire.
         "HEARTBEAT_TTL_SECONDS": "10",
+        "ANTHROPIC_MAX_RETRIES": "0",
+    }
+
+
+@pytest.fixture(scope="module")
+def process_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterator[LocalFleet]:
+    work = fleet_settings_dir
+    base_env = {
+        **sdk_fleet_environment(fleet_settings, work),
         "RECOVERY_INTERVAL_SECONDS": "0.5",
         "AGENT_SHUTDOWN_GRACE_SECONDS": "2",
-        "ANTHROPIC_MAX_RETRIES": "0",
     }
     with LocalFleet(base_env, work / "logs") as local:
         local.start_seed_fleet(e2e_scenarios(work / "scenarios.yaml"))

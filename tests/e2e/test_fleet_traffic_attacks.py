@@ -7,10 +7,6 @@ Reading what passes through Redis is still open to whoever reaches it (docs/secu
 """
 
 import asyncio
-import contextlib
-import json
-import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,63 +19,17 @@ from redis.asyncio.client import Monitor
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from shared.config import Settings
-from shared.local_fleet import LocalFleet, fleet_environment, free_port
+from shared.local_fleet import LocalFleet
 from shared.models import AgentCapability, TaskExecutionRequest
 from shared.redis.keys import RESULT_QUEUE, RedisKeys
 from shared.redis.registry import encode_agent_status
-from tests.e2e.conftest import api_client, e2e_scenarios, follow, submit, wait_for_agents
+from tests.e2e.conftest import api_client, e2e_scenarios, follow, sdk_fleet_environment, submit, wait_for_agents
 from tests.fake_agent import FakeAgent, result_for, serving
+from tests.network import CuttableLink
 from tests.polling import eventually
 
 FORGED = "FORGED BY THE ATTACKER"
 AGENT_ID = "agent1"
-
-
-class RecordingRelay:
-    """A TCP relay in front of the agent: what a tap on the network between orchestrator and agent sees."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port = free_port()
-        self._target_port = target_port
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._lock = threading.Lock()
-        self._seen = bytearray()
-        self._closed = False
-
-    def seen(self) -> bytes:
-        with self._lock:
-            return bytes(self._seen)
-
-    def start(self) -> None:
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self._target_port))
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, record: bool) -> None:
-        try:
-            while chunk := source.recv(65_536):
-                if record:
-                    with self._lock:
-                        self._seen += chunk
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
 
 
 def overheard_offers(traffic: bytes) -> list[TaskExecutionRequest]:
@@ -105,25 +55,16 @@ def without_credentials(redis_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def relay_and_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterator[tuple[LocalFleet, RecordingRelay]]:
+def relay_and_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterator[tuple[LocalFleet, CuttableLink]]:
     work = fleet_settings_dir
-    env = {
-        **fleet_environment(fleet_settings.postgres_url, fleet_settings.redis_url, fleet_settings.tenant_id, work),
-        "AGENT_EXECUTOR": "sdk",
-        "AGENT_CLI_ENV": json.dumps({"CLAUDE_CODE_MAX_RETRIES": "0"}),
-        "HEARTBEAT_INTERVAL_SECONDS": "1",
-        "HEARTBEAT_TTL_SECONDS": "10",
-        "ANTHROPIC_MAX_RETRIES": "0",
-    }
-    with LocalFleet(env, work / "logs") as fleet:
+    with LocalFleet(sdk_fleet_environment(fleet_settings, work), work / "logs") as fleet:
         simulator = fleet.add_simulator(e2e_scenarios(work / "scenarios.yaml"))
         fleet.start("simulator")
         fleet.base_env["ANTHROPIC_BASE_URL"] = simulator.url
         fleet.add_orchestrator()
         agent = fleet.add_agent(AGENT_ID, "DATA_ANALYSIS,DATABASE_OPERATIONS")
-        relay = RecordingRelay(agent.port)
+        relay = CuttableLink("127.0.0.1", agent.port, record=True)
         agent.env["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{relay.port}"  # the orchestrator reaches it through the tap
-        relay.start()
         try:
             fleet.start("orchestrator", AGENT_ID)
             yield fleet, relay
@@ -132,7 +73,7 @@ def relay_and_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Itera
 
 
 @pytest.fixture
-async def api(relay_and_fleet: tuple[LocalFleet, RecordingRelay]) -> AsyncIterator[httpx.AsyncClient]:
+async def api(relay_and_fleet: tuple[LocalFleet, CuttableLink]) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(relay_and_fleet[0]) as client:
         await wait_for_agents(client, 1)
         yield client
@@ -214,7 +155,7 @@ async def test_an_agent_registered_through_redis_without_the_fleet_secret_gets_n
 
 
 async def test_an_overheard_offer_does_not_let_anyone_report_the_attempts_result(
-    api: httpx.AsyncClient, attacker_redis: Redis | None, relay_and_fleet: tuple[LocalFleet, RecordingRelay]
+    api: httpx.AsyncClient, attacker_redis: Redis | None, relay_and_fleet: tuple[LocalFleet, CuttableLink]
 ) -> None:
     """The offer crosses the network in the clear; its assignment is all a result needs to apply, and it binds
     nothing of the result (status, output). Pushed before the agent finishes, a forged completion applies."""
@@ -234,5 +175,5 @@ async def test_an_overheard_offer_does_not_let_anyone_report_the_attempts_result
     assert forged_outputs(final) == [], f"the task ended {final['task']['status']} with the attacker's output"
 
 
-async def _offers_of(relay: RecordingRelay, task_id: str) -> list[TaskExecutionRequest]:
+async def _offers_of(relay: CuttableLink, task_id: str) -> list[TaskExecutionRequest]:
     return [offer for offer in overheard_offers(relay.seen()) if offer.task_id == task_id]
