@@ -240,17 +240,22 @@ class TaskLifecycle:
         """Inside the transaction that applies them, before it commits: the files of each attempt whose completion
         applies become the task's output, and those of an applied failure are removed. A late or superseded
         result's token is not the current offer's, so its files stay staged until the task ends."""
+        shared_files_dir = self.settings.shared_files_dir
         settled = [
             SettledAttempt(result.task_id, result.delivery_token, completed=result.status is ResultStatus.COMPLETED)
             for result, outcome in zip(results, outcomes, strict=True)
-            if outcome.applied and result.delivery_token is not None
+            if outcome.applied
+            and result.delivery_token is not None
+            and attempt_output.may_hold_staged(shared_files_dir, result.task_id, result.delivery_token)
         ]
         if settled:
-            await asyncio.to_thread(attempt_output.settle, self.settings.shared_files_dir, settled)
+            await asyncio.to_thread(attempt_output.settle, shared_files_dir, settled)
 
     async def _discard_staged_output(self, ended_task_ids: Collection[str]) -> None:
-        if ended_task_ids:
-            await asyncio.to_thread(attempt_output.discard_ended, self.settings.shared_files_dir, ended_task_ids)
+        shared_files_dir = self.settings.shared_files_dir
+        ended = [task_id for task_id in ended_task_ids if attempt_output.may_hold_staged(shared_files_dir, task_id)]
+        if ended:
+            await asyncio.to_thread(attempt_output.discard_ended, shared_files_dir, ended)
 
     def _foreign(self, result: SubTaskResult, owners: dict[str, str]) -> str | None:
         """Why the result can never apply here, if it names no subtask of this tenant's or the wrong task."""

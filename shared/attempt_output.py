@@ -59,6 +59,14 @@ def locked_workspace(shared_files_dir: str | Path, task_id: str, *, create: bool
         os.close(root_fd)
 
 
+def may_hold_staged(shared_files_dir: str | Path, task_id: str, token: str | None = None) -> bool:
+    """Whether the attempt `token` (any attempt, without one) of the task may have staged something: a look by path
+    that costs a stat, so the lifecycle goes to a thread only when there is work. Promoting and discarding open
+    every folder without following, whatever this said."""
+    folder = Path(shared_files_dir) / task_id / ATTEMPTS_DIR
+    return os.path.lexists(folder / token if token else folder)
+
+
 def promote(shared_files_dir: str | Path, task_id: str, token: str) -> int:
     """Move the files the attempt `token` staged into the task's output (replacing files of the same name) and
     remove its staging folder; answers how many files moved (0 when it staged none)."""
