@@ -81,6 +81,12 @@ class TooManyRequestsError(AppError):
         super().__init__(message, detail=detail, headers={"Retry-After": str(retry_after_seconds)})
 
 
+class PoolFullError(AppError):
+    """The pool already has MAX_POOL_SIZE live agents."""
+
+    status_code = 429
+
+
 class ServiceUnavailableError(AppError):
     status_code = 503
 

@@ -174,7 +174,9 @@ class RedisManager:
             client=client,
             task_queue=ReliableQueue(client, self.keys, TASK_QUEUE),
             result_queue=ReliableQueue(client, self.keys, RESULT_QUEUE),
-            registry=AgentRegistry(client, self.keys, self._settings.agent_port_range, self._trust),
+            registry=AgentRegistry(
+                client, self.keys, self._settings.agent_port_range, self._trust, self._settings.max_pool_size
+            ),
             state=SharedState(client, self.keys),
             events=EventStream(client, self.keys),
         )

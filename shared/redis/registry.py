@@ -15,6 +15,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from shared.errors import PoolFullError
 from shared.fleet_trust import FleetTrust
 from shared.models import DEFAULT_AGENT_PORT_RANGE, AgentCapability, AgentStatus
 from shared.redis.client import as_text, as_text_mapping
@@ -23,6 +24,7 @@ from shared.redis.keys import RedisKeys
 log = structlog.get_logger(__name__)
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
+DEFAULT_MAX_AGENTS = 16  # MAX_POOL_SIZE's default
 _JSON_FIELDS = frozenset(
     name for name, field in AgentStatus.model_fields.items() if get_origin(field.annotation) is list
 )
@@ -36,6 +38,30 @@ for index, agent_id in ipairs(ARGV) do
     end
 end
 return removed
+"""
+
+
+# Writes an agent's status, unless the agent is new and `limit` agents are live already (returns 0). One step, so two
+# agents joining at once cannot both take the last place. Live means the member's hash still exists; the agent
+# keys are built from their prefix here, as the set's members name them (one Redis, not a cluster).
+_REGISTER_WITHIN_LIMIT = """
+local active, key, prefix = KEYS[1], KEYS[2], KEYS[3]
+local agent_id, ttl, limit, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if redis.call('SISMEMBER', active, agent_id) == 0 then
+    local live = 0
+    for _, member in ipairs(redis.call('SMEMBERS', active)) do
+        live = live + redis.call('EXISTS', prefix .. member)
+    end
+    if live >= limit then
+        return 0
+    end
+end
+redis.call('DEL', key)
+redis.call('HSET', key, unpack(ARGV, 5))
+redis.call('EXPIRE', key, ttl)
+redis.call('SADD', active, agent_id)
+redis.call('PUBLISH', channel, agent_id)
+return 1
 """
 
 
@@ -80,6 +106,7 @@ class AgentRegistry:
         keys: RedisKeys,
         agent_port_range: tuple[int, int] = DEFAULT_AGENT_PORT_RANGE,
         trust: FleetTrust | None = None,
+        max_agents: int = DEFAULT_MAX_AGENTS,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -88,25 +115,29 @@ class AgentRegistry:
         # when read: anyone who reaches Redis can write one, and would otherwise be offered the tenant's work.
         self._trust = trust
         self._refused: set[str] = set()  # agent ids already logged as unregistered
+        self._max_agents = max_agents  # MAX_POOL_SIZE: a new agent beyond it is refused
         self._prune_expired = redis.register_script(_PRUNE_EXPIRED_MEMBERS)
+        self._register_within_limit = redis.register_script(_REGISTER_WITHIN_LIMIT)
 
     async def register_agent(self, status: AgentStatus, ttl: int) -> None:
-        """Write the agent's status with a lifetime of `ttl` seconds (also the heartbeat) and announce it."""
+        """Write the agent's status with a lifetime of `ttl` seconds (also the heartbeat) and announce it;
+        PoolFullError for a new agent when the pool already has its most live agents (a live one always renews)."""
         if ttl < 1:
             raise ValueError("ttl must be at least 1 second")
         if self._trust is not None:
             status = self._trust.register(status)
         encoded = encode_agent_status(status)
         decode_agent_status(encoded, self._port_range)  # a status readers would refuse is refused here instead
-        key = self._keys.agent(status.agent_id)
-        fields = list(chain.from_iterable(encoded.items()))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)  # HSET alone would keep fields the new status left out (a finished current_task)
-            pipe.hset(key, items=fields)
-            pipe.expire(key, ttl)
-            pipe.sadd(self._keys.active_agents(), status.agent_id)
-            pipe.publish(self._keys.registry_changed(), status.agent_id)
-            await pipe.execute()
+        # The hash is replaced whole: HSET alone would keep fields the new status left out (a finished current_task).
+        agent_prefix = self._keys.pattern("agent").removesuffix("*")
+        keys = [self._keys.active_agents(), self._keys.agent(status.agent_id), agent_prefix]
+        arguments: list[str | int] = [status.agent_id, ttl, self._max_agents, self._keys.registry_changed()]
+        written = await self._register_within_limit(keys=keys, args=[*arguments, *chain.from_iterable(encoded.items())])
+        if not written:
+            raise PoolFullError(
+                f"the pool is full: {self._max_agents} agents are live (MAX_POOL_SIZE), so agent {status.agent_id} "
+                "is not registered; stop one, or raise MAX_POOL_SIZE"
+            )
 
     async def deregister_agent(self, agent_id: str) -> bool:
         """Remove the agent at once; False if it was not registered."""

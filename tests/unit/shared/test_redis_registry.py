@@ -5,6 +5,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from redis.asyncio import Redis
 
+from shared.errors import PoolFullError
 from shared.fleet_trust import FleetTrust
 from shared.models import AgentCapability, AgentStatus
 from shared.redis import AgentRegistry, RedisKeys
@@ -185,3 +186,35 @@ async def test_with_the_fleet_secret_only_entries_a_member_registered_are_read(
     assert agent_ids(await fleet.get_agents()) == ["agent1"]
     assert await fleet.get_agent("rogue") is None and await fleet.get_agent("agent3") is None
     assert agent_ids(await stranger.get_agents()) == ["agent1", "agent3", "rogue"]  # what a tool without it sees
+
+
+async def test_a_new_agent_beyond_the_pool_s_limit_is_refused_and_a_live_one_always_renews(
+    redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    registry = AgentRegistry(redis_client, redis_keys, agent_port_range=(8001, 8016), max_agents=3)
+    for number in (1, 2, 3):
+        await registry.register_agent(redis_agent_status(f"agent{number}", port=8000 + number), ttl=60)
+
+    with pytest.raises(PoolFullError, match=r"the pool is full: 3 agents are live \(MAX_POOL_SIZE\)"):
+        await registry.register_agent(redis_agent_status("agent4", port=8004), ttl=60)
+    await registry.register_agent(redis_agent_status("agent2", port=8002, tasks_completed=5), ttl=60)  # a heartbeat
+
+    assert agent_ids(await registry.get_agents()) == ["agent1", "agent2", "agent3"]
+    await redis_client.delete(redis_keys.agent("agent3"))  # its entry expired: its place is free
+    await registry.register_agent(redis_agent_status("agent4", port=8004), ttl=60)
+    assert agent_ids(await registry.get_agents()) == ["agent1", "agent2", "agent4"]
+
+
+async def test_agents_joining_at_once_never_pass_the_limit(
+    redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    registry = AgentRegistry(redis_client, redis_keys, agent_port_range=(8001, 8016), max_agents=4)
+
+    joined = await asyncio.gather(
+        *(registry.register_agent(redis_agent_status(f"agent{n}", port=8000 + n), ttl=60) for n in range(1, 11)),
+        return_exceptions=True,
+    )
+
+    assert sum(1 for outcome in joined if outcome is None) == 4
+    assert all(isinstance(outcome, PoolFullError) for outcome in joined if outcome is not None)
+    assert len(await registry.get_agents()) == 4
