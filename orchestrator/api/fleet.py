@@ -9,7 +9,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from orchestrator.api.schemas import AgentListResponse, AgentLogListResponse, AvailableAgentsResponse
+from orchestrator.api.schemas import (
+    AgentListResponse,
+    AgentLogListResponse,
+    AgentRecord,
+    AvailableAgentsResponse,
+    MetricsResponse,
+)
 from orchestrator.api.tasks import NO_NUL
 from orchestrator.state import State
 from shared.errors import InvalidInputError, error_responses
@@ -23,6 +29,25 @@ logs = APIRouter(tags=["agents"])
 async def list_agents(state: State) -> AgentListResponse:
     """Every agent whose heartbeat has not expired."""
     return AgentListResponse(agents=await state.redis.get_agents())
+
+
+@registry.get("/metrics", response_model=MetricsResponse, responses=error_responses(400, 500, 503))
+async def metrics(state: State) -> MetricsResponse:
+    """Tasks by state, assignment latency, utilization, queue depth per capability and each agent's record."""
+    stored = await state.db.repositories().metrics.fleet_metrics()
+    agents = await state.redis.get_agents()
+    slots = sum(agent.slots for agent in agents)
+    busy = sum(min(len(agent.current_tasks), agent.slots) for agent in agents)
+    return MetricsResponse(
+        tasks_pending=stored.tasks_pending,
+        tasks_completed=stored.tasks_completed,
+        tasks_failed=stored.tasks_failed,
+        avg_assignment_latency_ms=stored.avg_assignment_latency_ms,
+        utilization=busy / slots if slots else 0.0,
+        live_agents=len(agents),
+        queue_depth_by_capability=stored.queued_by_capability,
+        agents={agent_id: AgentRecord(**record) for agent_id, record in stored.agent_records.items()},
+    )
 
 
 @registry.get("/agents/available", response_model=AvailableAgentsResponse, responses=error_responses(400, 500, 503))

@@ -46,6 +46,31 @@ class AvailableAgentsResponse(BaseModel):
     available_agents: list[AgentStatus]
 
 
+class AgentRecord(BaseModel):
+    completed: int = Field(ge=0, description="Results of this agent's that completed their subtask")
+    failed: int = Field(ge=0, description="Results of this agent's that failed their attempt")
+
+
+class MetricsResponse(BaseModel):
+    """The pool's figures (seed 004): from PostgreSQL, so they survive restarts of agents and orchestrators, and the
+    registry's live load."""
+
+    tasks_pending: int = Field(ge=0, description="Tasks not ended yet: pending or in progress")
+    tasks_completed: int = Field(ge=0)
+    tasks_failed: int = Field(ge=0)
+    avg_assignment_latency_ms: float | None = Field(
+        description="Mean time a subtask waited on the queue before an agent took it; null before any was taken"
+    )
+    utilization: float = Field(
+        ge=0, le=1, description="Busy slots of the live agents over all their slots; 0 when none"
+    )
+    live_agents: int = Field(ge=0)
+    queue_depth_by_capability: dict[str, int] = Field(
+        description="Queued subtasks per capability they need (one needing two capabilities counts under each)"
+    )
+    agents: dict[str, AgentRecord] = Field(description="Each agent's applied results, by agent id, restarts included")
+
+
 class AgentLogListResponse(BaseModel):
     logs: list[AgentLog]
 

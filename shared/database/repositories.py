@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.audit_repository import AuditRepository
 from shared.database.executor import Executor
+from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
 from shared.database.subtask_repository import SubtaskRepository
 from shared.database.task_repository import TaskRepository
@@ -20,6 +21,7 @@ class Repositories:
     subtasks: SubtaskRepository = field(init=False)
     results: ResultRepository = field(init=False)
     audit: AuditRepository = field(init=False)
+    metrics: MetricsRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -28,4 +30,5 @@ class Repositories:
         self.subtasks = SubtaskRepository(self.executor, self.tenant_id)
         self.results = ResultRepository(self.executor, self.tenant_id)
         self.audit = AuditRepository(self.executor, self.tenant_id)
+        self.metrics = MetricsRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

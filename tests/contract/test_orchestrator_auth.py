@@ -95,7 +95,11 @@ async def test_an_operator_operation_with_a_client_key_answers_403(
 
 def test_there_are_operator_operations_to_check() -> None:
     """The parametrized test above would pass vacuously on an empty list."""
-    assert {param.id for param in operations(role="operator")} == {"GET /agents", "GET /agents/available"}
+    assert {param.id for param in operations(role="operator")} == {
+        "GET /agents",
+        "GET /agents/available",
+        "GET /metrics",
+    }
 
 
 async def test_a_client_key_submits_reads_lists_and_cancels(
