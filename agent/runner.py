@@ -85,14 +85,6 @@ class SubtaskRunner:
     def is_available(self) -> bool:
         return self._accepting and len(self._running) + len(self._reserved) < self._settings.agent_concurrency
 
-    def accept(self, request: TaskExecutionRequest) -> bool:
-        """Start the attempt in the background; False when this very attempt already runs here (a re-delivery)."""
-        reservation = self.reserve(request)
-        if reservation is None:
-            return False
-        self.start(reservation)
-        return True
-
     def reserve(self, request: TaskExecutionRequest) -> Reservation | None:
         """Hold a slot for the attempt while its offer is accepted; None when this very attempt is already here.
 

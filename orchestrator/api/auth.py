@@ -63,7 +63,6 @@ async def operator_key(key: ClientKey) -> ApiKey:
     return key
 
 
-OperatorKey = Annotated[ApiKey, Security(operator_key)]
 # For `dependencies=[...]` of a router or route that needs the check but not the key.
 CLIENT_ACCESS = Security(authenticated_key)
 OPERATOR_ACCESS = Security(operator_key, scopes=[OPERATOR_ROLE])

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from agent.app import create_app, lifespan
+from agent.runner import SubtaskRunner
 from agent.tools import ToolContext, Workspace, build_tools
 from agent.tools.data_source import DataSourcePool
 from shared.config import Settings, load_settings
@@ -167,6 +168,16 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
             yield app, client
+
+
+def run_attempt(runner: SubtaskRunner, request: TaskExecutionRequest) -> bool:
+    """What /execute does once the offer is this agent's: reserve a slot and start the attempt; False when this very
+    attempt already runs here (a repeated delivery)."""
+    reservation = runner.reserve(request)
+    if reservation is None:
+        return False
+    runner.start(reservation)
+    return True
 
 
 async def call_tool(context: ToolContext, tool_name: str, **arguments: Any) -> tuple[str, bool]:

@@ -12,7 +12,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, AgentStatus
 from shared.redis_manager import RedisManager
-from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, registered_until
+from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, registered_until, run_attempt
 
 
 def wired(settings: Settings, db: DatabaseManager, redis: RedisManager) -> tuple[Heartbeat, SubtaskRunner]:
@@ -59,7 +59,7 @@ async def test_a_slot_change_is_announced_without_waiting_for_the_interval(
     loop = asyncio.create_task(heartbeat.start())
     try:
         request = execution_request()
-        runner.accept(request)
+        run_attempt(runner, request)
         busy = await registered_until(agent_redis, settings.agent_id, lambda status: bool(status.current_tasks))
         idle = await registered_until(agent_redis, settings.agent_id, lambda status: status.tasks_completed == 1)
     finally:
@@ -95,7 +95,7 @@ async def test_a_burst_of_slot_changes_is_announced_once_per_window(
         await registered_until(redis, settings.agent_id, lambda status: status.is_available)
         before, started = redis.registrations, time.monotonic()
         for _ in range(8):  # 16 slot changes, a few milliseconds apart
-            runner.accept(execution_request())
+            run_attempt(runner, execution_request())
             await asyncio.sleep(0.005)
         await runner.wait_until_idle()
         burst = time.monotonic() - started

@@ -16,7 +16,7 @@ from shared.errors import InvalidInputError
 from shared.models import AgentCapability, AgentLog, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.redis_manager import RedisManager
 from tests.polling import eventually
-from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
+from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, run_attempt
 
 RunnerFactory = Callable[..., SubtaskRunner]
 RESULT_WAIT_SECONDS = 10.0
@@ -74,7 +74,7 @@ async def test_a_completed_attempt_publishes_its_result_and_logs(
     runner = runner_factory(claude_simulated=True)
     request = execution_request("Summarise the sales", attempt_count=2)
 
-    assert runner.accept(request) is True
+    assert run_attempt(runner, request) is True
     result = await next_result(agent_redis)
 
     role = load_roles()[AgentCapability.DATA_ANALYSIS]
@@ -99,10 +99,10 @@ async def test_a_full_agent_refuses_with_busy_but_takes_a_redelivery_of_a_runnin
     runner = runner_factory(agent_stub_delay_seconds=30, agent_concurrency=1)
     first = execution_request()
 
-    assert runner.accept(first) is True
-    assert runner.accept(first) is False  # the same attempt again: accepted, not run twice
+    assert run_attempt(runner, first) is True
+    assert run_attempt(runner, first) is False  # the same attempt again: accepted, not run twice
     with pytest.raises(AgentBusyError):
-        runner.accept(execution_request())
+        run_attempt(runner, execution_request())
     assert runner.current_tasks == [first.subtask.id]
     assert not runner.is_available
 
@@ -111,9 +111,9 @@ async def test_slots_follow_the_configured_concurrency(
     runner_factory: RunnerFactory, execution_request: RequestFactory
 ) -> None:
     runner = runner_factory(agent_stub_delay_seconds=30, agent_concurrency=2)
-    runner.accept(execution_request())
+    run_attempt(runner, execution_request())
     assert runner.is_available
-    runner.accept(execution_request())
+    run_attempt(runner, execution_request())
     assert not runner.is_available
     assert len(runner.current_tasks) == 2
 
@@ -131,7 +131,7 @@ async def test_requests_the_agent_can_never_run_are_invalid(
 ) -> None:
     runner = runner_factory(agent_capabilities="DATA_ANALYSIS,CODE_GENERATION")
     with pytest.raises(InvalidInputError, match=problem):
-        runner.accept(execution_request(**fields))
+        run_attempt(runner, execution_request(**fields))
     assert runner.current_tasks == []
 
 
@@ -139,7 +139,7 @@ async def test_an_attempt_over_the_time_limit_fails_retryable(
     runner_factory: RunnerFactory, agent_redis: RedisManager, execution_request: RequestFactory
 ) -> None:
     runner = runner_factory(agent_stub_delay_seconds=30, subtask_timeout_seconds=0.2)
-    runner.accept(execution_request())
+    run_attempt(runner, execution_request())
     result = await next_result(agent_redis)
     assert result.status is ResultStatus.FAILED
     assert result.retryable
@@ -150,7 +150,7 @@ async def test_a_crashing_executor_becomes_a_failed_retryable_result(
     runner_factory: RunnerFactory, agent_redis: RedisManager, execution_request: RequestFactory
 ) -> None:
     runner = runner_factory(executor=CrashingExecutor())
-    runner.accept(execution_request())
+    run_attempt(runner, execution_request())
     result = await next_result(agent_redis)
     assert result.status is ResultStatus.FAILED
     assert result.retryable
@@ -162,7 +162,7 @@ async def test_a_permanent_failure_is_counted_and_logged_as_an_error(
 ) -> None:
     runner = runner_factory(agent_stub_fail_pattern="doomed")
     request = execution_request("A doomed subtask")
-    runner.accept(request)
+    run_attempt(runner, request)
     result = await next_result(agent_redis)
     await runner.wait_until_idle()
 
@@ -179,7 +179,7 @@ async def test_shutdown_cancels_what_outlives_the_grace_period_and_reports_it_re
     runner = runner_factory(agent_stub_delay_seconds=30, agent_concurrency=2)
     requests = [execution_request(), execution_request()]
     for request in requests:
-        runner.accept(request)
+        run_attempt(runner, request)
 
     await runner.shutdown(grace_seconds=0.1)
 
@@ -189,14 +189,14 @@ async def test_shutdown_cancels_what_outlives_the_grace_period_and_reports_it_re
     assert all(result.error == SHUTDOWN_ERROR for result in results)
     assert runner.current_tasks == []
     with pytest.raises(AgentDrainingError):
-        runner.accept(execution_request())
+        run_attempt(runner, execution_request())
 
 
 async def test_shutdown_lets_attempts_finish_within_the_grace_period(
     runner_factory: RunnerFactory, agent_redis: RedisManager, execution_request: RequestFactory
 ) -> None:
     runner = runner_factory(agent_stub_delay_seconds=0.2)
-    runner.accept(execution_request())
+    run_attempt(runner, execution_request())
 
     await runner.shutdown(grace_seconds=30)
 
@@ -220,7 +220,7 @@ async def test_shutdown_waits_for_a_result_still_being_published_after_its_slot_
         executor = StubExecutor.from_settings(agent_settings)
         reporter = ResultReporter(agent_settings, db, redis, executor.name)
         runner = SubtaskRunner(agent_settings, load_roles(), executor, reporter)
-        runner.accept(execution_request())
+        run_attempt(runner, execution_request())
         await eventually(lambda: asyncio.sleep(0, result=runner.current_tasks), lambda running: running == [])
 
         await runner.shutdown(grace_seconds=0)
