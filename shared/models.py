@@ -186,6 +186,14 @@ class SubTaskResult(DomainModel):
     cost_usd: float = Field(0.0, ge=0)
     num_turns: int = Field(0, ge=0)
     role_config_hash: str | None = None
+    # What isolated the attempt (GET /isolation-report); None in results from before they were recorded.
+    claude_session_id: str | None = Field(
+        None, max_length=128, description="The Claude session the attempt ran in: one fresh session per attempt"
+    )
+    claude_config_dir: str | None = Field(
+        None, max_length=4096, description="The CLI's config folder (CLAUDE_CONFIG_DIR): one per agent"
+    )
+    allowed_tools: list[str] | None = Field(None, description="The tools the attempt's role allowed")
     simulated: bool = Field(False, description="True when the answer came from the offline simulator")
     created_at: datetime = Field(default_factory=utc_now)
 
