@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
-from orchestrator.api import fleet, health, tasks
+from orchestrator.api import fleet, health, isolation, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
@@ -144,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(health.router)
     return app

@@ -98,6 +98,7 @@ def test_there_are_operator_operations_to_check() -> None:
     assert {param.id for param in operations(role="operator")} == {
         "GET /agents",
         "GET /agents/available",
+        "GET /isolation-report",
         "GET /metrics",
     }
 
