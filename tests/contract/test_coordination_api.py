@@ -1,6 +1,7 @@
 """Contract of the coordination pool's endpoints (seed 004)."""
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -25,7 +26,11 @@ async def test_isolation_report_lists_live_and_audited_agents_with_their_facts_a
     task = build_task()
     await repos.tasks.create_task(task)
     [subtask] = task.subtasks
-    facts = {"claude_session_id": "session-1", "claude_config_dir": "/claude/agent2", "allowed_tools": ["read_file"]}
+    facts: dict[str, Any] = {
+        "claude_session_id": "session-1",
+        "claude_config_dir": "/claude/agent2",
+        "allowed_tools": ["read_file"],
+    }
     await repos.results.save_subtask_result(
         build_result(subtask, agent_id="agent2", role_config_hash="ab" * 32, **facts), applied=True
     )
