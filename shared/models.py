@@ -98,6 +98,7 @@ class AgentCapability(StrEnum):
     FILE_PROCESSING = "FILE_PROCESSING"
     DATABASE_OPERATIONS = "DATABASE_OPERATIONS"
     API_INTEGRATION = "API_INTEGRATION"
+    COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (agent/roles/coordination.yaml)
 
 
 class ResultStatus(StrEnum):

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from orchestrator.api.isolation_schemas import IsolationReport
-from orchestrator.isolation_report import build_isolation_report
 from orchestrator.state import State
 from shared.errors import error_responses
+from shared.isolation.models import IsolationReport
+from shared.isolation.report import build_isolation_report
 
 router = APIRouter(tags=["agents"])
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.isolation_report import agent_isolation, audit_agents
-from orchestrator.isolation_rules import check_tool_call, shared_config_dirs, shared_sessions, workspace_problem
 from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
+from shared.isolation.report import agent_isolation, audit_agents
+from shared.isolation.rules import check_tool_call, shared_config_dirs, shared_sessions, workspace_problem
 
 # --- isolation report ---
 

@@ -1,4 +1,5 @@
-"""The body of GET /isolation-report: per agent, what isolates its subtasks and what the audit shows of it."""
+"""The isolation report's body (GET /isolation-report, the `isolation_report` tool): per agent, what isolates its
+subtasks and what the audit shows of it."""
 
 from datetime import datetime
 from typing import Literal

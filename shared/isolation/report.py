@@ -1,7 +1,7 @@
 """GET /isolation-report: for each agent, live or seen in the audit, what isolates its subtasks and the evidence.
 
 The facts are what each attempt recorded with its result (role hash and allowlist, CLI config folder, Claude
-session); the evidence is the rules of `orchestrator.isolation_rules` over the tenant's latest results and tool
+session); the evidence is the rules of `shared.isolation.rules` over the tenant's latest results and tool
 calls. Where the audit cannot show something, the report says so in words instead of counting it as clean.
 """
 
@@ -9,7 +9,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.api.isolation_schemas import (
+from shared.database import Repositories
+from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
+from shared.isolation.models import (
     AgentIsolation,
     IsolationEvidence,
     IsolationFacts,
@@ -17,9 +19,7 @@ from orchestrator.api.isolation_schemas import (
     RoleFacts,
     Violation,
 )
-from orchestrator.isolation_rules import check_tool_call, shared_config_dirs, shared_sessions
-from shared.database import Repositories
-from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
+from shared.isolation.rules import check_tool_call, shared_config_dirs, shared_sessions
 from shared.models import AgentStatus, utc_now
 
 # The latest rows the report reads of each kind: enough for a live fleet's recent history at a bounded cost.

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from orchestrator.api.isolation_schemas import Violation
 from shared.attempt_output import ATTEMPTS_DIR
 from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
+from shared.isolation.models import Violation
 
 FILE_TOOLS = frozenset({"read_file", "write_file"})
 STATE_TOOLS = frozenset({"get_shared_state", "set_shared_state"})
