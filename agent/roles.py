@@ -27,6 +27,7 @@ ToolName = Literal[
     "embedding_search",
     "pool_status",
     "isolation_report",
+    "submit_follow_up_subtask",
 ]
 
 

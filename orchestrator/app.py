@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
-from orchestrator.api import fleet, health, isolation, tasks
+from orchestrator.api import coordination, fleet, health, isolation, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
@@ -107,7 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
         app.state.orchestrator = OrchestratorState(
-            settings=settings, db=db, redis=redis, tasks=task_service, api_keys=api_keys
+            settings=settings, db=db, redis=redis, tasks=task_service, api_keys=api_keys, lifecycle=lifecycle
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
@@ -146,5 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    # Agents' calls: signed with the fleet's secret, for the attempt they run (no API key).
+    app.include_router(coordination.router)
     app.include_router(health.router)
     return app

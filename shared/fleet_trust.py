@@ -130,6 +130,22 @@ class FleetTrust:
         if token is None or not hmac.compare_digest(token.encode(), self.status_token.encode()):
             raise UntrustedCallerError("GET /status needs Authorization: Bearer <the fleet's status token>")
 
+    def check_attempt(self, terms: AssignmentTerms, assignment: Assignment | None) -> None:
+        """UntrustedCallerError unless `assignment` is the fleet's signature of these terms. Expiry does not apply:
+        the attempt calls back while it runs; whether it is still the current one is PostgreSQL's to say."""
+        problem = self._problem(terms, assignment)
+        if problem:
+            raise UntrustedCallerError(problem)
+
+    def sign_request(self, body: bytes) -> str:
+        """The signature of a request body a member of the fleet sends the orchestrator (a follow-up subtask)."""
+        return self._digest(b"fleet request\0" + body)
+
+    def check_request(self, body: bytes, signature: str | None) -> None:
+        """UntrustedCallerError unless `signature` is a member of the fleet's signature of exactly `body`."""
+        if not hmac.compare_digest((signature or "").encode(), self.sign_request(body).encode()):
+            raise UntrustedCallerError("the request is not signed by a member of the fleet (or was changed after)")
+
     def _problem(self, terms: AssignmentTerms, assignment: Assignment | None) -> str | None:
         if assignment is None:
             return "it carries no assignment signed by the orchestrator"

@@ -90,6 +90,8 @@ class SdkExecutor:
             task_id=request.task_id,
             subtask_id=request.subtask.id,
             attempt=request.subtask.attempt_count,
+            delivery_token=request.subtask.delivery_token,
+            assignment=request.assignment,
         )
         return ClaudeAgentOptions(
             model=role.role.model or settings.claude_model,

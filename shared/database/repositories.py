@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.audit_repository import AuditRepository
 from shared.database.executor import Executor
+from shared.database.follow_up_repository import FollowUpRepository
 from shared.database.isolation_repository import IsolationRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
@@ -24,6 +25,7 @@ class Repositories:
     audit: AuditRepository = field(init=False)
     metrics: MetricsRepository = field(init=False)
     isolation: IsolationRepository = field(init=False)
+    follow_ups: FollowUpRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -34,4 +36,5 @@ class Repositories:
         self.audit = AuditRepository(self.executor, self.tenant_id)
         self.metrics = MetricsRepository(self.executor, self.tenant_id)
         self.isolation = IsolationRepository(self.executor, self.tenant_id)
+        self.follow_ups = FollowUpRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

@@ -5,9 +5,12 @@ from typing import Any
 
 import pytest
 
+from orchestrator.follow_up import follow_up_problems, limit_problem
 from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
+from shared.follow_up import FollowUpSubtask
 from shared.isolation.report import agent_isolation, audit_agents
 from shared.isolation.rules import check_tool_call, shared_config_dirs, shared_sessions, workspace_problem
+from shared.models import AgentCapability
 
 # --- isolation report ---
 
@@ -131,3 +134,25 @@ def test_the_report_says_where_evidence_is_missing() -> None:
     assert [role.allowed_tools for role in report.isolation.roles] == [["read_file"], None]
     silent = agent_isolation("agent9", None, audit_agents([], [], WORKSPACES)["agent9"])
     assert silent.evidence.missing == ["no audited attempts: nothing recorded shows how its subtasks were isolated"]
+
+
+# --- coordination tools: follow-up subtasks ---
+
+
+def test_a_follow_up_may_depend_only_on_subtasks_of_its_own_task() -> None:
+    follow_up = FollowUpSubtask(
+        id="subtask_new", description="Tally again", required_capabilities=[AgentCapability.DATA_ANALYSIS],
+        dependencies=["subtask_1", "subtask_of_another_task"],
+    )  # fmt: skip
+    assert follow_up_problems(follow_up, "task_a", ["subtask_1", "subtask_2"]) == [
+        "dependency 'subtask_of_another_task' is not a subtask of task task_a"
+    ]
+    assert (
+        follow_up_problems(follow_up.model_copy(update={"dependencies": ["subtask_2"]}), "task_a", ["subtask_2"]) == []
+    )
+
+
+def test_a_follow_up_must_keep_the_task_within_max_subtasks_per_task() -> None:
+    assert limit_problem(9, 10) is None
+    problem = limit_problem(10, 10)
+    assert problem is not None and "at most 10" in problem and "MAX_SUBTASKS_PER_TASK" in problem
