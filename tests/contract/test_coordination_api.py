@@ -9,6 +9,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, AgentStatus, ToolCall
 from shared.redis_manager import RedisManager
+from tests.contract.orchestrator_support import assert_error
 from tests.factories import build_result, build_task
 
 # --- isolation report ---
@@ -60,3 +61,31 @@ async def test_isolation_report_lists_live_and_audited_agents_with_their_facts_a
     evidence = audited["evidence"]
     assert (evidence["attempts"], evidence["sessions_recorded"], evidence["tool_calls_checked"]) == (1, 1, 1)
     assert (evidence["violations"], evidence["missing"]) == ([], [])
+
+
+# --- coordination tools: follow-up subtasks ---
+
+
+async def test_a_follow_up_request_not_signed_by_the_fleet_is_refused_even_with_an_operator_key(
+    orchestrator_client: httpx.AsyncClient, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    repos = Repositories(db.pool, orchestrator_settings.tenant_id)
+    task = build_task()
+    await repos.tasks.create_task(task)
+    body = {
+        "attempt": {
+            "task_id": task.id, "subtask_id": task.subtasks[0].id, "attempt": 1, "delivery_token": "token",
+            "agent_id": "agent1", "assignment": {"expires_at": 0, "content_digest": "0" * 64, "signature": "0" * 64},
+        },
+        "subtask": {"description": "One more step", "required_capabilities": ["DATA_ANALYSIS"]},
+    }  # fmt: skip
+    path = "/coordination/follow-up-subtasks"
+
+    unsigned = await orchestrator_client.post(path, json=body)
+    wrongly_signed = await orchestrator_client.post(path, json=body, headers={"X-Fleet-Signature": "0" * 64})
+    malformed = await orchestrator_client.post(path, json={**body, "subtask": {"description": "no capabilities"}})
+
+    assert_error(unsigned, 401, "not signed by a member of the fleet")
+    assert_error(wrongly_signed, 401, "not signed by a member of the fleet")
+    assert_error(malformed, 400, "required_capabilities")
+    assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task.id) == 1

@@ -42,16 +42,19 @@ ISOLATION_SCENARIOS: dict[str, Any] = {
     ],
 }
 
-AgentFleet = Callable[[Settings, str, list[str]], AbstractAsyncContextManager[None]]
+AgentFleet = Callable[..., AbstractAsyncContextManager[None]]
 
 
 @pytest.fixture
 def sdk_agents(tmp_path: Path) -> AgentFleet:
-    """`sdk_agents(settings, simulator_url, agent_ids)` serves real agents (SDK executor, one slot, DATA_ANALYSIS)
-    of the orchestrator's tenant, each on a port known before it starts, so it registers where it listens."""
+    """`sdk_agents(settings, simulator_url, agent_ids, **settings)` serves real agents (SDK executor, one slot,
+    DATA_ANALYSIS unless the settings say otherwise) of the orchestrator's tenant, each on a port known before it
+    starts, so it registers where it listens."""
 
     @asynccontextmanager
-    async def serve(settings: Settings, simulator_url: str, agent_ids: list[str]) -> AsyncIterator[None]:
+    async def serve(
+        settings: Settings, simulator_url: str, agent_ids: list[str], **overrides: Any
+    ) -> AsyncIterator[None]:
         with ExitStack() as stack:
             for agent_id in agent_ids:
                 sock = bound_socket()
@@ -68,6 +71,7 @@ def sdk_agents(tmp_path: Path) -> AgentFleet:
                         "claude_simulated": True,
                         "agent_claude_config_root": str(tmp_path / "claude"),
                         "agent_cli_env": {"CLAUDE_CODE_MAX_RETRIES": "0"},
+                        **overrides,
                     }
                 )
                 stack.enter_context(serve_in_thread(create_agent_app(agent_settings), name=agent_id, sock=sock))
@@ -131,3 +135,67 @@ async def test_isolation_report_for_two_concurrent_tasks(
     [violation] = [v for agent in breached["agents"] for v in agent["evidence"]["violations"]]
     assert (violation["kind"], violation["task_id"]) == ("workspace_escape", north)
     assert f"reaches the workspace of task {south}" in violation["detail"]
+
+
+# --- coordination tools ---
+
+# The coordinator looks at the pool and the isolation report, then adds a subtask that runs after its own.
+OWN_SUBTASK_ID = "{{ prompt.split('Subtask ')[1].split(' ')[0] }}"
+COORDINATOR_SCENARIOS: dict[str, Any] = {
+    "plans": [{"match": "pool review", "plan": plan(("s1", "Coordinate the pool review", ["COORDINATION"], []))}],
+    "subtasks": [
+        {
+            "match": "Coordinate the pool review",
+            "turns": [
+                {"tool_calls": [{"tool": "pool_status", "input": {}}]},
+                {"tool_calls": [{"tool": "isolation_report", "input": {}}]},
+                {
+                    "tool_calls": [
+                        {
+                            "tool": "submit_follow_up_subtask",
+                            "input": {
+                                "description": "Tally the reviewed pool",
+                                "required_capabilities": ["DATA_ANALYSIS"],
+                                "dependencies": [OWN_SUBTASK_ID],
+                            },
+                        }
+                    ]
+                },
+                {"final": "live agents: {{ tool_results[0].json.live_agents }}; follow-up added"},
+            ],
+        },
+        {"match": "Tally the reviewed pool", "turns": [{"final": "tally of the pool: done"}]},
+    ],
+}
+
+
+@pytest.mark.sdk
+async def test_a_coordinator_reads_the_pool_and_the_report_and_its_follow_up_runs_after_it(
+    orchestrator: OrchestratorFactory,
+    orchestrator_settings: Settings,
+    orchestrator_repositories: Repositories,
+    sdk_agents: AgentFleet,
+) -> None:
+    capabilities = [AgentCapability.COORDINATION, AgentCapability.DATA_ANALYSIS]
+    with running_simulator(COORDINATOR_SCENARIOS) as simulator:
+        async with orchestrator(COORDINATOR_SCENARIOS, anthropic_base_url=simulator.base_url) as client:
+            orchestrator_url = str(client.base_url)
+            async with sdk_agents(
+                orchestrator_settings, simulator.base_url, ["coordinator"], agent_capabilities=capabilities,
+                orchestrator_url=orchestrator_url,
+            ):  # fmt: skip
+                await eventually(lambda: client.get("/agents"), lambda answer: len(answer.json()["agents"]) == 1)
+                task_id = await submit(client, "Run the pool review")
+                state = await wait_until_ended(client, task_id)
+
+    assert state["task"]["status"] == "completed", state["task"]["error"]
+    coordinate, follow_up = state["task"]["subtasks"]
+    assert follow_up["description"] == "Tally the reviewed pool" and follow_up["dependencies"] == [coordinate["id"]]
+    outputs = {result["subtask_id"]: result["output"] for result in state["subtask_results"]}
+    assert outputs == {coordinate["id"]: "live agents: 1; follow-up added", follow_up["id"]: "tally of the pool: done"}
+    calls = await orchestrator_repositories.audit.list_tool_calls(task_id)
+    assert [(call.tool_name, call.is_error) for call in calls] == [
+        ("pool_status", False),
+        ("isolation_report", False),
+        ("submit_follow_up_subtask", False),
+    ]
