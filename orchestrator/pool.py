@@ -13,13 +13,13 @@ import httpx
 import structlog
 
 from orchestrator.agent_launcher import STOP_MARGIN_SECONDS, AgentLauncher
-from orchestrator.seed_fleet import SEED_CAPABILITY_MIX
 from shared.config import Settings
 from shared.errors import AppError, ConflictError, PoolFullError
 from shared.loop_service import LoopService
 from shared.models import AgentCapability
 from shared.redis.pool_members import PoolMember
 from shared.redis_manager import RedisManager
+from shared.seed_fleet import SEED_CAPABILITY_MIX
 
 log = structlog.get_logger(__name__)
 

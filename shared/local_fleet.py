@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from orchestrator.seed_fleet import SEED_FLEET as SEED_CAPABILITIES
+from shared.seed_fleet import SEED_FLEET as SEED_CAPABILITIES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The seed's fleet: agent id -> capabilities (scripts/start.sh and docker-compose.yml run the same five).
