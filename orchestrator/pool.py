@@ -160,7 +160,7 @@ class AgentPool:
             await self._forget(member)
             raise AgentStartError(
                 f"agent {member.agent_id} did not register and answer its health check within "
-                f"{self._settings.agent_start_timeout_seconds:.0f} s (AGENT_START_TIMEOUT_SECONDS), so it was "
+                f"{self._settings.agent_start_timeout_seconds:g} s (AGENT_START_TIMEOUT_SECONDS), so it was "
                 f"stopped; see its log {member.log_path}"
             ) from None
 

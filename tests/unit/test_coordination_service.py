@@ -5,9 +5,9 @@ from collections.abc import Iterable
 
 import pytest
 
-from orchestrator.pool import AgentPool, _next_agent_id
+from orchestrator.pool import EXIT_POOL_FULL, AgentPool, AgentStartError, _next_agent_id
 from shared.config import Settings
-from shared.errors import ConflictError, PoolFullError
+from shared.errors import AppError, ConflictError, PoolFullError
 from shared.models import AgentCapability, AgentStatus
 from shared.redis.pool_members import PoolMember
 from shared.redis_manager import RedisManager
@@ -142,3 +142,48 @@ async def test_a_restarted_orchestrator_adopts_running_members_and_forgets_the_o
 
     assert [member.agent_id for member in adopted] == ["agent1"]
     assert [member.agent_id for member in await small_pool.members()] == ["agent1"]
+
+
+class ExitingLauncher(RecordingLauncher):
+    """Its agents end at once with `code`."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def start(self, agent_id: str, capabilities: list[AgentCapability], taken_ports: Iterable[int]) -> PoolMember:
+        member = super().start(agent_id, capabilities, taken_ports)
+        self.exit_codes[member.pid] = self.code
+        return member
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "words"),
+    [
+        pytest.param(EXIT_POOL_FULL, PoolFullError, "the registry refused agent agent1", id="registry-refused"),
+        pytest.param(1, AgentStartError, "agent agent1 exited with code 1 during start-up", id="crashed"),
+    ],
+)
+async def test_an_agent_that_ends_during_start_up_is_an_error_naming_its_log(
+    orchestrator_settings: Settings, test_redis: RedisManager, code: int, error: type[AppError], words: str
+) -> None:
+    pool = AgentPool(orchestrator_settings, test_redis, ExitingLauncher(code))
+
+    with pytest.raises(error) as failed:
+        await pool.spawn([DATA])
+
+    assert words in failed.value.message and "see its log /logs/agent1.log" in failed.value.message
+    assert await pool.members() == []  # forgotten: nothing left to adopt or report
+
+
+async def test_an_agent_that_never_registers_is_stopped_after_the_start_timeout(
+    orchestrator_settings: Settings, test_redis: RedisManager, launcher: RecordingLauncher
+) -> None:
+    launcher.running = {1001}  # runs, but never registers
+    settings = orchestrator_settings.model_copy(update={"agent_start_timeout_seconds": 0.5})
+    pool = AgentPool(settings, test_redis, launcher)
+
+    with pytest.raises(AgentStartError, match=r"did not register and answer its health check within 0\.5 s"):
+        await pool.spawn([DATA])
+
+    assert launcher.running == set() and await pool.members() == []
