@@ -9,7 +9,6 @@ AGENT_LAUNCHER=none) every start is refused with what to do instead.
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -31,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENT_BIND_HOST = "127.0.0.1"
 # After the agent's own drain (AGENT_SHUTDOWN_GRACE_SECONDS), how long it may take to write its last records and exit.
 STOP_MARGIN_SECONDS = 15.0
+CHILD_POLL_SECONDS = 0.1
 
 
 class AgentLauncher(Protocol):
@@ -84,7 +84,13 @@ class NativeLauncher:
         # The environment the orchestrator runs with (PATH, PYTHONPATH, ...) under the settings it was given: what
         # an agent of this fleet needs (database, Redis, tenant, FLEET_SECRET, Claude endpoint) is in the settings.
         self._environment = {**os.environ, **settings.as_environment()}
-        self._children: dict[int, subprocess.Popen[bytes]] = {}  # our own children, to reap and read exit codes
+        # `python -m agent` from this checkout, whatever the orchestrator's working directory (which the agent shares,
+        # so relative paths in the settings mean the same folders to both).
+        search_path = [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self._environment["PYTHONPATH"] = os.pathsep.join(search_path)
+        # Our own children, reaped here; their exit codes once they have ended (None: reaped by someone else).
+        self._children: set[int] = set()
+        self._exit_codes: dict[int, int | None] = {}
 
     def start(self, agent_id: str, capabilities: list[AgentCapability], taken_ports: Iterable[int]) -> PoolMember:
         port = self._free_port(set(taken_ports))
@@ -100,33 +106,23 @@ class NativeLauncher:
         self._pid_dir.mkdir(parents=True, exist_ok=True)
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = (self._log_dir / self._file_name(agent_id, "log")).resolve()
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "agent"],
-                cwd=REPO_ROOT,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # not in the orchestrator's process group: a Ctrl-C or restart leaves it be
-            )
-        self._children[process.pid] = process
-        self._pidfile(agent_id).write_text(f"{process.pid}\n")
+        pid = _spawn_agent(environment, log_path)
+        self._children.add(pid)
+        self._pidfile(agent_id).write_text(f"{pid}\n")
         return PoolMember(
             agent_id=agent_id,
             url=url,
             port=port,
             capabilities=capabilities,
-            pid=process.pid,
-            process_started_at=_started_at(process.pid) or time.time(),
+            pid=pid,
+            process_started_at=_started_at(pid) or time.time(),
             log_path=str(log_path),
         )
 
     def is_running(self, member: PoolMember) -> bool:
         """Whether the member's process is still there: its pid, started when the member's was (not a reused pid)."""
-        child = self._children.get(member.pid)
-        if child is not None:
-            return child.poll() is None
+        if member.pid in self._children:
+            return self._child_running(member.pid)
         try:
             process = psutil.Process(member.pid)
             return process.status() != psutil.STATUS_ZOMBIE and _same_start(process, member)
@@ -135,14 +131,14 @@ class NativeLauncher:
 
     def exit_code(self, member: PoolMember) -> int | None:
         """The exit code of an agent this orchestrator started; None while it runs or when another started it."""
-        child = self._children.get(member.pid)
-        return None if child is None else child.poll()
+        if member.pid not in self._children or self._child_running(member.pid):
+            return None
+        return self._exit_codes.get(member.pid)
 
     def stop(self, member: PoolMember, grace: float) -> int | None:
         """SIGTERM (the agent drains), SIGKILL after `grace` seconds; the exit code when it is known. Blocking."""
-        child = self._children.get(member.pid)
-        if child is not None:
-            return self._stop_child(child, grace)
+        if member.pid in self._children:
+            return self._stop_child(member.pid, grace)
         try:
             process = psutil.Process(member.pid)
             if not _same_start(process, member):
@@ -158,21 +154,40 @@ class NativeLauncher:
 
     def forget(self, member: PoolMember) -> None:
         """Drop what is kept about a member that has ended: its pidfile and its process handle."""
-        self._children.pop(member.pid, None)
+        self._children.discard(member.pid)
+        self._exit_codes.pop(member.pid, None)
         pidfile = self._pidfile(member.agent_id)
         # Only our pidfile: another start of the same id may have written a newer one.
         if pidfile.exists() and pidfile.read_text().strip() == str(member.pid):
             pidfile.unlink(missing_ok=True)
 
-    def _stop_child(self, child: subprocess.Popen[bytes], grace: float) -> int:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+    def _child_running(self, pid: int) -> bool:
+        """Whether our child still runs; reaps it (and keeps its exit code) once it has ended."""
+        if pid in self._exit_codes:
+            return False
         try:
-            return child.wait(grace)
-        except subprocess.TimeoutExpired:
-            log.warning("agent_stop_timed_out", pid=child.pid, grace_s=grace)
-            child.kill()
-            return child.wait()
+            ended, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: ended, how is unknown
+            self._exit_codes[pid] = None
+            return False
+        if ended == 0:
+            return True
+        self._exit_codes[pid] = os.waitstatus_to_exitcode(status)
+        return False
+
+    def _stop_child(self, pid: int, grace: float) -> int | None:
+        if self._child_running(pid):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        # No event announces a child's end to a thread; a tenth of a second is nothing next to a drain.
+        while self._child_running(pid) and time.monotonic() < deadline:
+            time.sleep(CHILD_POLL_SECONDS)
+        if self._child_running(pid):
+            log.warning("agent_stop_timed_out", pid=pid, grace_s=grace)
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            self._exit_codes[pid] = os.waitstatus_to_exitcode(status)
+        return self._exit_codes.get(pid)
 
     def _pidfile(self, agent_id: str) -> Path:
         return self._pid_dir / self._file_name(agent_id, "pid")
@@ -194,6 +209,23 @@ class NativeLauncher:
 
 def build_launcher(settings: Settings) -> AgentLauncher:
     return NativeLauncher(settings) if settings.agent_launcher == "native" else NoLauncher()
+
+
+def _spawn_agent(environment: dict[str, str], log_path: Path) -> int:
+    """`python -m agent` in a session of its own (a Ctrl-C or restart of the orchestrator leaves it be), its output
+    in `log_path`; returns its pid. No Popen: the agent is meant to outlive this object, which Popen warns about."""
+    with log_path.open("ab") as log_file:
+        return os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "agent"],
+            environment,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_file.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, log_file.fileno(), 2),
+            ],
+            setsid=True,
+        )
 
 
 def _can_bind(port: int) -> bool:
