@@ -178,7 +178,9 @@ class TaskLifecycle:
         queued at once when its dependencies are done (the same ready rule as submit's); the subtask as stored and
         how many the task has now. A request repeated with the same subtask id adds nothing."""
         task_id = attempt.task_id
-        async with self._admission.admitted(0 if follow_up.dependencies else 1), self._db.transaction() as tx:
+        # Room for one more queued subtask, whatever its dependencies: one that is done already queues it at once,
+        # and a model would otherwise pass MAX_QUEUE_DEPTH by naming a completed sibling.
+        async with self._admission.admitted(1), self._db.transaction() as tx:
             status = await tx.tasks.lock_task(task_id)
             current = await tx.follow_ups.is_current_attempt(
                 task_id, attempt.subtask_id, attempt.attempt, attempt.delivery_token, attempt.agent_id

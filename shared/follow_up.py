@@ -6,7 +6,9 @@ the task of an attempt that is the current one in PostgreSQL. The model chooses 
 task it joins. The subtask's id is drawn by the agent, so a request delivered twice adds it once.
 """
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from shared.models import (
     PRIORITY_MAX,
@@ -24,6 +26,16 @@ from shared.models import (
 FLEET_SIGNATURE_HEADER = "X-Fleet-Signature"
 
 
+def _storable(value: str) -> str:
+    # The model writes this text, and PostgreSQL's text cannot hold NUL: refused here as invalid, not failed there.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+
+
 class AttemptCredential(DomainModel):
     """The attempt a request comes from, and the orchestrator's signature of its offer."""
 
@@ -39,13 +51,13 @@ class FollowUpSubtask(DomainModel):
     """The subtask to add, validated like a subtask of a plan."""
 
     id: Identifier = Field(default_factory=new_subtask_id, description="Drawn by the agent: a retry adds it once")
-    description: str = Field(min_length=1, max_length=TASK_DESCRIPTION_MAX)
+    description: StorableText = Field(min_length=1, max_length=TASK_DESCRIPTION_MAX)
     required_capabilities: list[AgentCapability] = Field(min_length=1)
     dependencies: list[Identifier] = Field(
         default_factory=list, description="Ids of subtasks of the same task (the requesting one among them)"
     )
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    task_type: str = Field("general", min_length=1, max_length=64)
+    task_type: StorableText = Field("general", min_length=1, max_length=64)
 
     def to_subtask(self, task_id: str) -> SubTask:
         return SubTask(task_id=task_id, **self.model_dump())

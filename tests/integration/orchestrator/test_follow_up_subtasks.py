@@ -140,3 +140,72 @@ async def test_follow_ups_for_another_task_from_a_stale_attempt_unsigned_or_past
     assert [(row["task_id"], row["description"]) for row in subtasks] == sorted(
         [(ledger, "Coordinate the ledgers"), (ledger, FOLLOW_UP["description"]), (audit, "Coordinate the audits")]
     )
+
+
+# --- attack pass: what the model can send through submit_follow_up_subtask ---
+
+GATHERED = {
+    "plans": [
+        {
+            "match": "gathered ledgers",
+            "plan": plan(
+                ("s1", "Gather the ledgers", ["DATA_ANALYSIS"], []),
+                ("s2", "Coordinate the gathered ledgers", ["COORDINATION"], ["s1"]),
+            ),
+        },
+        {"match": "audit totals", "plan": plan(("s1", "Tally the audit totals", ["DATA_ANALYSIS"], []))},
+    ]
+}
+
+
+async def test_a_follow_up_ready_at_once_counts_against_max_queue_depth(
+    orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    """A completed sibling as its dependency would queue the follow-up at once: while the queue is at MAX_QUEUE_DEPTH
+    it is refused like a root subtask, not slipped past the limit."""
+    agent = await fleet.add("agent1", AgentCapability.COORDINATION, AgentCapability.DATA_ANALYSIS, slots=1)
+    async with orchestrator(GATHERED, max_queue_depth=1) as client:
+        ledger = await submit(client, "Plan the gathered ledgers")
+        await wait_for_request(agent, "Gather the ledgers")
+        [gather] = agent.requests_for("Gather the ledgers")
+        await fleet.report(result_for(gather, "agent1"))
+        await wait_for_request(agent, "Coordinate the gathered ledgers")
+        [coordinate] = agent.requests_for("Coordinate the gathered ledgers")
+        await submit(client, "Plan the audit totals")  # agent1's one slot is taken: it waits in the queue
+        queued = "SELECT count(*) FROM subtasks WHERE task_id = $1 AND status = 'queued'"
+        context = attempt_context(orchestrator_settings, client, db, fleet.redis, coordinate)
+
+        with pytest.raises(ToolError, match=r"\(429\)"):
+            await submit_follow_up_subtask(context, {**FOLLOW_UP, "dependencies": [gather.subtask.id]})
+
+        assert await db.pool.fetchval(queued, ledger) == 0
+        assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", ledger) == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("description", "Tally the ledger\x00 and the rest", id="nul-description"),
+        pytest.param("description", "Tally the ledger \ud800 and the rest", id="lone-surrogate"),
+        pytest.param("task_type", "analysis\x00", id="nul-task-type"),
+    ],
+)
+async def test_text_postgresql_cannot_store_is_refused_with_400_naming_the_field(
+    orchestrator: OrchestratorFactory,
+    fleet: Fleet,
+    orchestrator_settings: Settings,
+    db: DatabaseManager,
+    field: str,
+    value: str,
+) -> None:
+    agent = await coordinator(fleet)
+    async with orchestrator(SCENARIOS) as client:
+        task_id = await submit(client, "Plan the ledger work")
+        await wait_for_request(agent, "Coordinate the ledgers")
+        [offer] = agent.requests_for("Coordinate the ledgers")
+        context = attempt_context(orchestrator_settings, client, db, fleet.redis, offer)
+
+        with pytest.raises(ToolError, match=rf"invalid: {field}"):
+            await submit_follow_up_subtask(context, {**FOLLOW_UP, field: value})
+
+    assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task_id) == 1
