@@ -146,6 +146,14 @@ class FleetTrust:
         if not hmac.compare_digest((signature or "").encode(), self.sign_request(body).encode()):
             raise UntrustedCallerError("the request is not signed by a member of the fleet (or was changed after)")
 
+    def sign_pool_member(self, record: str) -> str:
+        """The signature of a pool member's record (orchestrator/pool.py): the pool signals the process it names."""
+        return self._digest(b"pool member\0" + json.dumps([self._tenant_id, record]).encode())
+
+    def pool_member_holds(self, record: str, signature: str) -> bool:
+        """Whether the pool of this fleet wrote this record (anyone who reaches Redis can write one)."""
+        return hmac.compare_digest(signature.encode(), self.sign_pool_member(record).encode())
+
     def _problem(self, terms: AssignmentTerms, assignment: Assignment | None) -> str | None:
         if assignment is None:
             return "it carries no assignment signed by the orchestrator"

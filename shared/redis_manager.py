@@ -185,7 +185,7 @@ class RedisManager:
             ),
             state=SharedState(client, self.keys),
             events=EventStream(client, self.keys),
-            pool_members=PoolMembers(client, self.keys),
+            pool_members=PoolMembers(client, self.keys, self._trust),
         )
 
     async def _ping_with_retries(self, client: Redis) -> None:

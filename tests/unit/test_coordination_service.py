@@ -2,12 +2,16 @@
 what it would start (the limit, the ids, adoption and the supervisor's report); the isolation report's rules; the
 rules of a follow-up subtask."""
 
+import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
+from orchestrator.agent_launcher import NativeLauncher
 from orchestrator.follow_up import follow_up_problems, limit_problem
 from orchestrator.pool import EXIT_POOL_FULL, AgentPool, AgentStartError, _next_agent_id
 from shared.config import Settings
@@ -341,3 +345,47 @@ def test_a_follow_up_must_keep_the_task_within_max_subtasks_per_task() -> None:
     assert limit_problem(9, 10) is None
     problem = limit_problem(10, 10)
     assert problem is not None and "at most 10" in problem and "MAX_SUBTASKS_PER_TASK" in problem
+
+
+# --- attack pass: the pool's record in Redis ---
+
+
+async def test_a_pool_member_written_into_redis_without_fleet_secret_is_never_adopted_listed_or_signalled(
+    orchestrator_settings: Settings, test_redis: RedisManager, tmp_path: Path
+) -> None:
+    """Whoever reaches Redis could name any process of the orchestrator's user as a member (its pid and start time
+    are public in /proc): the pool must not adopt it, list it, or SIGTERM it on DELETE /pool."""
+    settings = orchestrator_settings.model_copy(
+        update={"fleet_pid_dir": str(tmp_path / "pids"), "fleet_log_dir": str(tmp_path / "logs")}
+    )
+    # A process of the orchestrator's user that the pool never started.
+    victim = await asyncio.create_subprocess_exec("sleep", "120")
+    try:
+        forged = PoolMember(
+            agent_id="agent1",
+            url="http://127.0.0.1:9",
+            port=9,
+            capabilities=[DATA],
+            pid=victim.pid,
+            process_started_at=psutil.Process(victim.pid).create_time(),
+            log_path="/dev/null",
+        )
+        await test_redis.client.hset(test_redis.keys.key("pool_members"), "agent1", forged.model_dump_json())
+        pool = AgentPool(settings, test_redis, NativeLauncher(settings))
+
+        assert await pool.adopt() == []
+        assert await pool.members() == []
+        await pool.shut_down()
+
+        assert psutil.Process(victim.pid).status() != psutil.STATUS_ZOMBIE  # never signalled: still running
+    finally:
+        victim.kill()
+        await victim.wait()
+
+
+async def test_the_pool_reads_back_the_members_it_saved(test_redis: RedisManager) -> None:
+    member = pool_member("agent1", pid=41)
+    await test_redis.pool_members.save(member)
+
+    assert await test_redis.pool_members.all() == [member]
+    assert await test_redis.pool_members.get("agent1") == member
