@@ -5,6 +5,7 @@ session); the evidence is the rules of `shared.isolation.rules` over the tenant'
 calls. Where the audit cannot show something, the report says so in words instead of counting it as clean.
 """
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ async def build_isolation_report(
     attempts = await repositories.isolation.latest_attempts(MAX_EXAMINED_ROWS)
     calls = await repositories.isolation.latest_tool_calls(MAX_EXAMINED_ROWS)
     seen = await repositories.isolation.agents_seen()
-    audits = audit_agents(attempts, calls, shared_files_dir)
+    # Tens of thousands of rows judged in Python: in a thread, so the service's other work is not held up meanwhile.
+    audits = await asyncio.to_thread(audit_agents, attempts, calls, shared_files_dir)
     live = {agent.agent_id: agent for agent in live_agents}
     agents = [agent_isolation(agent_id, live.get(agent_id), audits[agent_id]) for agent_id in sorted(seen | set(live))]
     return IsolationReport(

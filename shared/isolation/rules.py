@@ -10,7 +10,6 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from shared.attempt_output import ATTEMPTS_DIR
 from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
@@ -86,17 +85,29 @@ def _scope_problem(call: AuditedToolCall, shared_files_dir: str, check: CallChec
 def workspace_problem(shared_files_dir: str, task_id: str, path: str) -> str | None:
     """Where `path`, as a file tool of task `task_id` would take it, leads outside that task's workspace; None when
     it stays inside (and outside other attempts' unfinished output)."""
-    workspaces = PurePosixPath(posixpath.normpath(shared_files_dir))
-    root = workspaces / task_id
-    target = PurePosixPath(posixpath.normpath(str(root / path)))  # an absolute `path` replaces the root
-    if target == root or root in target.parents:
-        inside = target.relative_to(root).parts
-        if inside[:1] == (ATTEMPTS_DIR,):
+    # Plain string operations: the report judges up to 20,000 calls at once, and pathlib took seconds for them.
+    workspaces = posixpath.normpath(shared_files_dir)
+    root = posixpath.normpath(posixpath.join(workspaces, task_id))
+    target = posixpath.normpath(posixpath.join(root, path))  # an absolute `path` replaces the root
+    inside = _relative(target, root)
+    if inside is not None:
+        if inside.split("/", 1)[0] == ATTEMPTS_DIR:
             return f"path {path!r} reaches {ATTEMPTS_DIR}/, other attempts' unfinished output"
         return None
-    if workspaces in target.parents:
-        return f"path {path!r} reaches the workspace of task {target.relative_to(workspaces).parts[0]}"
+    other = _relative(target, workspaces)
+    if other:
+        return f"path {path!r} reaches the workspace of task {other.split('/', 1)[0]}"
     return f"path {path!r} reaches {target}, outside every task's workspace"
+
+
+def _relative(path: str, folder: str) -> str | None:
+    """`path` relative to `folder` ('' for the folder itself), or None when it is not inside; both normalized."""
+    if path == folder:
+        return ""
+    if folder == ".":
+        return None if path == ".." or path.startswith(("/", "../")) else path
+    prefix = folder.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
 
 
 def _violation(call: AuditedToolCall, kind: str, detail: str) -> Violation:

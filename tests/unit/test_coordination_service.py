@@ -240,6 +240,27 @@ def test_a_file_path_must_stay_inside_its_task_s_workspace(path: str, problem: s
     assert found is None if problem is None else found is not None and problem in found
 
 
+@pytest.mark.parametrize("workspaces", ["shared_files", "./shared_files/", ".", "/"])
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("input.csv", None),
+        (".", None),
+        ("output/../input.csv", None),
+        ("../task_b/input.csv", "reaches the workspace of task task_b"),
+        ("..", "reaches"),
+        ("../../etc/passwd", "reaches"),
+        ("/etc/passwd", "reaches"),
+        (".attempts/t/report.md", "other attempts' unfinished output"),
+    ],
+)
+def test_a_file_path_is_judged_alike_whatever_form_shared_files_dir_takes(
+    workspaces: str, path: str, problem: str | None
+) -> None:
+    found = workspace_problem(workspaces, "task_a", path)
+    assert found is None if problem is None else found is not None and problem in found
+
+
 def test_a_successful_call_into_another_task_s_workspace_is_a_violation() -> None:
     check = check_tool_call(tool_call("read_file", {"path": "../task_b/secret.txt"}), WORKSPACES, ["read_file"])
     [violation] = check.violations
