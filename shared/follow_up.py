@@ -6,9 +6,10 @@ the task of an attempt that is the current one in PostgreSQL. The model chooses 
 task it joins. The subtask's id is drawn by the agent, so a request delivered twice adds it once.
 """
 
+from collections import Counter
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from shared.models import (
     PRIORITY_MAX,
@@ -58,6 +59,15 @@ class FollowUpSubtask(DomainModel):
     )
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     task_type: StorableText = Field("general", min_length=1, max_length=64)
+
+    @field_validator("dependencies")
+    @classmethod
+    def _each_dependency_once(cls, dependencies: list[str]) -> list[str]:
+        # Each entry puts that dependency's whole output into the offer: a repeated one would multiply it.
+        repeated = sorted(dependency for dependency, count in Counter(dependencies).items() if count > 1)
+        if repeated:
+            raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; list each dependency once")
+        return dependencies
 
     def to_subtask(self, task_id: str) -> SubTask:
         return SubTask(task_id=task_id, **self.model_dump())

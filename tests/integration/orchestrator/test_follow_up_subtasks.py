@@ -209,3 +209,34 @@ async def test_text_postgresql_cannot_store_is_refused_with_400_naming_the_field
             await submit_follow_up_subtask(context, {**FOLLOW_UP, field: value})
 
     assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task_id) == 1
+
+
+async def test_a_dependency_listed_twice_is_refused_so_no_offer_repeats_an_output(
+    orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    """Every entry of a follow-up's dependencies puts that dependency's whole output into its offer: the same id
+    listed 20,000 times (what fits in a request) would make the orchestrator build an offer of 20,000 copies."""
+    agent = await coordinator(fleet)
+    async with orchestrator(SCENARIOS) as client:
+        task_id = await submit(client, "Plan the ledger work")
+        await wait_for_request(agent, "Coordinate the ledgers")
+        [offer] = agent.requests_for("Coordinate the ledgers")
+        context = attempt_context(orchestrator_settings, client, db, fleet.redis, offer)
+
+        with pytest.raises(ToolError, match=rf"invalid: dependencies: .*{offer.subtask.id}.* more than once"):
+            await submit_follow_up_subtask(context, {**FOLLOW_UP, "dependencies": [offer.subtask.id] * 20_000})
+
+        body = FollowUpRequest.model_construct(
+            attempt=AttemptCredential(
+                task_id=task_id, subtask_id=offer.subtask.id, attempt=1, agent_id="agent1",
+                delivery_token=str(offer.subtask.delivery_token), assignment=offer.assignment,
+            ),
+            subtask=FollowUpSubtask.model_construct(
+                **{**FollowUpSubtask.model_validate(FOLLOW_UP).model_dump(), "dependencies": [offer.subtask.id] * 2}
+            ),
+        ).model_dump_json().encode()  # fmt: skip
+        signed = {**JSON, "X-Fleet-Signature": fleet.trust.sign_request(body)}
+        refused = await client.post("/coordination/follow-up-subtasks", content=body, headers=signed)
+        assert refused.status_code == 400 and "more than once" in refused.text, refused.text
+
+    assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task_id) == 1
