@@ -439,3 +439,29 @@ async def test_a_coordinator_reads_the_pool_and_the_report_and_its_follow_up_run
         ("isolation_report", False),
         ("submit_follow_up_subtask", False),
     ]
+
+
+# --- attack pass: an agent that hangs while the pool stops ---
+
+
+async def test_delete_pool_kills_an_agent_that_hangs_and_its_running_subtask_runs_again(
+    orchestrator: OrchestratorFactory, pool_dirs: dict[str, Any], spawned_pids: list[int]
+) -> None:
+    """A hung agent neither drains on SIGTERM nor hands its subtask back: DELETE /pool kills it after the grace,
+    and the subtask it held is retried, not lost."""
+    settings = {**pool_dirs, "agent_stub_delay_seconds": 60.0, "agent_shutdown_grace_seconds": 0.5}
+    async with orchestrator(POOL_SCENARIOS, **settings) as client:
+        [agent] = await initialize(client, spawned_pids, size=1, capabilities=[["DATA_ANALYSIS"]])
+        task_id = await submit(client, "Run the hung pool step")
+        await wait_for_subtasks(client, [task_id], "running", 1)
+        os.kill(agent["pid"], signal.SIGSTOP)  # hung: no drain, no heartbeat, no answer
+
+        shut_down = await client.delete("/pool", timeout=PROCESS_TIMEOUT_SECONDS)
+
+        assert shut_down.status_code == 200, shut_down.text
+        assert [(a["agent_id"], a["exit_code"]) for a in shut_down.json()["stopped"]] == [("agent1", -signal.SIGKILL)]
+        assert not psutil.pid_exists(agent["pid"])
+        await wait_for_subtasks(client, [task_id], "queued", 1)  # handed back by recovery once its heartbeat lapsed
+
+        state = await task_state(client, task_id)
+        assert state["task"]["subtasks"][0]["attempt_count"] >= 1 and state["task"]["status"] == "in_progress"

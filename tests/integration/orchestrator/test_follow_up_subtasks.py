@@ -240,3 +240,34 @@ async def test_a_dependency_listed_twice_is_refused_so_no_offer_repeats_an_outpu
         assert refused.status_code == 400 and "more than once" in refused.text, refused.text
 
     assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task_id) == 1
+
+
+async def test_a_replayed_follow_up_adds_its_subtask_once_and_a_changed_one_is_refused(
+    orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    agent = await coordinator(fleet)
+    async with orchestrator(SCENARIOS) as client:
+        task_id = await submit(client, "Plan the ledger work")
+        await wait_for_request(agent, "Coordinate the ledgers")
+        [offer] = agent.requests_for("Coordinate the ledgers")
+        request = FollowUpRequest(
+            attempt=AttemptCredential(
+                task_id=task_id, subtask_id=offer.subtask.id, attempt=1, agent_id="agent1",
+                delivery_token=str(offer.subtask.delivery_token), assignment=offer.assignment,
+            ),
+            subtask=FollowUpSubtask.model_validate(FOLLOW_UP),
+        )  # fmt: skip
+        body = request.model_dump_json().encode()
+        signed = {**JSON, "X-Fleet-Signature": fleet.trust.sign_request(body)}
+        path = "/coordination/follow-up-subtasks"
+
+        first = await client.post(path, content=body, headers=signed)
+        replayed = await client.post(path, content=body, headers=signed)
+        changed = body.replace(b"Tally the follow-up ledger", b"Wipe the follow-up ledger")
+        tampered = await client.post(path, content=changed, headers=signed)
+
+    assert first.status_code == replayed.status_code == 200, (first.text, replayed.text)
+    assert first.json()["subtask_id"] == replayed.json()["subtask_id"] == request.subtask.id
+    assert replayed.json()["subtasks_in_task"] == 2
+    assert tampered.status_code == 401 and "not signed by a member of the fleet" in tampered.text
+    assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task_id) == 2
