@@ -12,7 +12,7 @@ import pytest
 
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentCapability, AgentStatus, ToolCall
+from shared.models import AgentCapability, AgentStatus, LogLevel, ToolCall
 from shared.redis_manager import RedisManager
 from shared.seed_fleet import SEED_FLEET
 from tests.contract.conftest import AppFactory, SettingsFactory
@@ -243,3 +243,36 @@ async def test_a_follow_up_request_not_signed_by_the_fleet_is_refused_even_with_
     assert_error(wrongly_signed, 401, "not signed by a member of the fleet")
     assert_error(malformed, 400, "required_capabilities")
     assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task.id) == 1
+
+
+# --- attack pass: the isolation report of one tenant ---
+
+
+async def test_the_isolation_report_shows_nothing_of_another_tenant_sharing_the_database(
+    orchestrator_client: httpx.AsyncClient, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    """Another tenant's results, tool calls and logs, made to collide with ours (the same session and config
+    folder, a call into our task's workspace), neither appear in our report nor count as our violations."""
+    ours = Repositories(db.pool, orchestrator_settings.tenant_id)
+    theirs = Repositories(db.pool, "another-tenant")
+    facts: dict[str, Any] = {"claude_session_id": "session-1", "claude_config_dir": "/claude/agent2"}
+    task, foreign = build_task(), build_task()
+    for repos, owned, agent_id in ((ours, task, "agent2"), (theirs, foreign, "intruder")):
+        await repos.tasks.create_task(owned)
+        [subtask] = owned.subtasks
+        await repos.results.save_subtask_result(build_result(subtask, agent_id=agent_id, **facts), applied=True)
+    [their_subtask] = foreign.subtasks
+    call = ToolCall(
+        agent_id="intruder", task_id=foreign.id, subtask_id=their_subtask.id, attempt=1, tool_name="read_file",
+        arguments={"path": f"../{task.id}/input.csv"},
+    )  # fmt: skip
+    await theirs.audit.record_tool_call(call)
+    await theirs.audit.log_agent_activity("intruder", foreign.id, LogLevel.INFO, "a log line of theirs")
+
+    response = await orchestrator_client.get("/isolation-report")
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [agent["agent_id"] for agent in report["agents"]] == ["agent2"]
+    assert (report["violations"], report["attempts_examined"], report["tool_calls_examined"]) == (0, 1, 0)
+    assert foreign.id not in response.text and "intruder" not in response.text
