@@ -53,21 +53,21 @@ class FollowUpSubtask(DomainModel):
 
     id: Identifier = Field(default_factory=new_subtask_id, description="Drawn by the agent: a retry adds it once")
     description: StorableText = Field(min_length=1, max_length=TASK_DESCRIPTION_MAX)
-    required_capabilities: list[AgentCapability] = Field(min_length=1)
+    required_capabilities: list[AgentCapability] = Field(min_length=1, max_length=len(AgentCapability))
     dependencies: list[Identifier] = Field(
         default_factory=list, description="Ids of subtasks of the same task (the requesting one among them)"
     )
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     task_type: StorableText = Field("general", min_length=1, max_length=64)
 
-    @field_validator("dependencies")
+    @field_validator("dependencies", "required_capabilities")
     @classmethod
-    def _each_dependency_once(cls, dependencies: list[str]) -> list[str]:
-        # Each entry puts that dependency's whole output into the offer: a repeated one would multiply it.
-        repeated = sorted(dependency for dependency, count in Counter(dependencies).items() if count > 1)
+    def _each_once(cls, entries: list[str]) -> list[str]:
+        # Each dependency puts its whole output into the offer: a repeated one would multiply it.
+        repeated = sorted(str(entry) for entry, count in Counter(entries).items() if count > 1)
         if repeated:
-            raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; list each dependency once")
-        return dependencies
+            raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; list each once")
+        return entries
 
     def to_subtask(self, task_id: str) -> SubTask:
         return SubTask(task_id=task_id, **self.model_dump())

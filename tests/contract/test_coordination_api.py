@@ -276,3 +276,15 @@ async def test_the_isolation_report_shows_nothing_of_another_tenant_sharing_the_
     assert [agent["agent_id"] for agent in report["agents"]] == ["agent2"]
     assert (report["violations"], report["attempts_examined"], report["tool_calls_examined"]) == (0, 1, 0)
     assert foreign.id not in response.text and "intruder" not in response.text
+
+
+@pytest.mark.parametrize(
+    "agent_id", ["../../tmp/agent1", "agent1/../../x", "agent1\n", "agent\x001", "..", "a" * 65, "agént1"]
+)
+async def test_an_agent_id_that_could_name_a_path_is_refused_before_anything_starts(
+    orchestrator_client: httpx.AsyncClient, agent_id: str
+) -> None:
+    """The id names the agent's pidfile and log file: only letters, digits, '-' and '_' reach them."""
+    response = await orchestrator_client.post("/agents", json={"capabilities": ["DATA_ANALYSIS"], "agent_id": agent_id})
+
+    assert_error(response, 400, "agent_id")

@@ -10,6 +10,7 @@ from typing import Any
 
 import psutil
 import pytest
+from pydantic import ValidationError
 
 from orchestrator.agent_launcher import NativeLauncher
 from orchestrator.follow_up import follow_up_problems, limit_problem
@@ -410,3 +411,21 @@ async def test_the_pool_reads_back_the_members_it_saved(test_redis: RedisManager
 
     assert await test_redis.pool_members.all() == [member]
     assert await test_redis.pool_members.get("agent1") == member
+
+
+# --- attack pass: a follow-up's lists, as the model may fill them ---
+
+FOLLOW_UP_FIELDS: dict[str, Any] = {"description": "Tally again", "required_capabilities": ["DATA_ANALYSIS"]}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        pytest.param("dependencies", ["subtask_a", "subtask_b", "subtask_a"], "subtask_a. listed", id="dependency"),
+        pytest.param("required_capabilities", ["DATA_ANALYSIS"] * 2, "listed more than once", id="capability-twice"),
+        pytest.param("required_capabilities", ["DATA_ANALYSIS"] * 10_000, "at most", id="capabilities-10000"),
+    ],
+)  # fmt: skip
+def test_a_follow_up_lists_each_dependency_and_capability_once(field: str, value: list[str], words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        FollowUpSubtask.model_validate({**FOLLOW_UP_FIELDS, field: value})
