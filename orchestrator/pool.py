@@ -7,7 +7,9 @@ restarted: an agent that crashes at start would crash again, and a person should
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 import httpx
 import structlog
@@ -22,6 +24,8 @@ from shared.redis_manager import RedisManager
 from shared.seed_fleet import SEED_CAPABILITY_MIX
 
 log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The exit code of an agent the registry refused because the pool was full (agent/__main__.py).
 EXIT_POOL_FULL = 4
@@ -45,6 +49,9 @@ class AgentPool:
         # One start at a time: the limit check and the port choice must see the previous start's member.
         self._starting = asyncio.Lock()
         self._http = httpx.AsyncClient(timeout=HEALTH_CHECK_TIMEOUT_SECONDS)
+        # Threads of its own for the launcher, one per agent that may be live: stopping hung agents blocks a thread
+        # each for their whole grace, and the default pool (a few threads) also settles results' files.
+        self._threads = ThreadPoolExecutor(max_workers=settings.max_pool_size, thread_name_prefix="agent-pool")
 
     @property
     def launcher_name(self) -> str:
@@ -52,6 +59,7 @@ class AgentPool:
 
     async def close(self) -> None:
         await self._http.aclose()
+        self._threads.shutdown(wait=False)
 
     async def members(self) -> list[PoolMember]:
         return await self._redis.pool_members.all()
@@ -100,7 +108,7 @@ class AgentPool:
         forget them. Queued work stays queued; agents that joined on their own keep running."""
         members = await self.members()
         grace = self._settings.agent_shutdown_grace_seconds + STOP_MARGIN_SECONDS
-        codes = await asyncio.gather(*(asyncio.to_thread(self._launcher.stop, member, grace) for member in members))
+        codes = await asyncio.gather(*(self._in_thread(self._launcher.stop, member, grace) for member in members))
         stopped = []
         for member, code in zip(members, codes, strict=True):
             exit_code = code if member.state == "running" else member.exit_code
@@ -131,7 +139,7 @@ class AgentPool:
         if agent_id in members:  # an exited member of that id: its record gives way to the new process
             await self._forget(members[agent_id])
         taken = {agent.port for agent in live.values()} | {member.port for member in members.values()}
-        member = await asyncio.to_thread(self._launcher.start, agent_id, capabilities, taken)
+        member = await self._in_thread(self._launcher.start, agent_id, capabilities, taken)
         await self._redis.pool_members.save(member)
         return member
 
@@ -156,7 +164,7 @@ class AgentPool:
                     while not await self._ready(member):
                         await changes.wait(SUPERVISE_INTERVAL_SECONDS)
         except TimeoutError:
-            await asyncio.to_thread(self._launcher.stop, member, STOP_MARGIN_SECONDS)
+            await self._in_thread(self._launcher.stop, member, STOP_MARGIN_SECONDS)
             await self._forget(member)
             raise AgentStartError(
                 f"agent {member.agent_id} did not register and answer its health check within "
@@ -182,6 +190,9 @@ class AgentPool:
             return (await self._http.get(f"{member.url}/health")).status_code == 200
         except httpx.HTTPError:
             return False
+
+    async def _in_thread(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, lambda: function(*args, **kwargs))
 
     async def _forget(self, member: PoolMember) -> None:
         await self._redis.pool_members.forget(member.agent_id)

@@ -3,6 +3,7 @@ what it would start (the limit, the ids, adoption and the supervisor's report); 
 rules of a follow-up subtask."""
 
 import asyncio
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from shared.isolation.rules import check_tool_call, shared_config_dirs, shared_s
 from shared.models import AgentCapability, AgentStatus
 from shared.redis.pool_members import PoolMember
 from shared.redis_manager import RedisManager
+from tests.polling import eventually
 
 # --- pool lifecycle ---
 
@@ -429,3 +431,42 @@ FOLLOW_UP_FIELDS: dict[str, Any] = {"description": "Tally again", "required_capa
 def test_a_follow_up_lists_each_dependency_and_capability_once(field: str, value: list[str], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         FollowUpSubtask.model_validate({**FOLLOW_UP_FIELDS, field: value})
+
+
+class HangingLauncher(RecordingLauncher):
+    """Its agents never end on SIGTERM: each stop holds its thread until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.stopping = 0
+
+    def stop(self, member: PoolMember, grace: float) -> int | None:
+        self.stopping += 1
+        self.release.wait(PROCESS_WAIT_SECONDS)
+        return None
+
+
+PROCESS_WAIT_SECONDS = 30.0
+# More than the default thread pool has workers anywhere (at most 32).
+HUNG_MEMBERS = 40
+
+
+async def test_delete_pool_waiting_on_hung_agents_leaves_the_thread_pool_to_the_rest_of_the_orchestrator(
+    orchestrator_settings: Settings, test_redis: RedisManager
+) -> None:
+    """Results that carry files are settled in the default thread pool: a DELETE /pool that waits out many hung
+    agents must not hold all its threads meanwhile."""
+    for number in range(HUNG_MEMBERS):
+        await test_redis.pool_members.save(pool_member(f"agent{number}", pid=1000 + number))
+    launcher = HangingLauncher()
+    pool = AgentPool(orchestrator_settings, test_redis, launcher)
+    stopping = asyncio.create_task(pool.shut_down())
+    try:
+        await eventually(lambda: asyncio.sleep(0, launcher.stopping), lambda started: started > 0)
+        async with asyncio.timeout(PROCESS_WAIT_SECONDS / 3):
+            assert await asyncio.to_thread(lambda: "settled") == "settled"
+    finally:
+        launcher.release.set()
+        stopped = await stopping
+    assert len(stopped) == HUNG_MEMBERS
