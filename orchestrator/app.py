@@ -20,9 +20,11 @@ from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
+from orchestrator.scheduling import AFFINITY_WINDOW
 from orchestrator.state import OrchestratorState
 from orchestrator.task_analyzer import TaskAnalyzer
 from orchestrator.task_service import TaskService
+from orchestrator.waiting import DependencyProbe, TaskTypeDependencies
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
@@ -67,6 +69,7 @@ class BackgroundWork:
         """Before the loops start: take back our in-flight items and count the work agents already run."""
         await self.recovery.recover_own_inflight()
         await self.lifecycle.fleet.directory.refresh()
+        self.lifecycle.fleet.history.load(await db.repositories().results.recent_outcomes(AFFINITY_WINDOW))
         for subtask in await db.repositories().subtasks.list_running():
             if subtask.assigned_agent:
                 self.lifecycle.fleet.load.restore(subtask.assigned_agent, subtask.id)
@@ -75,12 +78,16 @@ class BackgroundWork:
 def build_background_work(
     lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, agents: AgentClient
 ) -> BackgroundWork:
-    result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(lifecycle.settings.result_concurrency)]
-    dispatcher = Dispatcher(lifecycle, redis, agents)
+    settings = lifecycle.settings
+    result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(settings.result_concurrency)]
+    dependencies = TaskTypeDependencies(settings.task_type_dependencies)
+    probe = DependencyProbe(dependencies, lifecycle.fleet.load, settings.dependency_probe_interval_seconds)
+    dispatcher = Dispatcher(lifecycle, redis, agents, dependencies)
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
-    return BackgroundWork(lifecycle, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
+    loops = [recovery, watcher, probe, *result_processors, dispatcher]
+    return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 
 @asynccontextmanager

@@ -37,9 +37,9 @@ class TaskService:
     async def submit_task(self, request: TaskCreateRequest) -> TaskCreatedResponse:
         """Decompose, store the task and its plan, and queue the subtasks that can start now."""
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
-        task = Task(description=request.description, user_id=request.user_id)
+        task = Task(description=request.description, user_id=request.user_id, task_type=request.task_type)
         agents = await self._live_agents()
-        decomposition = await self._analyzer.decompose_task(task.id, task.description, agents)
+        decomposition = await self._analyzer.decompose_task(task.id, task.description, agents, task.task_type)
         task.subtasks = decomposition.subtasks
         task.decomposition_fallback = decomposition.fallback_used
         task.decomposition = DecompositionInfo(

@@ -100,6 +100,37 @@ class AgentCapability(StrEnum):
     API_INTEGRATION = "API_INTEGRATION"
 
 
+class TaskType(StrEnum):
+    """The kind of work a task or subtask is: routing learns which agents do each kind well (affinity), and a kind
+    may depend on a service (TASK_TYPE_DEPENDENCIES)."""
+
+    DISCOVERY = "DISCOVERY"
+    MIGRATION = "MIGRATION"
+    HEARTBEAT = "HEARTBEAT"
+    INGEST = "INGEST"
+    RESEARCH = "RESEARCH"
+    GENERAL = "GENERAL"
+
+    @classmethod
+    def _missing_(cls, value: object) -> "TaskType | None":
+        # "discovery" means DISCOVERY: clients and the model spell it either way; anything else stays an error.
+        if isinstance(value, str):
+            return cls.__members__.get(value.strip().upper())
+        return None
+
+
+class StatusReason(BaseModel):
+    """Why a task or subtask is where it is, for a person: a stable code to act on and a sentence to read.
+
+    General on purpose: waiting for an agent or a dependency today, other codes later.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$", examples=["no_live_agent"])
+    message: str = Field(min_length=1, max_length=500, examples=["waiting: no live agent with WEB_SCRAPING"])
+
+
 class ResultStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
@@ -131,8 +162,9 @@ class SubTask(DomainModel):
     dependencies: list[Identifier] = Field(default_factory=list)
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     estimated_duration: int | None = Field(None, ge=0, description="Estimated seconds of work")
-    task_type: str = Field("general", min_length=1, max_length=64, description="Label used for agent affinity")
+    task_type: TaskType = Field(TaskType.GENERAL, description="The kind of work; routing prefers agents good at it")
     status: SubTaskStatus = SubTaskStatus.PENDING
+    status_reason: StatusReason | None = Field(None, description="Why the subtask is where it is, e.g. waiting")
     attempt_count: int = Field(0, ge=0, description="Attempts started so far; the current attempt's number")
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
     assigned_agent: Identifier | None = None
@@ -236,7 +268,9 @@ class Task(DomainModel):
     id: Identifier = Field(default_factory=new_task_id)
     user_id: str | None = Field(None, max_length=128)
     description: TaskDescription
+    task_type: TaskType = TaskType.GENERAL
     status: TaskStatus = TaskStatus.PENDING
+    status_reason: StatusReason | None = Field(None, description="Why the task is where it is, e.g. a subtask waits")
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
     subtasks: list[SubTask] = Field(default_factory=list)
@@ -340,6 +374,7 @@ class QueuedSubtask(DomainModel):
     required_capabilities: list[AgentCapability] = Field(min_length=1)
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    task_type: TaskType = TaskType.GENERAL
 
     @classmethod
     def for_subtask(cls, subtask: "SubTask") -> "QueuedSubtask":
@@ -350,12 +385,16 @@ class QueuedSubtask(DomainModel):
             required_capabilities=subtask.required_capabilities,
             failed_agent_ids=subtask.failed_agent_ids,
             priority=subtask.priority,
+            task_type=subtask.task_type,
         )
 
 
 class TaskCreateRequest(DomainModel):
     description: TaskDescription
     user_id: str | None = Field(None, max_length=128)
+    task_type: TaskType = Field(
+        TaskType.GENERAL, description="The kind of work; its subtasks inherit it unless the plan says otherwise"
+    )
 
 
 class TaskCreatedResponse(DomainModel):
@@ -371,7 +410,9 @@ class TaskSummary(DomainModel):
     id: str
     user_id: str | None
     description: str
+    task_type: TaskType = TaskType.GENERAL
     status: TaskStatus
+    status_reason: StatusReason | None = None
     error: str | None = None
     decomposition_fallback: bool = False
     created_at: datetime

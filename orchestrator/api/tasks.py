@@ -20,6 +20,7 @@ from shared.models import (
     TaskCreatedResponse,
     TaskCreateRequest,
     TaskStatus,
+    TaskType,
 )
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -47,13 +48,14 @@ async def submit_task(
         str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX, pattern=NO_NUL)
     ] = None,
     user_id: UserId = None,
+    task_type: Annotated[TaskType, Query(description="The kind of work; its subtasks inherit it")] = TaskType.GENERAL,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
 ) -> TaskCreatedResponse:
     if body is None:
         if description is None:
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
-            body = TaskCreateRequest(description=description, user_id=user_id)
+            body = TaskCreateRequest(description=description, user_id=user_id, task_type=task_type)
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.database.executor import Executor
-from shared.models import QueuedSubtask, SubTask, SubTaskStatus
+from shared.models import QueuedSubtask, StatusReason, SubTask, SubTaskStatus
 
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
     "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
-    "delivery_token, created_at, updated_at"
+    "delivery_token, created_at, updated_at, status_reason"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
@@ -28,12 +28,20 @@ CLAIM = f"""
     UPDATE subtasks
     SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
         assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
-        delivery_token = gen_random_uuid()::text, accepted_at = NULL, {TOUCH}
+        delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, {TOUCH}
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
     WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
     RETURNING {SUBTASK_COLUMNS}
 """
 
+
+# A task's status reason while it runs is that of its first subtask (in plan order) that has one: the task list
+# says why a task is not moving without opening it. `{excluded}` leaves out subtasks whose reason is being cleared.
+TASK_REASON_FROM_SUBTASKS = """(
+    SELECT s.status_reason FROM subtasks s
+    WHERE s.task_id = t.id AND s.status_reason IS NOT NULL {excluded}
+    ORDER BY s.position LIMIT 1
+)"""
 
 SUBTASK_FIELDS = [column.strip() for column in SUBTASK_COLUMNS.split(",")]
 
@@ -125,12 +133,17 @@ class SubtaskRepository:
         of the dependencies (their counted completions)."""
         if not claims:
             return []
+        task_reason = TASK_REASON_FROM_SUBTASKS.format(excluded="AND s.id NOT IN (SELECT id FROM claimed)")
         rows = await self._executor.fetch(
             f"""
             WITH claimed AS ({CLAIM}),
             started AS (
-                UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
-                WHERE id IN (SELECT task_id FROM claimed) AND status = 'pending'
+                -- one UPDATE per row: a task starts, and its reason follows its subtasks' (a claim clears theirs)
+                UPDATE tasks t
+                SET status = CASE WHEN t.status = 'pending' THEN 'in_progress' ELSE t.status END,
+                    status_reason = CASE WHEN t.status_reason IS NULL THEN NULL ELSE {task_reason} END,
+                    updated_at = greatest(now(), t.updated_at)
+                WHERE t.id IN (SELECT task_id FROM claimed) AND (t.status = 'pending' OR t.status_reason IS NOT NULL)
             )
             SELECT claimed.*, tasks.description AS task_description,
                    (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{{}}'::jsonb)
@@ -258,11 +271,41 @@ class SubtaskRepository:
         )
         return [row["id"] for row in rows]
 
+    async def set_status_reasons(self, reasons: Sequence[tuple[str, int, StatusReason | None]]) -> list[str]:
+        """Set (or clear, with None) the status reason of each (subtask id, attempt) still queued at that attempt,
+        and make each touched task's reason its subtasks' again; returns the ids of the subtasks changed.
+
+        A subtask claimed meanwhile is left alone: the claim cleared its reason, and it no longer waits."""
+        if not reasons:
+            return []
+        rows = await self._executor.fetch(
+            f"""
+            UPDATE subtasks SET status_reason = change.reason, {TOUCH}
+            FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS change (subtask_id, attempt, reason)
+            WHERE id = change.subtask_id AND status = 'queued' AND attempt_count = change.attempt
+              AND status_reason IS DISTINCT FROM change.reason
+            RETURNING id, task_id
+            """,
+            [subtask_id for subtask_id, _, _ in reasons],
+            [attempt for _, attempt, _ in reasons],
+            [reason.model_dump(mode="json") if reason else None for _, _, reason in reasons],
+        )
+        if rows:
+            # A second statement: one that also updated the tasks would read the subtasks as they were before.
+            await self._executor.execute(
+                f"""
+                UPDATE tasks t SET status_reason = {TASK_REASON_FROM_SUBTASKS.format(excluded="")}
+                WHERE t.id = ANY ($1::text[]) AND t.status IN ('pending', 'in_progress')
+                """,
+                list({row["task_id"] for row in rows}),
+            )
+        return [row["id"] for row in rows]
+
     async def cancel_unfinished(self, task_id: str) -> list[str]:
         """pending, queued and running → cancelled; a result that arrives later finds no live attempt."""
         rows = await self._executor.fetch(
             f"""
-            UPDATE subtasks SET status = 'cancelled', {TOUCH}
+            UPDATE subtasks SET status = 'cancelled', status_reason = NULL, {TOUCH}
             WHERE task_id = $1 AND status IN ('pending', 'queued', 'running')
             RETURNING id
             """,

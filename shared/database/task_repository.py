@@ -10,7 +10,8 @@ from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
 from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, TaskStatus, TaskSummary
 
 TASK_COLUMNS = (
-    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
+    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
+    "task_type, status_reason"
 )
 TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
 
@@ -45,6 +46,8 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         decomposition,
         task.created_at,
         task.updated_at,
+        task.task_type.value,
+        task.status_reason.model_dump(mode="json") if task.status_reason else None,
     )
 
 
@@ -58,7 +61,7 @@ def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
         "dependencies": subtask.dependencies,
         "priority": subtask.priority,
         "estimated_duration": subtask.estimated_duration,
-        "task_type": subtask.task_type,
+        "task_type": subtask.task_type.value,
         "status": subtask.status.value,
         "attempt_count": subtask.attempt_count,
         "created_at": subtask.created_at.isoformat(),
@@ -78,8 +81,8 @@ class TaskRepository:
             f"""
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
-                                   decomposition, created_at, updated_at, tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)
+                                   decomposition, created_at, updated_at, task_type, status_reason, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
@@ -88,8 +91,8 @@ class TaskRepository:
                                       updated_at, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $12
-                FROM jsonb_to_recordset($11::jsonb) AS plan (
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $14
+                FROM jsonb_to_recordset($13::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
                     created_at timestamptz, updated_at timestamptz
@@ -164,10 +167,12 @@ class TaskRepository:
         # not every task and subtask ever stored.
         rows = await self._executor.fetch(
             """
-            SELECT t.id, t.user_id, t.description, t.status, t.error, t.decomposition_fallback,
-                   t.created_at, t.updated_at, progress.subtasks_total, progress.subtasks_completed
+            SELECT t.id, t.user_id, t.description, t.task_type, t.status, t.status_reason, t.error,
+                   t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
+                   progress.subtasks_completed
             FROM (
-                SELECT id, user_id, description, status, error, decomposition_fallback, created_at, updated_at
+                SELECT id, user_id, description, task_type, status, status_reason, error, decomposition_fallback,
+                       created_at, updated_at
                 FROM tasks
                 WHERE tenant_id = $5 AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
                 ORDER BY created_at DESC, id
@@ -218,7 +223,9 @@ class TaskRepository:
             f"""
             UPDATE tasks
             SET status = change.status, result = COALESCE(change.result, tasks.result),
-                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at)
+                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at),
+                -- an ended task waits for nothing any more
+                status_reason = CASE WHEN change.status = ANY ($5::text[]) THEN NULL ELSE tasks.status_reason END
             FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[]) AS change (id, status, result, error)
             WHERE tasks.id = change.id AND tasks.status <> ALL($5::text[])
             RETURNING {", ".join(f"tasks.{column}" for column in TASK_COLUMNS.split(", "))}
