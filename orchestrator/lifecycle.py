@@ -225,6 +225,11 @@ class TaskLifecycle:
             self._pending_writes.add(write)
             write.add_done_callback(self._pending_writes.discard)
 
+    async def reasons_written(self) -> None:
+        """Returns once the reasons noted so far are written (or given up on)."""
+        if self._pending_writes:
+            await asyncio.wait(self._pending_writes)
+
     async def _write_reasons(self, changes: Sequence[tuple[QueuedSubtask, StatusReason | None]]) -> None:
         async with self._reason_writes:
             try:

@@ -48,11 +48,11 @@ class TaskTypeDependencies:
         if needed in AgentCapability.__members__:
             if any(needed in agent.capabilities for agent in agents):
                 return None
-            problem = f"no live agent with {needed}"
+            problem = f"a live agent with {needed}, and there is none"
         elif self.up.get(needed, False):
             return None
         else:
-            problem = f"{needed} does not answer"
+            problem = f"{needed}, which does not answer"
         return StatusReason(code=DEPENDENCY_UNAVAILABLE, message=f"waiting: {task_type.value} needs {problem}")
 
 

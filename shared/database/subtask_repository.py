@@ -35,14 +35,6 @@ CLAIM = f"""
 """
 
 
-# A task's status reason while it runs is that of its first subtask (in plan order) that has one: the task list
-# says why a task is not moving without opening it. `{excluded}` leaves out subtasks whose reason is being cleared.
-TASK_REASON_FROM_SUBTASKS = """(
-    SELECT s.status_reason FROM subtasks s
-    WHERE s.task_id = t.id AND s.status_reason IS NOT NULL {excluded}
-    ORDER BY s.position LIMIT 1
-)"""
-
 SUBTASK_FIELDS = [column.strip() for column in SUBTASK_COLUMNS.split(",")]
 
 
@@ -133,17 +125,12 @@ class SubtaskRepository:
         of the dependencies (their counted completions)."""
         if not claims:
             return []
-        task_reason = TASK_REASON_FROM_SUBTASKS.format(excluded="AND s.id NOT IN (SELECT id FROM claimed)")
         rows = await self._executor.fetch(
             f"""
             WITH claimed AS ({CLAIM}),
             started AS (
-                -- one UPDATE per row: a task starts, and its reason follows its subtasks' (a claim clears theirs)
-                UPDATE tasks t
-                SET status = CASE WHEN t.status = 'pending' THEN 'in_progress' ELSE t.status END,
-                    status_reason = CASE WHEN t.status_reason IS NULL THEN NULL ELSE {task_reason} END,
-                    updated_at = greatest(now(), t.updated_at)
-                WHERE t.id IN (SELECT task_id FROM claimed) AND (t.status = 'pending' OR t.status_reason IS NOT NULL)
+                UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
+                WHERE id IN (SELECT task_id FROM claimed) AND status = 'pending'
             )
             SELECT claimed.*, tasks.description AS task_description,
                    (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{{}}'::jsonb)
@@ -272,8 +259,8 @@ class SubtaskRepository:
         return [row["id"] for row in rows]
 
     async def set_status_reasons(self, reasons: Sequence[tuple[str, int, StatusReason | None]]) -> list[str]:
-        """Set (or clear, with None) the status reason of each (subtask id, attempt) still queued at that attempt,
-        and make each touched task's reason its subtasks' again; returns the ids of the subtasks changed.
+        """Set (or clear, with None) the status reason of each (subtask id, attempt) still queued at that attempt;
+        returns the ids of the subtasks changed.
 
         A subtask claimed meanwhile is left alone: the claim cleared its reason, and it no longer waits."""
         if not reasons:
@@ -284,21 +271,12 @@ class SubtaskRepository:
             FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS change (subtask_id, attempt, reason)
             WHERE id = change.subtask_id AND status = 'queued' AND attempt_count = change.attempt
               AND status_reason IS DISTINCT FROM change.reason
-            RETURNING id, task_id
+            RETURNING id
             """,
             [subtask_id for subtask_id, _, _ in reasons],
             [attempt for _, attempt, _ in reasons],
             [reason.model_dump(mode="json") if reason else None for _, _, reason in reasons],
         )
-        if rows:
-            # A second statement: one that also updated the tasks would read the subtasks as they were before.
-            await self._executor.execute(
-                f"""
-                UPDATE tasks t SET status_reason = {TASK_REASON_FROM_SUBTASKS.format(excluded="")}
-                WHERE t.id = ANY ($1::text[]) AND t.status IN ('pending', 'in_progress')
-                """,
-                list({row["task_id"] for row in rows}),
-            )
         return [row["id"] for row in rows]
 
     async def cancel_unfinished(self, task_id: str) -> list[str]:

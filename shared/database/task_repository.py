@@ -13,6 +13,20 @@ TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
     "task_type, status_reason"
 )
+# What a task says as it is read: its own status reason, else that of its first subtask (in plan order) that has one
+# (one waiting for an agent, say), so the task list says why a task is not moving. Derived when read, not copied
+# into the task: a copy would race the claims that clear the subtasks' reasons.
+
+
+def _status_reason_of(tasks: str) -> str:
+    """The status reason column of the task rows named `tasks` in a query, as read."""
+    return f"""coalesce({tasks}.status_reason, (
+        SELECT s.status_reason FROM subtasks s
+        WHERE s.task_id = {tasks}.id AND s.status_reason IS NOT NULL ORDER BY s.position LIMIT 1
+    )) AS status_reason"""
+
+
+TASK_READ_COLUMNS = TASK_COLUMNS.replace("status_reason", _status_reason_of("tasks"))
 TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
 
 TaskDetail = tuple[Task, list[SubTaskResult]]
@@ -108,7 +122,7 @@ class TaskRepository:
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._executor.fetchrow(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2", task_id, self._tenant_id
+            f"SELECT {TASK_READ_COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2", task_id, self._tenant_id
         )
         if row is None:
             return None
@@ -142,7 +156,7 @@ class TaskRepository:
                     FROM (SELECT {RESULT_COLUMNS} FROM subtask_results
                           WHERE task_id = t.id AND (applied OR NOT $2)) r
                    ) AS results
-            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $3) t
+            FROM (SELECT {TASK_READ_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $3) t
             """,
             list(task_ids),
             applied_only,
@@ -166,8 +180,8 @@ class TaskRepository:
         # The page is cut first and its subtasks counted after, so a page reads its own rows (by index),
         # not every task and subtask ever stored.
         rows = await self._executor.fetch(
-            """
-            SELECT t.id, t.user_id, t.description, t.task_type, t.status, t.status_reason, t.error,
+            f"""
+            SELECT t.id, t.user_id, t.description, t.task_type, t.status, {_status_reason_of("t")}, t.error,
                    t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
                    progress.subtasks_completed
             FROM (
@@ -223,9 +237,7 @@ class TaskRepository:
             f"""
             UPDATE tasks
             SET status = change.status, result = COALESCE(change.result, tasks.result),
-                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at),
-                -- an ended task waits for nothing any more
-                status_reason = CASE WHEN change.status = ANY ($5::text[]) THEN NULL ELSE tasks.status_reason END
+                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at)
             FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[]) AS change (id, status, result, error)
             WHERE tasks.id = change.id AND tasks.status <> ALL($5::text[])
             RETURNING {", ".join(f"tasks.{column}" for column in TASK_COLUMNS.split(", "))}
