@@ -133,9 +133,6 @@ class SuccessHistory:
             mean_seconds=sum(durations) / len(durations) if durations else None,
         )
 
-    def success_rate(self, agent_id: str, subtask: Routable) -> float:
-        return self.track_record(agent_id, subtask).success_rate
-
 
 def capable_agents(agents: Sequence[AgentStatus], subtask: Routable) -> list[AgentStatus]:
     """Agents whose capabilities include all the subtask needs, avoiding earlier failures when possible."""
