@@ -28,6 +28,7 @@ from orchestrator.aggregation import aggregate_results, describe_failure
 from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
+from orchestrator.waiting_reasons import WaitingReasons
 from shared import attempt_output
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
@@ -132,10 +133,7 @@ class TaskLifecycle:
         self._admission = QueueAdmission(settings.max_queue_depth, self._count_queued, self.drain)
         self._db = db
         self._redis = redis
-        # Why each queued attempt (subtask id, attempt) the matcher holds waits, as last written to PostgreSQL.
-        self._waiting: dict[tuple[str, int], StatusReason] = {}
-        self._reason_writes = asyncio.Lock()  # one write at a time, in the order the changes were seen
-        self._pending_writes: set[asyncio.Task[None]] = set()
+        self._waiting = WaitingReasons(db)
 
     # --- submit, cancel -------------------------------------------------------------------------------------------
 
@@ -194,57 +192,15 @@ class TaskLifecycle:
     # --- waiting: queued attempts no live agent can take ---------------------------------------------------------
 
     def note_waiting(self, backlog: Sequence[tuple[QueuedSubtask, StatusReason | None]]) -> None:
-        """The matcher's view of the queued attempts it holds: why each waits (None: it can run when an agent is
-        free). Only a change is written to PostgreSQL (in the background, in order), so a matching round that finds
-        what the last one found costs nothing; a claim clears the reason too, in its own statement."""
-        changes: list[tuple[QueuedSubtask, StatusReason | None]] = []
-        held = set()
-        for item, reason in backlog:
-            key = (item.subtask_id, item.attempt)
-            held.add(key)
-            if self._waiting.get(key) == reason:
-                continue
-            changes.append((item, reason))
-            if reason is None:
-                del self._waiting[key]
-                log.info("subtask_resumed", task_id=item.task_id, subtask_id=item.subtask_id, attempt=item.attempt)
-            else:
-                self._waiting[key] = reason
-                log.info(
-                    "subtask_waiting",
-                    task_id=item.task_id,
-                    subtask_id=item.subtask_id,
-                    attempt=item.attempt,
-                    code=reason.code,
-                    reason=reason.message,
-                )
-        for key in self._waiting.keys() - held:  # handed to an agent (the claim cleared it), or superseded
-            del self._waiting[key]
-        if changes:
-            write = asyncio.create_task(self._write_reasons(changes), name=f"status_reasons:{len(changes)}")
-            self._pending_writes.add(write)
-            write.add_done_callback(self._pending_writes.discard)
+        """The matcher's view of the queued attempts it holds: why each waits (None: it can run once an agent is
+        free). Only what changed since the last note is logged and written to PostgreSQL (in the background), so a
+        matching round that finds what the last one found costs nothing; a claim clears the reason in its own
+        statement."""
+        self._waiting.note(backlog)
 
     async def reasons_written(self) -> None:
-        """Returns once the reasons noted so far are written (or given up on)."""
-        if self._pending_writes:
-            await asyncio.wait(self._pending_writes)
-
-    async def _write_reasons(self, changes: Sequence[tuple[QueuedSubtask, StatusReason | None]]) -> None:
-        async with self._reason_writes:
-            try:
-                async with self._db.transaction() as tx:
-                    await tx.subtasks.set_status_reasons(
-                        [(item.subtask_id, item.attempt, reason) for item, reason in changes]
-                    )
-            except Exception as error:
-                # Forgotten, so the next matching round finds them changed and writes them again.
-                for item, _ in changes:
-                    self._waiting.pop((item.subtask_id, item.attempt), None)
-                if isinstance(error, STORE_OUTAGES):
-                    log.warning("status_reasons_deferred", count=len(changes), error=repr(error))
-                else:
-                    log.exception("status_reasons_failed", count=len(changes))
+        """Returns once the reasons noted so far are written, or deferred by an outage."""
+        await self._waiting.written()
 
     # --- results --------------------------------------------------------------------------------------------------
 

@@ -1,13 +1,17 @@
 """Why queued subtasks wait, as the lifecycle records it: once per change, never once per matching round."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from structlog.testing import capture_logs
 
 from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.waiting_reasons import WaitingReasons
+from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.models import QueuedSubtask, StatusReason
 from tests.factories import build_task
+from tests.network import link_to
 
 NO_SCRAPER = StatusReason(code="no_live_agent", message="waiting: no live agent with WEB_SCRAPING")
 DEPENDENCY_DOWN = StatusReason(
@@ -31,7 +35,7 @@ async def note(lifecycle: TaskLifecycle, item: QueuedSubtask, reason: StatusReas
     await lifecycle.reasons_written()
 
 
-def events(logs: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+def events(logs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str | None]]:
     return [(entry["event"], entry.get("code")) for entry in logs if entry["event"].startswith("subtask_")]
 
 
@@ -81,3 +85,31 @@ async def test_an_attempt_that_is_no_longer_queued_gets_no_reason(
 
     assert claimed.subtask.status_reason is None
     assert await stored_reason(orchestrator_repositories, item) is None
+
+
+async def test_a_reason_postgresql_could_not_take_is_written_with_a_later_round(
+    orchestrator_settings: Settings, lifecycle: TaskLifecycle, orchestrator_repositories: Repositories
+) -> None:
+    item = await queued_item(lifecycle)
+    link, postgres_url = link_to(orchestrator_settings.postgres_url)
+    cut_off = DatabaseManager(orchestrator_settings.model_copy(update={"postgres_url": postgres_url}))
+    await cut_off.connect()
+    reasons = WaitingReasons(cut_off)
+    try:
+        link.cut()
+        with capture_logs() as logs:
+            reasons.note([(item, NO_SCRAPER)])
+            await reasons.written()
+            link.restore()
+            reasons.note([(item, NO_SCRAPER)])  # nothing new: only what could not be written goes again
+            await reasons.written()
+    finally:
+        link.restore()
+        await cut_off.disconnect()
+        link.close()
+
+    assert await stored_reason(orchestrator_repositories, item) == NO_SCRAPER
+    assert [entry["event"] for entry in logs if entry["event"] != "status_reasons_written"] == [
+        "subtask_waiting",  # once, though written twice
+        "status_reasons_deferred",
+    ]
