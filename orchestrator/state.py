@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from orchestrator.api_key_cache import ApiKeyCache
+from orchestrator.pool import AgentPool
 from orchestrator.task_service import TaskService
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -19,6 +20,7 @@ class OrchestratorState:
     redis: RedisManager
     tasks: TaskService
     api_keys: ApiKeyCache
+    pool: AgentPool
 
 
 async def get_state(request: Request) -> OrchestratorState:

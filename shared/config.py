@@ -5,6 +5,7 @@ explanation that `.env.example` repeats. `load_settings()` turns a validation fa
 single readable line so a misconfigured service stops at start-up with a message a person can act on.
 """
 
+import json
 import re
 from functools import cached_property
 from typing import Annotated, Literal
@@ -107,6 +108,23 @@ class Settings(BaseSettings):
     )
     dependency_probe_interval_seconds: float = Field(
         5.0, gt=0, description="How often the health URLs of TASK_TYPE_DEPENDENCIES are probed"
+    )
+
+    # The pool: agents the orchestrator starts itself (POST /pool/initialize, POST /agents)
+    agent_launcher: Literal["native", "none"] = Field(
+        "native",
+        description="native = the orchestrator may start agent processes on this machine; none = it cannot "
+        "(containers: start agents as services instead)",
+    )
+    default_pool_size: int = Field(
+        4, ge=1, le=16, description="Agents POST /pool/initialize starts when no size is given"
+    )
+    fleet_pid_dir: str = Field(
+        ".data/fleet/pids", description="Where started agents' pidfiles are kept (scripts/stop.sh stops them)"
+    )
+    fleet_log_dir: str = Field(".data/fleet/logs", description="Where the log files of started agents are written")
+    agent_start_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long a started agent may take to register and answer its health check"
     )
 
     # Agent (one process per agent)
@@ -298,6 +316,25 @@ class Settings(BaseSettings):
     @property
     def agent_port_range(self) -> tuple[int, int]:
         return (self.agent_port_min, self.agent_port_max)
+
+    def as_environment(self) -> dict[str, str]:
+        """The environment variables that give another process these very settings (unset ones left out)."""
+        environment = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, list):
+                text = ",".join(str(item) for item in value)
+            elif isinstance(value, dict):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            environment[name.upper()] = text
+        return environment
 
 
 def describe_validation_error(error: ValidationError) -> str:
