@@ -13,13 +13,12 @@ TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
     "task_type, status_reason"
 )
-# What a task says as it is read: its own status reason, else that of its first subtask (in plan order) that has one
-# (one waiting for an agent, say), so the task list says why a task is not moving. Derived when read, not copied
-# into the task: a copy would race the claims that clear the subtasks' reasons.
 
 
 def _status_reason_of(tasks: str) -> str:
-    """The status reason column of the task rows named `tasks` in a query, as read."""
+    """The status reason of the task rows named `tasks` in a query, as read: the task's own, else that of its first
+    subtask (in plan order) that has one (one waiting for an agent, say), so the task list says why a task is not
+    moving. Derived when read, not copied into the task: a copy would race the claims that clear the subtasks'."""
     return f"""coalesce({tasks}.status_reason, (
         SELECT s.status_reason FROM subtasks s
         WHERE s.task_id = {tasks}.id AND s.status_reason IS NOT NULL ORDER BY s.position LIMIT 1
