@@ -85,6 +85,7 @@ class ResultReporter:
             role_config_hash=role.config_hash,
             simulated=self._settings.claude_simulated,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
+            trace_id=request.subtask.trace_id,
         )
         return self._trust.seal(report)  # and only reports a member of the fleet made
 

@@ -89,6 +89,7 @@ class SdkExecutor:
             task_id=request.task_id,
             subtask_id=request.subtask.id,
             attempt=request.subtask.attempt_count,
+            trace_id=request.subtask.trace_id,
         )
         return ClaudeAgentOptions(
             model=role.role.model or settings.claude_model,

@@ -30,6 +30,7 @@ class ToolContext:
     task_id: str
     subtask_id: str
     attempt: int
+    trace_id: str | None = None  # the offer's: the log lines of the tool calls carry it
 
     async def record_call(
         self, tool_name: str, arguments: dict[str, Any], *, is_error: bool, outcome: str, duration_ms: float
