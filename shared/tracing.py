@@ -12,12 +12,11 @@ same code around it; and no BaseHTTPMiddleware, which costs a task and a stream 
 """
 
 import re
-import uuid
-from collections.abc import Iterator
+import secrets
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import structlog
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,14 +57,22 @@ def trace_id_from_request_id(value: str | None) -> str | None:
 
 
 def new_trace_id() -> str:
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 128 random bits, as a uuid4's hex but without building the UUID
 
 
-def incoming_trace_id(headers: Headers) -> str:
-    """The request's trace id: from `traceparent`, else `X-Request-ID`, else a new one."""
+def incoming_trace_id(raw_headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The request's trace id from its ASGI headers (names lowercase): from `traceparent`, else `X-Request-ID`, else
+    a new one."""
+    traceparent = request_id = None
+    # One pass over the raw headers: this runs for every request, and a Headers object would scan them per lookup.
+    for name, value in raw_headers:
+        if name == b"traceparent":
+            traceparent = value
+        elif name == b"x-request-id":
+            request_id = value
     return (
-        trace_id_from_traceparent(headers.get("traceparent"))
-        or trace_id_from_request_id(headers.get(REQUEST_ID_HEADER))
+        (traceparent is not None and trace_id_from_traceparent(traceparent.decode("latin-1")))
+        or (request_id is not None and trace_id_from_request_id(request_id.decode("latin-1")))
         or new_trace_id()
     )
 
@@ -81,8 +88,11 @@ def bound(trace_id: str | None = None, **ids: str | int | None) -> Iterator[None
     """Bind the trace id and other ids (task_id, subtask_id, attempt) to every log line of the block, in this
     task and the tasks it starts. An unknown (None) value is left out, so what an outer block bound stands."""
     known = {name: value for name, value in {"trace_id": trace_id, **ids}.items() if value is not None}
-    with structlog.contextvars.bound_contextvars(**known):
+    tokens = structlog.contextvars.bind_contextvars(**known)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 class TraceRequests:
@@ -95,14 +105,18 @@ class TraceRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = incoming_trace_id(Headers(scope=scope))
+        trace_id = incoming_trace_id(scope["headers"])
         scope.setdefault("state", {})[STATE_KEY] = trace_id
-        header = (REQUEST_ID_HEADER.lower().encode(), trace_id.encode())
+        header = (b"x-request-id", trace_id.encode())
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        with bound(trace_id):
+        # Bound and reset by hand rather than with `bound`: this runs for every request.
+        tokens = structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        try:
             await self.app(scope, receive, send_with_trace)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)

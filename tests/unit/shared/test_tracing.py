@@ -87,11 +87,11 @@ def test_a_request_id_that_is_not_short_visible_ascii_is_ignored(request_id: str
     ],
 )
 def test_the_request_trace_id_prefers_traceparent_then_x_request_id(headers: dict[str, str], expected: str) -> None:
-    assert incoming_trace_id(Headers(headers)) == expected
+    assert incoming_trace_id(Headers(headers).raw) == expected
 
 
 def test_without_a_usable_header_a_new_w3c_compatible_trace_id_is_made() -> None:
-    made = {incoming_trace_id(Headers({"X-Request-ID": "two words"})) for _ in range(3)}
+    made = {incoming_trace_id(Headers({"X-Request-ID": "two words"}).raw) for _ in range(3)}
 
     assert len(made) == 3
     assert all(NEW_TRACE_ID.fullmatch(trace_id) for trace_id in made)
