@@ -31,6 +31,7 @@ from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
+from shared.tracing import REQUEST_ID_HEADER, TraceRequests
 
 log = structlog.get_logger(__name__)
 
@@ -151,8 +152,12 @@ def create_app(settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
         )
+    # Around the whole stack, the handler of last resort included, so a 500 and its log line carry the trace too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: TraceRequests(build_stack())  # type: ignore[method-assign]
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)

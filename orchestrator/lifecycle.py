@@ -18,6 +18,7 @@ that applies the result (`shared.attempt_output`), so it needs the agents' works
 import asyncio
 from collections import Counter
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
-from shared import attempt_output
+from shared import attempt_output, tracing
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
@@ -41,6 +42,7 @@ from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
     QueuedSubtask,
+    ReportedResult,
     ResultStatus,
     SubTask,
     SubTaskResult,
@@ -105,6 +107,12 @@ def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTa
     failures = [result for result in results if result.status is ResultStatus.FAILED]
     error = describe_failure(task.subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
     return StatusChange(task.id, TaskStatus.FAILED, error=error)
+
+
+def bound_to_result(result: SubTaskResult) -> AbstractContextManager[None]:
+    """The log lines of the block carry the result's trace (its offer's, sealed into the report) and ids."""
+    trace_id = result.trace_id if isinstance(result, ReportedResult) else None
+    return tracing.bound(trace_id, task_id=result.task_id, subtask_id=result.subtask_id, attempt=result.attempt)
 
 
 def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
@@ -251,7 +259,8 @@ class TaskLifecycle:
                     outcome.rejected[position] = f"PostgreSQL refused it: {single_error}"
         for position, reason in outcome.rejected.items():
             result = results[position]
-            log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
+            with bound_to_result(result):
+                log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
         await self._publish(outcome.queued)
         return outcome
 
@@ -320,7 +329,10 @@ class TaskLifecycle:
         """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""
         now = datetime.now(UTC)
         # Signed like an agent's result: every result that applies answers an assignment of this fleet's.
-        failures = [self.trust.sign_result(stranded_failure(subtask, reason, now)) for subtask, reason in stranded]
+        failures = [
+            self.trust.sign_result(stranded_failure(subtask, reason, now), subtask.trace_id)
+            for subtask, reason in stranded
+        ]
         outcome = await self.apply_results(failures)
         if stranded:
             log.warning("stranded_attempts_retried", count=len(stranded))
@@ -392,16 +404,17 @@ class TaskLifecycle:
         for result, outcome in zip(results, outcomes, strict=True):
             if outcome.applied and outcome.subtask is not None:
                 self.fleet.history.record(result.agent_id, outcome.subtask, result.status)
-            log.info(
-                "result_applied" if outcome.applied else "result_ignored",
-                task_id=result.task_id,
-                subtask_id=result.subtask_id,
-                attempt=result.attempt,
-                agent_id=result.agent_id,
-                status=result.status,
-                blocked=len(outcome.blocked),
-                task_status=batch.finished.get(result.task_id),
-            )
+            with bound_to_result(result):
+                log.info(
+                    "result_applied" if outcome.applied else "result_ignored",
+                    task_id=result.task_id,
+                    subtask_id=result.subtask_id,
+                    attempt=result.attempt,
+                    agent_id=result.agent_id,
+                    status=result.status,
+                    blocked=len(outcome.blocked),
+                    task_status=batch.finished.get(result.task_id),
+                )
 
     # --- the queue as PostgreSQL says it should be ----------------------------------------------------------------
 

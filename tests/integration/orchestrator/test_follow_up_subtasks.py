@@ -92,6 +92,9 @@ async def test_a_follow_up_of_the_running_attempt_is_queued_when_its_dependency_
         "Tally the follow-up ledger",
     ]
     assert follow_up.subtask.dependencies == [offer.subtask.id]
+    # The follow-up is part of the task's trace: its offer and log lines carry the submitting request's trace id.
+    assert follow_up.subtask.trace_id == offer.subtask.trace_id == state["task"]["trace_id"]
+    assert follow_up.subtask.trace_id is not None
 
 
 async def test_follow_ups_for_another_task_from_a_stale_attempt_unsigned_or_past_the_limit_are_refused(
