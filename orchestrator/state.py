@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from orchestrator.api_key_cache import ApiKeyCache
+from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool
 from orchestrator.task_service import TaskService
 from shared.config import Settings
@@ -21,6 +22,7 @@ class OrchestratorState:
     tasks: TaskService
     api_keys: ApiKeyCache
     pool: AgentPool
+    lifecycle: TaskLifecycle  # the follow-up subtasks of coordinator attempts
 
 
 async def get_state(request: Request) -> OrchestratorState:
