@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
+from orchestrator.agent_failures import AgentFailures
 from orchestrator.api import fleet, health, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
@@ -107,7 +108,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
         app.state.orchestrator = OrchestratorState(
-            settings=settings, db=db, redis=redis, tasks=task_service, api_keys=api_keys
+            settings=settings,
+            db=db,
+            redis=redis,
+            tasks=task_service,
+            api_keys=api_keys,
+            agent_failures=AgentFailures(lifecycle, redis, agents),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)

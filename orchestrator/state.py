@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orchestrator.agent_failures import AgentFailures
 from orchestrator.api_key_cache import ApiKeyCache
 from orchestrator.task_service import TaskService
 from shared.config import Settings
@@ -19,6 +20,7 @@ class OrchestratorState:
     redis: RedisManager
     tasks: TaskService
     api_keys: ApiKeyCache
+    agent_failures: AgentFailures
 
 
 async def get_state(request: Request) -> OrchestratorState:
