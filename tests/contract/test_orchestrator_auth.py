@@ -20,7 +20,7 @@ from tests.contract.orchestrator_support import assert_error
 CONTRACT = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts" / "orchestrator-api.yaml").read_text())
 OPEN_PATHS = {"/health"}
 # A valid value for each path parameter; none of them exists, so a request that gets past the key check answers 404.
-PATH_VALUES = {"task_id": "task_00000000000000000000000000000000"}
+PATH_VALUES = {"task_id": "task_00000000000000000000000000000000", "agent_id": "agent_never_registered"}
 
 
 def operations(*, role: str | None = None) -> list[Any]:
@@ -33,6 +33,14 @@ def operations(*, role: str | None = None) -> list[Any]:
                 continue
             found.append(pytest.param(method.upper(), path.format(**PATH_VALUES), id=f"{method.upper()} {path}"))
     return found
+
+
+def operation_path(method: str, path: str) -> str:
+    """The contract's path (with its `{parameters}`) of a request's path."""
+    for template, methods in CONTRACT["paths"].items():
+        if method.lower() in methods and template.format(**PATH_VALUES) == path:
+            return str(template)
+    raise AssertionError(f"{method} {path} is not in the contract")
 
 
 def test_every_operation_but_health_declares_the_key_and_its_refusals() -> None:
@@ -90,7 +98,8 @@ async def test_an_operator_operation_with_a_client_key_answers_403(
         allowed = await client.request(method, path, headers=bearer(operator_key))
 
     assert_error(refused, 403, "operator key")
-    assert allowed.status_code == 200, allowed.text
+    # Past the key check: the answer itself, or 404 for the id in the path (none exists).
+    assert allowed.status_code == (404 if "{" in operation_path(method, path) else 200), allowed.text
 
 
 def test_there_are_operator_operations_to_check() -> None:
@@ -99,6 +108,7 @@ def test_there_are_operator_operations_to_check() -> None:
         "GET /agents",
         "GET /agents/available",
         "GET /metrics",
+        "POST /agents/{agent_id}/fail",
     }
 
 
