@@ -18,7 +18,7 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def _bound_socket() -> socket.socket:
+def bound_socket() -> socket.socket:
     # Binding port 0 here and handing the socket to uvicorn avoids the race of "find a free port, then bind".
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -36,8 +36,11 @@ def _wait_until_started(server: uvicorn.Server, thread: threading.Thread, name: 
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, name: str = "app", lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
-    """Serve `app` on `127.0.0.1:<free port>` for the `with` block; yields its base URL."""
+def serve_in_thread(
+    app: ASGIApp, *, name: str = "app", lifespan: Literal["on", "off"] = "on", sock: socket.socket | None = None
+) -> Iterator[str]:
+    """Serve `app` on `127.0.0.1:<free port>` for the `with` block; yields its base URL. `sock`: a socket bound
+    beforehand, for an app that must know its own port before it starts (an agent registers its address)."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -49,7 +52,7 @@ def serve_in_thread(app: ASGIApp, *, name: str = "app", lifespan: Literal["on", 
             timeout_graceful_shutdown=5,
         )
     )
-    sock = _bound_socket()
+    sock = sock or bound_socket()
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     try:
