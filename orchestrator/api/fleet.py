@@ -36,7 +36,7 @@ async def list_agents(state: State) -> AgentListResponse:
     "/agents/{agent_id}/fail",
     response_model=AgentFailedResponse,
     responses={
-        **error_responses(400, 500, 503),
+        **error_responses(400, 413, 415, 500, 503),
         404: {**error_responses(404)[404], "description": "No registry entry and no running subtask for the id"},
     },
 )
