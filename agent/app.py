@@ -18,7 +18,7 @@ from agent.runner import SubtaskRunner
 from agent.tools.data_source import DataSourcePool
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.errors import install_error_handlers
+from shared.errors import PoolFullError, install_error_handlers
 from shared.fleet_trust import FleetTrust
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
@@ -59,7 +59,18 @@ async def _serving(
     app.state.runner = runner
     app.state.offers = OfferBook(db, settings.agent_id)
     loops = (heartbeat, *reporter.background_loops)
-    await heartbeat.run_once()  # registered before the first request can arrive
+    try:
+        await heartbeat.run_once()  # registered before the first request can arrive
+    except PoolFullError as refusal:
+        # One line and an exit code (agent/__main__.py), not a failed start-up's traceback: nothing is wrong with
+        # this agent, the pool has no room for it.
+        log.error("agent_refused_pool_full", agent_id=settings.agent_id, error=refusal.message)
+        app.state.refusal = refusal
+        server = getattr(app.state, "server", None)
+        if server is not None:
+            server.should_exit = True
+        yield
+        return
     try:
         async with asyncio.TaskGroup() as group:
             for loop in loops:

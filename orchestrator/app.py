@@ -13,12 +13,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
-from orchestrator.api import fleet, health, tasks
+from orchestrator.agent_launcher import build_launcher
+from orchestrator.api import fleet, health, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
 from orchestrator.state import OrchestratorState
@@ -107,19 +109,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
+        agent_pool = AgentPool(settings, redis, build_launcher(settings))
+        stack.push_async_callback(agent_pool.close)  # the pool's agents outlive the orchestrator: a restart adopts them
+        await agent_pool.adopt()
         app.state.orchestrator = OrchestratorState(
             settings=settings,
             db=db,
             redis=redis,
             tasks=task_service,
             api_keys=api_keys,
+            pool=agent_pool,
             agent_failures=AgentFailures(lifecycle, redis, agents),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
-        loops = [*work.loops, key_changes]
+        supervisor = PoolSupervisor(agent_pool)
+        loops = [*work.loops, key_changes, supervisor]
         async with asyncio.TaskGroup() as group:
-            for coroutine in [*work.coroutines(), key_changes.start()]:
+            for coroutine in [*work.coroutines(), key_changes.start(), supervisor.start()]:
                 group.create_task(coroutine)
             log.info("orchestrator_started", loops=len(loops))
             try:
@@ -150,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(pool.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(health.router)
     return app

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.api_key_cache import ApiKeyCache
+from orchestrator.pool import AgentPool
 from orchestrator.task_service import TaskService
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -20,6 +21,7 @@ class OrchestratorState:
     redis: RedisManager
     tasks: TaskService
     api_keys: ApiKeyCache
+    pool: AgentPool
     agent_failures: AgentFailures
 
 

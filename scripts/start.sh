@@ -137,6 +137,9 @@ case "${1:-}" in
 esac
 
 source_env_file .env  # a setting the environment gives wins, as in the services themselves
+# The agents the orchestrator starts keep their pidfiles and logs beside ours, where scripts/stop.sh finds them.
+PID_DIR="${FLEET_PID_DIR:-$PID_DIR}"
+export FLEET_PID_DIR="$PID_DIR" FLEET_LOG_DIR="${FLEET_LOG_DIR:-$LOG_DIR}"
 # The agents' data-source reader logs in with this password wherever the server asks for one (docs/security.md).
 export AGENT_DATA_PASSWORD="${AGENT_DATA_PASSWORD:-$(kept_secret "$FLEET_DIR/agent-data-password")}"
 # The orchestrator signs the agents' assignments with it, and they check them (docs/security.md).

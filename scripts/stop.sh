@@ -9,9 +9,12 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 source scripts/lib/services.sh
 source scripts/lib/compose.sh
+source scripts/lib/settings.sh
 
+source_env_file .env  # FLEET_PID_DIR, as the orchestrator reads it
 FLEET_DIR="$DATA_DIR/fleet"
-PID_DIR="$FLEET_DIR/pids"
+# start.sh's pidfiles and those of the agents the orchestrator started (POST /agents, /pool/initialize): agent-*.pid.
+PID_DIR="${FLEET_PID_DIR:-$FLEET_DIR/pids}"
 GRACE_SECONDS=40
 
 stop_process() {

@@ -5,6 +5,7 @@ explanation that `.env.example` repeats. `load_settings()` turns a validation fa
 single readable line so a misconfigured service stops at start-up with a message a person can act on.
 """
 
+import json
 import re
 from functools import cached_property
 from typing import Annotated, Literal
@@ -100,6 +101,23 @@ class Settings(BaseSettings):
         description="Comma-separated origins whose browser pages may call the API (CORS); unset = none may",
     )
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
+
+    # The pool: agents the orchestrator starts itself (POST /pool/initialize, POST /agents)
+    agent_launcher: Literal["native", "none"] = Field(
+        "native",
+        description="native = the orchestrator may start agent processes on this machine; none = it cannot "
+        "(containers: start agents as services instead)",
+    )
+    default_pool_size: int = Field(
+        4, ge=1, le=16, description="Agents POST /pool/initialize starts when no size is given"
+    )
+    fleet_pid_dir: str = Field(
+        ".data/fleet/pids", description="Where started agents' pidfiles are kept (scripts/stop.sh stops them)"
+    )
+    fleet_log_dir: str = Field(".data/fleet/logs", description="Where the log files of started agents are written")
+    agent_start_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long a started agent may take to register and answer its health check"
+    )
 
     # Agent (one process per agent)
     agent_id: str = Field("agent1", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="This agent's identifier")
@@ -279,6 +297,25 @@ class Settings(BaseSettings):
     @property
     def agent_port_range(self) -> tuple[int, int]:
         return (self.agent_port_min, self.agent_port_max)
+
+    def as_environment(self) -> dict[str, str]:
+        """The environment variables that give another process these very settings (unset ones left out)."""
+        environment = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, list):
+                text = ",".join(str(item) for item in value)
+            elif isinstance(value, dict):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            environment[name.upper()] = text
+        return environment
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -18,15 +18,11 @@ from types import TracebackType
 
 import httpx
 
+from shared.seed_fleet import SEED_FLEET as SEED_CAPABILITIES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The seed's fleet: agent id -> capabilities (scripts/start.sh and docker-compose.yml run the same five).
-SEED_FLEET = {
-    "agent1": "DATA_ANALYSIS,CODE_GENERATION",
-    "agent2": "WEB_SCRAPING,API_INTEGRATION",
-    "agent3": "FILE_PROCESSING,DATABASE_OPERATIONS",
-    "agent4": "CODE_GENERATION,API_INTEGRATION",
-    "agent5": "DATA_ANALYSIS,DATABASE_OPERATIONS",
-}
+SEED_FLEET = {agent_id: ",".join(capabilities) for agent_id, capabilities in SEED_CAPABILITIES.items()}
 HEALTH_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 30.0
 

@@ -27,6 +27,7 @@ from shared.redis import (
     SharedState,
     create_client,
 )
+from shared.redis.pool_members import PoolMembers
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,7 @@ class _Connection:
     registry: AgentRegistry
     state: SharedState
     events: EventStream
+    pool_members: PoolMembers
 
 
 class RedisManager:
@@ -108,6 +110,10 @@ class RedisManager:
     @property
     def events(self) -> EventStream:
         return self._connected.events
+
+    @property
+    def pool_members(self) -> PoolMembers:
+        return self._connected.pool_members
 
     async def enqueue_task(self, item: QueuedSubtask) -> int:
         """Queue one subtask attempt; returns the queue's length."""
@@ -179,6 +185,7 @@ class RedisManager:
             ),
             state=SharedState(client, self.keys),
             events=EventStream(client, self.keys),
+            pool_members=PoolMembers(client, self.keys),
         )
 
     async def _ping_with_retries(self, client: Redis) -> None:

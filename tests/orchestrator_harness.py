@@ -167,8 +167,10 @@ async def task_state(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     return body
 
 
-async def wait_until_ended(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    return await eventually(lambda: task_state(client, task_id), lambda state: state["task"]["status"] in TERMINAL)
+async def wait_until_ended(client: httpx.AsyncClient, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    return await eventually(
+        lambda: task_state(client, task_id), lambda state: state["task"]["status"] in TERMINAL, timeout=timeout
+    )
 
 
 async def wait_for_request(agent: FakeAgent, description: str, count: int = 1, timeout: float = 20.0) -> None:

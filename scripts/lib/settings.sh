@@ -1,5 +1,6 @@
-# Shared by scripts/start.sh (sourced, not run): the settings it hands the services. `.env` under the environment,
-# as the services read it themselves (shared/config.py), and the secrets generated on the first start and kept
+# Shared by scripts/start.sh and scripts/stop.sh (sourced, not run): the settings start.sh hands the services. `.env`
+# under the environment, as the services read it themselves (shared/config.py), and the secrets generated on the
+# first start and kept
 # private under .data/fleet/: FLEET_SECRET, the data-source reader's password and the operator's API key.
 # Expects say() and die() from services.sh.
 

@@ -74,6 +74,9 @@ def orchestrator_settings_factory(
             "max_queue_depth": ORCHESTRATOR_MAX_QUEUE_DEPTH,
             "dispatch_concurrency": 2,
             "result_concurrency": 1,
+            # schemathesis posts to POST /agents and /pool/initialize: they answer 409 here instead of starting
+            # processes; the tests of a real start serve an orchestrator of their own.
+            "agent_launcher": "none",
         }
         return settings.model_copy(update={**values, **overrides})
 

@@ -1,5 +1,8 @@
-"""Contract of the coordination pool's endpoints (seed 004): what each answers, in the committed contract's shapes."""
+"""Contract of the coordination pool's endpoints (seed 004) against live orchestrators over real HTTP."""
 
+import contextlib
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,8 +17,159 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, AgentStatus
 from shared.redis_manager import RedisManager
+from shared.seed_fleet import SEED_FLEET
 from tests.api_keys import bearer, issue_key
+from tests.contract.conftest import AppFactory, SettingsFactory
 from tests.contract.orchestrator_support import assert_error
+
+# --- pool lifecycle ---
+
+AGENT_START_SECONDS = 90.0
+SPAWNED_AGENT_FIELDS = {"agent_id", "url", "capabilities", "pid", "port", "log_path"}
+POOL_MEMBER_FIELDS = {
+    "agent_id",
+    "url",
+    "port",
+    "capabilities",
+    "pid",
+    "process_started_at",
+    "log_path",
+    "started_at",
+    "state",
+    "exit_code",
+}
+
+
+async def test_pool_lists_nothing_before_anything_is_started(orchestrator_client: httpx.AsyncClient) -> None:
+    response = await orchestrator_client.get("/pool")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"launcher": "none", "agents": []}
+    stopped = await orchestrator_client.delete("/pool")
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json() == {"stopped": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/agents", {"capabilities": ["DATA_ANALYSIS"]}, id="spawn"),
+        pytest.param("/pool/initialize", {}, id="initialize"),
+    ],
+)
+async def test_a_deployment_without_a_launcher_answers_409_saying_what_to_do(
+    orchestrator_client: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    response = await orchestrator_client.post(path, json=body)
+
+    assert_error(response, 409, "cannot start agent processes", "AGENT_LAUNCHER=none", "start another agent service")
+
+
+async def test_spawning_an_agent_id_that_is_live_answers_409(
+    orchestrator_client: httpx.AsyncClient,
+    orchestrator_redis_manager: RedisManager,
+    orchestrator_agent_status: Callable[..., AgentStatus],
+) -> None:
+    await orchestrator_redis_manager.register_agent(orchestrator_agent_status("agent7", AgentCapability.DATA_ANALYSIS))
+
+    response = await orchestrator_client.post("/agents", json={"capabilities": ["DATA_ANALYSIS"], "agent_id": "agent7"})
+
+    assert_error(response, 409, "agent agent7 is already live")
+
+
+async def test_spawning_past_max_pool_size_answers_429_before_starting_anything(
+    orchestrator_settings_factory: SettingsFactory,
+    orchestrator_app_factory: AppFactory,
+    orchestrator_agent_status: Callable[..., AgentStatus],
+    tmp_path: Path,
+) -> None:
+    settings = orchestrator_settings_factory(
+        agent_launcher="native", max_pool_size=2, fleet_pid_dir=str(tmp_path / "pids")
+    )
+    redis = RedisManager(settings)
+    await redis.connect()
+    try:
+        for agent_id in ("joined1", "joined2"):  # agents that joined on their own count
+            await redis.register_agent(orchestrator_agent_status(agent_id, AgentCapability.DATA_ANALYSIS))
+        async with await orchestrator_app_factory(settings) as client:
+            spawn = await client.post("/agents", json={"capabilities": ["CODE_GENERATION"]})
+            initialize = await client.post("/pool/initialize", json={"size": 1})
+            pool = (await client.get("/pool")).json()
+    finally:
+        await redis.disconnect()
+
+    body = assert_error(spawn, 429, "the pool is full: 2 of 2 agents are live (MAX_POOL_SIZE)")
+    assert "stop one" in body["error"]
+    assert_error(initialize, 429, "MAX_POOL_SIZE")
+    assert pool == {"launcher": "native", "agents": []}
+    assert not (tmp_path / "pids").exists()  # no process was started
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "word"),
+    [
+        pytest.param("/agents", {}, "capabilities", id="spawn-without-capabilities"),
+        pytest.param("/agents", {"capabilities": []}, "capabilities", id="spawn-no-capability"),
+        pytest.param("/agents", {"capabilities": ["TIME_TRAVEL"]}, "capabilities", id="spawn-unknown-capability"),
+        pytest.param("/agents", {"capabilities": ["DATA_ANALYSIS"], "agent_id": "a:b"}, "agent_id", id="bad-id"),
+        pytest.param("/pool/initialize", {"size": 0}, "size", id="size-0"),
+        pytest.param("/pool/initialize", {"size": 17}, "size", id="size-17"),
+        pytest.param("/pool/initialize", {"capabilities": [[]]}, "capabilities", id="empty-capability-set"),
+        pytest.param("/pool/initialize", {"capabilities": []}, "capabilities", id="no-capability-sets"),
+    ],
+)
+async def test_invalid_pool_requests_answer_400(
+    orchestrator_client: httpx.AsyncClient, path: str, body: dict[str, Any], word: str
+) -> None:
+    response = await orchestrator_client.post(path, json=body)
+
+    assert_error(response, 400, word)  # the contract's 400 for invalid input, as everywhere in this API
+
+
+async def test_initialize_starts_the_seed_mix_and_spawn_answers_201_with_the_agent(
+    orchestrator_settings_factory: SettingsFactory, orchestrator_app_factory: AppFactory, tmp_path: Path
+) -> None:
+    settings = orchestrator_settings_factory(
+        agent_launcher="native",
+        agent_executor="stub",
+        fleet_pid_dir=str(tmp_path / "pids"),
+        fleet_log_dir=str(tmp_path / "logs"),
+        agent_shutdown_grace_seconds=2.0,
+    )
+    pids: list[int] = []
+    try:
+        async with await orchestrator_app_factory(settings, timeout=AGENT_START_SECONDS) as client:
+            initialized = await client.post("/pool/initialize", json={"size": 1})
+            pids += [agent["pid"] for agent in initialized.json().get("agents", [])]
+            spawned = await client.post("/agents", json={"capabilities": ["WEB_SCRAPING"], "agent_id": "scraper"})
+            pids += [spawned.json()["pid"]] if spawned.status_code == 201 else []
+            live = (await client.get("/agents")).json()["agents"]
+            stopped = await client.delete("/pool")
+    finally:
+        for pid in pids:  # whatever happened above, no agent outlives the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    assert initialized.status_code == 200, initialized.text
+    (first,) = initialized.json()["agents"]
+    assert set(first) == POOL_MEMBER_FIELDS
+    assert (first["agent_id"], first["state"]) == ("agent1", "running")
+    assert first["capabilities"] == list(SEED_FLEET["agent1"])  # the seed's mix, agent1's first
+    assert spawned.status_code == 201, spawned.text
+    agent = spawned.json()
+    assert set(agent) == SPAWNED_AGENT_FIELDS
+    assert (agent["agent_id"], agent["capabilities"]) == ("scraper", ["WEB_SCRAPING"])
+    assert agent["url"] == f"http://127.0.0.1:{agent['port']}"
+    assert Path(agent["log_path"]).parent == tmp_path / "logs"
+    assert sorted(agent["agent_id"] for agent in live) == ["agent1", "scraper"]
+    assert stopped.status_code == 200, stopped.text
+    assert sorted((agent["agent_id"], agent["state"]) for agent in stopped.json()["stopped"]) == [
+        ("agent1", "exited"),
+        ("scraper", "exited"),
+    ]
+
+
+# --- declaring an agent failed ---
 
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "orchestrator-api.yaml"
 
@@ -23,9 +177,6 @@ CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "orchestrator-api
 @pytest.fixture(scope="module")
 def contract() -> Any:
     return schemathesis.openapi.from_path(CONTRACT)
-
-
-# --- declaring an agent failed ---
 
 
 @pytest.fixture

@@ -1,13 +1,22 @@
-"""The coordination pool's scenarios (seed 004) with a live orchestrator and real agents (stub executor) over HTTP,
-on the real PostgreSQL, Redis and the simulator."""
+"""The coordination pool (seed 004) with real agent processes: a live orchestrator starts `python -m agent` (stub
+executor) through its launcher, on the real PostgreSQL, Redis and the simulator."""
 
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+import pytest
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -17,8 +26,240 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
 from shared.serving import bound_socket, serve_in_thread
-from tests.orchestrator_harness import OrchestratorFactory, plan, submit, task_state, wait_until_ended
+from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit, task_state, wait_until_ended
 from tests.polling import eventually
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# --- pool lifecycle ---
+
+DATA = AgentCapability.DATA_ANALYSIS
+POOL_SCENARIOS: dict[str, Any] = {
+    "plans": [{"match": "pool step", "plan": plan(("s1", "the pool step", ["DATA_ANALYSIS"], []))}],
+}
+# Agents start in seconds, more on a busy machine; a stopped one drains within its grace.
+PROCESS_TIMEOUT_SECONDS = 90.0
+
+
+@pytest.fixture
+def pool_dirs(tmp_path: Path) -> dict[str, Any]:
+    """Where the test's orchestrators keep their agents' pidfiles and logs, and the stub executor."""
+    return {
+        "fleet_pid_dir": str(tmp_path / ".data/fleet/pids"),
+        "fleet_log_dir": str(tmp_path / ".data/fleet/logs"),
+        "agent_executor": "stub",
+        "agent_shutdown_grace_seconds": 5.0,
+        "agent_start_timeout_seconds": PROCESS_TIMEOUT_SECONDS,
+    }
+
+
+@pytest.fixture
+def spawned_pids() -> Iterator[list[int]]:
+    """The pids of agents a test started; any still there at the end are killed (a failed test leaves none)."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def spawn(client: httpx.AsyncClient, pids: list[int], *capabilities: str, **fields: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/agents", json={"capabilities": list(capabilities), **fields}, timeout=PROCESS_TIMEOUT_SECONDS
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    pids.append(body["pid"])
+    return body
+
+
+async def pool_members(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await client.get("/pool")
+    assert response.status_code == 200, response.text
+    members: list[dict[str, Any]] = response.json()["agents"]
+    return members
+
+
+async def initialize(client: httpx.AsyncClient, pids: list[int], **body: Any) -> list[dict[str, Any]]:
+    response = await client.post("/pool/initialize", json=body, timeout=PROCESS_TIMEOUT_SECONDS)
+    assert response.status_code == 200, response.text
+    agents: list[dict[str, Any]] = response.json()["agents"]
+    pids.extend(agent["pid"] for agent in agents)
+    return agents
+
+
+def pidfiles(pool_dirs: dict[str, Any]) -> list[str]:
+    return sorted(path.name for path in Path(pool_dirs["fleet_pid_dir"]).iterdir())
+
+
+def read(path: str) -> str:
+    return Path(path).read_text()
+
+
+async def live_agent_ids(client: httpx.AsyncClient) -> list[str]:
+    return [agent["agent_id"] for agent in (await client.get("/agents")).json()["agents"]]
+
+
+async def test_spawn_up_to_max_pool_size_then_429(
+    orchestrator: OrchestratorFactory, fleet: Fleet, pool_dirs: dict[str, Any], spawned_pids: list[int]
+) -> None:
+    for number in range(14):  # agents that joined on their own count toward MAX_POOL_SIZE
+        await fleet.add(f"joined{number}", DATA)
+    async with orchestrator(POOL_SCENARIOS, max_pool_size=16, **pool_dirs) as client:
+        first = await spawn(client, spawned_pids, "DATA_ANALYSIS", "CODE_GENERATION")
+        second = await spawn(client, spawned_pids, "WEB_SCRAPING", agent_id="scraper")
+
+        refused = await client.post("/agents", json={"capabilities": ["DATA_ANALYSIS"]})
+
+        assert (first["agent_id"], second["agent_id"]) == ("agent1", "scraper")
+        assert first["capabilities"] == ["DATA_ANALYSIS", "CODE_GENERATION"]
+        assert first["url"] == f"http://127.0.0.1:{first['port']}"
+        assert len(await live_agent_ids(client)) == 16
+        assert refused.status_code == 429, refused.text
+        assert "the pool is full: 16 of 16 agents are live (MAX_POOL_SIZE)" in refused.json()["error"]
+        assert [member["agent_id"] for member in await pool_members(client)] == ["agent1", "scraper"]
+        stopped = (await client.delete("/pool", timeout=PROCESS_TIMEOUT_SECONDS)).json()["stopped"]
+        # uvicorn ends with the signal it drained on.
+        drained = -signal.SIGTERM
+        assert sorted((agent["agent_id"], agent["exit_code"]) for agent in stopped) == [
+            ("agent1", drained),
+            ("scraper", drained),
+        ]
+        assert not any(psutil.pid_exists(pid) for pid in spawned_pids)
+
+
+async def wait_for_subtasks(client: httpx.AsyncClient, task_ids: list[str], status: str, count: int) -> None:
+    async def in_status() -> int:
+        states = [await task_state(client, task_id) for task_id in task_ids]
+        return sum(subtask["status"] == status for state in states for subtask in state["task"]["subtasks"])
+
+    await eventually(in_status, lambda n: n >= count, timeout=PROCESS_TIMEOUT_SECONDS)
+
+
+async def test_initialize_then_delete_pool_with_work_in_flight_loses_nothing(
+    orchestrator: OrchestratorFactory, pool_dirs: dict[str, Any], spawned_pids: list[int]
+) -> None:
+    # Two slots per agent; a short grace, so the running subtasks are handed back, not finished, at the shutdown.
+    settings = {
+        **pool_dirs,
+        "agent_concurrency": 2,
+        "agent_stub_delay_seconds": 4.0,
+        "agent_shutdown_grace_seconds": 0.5,
+    }
+    async with orchestrator(POOL_SCENARIOS, **settings) as client:
+        started = await initialize(client, spawned_pids, size=1, capabilities=[["DATA_ANALYSIS"]])
+        assert [(agent["agent_id"], agent["capabilities"]) for agent in started] == [("agent1", ["DATA_ANALYSIS"])]
+        task_ids = [await submit(client, f"Run pool step number {n}") for n in range(4)]
+        await wait_for_subtasks(client, task_ids, "running", 2)
+
+        shut_down = await client.delete("/pool", timeout=PROCESS_TIMEOUT_SECONDS)
+
+        assert shut_down.status_code == 200, shut_down.text
+        assert [agent["agent_id"] for agent in shut_down.json()["stopped"]] == ["agent1"]
+        assert await pool_members(client) == []
+        assert not any(psutil.pid_exists(pid) for pid in spawned_pids)
+        await wait_for_subtasks(client, task_ids, "queued", 4)  # the two handed back wait with the other two
+        states = [await task_state(client, task_id) for task_id in task_ids]
+        assert {state["task"]["status"] for state in states} <= {"pending", "in_progress"}
+
+        await initialize(client, spawned_pids, size=1, capabilities=[["DATA_ANALYSIS"]])  # an agent joins again
+
+        ended = [await wait_until_ended(client, task_id, timeout=PROCESS_TIMEOUT_SECONDS) for task_id in task_ids]
+        assert [state["task"]["status"] for state in ended] == ["completed"] * 4
+
+
+async def test_queued_work_starts_when_the_agent_frees(
+    orchestrator: OrchestratorFactory, pool_dirs: dict[str, Any], spawned_pids: list[int]
+) -> None:
+    delay = 1.5
+    async with orchestrator(POOL_SCENARIOS, **pool_dirs, agent_stub_delay_seconds=delay) as client:
+        await initialize(client, spawned_pids, size=1, capabilities=[["DATA_ANALYSIS"]])
+        first, second = [await submit(client, f"Run pool step {name}") for name in ("one", "two")]
+
+        ended = [
+            await wait_until_ended(client, task_id, timeout=PROCESS_TIMEOUT_SECONDS) for task_id in (first, second)
+        ]
+
+        assert [state["task"]["status"] for state in ended] == ["completed", "completed"]
+        subtasks = [state["task"]["subtasks"][0] for state in ended]
+        assert [subtask["assigned_agent"] for subtask in subtasks] == ["agent1", "agent1"]
+        # One slot: the second waited on the queue until the first had run its course.
+        assigned = sorted(datetime.fromisoformat(subtask["assigned_at"]) for subtask in subtasks)
+        assert (assigned[1] - assigned[0]).total_seconds() >= delay
+        await client.delete("/pool", timeout=PROCESS_TIMEOUT_SECONDS)
+
+
+async def test_a_restarted_orchestrator_adopts_its_running_agents_and_forgets_dead_ones(
+    orchestrator: OrchestratorFactory,
+    orchestrator_settings: Settings,
+    pool_dirs: dict[str, Any],
+    spawned_pids: list[int],
+) -> None:
+    async with orchestrator(POOL_SCENARIOS, **pool_dirs) as client:
+        kept = await spawn(client, spawned_pids, "DATA_ANALYSIS")
+        lost = await spawn(client, spawned_pids, "CODE_GENERATION")
+    # No orchestrator now: the agents run on; one of them dies meanwhile.
+    assert psutil.pid_exists(kept["pid"])
+    os.kill(lost["pid"], signal.SIGKILL)
+
+    async with orchestrator(POOL_SCENARIOS, **pool_dirs) as client:
+        members = await pool_members(client)
+        assert [(member["agent_id"], member["pid"], member["state"]) for member in members] == [
+            ("agent1", kept["pid"], "running")
+        ]
+        assert pidfiles(pool_dirs) == [f"agent-{orchestrator_settings.tenant_id}-agent1.pid"]
+        task_id = await submit(client, "Run the adopted pool step")
+        ended = await wait_until_ended(client, task_id, timeout=PROCESS_TIMEOUT_SECONDS)
+        assert (ended["task"]["status"], ended["task"]["subtasks"][0]["assigned_agent"]) == ("completed", "agent1")
+
+        stopped = (await client.delete("/pool", timeout=PROCESS_TIMEOUT_SECONDS)).json()["stopped"]
+
+        assert [agent["agent_id"] for agent in stopped] == ["agent1"]
+        assert not psutil.pid_exists(kept["pid"]) or psutil.Process(kept["pid"]).status() == psutil.STATUS_ZOMBIE
+        assert pidfiles(pool_dirs) == []
+
+
+async def test_an_agent_that_exits_is_reported_and_not_restarted(
+    orchestrator: OrchestratorFactory, pool_dirs: dict[str, Any], spawned_pids: list[int]
+) -> None:
+    async with orchestrator(POOL_SCENARIOS, **pool_dirs) as client:
+        agent = await spawn(client, spawned_pids, "DATA_ANALYSIS")
+
+        os.kill(agent["pid"], signal.SIGKILL)
+
+        members = await eventually(lambda: pool_members(client), lambda found: found[0]["state"] == "exited")
+        assert [(member["agent_id"], member["exit_code"]) for member in members] == [("agent1", -signal.SIGKILL)]
+        assert members[0]["log_path"] == agent["log_path"] and "agent_started" in read(agent["log_path"])
+        assert [member["pid"] for member in await pool_members(client)] == [agent["pid"]]  # not started again
+
+
+async def test_stop_sh_stops_the_agents_the_pool_started(
+    orchestrator: OrchestratorFactory,
+    orchestrator_settings: Settings,
+    pool_dirs: dict[str, Any],
+    spawned_pids: list[int],
+    tmp_path: Path,
+) -> None:
+    # stop.sh as installed in a repository of its own (tmp_path), so it can reach no other fleet's processes.
+    shutil.copytree(REPO_ROOT / "scripts", tmp_path / "scripts")
+    async with orchestrator(POOL_SCENARIOS, **pool_dirs) as client:
+        agent = await spawn(client, spawned_pids, "DATA_ANALYSIS")
+
+        run = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", str(tmp_path / "scripts/stop.sh")],
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_TIMEOUT_SECONDS,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        )
+
+        assert run.returncode == 0, run.stderr
+        assert f"stopped agent-{orchestrator_settings.tenant_id}-agent1 (PID {agent['pid']})" in run.stderr
+        assert pidfiles(pool_dirs) == []
+        members = await eventually(lambda: pool_members(client), lambda found: found[0]["state"] == "exited")
+        assert members[0]["exit_code"] == -signal.SIGTERM  # drained, as on DELETE /pool
+
 
 # --- failing an agent ---
 

@@ -646,3 +646,10 @@ def test_stop_leaves_docker_alone_when_the_project_has_no_containers(scripts_tre
     assert run.status == 0, run.output
     assert not [call for call in run.docker_calls if " down" in call]
     assert "nothing to stop" in run.output
+
+
+def test_the_orchestrator_in_containers_does_not_start_agent_processes(offline: dict[str, Any]) -> None:
+    # POST /agents answers 409 there, saying to start another agent service (orchestrator/agent_launcher.py).
+    assert offline["services"]["orchestrator"]["environment"]["AGENT_LAUNCHER"] == "none"
+    for name, agent in agent_services(offline).items():
+        assert "AGENT_LAUNCHER" not in agent["environment"], name

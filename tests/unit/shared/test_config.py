@@ -144,3 +144,30 @@ def test_env_file_is_read_when_given(tmp_path: Path, monkeypatch: pytest.MonkeyP
     settings = load_settings(_env_file=env_file)
 
     assert (settings.max_queue_depth, settings.agent_port) == (7, 8010)
+
+
+def test_pool_settings_default_to_a_native_launcher_and_the_fleet_s_folders() -> None:
+    settings = load_settings(_env_file=None)
+
+    assert (settings.agent_launcher, settings.default_pool_size) == ("native", 4)
+    assert (settings.fleet_pid_dir, settings.fleet_log_dir) == (".data/fleet/pids", ".data/fleet/logs")
+
+
+def test_as_environment_gives_another_process_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(
+        _env_file=None,
+        fleet_secret="a-fleet-secret-of-enough-characters-0123",
+        agent_capabilities=[AgentCapability.WEB_SCRAPING, AgentCapability.API_INTEGRATION],
+        agent_cli_env={"CLAUDE_CODE_MAX_RETRIES": "0"},
+        cors_origins=["http://a.example", "http://b.example"],
+        claude_simulated=True,
+        log_json=False,
+        tenant_id="acme",
+    )
+
+    environment = settings.as_environment()
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert "ANTHROPIC_API_KEY" not in environment  # unset stays unset
+    assert load_settings(_env_file=None) == settings
