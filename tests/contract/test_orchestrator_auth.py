@@ -35,14 +35,6 @@ def operations(*, role: str | None = None) -> list[Any]:
     return found
 
 
-def operation_path(method: str, path: str) -> str:
-    """The contract's path (with its `{parameters}`) of a request's path."""
-    for template, methods in CONTRACT["paths"].items():
-        if method.lower() in methods and template.format(**PATH_VALUES) == path:
-            return str(template)
-    raise AssertionError(f"{method} {path} is not in the contract")
-
-
 def test_every_operation_but_health_declares_the_key_and_its_refusals() -> None:
     for path, methods in CONTRACT["paths"].items():
         for operation in methods.values():
@@ -98,17 +90,22 @@ async def test_an_operator_operation_with_a_client_key_answers_403(
         allowed = await client.request(method, path, headers=bearer(operator_key))
 
     assert_error(refused, 403, "operator key")
-    # Past the key check: the answer itself, or 404 for the id in the path (none exists).
-    assert allowed.status_code == (404 if "{" in operation_path(method, path) else 200), allowed.text
+    # Past the key check, whatever the operation then answers without a body (400), for an id that does not exist
+    # (404), or where the deployment cannot start agents (409).
+    assert allowed.status_code not in (401, 403), allowed.text
 
 
 def test_there_are_operator_operations_to_check() -> None:
     """The parametrized test above would pass vacuously on an empty list."""
     assert {param.id for param in operations(role="operator")} == {
         "GET /agents",
+        "POST /agents",
         "GET /agents/available",
         "GET /metrics",
         "POST /agents/{agent_id}/fail",
+        "POST /pool/initialize",
+        "GET /pool",
+        "DELETE /pool",
     }
 
 
