@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from agent.heartbeat import agent_status
 from agent.offers import OfferBook
-from agent.runner import SubtaskRunner
+from agent.runner import SubtaskRunner, bound_to_request
 from shared.config import Settings
 from shared.errors import error_responses
 from shared.fleet_trust import FleetTrust
@@ -128,14 +128,15 @@ async def execute(
     """Accept one offer of a subtask attempt, signed by the orchestrator, and run it in the background; its result
     goes to the result queue."""
     trust.check_offer(request, settings.agent_id)  # before anything is held, written or run
-    reservation = runner.reserve(request)
-    if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
-        try:
-            await offers.accept(request)
-        except BaseException:
-            runner.release(reservation)
-            raise
-        runner.start(reservation)
+    with bound_to_request(request):  # the trace comes with the signed offer, not from a header anyone could set
+        reservation = runner.reserve(request)
+        if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
+            try:
+                await offers.accept(request)
+            except BaseException:
+                runner.release(reservation)
+                raise
+            runner.start(reservation)
     return ExecuteAccepted(agent_id=settings.agent_id)
 
 

@@ -83,8 +83,12 @@ class ResultReporter:
             cost_usd=outcome.cost_usd,
             num_turns=outcome.num_turns,
             role_config_hash=role.config_hash,
+            claude_session_id=outcome.claude_session_id,
+            claude_config_dir=outcome.claude_config_dir,
+            allowed_tools=list(role.role.allowed_tools),
             simulated=self._settings.claude_simulated,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
+            trace_id=request.subtask.trace_id,
         )
         return self._trust.seal(report)  # and only reports a member of the fleet made
 

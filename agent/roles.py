@@ -19,7 +19,15 @@ from shared.models import AgentCapability, SubTask
 ROLES_DIR = Path(__file__).with_name("roles")
 
 ToolName = Literal[
-    "database_query", "read_file", "write_file", "get_shared_state", "set_shared_state", "embedding_search"
+    "database_query",
+    "read_file",
+    "write_file",
+    "get_shared_state",
+    "set_shared_state",
+    "embedding_search",
+    "pool_status",
+    "isolation_report",
+    "submit_follow_up_subtask",
 ]
 
 

@@ -9,6 +9,7 @@ is already being published is never cut off.
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ import structlog
 from agent.executors.base import ExecutionOutcome, SubtaskExecutor
 from agent.reporting import ResultReporter
 from agent.roles import LoadedRole, RoleBook
+from shared import tracing
 from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
 from shared.errors import ConflictError, InvalidInputError, ServiceUnavailableError
@@ -27,6 +29,14 @@ log = structlog.get_logger(__name__)
 SHUTDOWN_ERROR = "agent shutting down: the attempt was cancelled before it finished"
 
 SlotKey = tuple[str, int]  # (subtask id, attempt)
+
+
+def bound_to_request(request: TaskExecutionRequest) -> AbstractContextManager[None]:
+    """The log lines of the block carry the offer's trace and the attempt's ids."""
+    subtask = request.subtask
+    return tracing.bound(
+        subtask.trace_id, task_id=request.task_id, subtask_id=subtask.id, attempt=subtask.attempt_count
+    )
 
 
 class AgentBusyError(ServiceUnavailableError):
@@ -126,17 +136,18 @@ class SubtaskRunner:
         """Run the reserved attempt in the background."""
         key, request, role = reservation.key, reservation.request, reservation.role
         self._reserved.pop(key, None)
-        with structlog.contextvars.bound_contextvars(
-            task_id=request.task_id, subtask_id=request.subtask.id, attempt=request.subtask.attempt_count
-        ):
+        # The attempt's tasks and the done callback copy the context as it is here: their lines carry the trace too.
+        with bound_to_request(request):
             execution = asyncio.create_task(self._execute(request, role), name=f"execute:{key[0]}:{key[1]}")
             run = asyncio.create_task(
                 self._run(request, role, execution, time.monotonic()), name=f"run:{key[0]}:{key[1]}"
             )
+            run.add_done_callback(lambda task: self._forget(key, task))
+            log.info(
+                "subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name
+            )
         self._running[key] = RunningSubtask(request, execution, run)
         self._runs.add(run)
-        run.add_done_callback(lambda task: self._forget(key, task))
-        log.info("subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name)
         if self._drained_because is not None:
             # Its offer was accepted while the drain came in: it ends at once as failed, so it is retried elsewhere.
             execution.cancel()

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
-from orchestrator.api import fleet, health, pool, tasks
+from orchestrator.api import coordination, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
@@ -32,6 +32,7 @@ from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
+from shared.tracing import REQUEST_ID_HEADER, TraceRequests
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tasks=task_service,
             api_keys=api_keys,
             pool=agent_pool,
+            lifecycle=lifecycle,
             agent_failures=AgentFailures(lifecycle, redis, agents),
         )
         work = build_background_work(lifecycle, db, redis, agents)
@@ -152,12 +154,19 @@ def create_app(settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
         )
+    # Around the whole stack, the handler of last resort included, so a 500 and its log line carry the trace too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: TraceRequests(build_stack())  # type: ignore[method-assign]
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(pool.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    # Agents' calls: signed with the fleet's secret, for the attempt they run (no API key).
+    app.include_router(coordination.router)
     app.include_router(health.router)
     return app

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -21,6 +22,7 @@ from orchestrator.agent_client import AgentClient, AgentUnreachableError
 from orchestrator.fleet_view import MATCH_INTERVAL_SECONDS
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.scheduling import rank_agents
+from shared import tracing
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.fleet_trust import FleetTrust
 from shared.loop_service import LoopService, OutageWatch
@@ -73,6 +75,14 @@ def execution_request(attempt: ClaimedAttempt, trust: FleetTrust) -> TaskExecuti
     request = TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context)
     request.assignment = trust.sign_offer(request)
     return request
+
+
+def bound_to_attempt(attempt: ClaimedAttempt) -> AbstractContextManager[None]:
+    """The log lines of the block carry the attempt's trace and ids."""
+    subtask = attempt.subtask
+    return tracing.bound(
+        subtask.trace_id, task_id=subtask.task_id, subtask_id=subtask.id, attempt=subtask.attempt_count
+    )
 
 
 class Dispatcher(LoopService):
@@ -197,32 +207,38 @@ class Dispatcher(LoopService):
             if attempt is None:
                 # Cancelled, already claimed through a duplicate item, or superseded by a retry.
                 self._load.released(agent.agent_id, entry.item.subtask_id)
-                log.debug("queue_item_stale", subtask_id=entry.item.subtask_id, attempt=entry.item.attempt)
+                item = entry.item
+                with tracing.bound(item.trace_id, task_id=item.task_id, subtask_id=item.subtask_id):
+                    log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
                 settled.append(entry.payload)
             else:
                 offers.append((entry, agent, attempt))
-        accepted = await asyncio.gather(
-            *(self._post_execute(agent, execution_request(attempt, self._trust)) for _, agent, attempt in offers)
-        )
+        accepted = await asyncio.gather(*(self._post_offer(agent, attempt) for _, agent, attempt in offers))
         for (entry, agent, attempt), took_it in zip(offers, accepted, strict=True):
             subtask = attempt.subtask
-            if took_it:
-                log.info(
-                    "subtask_dispatched",
-                    task_id=subtask.task_id,
-                    subtask_id=subtask.id,
-                    agent_id=agent.agent_id,
-                    attempt=subtask.attempt_count,
-                    assignment_latency_ms=subtask.assignment_latency_ms,
-                )
-                settled.append(entry.payload)
-            elif await self._lifecycle.release_unaccepted(subtask):
-                self._directory.mark_unresponsive(agent.agent_id)  # no more offers until it heartbeats again
-                self._refused(entry, agent)
-            else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
-                log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)
-                settled.append(entry.payload)
+            with bound_to_attempt(attempt):
+                if took_it:
+                    log.info(
+                        "subtask_dispatched",
+                        task_id=subtask.task_id,
+                        subtask_id=subtask.id,
+                        agent_id=agent.agent_id,
+                        attempt=subtask.attempt_count,
+                        assignment_latency_ms=subtask.assignment_latency_ms,
+                    )
+                    settled.append(entry.payload)
+                elif await self._lifecycle.release_unaccepted(subtask):
+                    self._directory.mark_unresponsive(agent.agent_id)  # no more offers until it heartbeats again
+                    self._refused(entry, agent)
+                else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
+                    log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)
+                    settled.append(entry.payload)
         return settled
+
+    async def _post_offer(self, agent: AgentStatus, attempt: ClaimedAttempt) -> bool:
+        # Each offer is a task of its own (gather), so what is bound here stays with this offer's lines.
+        with bound_to_attempt(attempt):
+            return await self._post_execute(agent, execution_request(attempt, self._trust))
 
     async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:
         """True when the agent took the attempt; False when it refused, could not be reached, or the POST failed."""

@@ -18,6 +18,7 @@ that applies the result (`shared.attempt_output`), so it needs the agents' works
 import asyncio
 from collections import Counter
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,17 +29,20 @@ from orchestrator.aggregation import aggregate_results, describe_failure
 from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
-from shared import attempt_output
+from orchestrator.follow_up import follow_up_problems, limit_problem
+from shared import attempt_output, tracing
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.database.task_repository import StatusChange
-from shared.errors import ConflictError, NotFoundError
+from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.fleet_trust import FleetTrust
+from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
     QueuedSubtask,
+    ReportedResult,
     ResultStatus,
     SubTask,
     SubTaskResult,
@@ -103,6 +107,12 @@ def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTa
     failures = [result for result in results if result.status is ResultStatus.FAILED]
     error = describe_failure(task.subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
     return StatusChange(task.id, TaskStatus.FAILED, error=error)
+
+
+def bound_to_result(result: SubTaskResult) -> AbstractContextManager[None]:
+    """The log lines of the block carry the result's trace (its offer's, sealed into the report) and ids."""
+    trace_id = result.trace_id if isinstance(result, ReportedResult) else None
+    return tracing.bound(trace_id, task_id=result.task_id, subtask_id=result.subtask_id, attempt=result.attempt)
 
 
 def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
@@ -171,6 +181,45 @@ class TaskLifecycle:
         log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
         return task
 
+    async def add_follow_up(self, attempt: AttemptCredential, follow_up: FollowUpSubtask) -> tuple[SubTask, int]:
+        """Add a subtask to the plan of the task whose current attempt asks (ConflictError when it is not current),
+        queued at once when its dependencies are done (the same ready rule as submit's); the subtask as stored and
+        how many the task has now. A request repeated with the same subtask id adds nothing."""
+        task_id = attempt.task_id
+        async with self._admission.admitted(0 if follow_up.dependencies else 1), self._db.transaction() as tx:
+            status = await tx.tasks.lock_task(task_id)
+            current = await tx.follow_ups.is_current_attempt(
+                task_id, attempt.subtask_id, attempt.attempt, attempt.delivery_token, attempt.agent_id
+            )
+            if status is None or status.is_terminal or not current:
+                raise ConflictError(
+                    f"attempt {attempt.attempt} of subtask {attempt.subtask_id} is not the current attempt of task "
+                    f"{task_id}: only a running attempt adds follow-up subtasks to its own task"
+                )
+            existing = await tx.follow_ups.subtask_ids(task_id)
+            if follow_up.id not in existing:
+                await self._store_follow_up(tx, follow_up, task_id, existing)
+            queued = await tx.subtasks.queue_ready(task_id)
+            stored = await tx.subtasks.get_subtask(follow_up.id)
+            count = len(existing) + (follow_up.id not in existing)
+        assert stored is not None
+        self.details.forget(task_id)
+        await self._publish(queued)
+        log.info("follow_up_subtask_added", task_id=task_id, subtask_id=stored.id, by_subtask=attempt.subtask_id)
+        return stored, count
+
+    async def _store_follow_up(
+        self, tx: Repositories, follow_up: FollowUpSubtask, task_id: str, existing: list[str]
+    ) -> None:
+        problems = follow_up_problems(follow_up, task_id, existing)
+        if problems:
+            raise InvalidInputError("the follow-up subtask is invalid: " + "; ".join(problems))
+        limit = limit_problem(len(existing), self.settings.max_subtasks_per_task)
+        if limit:
+            raise ConflictError(limit)
+        if await tx.follow_ups.add_subtask(follow_up.to_subtask(task_id)) is None:
+            raise ConflictError(f"subtask id {follow_up.id!r} is taken by another task; draw a new one")
+
     # --- offers to agents -----------------------------------------------------------------------------------------
 
     async def claim(self, claims: Sequence[tuple[str, int, str]]) -> list[ClaimedAttempt]:
@@ -210,7 +259,8 @@ class TaskLifecycle:
                     outcome.rejected[position] = f"PostgreSQL refused it: {single_error}"
         for position, reason in outcome.rejected.items():
             result = results[position]
-            log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
+            with bound_to_result(result):
+                log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
         await self._publish(outcome.queued)
         return outcome
 
@@ -296,7 +346,10 @@ class TaskLifecycle:
     async def _fail_running(self, attempts: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         now = datetime.now(UTC)
         # Signed like an agent's result: every result that applies answers an assignment of this fleet's.
-        failures = [self.trust.sign_result(stranded_failure(subtask, reason, now)) for subtask, reason in attempts]
+        failures = [
+            self.trust.sign_result(stranded_failure(subtask, reason, now), subtask.trace_id)
+            for subtask, reason in attempts
+        ]
         return await self.apply_results(failures)
 
     async def _transitions(
@@ -365,16 +418,17 @@ class TaskLifecycle:
         for result, outcome in zip(results, outcomes, strict=True):
             if outcome.applied and outcome.subtask is not None:
                 self.fleet.history.record(result.agent_id, outcome.subtask, result.status)
-            log.info(
-                "result_applied" if outcome.applied else "result_ignored",
-                task_id=result.task_id,
-                subtask_id=result.subtask_id,
-                attempt=result.attempt,
-                agent_id=result.agent_id,
-                status=result.status,
-                blocked=len(outcome.blocked),
-                task_status=batch.finished.get(result.task_id),
-            )
+            with bound_to_result(result):
+                log.info(
+                    "result_applied" if outcome.applied else "result_ignored",
+                    task_id=result.task_id,
+                    subtask_id=result.subtask_id,
+                    attempt=result.attempt,
+                    agent_id=result.agent_id,
+                    status=result.status,
+                    blocked=len(outcome.blocked),
+                    task_status=batch.finished.get(result.task_id),
+                )
 
     # --- the queue as PostgreSQL says it should be ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.api_key_cache import ApiKeyCache
+from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool
 from orchestrator.task_service import TaskService
 from shared.config import Settings
@@ -22,6 +23,7 @@ class OrchestratorState:
     tasks: TaskService
     api_keys: ApiKeyCache
     pool: AgentPool
+    lifecycle: TaskLifecycle  # the follow-up subtasks of coordinator attempts
     agent_failures: AgentFailures
 
 

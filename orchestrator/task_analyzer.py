@@ -28,6 +28,7 @@ CAPABILITY_MEANINGS = {
     AgentCapability.FILE_PROCESSING: "read, transform and write files",
     AgentCapability.DATABASE_OPERATIONS: "query the database (read-only SQL)",
     AgentCapability.API_INTEGRATION: "call and combine external APIs",
+    AgentCapability.COORDINATION: "inspect the agent pool: its live agents and load, and the isolation report",
 }
 
 

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     # Orchestrator
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")
-    orchestrator_url: str = Field("http://localhost:8000", description="Orchestrator URL the dashboard calls")
+    orchestrator_url: str = Field(
+        "http://localhost:8000", description="Orchestrator URL the dashboard and agents' coordination tools call"
+    )
     orchestrator_api_key: SecretStr | None = Field(
         None,
         description="API key the dashboard sends the orchestrator; unset: the one scripts/start.sh keeps in "

@@ -94,10 +94,10 @@ class FleetTrust:
         """The assignment of the request's offer to the agent its subtask was claimed for."""
         return self._sign(AssignmentTerms.of_offer(request.subtask), content_digest(request), now)
 
-    def sign_result(self, result: SubTaskResult) -> ReportedResult:
+    def sign_result(self, result: SubTaskResult, trace_id: str | None = None) -> ReportedResult:
         """A result the orchestrator makes itself (a stranded attempt's failure), signed like an agent's."""
         assignment = self._sign(AssignmentTerms.of_result(result), ORCHESTRATOR_MADE, None)
-        return self.seal(ReportedResult(**result.model_dump(), assignment=assignment))
+        return self.seal(ReportedResult(**result.model_dump(), assignment=assignment, trace_id=trace_id))
 
     def seal(self, report: ReportedResult) -> ReportedResult:
         """The report with a signature over all of it: whoever overheard the offer it answers still cannot make one,
@@ -113,7 +113,9 @@ class FleetTrust:
         problem = self._problem(terms, assignment)
         if problem is None and assignment is not None:
             if not hmac.compare_digest(assignment.content_digest, content_digest(request)):
-                problem = "the request is not what was assigned: its description, capabilities or context differ"
+                problem = (
+                    "the request is not what was assigned: its description, capabilities, context or trace id differ"
+                )
             elif assignment.expires_at < time.time():
                 problem = "the assignment has expired"
         if problem:
@@ -164,6 +166,22 @@ class FleetTrust:
         if token is None or not hmac.compare_digest(token.encode(), self.status_token.encode()):
             raise UntrustedCallerError("GET /status needs Authorization: Bearer <the fleet's status token>")
 
+    def check_attempt(self, terms: AssignmentTerms, assignment: Assignment | None) -> None:
+        """UntrustedCallerError unless `assignment` is the fleet's signature of these terms. Expiry does not apply:
+        the attempt calls back while it runs; whether it is still the current one is PostgreSQL's to say."""
+        problem = self._problem(terms, assignment)
+        if problem:
+            raise UntrustedCallerError(problem)
+
+    def sign_request(self, body: bytes) -> str:
+        """The signature of a request body a member of the fleet sends the orchestrator (a follow-up subtask)."""
+        return self._digest(b"fleet request\0" + body)
+
+    def check_request(self, body: bytes, signature: str | None) -> None:
+        """UntrustedCallerError unless `signature` is a member of the fleet's signature of exactly `body`."""
+        if not hmac.compare_digest((signature or "").encode(), self.sign_request(body).encode()):
+            raise UntrustedCallerError("the request is not signed by a member of the fleet (or was changed after)")
+
     def _problem(self, terms: AssignmentTerms, assignment: Assignment | None) -> str | None:
         if assignment is None:
             return "it carries no assignment signed by the orchestrator"
@@ -211,10 +229,12 @@ def require_fleet_secret(settings: Settings) -> SecretStr:
 
 def content_digest(request: TaskExecutionRequest) -> str:
     """SHA-256 of what decides what the agent does: the subtask's description and capabilities (its role and tools),
-    and the task context (the prompt's background and dependency outputs)."""
+    and the task context (the prompt's background and dependency outputs); and of the trace id its log lines and
+    its result will carry, so nobody can file an attempt under another task's trace."""
     subtask = request.subtask
     content = [subtask.description, [capability.value for capability in subtask.required_capabilities]]
-    return hashlib.sha256(json.dumps([*content, request.task_context], sort_keys=True).encode()).hexdigest()
+    signed = [*content, request.task_context, subtask.trace_id]
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
 def fleet_status_token(secret: SecretStr) -> str:

@@ -29,6 +29,17 @@ DEFAULT_AGENT_PORT_RANGE = (8001, 8016)
 
 # The characters Redis key segments allow, so every identifier can name a key.
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A trace id (shared/tracing.py): a W3C trace-id (32 hex digits) or a caller's X-Request-ID, printable ASCII.
+TRACE_ID_MAX_LENGTH = 128
+TraceId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=TRACE_ID_MAX_LENGTH,
+        pattern=r"^[!-~]+$",
+        description="The trace this work belongs to: every log line about it carries this trace_id",
+    ),
+]
 
 
 def _require_non_blank_description(value: str) -> str:
@@ -98,6 +109,7 @@ class AgentCapability(StrEnum):
     FILE_PROCESSING = "FILE_PROCESSING"
     DATABASE_OPERATIONS = "DATABASE_OPERATIONS"
     API_INTEGRATION = "API_INTEGRATION"
+    COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (agent/roles/coordination.yaml)
 
 
 class ResultStatus(StrEnum):
@@ -150,6 +162,7 @@ class SubTask(DomainModel):
     delivery_token: str | None = Field(
         None, max_length=64, description="The current offer of the running attempt; its result must carry it"
     )
+    trace_id: TraceId | None = None  # its task's, stored with it so every offer and result carries it
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
@@ -195,6 +208,14 @@ class SubTaskResult(DomainModel):
     cost_usd: float = Field(0.0, ge=0)
     num_turns: int = Field(0, ge=0)
     role_config_hash: str | None = None
+    # What isolated the attempt (GET /isolation-report); None in results from before they were recorded.
+    claude_session_id: str | None = Field(
+        None, max_length=128, description="The Claude session the attempt ran in: one fresh session per attempt"
+    )
+    claude_config_dir: str | None = Field(
+        None, max_length=4096, description="The CLI's config folder (CLAUDE_CONFIG_DIR): one per agent"
+    )
+    allowed_tools: list[str] | None = Field(None, description="The tools the attempt's role allowed")
     simulated: bool = Field(False, description="True when the answer came from the offline simulator")
     created_at: datetime = Field(default_factory=utc_now)
 
@@ -213,7 +234,7 @@ class Assignment(DomainModel):
     expires_at: int = Field(ge=0, description="Unix time after which an agent refuses the offer")
     content_digest: str = Field(
         pattern=r"^[0-9a-f]{64}$",
-        description="SHA-256 of what the agent is asked to do: description, capabilities, context",
+        description="SHA-256 of what the agent is asked to do: description, capabilities, context, trace id",
     )
     signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
 
@@ -242,6 +263,7 @@ class ReportedResult(SubTaskResult):
         pattern=r"^[0-9a-f]{64}$",
         description="HMAC-SHA256 with FLEET_SECRET over the whole report: only a member of the fleet can make one",
     )
+    trace_id: TraceId | None = None  # the offer's, so the orchestrator's lines about the result carry it too
 
 
 class DecompositionInfo(DomainModel):
@@ -265,6 +287,7 @@ class Task(DomainModel):
     error: str | None = None
     decomposition_fallback: bool = Field(False, description="True when Claude's plan was replaced by one subtask")
     decomposition: DecompositionInfo | None = None
+    trace_id: TraceId | None = None  # from the request that submitted it (None for tasks stored before 0008)
 
     @model_validator(mode="after")
     def check_timestamps(self) -> Self:
@@ -365,6 +388,7 @@ class QueuedSubtask(DomainModel):
     required_capabilities: list[AgentCapability] = Field(min_length=1)
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    trace_id: TraceId | None = None
 
     @classmethod
     def for_subtask(cls, subtask: "SubTask") -> "QueuedSubtask":
@@ -375,6 +399,7 @@ class QueuedSubtask(DomainModel):
             required_capabilities=subtask.required_capabilities,
             failed_agent_ids=subtask.failed_agent_ids,
             priority=subtask.priority,
+            trace_id=subtask.trace_id,
         )
 
 
@@ -388,6 +413,7 @@ class TaskCreatedResponse(DomainModel):
     status: Literal["created"] = "created"
     subtasks_count: int = Field(ge=0)
     initial_subtasks_queued: int = Field(ge=0)
+    trace_id: str = Field(description="The trace of the request, stored with the task; also its X-Request-ID")
 
 
 class TaskSummary(DomainModel):

@@ -19,7 +19,10 @@ STOP_TIMEOUT_SECONDS = 30.0
 
 
 def bound_socket() -> socket.socket:
-    # Binding port 0 here and handing the socket to uvicorn avoids the race of "find a free port, then bind".
+    """A socket bound to a free loopback port: its address is known before anything serves on it.
+
+    Binding port 0 here and handing the socket to uvicorn avoids the race of "find a free port, then bind".
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return sock
@@ -39,8 +42,8 @@ def _wait_until_started(server: uvicorn.Server, thread: threading.Thread, name: 
 def serve_in_thread(
     app: ASGIApp, *, name: str = "app", lifespan: Literal["on", "off"] = "on", sock: socket.socket | None = None
 ) -> Iterator[str]:
-    """Serve `app` on `127.0.0.1:<free port>` for the `with` block; yields its base URL. `sock`: a socket bound
-    beforehand, for an app that must know its own port before it starts (an agent registers its address)."""
+    """Serve `app` on `127.0.0.1:<free port>` (or `sock`, from `bound_socket()`, when the app must know its address
+    before it starts) for the `with` block; yields its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -19,6 +19,10 @@ class ExecutionOutcome:
     num_turns: int = 0
     # Where an attempt's time went (e.g. the CLI's start-up, waiting on the model), in seconds, for agent_logs.
     timings: dict[str, float] = field(default_factory=dict)
+    # What isolated the attempt, for GET /isolation-report: the model conversation it ran in and the CLI's config
+    # folder; None for executors without either (the stub).
+    claude_session_id: str | None = None
+    claude_config_dir: str | None = None
 
     @property
     def succeeded(self) -> bool:

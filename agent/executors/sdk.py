@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import structlog
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, ResultMessage, query
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, ResultMessage, SystemMessage, query
 
 from agent.executors.base import ExecutionOutcome
 from agent.executors.outcomes import failure_from_error, outcome_from_result
@@ -74,7 +74,8 @@ class SdkExecutor:
         workspace = Workspace(self._settings.shared_files_dir, request.task_id, token)
         workspace.create()
         options = self.options(request, role, workspace)
-        return await run_query(build_prompt(request, workspace.root), options)
+        outcome = await run_query(build_prompt(request, workspace.root), options)
+        return replace(outcome, claude_config_dir=str(self.config_dir))
 
     def options(self, request: TaskExecutionRequest, role: LoadedRole, workspace: Workspace) -> ClaudeAgentOptions:
         settings = self._settings
@@ -89,6 +90,9 @@ class SdkExecutor:
             task_id=request.task_id,
             subtask_id=request.subtask.id,
             attempt=request.subtask.attempt_count,
+            delivery_token=request.subtask.delivery_token,
+            assignment=request.assignment,
+            trace_id=request.subtask.trace_id,
         )
         return ClaudeAgentOptions(
             model=role.role.model or settings.claude_model,
@@ -110,6 +114,7 @@ class SdkExecutor:
 async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcome:
     """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag."""
     result: ResultMessage | None = None
+    session_id: str | None = None
     started = time.monotonic()
     first_message_at: float | None = None
     try:
@@ -117,16 +122,31 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
         async with aclosing(query(prompt=prompt, options=options)) as messages:  # type: ignore[type-var]
             async for message in messages:
                 first_message_at = first_message_at or time.monotonic()
+                session_id = session_id or message_session_id(message)
                 if isinstance(message, ResultMessage):
                     result = message
     except ResultError as error:
-        return failure_from_error(error, result, status=error.api_error_status, subtype=error.subtype)
+        outcome = failure_from_error(error, result, status=error.api_error_status, subtype=error.subtype)
+        return replace(outcome, claude_session_id=session_id)
     except ClaudeSDKError as error:  # the CLI did not start, died, or wrote something unreadable
         log.warning("claude_cli_failed", error=str(error))
-        return failure_from_error(error, result, status=None, subtype=None)
+        return replace(failure_from_error(error, result, status=None, subtype=None), claude_session_id=session_id)
     if result is None:
-        return ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True)
-    return replace(outcome_from_result(result), timings=cli_timings(started, first_message_at, result))
+        return replace(
+            ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True),
+            claude_session_id=session_id,
+        )
+    timings = cli_timings(started, first_message_at, result)
+    return replace(outcome_from_result(result), timings=timings, claude_session_id=session_id or result.session_id)
+
+
+def message_session_id(message: object) -> str | None:
+    """The Claude session a message of the CLI belongs to: the init message's `data`, or a field of the others."""
+    if isinstance(message, SystemMessage):
+        found = message.data.get("session_id")
+        return found if isinstance(found, str) and found else None
+    found = getattr(message, "session_id", None)
+    return found if isinstance(found, str) and found else None
 
 
 def cli_timings(started: float, first_message_at: float | None, result: ResultMessage) -> dict[str, float]:

@@ -10,6 +10,7 @@ from claude_agent_sdk import McpSdkServerConfig, create_sdk_mcp_server
 
 from agent.tools.audit import ToolSpec, audited_tool
 from agent.tools.context import ToolContext
+from agent.tools.coordination import ISOLATION_REPORT, POOL_STATUS, SUBMIT_FOLLOW_UP_SUBTASK
 from agent.tools.database import DATABASE_QUERY
 from agent.tools.errors import ToolError
 from agent.tools.files import READ_FILE, WRITE_FILE
@@ -21,7 +22,17 @@ MCP_SERVER_NAME = "agent"
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
-    for spec in (DATABASE_QUERY, READ_FILE, WRITE_FILE, GET_SHARED_STATE, SET_SHARED_STATE, EMBEDDING_SEARCH)
+    for spec in (
+        DATABASE_QUERY,
+        READ_FILE,
+        WRITE_FILE,
+        GET_SHARED_STATE,
+        SET_SHARED_STATE,
+        EMBEDDING_SEARCH,
+        POOL_STATUS,
+        ISOLATION_REPORT,
+        SUBMIT_FOLLOW_UP_SUBTASK,
+    )
 }
 
 

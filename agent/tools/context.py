@@ -9,7 +9,7 @@ from agent.tools.data_source import DataSourcePool
 from agent.tools.workspace import Workspace
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.models import ToolCall
+from shared.models import Assignment, ToolCall
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,11 @@ class ToolContext:
     task_id: str
     subtask_id: str
     attempt: int
+    # The attempt's offer and the orchestrator's signature of it: what proves to the orchestrator which attempt a
+    # tool's request comes from (submit_follow_up_subtask).
+    delivery_token: str | None = None
+    assignment: Assignment | None = None
+    trace_id: str | None = None  # the offer's: the log lines of the tool calls carry it
 
     async def record_call(
         self, tool_name: str, arguments: dict[str, Any], *, is_error: bool, outcome: str, duration_ms: float

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import ValidationError
 
 from orchestrator.api.schemas import (
@@ -21,6 +21,7 @@ from shared.models import (
     TaskCreateRequest,
     TaskStatus,
 )
+from shared.tracing import request_trace_id
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 NO_NUL = r"^[^\x00]*$"
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="The id POST /tasks returned")]
 UserId = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
+RequestTrace = Annotated[str, Depends(request_trace_id)]
 QUEUE_FULL_RESPONSE: dict[str, Any] = {
     "model": ErrorResponse,
     "description": "The queue is full; retry after the number of seconds in Retry-After",
@@ -43,6 +45,7 @@ QUEUE_FULL_RESPONSE: dict[str, Any] = {
 )
 async def submit_task(
     state: State,
+    trace_id: RequestTrace,
     description: Annotated[
         str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX, pattern=NO_NUL)
     ] = None,
@@ -57,7 +60,7 @@ async def submit_task(
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)
-    return await state.tasks.submit_task(body)
+    return await state.tasks.submit_task(body, trace_id)
 
 
 def _refuse_nul(request: TaskCreateRequest) -> None:

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.audit_repository import AuditRepository
 from shared.database.executor import Executor
+from shared.database.follow_up_repository import FollowUpRepository
+from shared.database.isolation_repository import IsolationRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
 from shared.database.subtask_repository import SubtaskRepository
@@ -22,6 +24,8 @@ class Repositories:
     results: ResultRepository = field(init=False)
     audit: AuditRepository = field(init=False)
     metrics: MetricsRepository = field(init=False)
+    isolation: IsolationRepository = field(init=False)
+    follow_ups: FollowUpRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -31,4 +35,6 @@ class Repositories:
         self.results = ResultRepository(self.executor, self.tenant_id)
         self.audit = AuditRepository(self.executor, self.tenant_id)
         self.metrics = MetricsRepository(self.executor, self.tenant_id)
+        self.isolation = IsolationRepository(self.executor, self.tenant_id)
+        self.follow_ups = FollowUpRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

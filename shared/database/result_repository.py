@@ -9,7 +9,7 @@ from shared.models import SubTaskResult
 RESULT_COLUMNS = (
     "result_id, subtask_id, task_id, agent_id, attempt, status, output, error, retryable, execution_time, "
     "input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, cost_usd, num_turns, "
-    "role_config_hash, simulated, delivery_token, created_at"
+    "role_config_hash, simulated, delivery_token, created_at, claude_session_id, claude_config_dir, allowed_tools"
 )
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -18,8 +18,9 @@ INSERT_RESULT = """
     INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
         retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
         cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at,
-        delivery_token)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+        delivery_token, claude_session_id, claude_config_dir, allowed_tools)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+            $24)
     ON CONFLICT (result_id) DO NOTHING
 """
 
@@ -48,6 +49,9 @@ def _result_values(result: SubTaskResult, applied: bool) -> tuple[Any, ...]:
         applied,
         result.created_at,
         result.delivery_token,
+        result.claude_session_id,
+        result.claude_config_dir,
+        result.allowed_tools,
     )
 
 

@@ -20,7 +20,7 @@ from shared.models import QueuedSubtask, SubTask, SubTaskStatus
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
     "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
-    "delivery_token, created_at, updated_at"
+    "delivery_token, created_at, updated_at, trace_id"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.

@@ -10,7 +10,8 @@ from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
 from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, TaskStatus, TaskSummary
 
 TASK_COLUMNS = (
-    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
+    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
+    "trace_id"
 )
 TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
 
@@ -45,11 +46,12 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         decomposition,
         task.created_at,
         task.updated_at,
+        task.trace_id,
     )
 
 
 def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
-    """A subtask's row as JSON for `jsonb_to_recordset`."""
+    """A subtask's row as JSON for `jsonb_to_recordset` (its trace id is its task's: see create_task)."""
     return {
         "id": subtask.id,
         "position": position,
@@ -73,23 +75,24 @@ class TaskRepository:
 
     async def create_task(self, task: Task) -> Task:
         """Insert the task and its subtasks (in plan order), as they are, in one statement (so atomically without a
-        transaction); returns what was stored."""
+        transaction); returns what was stored. The subtasks are stored with the task's trace id: every queue item,
+        offer and result of theirs carries it without a join."""
         row = await self._executor.fetchrow(
             f"""
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
-                                   decomposition, created_at, updated_at, tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)
+                                   decomposition, created_at, updated_at, trace_id, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
                 INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies,
                                       priority, estimated_duration, task_type, status, attempt_count, created_at,
-                                      updated_at, tenant_id)
+                                      updated_at, trace_id, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $12
-                FROM jsonb_to_recordset($11::jsonb) AS plan (
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $13
+                FROM jsonb_to_recordset($12::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
                     created_at timestamptz, updated_at timestamptz
@@ -101,7 +104,8 @@ class TaskRepository:
             [_plan_entry(subtask, position) for position, subtask in enumerate(task.subtasks)],
             self._tenant_id,
         )
-        return task_from_row(row["task"], task.subtasks)
+        subtasks = [subtask.model_copy(update={"trace_id": task.trace_id}) for subtask in task.subtasks]
+        return task_from_row(row["task"], subtasks)
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._executor.fetchrow(

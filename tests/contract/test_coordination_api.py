@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,13 +15,14 @@ import schemathesis
 
 from shared.api_keys import ApiKeyScope
 from shared.config import Settings
-from shared.database import DatabaseManager
-from shared.models import AgentCapability, AgentStatus
+from shared.database import DatabaseManager, Repositories
+from shared.models import AgentCapability, AgentStatus, ToolCall
 from shared.redis_manager import RedisManager
 from shared.seed_fleet import SEED_FLEET
 from tests.api_keys import bearer, issue_key
 from tests.contract.conftest import AppFactory, SettingsFactory
-from tests.contract.orchestrator_support import assert_error
+from tests.contract.orchestrator_support import TWO_STEP_TASK, assert_error
+from tests.factories import build_result, build_task
 
 # --- pool lifecycle ---
 
@@ -256,3 +258,158 @@ async def test_fail_needs_an_operator_key(
     assert_error(response, status_code, words)
     agent = await orchestrator_redis_manager.registry.get_agent(fail_agent_id)
     assert agent is not None and agent.state.value == "active"
+
+
+# --- isolation report ---
+
+
+async def test_isolation_report_lists_live_and_audited_agents_with_their_facts_and_evidence(
+    orchestrator_client: httpx.AsyncClient,
+    orchestrator_redis_manager: RedisManager,
+    orchestrator_agent_status: Callable[..., AgentStatus],
+    orchestrator_settings: Settings,
+    db: DatabaseManager,
+) -> None:
+    await orchestrator_redis_manager.register_agent(orchestrator_agent_status("agent1", AgentCapability.DATA_ANALYSIS))
+    repos = Repositories(db.pool, orchestrator_settings.tenant_id)
+    task = build_task()
+    await repos.tasks.create_task(task)
+    [subtask] = task.subtasks
+    facts: dict[str, Any] = {
+        "claude_session_id": "session-1",
+        "claude_config_dir": "/claude/agent2",
+        "allowed_tools": ["read_file"],
+    }
+    await repos.results.save_subtask_result(
+        build_result(subtask, agent_id="agent2", role_config_hash="ab" * 32, **facts), applied=True
+    )
+    call = ToolCall(
+        agent_id="agent2", task_id=task.id, subtask_id=subtask.id, attempt=1, tool_name="read_file",
+        arguments={"path": "input.csv"},
+    )  # fmt: skip
+    await repos.audit.record_tool_call(call)
+
+    response = await orchestrator_client.get("/isolation-report")
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert set(report) == {
+        "generated_at", "violations", "attempts_examined", "tool_calls_examined", "truncated", "agents"
+    }  # fmt: skip
+    assert (report["violations"], report["attempts_examined"], report["tool_calls_examined"]) == (0, 1, 1)
+    live, audited = report["agents"]
+    assert (live["agent_id"], live["live"], live["capabilities"]) == ("agent1", True, ["DATA_ANALYSIS"])
+    assert live["evidence"]["missing"] == ["no audited attempts: nothing recorded shows how its subtasks were isolated"]
+    assert (audited["agent_id"], audited["live"], audited["capabilities"]) == ("agent2", False, [])
+    assert audited["isolation"]["config_dirs"] == ["/claude/agent2"]
+    assert audited["isolation"]["roles"] == [
+        {"role_config_hash": "ab" * 32, "allowed_tools": ["read_file"], "attempts": 1}
+    ]
+    assert {"workspace", "shared_state", "conversation"} <= set(audited["isolation"])
+    evidence = audited["evidence"]
+    assert (evidence["attempts"], evidence["sessions_recorded"], evidence["tool_calls_checked"]) == (1, 1, 1)
+    assert (evidence["violations"], evidence["missing"]) == ([], [])
+
+
+# --- coordination tools: follow-up subtasks ---
+
+
+async def test_a_follow_up_request_not_signed_by_the_fleet_is_refused_even_with_an_operator_key(
+    orchestrator_client: httpx.AsyncClient, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    repos = Repositories(db.pool, orchestrator_settings.tenant_id)
+    task = build_task()
+    await repos.tasks.create_task(task)
+    body = {
+        "attempt": {
+            "task_id": task.id, "subtask_id": task.subtasks[0].id, "attempt": 1, "delivery_token": "token",
+            "agent_id": "agent1", "assignment": {"expires_at": 0, "content_digest": "0" * 64, "signature": "0" * 64},
+        },
+        "subtask": {"description": "One more step", "required_capabilities": ["DATA_ANALYSIS"]},
+    }  # fmt: skip
+    path = "/coordination/follow-up-subtasks"
+
+    unsigned = await orchestrator_client.post(path, json=body)
+    wrongly_signed = await orchestrator_client.post(path, json=body, headers={"X-Fleet-Signature": "0" * 64})
+    malformed = await orchestrator_client.post(path, json={**body, "subtask": {"description": "no capabilities"}})
+
+    assert_error(unsigned, 401, "not signed by a member of the fleet")
+    assert_error(wrongly_signed, 401, "not signed by a member of the fleet")
+    assert_error(malformed, 400, "required_capabilities")
+    assert await db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task.id) == 1
+
+
+# --- trace ids -------------------------------------------------------------------------------------------------------
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+GENERATED_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+async def stored_trace_ids(repositories: Repositories, task_id: str) -> tuple[str | None, set[str | None]]:
+    """The trace id stored with the task, and those stored with its subtasks."""
+    task = await repositories.tasks.get_task(task_id)
+    assert task is not None
+    return task.trace_id, {subtask.trace_id for subtask in task.subtasks}
+
+
+async def test_submit_with_a_traceparent_answers_stores_and_shows_its_trace_id(
+    orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
+) -> None:
+    response = await orchestrator_client.post(
+        "/tasks", params={"description": TWO_STEP_TASK}, headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"}
+    )
+
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert created["trace_id"] == TRACE_ID and response.headers["x-request-id"] == TRACE_ID
+    assert await stored_trace_ids(orchestrator_repositories, created["task_id"]) == (TRACE_ID, {TRACE_ID})
+    shown = await orchestrator_client.get(f"/tasks/{created['task_id']}", headers={"traceparent": "unrelated"})
+    assert shown.status_code == 200, shown.text
+    task = shown.json()["task"]
+    assert task["trace_id"] == TRACE_ID
+    assert [subtask["trace_id"] for subtask in task["subtasks"]] == [TRACE_ID, TRACE_ID]
+    assert shown.headers["x-request-id"] != TRACE_ID  # reading the task is a request of its own trace
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param({"X-Request-ID": "checkout-7f3a"}, "checkout-7f3a", id="x-request-id"),
+        pytest.param({"traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01", "X-Request-ID": "r-2"}, "r-2", id="zero"),
+        pytest.param({"traceparent": "00-nonsense", "X-Request-ID": "has a space"}, None, id="neither-usable"),
+        pytest.param({}, None, id="none"),
+    ],
+)
+async def test_submit_takes_the_trace_id_from_x_request_id_or_makes_one(
+    orchestrator_client: httpx.AsyncClient,
+    orchestrator_repositories: Repositories,
+    headers: dict[str, str],
+    expected: str | None,
+) -> None:
+    response = await orchestrator_client.post("/tasks", json={"description": TWO_STEP_TASK}, headers=headers)
+
+    assert response.status_code == 200, response.text
+    trace_id = response.json()["trace_id"]
+    if expected is None:
+        assert GENERATED_TRACE_ID.fullmatch(trace_id), trace_id
+    else:
+        assert trace_id == expected
+    assert response.headers["x-request-id"] == trace_id
+    assert await stored_trace_ids(orchestrator_repositories, response.json()["task_id"]) == (trace_id, {trace_id})
+
+
+async def test_every_answer_carries_its_request_s_trace_id(orchestrator_client: httpx.AsyncClient) -> None:
+    headers = {"traceparent": TRACEPARENT}
+    answers = [
+        await orchestrator_client.get("/health", headers=headers),
+        await orchestrator_client.get("/tasks/task_unknown", headers=headers),
+        await orchestrator_client.get("/tasks", params={"limit": 0}, headers=headers),
+        await orchestrator_client.get("/tasks", headers={**headers, "Authorization": "Bearer mats_nope"}),
+        await orchestrator_client.post("/tasks", content=b"x", headers={**headers, "Content-Type": "text/plain"}),
+    ]
+
+    assert [answer.status_code for answer in answers] == [200, 404, 400, 401, 415]
+    assert {answer.headers["x-request-id"] for answer in answers} == {TRACE_ID}
+    made = {(await orchestrator_client.get("/tasks/task_unknown")).headers["x-request-id"] for _ in range(2)}
+    assert len(made) == 2 and all(GENERATED_TRACE_ID.fullmatch(trace_id) for trace_id in made)

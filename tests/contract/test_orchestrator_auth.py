@@ -19,6 +19,8 @@ from tests.contract.orchestrator_support import assert_error
 
 CONTRACT = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts" / "orchestrator-api.yaml").read_text())
 OPEN_PATHS = {"/health"}
+# Called by agents of the fleet, which sign the body with FLEET_SECRET instead of sending an API key.
+FLEET_SIGNED_PATHS = {"/coordination/follow-up-subtasks"}
 # A valid value for each path parameter; none of them exists, so a request that gets past the key check answers 404.
 PATH_VALUES = {"task_id": "task_00000000000000000000000000000000", "agent_id": "agent_never_registered"}
 
@@ -29,7 +31,7 @@ def operations(*, role: str | None = None) -> list[Any]:
     for path, methods in CONTRACT["paths"].items():
         for method, operation in methods.items():
             roles = [role for requirement in operation.get("security", []) for role in requirement.get("ApiKey", [])]
-            if path in OPEN_PATHS or (role is not None and role not in roles):
+            if path in OPEN_PATHS | FLEET_SIGNED_PATHS or (role is not None and role not in roles):
                 continue
             found.append(pytest.param(method.upper(), path.format(**PATH_VALUES), id=f"{method.upper()} {path}"))
     return found
@@ -40,6 +42,8 @@ def test_every_operation_but_health_declares_the_key_and_its_refusals() -> None:
         for operation in methods.values():
             if path in OPEN_PATHS:
                 assert "security" not in operation
+            elif path in FLEET_SIGNED_PATHS:
+                assert operation["security"] == [{"FleetSignature": []}] and "401" in operation["responses"]
             else:
                 assert [set(requirement) for requirement in operation["security"]] == [{"ApiKey"}]
                 assert {"401", "403"} <= set(operation["responses"])
@@ -101,6 +105,7 @@ def test_there_are_operator_operations_to_check() -> None:
         "GET /agents",
         "POST /agents",
         "GET /agents/available",
+        "GET /isolation-report",
         "GET /metrics",
         "POST /agents/{agent_id}/fail",
         "POST /pool/initialize",

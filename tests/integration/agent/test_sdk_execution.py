@@ -116,6 +116,10 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     assert result.num_turns == 3
     assert result.simulated is True
     assert result.role_config_hash == load_roles()[AgentCapability.DATABASE_OPERATIONS].config_hash
+    # What isolated the attempt: its own Claude session, the agent's private CLI config folder, the role's tools.
+    assert result.claude_session_id and len(result.claude_session_id) >= 16
+    assert result.claude_config_dir == str((tmp_path / "claude" / "agent1").resolve())
+    assert result.allowed_tools == list(load_roles()[AgentCapability.DATABASE_OPERATIONS].role.allowed_tools)
 
     audit = Repositories(db.pool, agent_tenant).audit  # what the agent recorded, under its tenant
     calls = await audit.list_tool_calls(request.task_id)

@@ -48,7 +48,8 @@ def test_a_valid_plan_is_accepted_as_written() -> None:
         pytest.param(
             [planned("s1"), planned("s2", "TIME_TRAVEL")],
             "subtask 's2' (subtasks.1.required_capabilities.0): Input should be 'DATA_ANALYSIS', 'WEB_SCRAPING', "
-            "'CODE_GENERATION', 'FILE_PROCESSING', 'DATABASE_OPERATIONS' or 'API_INTEGRATION' (got 'TIME_TRAVEL')",
+            "'CODE_GENERATION', 'FILE_PROCESSING', 'DATABASE_OPERATIONS', 'API_INTEGRATION' or 'COORDINATION' "
+            "(got 'TIME_TRAVEL')",
             id="unknown-capability",
         ),
         pytest.param(
@@ -259,7 +260,7 @@ def test_plan_tool_is_the_forced_tool_with_the_plan_as_its_schema() -> None:
     assert (subtasks_schema["minItems"], subtasks_schema["maxItems"]) == (1, 7)
     capability_enum = subtask_schema["properties"]["required_capabilities"]["items"]["enum"]
     assert sorted(capability_enum) == sorted(capability.value for capability in AgentCapability)
-    assert len(capability_enum) == 6
+    assert len(capability_enum) == 7
     assert set(subtask_schema["required"]) == {"id", "description", "required_capabilities", "dependencies"}
     priority = subtask_schema["properties"]["priority"]
     assert (priority["minimum"], priority["maximum"]) == (0, 10)
