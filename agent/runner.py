@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 
@@ -20,8 +21,8 @@ from agent.roles import LoadedRole, RoleBook
 from shared import tracing
 from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
-from shared.errors import InvalidInputError, ServiceUnavailableError
-from shared.models import ResultStatus, TaskExecutionRequest
+from shared.errors import ConflictError, InvalidInputError, ServiceUnavailableError
+from shared.models import AgentState, ResultStatus, TaskExecutionRequest
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,10 @@ class AgentBusyError(ServiceUnavailableError):
 
 class AgentDrainingError(ServiceUnavailableError):
     pass
+
+
+class AgentDrainedError(ConflictError):
+    """The orchestrator told this agent to drain (it was declared failed): no offer is its to run any more."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class SubtaskRunner:
         self._reserved: dict[SlotKey, Reservation] = {}  # slots held for attempts about to start
         self._runs: set[asyncio.Task[None]] = set()  # attempts not yet reported (a freed slot may still report)
         self._accepting = True
+        self._drained_because: str | None = None  # the orchestrator's reason, once it told the agent to drain
+        self.started_at = datetime.now(UTC)  # names this process in the registry: a restart is a new agent
         self.tasks_completed = 0
         self.tasks_failed = 0
 
@@ -92,19 +99,27 @@ class SubtaskRunner:
         return [subtask_id for subtask_id, _ in self._running]
 
     @property
+    def state(self) -> AgentState:
+        return AgentState.ACTIVE if self._accepting else AgentState.DRAINING
+
+    @property
     def is_available(self) -> bool:
         return self._accepting and len(self._running) + len(self._reserved) < self._settings.agent_concurrency
 
     def reserve(self, request: TaskExecutionRequest) -> Reservation | None:
         """Hold a slot for the attempt while its offer is accepted; None when this very attempt is already here.
 
-        Raises InvalidInputError (400) for a request this agent can never run, AgentDrainingError or
-        AgentBusyError (503) when it cannot run it now.
+        Raises InvalidInputError (400) for a request this agent can never run, AgentDrainedError (409) once the
+        orchestrator told it to drain, AgentDrainingError or AgentBusyError (503) when it cannot run it now.
         """
         role = self._role_for(request)
         key = (request.subtask.id, request.subtask.attempt_count)
         if key in self._running or key in self._reserved:
             return None
+        if self._drained_because is not None:
+            raise AgentDrainedError(
+                f"{self._settings.agent_id} was told to drain ({self._drained_because}) and takes no more subtasks"
+            )
         if not self._accepting:
             raise AgentDrainingError(f"{self._settings.agent_id} is shutting down and accepts no more subtasks")
         if not self.is_available:
@@ -133,7 +148,26 @@ class SubtaskRunner:
             )
         self._running[key] = RunningSubtask(request, execution, run)
         self._runs.add(run)
+        if self._drained_because is not None:
+            # Its offer was accepted while the drain came in: it ends at once as failed, so it is retried elsewhere.
+            execution.cancel()
         self._on_change()
+
+    def drain(self, reason: str) -> int:
+        """The orchestrator's order (the agent was declared failed): refuse every offer from now on and stop the
+        running attempts, whose results would come too late to count. Returns how many were stopped."""
+        first = self._drained_because is None
+        self._drained_because = self._drained_because or reason
+        self._accepting = False
+        running = [
+            item for item in self._running.values() if not (item.execution.done() or item.execution.cancelling())
+        ]
+        for item in running:
+            item.execution.cancel()  # its run reports it as failed and retryable
+        if first:
+            log.warning("agent_told_to_drain", reason=reason, attempts_stopped=len(running))
+        self._on_change()
+        return len(running)
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop accepting, give running attempts `grace_seconds`, cancel the rest; returns when all are reported."""
@@ -199,7 +233,8 @@ class SubtaskRunner:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # this run itself is being cancelled (the event loop is closing), not only its execution
-            outcome = ExecutionOutcome.failure(SHUTDOWN_ERROR, retryable=True)
+            stopped = f"agent drained: {self._drained_because}" if self._drained_because else SHUTDOWN_ERROR
+            outcome = ExecutionOutcome.failure(stopped, retryable=True)
         result = self._reporter.build_result(request, role, outcome, time.monotonic() - started)
         # The slot is free before the result is out: the orchestrator may hand this agent new work the
         # moment it reads the result, and must not be refused for a slot that is only busy reporting.

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
+from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
 from orchestrator.api import coordination, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
@@ -127,6 +128,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             api_keys=api_keys,
             pool=agent_pool,
             lifecycle=lifecycle,
+            agent_failures=AgentFailures(lifecycle, redis, agents),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)

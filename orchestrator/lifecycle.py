@@ -343,16 +343,30 @@ class TaskLifecycle:
 
     async def fail_stranded(self, stranded: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""
+        outcome = await self._fail_running(stranded)
+        if stranded:
+            log.warning("stranded_attempts_retried", count=len(stranded))
+        return outcome
+
+    async def hand_back(self, agent_id: str, reason: str) -> BatchOutcome:
+        """Every attempt running on `agent_id` (an agent declared failed) fails retryably now, so it is queued again
+        at once with the agent among its failed_agent_ids; `applied` are those handed back. Like any lost attempt,
+        one that was its subtask's last try fails the subtask. What the agent reports of them later is a superseded
+        offer's result: it changes nothing, and its staged files never reach the task's output."""
+        return await self._fail_running([(subtask, reason) for subtask in await self.running_on(agent_id)])
+
+    async def running_on(self, agent_id: str) -> list[SubTask]:
+        """The attempts PostgreSQL says `agent_id` runs (offered to it, accepted or not)."""
+        return await self._db.repositories().subtasks.list_running_on(agent_id)
+
+    async def _fail_running(self, attempts: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         now = datetime.now(UTC)
         # Signed like an agent's result: every result that applies answers an assignment of this fleet's.
         failures = [
             self.trust.sign_result(stranded_failure(subtask, reason, now), subtask.trace_id)
-            for subtask, reason in stranded
+            for subtask, reason in attempts
         ]
-        outcome = await self.apply_results(failures)
-        if stranded:
-            log.warning("stranded_attempts_retried", count=len(stranded))
-        return outcome
+        return await self.apply_results(failures)
 
     async def _transitions(
         self, tx: Repositories, results: Sequence[SubTaskResult], batch: BatchOutcome

@@ -8,6 +8,9 @@ an agent run a prompt of theirs, or have the orchestrator take a result it never
 offer gets nothing either: once expired it is refused here, and before that PostgreSQL accepts an offer only under
 its current delivery token (agent/offers.py), so a superseded attempt is refused there.
 
+The orchestrator's order to drain (an agent declared failed) is signed the same way, for one agent process (its
+start time from the registry), so it cannot be forged, and a captured one cannot drain the agent once restarted.
+
 Agents' GET /status takes a bearer token derived from the secret rather than the secret itself, so a request that
 is overheard never reveals the key that signs assignments.
 """
@@ -17,12 +20,21 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
 from shared.config import ConfigurationError, Settings
 from shared.errors import AppError
-from shared.models import AgentStatus, Assignment, ReportedResult, SubTask, SubTaskResult, TaskExecutionRequest
+from shared.models import (
+    AgentStatus,
+    Assignment,
+    DrainCommand,
+    ReportedResult,
+    SubTask,
+    SubTaskResult,
+    TaskExecutionRequest,
+)
 
 # How long an agent may take up an offer. The dispatcher waits 5 s for an agent to accept (AGENT_REQUEST_TIMEOUT in
 # orchestrator/agent_client.py) and takes the offer back after that; the rest is margin for the clocks of the
@@ -127,6 +139,28 @@ class FleetTrust:
         """Whether a member of the fleet registered this identity (anyone who reaches Redis can write an entry)."""
         return hmac.compare_digest(status.registration or "", self._registration_signature(status))
 
+    def sign_drain(
+        self, agent_id: str, started_at: datetime | None, reason: str, *, now: float | None = None
+    ) -> DrainCommand:
+        """The order to drain the agent process `agent_id` that started at `started_at`."""
+        expires_at = int((time.time() if now is None else now) + ASSIGNMENT_LIFETIME_SECONDS)
+        signature = self._drain_signature(agent_id, started_at, reason, expires_at)
+        return DrainCommand(
+            agent_id=agent_id, started_at=started_at, reason=reason, expires_at=expires_at, signature=signature
+        )
+
+    def check_drain(self, command: DrainCommand, agent_id: str, started_at: datetime | None) -> None:
+        """UntrustedCallerError unless the command is an unexpired order of the fleet's to this very agent process."""
+        expected = self._drain_signature(command.agent_id, command.started_at, command.reason, command.expires_at)
+        if not hmac.compare_digest(command.signature, expected):
+            raise UntrustedCallerError("the drain command is not signed with this fleet's FLEET_SECRET")
+        if command.agent_id != agent_id:
+            raise UntrustedCallerError(f"the drain command is for agent {command.agent_id!r}, not {agent_id!r}")
+        if command.started_at != started_at:
+            raise UntrustedCallerError("the drain command is for an earlier process of this agent (it restarted)")
+        if command.expires_at < time.time():
+            raise UntrustedCallerError("the drain command has expired")
+
     def check_status_token(self, token: str | None) -> None:
         """UntrustedCallerError unless `token` (a request's bearer token) is the fleet's status token."""
         if token is None or not hmac.compare_digest(token.encode(), self.status_token.encode()):
@@ -171,6 +205,10 @@ class FleetTrust:
         capabilities = sorted(capability.value for capability in status.capabilities)
         identity = ["registration", self._tenant_id, status.agent_id, status.url, status.port, capabilities]
         return self._digest(json.dumps([*identity, status.slots]).encode())
+
+    def _drain_signature(self, agent_id: str, started_at: datetime | None, reason: str, expires_at: int) -> str:
+        started = started_at.astimezone(UTC).isoformat() if started_at is not None else None
+        return self._digest(json.dumps(["drain", self._tenant_id, agent_id, started, reason, expires_at]).encode())
 
     def _report_signature(self, report: ReportedResult) -> str:
         # The JSON it travels as: parsed and dumped again on the orchestrator's side, it is the same text.

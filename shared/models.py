@@ -148,6 +148,15 @@ class ResultStatus(StrEnum):
     FAILED = "failed"
 
 
+class AgentState(StrEnum):
+    """Whether an agent takes work: it reports `active` or `draining` itself; the registry shows `failed` while
+    an operator's declaration holds (POST /agents/{agent_id}/fail), whatever the agent reports."""
+
+    ACTIVE = "active"
+    DRAINING = "draining"  # shutting down, or told to drain: it refuses offers and stops what it runs
+    FAILED = "failed"
+
+
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
@@ -262,6 +271,18 @@ class Assignment(DomainModel):
     signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
 
 
+class DrainCommand(DomainModel):
+    """The orchestrator's order to one agent process to drain (the agent's POST /drain), signed like an offer."""
+
+    agent_id: Identifier
+    started_at: datetime | None = Field(
+        description="The start of the agent process it is for (from the registry): a restarted agent refuses it"
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    expires_at: int = Field(ge=0, description="Unix time after which the agent refuses the command")
+    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
+
+
 class ReportedResult(SubTaskResult):
     """A result as it travels from an agent to the orchestrator: with the assignment the attempt ran under.
 
@@ -322,6 +343,10 @@ class AgentStatus(DomainModel):
     tasks_completed: int = Field(0, ge=0)
     tasks_failed: int = Field(0, ge=0)
     executor: str = "sdk"
+    state: AgentState = AgentState.ACTIVE
+    started_at: datetime | None = Field(
+        None, description="When this agent process started: tells a restarted agent from the one declared failed"
+    )
     last_heartbeat: datetime = Field(default_factory=utc_now)
     registration: str | None = Field(
         None,

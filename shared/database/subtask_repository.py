@@ -343,3 +343,15 @@ class SubtaskRepository:
             f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE tenant_id = $1 AND status = 'running'", self._tenant_id
         )
         return [subtask_from_row(row) for row in rows]
+
+    async def list_running_on(self, agent_id: str) -> list[SubTask]:
+        """This tenant's subtasks running on `agent_id` (offered to it, whether it accepted yet or not)."""
+        rows = await self._executor.fetch(
+            f"""
+            SELECT {SUBTASK_COLUMNS} FROM subtasks
+            WHERE tenant_id = $1 AND status = 'running' AND assigned_agent = $2
+            """,
+            self._tenant_id,
+            agent_id,
+        )
+        return [subtask_from_row(row) for row in rows]

@@ -9,10 +9,12 @@ from pydantic import BaseModel, ValidationError
 from shared.models import (
     AgentCapability,
     AgentLog,
+    AgentState,
     AgentStatus,
     Assignment,
     DecompositionInfo,
     DomainModel,
+    DrainCommand,
     LogLevel,
     QueuedSubtask,
     ReportedResult,
@@ -78,6 +80,13 @@ MINIMAL_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     TokenUsage: {},
     DecompositionInfo: {},
     Assignment: {"expires_at": 1, "content_digest": "0" * 64, "signature": "0" * 64},
+    DrainCommand: {
+        "agent_id": "agent1",
+        "started_at": None,
+        "reason": "failed",
+        "expires_at": 1,
+        "signature": "0" * 64,
+    },
     AgentLog: {"agent_id": "agent1", "message": "hello"},
     ToolCall: {"agent_id": "agent1", "task_id": TASK_ID, "tool_name": "read_file"},
     TaskExecutionRequest: {
@@ -377,6 +386,16 @@ def every_model() -> list[BaseModel]:
         TokenUsage(input_tokens=1, output_tokens=2, cache_read_input_tokens=3, cache_creation_input_tokens=4),
         DecompositionInfo(token_usage=TokenUsage(input_tokens=900, output_tokens=300)),
         AgentStatus(**agent_status(current_tasks=["subtask_1"], cpu_usage=12.75, last_heartbeat=datetime.now(UTC))),
+        AgentStatus(
+            **agent_status(state=AgentState.DRAINING, started_at=datetime(2026, 3, 1, 9, 0, 0, 7, tzinfo=PLUS_TWO))
+        ),
+        DrainCommand(
+            agent_id="agent2",
+            started_at=datetime(2026, 3, 1, 9, 0, 0, 7, tzinfo=PLUS_TWO),
+            reason="agent agent2 was declared failed by an operator",
+            expires_at=1_800_000_000,
+            signature="ab" * 32,
+        ),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, task_context={"previous": {"subtask_0": "rows"}}),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, assignment=ASSIGNMENT),
         ASSIGNMENT,
