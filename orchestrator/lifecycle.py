@@ -220,7 +220,10 @@ class TaskLifecycle:
         limit = limit_problem(len(existing), self.settings.max_subtasks_per_task)
         if limit:
             raise ConflictError(limit)
-        if await tx.follow_ups.add_subtask(follow_up.to_subtask(task_id)) is None:
+        if (
+            await tx.follow_ups.add_subtask(follow_up.to_subtask(task_id), own_type=follow_up.task_type is not None)
+            is None
+        ):
             raise ConflictError(f"subtask id {follow_up.id!r} is taken by another task; draw a new one")
 
     # --- offers to agents -----------------------------------------------------------------------------------------

@@ -46,10 +46,13 @@ class FollowUpSubtask(DomainModel):
         default_factory=list, description="Ids of subtasks of the same task (the requesting one among them)"
     )
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    task_type: TaskType = TaskType.GENERAL
+    task_type: TaskType | None = Field(None, description="Unset: the task's own type")
 
     def to_subtask(self, task_id: str) -> SubTask:
-        return SubTask(task_id=task_id, **self.model_dump())
+        """The subtask to store; one naming no type takes its task's when stored (FollowUpRepository.add_subtask)."""
+        return SubTask(
+            task_id=task_id, **self.model_dump(exclude={"task_type"}), task_type=self.task_type or TaskType.GENERAL
+        )
 
 
 class FollowUpRequest(DomainModel):

@@ -142,7 +142,7 @@ SUBMIT_FOLLOW_UP_SUBTASK = ToolSpec(
             "task_type": {
                 "type": "string",
                 "enum": [task_type.value for task_type in TaskType],
-                "description": "The kind of work (GENERAL unless it is one of the others)",
+                "description": "The kind of work (unset: the task's own)",
             },
         },
         ["description", "required_capabilities"],

@@ -8,14 +8,14 @@ subtask waiting for an agent. Routing reads each agent's recent results per task
 which an index on the applied results keeps cheap.
 
 Revision ID: 0007
-Revises: 0009
+Revises: 0006
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0007"
-down_revision = "0009"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

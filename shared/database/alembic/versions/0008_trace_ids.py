@@ -5,14 +5,14 @@ subtasks keep a copy so each queue item, offer and result of theirs carries it w
 checks repeat the model's limits (shared.models.TraceId). Tasks stored before have none.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ call against the allowlist its attempt ran under. Results from before this revis
 says so rather than guessing.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-30
 """
 
