@@ -1,7 +1,7 @@
 """The agent's HTTP API (seed 003 T007/T008, T024): health, status, and accepting a subtask to run.
 
-/health is open and says only whether the agent serves; /status and /execute answer the orchestrator alone (a token
-derived from FLEET_SECRET, a signed assignment: shared/fleet_trust.py).
+/health is open and says only whether the agent serves; /status, /execute and /drain answer the orchestrator alone (a
+token derived from FLEET_SECRET, a signed assignment, a signed drain command: shared/fleet_trust.py).
 """
 
 from typing import Annotated, Any, Literal
@@ -9,15 +9,15 @@ from typing import Annotated, Any, Literal
 import claude_agent_sdk
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent.heartbeat import agent_status
 from agent.offers import OfferBook
-from agent.runner import SubtaskRunner
+from agent.runner import SubtaskRunner, bound_to_request
 from shared.config import Settings
 from shared.errors import error_responses
 from shared.fleet_trust import FleetTrust
-from shared.models import AgentStatus, TaskExecutionRequest
+from shared.models import AgentState, AgentStatus, DrainCommand, TaskExecutionRequest
 
 router = APIRouter()
 
@@ -32,6 +32,12 @@ class HealthResponse(BaseModel):
 class ExecuteAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     agent_id: str
+
+
+class DrainAccepted(BaseModel):
+    agent_id: str
+    state: AgentState = Field(description="`draining`: it refuses offers from now on")
+    attempts_stopped: int = Field(ge=0, description="Running attempts stopped by this command (0 when repeated)")
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for a lookup.
@@ -108,7 +114,10 @@ async def status(
             "description": f"The body is over {MAX_OFFER_BYTES} bytes (refused as it streams in)",
         },
         415: {**error_responses(415)[415], "description": "The body is not JSON"},
-        409: {**error_responses(409)[409], "description": "The offer is not this agent's: taken back, or superseded"},
+        409: {
+            **error_responses(409)[409],
+            "description": "The offer is not this agent's (taken back, or superseded), or the agent was told to drain",
+        },
         503: {**error_responses(503)[503], "description": "All slots are busy, or the agent is shutting down"},
     },
     tags=["agent"],
@@ -119,12 +128,34 @@ async def execute(
     """Accept one offer of a subtask attempt, signed by the orchestrator, and run it in the background; its result
     goes to the result queue."""
     trust.check_offer(request, settings.agent_id)  # before anything is held, written or run
-    reservation = runner.reserve(request)
-    if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
-        try:
-            await offers.accept(request)
-        except BaseException:
-            runner.release(reservation)
-            raise
-        runner.start(reservation)
+    with bound_to_request(request):  # the trace comes with the signed offer, not from a header anyone could set
+        reservation = runner.reserve(request)
+        if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
+            try:
+                await offers.accept(request)
+            except BaseException:
+                runner.release(reservation)
+                raise
+            runner.start(reservation)
     return ExecuteAccepted(agent_id=settings.agent_id)
+
+
+@router.post(
+    "/drain",
+    response_model=DrainAccepted,
+    responses={
+        **error_responses(500),
+        **UNTRUSTED,
+        400: {**error_responses(400)[400], "description": "Malformed command"},
+        413: {**error_responses(413)[413], "description": f"The body is over {MAX_OFFER_BYTES} bytes"},
+        415: {**error_responses(415)[415], "description": "The body is not JSON"},
+    },
+    tags=["agent"],
+)
+async def drain(command: DrainCommand, runner: Runner, settings: AgentSettings, trust: Trust) -> DrainAccepted:
+    """The orchestrator declared this agent failed: from now on it refuses offers (409) and its heartbeats say
+    `draining`; its running attempts stop at once (the orchestrator already gave them to other agents). Signed by
+    the fleet for this agent process; repeating it changes nothing."""
+    trust.check_drain(command, settings.agent_id, runner.started_at)
+    stopped = runner.drain(command.reason)
+    return DrainAccepted(agent_id=settings.agent_id, state=runner.state, attempts_stopped=stopped)

@@ -65,6 +65,8 @@ def agent_status(settings: Settings, runner: SubtaskRunner) -> AgentStatus:
             "tasks_completed": runner.tasks_completed,
             "tasks_failed": runner.tasks_failed,
             "executor": runner.executor_name,
+            "state": runner.state,
+            "started_at": runner.started_at,
         },
         context={"agent_port_range": settings.agent_port_range},
     )

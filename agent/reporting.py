@@ -88,6 +88,7 @@ class ResultReporter:
             allowed_tools=list(role.role.allowed_tools),
             simulated=self._settings.claude_simulated,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
+            trace_id=request.subtask.trace_id,
         )
         return self._trust.seal(report)  # and only reports a member of the fleet made
 

@@ -9,17 +9,20 @@ is already being published is never cut off.
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 
 from agent.executors.base import ExecutionOutcome, SubtaskExecutor
 from agent.reporting import ResultReporter
 from agent.roles import LoadedRole, RoleBook
+from shared import tracing
 from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
-from shared.errors import InvalidInputError, ServiceUnavailableError
-from shared.models import ResultStatus, TaskExecutionRequest
+from shared.errors import ConflictError, InvalidInputError, ServiceUnavailableError
+from shared.models import AgentState, ResultStatus, TaskExecutionRequest
 
 log = structlog.get_logger(__name__)
 
@@ -28,12 +31,24 @@ SHUTDOWN_ERROR = "agent shutting down: the attempt was cancelled before it finis
 SlotKey = tuple[str, int]  # (subtask id, attempt)
 
 
+def bound_to_request(request: TaskExecutionRequest) -> AbstractContextManager[None]:
+    """The log lines of the block carry the offer's trace and the attempt's ids."""
+    subtask = request.subtask
+    return tracing.bound(
+        subtask.trace_id, task_id=request.task_id, subtask_id=subtask.id, attempt=subtask.attempt_count
+    )
+
+
 class AgentBusyError(ServiceUnavailableError):
     pass
 
 
 class AgentDrainingError(ServiceUnavailableError):
     pass
+
+
+class AgentDrainedError(ConflictError):
+    """The orchestrator told this agent to drain (it was declared failed): no offer is its to run any more."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ class SubtaskRunner:
         self._reserved: dict[SlotKey, Reservation] = {}  # slots held for attempts about to start
         self._runs: set[asyncio.Task[None]] = set()  # attempts not yet reported (a freed slot may still report)
         self._accepting = True
+        self._drained_because: str | None = None  # the orchestrator's reason, once it told the agent to drain
+        self.started_at = datetime.now(UTC)  # names this process in the registry: a restart is a new agent
         self.tasks_completed = 0
         self.tasks_failed = 0
 
@@ -82,19 +99,27 @@ class SubtaskRunner:
         return [subtask_id for subtask_id, _ in self._running]
 
     @property
+    def state(self) -> AgentState:
+        return AgentState.ACTIVE if self._accepting else AgentState.DRAINING
+
+    @property
     def is_available(self) -> bool:
         return self._accepting and len(self._running) + len(self._reserved) < self._settings.agent_concurrency
 
     def reserve(self, request: TaskExecutionRequest) -> Reservation | None:
         """Hold a slot for the attempt while its offer is accepted; None when this very attempt is already here.
 
-        Raises InvalidInputError (400) for a request this agent can never run, AgentDrainingError or
-        AgentBusyError (503) when it cannot run it now.
+        Raises InvalidInputError (400) for a request this agent can never run, AgentDrainedError (409) once the
+        orchestrator told it to drain, AgentDrainingError or AgentBusyError (503) when it cannot run it now.
         """
         role = self._role_for(request)
         key = (request.subtask.id, request.subtask.attempt_count)
         if key in self._running or key in self._reserved:
             return None
+        if self._drained_because is not None:
+            raise AgentDrainedError(
+                f"{self._settings.agent_id} was told to drain ({self._drained_because}) and takes no more subtasks"
+            )
         if not self._accepting:
             raise AgentDrainingError(f"{self._settings.agent_id} is shutting down and accepts no more subtasks")
         if not self.is_available:
@@ -111,18 +136,38 @@ class SubtaskRunner:
         """Run the reserved attempt in the background."""
         key, request, role = reservation.key, reservation.request, reservation.role
         self._reserved.pop(key, None)
-        with structlog.contextvars.bound_contextvars(
-            task_id=request.task_id, subtask_id=request.subtask.id, attempt=request.subtask.attempt_count
-        ):
+        # The attempt's tasks and the done callback copy the context as it is here: their lines carry the trace too.
+        with bound_to_request(request):
             execution = asyncio.create_task(self._execute(request, role), name=f"execute:{key[0]}:{key[1]}")
             run = asyncio.create_task(
                 self._run(request, role, execution, time.monotonic()), name=f"run:{key[0]}:{key[1]}"
             )
+            run.add_done_callback(lambda task: self._forget(key, task))
+            log.info(
+                "subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name
+            )
         self._running[key] = RunningSubtask(request, execution, run)
         self._runs.add(run)
-        run.add_done_callback(lambda task: self._forget(key, task))
-        log.info("subtask_accepted", task_id=request.task_id, subtask_id=key[0], attempt=key[1], role=role.role.name)
+        if self._drained_because is not None:
+            # Its offer was accepted while the drain came in: it ends at once as failed, so it is retried elsewhere.
+            execution.cancel()
         self._on_change()
+
+    def drain(self, reason: str) -> int:
+        """The orchestrator's order (the agent was declared failed): refuse every offer from now on and stop the
+        running attempts, whose results would come too late to count. Returns how many were stopped."""
+        first = self._drained_because is None
+        self._drained_because = self._drained_because or reason
+        self._accepting = False
+        running = [
+            item for item in self._running.values() if not (item.execution.done() or item.execution.cancelling())
+        ]
+        for item in running:
+            item.execution.cancel()  # its run reports it as failed and retryable
+        if first:
+            log.warning("agent_told_to_drain", reason=reason, attempts_stopped=len(running))
+        self._on_change()
+        return len(running)
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop accepting, give running attempts `grace_seconds`, cancel the rest; returns when all are reported."""
@@ -188,7 +233,8 @@ class SubtaskRunner:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # this run itself is being cancelled (the event loop is closing), not only its execution
-            outcome = ExecutionOutcome.failure(SHUTDOWN_ERROR, retryable=True)
+            stopped = f"agent drained: {self._drained_because}" if self._drained_because else SHUTDOWN_ERROR
+            outcome = ExecutionOutcome.failure(stopped, retryable=True)
         result = self._reporter.build_result(request, role, outcome, time.monotonic() - started)
         # The slot is free before the result is out: the orchestrator may hand this agent new work the
         # moment it reads the result, and must not be refused for a slot that is only busy reporting.

@@ -1,4 +1,5 @@
-"""How the dispatcher talks to agents: POST /execute over a pool of kept-alive connections.
+"""How the orchestrator talks to agents: POST /execute (the dispatcher) and POST /drain (an agent declared failed)
+over a pool of kept-alive connections.
 
 aiohttp rather than httpx here: this POST is the dispatcher's hottest call, and on this work aiohttp spends a
 tenth of httpx's CPU per request (measured: 0.3 ms against 3 ms at 20 concurrent requests).
@@ -49,10 +50,17 @@ class AgentClient:
 
     async def execute(self, agent_url: str, body: str) -> AgentAnswer:
         """POST a TaskExecutionRequest body to the agent's /execute; raises AgentUnreachableError."""
+        return await self._post(f"{agent_url}/execute", body)
+
+    async def drain(self, agent_url: str, body: str) -> AgentAnswer:
+        """POST a DrainCommand body to the agent's /drain; raises AgentUnreachableError."""
+        return await self._post(f"{agent_url}/drain", body)
+
+    async def _post(self, url: str, body: str) -> AgentAnswer:
         if self._session is None:
             raise RuntimeError("AgentClient.start() has not been awaited")
         try:
-            async with self._session.post(f"{agent_url}/execute", data=body.encode()) as response:
+            async with self._session.post(url, data=body.encode()) as response:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise AgentUnreachableError(repr(error)) from error

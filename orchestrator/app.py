@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator.agent_client import AgentClient
+from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
 from orchestrator.api import coordination, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
@@ -22,15 +23,18 @@ from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
+from orchestrator.scheduling import AFFINITY_WINDOW
 from orchestrator.state import OrchestratorState
 from orchestrator.task_analyzer import TaskAnalyzer
 from orchestrator.task_service import TaskService
+from orchestrator.waiting import DependencyProbe, TaskTypeDependencies
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
+from shared.tracing import REQUEST_ID_HEADER, TraceRequests
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +73,7 @@ class BackgroundWork:
         """Before the loops start: take back our in-flight items and count the work agents already run."""
         await self.recovery.recover_own_inflight()
         await self.lifecycle.fleet.directory.refresh()
+        self.lifecycle.fleet.history.load(await db.repositories().results.recent_outcomes(AFFINITY_WINDOW))
         for subtask in await db.repositories().subtasks.list_running():
             if subtask.assigned_agent:
                 self.lifecycle.fleet.load.restore(subtask.assigned_agent, subtask.id)
@@ -77,12 +82,16 @@ class BackgroundWork:
 def build_background_work(
     lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, agents: AgentClient
 ) -> BackgroundWork:
-    result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(lifecycle.settings.result_concurrency)]
-    dispatcher = Dispatcher(lifecycle, redis, agents)
+    settings = lifecycle.settings
+    result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(settings.result_concurrency)]
+    dependencies = TaskTypeDependencies(settings.task_type_dependencies)
+    probe = DependencyProbe(dependencies, lifecycle.fleet.load, settings.dependency_probe_interval_seconds)
+    dispatcher = Dispatcher(lifecycle, redis, agents, dependencies)
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
-    return BackgroundWork(lifecycle, recovery, dispatcher, [recovery, watcher, *result_processors, dispatcher])
+    loops = [recovery, watcher, probe, *result_processors, dispatcher]
+    return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 
 @asynccontextmanager
@@ -119,6 +128,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             api_keys=api_keys,
             pool=agent_pool,
             lifecycle=lifecycle,
+            agent_failures=AgentFailures(lifecycle, redis, agents),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
@@ -151,8 +161,12 @@ def create_app(settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
         )
+    # Around the whole stack, the handler of last resort included, so a 500 and its log line carry the trace too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: TraceRequests(build_stack())  # type: ignore[method-assign]
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)

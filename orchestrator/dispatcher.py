@@ -3,7 +3,9 @@
 An intake loop moves items from `agent_tasks` into this orchestrator's in-flight list (so a crash
 loses nothing) and into an in-memory backlog. A matcher pairs backlog items with agents that have a
 free slot whenever something changes (new work, a slot freed, the registry changed), so an item
-that no agent can take yet never holds up items that another agent could run now. The pairings of one
+that no agent can take yet never holds up items that another agent could run now. An item that no live agent
+could take even if all were free (or whose task type's dependency is down) waits, and the lifecycle records why
+(orchestrator/waiting.py). The pairings of one
 matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, each is
 POSTed to its agent's /execute, and the queue items are acked in one round trip.
 """
@@ -12,6 +14,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -21,10 +24,12 @@ from orchestrator.agent_client import AgentClient, AgentUnreachableError
 from orchestrator.fleet_view import MATCH_INTERVAL_SECONDS
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.scheduling import rank_agents
+from orchestrator.waiting import TaskTypeDependencies, waiting_reason
+from shared import tracing
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.fleet_trust import FleetTrust
 from shared.loop_service import LoopService, OutageWatch
-from shared.models import AgentStatus, QueuedSubtask, TaskExecutionRequest
+from shared.models import AgentStatus, QueuedSubtask, StatusReason, TaskExecutionRequest, TaskType
 from shared.outages import STORE_OUTAGES
 from shared.redis_manager import RedisManager
 
@@ -75,10 +80,25 @@ def execution_request(attempt: ClaimedAttempt, trust: FleetTrust) -> TaskExecuti
     return request
 
 
+def bound_to_attempt(attempt: ClaimedAttempt) -> AbstractContextManager[None]:
+    """The log lines of the block carry the attempt's trace and ids."""
+    subtask = attempt.subtask
+    return tracing.bound(
+        subtask.trace_id, task_id=subtask.task_id, subtask_id=subtask.id, attempt=subtask.attempt_count
+    )
+
+
 class Dispatcher(LoopService):
-    def __init__(self, lifecycle: TaskLifecycle, redis: RedisManager, agents: AgentClient) -> None:
+    def __init__(
+        self,
+        lifecycle: TaskLifecycle,
+        redis: RedisManager,
+        agents: AgentClient,
+        dependencies: TaskTypeDependencies | None = None,
+    ) -> None:
         super().__init__("dispatcher")
         self._lifecycle = lifecycle
+        self._dependencies = dependencies or TaskTypeDependencies({})
         self._redis = redis
         self._agents = agents
         self._trust = lifecycle.trust
@@ -120,6 +140,7 @@ class Dispatcher(LoopService):
 
     def match(self) -> int:
         """Start delivering every backlog item an agent can take now; returns how many were paired."""
+        waiting = self._note_waiting()
         free_slots = sum(max(0, a.slots - self._load.running(a.agent_id)) for a in self._directory.agents)
         if not self._backlog or not free_slots or time.monotonic() < self._paused_until:
             return 0
@@ -127,7 +148,7 @@ class Dispatcher(LoopService):
         exhausted: set[Route] = set()
         # Sorted afresh each round; cheap, as the keys are stored and the dict keeps arrival order (long sorted runs).
         for entry in sorted(self._backlog.values(), key=attrgetter("order")):
-            if entry.route in exhausted:
+            if entry.route in exhausted or entry.payload in waiting:
                 continue
             ranked = rank_agents(self._directory.agents, entry.item, self._load, self._history)
             ranked = [a for a in ranked if self._directory.unresponsive_since(a) is None]
@@ -147,6 +168,23 @@ class Dispatcher(LoopService):
             self._deliveries.add(delivery)
             delivery.add_done_callback(self._deliveries.discard)
         return len(pairs)
+
+    def _note_waiting(self) -> set[str]:
+        """Tell the lifecycle why each backlog item waits, if it does: no live agent has what it needs (as opposed
+        to all of them being busy), or its task type's dependency is down. Returns the waiting items' payloads."""
+        agents = self._directory.agents
+        reasons: dict[tuple[Route, TaskType], StatusReason | None] = {}  # items that route alike wait alike
+        noted: list[tuple[QueuedSubtask, StatusReason | None]] = []
+        waiting = set()
+        for entry in self._backlog.values():
+            kind = (entry.route, entry.item.task_type)
+            if kind not in reasons:
+                reasons[kind] = waiting_reason(entry.item, agents, self._dependencies)
+            noted.append((entry.item, reasons[kind]))
+            if reasons[kind] is not None:
+                waiting.add(entry.payload)
+        self._lifecycle.note_waiting(noted)
+        return waiting
 
     async def _deliver(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> None:
         try:
@@ -197,32 +235,38 @@ class Dispatcher(LoopService):
             if attempt is None:
                 # Cancelled, already claimed through a duplicate item, or superseded by a retry.
                 self._load.released(agent.agent_id, entry.item.subtask_id)
-                log.debug("queue_item_stale", subtask_id=entry.item.subtask_id, attempt=entry.item.attempt)
+                item = entry.item
+                with tracing.bound(item.trace_id, task_id=item.task_id, subtask_id=item.subtask_id):
+                    log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
                 settled.append(entry.payload)
             else:
                 offers.append((entry, agent, attempt))
-        accepted = await asyncio.gather(
-            *(self._post_execute(agent, execution_request(attempt, self._trust)) for _, agent, attempt in offers)
-        )
+        accepted = await asyncio.gather(*(self._post_offer(agent, attempt) for _, agent, attempt in offers))
         for (entry, agent, attempt), took_it in zip(offers, accepted, strict=True):
             subtask = attempt.subtask
-            if took_it:
-                log.info(
-                    "subtask_dispatched",
-                    task_id=subtask.task_id,
-                    subtask_id=subtask.id,
-                    agent_id=agent.agent_id,
-                    attempt=subtask.attempt_count,
-                    assignment_latency_ms=subtask.assignment_latency_ms,
-                )
-                settled.append(entry.payload)
-            elif await self._lifecycle.release_unaccepted(subtask):
-                self._directory.mark_unresponsive(agent.agent_id)  # no more offers until it heartbeats again
-                self._refused(entry, agent)
-            else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
-                log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)
-                settled.append(entry.payload)
+            with bound_to_attempt(attempt):
+                if took_it:
+                    log.info(
+                        "subtask_dispatched",
+                        task_id=subtask.task_id,
+                        subtask_id=subtask.id,
+                        agent_id=agent.agent_id,
+                        attempt=subtask.attempt_count,
+                        assignment_latency_ms=subtask.assignment_latency_ms,
+                    )
+                    settled.append(entry.payload)
+                elif await self._lifecycle.release_unaccepted(subtask):
+                    self._directory.mark_unresponsive(agent.agent_id)  # no more offers until it heartbeats again
+                    self._refused(entry, agent)
+                else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
+                    log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)
+                    settled.append(entry.payload)
         return settled
+
+    async def _post_offer(self, agent: AgentStatus, attempt: ClaimedAttempt) -> bool:
+        # Each offer is a task of its own (gather), so what is bound here stays with this offer's lines.
+        with bound_to_attempt(attempt):
+            return await self._post_execute(agent, execution_request(attempt, self._trust))
 
     async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:
         """True when the agent took the attempt; False when it refused, could not be reached, or the POST failed."""

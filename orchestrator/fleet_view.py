@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
 from shared.loop_service import LoopService
-from shared.models import AgentStatus
+from shared.models import AgentState, AgentStatus
+from shared.redis.failed_agents import FailedMark
 from shared.redis_manager import RedisManager
 
 # The matcher looks again at least this often (agents' heartbeats expire without an announcement).
@@ -29,6 +30,9 @@ class AgentDirectory:
 
     An agent that refused an offer or did not answer one is unresponsive until it heartbeats again: it gets no
     offers meanwhile, and the recovery loop need not wait for its entry to expire to retry what it was running.
+
+    `agents` are those that take work: an agent declared failed (the registry shows it `failed`) or draining is left
+    out, so the dispatcher never offers it anything; routing itself (orchestrator/scheduling.py) never sees it.
     """
 
     def __init__(self, redis: RedisManager, heartbeat_ttl_seconds: float) -> None:
@@ -37,10 +41,24 @@ class AgentDirectory:
         self.agents: list[AgentStatus] = []
         self._last_heartbeats: dict[str, datetime] = {}  # as many entries as agent ids ever seen
         self._unresponsive_since: dict[str, datetime] = {}
+        self._declared_failed: dict[str, FailedMark] = {}  # by this orchestrator, as many as it ever declared
 
     async def refresh(self) -> None:
-        self.agents = await self._redis.get_agents()
-        self.remember(self.agents)
+        agents = await self._redis.get_agents()
+        self.remember(agents)
+        self.agents = [agent for agent in agents if self._takes_work(agent)]
+
+    def declare_failed(self, agent_id: str, mark: FailedMark) -> None:
+        """Leave the agent out from now on: at once, not at the next read of the registry (one under way may have
+        read it before the mark was written; and a mark lost with Redis's data still holds here)."""
+        self._declared_failed[agent_id] = mark
+        self.agents = [agent for agent in self.agents if agent.agent_id != agent_id]
+
+    def _takes_work(self, agent: AgentStatus) -> bool:
+        if agent.state is not AgentState.ACTIVE:
+            return False
+        mark = self._declared_failed.get(agent.agent_id)
+        return mark is None or not mark.holds_for(agent)
 
     def remember(self, agents: Iterable[AgentStatus]) -> None:
         """Take note of the heartbeats in a registry read."""

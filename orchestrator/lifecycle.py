@@ -18,6 +18,7 @@ that applies the result (`shared.attempt_output`), so it needs the agents' works
 import asyncio
 from collections import Counter
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,7 +30,8 @@ from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
-from shared import attempt_output
+from orchestrator.waiting_reasons import WaitingReasons
+from shared import attempt_output, tracing
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
@@ -41,7 +43,9 @@ from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
     QueuedSubtask,
+    ReportedResult,
     ResultStatus,
+    StatusReason,
     SubTask,
     SubTaskResult,
     SubTaskStatus,
@@ -107,6 +111,12 @@ def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTa
     return StatusChange(task.id, TaskStatus.FAILED, error=error)
 
 
+def bound_to_result(result: SubTaskResult) -> AbstractContextManager[None]:
+    """The log lines of the block carry the result's trace (its offer's, sealed into the report) and ids."""
+    trace_id = result.trace_id if isinstance(result, ReportedResult) else None
+    return tracing.bound(trace_id, task_id=result.task_id, subtask_id=result.subtask_id, attempt=result.attempt)
+
+
 def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
     """The result a running attempt gets when no live agent runs it any more: failed, and worth another try."""
     started = subtask.assigned_at or now
@@ -133,6 +143,7 @@ class TaskLifecycle:
         self._admission = QueueAdmission(settings.max_queue_depth, self._count_queued, self.drain)
         self._db = db
         self._redis = redis
+        self._waiting = WaitingReasons(db)
 
     # --- submit, cancel -------------------------------------------------------------------------------------------
 
@@ -211,7 +222,10 @@ class TaskLifecycle:
         limit = limit_problem(len(existing), self.settings.max_subtasks_per_task)
         if limit:
             raise ConflictError(limit)
-        if await tx.follow_ups.add_subtask(follow_up.to_subtask(task_id)) is None:
+        if (
+            await tx.follow_ups.add_subtask(follow_up.to_subtask(task_id), own_type=follow_up.task_type is not None)
+            is None
+        ):
             raise ConflictError(f"subtask id {follow_up.id!r} is taken by another task; draw a new one")
 
     # --- offers to agents -----------------------------------------------------------------------------------------
@@ -228,6 +242,19 @@ class TaskLifecycle:
         if subtask.delivery_token is None:
             return False
         return await self._db.repositories().subtasks.unclaim(subtask.id, subtask.delivery_token) is not None
+
+    # --- waiting: queued attempts no live agent can take ---------------------------------------------------------
+
+    def note_waiting(self, backlog: Sequence[tuple[QueuedSubtask, StatusReason | None]]) -> None:
+        """The matcher's view of the queued attempts it holds: why each waits (None: it can run once an agent is
+        free). Only what changed since the last note is logged and written to PostgreSQL (in the background), so a
+        matching round that finds what the last one found costs nothing; a claim clears the reason in its own
+        statement."""
+        self._waiting.note(backlog)
+
+    async def reasons_written(self) -> None:
+        """Returns once the reasons noted so far are written, or deferred by an outage."""
+        await self._waiting.written()
 
     # --- results --------------------------------------------------------------------------------------------------
 
@@ -253,7 +280,8 @@ class TaskLifecycle:
                     outcome.rejected[position] = f"PostgreSQL refused it: {single_error}"
         for position, reason in outcome.rejected.items():
             result = results[position]
-            log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
+            with bound_to_result(result):
+                log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
         await self._publish(outcome.queued)
         return outcome
 
@@ -320,13 +348,30 @@ class TaskLifecycle:
 
     async def fail_stranded(self, stranded: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
         """Running attempts no live agent runs any more fail retryably (with the reason), so they run elsewhere."""
-        now = datetime.now(UTC)
-        # Signed like an agent's result: every result that applies answers an assignment of this fleet's.
-        failures = [self.trust.sign_result(stranded_failure(subtask, reason, now)) for subtask, reason in stranded]
-        outcome = await self.apply_results(failures)
+        outcome = await self._fail_running(stranded)
         if stranded:
             log.warning("stranded_attempts_retried", count=len(stranded))
         return outcome
+
+    async def hand_back(self, agent_id: str, reason: str) -> BatchOutcome:
+        """Every attempt running on `agent_id` (an agent declared failed) fails retryably now, so it is queued again
+        at once with the agent among its failed_agent_ids; `applied` are those handed back. Like any lost attempt,
+        one that was its subtask's last try fails the subtask. What the agent reports of them later is a superseded
+        offer's result: it changes nothing, and its staged files never reach the task's output."""
+        return await self._fail_running([(subtask, reason) for subtask in await self.running_on(agent_id)])
+
+    async def running_on(self, agent_id: str) -> list[SubTask]:
+        """The attempts PostgreSQL says `agent_id` runs (offered to it, accepted or not)."""
+        return await self._db.repositories().subtasks.list_running_on(agent_id)
+
+    async def _fail_running(self, attempts: Sequence[tuple[SubTask, str]]) -> BatchOutcome:
+        now = datetime.now(UTC)
+        # Signed like an agent's result: every result that applies answers an assignment of this fleet's.
+        failures = [
+            self.trust.sign_result(stranded_failure(subtask, reason, now), subtask.trace_id)
+            for subtask, reason in attempts
+        ]
+        return await self.apply_results(failures)
 
     async def _transitions(
         self, tx: Repositories, results: Sequence[SubTaskResult], batch: BatchOutcome
@@ -393,17 +438,18 @@ class TaskLifecycle:
         """After commit: learn from each applied result, and log each result."""
         for result, outcome in zip(results, outcomes, strict=True):
             if outcome.applied and outcome.subtask is not None:
-                self.fleet.history.record(result.agent_id, outcome.subtask, result.status)
-            log.info(
-                "result_applied" if outcome.applied else "result_ignored",
-                task_id=result.task_id,
-                subtask_id=result.subtask_id,
-                attempt=result.attempt,
-                agent_id=result.agent_id,
-                status=result.status,
-                blocked=len(outcome.blocked),
-                task_status=batch.finished.get(result.task_id),
-            )
+                self.fleet.history.record(result.agent_id, outcome.subtask, result.status, result.execution_time)
+            with bound_to_result(result):
+                log.info(
+                    "result_applied" if outcome.applied else "result_ignored",
+                    task_id=result.task_id,
+                    subtask_id=result.subtask_id,
+                    attempt=result.attempt,
+                    agent_id=result.agent_id,
+                    status=result.status,
+                    blocked=len(outcome.blocked),
+                    task_status=batch.finished.get(result.task_id),
+                )
 
     # --- the queue as PostgreSQL says it should be ----------------------------------------------------------------
 

@@ -1,18 +1,23 @@
 """The plan Claude returns, its JSON schema (the forced tool's input), and its validation."""
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from graphlib import CycleError, TopologicalSorter
 
 from anthropic.types import ToolParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from shared.models import PRIORITY_MAX, PRIORITY_MIN, TASK_DESCRIPTION_MAX, AgentCapability, SubTask, new_subtask_id
+from shared.models import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    TASK_DESCRIPTION_MAX,
+    AgentCapability,
+    SubTask,
+    TaskType,
+    new_subtask_id,
+)
 
 PLAN_TOOL_NAME = "submit_plan"
-
-CapabilitySet = frozenset[AgentCapability]
 
 
 class PlannedSubtask(BaseModel):
@@ -24,7 +29,7 @@ class PlannedSubtask(BaseModel):
     dependencies: list[str] = Field(default_factory=list)
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     estimated_duration: int | None = Field(None, ge=0)
-    task_type: str = Field("general", min_length=1, max_length=64)
+    task_type: TaskType | None = None  # None: the task's own type
 
 
 class Plan(BaseModel):
@@ -32,8 +37,9 @@ class Plan(BaseModel):
 
     subtasks: list[PlannedSubtask] = Field(min_length=1)
 
-    def to_subtasks(self, task_id: str) -> list[SubTask]:
-        """Subtasks with fresh ids, in an order where each comes after its dependencies."""
+    def to_subtasks(self, task_id: str, task_type: TaskType = TaskType.GENERAL) -> list[SubTask]:
+        """Subtasks with fresh ids, in an order where each comes after its dependencies; a subtask the plan gives
+        no type has the task's."""
         created = {planned.id: new_subtask_id() for planned in self.subtasks}
         by_id = {planned.id: planned for planned in self.subtasks}
         order = TopologicalSorter({planned.id: planned.dependencies for planned in self.subtasks}).static_order()
@@ -46,7 +52,7 @@ class Plan(BaseModel):
                 dependencies=[created[dependency] for dependency in by_id[plan_id].dependencies],
                 priority=by_id[plan_id].priority,
                 estimated_duration=by_id[plan_id].estimated_duration,
-                task_type=by_id[plan_id].task_type,
+                task_type=by_id[plan_id].task_type or task_type,
             )
             for plan_id in order
         ]
@@ -81,7 +87,11 @@ def plan_tool(max_subtasks: int) -> ToolParam:
                             },
                             "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX},
                             "estimated_duration": {"type": "integer", "description": "Estimated seconds"},
-                            "task_type": {"type": "string", "description": "A short label such as analysis"},
+                            "task_type": {
+                                "type": "string",
+                                "enum": [task_type.value for task_type in TaskType],
+                                "description": "The kind of work, when it differs from the task's",
+                            },
                         },
                         "required": ["id", "description", "required_capabilities", "dependencies"],
                     },
@@ -134,27 +144,16 @@ def _graph_errors(plan: Plan) -> list[str]:
     return errors
 
 
-def _coverage_errors(plan: Plan, agent_capability_sets: Iterable[CapabilitySet]) -> list[str]:
-    fleet = list(agent_capability_sets)
-    if not fleet:
-        return []  # no agent is alive to compare with; the work waits for agents to join
-    return [
-        f"subtask {planned.id!r} needs {', '.join(sorted(planned.required_capabilities))} but no single agent has "
-        "all of them"
-        for planned in plan.subtasks
-        if not any(set(planned.required_capabilities) <= capabilities for capabilities in fleet)
-    ]
+def validate_plan(raw_plan: object, max_subtasks: int) -> tuple[Plan | None, list[str]]:
+    """The plan and no errors, or None and every problem found, worded for the repair prompt.
 
-
-def validate_plan(
-    raw_plan: object, agent_capability_sets: Sequence[CapabilitySet], max_subtasks: int
-) -> tuple[Plan | None, list[str]]:
-    """The plan and no errors, or None and every problem found, worded for the repair prompt."""
+    A subtask may need capabilities no live agent has (together): it waits, with the reason on it, until an agent
+    that has them joins, while the rest of the work flows (the dispatcher's matcher tells)."""
     try:
         plan = Plan.model_validate(raw_plan)
     except ValidationError as error:
         return None, _schema_errors(raw_plan, error)
-    errors = _graph_errors(plan) + _coverage_errors(plan, agent_capability_sets)
+    errors = _graph_errors(plan)
     if len(plan.subtasks) > max_subtasks:
         errors.append(f"the plan has {len(plan.subtasks)} subtasks; at most {max_subtasks} are allowed")
     return (None, errors) if errors else (plan, [])

@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from shared.models import AgentCapability, AgentStatus, ResultStatus
+from shared.database.result_repository import RecordedOutcome
+from shared.models import AgentCapability, AgentStatus, ResultStatus, TaskType
 
 
 class Routable(Protocol):
@@ -17,6 +19,9 @@ class Routable(Protocol):
 
     @property
     def failed_agent_ids(self) -> list[str]: ...
+
+    @property
+    def task_type(self) -> TaskType: ...
 
 
 class AgentLoadTracker:
@@ -64,23 +69,69 @@ class AgentLoadTracker:
         self._changed.clear()
 
 
-class SuccessHistory:
-    """Completed and failed counts per agent and capability, for preferring agents that do well."""
+# The record an agent is judged by: its last 20 applied results for one kind of work (task type and capability set).
+# Recent, so an agent that got better or worse is seen to within a few tasks; enough that one failure does not flip
+# the order. The same window is read from PostgreSQL at start (ResultRepository.recent_outcomes).
+AFFINITY_WINDOW = 20
 
-    def __init__(self) -> None:
-        self._counts: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+WorkKind = tuple[TaskType, frozenset[AgentCapability]]
 
-    def record(self, agent_id: str, subtask: Routable, status: ResultStatus) -> None:
-        for capability in subtask.required_capabilities:
-            self._counts[(agent_id, capability)][0 if status is ResultStatus.COMPLETED else 1] += 1
 
-    def success_rate(self, agent_id: str, subtask: Routable) -> float:
-        completed = failed = 0
-        for capability in subtask.required_capabilities:
-            ok, bad = self._counts.get((agent_id, capability), (0, 0))
-            completed, failed = completed + ok, failed + bad
+def work_kind(subtask: Routable) -> WorkKind:
+    return subtask.task_type, frozenset(subtask.required_capabilities)
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How an agent did at one kind of work lately."""
+
+    completed: int = 0
+    failed: int = 0
+    mean_seconds: float | None = None  # of the completed attempts
+
+    @property
+    def success_rate(self) -> float:
         # An agent without history is given the benefit of the doubt (Laplace smoothing).
-        return (completed + 1) / (completed + failed + 2)
+        return (self.completed + 1) / (self.completed + self.failed + 2)
+
+    @property
+    def preference(self) -> tuple[float, float]:
+        """Sorts the better record first: the higher success rate, then the faster (unknown speed: no penalty)."""
+        return -self.success_rate, self.mean_seconds or 0.0
+
+
+class SuccessHistory:
+    """Each agent's recent outcomes per kind of work (task type and capability set), for preferring the agents that
+    do that work well: the affinity. Loaded from PostgreSQL at start and kept up to date as results apply."""
+
+    def __init__(self, window: int = AFFINITY_WINDOW) -> None:
+        self._window = window
+        # (agent id, kind) -> (completed?, seconds) of the latest results, oldest first
+        self._outcomes: dict[tuple[str, WorkKind], deque[tuple[bool, float]]] = {}
+
+    def record(self, agent_id: str, subtask: Routable, status: ResultStatus, seconds: float) -> None:
+        self._remember(agent_id, work_kind(subtask), status is ResultStatus.COMPLETED, seconds)
+
+    def load(self, outcomes: Iterable[RecordedOutcome]) -> None:
+        """Take in stored outcomes, oldest first (what a restarted orchestrator knew before)."""
+        for outcome in outcomes:
+            kind = (outcome.task_type, frozenset(outcome.required_capabilities))
+            self._remember(outcome.agent_id, kind, outcome.status is ResultStatus.COMPLETED, outcome.execution_time)
+
+    def _remember(self, agent_id: str, kind: WorkKind, completed: bool, seconds: float) -> None:
+        key = (agent_id, kind)
+        if key not in self._outcomes:
+            self._outcomes[key] = deque(maxlen=self._window)
+        self._outcomes[key].append((completed, seconds))
+
+    def track_record(self, agent_id: str, subtask: Routable) -> TrackRecord:
+        outcomes = self._outcomes.get((agent_id, work_kind(subtask)), ())
+        durations = [seconds for completed, seconds in outcomes if completed]
+        return TrackRecord(
+            completed=len(durations),
+            failed=len(outcomes) - len(durations),
+            mean_seconds=sum(durations) / len(durations) if durations else None,
+        )
 
 
 def capable_agents(agents: Sequence[AgentStatus], subtask: Routable) -> list[AgentStatus]:
@@ -94,13 +145,14 @@ def capable_agents(agents: Sequence[AgentStatus], subtask: Routable) -> list[Age
 def rank_agents(
     agents: Sequence[AgentStatus], subtask: Routable, load: AgentLoadTracker, history: SuccessHistory
 ) -> list[AgentStatus]:
-    """Capable agents with a free slot, least loaded first, then best record for this kind of work."""
+    """Capable agents with a free slot, least loaded first, then the best recent record for this kind of work
+    (success rate, then speed)."""
     with_room = [agent for agent in capable_agents(agents, subtask) if load.running(agent.agent_id) < agent.slots]
     return sorted(
         with_room,
         key=lambda agent: (
             load.running(agent.agent_id) / agent.slots,
-            -history.success_rate(agent.agent_id, subtask),
+            history.track_record(agent.agent_id, subtask).preference,
             agent.agent_id,
         ),
     )

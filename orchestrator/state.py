@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orchestrator.agent_failures import AgentFailures
 from orchestrator.api_key_cache import ApiKeyCache
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool
@@ -23,6 +24,7 @@ class OrchestratorState:
     api_keys: ApiKeyCache
     pool: AgentPool
     lifecycle: TaskLifecycle  # the follow-up subtasks of coordinator attempts
+    agent_failures: AgentFailures
 
 
 async def get_state(request: Request) -> OrchestratorState:

@@ -10,9 +10,9 @@ import anthropic
 import structlog
 from anthropic.types import AssistantMessageParam, Message, MessageParam, UserMessageParam
 
-from orchestrator.plan import PLAN_TOOL_NAME, CapabilitySet, plan_tool, validate_plan
+from orchestrator.plan import PLAN_TOOL_NAME, plan_tool, validate_plan
 from shared.config import Settings
-from shared.models import AgentCapability, AgentStatus, SubTask, TokenUsage
+from shared.models import AgentCapability, AgentStatus, SubTask, TaskType, TokenUsage
 
 log = structlog.get_logger(__name__)
 
@@ -54,17 +54,20 @@ def build_prompt(description: str, agents: Sequence[AgentStatus], max_subtasks: 
         f"Task:\n<task>\n{description}\n</task>\n\n"
         f"Capabilities:\n{capabilities}\n\n"
         f"Live agents and the capabilities each one has:\n{fleet or '- (none registered yet)'}\n\n"
-        f"Rules: every subtask's required_capabilities must all belong to one agent listed above; ids are short "
-        f"(s1, s2, ...); dependencies name ids of earlier subtasks; priority is 0-10 (10 most urgent); at most "
-        f"{max_subtasks} subtasks."
+        f"Rules: every subtask's required_capabilities must all belong to one agent; prefer the agents listed above "
+        f"(a subtask needing capabilities no live agent has waits until such an agent joins); ids are short "
+        f"(s1, s2, ...); dependencies name ids of earlier subtasks; priority is 0-10 (10 most urgent); task_type only "
+        f"where a subtask's kind of work differs from the task's; at most {max_subtasks} subtasks."
     )
 
 
-def fallback_subtask(task_id: str, description: str, agents: Sequence[AgentStatus]) -> SubTask:
+def fallback_subtask(
+    task_id: str, description: str, agents: Sequence[AgentStatus], task_type: TaskType = TaskType.GENERAL
+) -> SubTask:
     """One subtask for the whole task, needing the capability the most live agents have."""
     counts = Counter(capability for agent in agents for capability in agent.capabilities)
     capability = counts.most_common(1)[0][0] if counts else AgentCapability.DATA_ANALYSIS
-    return SubTask(task_id=task_id, description=description, required_capabilities=[capability])
+    return SubTask(task_id=task_id, description=description, required_capabilities=[capability], task_type=task_type)
 
 
 def _plan_input(message: Message) -> tuple[str | None, object]:
@@ -97,10 +100,17 @@ class TaskAnalyzer:
             tool_choice={"type": "tool", "name": PLAN_TOOL_NAME},
         )
 
-    async def decompose_task(self, task_id: str, description: str, agents: Sequence[AgentStatus]) -> Decomposition:
-        """Subtasks for the task: Claude's plan, repaired once if invalid, else a single fallback subtask."""
+    async def decompose_task(
+        self,
+        task_id: str,
+        description: str,
+        agents: Sequence[AgentStatus],
+        task_type: TaskType = TaskType.GENERAL,
+    ) -> Decomposition:
+        """Subtasks for the task: Claude's plan, repaired once if invalid, else a single fallback subtask; each of
+        the task's type unless the plan gives it another."""
         started = time.perf_counter()
-        decomposition = await self._plan_or_fallback(task_id, description, agents)
+        decomposition = await self._plan_or_fallback(task_id, description, agents, task_type)
         decomposition.duration_ms = (time.perf_counter() - started) * 1000
         log.info(
             "task_decomposed",
@@ -112,8 +122,9 @@ class TaskAnalyzer:
         )
         return decomposition
 
-    async def _plan_or_fallback(self, task_id: str, description: str, agents: Sequence[AgentStatus]) -> Decomposition:
-        capability_sets: list[CapabilitySet] = [frozenset(agent.capabilities) for agent in agents]
+    async def _plan_or_fallback(
+        self, task_id: str, description: str, agents: Sequence[AgentStatus], task_type: TaskType
+    ) -> Decomposition:
         max_subtasks = self._settings.max_subtasks_per_task
         messages: list[MessageParam] = [{"role": "user", "content": build_prompt(description, agents, max_subtasks)}]
         usage = TokenUsage()
@@ -122,16 +133,17 @@ class TaskAnalyzer:
                 response = await self._ask(messages)
                 usage = _add_usage(usage, response)
                 tool_use_id, raw_plan = _plan_input(response)
-                plan, errors = validate_plan(raw_plan, capability_sets, max_subtasks)
+                plan, errors = validate_plan(raw_plan, max_subtasks)
                 if plan is not None:
-                    return Decomposition(plan.to_subtasks(task_id), repaired=round_number == 2, usage=usage)
+                    return Decomposition(plan.to_subtasks(task_id, task_type), repaired=round_number == 2, usage=usage)
                 log.warning("plan_invalid", task_id=task_id, round=round_number, errors=errors)
                 messages += self._repair_messages(response, tool_use_id, errors)
             reason = "the plan stayed invalid after one repair: " + "; ".join(errors)
         except anthropic.APIError as error:
             log.warning("decomposition_api_failed", task_id=task_id, error=str(error))
             reason = f"Claude API error: {error}"
-        return Decomposition([fallback_subtask(task_id, description, agents)], fallback_reason=reason, usage=usage)
+        fallback = fallback_subtask(task_id, description, agents, task_type)
+        return Decomposition([fallback], fallback_reason=reason, usage=usage)
 
     @staticmethod
     def _repair_messages(response: Message, tool_use_id: str | None, errors: list[str]) -> list[MessageParam]:

@@ -8,11 +8,13 @@ import structlog
 from orchestrator.api.schemas import AttemptToolCalls, TaskDetailResponse, TaskToolCallsResponse
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.task_analyzer import TaskAnalyzer
+from shared import tracing
 from shared.database import DatabaseManager
 from shared.errors import NotFoundError
 from shared.models import (
     AgentStatus,
     DecompositionInfo,
+    SubTask,
     Task,
     TaskCreatedResponse,
     TaskCreateRequest,
@@ -34,12 +36,22 @@ class TaskService:
         self._analyzer = analyzer
         self._details = lifecycle.details
 
-    async def submit_task(self, request: TaskCreateRequest) -> TaskCreatedResponse:
-        """Decompose, store the task and its plan, and queue the subtasks that can start now."""
+    async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
+        """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
+        start now."""
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
-        task = Task(description=request.description, user_id=request.user_id)
+        task = Task(
+            description=request.description, user_id=request.user_id, task_type=request.task_type, trace_id=trace_id
+        )
+        with tracing.bound(task_id=task.id):
+            queued = await self._decompose_and_submit(task)
+        return TaskCreatedResponse(
+            task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued), trace_id=trace_id
+        )
+
+    async def _decompose_and_submit(self, task: Task) -> list[SubTask]:
         agents = await self._live_agents()
-        decomposition = await self._analyzer.decompose_task(task.id, task.description, agents)
+        decomposition = await self._analyzer.decompose_task(task.id, task.description, agents, task.task_type)
         task.subtasks = decomposition.subtasks
         task.decomposition_fallback = decomposition.fallback_used
         task.decomposition = DecompositionInfo(
@@ -50,9 +62,7 @@ class TaskService:
         )
         queued = await self._lifecycle.submit(task)
         log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
-        return TaskCreatedResponse(
-            task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued)
-        )
+        return queued
 
     async def _live_agents(self) -> list[AgentStatus]:
         """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""
@@ -83,7 +93,8 @@ class TaskService:
         return tasks, await repos.tasks.count_tasks(status=status, user_id=user_id)
 
     async def cancel_task(self, task_id: str) -> Task:
-        return await self._lifecycle.cancel(task_id)
+        with tracing.bound(task_id=task_id):  # under this request's trace: the task's is where it was submitted
+            return await self._lifecycle.cancel(task_id)
 
     async def tool_calls(self, task_id: str) -> TaskToolCallsResponse:
         """The task's tool calls grouped by attempt; 404 for a task that is not this tenant's."""

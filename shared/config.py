@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.models import AgentCapability
+from shared.models import AgentCapability, TaskType
 
 DEFAULT_AGENT_PORT_MIN = 8001
 DEFAULT_AGENT_PORT_MAX = 8016
@@ -103,6 +103,14 @@ class Settings(BaseSettings):
         description="Comma-separated origins whose browser pages may call the API (CORS); unset = none may",
     )
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
+    task_type_dependencies: dict[TaskType, str] = Field(
+        default_factory=dict,
+        description='What a task type needs, as JSON: a capability or a health URL, e.g. {"DISCOVERY": '
+        '"http://discovery:9000/health"}; its subtasks wait while no live agent has it or the URL does not answer 2xx',
+    )
+    dependency_probe_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the health URLs of TASK_TYPE_DEPENDENCIES are probed"
+    )
 
     # The pool: agents the orchestrator starts itself (POST /pool/initialize, POST /agents)
     agent_launcher: Literal["native", "none"] = Field(
@@ -243,6 +251,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{tenant!r} is not a tenant id")
             if not url.startswith(("postgresql://", "postgres://")):
                 raise ValueError(f"the data source of {tenant!r} is not a postgresql:// URL")
+        return value
+
+    @field_validator("task_type_dependencies")
+    @classmethod
+    def check_task_type_dependencies(cls, value: dict[TaskType, str]) -> dict[TaskType, str]:
+        for task_type, needed in value.items():
+            if needed not in AgentCapability.__members__ and not needed.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"{task_type.value} needs {needed!r}, which is neither a capability "
+                    f"({', '.join(AgentCapability)}) nor an http(s):// health URL"
+                )
         return value
 
     @field_validator("agent_data_password")

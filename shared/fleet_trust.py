@@ -8,6 +8,9 @@ an agent run a prompt of theirs, or have the orchestrator take a result it never
 offer gets nothing either: once expired it is refused here, and before that PostgreSQL accepts an offer only under
 its current delivery token (agent/offers.py), so a superseded attempt is refused there.
 
+The orchestrator's order to drain (an agent declared failed) is signed the same way, for one agent process (its
+start time from the registry), so it cannot be forged, and a captured one cannot drain the agent once restarted.
+
 Agents' GET /status takes a bearer token derived from the secret rather than the secret itself, so a request that
 is overheard never reveals the key that signs assignments.
 """
@@ -17,12 +20,21 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
 from shared.config import ConfigurationError, Settings
 from shared.errors import AppError
-from shared.models import AgentStatus, Assignment, ReportedResult, SubTask, SubTaskResult, TaskExecutionRequest
+from shared.models import (
+    AgentStatus,
+    Assignment,
+    DrainCommand,
+    ReportedResult,
+    SubTask,
+    SubTaskResult,
+    TaskExecutionRequest,
+)
 
 # How long an agent may take up an offer. The dispatcher waits 5 s for an agent to accept (AGENT_REQUEST_TIMEOUT in
 # orchestrator/agent_client.py) and takes the offer back after that; the rest is margin for the clocks of the
@@ -82,10 +94,10 @@ class FleetTrust:
         """The assignment of the request's offer to the agent its subtask was claimed for."""
         return self._sign(AssignmentTerms.of_offer(request.subtask), content_digest(request), now)
 
-    def sign_result(self, result: SubTaskResult) -> ReportedResult:
+    def sign_result(self, result: SubTaskResult, trace_id: str | None = None) -> ReportedResult:
         """A result the orchestrator makes itself (a stranded attempt's failure), signed like an agent's."""
         assignment = self._sign(AssignmentTerms.of_result(result), ORCHESTRATOR_MADE, None)
-        return self.seal(ReportedResult(**result.model_dump(), assignment=assignment))
+        return self.seal(ReportedResult(**result.model_dump(), assignment=assignment, trace_id=trace_id))
 
     def seal(self, report: ReportedResult) -> ReportedResult:
         """The report with a signature over all of it: whoever overheard the offer it answers still cannot make one,
@@ -101,7 +113,9 @@ class FleetTrust:
         problem = self._problem(terms, assignment)
         if problem is None and assignment is not None:
             if not hmac.compare_digest(assignment.content_digest, content_digest(request)):
-                problem = "the request is not what was assigned: its description, capabilities or context differ"
+                problem = (
+                    "the request is not what was assigned: its description, capabilities, context or trace id differ"
+                )
             elif assignment.expires_at < time.time():
                 problem = "the assignment has expired"
         if problem:
@@ -124,6 +138,28 @@ class FleetTrust:
     def registration_holds(self, status: AgentStatus) -> bool:
         """Whether a member of the fleet registered this identity (anyone who reaches Redis can write an entry)."""
         return hmac.compare_digest(status.registration or "", self._registration_signature(status))
+
+    def sign_drain(
+        self, agent_id: str, started_at: datetime | None, reason: str, *, now: float | None = None
+    ) -> DrainCommand:
+        """The order to drain the agent process `agent_id` that started at `started_at`."""
+        expires_at = int((time.time() if now is None else now) + ASSIGNMENT_LIFETIME_SECONDS)
+        signature = self._drain_signature(agent_id, started_at, reason, expires_at)
+        return DrainCommand(
+            agent_id=agent_id, started_at=started_at, reason=reason, expires_at=expires_at, signature=signature
+        )
+
+    def check_drain(self, command: DrainCommand, agent_id: str, started_at: datetime | None) -> None:
+        """UntrustedCallerError unless the command is an unexpired order of the fleet's to this very agent process."""
+        expected = self._drain_signature(command.agent_id, command.started_at, command.reason, command.expires_at)
+        if not hmac.compare_digest(command.signature, expected):
+            raise UntrustedCallerError("the drain command is not signed with this fleet's FLEET_SECRET")
+        if command.agent_id != agent_id:
+            raise UntrustedCallerError(f"the drain command is for agent {command.agent_id!r}, not {agent_id!r}")
+        if command.started_at != started_at:
+            raise UntrustedCallerError("the drain command is for an earlier process of this agent (it restarted)")
+        if command.expires_at < time.time():
+            raise UntrustedCallerError("the drain command has expired")
 
     def check_status_token(self, token: str | None) -> None:
         """UntrustedCallerError unless `token` (a request's bearer token) is the fleet's status token."""
@@ -178,6 +214,10 @@ class FleetTrust:
         identity = ["registration", self._tenant_id, status.agent_id, status.url, status.port, capabilities]
         return self._digest(json.dumps([*identity, status.slots]).encode())
 
+    def _drain_signature(self, agent_id: str, started_at: datetime | None, reason: str, expires_at: int) -> str:
+        started = started_at.astimezone(UTC).isoformat() if started_at is not None else None
+        return self._digest(json.dumps(["drain", self._tenant_id, agent_id, started, reason, expires_at]).encode())
+
     def _report_signature(self, report: ReportedResult) -> str:
         # The JSON it travels as: parsed and dumped again on the orchestrator's side, it is the same text.
         return self._digest(b"report\0" + report.model_dump_json(exclude={"report_signature"}).encode())
@@ -197,10 +237,12 @@ def require_fleet_secret(settings: Settings) -> SecretStr:
 
 def content_digest(request: TaskExecutionRequest) -> str:
     """SHA-256 of what decides what the agent does: the subtask's description and capabilities (its role and tools),
-    and the task context (the prompt's background and dependency outputs)."""
+    and the task context (the prompt's background and dependency outputs); and of the trace id its log lines and
+    its result will carry, so nobody can file an attempt under another task's trace."""
     subtask = request.subtask
     content = [subtask.description, [capability.value for capability in subtask.required_capabilities]]
-    return hashlib.sha256(json.dumps([*content, request.task_context], sort_keys=True).encode()).hexdigest()
+    signed = [*content, request.task_context, subtask.trace_id]
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
 def fleet_status_token(secret: SecretStr) -> str:

@@ -21,6 +21,7 @@ from shared.models import (
     Identifier,
     SubTask,
     SubTaskStatus,
+    TaskType,
     new_subtask_id,
 )
 
@@ -58,7 +59,7 @@ class FollowUpSubtask(DomainModel):
         default_factory=list, description="Ids of subtasks of the same task (the requesting one among them)"
     )
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    task_type: StorableText = Field("general", min_length=1, max_length=64)
+    task_type: TaskType | None = Field(None, description="Unset: the task's own type")
 
     @field_validator("dependencies", "required_capabilities")
     @classmethod
@@ -70,7 +71,10 @@ class FollowUpSubtask(DomainModel):
         return entries
 
     def to_subtask(self, task_id: str) -> SubTask:
-        return SubTask(task_id=task_id, **self.model_dump())
+        """The subtask to store; one naming no type takes its task's when stored (FollowUpRepository.add_subtask)."""
+        return SubTask(
+            task_id=task_id, **self.model_dump(exclude={"task_type"}), task_type=self.task_type or TaskType.GENERAL
+        )
 
 
 class FollowUpRequest(DomainModel):

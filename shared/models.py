@@ -29,6 +29,17 @@ DEFAULT_AGENT_PORT_RANGE = (8001, 8016)
 
 # The characters Redis key segments allow, so every identifier can name a key.
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A trace id (shared/tracing.py): a W3C trace-id (32 hex digits) or a caller's X-Request-ID, printable ASCII.
+TRACE_ID_MAX_LENGTH = 128
+TraceId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=TRACE_ID_MAX_LENGTH,
+        pattern=r"^[!-~]+$",
+        description="The trace this work belongs to: every log line about it carries this trace_id",
+    ),
+]
 
 
 def _require_non_blank_description(value: str) -> str:
@@ -101,8 +112,48 @@ class AgentCapability(StrEnum):
     COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (agent/roles/coordination.yaml)
 
 
+class TaskType(StrEnum):
+    """The kind of work a task or subtask is: routing learns which agents do each kind well (affinity), and a kind
+    may depend on a service (TASK_TYPE_DEPENDENCIES)."""
+
+    DISCOVERY = "DISCOVERY"
+    MIGRATION = "MIGRATION"
+    HEARTBEAT = "HEARTBEAT"
+    INGEST = "INGEST"
+    RESEARCH = "RESEARCH"
+    GENERAL = "GENERAL"
+
+    @classmethod
+    def _missing_(cls, value: object) -> "TaskType | None":
+        # "discovery" means DISCOVERY: clients and the model spell it either way; anything else stays an error.
+        if isinstance(value, str):
+            return cls.__members__.get(value.strip().upper())
+        return None
+
+
+class StatusReason(BaseModel):
+    """Why a task or subtask is where it is, for a person: a stable code to act on and a sentence to read.
+
+    General on purpose: waiting for an agent or a dependency today, other codes later.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$", examples=["no_live_agent"])
+    message: str = Field(min_length=1, max_length=500, examples=["waiting: no live agent with WEB_SCRAPING"])
+
+
 class ResultStatus(StrEnum):
     COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class AgentState(StrEnum):
+    """Whether an agent takes work: it reports `active` or `draining` itself; the registry shows `failed` while
+    an operator's declaration holds (POST /agents/{agent_id}/fail), whatever the agent reports."""
+
+    ACTIVE = "active"
+    DRAINING = "draining"  # shutting down, or told to drain: it refuses offers and stops what it runs
     FAILED = "failed"
 
 
@@ -132,8 +183,9 @@ class SubTask(DomainModel):
     dependencies: list[Identifier] = Field(default_factory=list)
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     estimated_duration: int | None = Field(None, ge=0, description="Estimated seconds of work")
-    task_type: str = Field("general", min_length=1, max_length=64, description="Label used for agent affinity")
+    task_type: TaskType = Field(TaskType.GENERAL, description="The kind of work; routing prefers agents good at it")
     status: SubTaskStatus = SubTaskStatus.PENDING
+    status_reason: StatusReason | None = Field(None, description="Why the subtask is where it is, e.g. waiting")
     attempt_count: int = Field(0, ge=0, description="Attempts started so far; the current attempt's number")
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
     assigned_agent: Identifier | None = None
@@ -142,6 +194,7 @@ class SubTask(DomainModel):
     delivery_token: str | None = Field(
         None, max_length=64, description="The current offer of the running attempt; its result must carry it"
     )
+    trace_id: TraceId | None = None  # its task's, stored with it so every offer and result carries it
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
@@ -213,8 +266,20 @@ class Assignment(DomainModel):
     expires_at: int = Field(ge=0, description="Unix time after which an agent refuses the offer")
     content_digest: str = Field(
         pattern=r"^[0-9a-f]{64}$",
-        description="SHA-256 of what the agent is asked to do: description, capabilities, context",
+        description="SHA-256 of what the agent is asked to do: description, capabilities, context, trace id",
     )
+    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
+
+
+class DrainCommand(DomainModel):
+    """The orchestrator's order to one agent process to drain (the agent's POST /drain), signed like an offer."""
+
+    agent_id: Identifier
+    started_at: datetime | None = Field(
+        description="The start of the agent process it is for (from the registry): a restarted agent refuses it"
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    expires_at: int = Field(ge=0, description="Unix time after which the agent refuses the command")
     signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
 
 
@@ -230,6 +295,7 @@ class ReportedResult(SubTaskResult):
         pattern=r"^[0-9a-f]{64}$",
         description="HMAC-SHA256 with FLEET_SECRET over the whole report: only a member of the fleet can make one",
     )
+    trace_id: TraceId | None = None  # the offer's, so the orchestrator's lines about the result carry it too
 
 
 class DecompositionInfo(DomainModel):
@@ -245,7 +311,9 @@ class Task(DomainModel):
     id: Identifier = Field(default_factory=new_task_id)
     user_id: str | None = Field(None, max_length=128)
     description: TaskDescription
+    task_type: TaskType = TaskType.GENERAL
     status: TaskStatus = TaskStatus.PENDING
+    status_reason: StatusReason | None = Field(None, description="Why the task is where it is, e.g. a subtask waits")
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
     subtasks: list[SubTask] = Field(default_factory=list)
@@ -253,6 +321,7 @@ class Task(DomainModel):
     error: str | None = None
     decomposition_fallback: bool = Field(False, description="True when Claude's plan was replaced by one subtask")
     decomposition: DecompositionInfo | None = None
+    trace_id: TraceId | None = None  # from the request that submitted it (None for tasks stored before 0008)
 
     @model_validator(mode="after")
     def check_timestamps(self) -> Self:
@@ -274,6 +343,10 @@ class AgentStatus(DomainModel):
     tasks_completed: int = Field(0, ge=0)
     tasks_failed: int = Field(0, ge=0)
     executor: str = "sdk"
+    state: AgentState = AgentState.ACTIVE
+    started_at: datetime | None = Field(
+        None, description="When this agent process started: tells a restarted agent from the one declared failed"
+    )
     last_heartbeat: datetime = Field(default_factory=utc_now)
     registration: str | None = Field(
         None,
@@ -349,6 +422,8 @@ class QueuedSubtask(DomainModel):
     required_capabilities: list[AgentCapability] = Field(min_length=1)
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    task_type: TaskType = TaskType.GENERAL
+    trace_id: TraceId | None = None
 
     @classmethod
     def for_subtask(cls, subtask: "SubTask") -> "QueuedSubtask":
@@ -359,12 +434,17 @@ class QueuedSubtask(DomainModel):
             required_capabilities=subtask.required_capabilities,
             failed_agent_ids=subtask.failed_agent_ids,
             priority=subtask.priority,
+            task_type=subtask.task_type,
+            trace_id=subtask.trace_id,
         )
 
 
 class TaskCreateRequest(DomainModel):
     description: TaskDescription
     user_id: str | None = Field(None, max_length=128)
+    task_type: TaskType = Field(
+        TaskType.GENERAL, description="The kind of work; its subtasks inherit it unless the plan says otherwise"
+    )
 
 
 class TaskCreatedResponse(DomainModel):
@@ -372,6 +452,7 @@ class TaskCreatedResponse(DomainModel):
     status: Literal["created"] = "created"
     subtasks_count: int = Field(ge=0)
     initial_subtasks_queued: int = Field(ge=0)
+    trace_id: str = Field(description="The trace of the request, stored with the task; also its X-Request-ID")
 
 
 class TaskSummary(DomainModel):
@@ -380,7 +461,9 @@ class TaskSummary(DomainModel):
     id: str
     user_id: str | None
     description: str
+    task_type: TaskType = TaskType.GENERAL
     status: TaskStatus
+    status_reason: StatusReason | None = None
     error: str | None = None
     decomposition_fallback: bool = False
     created_at: datetime

@@ -96,4 +96,5 @@ def result_for(
         retryable=retryable,
         execution_time=0.05,
         assignment=request.assignment,  # what a real agent reports back: the orchestrator checks it
+        trace_id=request.subtask.trace_id,
     )

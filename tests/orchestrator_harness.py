@@ -153,8 +153,8 @@ def orchestrator(
         yield start
 
 
-async def submit(client: httpx.AsyncClient, description: str) -> str:
-    response = await client.post("/tasks", params={"description": description})
+async def submit(client: httpx.AsyncClient, description: str, **fields: str) -> str:
+    response = await client.post("/tasks", params={"description": description, **fields})
     assert response.status_code == 200, response.text
     task_id: str = response.json()["task_id"]
     return task_id

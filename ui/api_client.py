@@ -7,7 +7,16 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from shared.models import AgentLog, AgentStatus, LogLevel, SubTaskResult, Task, TaskCreatedResponse, TaskSummary
+from shared.models import (
+    AgentLog,
+    AgentStatus,
+    LogLevel,
+    SubTaskResult,
+    Task,
+    TaskCreatedResponse,
+    TaskSummary,
+    TaskType,
+)
 
 # Reads must come back fast or the page would hang; the dashboard retries by refreshing anyway.
 READ_TIMEOUT = httpx.Timeout(5.0, connect=1.5)
@@ -156,8 +165,10 @@ class OrchestratorClient:
         except ValueError:
             raise ApiError(f"the orchestrator answered {path} with something that is not JSON") from None
 
-    def submit_task(self, description: str, user_id: str | None = None) -> TaskCreatedResponse:
-        body = {"description": description, "user_id": user_id or None}
+    def submit_task(
+        self, description: str, user_id: str | None = None, task_type: TaskType = TaskType.GENERAL
+    ) -> TaskCreatedResponse:
+        body = {"description": description, "user_id": user_id or None, "task_type": task_type.value}
         answer = self._json("POST", "/tasks", json=body, timeout=SUBMIT_TIMEOUT)
         parsed: TaskCreatedResponse = _parse(TaskCreatedResponse, answer)
         return parsed

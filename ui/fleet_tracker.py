@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from shared.models import AgentState as RegistryState
 from shared.models import AgentStatus
 from ui.formatting import seconds_between
 
@@ -17,6 +18,8 @@ MAX_SAMPLES = 180  # 15 minutes at one sample every 5 s
 
 class AgentState(StrEnum):
     OFFLINE = "🔴 offline"
+    FAILED = "⛔ declared failed"  # by an operator: no work until it restarts
+    DRAINING = "🟣 draining"
     LATE = "🟡 heartbeat late"
     BUSY = "🟠 busy"
     AVAILABLE = "🟢 available"
@@ -59,6 +62,10 @@ class FleetTracker:
         heartbeat_age = seconds_between(agent.last_heartbeat, now)
         if agent.agent_id not in self.live_ids:
             state = AgentState.OFFLINE
+        elif agent.state is RegistryState.FAILED:
+            state = AgentState.FAILED
+        elif agent.state is RegistryState.DRAINING:
+            state = AgentState.DRAINING
         elif heartbeat_age > late_after_seconds:
             state = AgentState.LATE
         else:

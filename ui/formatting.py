@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+from shared.models import StatusReason
+
 STATUS_ICONS = {
     "pending": "⏳",
     "queued": "📥",
@@ -28,6 +30,11 @@ SIMULATED_BADGE = "🧪 SIMULATED"
 
 def status_badge(status: str) -> str:
     return f"{STATUS_ICONS.get(status, '•')} {status.replace('_', ' ')}"
+
+
+def reason(status_reason: StatusReason | None) -> str:
+    """Why a task or subtask is where it is, in one line ("—" when nothing is said)."""
+    return status_reason.message if status_reason else "—"
 
 
 def level_badge(level: str) -> str:

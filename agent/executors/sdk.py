@@ -92,6 +92,7 @@ class SdkExecutor:
             attempt=request.subtask.attempt_count,
             delivery_token=request.subtask.delivery_token,
             assignment=request.assignment,
+            trace_id=request.subtask.trace_id,
         )
         return ClaudeAgentOptions(
             model=role.role.model or settings.claude_model,

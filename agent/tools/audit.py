@@ -10,6 +10,7 @@ from claude_agent_sdk import SdkMcpTool, tool
 
 from agent.tools.context import ToolContext
 from agent.tools.errors import ToolError
+from shared import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,13 @@ def audited_tool(spec: ToolSpec, context: ToolContext) -> SdkMcpTool[Any]:
     """The SDK tool for `spec`, bound to one subtask attempt; each call is timed and recorded in `tool_calls`."""
 
     async def handler(arguments: dict[str, Any]) -> dict[str, Any]:
+        # Bound here, not only by the attempt around the SDK's query: the SDK may call tools from a task of its own.
+        with tracing.bound(
+            context.trace_id, task_id=context.task_id, subtask_id=context.subtask_id, attempt=context.attempt
+        ):
+            return await call(arguments)
+
+    async def call(arguments: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         try:
             text, is_error = await spec.function(context, arguments), False

@@ -34,6 +34,7 @@ class ToolContext:
     # tool's request comes from (submit_follow_up_subtask).
     delivery_token: str | None = None
     assignment: Assignment | None = None
+    trace_id: str | None = None  # the offer's: the log lines of the tool calls carry it
 
     async def record_call(
         self, tool_name: str, arguments: dict[str, Any], *, is_error: bool, outcome: str, duration_ms: float

@@ -21,7 +21,7 @@ from shared.errors import describe_validation_errors
 from shared.fleet_trust import FleetTrust
 from shared.follow_up import FLEET_SIGNATURE_HEADER, AttemptCredential, FollowUpRequest, FollowUpSubtask
 from shared.isolation import build_isolation_report
-from shared.models import AgentCapability, AgentStatus
+from shared.models import AgentCapability, AgentStatus, TaskType
 
 
 def agent_summary(agent: AgentStatus) -> dict[str, Any]:
@@ -139,7 +139,11 @@ SUBMIT_FOLLOW_UP_SUBTASK = ToolSpec(
                 "items": {"type": "string"},
                 "description": "Ids of subtasks of this task whose output it needs",
             },
-            "task_type": {"type": "string", "description": "A short label such as analysis"},
+            "task_type": {
+                "type": "string",
+                "enum": [task_type.value for task_type in TaskType],
+                "description": "The kind of work (unset: the task's own)",
+            },
         },
         ["description", "required_capabilities"],
     ),

@@ -7,9 +7,10 @@ subtasks. A client submits, reads and cancels its tasks without it, so the app s
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from orchestrator.api.schemas import (
+    AgentFailedResponse,
     AgentListResponse,
     AgentLogListResponse,
     AgentRecord,
@@ -29,6 +30,22 @@ logs = APIRouter(tags=["agents"])
 async def list_agents(state: State) -> AgentListResponse:
     """Every agent whose heartbeat has not expired."""
     return AgentListResponse(agents=await state.redis.get_agents())
+
+
+@registry.post(
+    "/agents/{agent_id}/fail",
+    response_model=AgentFailedResponse,
+    responses={
+        **error_responses(400, 413, 415, 500, 503),
+        404: {**error_responses(404)[404], "description": "No registry entry and no running subtask for the id"},
+    },
+)
+async def fail_agent(
+    state: State, agent_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+) -> AgentFailedResponse:
+    """Declare an agent failed: it gets no more work, its running subtasks go to other agents at once, and it is
+    told to drain. Repeating it is harmless (nothing more is handed back)."""
+    return await state.agent_failures.declare_failed(agent_id)
 
 
 @registry.get("/metrics", response_model=MetricsResponse, responses=error_responses(400, 500, 503))

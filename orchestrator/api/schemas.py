@@ -46,6 +46,20 @@ class AvailableAgentsResponse(BaseModel):
     available_agents: list[AgentStatus]
 
 
+class AgentFailedResponse(BaseModel):
+    """What declaring an agent failed did (POST /agents/{agent_id}/fail)."""
+
+    agent_id: str
+    status: Literal["failed"] = "failed"
+    attempts_handed_back: int = Field(
+        ge=0,
+        description="Attempts the agent was running that were taken from it now: queued again for another agent "
+        "(or failed, when it was their subtask's last try); 0 when it was declared failed already",
+    )
+    agent_notified: bool = Field(description="Whether the agent itself took the order to drain (POST /drain)")
+    notification: str = Field(description="What became of telling the agent, in words; why not, when it was not")
+
+
 class AgentRecord(BaseModel):
     completed: int = Field(ge=0, description="Results of this agent's that completed their subtask")
     failed: int = Field(ge=0, description="Results of this agent's that failed their attempt")

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import ValidationError
 
 from orchestrator.api.schemas import (
@@ -20,7 +20,9 @@ from shared.models import (
     TaskCreatedResponse,
     TaskCreateRequest,
     TaskStatus,
+    TaskType,
 )
+from shared.tracing import request_trace_id
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 NO_NUL = r"^[^\x00]*$"
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="The id POST /tasks returned")]
 UserId = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
+RequestTrace = Annotated[str, Depends(request_trace_id)]
 QUEUE_FULL_RESPONSE: dict[str, Any] = {
     "model": ErrorResponse,
     "description": "The queue is full; retry after the number of seconds in Retry-After",
@@ -43,21 +46,23 @@ QUEUE_FULL_RESPONSE: dict[str, Any] = {
 )
 async def submit_task(
     state: State,
+    trace_id: RequestTrace,
     description: Annotated[
         str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX, pattern=NO_NUL)
     ] = None,
     user_id: UserId = None,
+    task_type: Annotated[TaskType, Query(description="The kind of work; its subtasks inherit it")] = TaskType.GENERAL,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
 ) -> TaskCreatedResponse:
     if body is None:
         if description is None:
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
-            body = TaskCreateRequest(description=description, user_id=user_id)
+            body = TaskCreateRequest(description=description, user_id=user_id, task_type=task_type)
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)
-    return await state.tasks.submit_task(body)
+    return await state.tasks.submit_task(body, trace_id)
 
 
 def _refuse_nul(request: TaskCreateRequest) -> None:

@@ -43,14 +43,18 @@ class FollowUpRepository:
         )
         return [row["id"] for row in rows]
 
-    async def add_subtask(self, subtask: SubTask) -> SubTask | None:
-        """Append a pending subtask to its task's plan; None when its id is taken."""
+    async def add_subtask(self, subtask: SubTask, *, own_type: bool) -> SubTask | None:
+        """Append a pending subtask to its task's plan, under the task's trace id and, unless it has `own_type`, of
+        the task's type; None when its id is taken."""
         row = await self._executor.fetchrow(
             f"""
             INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies, priority,
-                                  task_type, status, tenant_id)
-            SELECT $1, $2, coalesce(max(position), -1) + 1, $3, $4, $5, $6, $7, 'pending', $8
-            FROM subtasks WHERE task_id = $2
+                                  task_type, status, tenant_id, trace_id)
+            SELECT $1, $2, coalesce(max(s.position), -1) + 1, $3, $4, $5, $6, CASE WHEN $9 THEN $7 ELSE t.task_type END,
+                   'pending', $8, t.trace_id
+            FROM tasks t LEFT JOIN subtasks s ON s.task_id = t.id
+            WHERE t.id = $2 AND t.tenant_id = $8
+            GROUP BY t.trace_id, t.task_type
             ON CONFLICT (id) DO NOTHING
             RETURNING {SUBTASK_COLUMNS}
             """,
@@ -62,5 +66,6 @@ class FollowUpRepository:
             subtask.priority,
             subtask.task_type,
             self._tenant_id,
+            own_type,
         )
         return subtask_from_row(row) if row else None

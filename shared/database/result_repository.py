@@ -3,8 +3,10 @@
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from shared.database.executor import Executor
-from shared.models import SubTaskResult
+from shared.models import AgentCapability, ResultStatus, SubTaskResult, TaskType
 
 RESULT_COLUMNS = (
     "result_id, subtask_id, task_id, agent_id, attempt, status, output, error, retryable, execution_time, "
@@ -61,6 +63,16 @@ def result_from_row(row: Mapping[str, Any]) -> SubTaskResult:
     return SubTaskResult.model_validate(values)
 
 
+class RecordedOutcome(BaseModel):
+    """One applied result, as routing learns from it: who did what kind of work, how it went, how long it took."""
+
+    agent_id: str
+    task_type: TaskType
+    required_capabilities: list[AgentCapability]
+    status: ResultStatus
+    execution_time: float
+
+
 class ResultRepository:
     def __init__(self, executor: Executor, tenant_id: str) -> None:
         self._executor = executor
@@ -91,3 +103,25 @@ class ResultRepository:
             self._tenant_id,
         )
         return [result_from_row(row) for row in rows]
+
+    async def recent_outcomes(self, per_kind: int) -> list[RecordedOutcome]:
+        """This tenant's last `per_kind` applied results of each agent for each task type and capability set,
+        oldest first."""
+        rows = await self._executor.fetch(
+            """
+            SELECT agent_id, task_type, required_capabilities, status, execution_time FROM (
+                SELECT r.agent_id, s.task_type, s.required_capabilities, r.status, r.execution_time, r.created_at,
+                       r.result_id,
+                       row_number() OVER (
+                           PARTITION BY r.agent_id, s.task_type, s.required_capabilities ORDER BY r.created_at DESC
+                       ) AS recency
+                FROM subtask_results r JOIN subtasks s ON s.id = r.subtask_id
+                WHERE r.applied AND s.tenant_id = $1
+            ) ranked
+            WHERE recency <= $2
+            ORDER BY created_at, result_id
+            """,
+            self._tenant_id,
+            per_kind,
+        )
+        return [RecordedOutcome.model_validate(dict(row)) for row in rows]

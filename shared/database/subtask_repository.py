@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.database.executor import Executor
-from shared.models import QueuedSubtask, SubTask, SubTaskStatus
+from shared.models import QueuedSubtask, StatusReason, SubTask, SubTaskStatus
 
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
     "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
-    "delivery_token, created_at, updated_at"
+    "delivery_token, created_at, updated_at, trace_id, status_reason"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
@@ -28,7 +28,7 @@ CLAIM = f"""
     UPDATE subtasks
     SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
         assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
-        delivery_token = gen_random_uuid()::text, accepted_at = NULL, {TOUCH}
+        delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, {TOUCH}
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
     WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
     RETURNING {SUBTASK_COLUMNS}
@@ -258,11 +258,32 @@ class SubtaskRepository:
         )
         return [row["id"] for row in rows]
 
+    async def set_status_reasons(self, reasons: Sequence[tuple[str, int, StatusReason | None]]) -> list[str]:
+        """Set (or clear, with None) the status reason of each (subtask id, attempt) still queued at that attempt;
+        returns the ids of the subtasks changed.
+
+        A subtask claimed meanwhile is left alone: the claim cleared its reason, and it no longer waits."""
+        if not reasons:
+            return []
+        rows = await self._executor.fetch(
+            f"""
+            UPDATE subtasks SET status_reason = change.reason, {TOUCH}
+            FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS change (subtask_id, attempt, reason)
+            WHERE id = change.subtask_id AND status = 'queued' AND attempt_count = change.attempt
+              AND status_reason IS DISTINCT FROM change.reason
+            RETURNING id
+            """,
+            [subtask_id for subtask_id, _, _ in reasons],
+            [attempt for _, attempt, _ in reasons],
+            [reason.model_dump(mode="json") if reason else None for _, _, reason in reasons],
+        )
+        return [row["id"] for row in rows]
+
     async def cancel_unfinished(self, task_id: str) -> list[str]:
         """pending, queued and running → cancelled; a result that arrives later finds no live attempt."""
         rows = await self._executor.fetch(
             f"""
-            UPDATE subtasks SET status = 'cancelled', {TOUCH}
+            UPDATE subtasks SET status = 'cancelled', status_reason = NULL, {TOUCH}
             WHERE task_id = $1 AND status IN ('pending', 'queued', 'running')
             RETURNING id
             """,
@@ -320,5 +341,17 @@ class SubtaskRepository:
         """This tenant's running subtasks."""
         rows = await self._executor.fetch(
             f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE tenant_id = $1 AND status = 'running'", self._tenant_id
+        )
+        return [subtask_from_row(row) for row in rows]
+
+    async def list_running_on(self, agent_id: str) -> list[SubTask]:
+        """This tenant's subtasks running on `agent_id` (offered to it, whether it accepted yet or not)."""
+        rows = await self._executor.fetch(
+            f"""
+            SELECT {SUBTASK_COLUMNS} FROM subtasks
+            WHERE tenant_id = $1 AND status = 'running' AND assigned_agent = $2
+            """,
+            self._tenant_id,
+            agent_id,
         )
         return [subtask_from_row(row) for row in rows]

@@ -10,8 +10,22 @@ from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
 from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, TaskStatus, TaskSummary
 
 TASK_COLUMNS = (
-    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at"
+    "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
+    "trace_id, task_type, status_reason"
 )
+
+
+def _status_reason_of(tasks: str) -> str:
+    """The status reason of the task rows named `tasks` in a query, as read: the task's own, else that of its first
+    subtask (in plan order) that has one (one waiting for an agent, say), so the task list says why a task is not
+    moving. Derived when read, not copied into the task: a copy would race the claims that clear the subtasks'."""
+    return f"""coalesce({tasks}.status_reason, (
+        SELECT s.status_reason FROM subtasks s
+        WHERE s.task_id = {tasks}.id AND s.status_reason IS NOT NULL ORDER BY s.position LIMIT 1
+    )) AS status_reason"""
+
+
+TASK_READ_COLUMNS = TASK_COLUMNS.replace("status_reason", _status_reason_of("tasks"))
 TERMINAL_TASK_VALUES = [status.value for status in TERMINAL_TASK_STATUSES]
 
 TaskDetail = tuple[Task, list[SubTaskResult]]
@@ -45,11 +59,14 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         decomposition,
         task.created_at,
         task.updated_at,
+        task.trace_id,
+        task.task_type.value,
+        task.status_reason.model_dump(mode="json") if task.status_reason else None,
     )
 
 
 def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
-    """A subtask's row as JSON for `jsonb_to_recordset`."""
+    """A subtask's row as JSON for `jsonb_to_recordset` (its trace id is its task's: see create_task)."""
     return {
         "id": subtask.id,
         "position": position,
@@ -58,7 +75,7 @@ def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
         "dependencies": subtask.dependencies,
         "priority": subtask.priority,
         "estimated_duration": subtask.estimated_duration,
-        "task_type": subtask.task_type,
+        "task_type": subtask.task_type.value,
         "status": subtask.status.value,
         "attempt_count": subtask.attempt_count,
         "created_at": subtask.created_at.isoformat(),
@@ -73,23 +90,25 @@ class TaskRepository:
 
     async def create_task(self, task: Task) -> Task:
         """Insert the task and its subtasks (in plan order), as they are, in one statement (so atomically without a
-        transaction); returns what was stored."""
+        transaction); returns what was stored. The subtasks are stored with the task's trace id: every queue item,
+        offer and result of theirs carries it without a join."""
         row = await self._executor.fetchrow(
             f"""
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
-                                   decomposition, created_at, updated_at, tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)
+                                   decomposition, created_at, updated_at, trace_id, task_type, status_reason,
+                                   tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
                 INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies,
                                       priority, estimated_duration, task_type, status, attempt_count, created_at,
-                                      updated_at, tenant_id)
+                                      updated_at, trace_id, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $12
-                FROM jsonb_to_recordset($11::jsonb) AS plan (
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $15
+                FROM jsonb_to_recordset($14::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
                     created_at timestamptz, updated_at timestamptz
@@ -101,11 +120,12 @@ class TaskRepository:
             [_plan_entry(subtask, position) for position, subtask in enumerate(task.subtasks)],
             self._tenant_id,
         )
-        return task_from_row(row["task"], task.subtasks)
+        subtasks = [subtask.model_copy(update={"trace_id": task.trace_id}) for subtask in task.subtasks]
+        return task_from_row(row["task"], subtasks)
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._executor.fetchrow(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2", task_id, self._tenant_id
+            f"SELECT {TASK_READ_COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2", task_id, self._tenant_id
         )
         if row is None:
             return None
@@ -139,7 +159,7 @@ class TaskRepository:
                     FROM (SELECT {RESULT_COLUMNS} FROM subtask_results
                           WHERE task_id = t.id AND (applied OR NOT $2)) r
                    ) AS results
-            FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $3) t
+            FROM (SELECT {TASK_READ_COLUMNS} FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $3) t
             """,
             list(task_ids),
             applied_only,
@@ -163,11 +183,13 @@ class TaskRepository:
         # The page is cut first and its subtasks counted after, so a page reads its own rows (by index),
         # not every task and subtask ever stored.
         rows = await self._executor.fetch(
-            """
-            SELECT t.id, t.user_id, t.description, t.status, t.error, t.decomposition_fallback,
-                   t.created_at, t.updated_at, progress.subtasks_total, progress.subtasks_completed
+            f"""
+            SELECT t.id, t.user_id, t.description, t.task_type, t.status, {_status_reason_of("t")}, t.error,
+                   t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
+                   progress.subtasks_completed
             FROM (
-                SELECT id, user_id, description, status, error, decomposition_fallback, created_at, updated_at
+                SELECT id, user_id, description, task_type, status, status_reason, error, decomposition_fallback,
+                       created_at, updated_at
                 FROM tasks
                 WHERE tenant_id = $5 AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
                 ORDER BY created_at DESC, id

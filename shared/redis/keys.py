@@ -59,6 +59,10 @@ class RedisKeys:
     def agent(self, agent_id: str) -> str:
         return self.key("agent", agent_id)
 
+    def failed_agents(self) -> str:
+        """Hash: agent id -> the operator's declaration that it failed (shared/redis/failed_agents.py)."""
+        return self.key("failed_agents")
+
     def registry_changed(self) -> str:
         """Pub/sub channel announcing that an agent registered, heartbeated with a new status or left."""
         return self.key("registry_changed")

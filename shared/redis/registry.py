@@ -2,12 +2,14 @@
 
 `agent:{id}` holds the AgentStatus fields (strings as they are, everything else as JSON), `active_agents` the ids.
 Every write is announced on the `registry_changed` channel so a dispatcher waiting for an agent wakes at once.
+`failed_agents` holds the operator's declarations that an agent failed; reads show such an agent `failed`.
 """
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from itertools import chain
 from typing import Any, get_origin
 
@@ -19,6 +21,7 @@ from shared.errors import PoolFullError
 from shared.fleet_trust import FleetTrust
 from shared.models import DEFAULT_AGENT_PORT_RANGE, AgentCapability, AgentStatus
 from shared.redis.client import as_text, as_text_mapping
+from shared.redis.failed_agents import FailedMark
 from shared.redis.keys import RedisKeys
 
 log = structlog.get_logger(__name__)
@@ -148,22 +151,41 @@ class AgentRegistry:
             _, removed, _ = await pipe.execute()
         return bool(removed)
 
+    async def mark_failed(self, agent_id: str, started_at: datetime | None) -> FailedMark:
+        """Declare the agent process that started at `started_at` failed (replacing an earlier declaration) and
+        announce it, so every dispatcher reads the registry again at once."""
+        mark = FailedMark(started_at, datetime.now(UTC))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.failed_agents(), agent_id, mark.encode())
+            pipe.publish(self._keys.registry_changed(), agent_id)
+            await pipe.execute()
+        return mark
+
     async def get_agent(self, agent_id: str) -> AgentStatus | None:
-        fields = as_text_mapping(await self._redis.hgetall(self._keys.agent(agent_id)))
-        return self._decode(agent_id, fields) if fields else None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._keys.agent(agent_id))
+            pipe.hget(self._keys.failed_agents(), agent_id)
+            fields, mark = await pipe.execute()
+        status = self._decode(agent_id, as_text_mapping(fields)) if fields else None
+        return self._with_mark(status, self._decode_marks({agent_id: mark} if mark else {})) if status else None
 
     async def get_agents(self) -> list[AgentStatus]:
-        """Every live agent, by id; members whose hash has expired are pruned from `active_agents`."""
+        """Every live agent, by id, `failed` where a declaration holds; members whose hash has expired are pruned
+        from `active_agents`."""
         agent_ids = sorted(as_text(member) for member in await self._redis.smembers(self._keys.active_agents()))
         async with self._redis.pipeline(transaction=False) as pipe:
             for agent_id in agent_ids:
                 pipe.hgetall(self._keys.agent(agent_id))
-            hashes: list[dict[str, str]] = await pipe.execute()
+            pipe.hgetall(self._keys.failed_agents())
+            *hashes, marks = await pipe.execute()
         expired = [agent_id for agent_id, fields in zip(agent_ids, hashes, strict=True) if not fields]
         if expired:
             await self._prune(expired)
         live = [(agent_id, fields) for agent_id, fields in zip(agent_ids, hashes, strict=True) if fields]
-        return [status for agent_id, fields in live if (status := self._decode(agent_id, fields)) is not None]
+        failed = self._decode_marks(marks)
+        return [
+            self._with_mark(status, failed) for agent_id, fields in live if (status := self._decode(agent_id, fields))
+        ]
 
     async def get_available_agents(self, capability: AgentCapability | None = None) -> list[AgentStatus]:
         return [
@@ -195,6 +217,21 @@ class AgentRegistry:
         removed = await self._prune_expired(keys=keys, args=list(agent_ids))
         if removed:
             log.info("expired_agents_pruned", agent_ids=list(agent_ids), count=removed)
+
+    @staticmethod
+    def _with_mark(status: AgentStatus, marks: Mapping[str, FailedMark]) -> AgentStatus:
+        mark = marks.get(status.agent_id)
+        return mark.apply(status) if mark is not None else status
+
+    @staticmethod
+    def _decode_marks(fields: Mapping[Any, Any]) -> dict[str, FailedMark]:
+        marks = {}
+        for agent_id, text in as_text_mapping(fields).items():
+            try:
+                marks[agent_id] = FailedMark.decode(text)
+            except (ValueError, KeyError, TypeError) as error:  # not written by mark_failed; the rest still count
+                log.error("failed_mark_unreadable", agent_id=agent_id, error=repr(error))
+        return marks
 
     def _decode(self, agent_id: str, fields: Mapping[str, str]) -> AgentStatus | None:
         try:

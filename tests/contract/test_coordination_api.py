@@ -2,22 +2,28 @@
 
 import contextlib
 import os
+import re
 import signal
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import schemathesis
 
+from shared.api_keys import ApiKeyScope
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentCapability, AgentStatus, LogLevel, ToolCall
+from shared.models import AgentCapability, AgentStatus, LogLevel, TaskType, ToolCall
 from shared.redis_manager import RedisManager
 from shared.seed_fleet import SEED_FLEET
+from tests.api_keys import bearer, issue_key
 from tests.contract.conftest import AppFactory, SettingsFactory
-from tests.contract.orchestrator_support import assert_error
+from tests.contract.orchestrator_support import TWO_STEP_TASK, assert_error
 from tests.factories import build_result, build_task
+from tests.polling import eventually
 
 # --- pool lifecycle ---
 
@@ -166,6 +172,95 @@ async def test_initialize_starts_the_seed_mix_and_spawn_answers_201_with_the_age
     ]
 
 
+# --- declaring an agent failed ---
+
+CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "orchestrator-api.yaml"
+
+
+@pytest.fixture(scope="module")
+def contract() -> Any:
+    return schemathesis.openapi.from_path(CONTRACT)
+
+
+@pytest.fixture
+async def fail_agent_id(orchestrator_redis_manager: RedisManager) -> AsyncIterator[str]:
+    """An agent id of this test alone (the orchestrator is shared), and its declaration removed afterwards."""
+    agent_id = f"agent-{uuid.uuid4().hex[:8]}"
+    yield agent_id
+    await orchestrator_redis_manager.client.hdel(orchestrator_redis_manager.keys.failed_agents(), agent_id)
+
+
+async def test_fail_answers_what_it_did_and_the_registry_shows_the_agent_failed(
+    orchestrator_client: httpx.AsyncClient,
+    orchestrator_redis_manager: RedisManager,
+    orchestrator_agent_status: Callable[..., AgentStatus],
+    fail_agent_id: str,
+    contract: Any,
+) -> None:
+    await orchestrator_redis_manager.register_agent(
+        orchestrator_agent_status(fail_agent_id, AgentCapability.DATA_ANALYSIS)  # its address answers nothing
+    )
+
+    response = await orchestrator_client.post(f"/agents/{fail_agent_id}/fail")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"agent_id", "status", "attempts_handed_back", "agent_notified", "notification"}
+    assert (body["agent_id"], body["status"], body["attempts_handed_back"], body["agent_notified"]) == (
+        fail_agent_id,
+        "failed",
+        0,
+        False,
+    )
+    assert "could not be reached" in body["notification"]
+    contract["/agents/{agent_id}/fail"]["POST"].validate_response(response)
+    listed = {agent["agent_id"]: agent for agent in (await orchestrator_client.get("/agents")).json()["agents"]}
+    assert (listed[fail_agent_id]["state"], listed[fail_agent_id]["is_available"]) == ("failed", False)
+    available = (await orchestrator_client.get("/agents/available")).json()["available_agents"]
+    assert fail_agent_id not in {agent["agent_id"] for agent in available}
+    again = await orchestrator_client.post(f"/agents/{fail_agent_id}/fail")
+    assert (again.status_code, again.json()["attempts_handed_back"]) == (200, 0)
+
+
+async def test_fail_of_an_unknown_agent_is_a_404_saying_so(
+    orchestrator_client: httpx.AsyncClient, fail_agent_id: str, contract: Any
+) -> None:
+    response = await orchestrator_client.post(f"/agents/{fail_agent_id}/fail")
+
+    assert_error(response, 404, f"no agent '{fail_agent_id}'", "runs no subtask")
+    contract["/agents/{agent_id}/fail"]["POST"].validate_response(response)
+
+
+async def test_fail_of_an_id_no_agent_can_have_is_a_400(orchestrator_client: httpx.AsyncClient) -> None:
+    response = await orchestrator_client.post("/agents/agent%3Aone/fail")
+
+    assert_error(response, 400, "agent_id")
+
+
+@pytest.mark.parametrize("scope", [None, ApiKeyScope.CLIENT])
+async def test_fail_needs_an_operator_key(
+    orchestrator_url: str,
+    orchestrator_settings: Settings,
+    orchestrator_redis_manager: RedisManager,
+    orchestrator_agent_status: Callable[..., AgentStatus],
+    db: DatabaseManager,
+    fail_agent_id: str,
+    scope: ApiKeyScope | None,
+) -> None:
+    await orchestrator_redis_manager.register_agent(
+        orchestrator_agent_status(fail_agent_id, AgentCapability.DATA_ANALYSIS)
+    )
+    headers = bearer(await issue_key(db, orchestrator_settings.tenant_id, scope)) if scope else {}
+    async with httpx.AsyncClient(base_url=orchestrator_url, headers=headers, timeout=30) as client:
+        response = await client.post(f"/agents/{fail_agent_id}/fail")
+
+    expected: dict[str, tuple[int, str]] = {"none": (401, "API key"), "client": (403, "operator key")}
+    status_code, words = expected[scope.value if scope else "none"]
+    assert_error(response, status_code, words)
+    agent = await orchestrator_redis_manager.registry.get_agent(fail_agent_id)
+    assert agent is not None and agent.state.value == "active"
+
+
 # --- isolation report ---
 
 
@@ -288,3 +383,148 @@ async def test_an_agent_id_that_could_name_a_path_is_refused_before_anything_sta
     response = await orchestrator_client.post("/agents", json={"capabilities": ["DATA_ANALYSIS"], "agent_id": agent_id})
 
     assert_error(response, 400, "agent_id")
+
+
+# --- trace ids -------------------------------------------------------------------------------------------------------
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+GENERATED_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+async def stored_trace_ids(repositories: Repositories, task_id: str) -> tuple[str | None, set[str | None]]:
+    """The trace id stored with the task, and those stored with its subtasks."""
+    task = await repositories.tasks.get_task(task_id)
+    assert task is not None
+    return task.trace_id, {subtask.trace_id for subtask in task.subtasks}
+
+
+async def test_submit_with_a_traceparent_answers_stores_and_shows_its_trace_id(
+    orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
+) -> None:
+    response = await orchestrator_client.post(
+        "/tasks", params={"description": TWO_STEP_TASK}, headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"}
+    )
+
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert created["trace_id"] == TRACE_ID and response.headers["x-request-id"] == TRACE_ID
+    assert await stored_trace_ids(orchestrator_repositories, created["task_id"]) == (TRACE_ID, {TRACE_ID})
+    shown = await orchestrator_client.get(f"/tasks/{created['task_id']}", headers={"traceparent": "unrelated"})
+    assert shown.status_code == 200, shown.text
+    task = shown.json()["task"]
+    assert task["trace_id"] == TRACE_ID
+    assert [subtask["trace_id"] for subtask in task["subtasks"]] == [TRACE_ID, TRACE_ID]
+    assert shown.headers["x-request-id"] != TRACE_ID  # reading the task is a request of its own trace
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param({"X-Request-ID": "checkout-7f3a"}, "checkout-7f3a", id="x-request-id"),
+        pytest.param({"traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01", "X-Request-ID": "r-2"}, "r-2", id="zero"),
+        pytest.param({"traceparent": "00-nonsense", "X-Request-ID": "has a space"}, None, id="neither-usable"),
+        pytest.param({}, None, id="none"),
+    ],
+)
+async def test_submit_takes_the_trace_id_from_x_request_id_or_makes_one(
+    orchestrator_client: httpx.AsyncClient,
+    orchestrator_repositories: Repositories,
+    headers: dict[str, str],
+    expected: str | None,
+) -> None:
+    response = await orchestrator_client.post("/tasks", json={"description": TWO_STEP_TASK}, headers=headers)
+
+    assert response.status_code == 200, response.text
+    trace_id = response.json()["trace_id"]
+    if expected is None:
+        assert GENERATED_TRACE_ID.fullmatch(trace_id), trace_id
+    else:
+        assert trace_id == expected
+    assert response.headers["x-request-id"] == trace_id
+    assert await stored_trace_ids(orchestrator_repositories, response.json()["task_id"]) == (trace_id, {trace_id})
+
+
+async def test_every_answer_carries_its_request_s_trace_id(orchestrator_client: httpx.AsyncClient) -> None:
+    headers = {"traceparent": TRACEPARENT}
+    answers = [
+        await orchestrator_client.get("/health", headers=headers),
+        await orchestrator_client.get("/tasks/task_unknown", headers=headers),
+        await orchestrator_client.get("/tasks", params={"limit": 0}, headers=headers),
+        await orchestrator_client.get("/tasks", headers={**headers, "Authorization": "Bearer mats_nope"}),
+        await orchestrator_client.post("/tasks", content=b"x", headers={**headers, "Content-Type": "text/plain"}),
+    ]
+
+    assert [answer.status_code for answer in answers] == [200, 404, 400, 401, 415]
+    assert {answer.headers["x-request-id"] for answer in answers} == {TRACE_ID}
+    made = {(await orchestrator_client.get("/tasks/task_unknown")).headers["x-request-id"] for _ in range(2)}
+    assert len(made) == 2 and all(GENERATED_TRACE_ID.fullmatch(trace_id) for trace_id in made)
+
+
+# --- task types and status_reason ---
+
+
+async def task_detail(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    response = await client.get(f"/tasks/{task_id}")
+    assert response.status_code == 200, response.text
+    detail: dict[str, Any] = response.json()
+    return detail
+
+
+KNOWN_TYPES = "'DISCOVERY', 'MIGRATION', 'HEARTBEAT', 'INGEST', 'RESEARCH' or 'GENERAL'"
+
+
+@pytest.mark.parametrize(
+    ("submitted", "expected"),
+    [
+        pytest.param({}, "GENERAL", id="default"),
+        pytest.param({"task_type": "MIGRATION"}, "MIGRATION", id="named"),
+        pytest.param({"task_type": "research"}, "RESEARCH", id="any-case"),
+    ],
+)
+@pytest.mark.parametrize("form", ["json", "query"])
+async def test_submit_takes_a_task_type_that_the_task_and_its_subtasks_carry(
+    orchestrator_client: httpx.AsyncClient,
+    orchestrator_repositories: Repositories,
+    form: str,
+    submitted: dict[str, str],
+    expected: str,
+) -> None:
+    fields = {"description": TWO_STEP_TASK, **submitted}
+    response = await (
+        orchestrator_client.post("/tasks", json=fields)
+        if form == "json"
+        else orchestrator_client.post("/tasks", params=fields)
+    )
+
+    assert response.status_code == 200, response.text
+    task_id = response.json()["task_id"]
+    detail = await task_detail(orchestrator_client, task_id)
+    assert detail["task"]["task_type"] == expected
+    assert {subtask["task_type"] for subtask in detail["task"]["subtasks"]} == {expected}
+    # The shared orchestrator has no agent: the queued first step waits, saying so, on itself and on its task.
+    waiting = {"code": "no_live_agent", "message": "waiting: no live agent with DATABASE_OPERATIONS"}
+    detail = await eventually(
+        lambda: task_detail(orchestrator_client, task_id), lambda detail: detail["task"]["status_reason"] is not None
+    )
+    assert detail["task"]["status_reason"] == waiting
+    assert [subtask["status_reason"] for subtask in detail["task"]["subtasks"]] == [waiting, None]
+    [summary] = (await orchestrator_client.get("/tasks")).json()["tasks"]
+    assert (summary["task_type"], summary["status_reason"]) == (expected, waiting)
+    stored = await orchestrator_repositories.tasks.get_task(task_id)
+    assert stored is not None and stored.task_type is TaskType(expected)
+
+
+@pytest.mark.parametrize("form", ["json", "query"])
+async def test_submit_refuses_an_unknown_task_type_naming_the_known_ones(
+    orchestrator_client: httpx.AsyncClient, db: DatabaseManager, form: str
+) -> None:
+    fields = {"description": TWO_STEP_TASK, "task_type": "database_query"}
+    response = await (
+        orchestrator_client.post("/tasks", json=fields)
+        if form == "json"
+        else orchestrator_client.post("/tasks", params=fields)
+    )
+
+    assert_error(response, 400, "task_type", KNOWN_TYPES)
+    assert await db.pool.fetchval("SELECT count(*) FROM tasks") == 0

@@ -9,7 +9,8 @@ import shutil
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,26 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from fastapi import FastAPI, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent.app import create_app as create_agent_app
+from agent.runner import SubtaskRunner
 from shared.config import Settings
-from shared.database import Repositories
-from shared.models import AgentCapability, ToolCall
+from shared.database import DatabaseManager, Repositories
+from shared.models import AgentCapability, ResultStatus, TaskType, ToolCall
 from shared.serving import bound_socket, serve_in_thread
 from simulator.testing import running_simulator
-from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit, task_state, wait_until_ended
+from tests.fake_agent import FakeAgent, result_for
+from tests.orchestrator_harness import (
+    Fleet,
+    OrchestratorFactory,
+    plan,
+    submit,
+    task_state,
+    wait_for_request,
+    wait_until_ended,
+)
 from tests.polling import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -259,6 +272,127 @@ async def test_stop_sh_stops_the_agents_the_pool_started(
         assert members[0]["exit_code"] == -signal.SIGTERM  # drained, as on DELETE /pool
 
 
+# --- failing an agent ---
+
+SLOW_TASK = "Crunch the quarterly figures for the failover drill"
+SECOND_TASK = "Crunch the monthly figures after the failover drill"
+FAILOVER_SCENARIOS: dict[str, Any] = {
+    "plans": [
+        {"name": "failover", "match": "quarterly figures", "plan": plan(("s1", "Crunch it", ["DATA_ANALYSIS"], []))},
+        {"name": "after", "match": "monthly figures", "plan": plan(("s1", "Crunch more", ["DATA_ANALYSIS"], []))},
+    ]
+}
+
+
+class OfferCounter:
+    """Counts the offers (POST /execute) that reach an agent, whatever it answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.offers = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/execute":
+            self.offers += 1
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class RealAgent:
+    app: FastAPI
+    counter: OfferCounter
+
+    async def running(self) -> list[str]:
+        """The subtasks it runs now (its server runs in another thread; a read of a list is safe)."""
+        runner: SubtaskRunner = self.app.state.runner
+        return runner.current_tasks
+
+
+@contextmanager
+def real_agent(settings: Settings, tmp_path: Path, agent_id: str, stub_delay_seconds: float) -> Iterator[RealAgent]:
+    """An agent service of the orchestrator's fleet (its tenant and secret) whose subtasks take `stub_delay_seconds`."""
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    agent_settings = settings.model_copy(
+        update={
+            "agent_id": agent_id,
+            "agent_port": port,
+            "agent_public_url": f"http://127.0.0.1:{port}",
+            "agent_executor": "stub",
+            "agent_stub_delay_seconds": stub_delay_seconds,
+            "agent_capabilities": [AgentCapability.DATA_ANALYSIS],
+            "agent_claude_config_root": str(tmp_path / "claude" / agent_id),
+            "agent_shutdown_grace_seconds": 0,
+        }
+    )
+    app = create_agent_app(agent_settings)
+    counter = OfferCounter(app)
+    with serve_in_thread(counter, name=agent_id, sock=sock):
+        yield RealAgent(app, counter)
+
+
+async def listed_agents(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    response = await client.get("/agents")
+    assert response.status_code == 200, response.text
+    return {agent["agent_id"]: agent for agent in response.json()["agents"]}
+
+
+async def results_of(db: DatabaseManager, task_id: str) -> list[tuple[str, str, bool, str | None]]:
+    rows = await db.pool.fetch(
+        "SELECT agent_id, status, applied, error FROM subtask_results WHERE task_id = $1 ORDER BY created_at", task_id
+    )
+    return [(row["agent_id"], row["status"], row["applied"], row["error"]) for row in rows]
+
+
+async def test_fail_an_agent_mid_subtask_and_it_is_retried_elsewhere_at_once(
+    orchestrator: OrchestratorFactory, orchestrator_settings: Settings, db: DatabaseManager, tmp_path: Path
+) -> None:
+    async with orchestrator(FAILOVER_SCENARIOS) as client:
+        with real_agent(orchestrator_settings, tmp_path, "slow", stub_delay_seconds=120) as slow:
+            await eventually(lambda: listed_agents(client), lambda agents: "slow" in agents)
+            task_id = await submit(client, SLOW_TASK)
+            await eventually(
+                lambda: task_state(client, task_id), lambda s: s["task"]["subtasks"][0]["status"] == "running"
+            )
+            await eventually(slow.running, bool)  # it accepted the offer and runs it
+            with real_agent(orchestrator_settings, tmp_path, "quick", stub_delay_seconds=1) as quick:
+                await eventually(lambda: listed_agents(client), lambda agents: "quick" in agents)
+
+                failed = await client.post("/agents/slow/fail")
+
+                assert failed.status_code == 200, failed.text
+                body = failed.json()
+                assert (body["status"], body["attempts_handed_back"], body["agent_notified"]) == ("failed", 1, True)
+                ended = await wait_until_ended(client, task_id)
+                # Retried on the other agent at once: the slow agent's attempt would have taken two minutes.
+                assert ended["task"]["status"] == "completed", ended
+                subtask = ended["task"]["subtasks"][0]
+                assert (subtask["assigned_agent"], subtask["attempt_count"], subtask["failed_agent_ids"]) == (
+                    "quick",
+                    2,
+                    ["slow"],
+                )
+                # The slow agent stopped its attempt on the order to drain; that late result applies nothing.
+                results = await eventually(lambda: results_of(db, task_id), lambda rows: len(rows) == 3)
+                assert [(agent, status, applied) for agent, status, applied, _ in results if applied] == [
+                    ("slow", "failed", True),  # the hand-back
+                    ("quick", "completed", True),
+                ]
+                [late] = [row for row in results if not row[2]]
+                assert late[:2] == ("slow", "failed") and "agent drained" in (late[3] or "")
+                # The failed agent never gets another offer, even while the other agent is busy: two more tasks wait
+                # for the quick one's slot in turn.
+                later = [await submit(client, f"{SECOND_TASK}, part {n}") for n in (1, 2)]
+                for later_id in later:
+                    ended_later = await wait_until_ended(client, later_id)
+                    assert ended_later["task"]["status"] == "completed"
+                    assert ended_later["task"]["subtasks"][0]["assigned_agent"] == "quick"
+                assert (slow.counter.offers, quick.counter.offers) == (1, 3)
+                listed = await listed_agents(client)
+                assert (listed["slow"]["state"], listed["slow"]["is_available"]) == ("failed", False)
+                assert listed["quick"]["state"] == "active"
+
+
 # --- isolation report ---
 
 # Each subtask writes a file, reads it back and keeps a value in shared state: every call stays in its own task.
@@ -465,3 +599,156 @@ async def test_delete_pool_kills_an_agent_that_hangs_and_its_running_subtask_run
 
         state = await task_state(client, task_id)
         assert state["task"]["subtasks"][0]["attempt_count"] >= 1 and state["task"]["status"] == "in_progress"
+
+
+# --- task types, affinity and graceful degradation ---
+
+WEB = AgentCapability.WEB_SCRAPING
+NO_SCRAPER = {"code": "no_live_agent", "message": "waiting: no live agent with WEB_SCRAPING"}
+
+DEGRADATION_SCENARIOS: dict[str, Any] = {
+    "plans": [
+        {
+            "match": "scrape and analyse",
+            "plan": plan(
+                ("scrape", "scrape the competitor prices", ["WEB_SCRAPING"], []),
+                ("analyse", "analyse the quarterly sales", ["DATA_ANALYSIS"], []),
+            ),
+        },
+        {"match": "", "plan": plan(("only", "the only step", ["DATA_ANALYSIS"], []))},
+    ]
+}
+
+
+def subtask_named(state: dict[str, Any], description: str) -> dict[str, Any]:
+    [subtask] = [item for item in state["task"]["subtasks"] if item["description"] == description]
+    return subtask
+
+
+async def submit_typed(client: httpx.AsyncClient, description: str, task_type: TaskType) -> str:
+    response = await client.post("/tasks", json={"description": description, "task_type": task_type.lower()})
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def finish(
+    fleet: Fleet, agent: FakeAgent, description: str, status: ResultStatus = ResultStatus.COMPLETED
+) -> None:
+    await wait_for_request(agent, description)
+    request = agent.requests_for(description)[-1]
+    await fleet.report(result_for(request, agent.agent_id, status=status))
+
+
+async def test_a_subtask_no_live_agent_can_take_waits_with_its_reason_while_the_rest_completes_then_resumes(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    analyst = await fleet.add("agent1", DATA)
+    async with orchestrator(DEGRADATION_SCENARIOS) as client:
+        task_id = await submit(client, "Please scrape and analyse the market")
+        await finish(fleet, analyst, "analyse the quarterly sales")
+
+        def scrape_waits_and_analysis_is_done(state: dict[str, Any]) -> bool:
+            scrape = subtask_named(state, "scrape the competitor prices")
+            analysis = subtask_named(state, "analyse the quarterly sales")
+            return scrape["status_reason"] is not None and analysis["status"] == "completed"
+
+        state = await eventually(lambda: task_state(client, task_id), scrape_waits_and_analysis_is_done)
+        scrape = subtask_named(state, "scrape the competitor prices")
+        assert (scrape["status"], scrape["status_reason"]) == ("queued", NO_SCRAPER)
+        assert (state["task"]["status"], state["task"]["status_reason"]) == ("in_progress", NO_SCRAPER)
+        [summary] = (await client.get("/tasks")).json()["tasks"]
+        assert summary["status_reason"] == NO_SCRAPER
+
+        scraper = await fleet.add("agent2", WEB)  # it joins: the waiting subtask goes to it by itself
+        await wait_for_request(scraper, "scrape the competitor prices")
+        state = await task_state(client, task_id)
+        scrape = subtask_named(state, "scrape the competitor prices")
+        assert (scrape["status"], scrape["status_reason"], state["task"]["status_reason"]) == ("running", None, None)
+        await finish(fleet, scraper, "scrape the competitor prices")
+        state = await wait_until_ended(client, task_id)
+
+    assert state["task"]["status"] == "completed"
+    assert state["task"]["status_reason"] is None
+
+
+class HealthEndpoint:
+    """A dependency's health URL the test turns on and off."""
+
+    def __init__(self) -> None:
+        self.healthy = False
+        self.app = FastAPI()
+
+        @self.app.get("/health")
+        async def health() -> Response:
+            return Response(status_code=200 if self.healthy else 503)
+
+
+@pytest.fixture
+def discovery_health() -> Iterator[tuple[HealthEndpoint, str]]:
+    endpoint = HealthEndpoint()
+    with serve_in_thread(endpoint.app, name="discovery") as base_url:
+        yield endpoint, f"{base_url}/health"
+
+
+async def test_a_task_type_waits_while_its_dependency_is_down_and_flows_when_it_is_back(
+    orchestrator: OrchestratorFactory, fleet: Fleet, discovery_health: tuple[HealthEndpoint, str]
+) -> None:
+    health, url = discovery_health
+    analyst = await fleet.add("agent1", DATA, slots=2)
+    dependencies = {TaskType.DISCOVERY: url}
+    async with orchestrator(
+        DEGRADATION_SCENARIOS, task_type_dependencies=dependencies, dependency_probe_interval_seconds=0.1
+    ) as client:
+        discovery = await submit_typed(client, "Discover the services of the fleet", TaskType.DISCOVERY)
+        general = await submit_typed(client, "Summarise the quarterly sales", TaskType.GENERAL)
+
+        await finish(fleet, analyst, "the only step")  # the GENERAL task's, while DISCOVERY waits
+        assert (await wait_until_ended(client, general))["task"]["status"] == "completed"
+        state = await eventually(
+            lambda: task_state(client, discovery), lambda state: state["task"]["status_reason"] is not None
+        )
+        assert state["task"]["status_reason"] == {
+            "code": "dependency_unavailable",
+            "message": f"waiting: DISCOVERY needs {url}, which does not answer",
+        }
+        [waiting] = state["task"]["subtasks"]
+        assert (waiting["task_type"], waiting["status"]) == ("DISCOVERY", "queued")
+        assert len(analyst.requests_for("the only step")) == 1  # only the GENERAL task's was offered
+
+        health.healthy = True
+        await wait_for_request(analyst, "the only step", count=2)
+        await finish(fleet, analyst, "the only step")
+        state = await wait_until_ended(client, discovery)
+
+    assert (state["task"]["status"], state["task"]["status_reason"]) == ("completed", None)
+
+
+async def test_a_restarted_orchestrator_still_prefers_the_agent_with_the_better_record(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    # Without any record both agents rank alike and agent1 comes first (by id): it gets the first task and fails it,
+    # agent5 gets the second and completes it.
+    agents = {agent_id: await fleet.add(agent_id, DATA) for agent_id in ("agent1", "agent5")}
+    async with orchestrator(DEGRADATION_SCENARIOS) as client:
+        failed = await submit_typed(client, "Research the first market", TaskType.RESEARCH)
+        await finish(fleet, agents["agent1"], "the only step", ResultStatus.FAILED)
+        assert (await wait_until_ended(client, failed))["task"]["status"] == "failed"
+        completed = await submit_typed(client, "Research the second market", TaskType.RESEARCH)
+        await finish(fleet, agents["agent5"], "the only step")
+        assert (await wait_until_ended(client, completed))["task"]["status"] == "completed"
+
+    async with orchestrator(DEGRADATION_SCENARIOS) as client:  # a new process knows only what PostgreSQL kept
+        research = await submit_typed(client, "Research the third market", TaskType.RESEARCH)
+        await wait_for_request(agents["agent5"], "the only step", count=2)
+        assert len(agents["agent1"].requests_for("the only step")) == 1
+        await finish(fleet, agents["agent5"], "the only step")
+        await wait_until_ended(client, research)
+
+        # The record is per task type: for GENERAL work neither agent has one, and agent1 comes first again.
+        general = await submit_typed(client, "Look at the fourth market", TaskType.GENERAL)
+        await wait_for_request(agents["agent1"], "the only step", count=2)
+        await finish(fleet, agents["agent1"], "the only step")
+        state = await wait_until_ended(client, general)
+
+    assert state["task"]["status"] == "completed"

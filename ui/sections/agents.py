@@ -17,6 +17,7 @@ CHART_HEIGHT = 180
 TIME_AXIS = alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S", labelAngle=0))
 ROW_COLOURS = {
     AgentState.OFFLINE: "background-color: rgba(239, 68, 68, 0.25); color: #b91c1c; font-weight: 600",
+    AgentState.FAILED: "background-color: rgba(107, 114, 128, 0.25); color: #7f1d1d",
     AgentState.LATE: "background-color: rgba(245, 158, 11, 0.2)",
 }
 # The columns an operator scans first fit a wide layout; the rest (slots, failures, executor, URL) scroll in.
@@ -68,6 +69,11 @@ def _headline(views: list[AgentView]) -> None:
     if offline:
         names = ", ".join(view.status.agent_id for view in offline)
         st.error(f"{len(offline)} agent(s) offline: {names}. Their heartbeat expired.", icon="💀")
+    failed = [view.status.agent_id for view in views if view.state is AgentState.FAILED]
+    if failed:
+        st.warning(
+            f"{len(failed)} agent(s) declared failed: {', '.join(failed)}. They get no work until restarted.", icon="⛔"
+        )
 
 
 def _styled_table(views: list[AgentView], now: datetime) -> Styler:

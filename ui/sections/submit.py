@@ -4,12 +4,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from shared.models import TASK_DESCRIPTION_MAX, TASK_DESCRIPTION_MIN
+from shared.models import TASK_DESCRIPTION_MAX, TASK_DESCRIPTION_MIN, TaskType
 from ui.api_client import ApiError, OrchestratorClient
 from ui.session import SELECTED_TASK
 
 DESCRIPTION = "new_task_description"
 USER = "new_task_user"
+TASK_TYPE = "new_task_type"
 OUTCOME = "submit_outcome"
 CLEAR_FORM = "submit_clear_form"
 
@@ -34,9 +35,16 @@ def render(client: OrchestratorClient) -> None:
     )
     st.caption(_rule_caption(description))
     user_id = st.text_input("User id (optional)", key=USER, max_chars=128)
+    task_type = st.selectbox(
+        "Kind of work",
+        list(TaskType),
+        index=list(TaskType).index(TaskType.GENERAL),
+        key=TASK_TYPE,
+        help="Routing prefers the agents with the best recent record at this kind of work",
+    )
     if st.button("Submit Task", key="submit_task", type="primary", width="stretch"):
         with st.spinner("Claude is decomposing the task…"):
-            outcome = _submit(client, description, user_id)
+            outcome = _submit(client, description, user_id, task_type or TaskType.GENERAL)
         st.session_state[OUTCOME] = outcome
         if outcome.task_id:
             st.session_state[SELECTED_TASK] = outcome.task_id
@@ -55,9 +63,9 @@ def _rule_caption(description: str) -> str:
     return f":green[{rule} ✓]"
 
 
-def _submit(client: OrchestratorClient, description: str, user_id: str) -> SubmitOutcome:
+def _submit(client: OrchestratorClient, description: str, user_id: str, task_type: TaskType) -> SubmitOutcome:
     try:
-        created = client.submit_task(description, user_id.strip() or None)
+        created = client.submit_task(description, user_id.strip() or None, task_type)
     except ApiError as error:
         return SubmitOutcome(None, _refusal(error))
     return SubmitOutcome(

@@ -48,6 +48,7 @@ def _row(step: PlanStep, attempts: list[SubTaskResult], now: datetime) -> dict[s
         "#": step.number,
         "Subtask": indent + formatting.preview(subtask.description, 70),
         "Status": formatting.status_badge(subtask.status.value),
+        "Reason": formatting.reason(subtask.status_reason),
         "Waits on": ", ".join(f"#{number}" for number in step.waits_on) or "—",
         "Agent": (agent or "—") + (" 🧪" if latest and latest.simulated else ""),
         "Attempts": subtask.attempt_count,
@@ -72,6 +73,8 @@ def _subtask_expander(step: PlanStep, attempts: list[SubTaskResult]) -> None:
         failed_on = f" · failed on: {', '.join(subtask.failed_agent_ids)}" if subtask.failed_agent_ids else ""
         st.caption(f"`{subtask.id}` · needs {capabilities} · priority {subtask.priority}{failed_on}")
         st.markdown(formatting.plain(subtask.description))
+        if subtask.status_reason:
+            st.warning(formatting.plain(subtask.status_reason.message), icon="⏳")
         if not attempts:
             st.caption("No result reported yet.")
         for result in attempts:

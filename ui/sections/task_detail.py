@@ -84,6 +84,8 @@ def _totals(task: Task, results: list[SubTaskResult]) -> None:
 
 def _outcome(task: Task) -> None:
     plan = task.decomposition
+    if task.status_reason:
+        st.warning(formatting.plain(task.status_reason.message), icon="⏳")
     if task.decomposition_fallback:
         reason = plan.fallback_reason if plan and plan.fallback_reason else "no reason recorded"
         st.warning(f"Claude's plan was replaced by a single subtask: {reason}", icon="🪂")

@@ -17,6 +17,7 @@ RECENT_TASKS = 50
 TASK_COLUMNS = {
     "Status": st.column_config.TextColumn("Status", width=125),
     "Task": st.column_config.TextColumn("Task", width=360),
+    "Reason": st.column_config.TextColumn("Reason", width=220, help="Why the task is not moving, when it waits"),
     "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent", width=110),
     "Subtasks": st.column_config.TextColumn("Subtasks", help="completed / total", width=75),
     "User": st.column_config.TextColumn("User", width=90),
@@ -63,6 +64,7 @@ def _task_table(tasks: list[TaskSummary], total: int) -> None:
         {
             "Status": formatting.status_badge(task.status.value),
             "Task": formatting.preview(task.description, 90),
+            "Reason": formatting.reason(task.status_reason),
             "Progress": task.subtasks_completed / task.subtasks_total if task.subtasks_total else 0.0,
             "Subtasks": f"{task.subtasks_completed}/{task.subtasks_total}",
             "User": task.user_id or "—",

@@ -16,7 +16,7 @@ from agent.tools.workspace import Workspace
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.follow_up import AttemptCredential, FollowUpRequest, FollowUpSubtask
-from shared.models import AgentCapability, TaskExecutionRequest
+from shared.models import AgentCapability, TaskExecutionRequest, TaskType
 from shared.redis_manager import RedisManager
 from tests.fake_agent import FakeAgent, result_for
 from tests.orchestrator_harness import (
@@ -68,7 +68,7 @@ async def test_a_follow_up_of_the_running_attempt_is_queued_when_its_dependency_
 ) -> None:
     agent = await coordinator(fleet)
     async with orchestrator(SCENARIOS) as client:
-        task_id = await submit(client, "Plan the ledger work")
+        task_id = await submit(client, "Plan the ledger work", task_type="RESEARCH")
         await wait_for_request(agent, "Coordinate the ledgers")
         [offer] = agent.requests_for("Coordinate the ledgers")
         context = attempt_context(orchestrator_settings, client, db, fleet.redis, offer)
@@ -92,6 +92,10 @@ async def test_a_follow_up_of_the_running_attempt_is_queued_when_its_dependency_
         "Tally the follow-up ledger",
     ]
     assert follow_up.subtask.dependencies == [offer.subtask.id]
+    # The follow-up is part of the task's trace: its offer and log lines carry the submitting request's trace id.
+    assert follow_up.subtask.trace_id == offer.subtask.trace_id == state["task"]["trace_id"]
+    assert follow_up.subtask.trace_id is not None
+    assert follow_up.subtask.task_type is TaskType.RESEARCH  # named none: the task's own
 
 
 async def test_follow_ups_for_another_task_from_a_stale_attempt_unsigned_or_past_the_limit_are_refused(

@@ -142,7 +142,12 @@ def offered_request(execution_request: RequestFactory, db: DatabaseManager, agen
         description: str = "Summarise the figures", agent_id: str | None = None, **fields: Any
     ) -> TaskExecutionRequest:
         request = execution_request(description, status="pending", attempt_count=0, **fields)
-        task = Task(id=request.task_id, description="A task of the agent's tests", subtasks=[request.subtask])
+        task = Task(
+            id=request.task_id,
+            description="A task of the agent's tests",
+            subtasks=[request.subtask],
+            trace_id=request.subtask.trace_id,  # stored with the task: its subtasks carry the task's
+        )
         repos = db.repositories()
         await repos.tasks.create_task(task)
         [queued] = await repos.subtasks.queue_ready(task.id)

@@ -2,7 +2,6 @@
 
 import pytest
 
-from orchestrator.plan import CapabilitySet
 from shared.config import Settings, load_settings
 from shared.models import AgentCapability, AgentStatus
 
@@ -31,7 +30,6 @@ SEED_FLEET = [
     live_agent("agent4", 8004, CODE, API),
     live_agent("agent5", 8005, DATA, DB),
 ]
-SEED_CAPABILITY_SETS: list[CapabilitySet] = [frozenset(agent.capabilities) for agent in SEED_FLEET]
 
 
 @pytest.fixture

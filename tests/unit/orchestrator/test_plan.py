@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from orchestrator.plan import PLAN_TOOL_NAME, Plan, plan_tool, validate_plan
-from shared.models import AgentCapability
-from tests.unit.orchestrator.conftest import API, DATA, DB, FILES, SEED_CAPABILITY_SETS, WEB
+from shared.models import AgentCapability, TaskType
+from tests.unit.orchestrator.conftest import API, DATA, DB, WEB
 
 MAX_SUBTASKS = 5
 
@@ -21,13 +21,13 @@ def planned(plan_id: str, *capabilities: str, dependencies: list[str] | None = N
     }
 
 
-def validate(*subtasks: dict[str, Any], fleet: Any = SEED_CAPABILITY_SETS, max_subtasks: int = MAX_SUBTASKS) -> Any:
-    return validate_plan({"subtasks": list(subtasks)}, fleet, max_subtasks)
+def validate(*subtasks: dict[str, Any], max_subtasks: int = MAX_SUBTASKS) -> Any:
+    return validate_plan({"subtasks": list(subtasks)}, max_subtasks)
 
 
 def test_a_valid_plan_is_accepted_as_written() -> None:
     plan, errors = validate(
-        planned("s1", "DATABASE_OPERATIONS", priority=8, task_type="database_query", estimated_duration=30),
+        planned("s1", "DATABASE_OPERATIONS", priority=8, task_type="INGEST", estimated_duration=30),
         planned("s2", "WEB_SCRAPING", "API_INTEGRATION"),
         planned("s3", "DATA_ANALYSIS", dependencies=["s1", "s2"], priority=0),
     )
@@ -39,7 +39,7 @@ def test_a_valid_plan_is_accepted_as_written() -> None:
         ("s2", [WEB, API], [], 5),
         ("s3", [DATA], ["s1", "s2"], 0),
     ]
-    assert (plan.subtasks[0].task_type, plan.subtasks[0].estimated_duration) == ("database_query", 30)
+    assert (plan.subtasks[0].task_type, plan.subtasks[0].estimated_duration) == (TaskType.INGEST, 30)
 
 
 @pytest.mark.parametrize(
@@ -83,9 +83,10 @@ def test_a_valid_plan_is_accepted_as_written() -> None:
             id="unknown-dependency",
         ),
         pytest.param(
-            [planned("s1", "WEB_SCRAPING", "DATABASE_OPERATIONS")],
-            "subtask 's1' needs DATABASE_OPERATIONS, WEB_SCRAPING but no single agent has all of them",
-            id="no-agent-has-all-capabilities",
+            [planned("s1", task_type="SHOPPING")],
+            "subtask 's1' (subtasks.0.task_type): Input should be 'DISCOVERY', 'MIGRATION', 'HEARTBEAT', 'INGEST', "
+            "'RESEARCH' or 'GENERAL' (got 'SHOPPING')",
+            id="unknown-task-type",
         ),
     ],
 )
@@ -115,45 +116,25 @@ def test_every_problem_of_a_plan_is_reported_at_once() -> None:
     )
 
     assert plan is None
-    assert errors == [
-        "subtask 's1' depends on itself",
-        "subtask 's2' depends on unknown subtask 's7'",
-        "subtask 's2' needs FILE_PROCESSING, WEB_SCRAPING but no single agent has all of them",
-    ]
+    assert errors == ["subtask 's1' depends on itself", "subtask 's2' depends on unknown subtask 's7'"]
 
 
-@pytest.mark.parametrize(
-    "capabilities",
-    [
-        pytest.param(["DATA_ANALYSIS", "CODE_GENERATION"], id="agent1"),
-        pytest.param(["WEB_SCRAPING", "API_INTEGRATION"], id="agent2"),
-        pytest.param(["FILE_PROCESSING", "DATABASE_OPERATIONS"], id="agent3"),
-        pytest.param(["API_INTEGRATION", "CODE_GENERATION"], id="agent4"),
-        pytest.param(["DATABASE_OPERATIONS", "DATA_ANALYSIS"], id="agent5"),
-    ],
-)
-def test_capabilities_that_one_seed_agent_has_together_are_covered(capabilities: list[str]) -> None:
-    plan, errors = validate(planned("s1", *capabilities))
-
-    assert errors == []
-    assert plan is not None
-
-
-def test_coverage_is_checked_against_the_live_agents_given() -> None:
-    only_files_and_db = [frozenset({FILES, DB})]
-
-    plan, errors = validate(planned("s1", "DATA_ANALYSIS"), fleet=only_files_and_db)
-
-    assert plan is None
-    assert errors == ["subtask 's1' needs DATA_ANALYSIS but no single agent has all of them"]
-
-
-def test_coverage_is_not_checked_while_no_agent_is_live() -> None:
-    plan, errors = validate(planned("s1", "WEB_SCRAPING", "DATABASE_OPERATIONS"), fleet=[])
+def test_a_plan_may_name_capabilities_no_single_agent_has_together() -> None:
+    # No agent of any fleet is consulted: such a subtask waits for an agent that has them all (status_reason).
+    plan, errors = validate(planned("s1", "WEB_SCRAPING", "DATABASE_OPERATIONS"))
 
     assert errors == []
     assert plan is not None
     assert plan.subtasks[0].required_capabilities == [WEB, DB]
+
+
+@pytest.mark.parametrize(("written", "expected"), [("research", TaskType.RESEARCH), (" Ingest", TaskType.INGEST)])
+def test_a_task_type_is_read_in_any_case(written: str, expected: TaskType) -> None:
+    plan, errors = validate(planned("s1", task_type=written))
+
+    assert errors == []
+    assert plan is not None
+    assert plan.subtasks[0].task_type is expected
 
 
 def test_more_subtasks_than_allowed_are_refused() -> None:
@@ -182,7 +163,7 @@ def test_more_subtasks_than_allowed_are_refused() -> None:
     ],
 )
 def test_a_malformed_plan_is_refused(raw_plan: object, expected: str) -> None:
-    plan, errors = validate_plan(raw_plan, SEED_CAPABILITY_SETS, MAX_SUBTASKS)
+    plan, errors = validate_plan(raw_plan, MAX_SUBTASKS)
 
     assert plan is None
     assert errors == [expected]
@@ -192,14 +173,14 @@ def test_to_subtasks_gives_fresh_ids_and_maps_the_dependencies_to_them() -> None
     plan = Plan.model_validate(
         {
             "subtasks": [
-                planned("s1", "DATABASE_OPERATIONS", priority=8, task_type="database_query", estimated_duration=30),
+                planned("s1", "DATABASE_OPERATIONS", priority=8, task_type="INGEST", estimated_duration=30),
                 planned("s2", "WEB_SCRAPING"),
                 planned("s3", "DATA_ANALYSIS", dependencies=["s1", "s2"], priority=2),
             ]
         }
     )
 
-    subtasks = plan.to_subtasks("task_abc")
+    subtasks = plan.to_subtasks("task_abc", TaskType.DISCOVERY)
     by_description = {subtask.description: subtask for subtask in subtasks}
     first, second, third = (by_description[f"Step {name} of the work"] for name in ("s1", "s2", "s3"))
 
@@ -211,10 +192,11 @@ def test_to_subtasks_gives_fresh_ids_and_maps_the_dependencies_to_them() -> None
     assert (first.required_capabilities, first.priority, first.task_type, first.estimated_duration) == (
         [DB],
         8,
-        "database_query",
+        TaskType.INGEST,
         30,
     )
-    assert (third.required_capabilities, third.priority, third.task_type) == ([DATA], 2, "general")
+    # A subtask the plan gives no type has the task's.
+    assert (third.required_capabilities, third.priority, third.task_type) == ([DATA], 2, TaskType.DISCOVERY)
 
 
 def test_to_subtasks_gives_new_ids_on_every_call() -> None:
@@ -264,3 +246,5 @@ def test_plan_tool_is_the_forced_tool_with_the_plan_as_its_schema() -> None:
     assert set(subtask_schema["required"]) == {"id", "description", "required_capabilities", "dependencies"}
     priority = subtask_schema["properties"]["priority"]
     assert (priority["minimum"], priority["maximum"]) == (0, 10)
+    task_type_enum = subtask_schema["properties"]["task_type"]["enum"]
+    assert task_type_enum == ["DISCOVERY", "MIGRATION", "HEARTBEAT", "INGEST", "RESEARCH", "GENERAL"]

@@ -18,14 +18,13 @@ from orchestrator.task_analyzer import (
     fallback_subtask,
 )
 from shared.config import Settings, load_settings
-from shared.models import AgentCapability, SubTask
+from shared.models import AgentCapability, AgentStatus, SubTask, TaskType
 from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.orchestrator.conftest import (
     API,
     DATA,
     DB,
     FILES,
-    SEED_CAPABILITY_SETS,
     SEED_FLEET,
     WEB,
     live_agent,
@@ -50,7 +49,7 @@ FACTORIAL_PLAN = {
 }
 SALES_PLAN = {
     "subtasks": [
-        step("s1", "Fetch the quarterly sales figures", "DATABASE_OPERATIONS", priority=8, task_type="database_query"),
+        step("s1", "Fetch the quarterly sales figures", "DATABASE_OPERATIONS", priority=8, task_type="INGEST"),
         step("s2", "Scrape the competitors' price lists", "WEB_SCRAPING", priority=7),
         step("s3", "Compare sales with competitor prices", "DATA_ANALYSIS", dependencies=("s1", "s2"), priority=3),
     ]
@@ -63,6 +62,7 @@ CYCLIC_PLAN = {
 }
 SELF_DEPENDENT_PLAN = {"subtasks": [step("s1", "Wait for myself", "DATA_ANALYSIS", dependencies=("s1",))]}
 UNCOVERED_PLAN = {"subtasks": [step("s1", "Scrape prices into the database", "WEB_SCRAPING", "DATABASE_OPERATIONS")]}
+MISTYPED_PLAN = {"subtasks": [step("s1", "Scrape and store the prices", "WEB_SCRAPING", task_type="SHOPPING")]}
 SPLIT_PLAN = {
     "subtasks": [
         step("s1", "Scrape the prices", "WEB_SCRAPING"),
@@ -74,6 +74,7 @@ SIMPLE_TASK = "Calculate factorial of 10"
 COMPLEX_TASK = "Build the quarterly sales report against competitor prices"
 CYCLIC_TASK = "Plan in a circle first, then do it properly"
 UNCOVERED_TASK = "Scrape the prices straight into the store"
+MISTYPED_TASK = "Go shopping for the prices, then store them"
 HOPELESS_TASK = "A hopeless planning request"
 FLAKY_TASK = "Ask the flaky planner for a plan"
 
@@ -84,9 +85,10 @@ SCENARIOS: dict[str, Any] = {
         {"name": "factorial", "match": "(?i)factorial of 10", "plan": FACTORIAL_PLAN},
         {"name": "sales", "match": "(?i)quarterly sales report", "plan": SALES_PLAN},
         {"name": "cyclic", "match": "(?i)plan in a circle", "plans": [CYCLIC_PLAN, SPLIT_PLAN]},
-        {"name": "uncovered", "match": "(?i)straight into the store", "plans": [UNCOVERED_PLAN, SPLIT_PLAN]},
+        {"name": "uncovered", "match": "(?i)straight into the store", "plan": UNCOVERED_PLAN},
+        {"name": "mistyped", "match": "(?i)go shopping", "plans": [MISTYPED_PLAN, SPLIT_PLAN]},
         {"name": "hopeless", "match": "(?i)hopeless planning", "plans": [CYCLIC_PLAN, SELF_DEPENDENT_PLAN]},
-        {"name": "flaky", "match": "(?i)flaky planner", "plan": UNCOVERED_PLAN},
+        {"name": "flaky", "match": "(?i)flaky planner", "plan": CYCLIC_PLAN},
         {"name": "broken", "match": "(?i)planner is broken", "error": {"status": 500, "message": "[simulated] down"}},
         {"name": "overloaded", "match": "(?i)planner is overloaded", "error": {"status": 529, "message": "[sim] busy"}},
     ]
@@ -185,7 +187,8 @@ async def test_a_complex_task_becomes_the_scripted_subtasks_with_their_dependenc
         ([WEB], 7),
         ([DATA], 3),
     ]
-    assert fetch.task_type == "database_query"
+    assert fetch.task_type is TaskType.INGEST
+    assert scrape.task_type is compare.task_type is TaskType.GENERAL  # the task's, as the plan names none
     assert (fetch.dependencies, scrape.dependencies, compare.dependencies) == ([], [], [fetch.id, scrape.id])
     assert decomposition.subtasks[-1] is compare  # after what it depends on
     assert (decomposition.fallback_reason, decomposition.repaired) == (None, False)
@@ -223,10 +226,11 @@ async def test_the_model_is_forced_to_submit_a_plan_and_shown_the_task_capabilit
     [
         pytest.param(CYCLIC_TASK, CYCLIC_PLAN, "dependencies form a cycle: s", id="cycle"),
         pytest.param(
-            UNCOVERED_TASK,
-            UNCOVERED_PLAN,
-            "- subtask 's1' needs DATABASE_OPERATIONS, WEB_SCRAPING but no single agent has all of them",
-            id="uncovered-capabilities",
+            MISTYPED_TASK,
+            MISTYPED_PLAN,
+            "- subtask 's1' (subtasks.0.task_type): Input should be 'DISCOVERY', 'MIGRATION', 'HEARTBEAT', 'INGEST', "
+            "'RESEARCH' or 'GENERAL' (got 'SHOPPING')",
+            id="unknown-task-type",
         ),
     ],
 )
@@ -312,7 +316,7 @@ async def test_an_api_error_in_the_repair_round_falls_back_and_keeps_the_first_r
     decomposition = await analyzer.decompose_task(TASK_ID, FLAKY_TASK, SEED_FLEET)
 
     first, repair = simulator.requests()
-    assert (first["source"], first["status"]) == ("plans[6] (flaky)", 200)
+    assert (first["source"], first["status"]) == ("plans[7] (flaky)", 200)
     assert (repair["source"], repair["status"]) == ("plans[0] (flaky-repair)", 500)
     assert_single_fallback(decomposition, FLAKY_TASK)
     assert decomposition.fallback_reason is not None
@@ -336,16 +340,29 @@ async def test_usage_is_summed_over_both_rounds(
     assert decomposition.duration_ms > 0
 
 
-async def test_with_no_live_agent_the_plan_is_not_checked_for_coverage(
-    analyzer: TaskAnalyzer, simulator: SimulatorHandle
+@pytest.mark.parametrize("fleet", [pytest.param(SEED_FLEET, id="seed-fleet"), pytest.param([], id="no-agent")])
+async def test_a_plan_needing_capabilities_no_live_agent_has_together_is_kept_as_written(
+    analyzer: TaskAnalyzer, simulator: SimulatorHandle, fleet: list[AgentStatus]
 ) -> None:
-    decomposition = await analyzer.decompose_task(TASK_ID, UNCOVERED_TASK, [])
+    # No repair, no fallback: the subtask waits for such an agent (graceful degradation), the rest of the work flows.
+    decomposition = await analyzer.decompose_task(TASK_ID, UNCOVERED_TASK, fleet)
 
     [request] = simulator.requests()
-    assert "- (none registered yet)" in request["messages"][0]["content"]
+    assert ("- (none registered yet)" in request["messages"][0]["content"]) is (not fleet)
     assert (decomposition.repaired, decomposition.fallback_reason) == (False, None)
     [subtask] = decomposition.subtasks
     assert subtask.required_capabilities == [WEB, DB]
+
+
+async def test_the_subtasks_have_the_tasks_type_unless_the_plan_names_another(analyzer: TaskAnalyzer) -> None:
+    planned = await analyzer.decompose_task(TASK_ID, COMPLEX_TASK, SEED_FLEET, TaskType.RESEARCH)
+    fallback = await analyzer.decompose_task(TASK_ID, HOPELESS_TASK, SEED_FLEET, TaskType.MIGRATION)
+
+    subtasks = by_description(planned)
+    assert subtasks["Fetch the quarterly sales figures"].task_type is TaskType.INGEST
+    assert subtasks["Compare sales with competitor prices"].task_type is TaskType.RESEARCH
+    [only] = fallback.subtasks
+    assert only.task_type is TaskType.MIGRATION
 
 
 async def test_an_answer_without_a_plan_tool_call_is_an_invalid_plan(
@@ -361,7 +378,7 @@ async def test_an_answer_without_a_plan_tool_call_is_an_invalid_plan(
     assert text_block.type == "text"
 
     tool_use_id, raw_plan = _plan_input(answer)
-    plan, errors = validate_plan(raw_plan, SEED_CAPABILITY_SETS, analyzer_settings.max_subtasks_per_task)
+    plan, errors = validate_plan(raw_plan, analyzer_settings.max_subtasks_per_task)
     assistant, user = TaskAnalyzer._repair_messages(answer, tool_use_id, errors)
 
     assert (tool_use_id, raw_plan, plan) == (None, None, None)

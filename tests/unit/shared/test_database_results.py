@@ -6,7 +6,8 @@ import asyncpg
 import pytest
 
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentLog, LogLevel, ResultStatus, Task, TokenUsage, ToolCall
+from shared.database.result_repository import RecordedOutcome
+from shared.models import AgentCapability, AgentLog, LogLevel, ResultStatus, Task, TaskType, TokenUsage, ToolCall
 from tests.factories import build_planned_task, build_result, build_subtask, build_task
 
 
@@ -69,6 +70,56 @@ async def test_applied_only_leaves_out_late_and_duplicate_results(db: DatabaseMa
 
     assert await repos.results.get_subtask_results(task.id) == [late, counted]  # oldest first
     assert await repos.results.get_subtask_results(task.id, applied_only=True) == [counted]
+
+
+async def test_recent_outcomes_are_the_last_few_applied_results_per_agent_and_kind_of_work_oldest_first(
+    db: DatabaseManager,
+) -> None:
+    repos = db.repositories()
+    research = build_task(subtasks=3, task_type=TaskType.RESEARCH)
+    for subtask in research.subtasks:
+        subtask.task_type = TaskType.RESEARCH
+    general = build_task(subtasks=1)
+    await repos.tasks.create_task(research)
+    await repos.tasks.create_task(general)
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    first, second, third = research.subtasks
+    saved = [
+        (build_result(first, agent_id="agent1", execution_time=1.0, created_at=start), True),
+        (
+            build_result(
+                second, agent_id="agent1", status=ResultStatus.FAILED, created_at=start + timedelta(minutes=1)
+            ),
+            True,
+        ),
+        (build_result(third, agent_id="agent1", execution_time=3.0, created_at=start + timedelta(minutes=2)), True),
+        (build_result(third, agent_id="agent1", attempt=2, created_at=start + timedelta(minutes=3)), False),  # late
+        (build_result(general.subtasks[0], agent_id="agent5", execution_time=2.0, created_at=start), True),
+    ]
+    await repos.results.save_subtask_results(saved)
+    # Another tenant's record is none of this orchestrator's business.
+    other_tenant = Repositories(db.pool, "other")
+    stranger = build_task(subtasks=1)
+    await other_tenant.tasks.create_task(stranger)
+    await other_tenant.results.save_subtask_result(build_result(stranger.subtasks[0], agent_id="agent9"), applied=True)
+
+    def outcome(agent_id: str, task_type: TaskType, status: ResultStatus, seconds: float) -> RecordedOutcome:
+        return RecordedOutcome(
+            agent_id=agent_id,
+            task_type=task_type,
+            required_capabilities=[AgentCapability.DATA_ANALYSIS],
+            status=status,
+            execution_time=seconds,
+        )
+
+    recent = await repos.results.recent_outcomes(per_kind=2)
+
+    assert sorted(recent, key=lambda item: item.agent_id) == [
+        outcome("agent1", TaskType.RESEARCH, ResultStatus.FAILED, 0.25),
+        outcome("agent1", TaskType.RESEARCH, ResultStatus.COMPLETED, 3.0),
+        outcome("agent5", TaskType.GENERAL, ResultStatus.COMPLETED, 2.0),
+    ]
+    assert [item.execution_time for item in recent if item.agent_id == "agent1"] == [0.25, 3.0]  # oldest first
 
 
 async def test_a_delivery_carries_the_counted_completions_of_its_dependencies(db: DatabaseManager) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from shared.database import DatabaseManager, Repositories
-from shared.models import SubTask, SubTaskStatus, Task
+from shared.models import StatusReason, SubTask, SubTaskStatus, Task, TaskStatus
 from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
 
 COMPLETED = SubTaskStatus.COMPLETED
@@ -439,3 +439,88 @@ async def test_two_dependencies_completing_together_queue_their_dependent_once(d
     assert outcomes == [True, True]
     assert newly_queued == ["c"]
     assert await states(repos, task) == {"a": (COMPLETED, 1), "b": (COMPLETED, 1), "c": (SubTaskStatus.QUEUED, 1)}
+
+
+# --- Status reasons (why a queued subtask waits) --------------------------------------------------------------------
+
+NO_SCRAPER = StatusReason(code="no_live_agent", message="waiting: no live agent with WEB_SCRAPING")
+
+
+async def task_reason(repos: Repositories, task: Task) -> StatusReason | None:
+    stored = await repos.tasks.get_task(task.id)
+    assert stored is not None
+    return stored.status_reason
+
+
+async def test_a_queued_subtask_s_reason_is_stored_and_shown_on_its_task(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": [], "b": []})
+
+    changed = await repos.subtasks.set_status_reasons([(subtask_id(task, "b"), 1, NO_SCRAPER)])
+
+    assert names(task, changed) == ["b"]
+    assert (await current(repos, task, "b")).status_reason == NO_SCRAPER
+    assert (await current(repos, task, "a")).status_reason is None
+    assert await task_reason(repos, task) == NO_SCRAPER
+    assert [summary.status_reason for summary in await repos.tasks.list_tasks()] == [NO_SCRAPER]
+
+
+async def test_setting_the_same_reason_again_changes_no_row(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": []})
+    await repos.subtasks.set_status_reasons([(subtask_id(task, "a"), 1, NO_SCRAPER)])
+
+    assert await repos.subtasks.set_status_reasons([(subtask_id(task, "a"), 1, NO_SCRAPER)]) == []
+
+
+async def test_a_reason_is_not_set_on_a_claimed_or_superseded_attempt(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": [], "b": []})
+    await run_attempt(repos, subtask_id(task, "a"))
+
+    changed = await repos.subtasks.set_status_reasons(
+        [(subtask_id(task, "a"), 1, NO_SCRAPER), (subtask_id(task, "b"), 2, NO_SCRAPER)]
+    )
+
+    assert changed == []
+    assert await task_reason(repos, task) is None
+
+
+async def test_a_claim_clears_the_subtask_s_reason_and_its_task_s_follows_the_others(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": [], "b": []})
+    other_reason = StatusReason(code="dependency_unavailable", message="waiting: DISCOVERY needs x")
+    await repos.subtasks.set_status_reasons(
+        [(subtask_id(task, "a"), 1, NO_SCRAPER), (subtask_id(task, "b"), 1, other_reason)]
+    )
+
+    [claimed] = await repos.subtasks.claim_for_delivery([(subtask_id(task, "a"), 1, "agent2")])
+
+    assert claimed.subtask.status_reason is None
+    assert (await current(repos, task, "a")).status_reason is None
+    assert await task_reason(repos, task) == other_reason  # the subtask still waiting says why
+    await repos.subtasks.claim_for_delivery([(subtask_id(task, "b"), 1, "agent1")])
+    assert await task_reason(repos, task) is None
+
+
+async def test_clearing_the_reasons_clears_the_task_s(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": []})
+    await repos.subtasks.set_status_reasons([(subtask_id(task, "a"), 1, NO_SCRAPER)])
+
+    await repos.subtasks.set_status_reasons([(subtask_id(task, "a"), 1, None)])
+
+    assert (await current(repos, task, "a")).status_reason is None
+    assert await task_reason(repos, task) is None
+
+
+async def test_cancelling_a_waiting_task_clears_its_reasons(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    task = await store(db, {"a": []})
+    await repos.subtasks.set_status_reasons([(subtask_id(task, "a"), 1, NO_SCRAPER)])
+
+    await repos.subtasks.cancel_unfinished(task.id)
+    await repos.tasks.update_task_status(task.id, TaskStatus.CANCELLED)
+
+    assert (await current(repos, task, "a")).status_reason is None
+    assert await task_reason(repos, task) is None

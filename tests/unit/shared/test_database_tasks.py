@@ -9,7 +9,7 @@ import pytest
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.database.task_repository import StatusChange
-from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TokenUsage
+from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TaskType, TokenUsage
 from tests.factories import build_planned_task, build_result, build_subtask, build_task, run_attempt
 
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
@@ -24,19 +24,29 @@ async def test_created_task_reads_back_as_it_was_stored(db: DatabaseManager) -> 
     task = build_task(
         subtasks=0,
         user_id="alice",
+        task_type=TaskType.DISCOVERY,
         result={"summary": "up 3%", "rows": [1, 2]},
         decomposition=DecompositionInfo(duration_ms=12.5, token_usage=TokenUsage(input_tokens=40)),
     )
     # Ids that sort differently from the plan, so only the stored position can give the plan order back.
     task.subtasks = [
-        build_subtask(task.id, id=f"{task.id}_{name}", priority=priority)
-        for name, priority in [("c", 1), ("a", 9), ("b", 5)]
+        build_subtask(task.id, id=f"{task.id}_{name}", priority=priority, task_type=task_type)
+        for name, priority, task_type in [("c", 1, TaskType.DISCOVERY), ("a", 9, TaskType.INGEST), ("b", 5, "general")]
     ]
     task.subtasks[2].dependencies = [task.subtasks[0].id]
     repos = db.repositories()
 
     assert await repos.tasks.create_task(task) == task
     assert await repos.tasks.get_task(task.id) == task
+
+
+@pytest.mark.parametrize("table", ["tasks", "subtasks"])
+async def test_the_database_refuses_a_task_type_that_is_not_one(db: DatabaseManager, table: str) -> None:
+    task = await db.repositories().tasks.create_task(build_task())
+    row_id = task.id if table == "tasks" else task.subtasks[0].id
+
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.pool.execute(f"UPDATE {table} SET task_type = 'shopping' WHERE id = $1", row_id)
 
 
 async def test_task_detail_in_one_round_trip_reads_the_same_as_its_parts(db: DatabaseManager) -> None:

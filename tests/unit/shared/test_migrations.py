@@ -157,3 +157,34 @@ async def test_ensure_database_exists_creates_a_missing_database(missing_databas
     await ensure_database_exists(missing_database)  # and leaves an existing one alone
 
     assert await table_names(missing_database) == []
+
+
+async def test_stored_free_text_task_types_become_task_types_and_invalid_ones_are_refused(empty_database: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database), "0006")
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute("INSERT INTO tasks (id, description) VALUES ('task_old', 'A task from before')")
+        labels = {"s_free": "database_query", "s_lower": "research", "s_mixed": " Ingest ", "s_default": "general"}
+        for position, (subtask_id, label) in enumerate(labels.items()):
+            await connection.execute(
+                "INSERT INTO subtasks (id, task_id, position, description, required_capabilities, task_type) "
+                "VALUES ($1, 'task_old', $2, 'a step', '{DATA_ANALYSIS}', $3)",
+                subtask_id,
+                position,
+                label,
+            )
+
+        await apply_migrations(empty_database)
+
+        rows = await connection.fetch("SELECT id, task_type FROM subtasks")
+        assert {row["id"]: row["task_type"] for row in rows} == {
+            "s_free": "GENERAL",
+            "s_lower": "RESEARCH",
+            "s_mixed": "INGEST",
+            "s_default": "GENERAL",
+        }
+        assert await connection.fetchval("SELECT task_type FROM tasks WHERE id = 'task_old'") == "GENERAL"
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute("UPDATE subtasks SET task_type = 'database_query' WHERE id = 's_free'")
+    finally:
+        await connection.close()

@@ -9,10 +9,12 @@ from pydantic import BaseModel, ValidationError
 from shared.models import (
     AgentCapability,
     AgentLog,
+    AgentState,
     AgentStatus,
     Assignment,
     DecompositionInfo,
     DomainModel,
+    DrainCommand,
     LogLevel,
     QueuedSubtask,
     ReportedResult,
@@ -78,13 +80,20 @@ MINIMAL_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     TokenUsage: {},
     DecompositionInfo: {},
     Assignment: {"expires_at": 1, "content_digest": "0" * 64, "signature": "0" * 64},
+    DrainCommand: {
+        "agent_id": "agent1",
+        "started_at": None,
+        "reason": "failed",
+        "expires_at": 1,
+        "signature": "0" * 64,
+    },
     AgentLog: {"agent_id": "agent1", "message": "hello"},
     ToolCall: {"agent_id": "agent1", "task_id": TASK_ID, "tool_name": "read_file"},
     TaskExecutionRequest: {
         "task_id": TASK_ID,
         "subtask": {"task_id": TASK_ID, "description": "Step", "required_capabilities": ["DATA_ANALYSIS"]},
     },
-    TaskCreatedResponse: {"task_id": TASK_ID, "subtasks_count": 2, "initial_subtasks_queued": 1},
+    TaskCreatedResponse: {"task_id": TASK_ID, "subtasks_count": 2, "initial_subtasks_queued": 1, "trace_id": "t1"},
     TaskSummary: {
         "id": TASK_ID,
         "user_id": None,
@@ -335,6 +344,7 @@ PLUS_TWO = timezone(timedelta(hours=2))
 MINUS_FIVE_THIRTY = timezone(-timedelta(hours=5, minutes=30))
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 ASSIGNMENT = Assignment(expires_at=1_780_000_000, content_digest="ab" * 32, signature="cd" * 32)
 
 
@@ -354,6 +364,7 @@ def every_model() -> list[BaseModel]:
         assignment_latency_ms=12.5,
         created_at=datetime(2026, 3, 1, 6, 0, tzinfo=MINUS_FIVE_THIRTY),
         updated_at=datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC),
+        trace_id=TRACE_ID,
     )
     return [
         subtask,
@@ -368,21 +379,33 @@ def every_model() -> list[BaseModel]:
             result={"summary": "up 3%", "figures": [1, 2.5, None], "nested": {"ok": True}},
             decomposition_fallback=True,
             decomposition=DecompositionInfo(duration_ms=850.5, repaired=True, fallback_reason="invalid plan"),
+            trace_id="client-request-42",
         ),
         build_result(subtask, attempt=2, token_usage=TokenUsage(input_tokens=10, output_tokens=20), cost_usd=0.01),
         build_result(subtask, status=ResultStatus.FAILED, retryable=True, created_at=datetime.now(PLUS_TWO)),
         TokenUsage(input_tokens=1, output_tokens=2, cache_read_input_tokens=3, cache_creation_input_tokens=4),
         DecompositionInfo(token_usage=TokenUsage(input_tokens=900, output_tokens=300)),
         AgentStatus(**agent_status(current_tasks=["subtask_1"], cpu_usage=12.75, last_heartbeat=datetime.now(UTC))),
+        AgentStatus(
+            **agent_status(state=AgentState.DRAINING, started_at=datetime(2026, 3, 1, 9, 0, 0, 7, tzinfo=PLUS_TWO))
+        ),
+        DrainCommand(
+            agent_id="agent2",
+            started_at=datetime(2026, 3, 1, 9, 0, 0, 7, tzinfo=PLUS_TWO),
+            reason="agent agent2 was declared failed by an operator",
+            expires_at=1_800_000_000,
+            signature="ab" * 32,
+        ),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, task_context={"previous": {"subtask_0": "rows"}}),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, assignment=ASSIGNMENT),
         ASSIGNMENT,
-        ReportedResult(**build_result(subtask).model_dump(), assignment=ASSIGNMENT),
+        ReportedResult(**build_result(subtask).model_dump(), assignment=ASSIGNMENT, trace_id=TRACE_ID),
         AgentLog(id=7, agent_id="agent1", task_id=TASK_ID, level=LogLevel.WARNING, message="slow", metadata={"s": 3}),
         ToolCall(id=3, agent_id="agent1", task_id=TASK_ID, attempt=2, tool_name="read_file", arguments={"path": "a"}),
+        QueuedSubtask.for_subtask(subtask),
         QueuedSubtask(task_id=TASK_ID, subtask_id=subtask.id, attempt=2, required_capabilities=["DATA_ANALYSIS"]),
         TaskCreateRequest(description="A description long enough", user_id="bob"),
-        TaskCreatedResponse(task_id=TASK_ID, subtasks_count=3, initial_subtasks_queued=2),
+        TaskCreatedResponse(task_id=TASK_ID, subtasks_count=3, initial_subtasks_queued=2, trace_id=TRACE_ID),
         TaskSummary(
             id=TASK_ID,
             user_id=None,

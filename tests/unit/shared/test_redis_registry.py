@@ -1,5 +1,6 @@
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -7,12 +8,14 @@ from redis.asyncio import Redis
 
 from shared.errors import PoolFullError
 from shared.fleet_trust import FleetTrust
-from shared.models import AgentCapability, AgentStatus
+from shared.models import AgentCapability, AgentState, AgentStatus
 from shared.redis import AgentRegistry, RedisKeys
+from shared.redis.failed_agents import FailedMark
 
 pytestmark = pytest.mark.timeout(30)
 
 AgentStatusFactory = Callable[..., AgentStatus]
+MORNING = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 WaitExpired = Callable[[str], Awaitable[None]]
 
 
@@ -218,3 +221,66 @@ async def test_agents_joining_at_once_never_pass_the_limit(
     assert sum(1 for outcome in joined if outcome is None) == 4
     assert all(isinstance(outcome, PoolFullError) for outcome in joined if outcome is not None)
     assert len(await registry.get_agents()) == 4
+
+
+# --- agents declared failed ---
+
+
+async def test_an_agent_declared_failed_reads_failed_until_its_process_restarts(
+    registry: AgentRegistry, redis_agent_status: AgentStatusFactory
+) -> None:
+    started = MORNING
+    await registry.register_agent(redis_agent_status("agent1", started_at=started), ttl=60)
+    await registry.register_agent(redis_agent_status("agent2", port=8002, started_at=started), ttl=60)
+
+    async with registry.watch() as watcher:
+        await registry.mark_failed("agent1", started)
+        assert await watcher.wait(timeout=5), "the declaration is announced like a registry change"
+
+    failed = await registry.get_agent("agent1")
+    assert failed is not None and (failed.state, failed.is_available) == (AgentState.FAILED, False)
+    assert {agent.agent_id: agent.state for agent in await registry.get_agents()} == {
+        "agent1": AgentState.FAILED,
+        "agent2": AgentState.ACTIVE,
+    }
+    assert agent_ids(await registry.get_available_agents()) == ["agent2"]
+    await registry.register_agent(redis_agent_status("agent1", started_at=started + timedelta(seconds=1)), ttl=60)
+    restarted = await registry.get_agent("agent1")
+    assert restarted is not None and (restarted.state, restarted.is_available) == (AgentState.ACTIVE, True)
+
+
+async def test_an_unreadable_declaration_leaves_the_others_in_force(
+    registry: AgentRegistry, redis_client: Redis, redis_keys: RedisKeys, redis_agent_status: AgentStatusFactory
+) -> None:
+    await registry.register_agent(redis_agent_status("agent1"), ttl=60)
+    await registry.register_agent(redis_agent_status("agent2", port=8002), ttl=60)
+    await registry.mark_failed("agent2", None)
+    await redis_client.hset(redis_keys.failed_agents(), "agent1", "not a declaration")
+
+    assert {agent.agent_id: agent.state for agent in await registry.get_agents()} == {
+        "agent1": AgentState.ACTIVE,
+        "agent2": AgentState.FAILED,
+    }
+
+
+@pytest.mark.parametrize(
+    ("declared_started_at", "process_started_at", "holds"),
+    [
+        (MORNING, MORNING, True),  # the process declared failed, heartbeating on
+        (MORNING, MORNING + timedelta(microseconds=1), False),  # restarted
+        (None, MORNING - timedelta(hours=1), True),  # declared while it had no entry: the process running then
+        (None, MORNING + timedelta(hours=1), False),  # one started after the declaration
+        (MORNING, None, True),  # an agent that does not say when it started cannot show it restarted
+    ],
+)
+def test_a_declaration_holds_for_the_process_it_was_made_for(
+    declared_started_at: datetime | None, process_started_at: datetime | None, holds: bool
+) -> None:
+    mark = FailedMark(declared_started_at, failed_at=MORNING + timedelta(minutes=30))
+    status = AgentStatus(
+        agent_id="agent1", url="http://localhost:8001", port=8001, is_available=True,
+        capabilities=[AgentCapability.DATA_ANALYSIS], started_at=process_started_at,
+    )  # fmt: skip
+
+    assert mark.holds_for(status) is holds
+    assert FailedMark.decode(mark.encode()) == mark

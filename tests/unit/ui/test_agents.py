@@ -68,3 +68,23 @@ async def test_agents_table_shows_the_fleet_and_a_dead_agent_stands_out(
     assert ROW_COLOURS[AgentState.OFFLINE].split(";")[0] in styles, "the dead agent's row is painted red"
     assert "row0" in styles and "row1" not in styles, "only its row"
     assert len(page.app.get("vega_lite_chart")) == 2, "load and throughput charts once two samples exist"
+
+
+async def test_an_agent_declared_failed_is_shown_failed_with_a_warning(
+    orchestrator: OrchestratorFactory, fleet: Fleet, test_redis: RedisManager, dashboard: DashboardFactory
+) -> None:
+    await fleet.add("agent1", AgentCapability.DATA_ANALYSIS)
+    await fleet.add("agent3", AgentCapability.FILE_PROCESSING)
+    async with orchestrator({}) as api:
+        failed = await api.post("/agents/agent3/fail")
+        assert failed.status_code == 200, failed.text
+        page = dashboard(url_of(api))
+        await page.run()
+
+    assert cells(page.app, "Agent", table_with="Capabilities") == ["agent1", "agent3"]
+    assert cells(page.app, "State") == [AgentState.AVAILABLE.value, AgentState.FAILED.value]
+    assert cells(page.app, "Available") == [True, False]
+    [warning] = page.texts("warning")
+    assert warning.startswith("1 agent(s) declared failed: agent3.")
+    styles = table(page.app, "Capabilities").proto.arrow_data.styler.styles
+    assert ROW_COLOURS[AgentState.FAILED].split(";")[0] in styles

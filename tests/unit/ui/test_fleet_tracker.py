@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from shared.models import AgentCapability, AgentStatus
+from shared.models import AgentState as RegistryState
 from ui.fleet_tracker import AgentState, FleetTracker
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -43,6 +44,20 @@ def test_a_late_heartbeat_is_flagged_before_the_registry_drops_the_agent() -> No
     tracker.observe([agent("agent1"), agent("agent2", heartbeat=START - timedelta(seconds=30))], START)
 
     assert states(tracker, START) == {"agent1": AgentState.AVAILABLE, "agent2": AgentState.LATE}
+
+
+def test_an_agent_declared_failed_or_draining_says_so() -> None:
+    tracker = FleetTracker()
+    failed = agent("agent1").model_copy(update={"state": RegistryState.FAILED, "is_available": False})
+    draining = agent("agent2", busy=True).model_copy(update={"state": RegistryState.DRAINING})
+
+    tracker.observe([failed, draining, agent("agent3")], START)
+
+    assert states(tracker, START) == {
+        "agent1": AgentState.FAILED,
+        "agent2": AgentState.DRAINING,
+        "agent3": AgentState.AVAILABLE,
+    }
 
 
 def test_an_agent_that_comes_back_is_live_again() -> None:

@@ -5,10 +5,11 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
+from shared.models import TaskType
 from tests.orchestrator_harness import OrchestratorFactory, plan
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
 from ui.formatting import short_id
-from ui.sections.submit import DESCRIPTION
+from ui.sections.submit import DESCRIPTION, TASK_TYPE
 from ui.session import SELECTED_TASK
 
 SCENARIOS: dict[str, Any] = {"plans": [{"match": "", "plan": plan(("s1", "the only step", ["DATA_ANALYSIS"], []))}]}
@@ -44,6 +45,21 @@ async def test_a_valid_description_creates_a_task_and_shows_it(
     assert page.app.session_state[SELECTED_TASK] == task_id
     assert page.app.text_area(key=DESCRIPTION).value == "", "the form is cleared for the next task"
     assert cells(page.app, "ID") == [short_id(task_id)]
+
+
+async def test_the_kind_of_work_picked_is_the_task_s_type(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    async with orchestrator(SCENARIOS) as api:
+        page = dashboard(url_of(api))
+        await page.run()
+        assert page.app.selectbox(key=TASK_TYPE).value is TaskType.GENERAL
+        page.app.selectbox(key=TASK_TYPE).set_value(TaskType.MIGRATION)
+        await submit_from_sidebar(page, "Move the sales tables to the new schema")
+        [listed] = (await api.get("/tasks")).json()["tasks"]
+
+    assert page.texts("error") == []
+    assert listed["task_type"] == "MIGRATION"
 
 
 async def test_a_too_short_description_shows_the_api_refusal_in_red(

@@ -11,11 +11,13 @@ from tests.orchestrator_harness import (
     OrchestratorFactory,
     plan,
     submit,
+    task_state,
     wait_for_request,
     wait_until_ended,
 )
+from tests.polling import eventually
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
-from ui.formatting import short_id
+from ui.formatting import plain, short_id
 from ui.sections.tasks import STATUS_FILTER
 from ui.session import SELECTED_TASK
 
@@ -140,3 +142,22 @@ async def test_status_filter_and_cancel_from_the_dashboard(
     # The task being watched stays selectable even when the filter hides it from the table.
     assert page.app.selectbox(key=SELECTED_TASK).value == doomed
     assert f"#### 🚫 cancelled · `{doomed}`" in page.texts("markdown")
+
+
+# --- graceful degradation: why a subtask waits ---
+
+
+async def test_why_a_subtask_waits_is_shown_in_the_task_list_the_task_and_its_plan(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    waiting = "waiting: no live agent with DATA_ANALYSIS"
+    async with orchestrator(SCENARIOS) as api:  # no agent has joined
+        task_id = await submit(api, "A task that keeps waiting for agents")
+        await eventually(lambda: task_state(api, task_id), lambda state: state["task"]["status_reason"] is not None)
+        page = dashboard(url_of(api))
+        await page.run()
+
+    assert cells(page.app, "Reason", table_with="Task") == [waiting]
+    assert subtask_cells(page, "Reason") == [waiting]
+    assert plain(waiting) in page.texts("warning")  # above the plan, and in the subtask's expander
+    assert page.texts("warning").count(plain(waiting)) == 2

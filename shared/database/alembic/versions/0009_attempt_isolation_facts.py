@@ -7,14 +7,14 @@ call against the allowlist its attempt ran under. Results from before this revis
 says so rather than guessing.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
