@@ -4,7 +4,7 @@ The dispatcher reads it to match work with agents; the task lifecycle updates it
 loop asks it whether an agent missing from the registry may still be alive.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -111,3 +111,12 @@ class RegistryWatcher(LoopService):
                     await self.sleep(REGISTRY_REFRESH_MIN_SECONDS)  # let a burst of announcements settle
                 await self._fleet.directory.refresh()
                 self._fleet.load.notify()
+
+
+def utilization(agents: Sequence[AgentStatus]) -> float:
+    """The share of the work slots of agents taking work that are busy: a failed or draining agent's slots are no
+    capacity, so they count neither way."""
+    taking_work = [agent for agent in agents if agent.state is AgentState.ACTIVE]
+    slots = sum(agent.slots for agent in taking_work)
+    busy = sum(min(len(agent.current_tasks), agent.slots) for agent in taking_work)
+    return busy / slots if slots else 0.0

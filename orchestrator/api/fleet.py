@@ -18,6 +18,7 @@ from orchestrator.api.schemas import (
     MetricsResponse,
 )
 from orchestrator.api.tasks import NO_NUL
+from orchestrator.fleet_view import utilization
 from orchestrator.state import State
 from shared.errors import InvalidInputError, error_responses
 from shared.models import AgentCapability, LogLevel
@@ -53,14 +54,12 @@ async def metrics(state: State) -> MetricsResponse:
     """Tasks by state, assignment latency, utilization, queue depth per capability and each agent's record."""
     stored = await state.db.repositories().metrics.fleet_metrics()
     agents = await state.redis.get_agents()
-    slots = sum(agent.slots for agent in agents)
-    busy = sum(min(len(agent.current_tasks), agent.slots) for agent in agents)
     return MetricsResponse(
         tasks_pending=stored.tasks_pending,
         tasks_completed=stored.tasks_completed,
         tasks_failed=stored.tasks_failed,
         avg_assignment_latency_ms=stored.avg_assignment_latency_ms,
-        utilization=busy / slots if slots else 0.0,
+        utilization=utilization(agents),
         live_agents=len(agents),
         queue_depth_by_capability=stored.queued_by_capability,
         agents={agent_id: AgentRecord(**record) for agent_id, record in stored.agent_records.items()},

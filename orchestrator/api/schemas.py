@@ -76,7 +76,9 @@ class MetricsResponse(BaseModel):
         description="Mean time a subtask waited on the queue before an agent took it; null before any was taken"
     )
     utilization: float = Field(
-        ge=0, le=1, description="Busy slots of the live agents over all their slots; 0 when none"
+        ge=0,
+        le=1,
+        description="Busy slots of the agents taking work (not failed or draining) over their slots; 0 when none",
     )
     live_agents: int = Field(ge=0)
     queue_depth_by_capability: dict[str, int] = Field(
