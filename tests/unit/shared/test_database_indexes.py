@@ -111,6 +111,7 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         (lambda repos: repos.audit.list_agent_logs(agent_id="agent7"), ["agent_logs_tenant_agent_id_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(task_id="task_7"), ["agent_logs_task_id_idx"]),
         (lambda repos: repos.audit.list_tool_calls("task_7"), ["tool_calls_task_id_idx"]),
+        (lambda repos: repos.isolation.latest_tool_calls(100), ["tool_calls_tenant_created_at_idx"]),
     ],
     ids=[
         "tasks-newest",
@@ -125,6 +126,7 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         "logs-by-agent",
         "logs-by-task",
         "tool-calls-of-task",
+        "isolation-newest-tool-calls",
     ],
 )
 async def test_list_query_uses_its_indexes(

@@ -17,7 +17,7 @@ from shared.database.migrations import alembic_config
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TABLES = ["agent_logs", "alembic_version", "api_keys", "subtask_results", "subtasks", "tasks", "tool_calls"]
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
