@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+import structlog
 
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager, apply_migrations
@@ -25,6 +26,9 @@ pytest_plugins = ["tests.orchestrator_harness", "tests.unit.agent.fixtures"]
 
 # Once for the whole run, like a service's entry point: plain console output, plain tracebacks.
 configure_logging("INFO", json_output=False)
+# Services cache each logger on first use; tests do not, so structlog.testing.capture_logs reaches a module's logger
+# even when an earlier test of the run has used it.
+structlog.configure(cache_logger_on_first_use=False)
 
 AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls"
 
