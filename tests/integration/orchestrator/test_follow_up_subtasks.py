@@ -63,15 +63,30 @@ async def coordinator(fleet: Fleet) -> FakeAgent:
     return await fleet.add("agent1", AgentCapability.COORDINATION, AgentCapability.DATA_ANALYSIS, slots=3)
 
 
+async def ledger_attempt(
+    client: httpx.AsyncClient,
+    agent: FakeAgent,
+    settings: Settings,
+    db: DatabaseManager,
+    redis: RedisManager,
+    **fields: str,
+) -> tuple[str, TaskExecutionRequest, ToolContext]:
+    """Submit the ledger task and wait for its coordinator subtask's offer: the task id, the offer and the tool
+    context of that attempt."""
+    task_id = await submit(client, "Plan the ledger work", **fields)
+    await wait_for_request(agent, "Coordinate the ledgers")
+    [offer] = agent.requests_for("Coordinate the ledgers")
+    return task_id, offer, attempt_context(settings, client, db, redis, offer)
+
+
 async def test_a_follow_up_of_the_running_attempt_is_queued_when_its_dependency_completes_and_runs(
     orchestrator: OrchestratorFactory, fleet: Fleet, orchestrator_settings: Settings, db: DatabaseManager
 ) -> None:
     agent = await coordinator(fleet)
     async with orchestrator(SCENARIOS) as client:
-        task_id = await submit(client, "Plan the ledger work", task_type="RESEARCH")
-        await wait_for_request(agent, "Coordinate the ledgers")
-        [offer] = agent.requests_for("Coordinate the ledgers")
-        context = attempt_context(orchestrator_settings, client, db, fleet.redis, offer)
+        task_id, offer, context = await ledger_attempt(
+            client, agent, orchestrator_settings, db, fleet.redis, task_type="RESEARCH"
+        )
         answer = json.loads(await submit_follow_up_subtask(context, {**FOLLOW_UP, "dependencies": [offer.subtask.id]}))
         assert agent.requests_for("Tally the follow-up ledger") == []  # pending: its dependency still runs
         await fleet.report(result_for(offer, "agent1"))
@@ -204,10 +219,7 @@ async def test_text_postgresql_cannot_store_is_refused_with_400_naming_the_field
 ) -> None:
     agent = await coordinator(fleet)
     async with orchestrator(SCENARIOS) as client:
-        task_id = await submit(client, "Plan the ledger work")
-        await wait_for_request(agent, "Coordinate the ledgers")
-        [offer] = agent.requests_for("Coordinate the ledgers")
-        context = attempt_context(orchestrator_settings, client, db, fleet.redis, offer)
+        task_id, _, context = await ledger_attempt(client, agent, orchestrator_settings, db, fleet.redis)
 
         with pytest.raises(ToolError, match=rf"invalid: {field}"):
             await submit_follow_up_subtask(context, {**FOLLOW_UP, field: value})
@@ -222,10 +234,7 @@ async def test_a_dependency_listed_twice_is_refused_so_no_offer_repeats_an_outpu
     listed 20,000 times (what fits in a request) would make the orchestrator build an offer of 20,000 copies."""
     agent = await coordinator(fleet)
     async with orchestrator(SCENARIOS) as client:
-        task_id = await submit(client, "Plan the ledger work")
-        await wait_for_request(agent, "Coordinate the ledgers")
-        [offer] = agent.requests_for("Coordinate the ledgers")
-        context = attempt_context(orchestrator_settings, client, db, fleet.redis, offer)
+        task_id, offer, context = await ledger_attempt(client, agent, orchestrator_settings, db, fleet.redis)
 
         with pytest.raises(ToolError, match=rf"invalid: dependencies: .*{offer.subtask.id}.* more than once"):
             await submit_follow_up_subtask(context, {**FOLLOW_UP, "dependencies": [offer.subtask.id] * 20_000})
