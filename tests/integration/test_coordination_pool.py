@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
@@ -308,9 +309,9 @@ class RealAgent:
         return runner.current_tasks
 
 
-@contextmanager
-def real_agent(settings: Settings, tmp_path: Path, agent_id: str, stub_delay_seconds: float) -> Iterator[RealAgent]:
-    """An agent service of the orchestrator's fleet (its tenant and secret) whose subtasks take `stub_delay_seconds`."""
+def agent_listening(settings: Settings, agent_id: str, **update: Any) -> tuple[socket.socket, Settings]:
+    """A socket bound on a free port and the settings of an agent (DATA_ANALYSIS unless `update` says otherwise) of
+    the orchestrator's fleet that serves on it, so it registers where it listens."""
     sock = bound_socket()
     port = sock.getsockname()[1]
     agent_settings = settings.model_copy(
@@ -318,12 +319,23 @@ def real_agent(settings: Settings, tmp_path: Path, agent_id: str, stub_delay_sec
             "agent_id": agent_id,
             "agent_port": port,
             "agent_public_url": f"http://127.0.0.1:{port}",
-            "agent_executor": "stub",
-            "agent_stub_delay_seconds": stub_delay_seconds,
             "agent_capabilities": [AgentCapability.DATA_ANALYSIS],
-            "agent_claude_config_root": str(tmp_path / "claude" / agent_id),
-            "agent_shutdown_grace_seconds": 0,
+            **update,
         }
+    )
+    return sock, agent_settings
+
+
+@contextmanager
+def real_agent(settings: Settings, tmp_path: Path, agent_id: str, stub_delay_seconds: float) -> Iterator[RealAgent]:
+    """An agent service of the orchestrator's fleet (its tenant and secret) whose subtasks take `stub_delay_seconds`."""
+    sock, agent_settings = agent_listening(
+        settings,
+        agent_id,
+        agent_executor="stub",
+        agent_stub_delay_seconds=stub_delay_seconds,
+        agent_claude_config_root=str(tmp_path / "claude" / agent_id),
+        agent_shutdown_grace_seconds=0,
     )
     app = create_agent_app(agent_settings)
     counter = OfferCounter(app)
@@ -431,22 +443,16 @@ def sdk_agents(tmp_path: Path) -> AgentFleet:
     ) -> AsyncIterator[None]:
         with ExitStack() as stack:
             for agent_id in agent_ids:
-                sock = bound_socket()
-                port = sock.getsockname()[1]
-                agent_settings = settings.model_copy(
-                    update={
-                        "agent_id": agent_id,
-                        "agent_port": port,
-                        "agent_public_url": f"http://127.0.0.1:{port}",
-                        "agent_capabilities": [AgentCapability.DATA_ANALYSIS],
-                        "agent_concurrency": 1,
-                        "agent_executor": "sdk",
-                        "anthropic_base_url": simulator_url,
-                        "claude_simulated": True,
-                        "agent_claude_config_root": str(tmp_path / "claude"),
-                        "agent_cli_env": {"CLAUDE_CODE_MAX_RETRIES": "0"},
-                        **overrides,
-                    }
+                sock, agent_settings = agent_listening(
+                    settings,
+                    agent_id,
+                    agent_concurrency=1,
+                    agent_executor="sdk",
+                    anthropic_base_url=simulator_url,
+                    claude_simulated=True,
+                    agent_claude_config_root=str(tmp_path / "claude"),
+                    agent_cli_env={"CLAUDE_CODE_MAX_RETRIES": "0"},
+                    **overrides,
                 )
                 stack.enter_context(serve_in_thread(create_agent_app(agent_settings), name=agent_id, sock=sock))
             yield
