@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
-from orchestrator.api import coordination, fleet, health, isolation, pool, tasks
+from orchestrator.api import coordination, fleet, health, isolation, pool, tasks, webhooks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
@@ -28,6 +29,9 @@ from orchestrator.state import OrchestratorState
 from orchestrator.task_analyzer import TaskAnalyzer
 from orchestrator.task_service import TaskService
 from orchestrator.waiting import DependencyProbe, TaskTypeDependencies
+from orchestrator.webhook_deliverer import WebhookDeliverer
+from orchestrator.webhook_sender import WebhookSender, webhook_client
+from orchestrator.webhooks import WebhookService
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
@@ -94,6 +98,14 @@ def build_background_work(
     return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 
+def build_webhook_deliverer(
+    settings: Settings, db: DatabaseManager, redis: RedisManager, client: httpx.AsyncClient
+) -> WebhookDeliverer:
+    """The loop that delivers the tenant's events to its webhooks, through `client`."""
+    sender = WebhookSender(settings, client, db.repositories().webhooks.exists)
+    return WebhookDeliverer(settings, db, redis.events, sender)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Clients opened in order and closed in reverse, whatever step fails: nothing leaks on a partial start."""
@@ -112,6 +124,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agents = AgentClient()
         await agents.start()
         stack.push_async_callback(agents.close)
+        webhook_http = webhook_client(settings)
+        stack.push_async_callback(webhook_http.aclose)
         lifecycle = TaskLifecycle(settings, db, redis, FleetView.of(redis, settings.heartbeat_ttl_seconds))
         task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
@@ -129,13 +143,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             pool=agent_pool,
             lifecycle=lifecycle,
             agent_failures=AgentFailures(lifecycle, redis, agents),
+            webhooks=WebhookService(settings, db),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
         supervisor = PoolSupervisor(agent_pool)
-        loops = [*work.loops, key_changes, supervisor]
+        deliverer = build_webhook_deliverer(settings, db, redis, webhook_http)
+        loops = [*work.loops, key_changes, supervisor, deliverer]
         async with asyncio.TaskGroup() as group:
-            for coroutine in [*work.coroutines(), key_changes.start(), supervisor.start()]:
+            for coroutine in [*work.coroutines(), key_changes.start(), supervisor.start(), deliverer.start()]:
                 group.create_task(coroutine)
             log.info("orchestrator_started", loops=len(loops))
             try:
@@ -172,6 +188,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(pool.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(webhooks.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     # Agents' calls: signed with the fleet's secret, for the attempt they run (no API key).
     app.include_router(coordination.router)

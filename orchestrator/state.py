@@ -10,6 +10,7 @@ from orchestrator.api_key_cache import ApiKeyCache
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool
 from orchestrator.task_service import TaskService
+from orchestrator.webhooks import WebhookService
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.redis_manager import RedisManager
@@ -25,6 +26,7 @@ class OrchestratorState:
     pool: AgentPool
     lifecycle: TaskLifecycle  # the follow-up subtasks of coordinator attempts
     agent_failures: AgentFailures
+    webhooks: WebhookService
 
 
 async def get_state(request: Request) -> OrchestratorState:

@@ -92,6 +92,28 @@ class Settings(BaseSettings):
         86_400, ge=60, description="How long a task's event stream is kept after the task ends"
     )
 
+    # Webhooks (POST /webhooks): lifecycle events POSTed to clients' endpoints
+    webhook_allow_private: bool = Field(
+        False,
+        description="true = webhooks may point at loopback, private, link-local and other non-public addresses "
+        "(a test receiver on this machine); false refuses them at registration and at each delivery",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one webhook request")
+    webhook_max_attempts: int = Field(
+        5, ge=1, le=20, description="Requests per event and webhook before a failing endpoint is given up on"
+    )
+    webhook_retry_backoff_seconds: float = Field(
+        1.0, gt=0, le=60, description="Wait before a webhook's second attempt; it doubles for each next one"
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, le=256, description="Webhook requests an orchestrator makes at once (and events it works on)"
+    )
+    webhook_claim_idle_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="An event a deliverer took and left untouched this long (it died) is taken over by another",
+    )
+
     # Orchestrator
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")

@@ -11,6 +11,7 @@ from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
 from shared.database.subtask_repository import SubtaskRepository
 from shared.database.task_repository import TaskRepository
+from shared.database.webhook_repository import WebhookRepository
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Repositories:
     metrics: MetricsRepository = field(init=False)
     isolation: IsolationRepository = field(init=False)
     follow_ups: FollowUpRepository = field(init=False)
+    webhooks: WebhookRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -37,4 +39,5 @@ class Repositories:
         self.metrics = MetricsRepository(self.executor, self.tenant_id)
         self.isolation = IsolationRepository(self.executor, self.tenant_id)
         self.follow_ups = FollowUpRepository(self.executor, self.tenant_id)
+        self.webhooks = WebhookRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

@@ -180,6 +180,34 @@ class EventStream:
         """Mark an event processed by the group; False if it was not pending."""
         return await self._redis.xack(self.key, group, event_id) == 1
 
+    async def claim_idle(
+        self, group: str, consumer: str, min_idle_ms: int, start: str = "0-0", count: int = 10
+    ) -> tuple[str, list[StreamedEvent]]:
+        """Take over the group's events pending for longer than `min_idle_ms` (XAUTOCLAIM): their consumer died, or
+        stopped working on them. Scans from `start`; returns where the next scan starts ("0-0" after a full round)
+        and the events now `consumer`'s. Entries that are not events are acknowledged: no consumer can process them.
+        """
+        validate_segment(group, "consumer group")
+        validate_segment(consumer, "consumer")
+        try:
+            reply = await self._redis.xautoclaim(self.key, group, consumer, min_idle_ms, start, count=count)
+        except ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+            await self.create_group(group)  # Redis lost its data: nothing is pending
+            return "0-0", []
+        next_start, entries = as_text(reply[0]), reply[1]
+        events = parse_entries(entries)
+        unreadable = {as_text(event_id) for event_id, _ in entries} - {event.event_id for event in events}
+        if unreadable:
+            await self._redis.xack(self.key, group, *unreadable)
+        return next_start, events
+
+    async def keep_claimed(self, group: str, consumer: str, event_ids: Sequence[str]) -> None:
+        """Reset the idle time of events `consumer` is still working on, so claim_idle leaves them to it."""
+        if event_ids:
+            await self._redis.xclaim(self.key, group, consumer, 0, list(event_ids), justid=True)
+
     async def create_group(self, group: str) -> None:
         try:
             await self._redis.xgroup_create(self.key, group, id="0", mkstream=True)

@@ -111,6 +111,9 @@ def test_there_are_operator_operations_to_check() -> None:
         "POST /pool/initialize",
         "GET /pool",
         "DELETE /pool",
+        "POST /webhooks",
+        "GET /webhooks",
+        "DELETE /webhooks/{webhook_id}",
     }
 
 

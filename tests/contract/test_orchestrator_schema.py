@@ -33,7 +33,9 @@ SCHEMATHESIS_CONFIG = schemathesis.Config.from_dict(
     {"generation": {"mode": "all", "max-examples": 30, "database": "none"}}
 )
 
-schema = schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG)
+# Not POST /webhooks: a fuzzed URL may name a real public host, which the orchestrator would then send events to.
+# tests/integration/orchestrator/test_webhooks_api.py covers it, with a receiver on this machine.
+schema = schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG).exclude(method="POST", path="/webhooks")
 
 
 def test_committed_contract_equals_the_served_openapi(settings: Settings) -> None:
