@@ -10,6 +10,7 @@ import httpx
 import pytest
 import standardwebhooks
 from redis.exceptions import ResponseError
+from structlog.testing import capture_logs
 
 from orchestrator.webhook_deliverer import GROUP, WebhookDeliverer
 from orchestrator.webhook_sender import WebhookSender, webhook_client
@@ -20,6 +21,7 @@ from shared.redis import EventType, TaskEvent
 from shared.redis_manager import RedisManager
 from shared.webhooks import DeliveryOutcome, DeliveryStatus, Webhook
 from tests.factories import build_task
+from tests.network import link_to
 from tests.polling import eventually
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 
@@ -371,3 +373,60 @@ async def test_two_live_deliverers_share_the_events_and_deliver_each_once(
     await eventually(lambda: pending(test_redis), lambda count: count == 0)
     await eventually(receiver.received, lambda found: len(found) == 30)
     assert sorted(json.loads(r.body)["id"] for r in await receiver.arrived()) == sorted(ids)
+
+
+async def test_a_named_host_is_reached_at_the_address_it_was_checked_at_under_its_own_name(
+    receiver: WebhookReceiver, register: Register, start_deliverer: StartDeliverer, test_redis: RedisManager
+) -> None:
+    port = receiver.base_url.rsplit(":", 1)[1]
+    await register(f"http://localhost:{port}/named")
+    await start_deliverer()
+
+    await publish(test_redis, event())
+
+    [delivery] = await eventually(lambda: receiver.received("/named"), lambda found: len(found) == 1)
+    assert delivery.headers["Host"] == f"localhost:{port}"
+
+
+async def test_postgresql_going_away_is_logged_once_and_the_events_are_delivered_once_it_is_back(
+    receiver: WebhookReceiver, webhook_settings: Settings, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    link, url = link_to(webhook_settings.postgres_url)
+    settings = webhook_settings.model_copy(update={"postgres_url": url, "db_pool_min_size": 1, "db_pool_max_size": 4})
+    through_link = DatabaseManager(settings)
+    await through_link.connect()
+    client = webhook_client(settings)
+    deliverer = WebhookDeliverer(
+        settings,
+        through_link,
+        test_redis.events,
+        WebhookSender(settings, client, through_link.repositories().webhooks.exists),
+    )
+    try:
+        await WebhookService(settings, through_link).register(receiver.url(), ["*"], None)
+        running = asyncio.create_task(deliverer.start())
+        with capture_logs() as logs:
+            link.cut()
+            ids = await publish(test_redis, event(), event(EventType.TASK_COMPLETED))
+            await eventually(_async(lambda: [log for log in logs if log["event"] == "loop_store_unreachable"]), bool)
+            ids += await publish(test_redis, event(EventType.TASK_FAILED))
+            link.restore()
+            await eventually(receiver.received, lambda found: len(found) == 3)
+            await eventually(lambda: pending(test_redis), lambda count: count == 0)
+        deliverer.stop()
+        await running
+    finally:
+        link.close()
+        await client.aclose()
+        await through_link.disconnect()
+
+    assert sorted(r.headers["webhook-id"] for r in await receiver.arrived()) == sorted(ids)
+    warnings = [log for log in logs if log["log_level"] in ("warning", "error")]
+    assert [(log["event"], log["store"]) for log in warnings] == [("loop_store_unreachable", "PostgreSQL")]
+
+
+def _async(probe: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    async def call() -> Any:
+        return probe()
+
+    return call
