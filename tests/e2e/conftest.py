@@ -73,6 +73,7 @@ def process_fleet(fleet_settings: Settings, fleet_settings_dir: Path) -> Iterato
         **sdk_fleet_environment(fleet_settings, work),
         "RECOVERY_INTERVAL_SECONDS": "0.5",
         "AGENT_SHUTDOWN_GRACE_SECONDS": "2",
+        "WEBHOOK_ALLOW_PRIVATE": "true",  # the tests' webhook receivers are on this machine
     }
     with LocalFleet(base_env, work / "logs") as local:
         local.start_seed_fleet(e2e_scenarios(work / "scenarios.yaml"))
