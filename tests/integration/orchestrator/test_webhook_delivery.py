@@ -430,3 +430,24 @@ def _async(probe: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
         return probe()
 
     return call
+
+
+async def test_a_webhook_deleted_between_two_tries_is_not_tried_again(
+    receiver: WebhookReceiver,
+    register: Register,
+    start_deliverer: StartDeliverer,
+    test_redis: RedisManager,
+    orchestrator_repositories: Repositories,
+) -> None:
+    webhook, _ = await register(receiver.url())
+    release = receiver.hold_next("/hook")
+    receiver.answer("/hook", 503)
+    await start_deliverer()
+    await publish(test_redis, event())
+    await eventually(receiver.arrived, lambda found: len(found) == 1)
+
+    assert await orchestrator_repositories.webhooks.delete(webhook.id)
+    release.set()  # the first try fails now: a retry would follow, were the webhook still there
+
+    await eventually(lambda: pending(test_redis), lambda count: count == 0)
+    assert [request.answered for request in await receiver.arrived()] == [503]
