@@ -37,7 +37,8 @@ log = structlog.get_logger(__name__)
 GROUP = "webhooks"
 # The longest a read waits for new events, so the loop notices a stop, and keeps its events claimed, in time.
 READ_BLOCK_MS = 1000
-# Deliveries are remembered long after their events left the capped stream, then forgotten.
+# Deliveries are remembered long after their events left the capped stream, then forgotten; so are the group's
+# consumers that hold nothing and have not read for an hour (each orchestrator process joins under a new name).
 DELIVERY_RETENTION = timedelta(days=7)
 PRUNE_INTERVAL_SECONDS = 3600.0
 
@@ -157,5 +158,6 @@ class WebhookDeliverer(LoopService):
         self._pruned_at = now
         with contextlib.suppress(*STORE_OUTAGES):  # tried again in an hour
             pruned = await self._db.repositories().webhooks.prune_deliveries(utc_now() - DELIVERY_RETENTION)
-            if pruned:
-                log.info("webhook_deliveries_pruned", deliveries=pruned)
+            forgotten = await self._events.forget_idle_consumers(GROUP, int(PRUNE_INTERVAL_SECONDS * 1000))
+            if pruned or forgotten:
+                log.info("webhook_records_pruned", deliveries=pruned, consumers=forgotten)

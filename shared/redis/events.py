@@ -213,6 +213,22 @@ class EventStream:
         if event_ids:
             await self._redis.xclaim(self.key, group, consumer, 0, list(event_ids), justid=True)
 
+    async def forget_idle_consumers(self, group: str, idle_ms: int) -> list[str]:
+        """Remove the group's consumers that hold no pending event and have not read for `idle_ms` (processes gone
+        for good, each named anew when it started); a live one that reads again is simply added back."""
+        try:
+            consumers = await self._redis.xinfo_consumers(self.key, group)
+        except ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+            return []
+        forgotten = []
+        for consumer in consumers:
+            if consumer["pending"] == 0 and consumer["idle"] >= idle_ms:
+                await self._redis.xgroup_delconsumer(self.key, group, consumer["name"])
+                forgotten.append(as_text(consumer["name"]))
+        return forgotten
+
     async def create_group(self, group: str) -> None:
         try:
             await self._redis.xgroup_create(self.key, group, id="0", mkstream=True)

@@ -115,3 +115,30 @@ async def test_the_streams_are_capped(redis_client: Redis, redis_keys: RedisKeys
     # Approximate trimming drops whole stream nodes (100 entries each), so the length stays near the cap.
     assert 100 <= await redis_client.xlen(redis_keys.events()) <= 200
     assert 100 <= await redis_client.xlen(redis_keys.task_events("t1")) <= 200
+
+
+async def test_idle_consumers_that_hold_nothing_are_forgotten_and_those_holding_events_are_kept(
+    events: EventStream, redis_client: Redis, redis_keys: RedisKeys
+) -> None:
+    await events.publish([started(), started()])
+    await events.read_group("workers", "holding", count=1)
+    [done] = await events.read_group("workers", "done-with-all", count=1)
+    await events.ack("workers", done.event_id)
+
+    assert await events.forget_idle_consumers("workers", idle_ms=0) == ["done-with-all"]
+    assert [c["name"] for c in await redis_client.xinfo_consumers(redis_keys.events(), "workers")] == ["holding"]
+    assert await events.forget_idle_consumers("no-such-group", idle_ms=0) == []
+
+
+async def test_events_left_idle_are_taken_over_and_entries_that_are_not_events_acknowledged(
+    events: EventStream, redis_client: Redis, redis_keys: RedisKeys
+) -> None:
+    await redis_client.xadd(redis_keys.events(), {"event_type": "AGENT_EXPLODED", "task_id": "t1", "occurred_at": "x"})
+    [event_id] = await events.publish([started()])
+    await events.read_group("workers", "dead", count=10)  # the garbage entry is delivered too, then skipped
+
+    next_start, taken = await events.claim_idle("workers", "alive", min_idle_ms=0)
+
+    assert (next_start, [item.event_id for item in taken]) == ("0-0", [event_id])
+    [pending] = await redis_client.xpending_range(redis_keys.events(), "workers", "-", "+", 10)
+    assert (pending["message_id"], pending["consumer"]) == (event_id, "alive")
