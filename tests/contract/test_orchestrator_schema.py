@@ -34,7 +34,7 @@ SCHEMATHESIS_CONFIG = schemathesis.Config.from_dict(
 )
 
 # Not POST /webhooks: a fuzzed URL may name a real public host, which the orchestrator would then send events to.
-# tests/integration/orchestrator/test_webhooks_api.py covers it, with a receiver on this machine.
+# tests/integration/orchestrator/webhooks/test_api.py covers it, with a receiver on this machine.
 schema = schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG).exclude(method="POST", path="/webhooks")
 
 

@@ -1,149 +1,26 @@
-"""Webhook delivery on the real Redis stream and PostgreSQL, to a real HTTP receiver on this machine."""
+"""Webhook delivery: signed, retried while it may succeed, filtered, refused for private addresses, ended by DELETE."""
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
-
-import httpx
 import pytest
 import standardwebhooks
-from redis.exceptions import ResponseError
-from structlog.testing import capture_logs
 
-from orchestrator.webhook_deliverer import GROUP, WebhookDeliverer
-from orchestrator.webhook_sender import WebhookSender, webhook_client
-from orchestrator.webhooks import WebhookService
-from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.redis import EventType, TaskEvent
+from shared.redis import EventType
 from shared.redis_manager import RedisManager
-from shared.webhooks import DeliveryOutcome, DeliveryStatus, Webhook
+from shared.webhooks import DeliveryStatus
 from tests.factories import build_task
-from tests.network import link_to
+from tests.integration.orchestrator.webhooks.support import (
+    Register,
+    StartDeliverer,
+    delivered_rows,
+    event,
+    outcome_of,
+    pending,
+    publish,
+)
 from tests.polling import eventually
-from tests.webhook_receiver import WebhookReceiver, running_receiver
+from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
-
-Register = Callable[..., Awaitable[tuple[Webhook, str]]]
-
-
-@pytest.fixture
-def webhook_settings(orchestrator_settings: Settings) -> Settings:
-    """A receiver on this machine, quick retries, and events taken over after a second without a sign of life."""
-    return orchestrator_settings.model_copy(
-        update={
-            "webhook_allow_private": True,
-            "webhook_retry_backoff_seconds": 0.01,
-            "webhook_max_attempts": 3,
-            "webhook_claim_idle_seconds": 1.0,
-            "webhook_timeout_seconds": 5.0,
-        }
-    )
-
-
-@pytest.fixture
-async def tenant_db(webhook_settings: Settings, db: DatabaseManager) -> AsyncIterator[DatabaseManager]:
-    """The database as the test's orchestrator sees it: its repositories are its tenant's (`db` empties the tables)."""
-    manager = DatabaseManager(webhook_settings.model_copy(update={"db_pool_min_size": 1, "db_pool_max_size": 4}))
-    await manager.connect()
-    yield manager
-    await manager.disconnect()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with running_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def register(webhook_settings: Settings, tenant_db: DatabaseManager) -> Register:
-    """Register a webhook as POST /webhooks does: its record and its secret."""
-    service = WebhookService(webhook_settings, tenant_db)
-
-    async def create(url: str, events: list[str] | None = None, task_id: str | None = None) -> tuple[Webhook, str]:
-        return await service.register(url, events or ["*"], task_id)
-
-    return create
-
-
-@dataclass
-class RunningDeliverer:
-    deliverer: WebhookDeliverer
-    task: asyncio.Task[None]
-    client: httpx.AsyncClient
-
-    @property
-    def consumer(self) -> str:
-        return self.deliverer.consumer
-
-    async def die(self) -> None:
-        """Stop dead, wherever it is: nothing it was doing is finished or acknowledged."""
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
-StartDeliverer = Callable[..., Awaitable[RunningDeliverer]]
-
-
-@pytest.fixture
-async def start_deliverer(
-    webhook_settings: Settings, tenant_db: DatabaseManager, test_redis: RedisManager
-) -> AsyncIterator[StartDeliverer]:
-    """Deliverers running in the test's loop, as an orchestrator runs one; each stopped (or already dead) at the end."""
-    running: list[RunningDeliverer] = []
-
-    async def start(**overrides: Any) -> RunningDeliverer:
-        settings = webhook_settings.model_copy(update=overrides)
-        client = webhook_client(settings)
-        sender = WebhookSender(settings, client, tenant_db.repositories().webhooks.exists)
-        deliverer = WebhookDeliverer(settings, tenant_db, test_redis.events, sender)
-        running.append(RunningDeliverer(deliverer, asyncio.create_task(deliverer.start()), client))
-        return running[-1]
-
-    yield start
-    for each in running:
-        each.deliverer.stop()
-        await asyncio.gather(each.task, return_exceptions=True)
-        await each.client.aclose()
-
-
-async def publish(redis: RedisManager, *events: TaskEvent) -> list[str]:
-    return await redis.events.publish(list(events))
-
-
-def event(event_type: EventType = EventType.AGENT_COMPLETED, task_id: str = "task_1", **data: Any) -> TaskEvent:
-    return TaskEvent(event_type, task_id, data or {"result": "done"}, subtask_id="subtask_1", trace_id="trace-1")
-
-
-async def outcome_of(repositories: Repositories, webhook_id: str) -> DeliveryOutcome:
-    """The webhook's last delivery outcome, once there is one."""
-
-    async def last() -> DeliveryOutcome | None:
-        found = {webhook.id: webhook for webhook in await repositories.webhooks.list_webhooks()}
-        return found[webhook_id].last_delivery
-
-    outcome = await eventually(last, lambda found: found is not None)
-    assert outcome is not None
-    return outcome
-
-
-async def delivered_rows(db: DatabaseManager) -> list[tuple[str, str]]:
-    rows = await db.pool.fetch("SELECT webhook_id, event_id FROM webhook_deliveries ORDER BY webhook_id, event_id")
-    return [(row["webhook_id"], row["event_id"]) for row in rows]
-
-
-async def pending(redis: RedisManager) -> int:
-    """Events the group has handed out and not had acknowledged; -1 before a deliverer created the group."""
-    try:
-        summary = await redis.client.xpending(redis.keys.events(), GROUP)
-    except ResponseError:
-        return -1
-    count: int = summary["pending"]
-    return count
 
 
 async def test_an_event_reaches_its_webhook_signed_so_that_a_receiver_verifies_it(
@@ -334,47 +211,6 @@ async def test_a_private_address_is_refused_at_delivery_without_the_setting(
     assert receiver.requests == []
 
 
-async def test_a_deliverer_that_dies_mid_event_has_it_taken_over_and_each_webhook_gets_it_once(
-    receiver: WebhookReceiver,
-    register: Register,
-    start_deliverer: StartDeliverer,
-    test_redis: RedisManager,
-    db: DatabaseManager,
-) -> None:
-    fast, _ = await register(receiver.url("/fast"))
-    await register(receiver.url("/stuck"))
-    receiver.hold_next("/stuck")  # never released: the first deliverer dies waiting for it
-    first = await start_deliverer()
-    [event_id] = await publish(test_redis, event())
-    await eventually(lambda: delivered_rows(db), lambda rows: rows == [(fast.id, event_id)])
-    await eventually(lambda: receiver.arrived("/stuck"), lambda found: len(found) == 1)
-
-    await first.die()
-    [entry] = await test_redis.client.xpending_range(test_redis.keys.events(), GROUP, "-", "+", 10)
-    assert entry["consumer"] == first.consumer  # still pending, with the dead deliverer
-    second = await start_deliverer()
-
-    await eventually(lambda: receiver.received("/stuck"), lambda found: len(found) == 1)
-    await eventually(lambda: pending(test_redis), lambda count: count == 0)
-    assert second.consumer != first.consumer
-    assert [r.headers["webhook-id"] for r in await receiver.received("/fast")] == [event_id]
-    assert len(await delivered_rows(db)) == 2
-
-
-async def test_two_live_deliverers_share_the_events_and_deliver_each_once(
-    receiver: WebhookReceiver, register: Register, start_deliverer: StartDeliverer, test_redis: RedisManager
-) -> None:
-    await register(receiver.url())
-    await start_deliverer()
-    await start_deliverer()
-
-    ids = await publish(test_redis, *(event(n=n) for n in range(30)))
-
-    await eventually(lambda: pending(test_redis), lambda count: count == 0)
-    await eventually(receiver.received, lambda found: len(found) == 30)
-    assert sorted(json.loads(r.body)["id"] for r in await receiver.arrived()) == sorted(ids)
-
-
 async def test_a_named_host_is_reached_at_the_address_it_was_checked_at_under_its_own_name(
     receiver: WebhookReceiver, register: Register, start_deliverer: StartDeliverer, test_redis: RedisManager
 ) -> None:
@@ -386,50 +222,6 @@ async def test_a_named_host_is_reached_at_the_address_it_was_checked_at_under_it
 
     [delivery] = await eventually(lambda: receiver.received("/named"), lambda found: len(found) == 1)
     assert delivery.headers["Host"] == f"localhost:{port}"
-
-
-async def test_postgresql_going_away_is_logged_once_and_the_events_are_delivered_once_it_is_back(
-    receiver: WebhookReceiver, webhook_settings: Settings, db: DatabaseManager, test_redis: RedisManager
-) -> None:
-    link, url = link_to(webhook_settings.postgres_url)
-    settings = webhook_settings.model_copy(update={"postgres_url": url, "db_pool_min_size": 1, "db_pool_max_size": 4})
-    through_link = DatabaseManager(settings)
-    await through_link.connect()
-    client = webhook_client(settings)
-    deliverer = WebhookDeliverer(
-        settings,
-        through_link,
-        test_redis.events,
-        WebhookSender(settings, client, through_link.repositories().webhooks.exists),
-    )
-    try:
-        await WebhookService(settings, through_link).register(receiver.url(), ["*"], None)
-        running = asyncio.create_task(deliverer.start())
-        with capture_logs() as logs:
-            link.cut()
-            ids = await publish(test_redis, event(), event(EventType.TASK_COMPLETED))
-            await eventually(_async(lambda: [log for log in logs if log["event"] == "loop_store_unreachable"]), bool)
-            ids += await publish(test_redis, event(EventType.TASK_FAILED))
-            link.restore()
-            await eventually(receiver.received, lambda found: len(found) == 3)
-            await eventually(lambda: pending(test_redis), lambda count: count == 0)
-        deliverer.stop()
-        await running
-    finally:
-        link.close()
-        await client.aclose()
-        await through_link.disconnect()
-
-    assert sorted(r.headers["webhook-id"] for r in await receiver.arrived()) == sorted(ids)
-    warnings = [log for log in logs if log["log_level"] in ("warning", "error")]
-    assert [(log["event"], log["store"]) for log in warnings] == [("loop_store_unreachable", "PostgreSQL")]
-
-
-def _async(probe: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
-    async def call() -> Any:
-        return probe()
-
-    return call
 
 
 async def test_a_webhook_deleted_between_two_tries_is_not_tried_again(

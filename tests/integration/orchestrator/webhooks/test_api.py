@@ -1,6 +1,5 @@
 """POST/GET/DELETE /webhooks on a live orchestrator, and its deliveries to a receiver on this machine."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ from tests.contract.orchestrator_support import assert_error
 from tests.factories import build_task
 from tests.orchestrator_harness import OrchestratorFactory
 from tests.polling import eventually
-from tests.webhook_receiver import WebhookReceiver, running_receiver
+from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,12 +37,6 @@ REFUSED_URLS = [
     ("http://[::]/", "unspecified"),
     ("http://100.64.0.1/", "non-public"),  # carrier-grade NAT
 ]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with running_receiver() as running:
-        yield running
 
 
 async def create(client: httpx.AsyncClient, url: str, events: list[str] | None = None, **fields: Any) -> httpx.Response:
