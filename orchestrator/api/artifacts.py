@@ -1,0 +1,78 @@
+"""Artifact endpoints: what a task's applied attempts produced, and each one's content as it was recorded."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from orchestrator import artifact_service
+from orchestrator.api.tasks import NO_NUL, TaskId
+from orchestrator.state import State
+from shared.artifacts import Artifact
+from shared.errors import error_responses
+
+router = APIRouter(prefix="/tasks", tags=["artifacts"])
+ArtifactId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="An artifact_id the task's listing gave")
+]
+
+
+class ArtifactView(Artifact):
+    download_url: str = Field(description="Where its content downloads, relative to the API's base URL")
+
+
+class ArtifactListResponse(BaseModel):
+    task_id: str
+    artifacts: list[ArtifactView] = Field(description="Oldest first, newest last")
+
+
+@router.get(
+    "/{task_id}/artifacts",
+    response_model=ArtifactListResponse,
+    responses=error_responses(400, 404, 500, 503),
+    summary="The files the task's applied attempts produced (reports, patches, data, code)",
+)
+async def list_artifacts(state: State, task_id: TaskId) -> ArtifactListResponse:
+    artifacts = await artifact_service.list_artifacts(state.db, task_id)
+    views = [
+        ArtifactView(**artifact.model_dump(), download_url=artifact_service.download_path(artifact))
+        for artifact in artifacts
+    ]
+    return ArtifactListResponse(task_id=task_id, artifacts=views)
+
+
+@router.get(
+    "/{task_id}/artifacts/{artifact_id}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The artifact's content, exactly the bytes whose SHA-256 the listing gives (also its ETag)",
+        },
+        304: {"description": "If-None-Match named this artifact's ETag: the client's copy is this content"},
+        **error_responses(400, 404, 500, 503),
+    },
+    summary="Download one artifact, as an attachment of its media type",
+)
+async def download_artifact(
+    state: State,
+    task_id: TaskId,
+    artifact_id: ArtifactId,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
+    store = state.lifecycle.artifact_store
+    artifact, path = await artifact_service.stored_artifact(state.db, store, task_id, artifact_id)
+    etag = f'"{artifact.sha256}"'
+    if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag})
+    return FileResponse(
+        path,
+        media_type=artifact.media_type,
+        headers={
+            "ETag": etag,
+            "Content-Disposition": artifact_service.content_disposition(artifact.name),
+            # The browser must not guess another type: an HTML report is a download, never a page of this origin.
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
