@@ -338,7 +338,8 @@ class TaskLifecycle:
             for token, result in settled.items()
         ]
         kept = await asyncio.to_thread(attempt_output.settle, shared_files_dir, attempts, self.artifact_store)
-        artifacts = {token: [Artifact.of(file, settled[token]) for file in files] for token, files in kept.items()}
+        now = datetime.now(UTC)  # one moment per batch: an attempt's artifacts list by name
+        artifacts = {token: [Artifact.of(file, settled[token], now) for file in files] for token, files in kept.items()}
         await tx.artifacts.record([artifact for made in artifacts.values() for artifact in made])
         return {
             (settled[token].subtask_id, settled[token].attempt): [artifact.ref() for artifact in made]

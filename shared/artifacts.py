@@ -126,9 +126,10 @@ class Artifact(ArtifactRef):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
-    def of(cls, file: StoredFile, result: SubTaskResult) -> "Artifact":
+    def of(cls, file: StoredFile, result: SubTaskResult, created_at: datetime) -> "Artifact":
         """The artifact `file` is, made by the attempt whose applied completion is `result`."""
         return cls(
+            created_at=created_at,
             artifact_id=f"artifact_{uuid.uuid4().hex}",
             **file.model_dump(),
             task_id=result.task_id,
@@ -139,3 +140,14 @@ class Artifact(ArtifactRef):
 
     def ref(self) -> ArtifactRef:
         return ArtifactRef.model_validate(self.model_dump(include=set(ArtifactRef.model_fields)))
+
+
+class ArtifactView(Artifact):
+    """An artifact as the API lists it."""
+
+    download_url: str = Field(description="Where its content downloads, relative to the API's base URL")
+
+
+class ArtifactListResponse(BaseModel):
+    task_id: str
+    artifacts: list[ArtifactView] = Field(description="Oldest first, newest last")

@@ -4,27 +4,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
 
 from orchestrator import artifact_service
 from orchestrator.api.tasks import NO_NUL, TaskId
 from orchestrator.state import State
-from shared.artifacts import Artifact
+from shared.artifacts import ArtifactListResponse, ArtifactView
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/tasks", tags=["artifacts"])
 ArtifactId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="An artifact_id the task's listing gave")
 ]
-
-
-class ArtifactView(Artifact):
-    download_url: str = Field(description="Where its content downloads, relative to the API's base URL")
-
-
-class ArtifactListResponse(BaseModel):
-    task_id: str
-    artifacts: list[ArtifactView] = Field(description="Oldest first, newest last")
 
 
 @router.get(
