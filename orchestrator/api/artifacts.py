@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
 from orchestrator import artifact_service
@@ -40,27 +40,18 @@ async def list_artifacts(state: State, task_id: TaskId) -> ArtifactListResponse:
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
             "description": "The artifact's content, exactly the bytes whose SHA-256 the listing gives (also its ETag)",
         },
-        304: {"description": "If-None-Match named this artifact's ETag: the client's copy is this content"},
         **error_responses(400, 404, 500, 503),
     },
     summary="Download one artifact, as an attachment of its media type",
 )
-async def download_artifact(
-    state: State,
-    task_id: TaskId,
-    artifact_id: ArtifactId,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-) -> Response:
+async def download_artifact(state: State, task_id: TaskId, artifact_id: ArtifactId) -> FileResponse:
     store = state.lifecycle.artifact_store
     artifact, path = await artifact_service.stored_artifact(state.db, store, task_id, artifact_id)
-    etag = f'"{artifact.sha256}"'
-    if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
-        return Response(status_code=304, headers={"ETag": etag})
     return FileResponse(
         path,
         media_type=artifact.media_type,
         headers={
-            "ETag": etag,
+            "ETag": f'"{artifact.sha256}"',
             "Content-Disposition": artifact_service.content_disposition(artifact.name),
             # The browser must not guess another type: an HTML report is a download, never a page of this origin.
             "X-Content-Type-Options": "nosniff",
