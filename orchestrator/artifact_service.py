@@ -43,6 +43,8 @@ async def stored_artifact(
 def content_disposition(name: str) -> str:
     """An attachment header naming the file by its last path part: a plain ASCII `filename` any client takes
     (quotes, controls and separators cannot reach the header) and the exact name as RFC 6266 `filename*`."""
-    last = PurePosixPath(name).name or "artifact"
+    last = PurePosixPath(name).name
+    if not last.strip(". "):
+        last = "artifact"
     plain = UNSAFE_FILENAME_CHARS.sub("_", last).lstrip(". ")[:MAX_FILENAME_CHARS] or "artifact"
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(last, safe='')}"
