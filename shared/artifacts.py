@@ -81,10 +81,19 @@ def artifact_type(name: str, content: BinaryIO, size: int) -> ArtifactType:
 def is_unified_diff(content: BinaryIO) -> bool:
     """Whether `content` is UTF-8 text that parses as a unified diff of at least one file."""
     try:
-        patch = unidiff.PatchSet(content.read().decode("utf-8"))
-    except (UnicodeDecodeError, unidiff.UnidiffParseError):
+        text = content.read().decode("utf-8")
+    except UnicodeDecodeError:
         return False
-    return len(patch) > 0
+    return unified_diff_problem(text) is None
+
+
+def unified_diff_problem(text: str) -> str | None:
+    """Why `text` is not a unified diff of at least one file, or None when it is one."""
+    try:
+        patch = unidiff.PatchSet(text)
+    except unidiff.UnidiffParseError as error:
+        return str(error)
+    return None if len(patch) > 0 else "it names no file (a unified diff starts with '--- a/path' and '+++ b/path')"
 
 
 def media_type(name: str) -> str:
