@@ -43,7 +43,7 @@ async def test_a_download_button_of_the_task_view_saves_the_recorded_bytes(
         ):
             await page.goto(url)
             button = page.get_by_role("button", name="Download fixes/ledger.patch")
-            await expect(button).to_be_visible(timeout=UI_TIMEOUT_MS)
+            await expect(button).to_be_visible(timeout=2 * UI_TIMEOUT_MS)  # a busy machine renders slowly
             async with page.expect_download(timeout=UI_TIMEOUT_MS) as downloading:
                 await button.click()
             download = await downloading.value

@@ -114,12 +114,18 @@ async def test_an_artifact_keeps_its_content_when_a_later_subtask_overwrites_its
     assert [download.text for download in downloads] == [REPORT, "# The second subtask's report\n"]
 
 
-async def test_a_superseded_attempt_s_patch_is_never_an_artifact(lifecycle: TaskLifecycle, api: Api) -> None:
-    """agent1 stopped heartbeating, so its attempt failed stranded and ran again on agent2; agent1 then woke up,
-    wrote a patch and reported completion."""
+@pytest.mark.parametrize("superseded_by", ["stranded", "handed_back"])
+async def test_a_superseded_attempt_s_patch_is_never_an_artifact(
+    lifecycle: TaskLifecycle, api: Api, superseded_by: str
+) -> None:
+    """agent1's attempt failed stranded (it stopped heartbeating) or was handed back (it was declared failed), and
+    ran again on agent2; agent1 then woke up, wrote a patch and reported completion."""
     task = await submitted(lifecycle, {"a": [], "b": ["a"]})
     hung = await offered(lifecycle, task, "agent1")
-    await lifecycle.fail_stranded([(hung, "agent agent1 stopped heartbeating while running the subtask")])
+    if superseded_by == "stranded":
+        await lifecycle.fail_stranded([(hung, "agent agent1 stopped heartbeating while running the subtask")])
+    else:
+        await lifecycle.hand_back("agent1", "agent agent1 was declared failed")
     [retried] = await lifecycle.claim([(subtask_id(task, "a"), 2, "agent2")])
     written(lifecycle, retried.subtask, {"report.md": REPORT})
     written(lifecycle, hung, {"fix.patch": PATCH})
