@@ -20,6 +20,7 @@ TABLES = [
     "agent_logs",
     "alembic_version",
     "api_keys",
+    "artifacts",
     "subtask_results",
     "subtasks",
     "tasks",

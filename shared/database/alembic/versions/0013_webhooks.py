@@ -8,14 +8,14 @@ this table signs nothing. The last outcome of its deliveries is kept on the webh
 an event from one that died skips the webhooks the event already reached. Rows go with their webhook.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
