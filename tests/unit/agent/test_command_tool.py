@@ -1,6 +1,7 @@
 """run_command runs python, pytest and ruff in a real bubblewrap sandbox: what the attempt wrote runs and its JSON
 tells how it went, while the host's files, network and resources stay out of the command's reach."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from structlog.testing import capture_logs
 
@@ -17,6 +19,7 @@ from agent.tools import ToolContext
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
+from tests.polling import eventually
 from tests.unit.agent.fixtures import ContextFactory, SettingsFactory, call_tool
 
 AGENT_SOURCE = str(Path(__file__).resolve().parents[3] / "agent" / "app.py")  # the agent's code is not in the sandbox
@@ -197,17 +200,48 @@ async def test_a_cpu_loop_is_killed_by_the_cpu_limit(
     assert answer["exit_code"] in {128 + 9, 128 + 24}, answer  # SIGKILL or SIGXCPU
 
 
+def processes_named(marker: str) -> list[psutil.Process]:
+    """The host's processes whose command line holds `marker`: a command's, seen from outside its sandbox."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(marker in part for part in process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+def sleeper_with_a_child(marker: str) -> str:
+    """A command that starts a child, says so, and sleeps; both carry `marker` in their command line."""
+    child = f"import time; time.sleep(600)  # {marker}"
+    return (
+        f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "print('started', flush=True)\ntime.sleep(600)\n"
+    )
+
+
 async def test_a_command_past_its_timeout_is_killed_with_its_children(
     agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
 ) -> None:
     context = limited_context(agent_settings_factory, tool_context_factory, code_sandbox_timeout_seconds=1)
-    source = "import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-    source += "print('started', flush=True)\ntime.sleep(600)\n"
+    marker = f"sandboxed-sleeper-{uuid.uuid4().hex}"
 
-    answer = await run_python(context, source)
+    answer = await run_python(context, sleeper_with_a_child(marker))
 
     assert answer["timed_out"] is True and answer["exit_code"] is None
     assert answer["stdout"] == "started\n"  # what it wrote before the kill still comes back
+    await eventually(lambda: asyncio.to_thread(processes_named, marker), lambda found: not found)
+
+
+async def test_a_cancelled_attempt_takes_its_command_down(context: ToolContext) -> None:
+    marker = f"sandboxed-sleeper-{uuid.uuid4().hex}"
+    await call_tool(context, "write_file", path="probe.py", content=sleeper_with_a_child(marker))
+    call = asyncio.create_task(call_tool(context, "run_command", program="python", args=["probe.py"]))
+    await eventually(lambda: asyncio.to_thread(processes_named, marker), lambda found: len(found) == 1)
+
+    call.cancel()  # what an attempt's timeout or the agent's shutdown does to its tool calls
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    await eventually(lambda: asyncio.to_thread(processes_named, marker), lambda found: not found)
 
 
 async def test_a_memory_hog_is_refused_its_memory(
