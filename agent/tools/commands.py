@@ -43,6 +43,8 @@ class OutputSnapshot:
 
 async def run_command(context: ToolContext, arguments: dict[str, Any]) -> str:
     command = sandboxed_command(str(arguments["program"]), arguments.get("args", []))
+    if context.settings.code_sandbox == "off":  # the tool is not offered then; a role built by hand gets this
+        raise ToolError("run_command is off on this agent (CODE_SANDBOX=off)")
     try:
         sandbox = BwrapSandbox.from_settings(context.settings)
     except SandboxUnavailable as error:

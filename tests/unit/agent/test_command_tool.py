@@ -373,3 +373,13 @@ def test_code_sandbox_off_takes_run_command_away(agent_settings_factory: Setting
 
     assert "run_command" not in tools and "write_file" in tools
     assert [entry["event"] for entry in logs if entry["event"].startswith("code_sandbox")] == ["code_sandbox_off"]
+
+
+async def test_a_tool_built_for_an_agent_with_code_sandbox_off_refuses_to_run(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory
+) -> None:
+    context = limited_context(agent_settings_factory, tool_context_factory, code_sandbox="off")
+
+    text, is_error = await call_tool(context, "run_command", program="python", args=["-c", "print(1)"])
+
+    assert is_error and "CODE_SANDBOX=off" in text
