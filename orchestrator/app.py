@@ -16,6 +16,7 @@ from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
 from orchestrator.api import coordination, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
+from orchestrator.api.tasks import REPLAYED_HEADER
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView, RegistryWatcher
@@ -161,8 +162,8 @@ def create_app(settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER],
+            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER, "Idempotency-Key"],
+            expose_headers=[REQUEST_ID_HEADER, REPLAYED_HEADER],
         )
     # Around the whole stack, the handler of last resort included, so a 500 and its log line carry the trace too.
     build_stack = app.build_middleware_stack

@@ -6,6 +6,7 @@ import redis.exceptions
 import structlog
 
 from orchestrator.api.schemas import AttemptToolCalls, TaskDetailResponse, TaskToolCallsResponse
+from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.task_analyzer import TaskAnalyzer
 from shared import tracing
@@ -35,6 +36,14 @@ class TaskService:
         self._redis = redis
         self._analyzer = analyzer
         self._details = lifecycle.details
+        self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)
+
+    async def submit_task_once(
+        self, request: TaskCreateRequest, trace_id: str, idempotency_key: str
+    ) -> tuple[TaskCreatedResponse, bool]:
+        """`submit_task` at most once per key and body (orchestrator/idempotent_submits.py); whether the answer is
+        a replay of an earlier request's."""
+        return await self._idempotent.submit(idempotency_key, request, lambda: self.submit_task(request, trace_id))
 
     async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can

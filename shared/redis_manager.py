@@ -27,6 +27,7 @@ from shared.redis import (
     SharedState,
     create_client,
 )
+from shared.redis.idempotency import IdempotencyRecords
 from shared.redis.pool_members import PoolMembers
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,7 @@ class _Connection:
     state: SharedState
     events: EventStream
     pool_members: PoolMembers
+    idempotency: IdempotencyRecords
 
 
 class RedisManager:
@@ -114,6 +116,10 @@ class RedisManager:
     @property
     def pool_members(self) -> PoolMembers:
         return self._connected.pool_members
+
+    @property
+    def idempotency(self) -> IdempotencyRecords:
+        return self._connected.idempotency
 
     async def enqueue_task(self, item: QueuedSubtask) -> int:
         """Queue one subtask attempt; returns the queue's length."""
@@ -186,6 +192,7 @@ class RedisManager:
             state=SharedState(client, self.keys),
             events=EventStream(client, self.keys),
             pool_members=PoolMembers(client, self.keys, self._trust),
+            idempotency=IdempotencyRecords(client, self.keys),
         )
 
     async def _ping_with_retries(self, client: Redis) -> None:
