@@ -85,6 +85,15 @@ async def submit_task(
     ] = None,
     user_id: UserId = None,
     task_type: Annotated[TaskType, Query(description="The kind of work; its subtasks inherit it")] = TaskType.GENERAL,
+    context_pack_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9_.-]+$",
+            description="A context pack of this tenant's (POST /context-packs) for every subtask's agent",
+        ),
+    ] = None,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> TaskCreatedResponse:
@@ -92,7 +101,9 @@ async def submit_task(
         if description is None:
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
-            body = TaskCreateRequest(description=description, user_id=user_id, task_type=task_type)
+            body = TaskCreateRequest(
+                description=description, user_id=user_id, task_type=task_type, context_pack_id=context_pack_id
+            )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)
