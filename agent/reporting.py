@@ -5,7 +5,7 @@ still cannot be delivered, logged whole (and written to agent_logs) instead of v
 best effort, and written in batches a moment later: one round trip for all the records of a window.
 """
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -19,7 +19,7 @@ from shared.fleet_trust import FleetTrust
 from shared.loop_service import LoopService
 from shared.models import AgentLog, LogLevel, ReportedResult, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.outages import REDIS_UNREACHABLE
-from shared.redis import LifecycleEventType
+from shared.redis import EventType, TaskEvent
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -29,8 +29,6 @@ PUBLISH_BACKOFF_MAX_SECONDS = 5.0
 MIN_EXECUTION_TIME = 1e-6
 # How long an agent_logs row or an event may wait for others to share its write.
 RECORD_BATCH_WINDOW_SECONDS = 0.1
-
-LifecycleEventRecord: TypeAlias = tuple[str, dict[str, str]]  # (event type, fields)
 
 
 class ResultReporter:
@@ -54,7 +52,7 @@ class ResultReporter:
         self._executor_name = executor_name
         self._db = db
         self._audit_log = BatchWriter[AgentLog]("agent_logs", self._write_logs, batch_window)
-        self._events = BatchWriter[LifecycleEventRecord]("lifecycle_events", self._publish_events, batch_window)
+        self._events = BatchWriter[TaskEvent]("lifecycle_events", self._publish_events, batch_window)
 
     @property
     def background_loops(self) -> tuple[LoopService, ...]:
@@ -95,8 +93,8 @@ class ResultReporter:
     def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
         details = {"attempt": request.subtask.attempt_count, "role": role.role.name, "executor": self._executor_name}
         self._log(request.task_id, request.subtask.id, LogLevel.INFO, "subtask started", details)
-        fields = {"attempt": str(request.subtask.attempt_count), "role": role.role.name}
-        self._event(LifecycleEventType.AGENT_STARTED, request.task_id, request.subtask.id, fields)
+        data = {"attempt": request.subtask.attempt_count, "role": role.role.name}
+        self._event(EventType.AGENT_STARTED, request, data)
 
     async def finished(self, result: SubTaskResult, timings: dict[str, float] | None = None) -> bool:
         """Publish the result, then log it (with the executor's `timings`); False when it could not be published."""
@@ -118,8 +116,6 @@ class ResultReporter:
             details["result"] = result.model_dump(mode="json")  # what the queue never got, for an operator to replay
         message = "subtask completed" if succeeded else "subtask failed"
         self._log(result.task_id, result.subtask_id, level, message, details)
-        event = LifecycleEventType.AGENT_COMPLETED if succeeded else LifecycleEventType.AGENT_FAILED
-        self._event(event, result.task_id, result.subtask_id, {"attempt": str(result.attempt)})
         return published
 
     async def publish(self, result: SubTaskResult) -> bool:
@@ -173,15 +169,22 @@ class ResultReporter:
             )
         )
 
-    def _event(self, event: LifecycleEventType, task_id: str, subtask_id: str, fields: dict[str, str]) -> None:
-        ids = {"agent_id": self._settings.agent_id, "task_id": task_id, "subtask_id": subtask_id}
-        self._events.add((event.value, ids | fields))
+    def _event(self, event_type: EventType, request: TaskExecutionRequest, data: dict[str, Any]) -> None:
+        self._events.add(
+            TaskEvent(
+                event_type,
+                request.task_id,
+                {"agent_id": self._settings.agent_id, **data},
+                subtask_id=request.subtask.id,
+                trace_id=request.subtask.trace_id,
+            )
+        )
 
     async def _write_logs(self, entries: list[AgentLog]) -> None:
         await self._db.repositories().audit.log_agent_activities(entries)
 
-    async def _publish_events(self, events: list[LifecycleEventRecord]) -> None:
-        await self._redis.events.publish_events(events)
+    async def _publish_events(self, events: list[TaskEvent]) -> None:
+        await self._redis.events.publish(events)
 
 
 def _log_publish_retry(state: RetryCallState) -> None:

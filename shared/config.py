@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     subtask_timeout_seconds: float = Field(300.0, gt=0, description="Wall-clock limit of one subtask attempt")
     shared_state_ttl_seconds: int = Field(3600, ge=1, description="Lifetime of task-scoped shared state")
 
+    # Lifecycle events
+    events_stream_maxlen: int = Field(
+        10_000, ge=100, description="Events the tenant's stream keeps (roughly; older ones are trimmed)"
+    )
+    task_events_stream_maxlen: int = Field(2_000, ge=100, description="Events each task's own stream keeps")
+    ended_task_events_ttl_seconds: int = Field(
+        86_400, ge=60, description="How long a task's event stream is kept after the task ends"
+    )
+
     # Orchestrator
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")

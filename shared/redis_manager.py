@@ -190,7 +190,13 @@ class RedisManager:
                 client, self.keys, self._settings.agent_port_range, self._trust, self._settings.max_pool_size
             ),
             state=SharedState(client, self.keys),
-            events=EventStream(client, self.keys),
+            events=EventStream(
+                client,
+                self.keys,
+                maxlen=self._settings.events_stream_maxlen,
+                task_maxlen=self._settings.task_events_stream_maxlen,
+                ended_task_ttl_seconds=self._settings.ended_task_events_ttl_seconds,
+            ),
             pool_members=PoolMembers(client, self.keys, self._trust),
             idempotency=IdempotencyRecords(client, self.keys),
         )

@@ -5,7 +5,7 @@ made by `create_client`.
 """
 
 from shared.redis.client import create_client
-from shared.redis.events import EventStream, LifecycleEvent, LifecycleEventType
+from shared.redis.events import EventStream, EventType, StreamedEvent, TaskEvent
 from shared.redis.keys import RESULT_QUEUE, TASK_QUEUE, RedisKeys
 from shared.redis.queues import ReliableQueue
 from shared.redis.registry import AgentRegistry, RegistryWatcher
@@ -16,11 +16,12 @@ __all__ = [
     "TASK_QUEUE",
     "AgentRegistry",
     "EventStream",
-    "LifecycleEvent",
-    "LifecycleEventType",
+    "EventType",
     "RedisKeys",
     "RegistryWatcher",
     "ReliableQueue",
     "SharedState",
+    "StreamedEvent",
+    "TaskEvent",
     "create_client",
 ]

@@ -1,7 +1,15 @@
-"""Agent lifecycle events on the tenant's Redis stream, read through consumer groups (seeds 000-002)."""
+"""Task lifecycle events on Redis streams: the public record of what happened to a tenant's tasks (seeds 000-002).
 
+Every event goes to two capped streams in one round trip: the tenant's stream (`GET /events`, webhooks, consumer
+groups) and its task's own stream (`GET /tasks/{id}/events`), which expires a while after the task ends. An entry's
+stream id is its event id; its fields are the envelope below, with the event's payload as one JSON object in `data`
+(contracts/events.yaml says what each type carries).
+"""
+
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -12,49 +20,146 @@ from shared.redis.client import as_text, as_text_mapping
 from shared.redis.keys import RedisKeys, validate_segment
 
 EVENTS_MAXLEN = 10_000
-EVENT_TYPE_FIELD = "event_type"
+TASK_EVENTS_MAXLEN = 2_000
+ENDED_TASK_EVENTS_TTL_SECONDS = 86_400
 
 
-class LifecycleEventType(StrEnum):
+class EventType(StrEnum):
+    TASK_SUBMITTED = "TASK_SUBMITTED"
+    TASK_PLANNED = "TASK_PLANNED"
+    SUBTASK_ADDED = "SUBTASK_ADDED"  # a follow-up a coordinator added to the plan
+    SUBTASK_QUEUED = "SUBTASK_QUEUED"
     AGENT_STARTED = "AGENT_STARTED"
     AGENT_COMPLETED = "AGENT_COMPLETED"
     AGENT_FAILED = "AGENT_FAILED"
+    SUBTASK_RETRIED = "SUBTASK_RETRIED"
+    SUBTASK_BLOCKED = "SUBTASK_BLOCKED"
+    SUBTASK_CANCELLED = "SUBTASK_CANCELLED"
+    TASK_COMPLETED = "TASK_COMPLETED"
+    TASK_FAILED = "TASK_FAILED"
+    TASK_CANCELLED = "TASK_CANCELLED"
+
+    @property
+    def ends_task(self) -> bool:
+        return self in TASK_ENDINGS
+
+
+TASK_ENDINGS = frozenset({EventType.TASK_COMPLETED, EventType.TASK_FAILED, EventType.TASK_CANCELLED})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
-class LifecycleEvent:
+class TaskEvent:
+    """One event: what happened (`event_type`), to which task and subtask, under which trace, and its payload."""
+
+    event_type: EventType
+    task_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    subtask_id: str | None = None
+    trace_id: str | None = None
+    occurred_at: str = field(default_factory=_now)
+
+    def to_fields(self) -> dict[str, str]:
+        """The stream entry: the envelope's fields as text, the payload as one JSON object."""
+        fields = {
+            "event_type": self.event_type.value,
+            "task_id": self.task_id,
+            "occurred_at": self.occurred_at,
+            "data": json.dumps(self.data, separators=(",", ":"), default=str),
+        }
+        if self.subtask_id is not None:
+            fields["subtask_id"] = self.subtask_id
+        if self.trace_id is not None:
+            fields["trace_id"] = self.trace_id
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> "TaskEvent":
+        """The event a stream entry holds; ValueError for an entry that is not one (unknown type, bad JSON)."""
+        data = json.loads(fields.get("data") or "{}")
+        if not isinstance(data, dict):
+            raise ValueError("an event's data must be a JSON object")
+        return cls(
+            event_type=EventType(fields["event_type"]),
+            task_id=fields["task_id"],
+            data=data,
+            subtask_id=fields.get("subtask_id"),
+            trace_id=fields.get("trace_id"),
+            occurred_at=fields["occurred_at"],
+        )
+
+    def as_json(self, event_id: str) -> dict[str, Any]:
+        """The event as SSE and webhooks send it: the envelope with its stream id and the payload as an object."""
+        return {
+            "id": event_id,
+            "event_type": self.event_type.value,
+            "task_id": self.task_id,
+            "subtask_id": self.subtask_id,
+            "trace_id": self.trace_id,
+            "occurred_at": self.occurred_at,
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class StreamedEvent:
+    """An event as read back from a stream, with its stream id (the event id clients resume from)."""
+
     event_id: str
-    event_type: str
-    fields: dict[str, str]
+    event: TaskEvent
 
 
 class EventStream:
-    def __init__(self, redis: Redis, keys: RedisKeys, maxlen: int = EVENTS_MAXLEN) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        *,
+        maxlen: int = EVENTS_MAXLEN,
+        task_maxlen: int = TASK_EVENTS_MAXLEN,
+        ended_task_ttl_seconds: int = ENDED_TASK_EVENTS_TTL_SECONDS,
+    ) -> None:
         self._redis = redis
+        self._keys = keys
         self.key = keys.events()
         self._maxlen = maxlen
+        self._task_maxlen = task_maxlen
+        self._ended_task_ttl = ended_task_ttl_seconds
 
-    async def publish_event(self, event_type: str, fields: Mapping[str, str]) -> str:
-        """Append an event; returns its stream id. The stream keeps roughly the last `maxlen` events."""
-        event_id = await self._redis.xadd(self.key, _entry(event_type, fields), maxlen=self._maxlen, approximate=True)
-        return as_text(event_id)
+    def task_key(self, task_id: str) -> str:
+        return self._keys.task_events(task_id)
 
-    async def publish_events(self, events: Sequence[tuple[str, Mapping[str, str]]]) -> list[str]:
-        """Append (event type, fields) pairs in order, in one round trip; returns their stream ids.
+    async def publish(self, events: Sequence[TaskEvent]) -> list[str]:
+        """Append the events, in order and in one round trip, to the tenant's stream and each to its task's; returns
+        their ids on the tenant's stream. A task's stream expires ENDED_TASK_EVENTS_TTL after its ending event.
 
-        Nothing is sent when one of them is invalid.
-        """
-        entries = [_entry(event_type, fields) for event_type, fields in events]
+        Both streams keep roughly their last `maxlen` entries (trimmed by whole nodes, which is cheap)."""
+        if not events:
+            return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
+            for event in events:
+                entry: dict[Any, Any] = event.to_fields()
+                task_key = self.task_key(event.task_id)
                 pipe.xadd(self.key, entry, maxlen=self._maxlen, approximate=True)
-            event_ids = await pipe.execute()
-        return [as_text(event_id) for event_id in event_ids]
+                pipe.xadd(task_key, entry, maxlen=self._task_maxlen, approximate=True)
+                if event.event_type.ends_task:
+                    pipe.expire(task_key, self._ended_task_ttl)
+            replies = await pipe.execute()
+        ids = []
+        position = 0
+        for event in events:
+            ids.append(as_text(replies[position]))
+            position += 3 if event.event_type.ends_task else 2
+        return ids
 
-    async def read_events(
+    async def read_group(
         self, group: str, consumer: str, count: int = 10, block_ms: int | None = None
-    ) -> list[LifecycleEvent]:
-        """Events not yet delivered to the group, creating the group (and stream) on first use.
+    ) -> list[StreamedEvent]:
+        """Events of the tenant's stream not yet delivered to the group, creating the group on first use (from the
+        start of the stream: events published before the first consumer came up are not skipped).
 
         `block_ms=None` answers at once; a positive value waits that long for the first event.
         """
@@ -67,39 +172,35 @@ class EventStream:
         except ResponseError as error:
             if not str(error).startswith("NOGROUP"):
                 raise
-            await self._create_group(group)
+            await self.create_group(group)
             response = await self._read_group(group, consumer, count, block_ms)
-        return _parse_events(response)
+        return [event for _stream, entries in response or [] for event in parse_entries(entries)]
 
-    async def ack_event(self, group: str, event_id: str) -> bool:
+    async def ack(self, group: str, event_id: str) -> bool:
         """Mark an event processed by the group; False if it was not pending."""
         return await self._redis.xack(self.key, group, event_id) == 1
 
-    async def _read_group(self, group: str, consumer: str, count: int, block_ms: int | None) -> Any:
-        return await self._redis.xreadgroup(group, consumer, {self.key: ">"}, count=count, block=block_ms)
-
-    async def _create_group(self, group: str) -> None:
+    async def create_group(self, group: str) -> None:
         try:
-            # From the start of the stream: events published before the first worker came up are not skipped.
             await self._redis.xgroup_create(self.key, group, id="0", mkstream=True)
         except ResponseError as error:
             if not str(error).startswith("BUSYGROUP"):  # another consumer created it first
                 raise
 
-
-def _entry(event_type: str, fields: Mapping[str, str]) -> dict[Any, Any]:
-    LifecycleEventType(event_type)  # refuses unknown types with ValueError
-    if EVENT_TYPE_FIELD in fields:
-        raise ValueError(f"{EVENT_TYPE_FIELD!r} is reserved for the event type")
-    return {EVENT_TYPE_FIELD: event_type, **fields}
+    async def _read_group(self, group: str, consumer: str, count: int, block_ms: int | None) -> Any:
+        return await self._redis.xreadgroup(group, consumer, {self.key: ">"}, count=count, block=block_ms)
 
 
-def _parse_events(response: Any) -> list[LifecycleEvent]:
-    """Entries of a RESP2 XREADGROUP reply: `[[stream, [(id, fields), ...]]]`, or empty."""
+def parse_entries(entries: Sequence[Any]) -> list[StreamedEvent]:
+    """Stream entries `[(id, fields), ...]` (an XRANGE reply, or one stream of an XREAD one) as events. An entry
+    that is not an event (written by something else) is skipped rather than stopping every reader behind it."""
     events = []
-    for _stream, entries in response or []:
-        for event_id, raw_fields in entries:
-            fields = as_text_mapping(raw_fields)
-            event_type = fields.pop(EVENT_TYPE_FIELD, "")
-            events.append(LifecycleEvent(event_id=as_text(event_id), event_type=event_type, fields=fields))
+    for event_id, raw_fields in entries:
+        if raw_fields is None:  # XAUTOCLAIM may name an entry trimmed away since
+            continue
+        try:
+            event = TaskEvent.from_fields(as_text_mapping(raw_fields))
+        except (KeyError, ValueError):
+            continue
+        events.append(StreamedEvent(event_id=as_text(event_id), event=event))
     return events

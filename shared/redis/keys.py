@@ -75,4 +75,9 @@ class RedisKeys:
         return self.key("idempotency", key)
 
     def events(self) -> str:
+        """Stream: every lifecycle event of the tenant's tasks (shared/redis/events.py)."""
         return self.key("events")
+
+    def task_events(self, task_id: str) -> str:
+        """Stream: the lifecycle events of one task, expiring a while after it ends."""
+        return self.key("task_events", task_id)

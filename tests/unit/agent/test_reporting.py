@@ -145,8 +145,7 @@ async def test_an_attempt_s_rows_and_events_are_written_together_with_their_own_
     logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
     assert [log.message for log in logs] == ["subtask completed", "subtask started"]  # newest first
     assert all(started_at <= log.created_at < started_at + timedelta(seconds=0.2) for log in logs)  # not the flush's
-    events = await agent_redis.events.read_events("test-readers", "reader", count=10)
-    assert [(event.event_type, event.fields["subtask_id"]) for event in events] == [
-        ("AGENT_STARTED", request.subtask.id),
-        ("AGENT_COMPLETED", request.subtask.id),
-    ]
+    [started] = await agent_redis.events.read_group("test-readers", "reader", count=10)
+    assert (started.event.event_type, started.event.subtask_id) == ("AGENT_STARTED", request.subtask.id)
+    assert started.event.trace_id == request.subtask.trace_id
+    assert started.event.data == {"agent_id": agent_settings.agent_id, "attempt": 1, "role": ROLE.role.name}
