@@ -25,6 +25,7 @@ FLEET_SIGNED_PATHS = {"/coordination/follow-up-subtasks"}
 PATH_VALUES = {
     "task_id": "task_00000000000000000000000000000000",
     "agent_id": "agent_never_registered",
+    "artifact_id": "artifact_00000000000000000000000000000000",
     "context_pack_id": "ctx_00000000000000000000000000000000",
 }
 

@@ -132,7 +132,8 @@ def test_api_doc_examples_answer_as_the_contract_says(endpoint: Endpoint, docume
     found = examples(documented[endpoint])
     responses = operation(endpoint)["responses"]
     success = min(status for status in operation(endpoint)["responses"] if status.startswith("2"))
-    assert success in {status for status, _ in found}, f"{endpoint} has no example of its {success} answer"
+    if "application/json" in responses[success].get("content", {}):  # a download's bytes have no JSON example
+        assert success in {status for status, _ in found}, f"{endpoint} has no example of its {success} answer"
     components = load_contract(CONTRACTS[endpoint.contract][0])["components"]
     for status, text in found:
         assert status in responses, f"{endpoint}: the contract has no {status}"

@@ -20,6 +20,7 @@ TABLES = [
     "agent_logs",
     "alembic_version",
     "api_keys",
+    "artifacts",
     "context_pack_files",
     "context_packs",
     "subtask_results",
@@ -27,7 +28,7 @@ TABLES = [
     "tasks",
     "tool_calls",
 ]
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0011"  # 0011 (context packs) follows 0012 (artifacts)
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
