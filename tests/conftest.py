@@ -30,7 +30,9 @@ configure_logging("INFO", json_output=False)
 # even when an earlier test of the run has used it.
 structlog.configure(cache_logger_on_first_use=False)
 
-AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, webhooks, webhook_deliveries"
+AUDITED_TABLES = (
+    "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, context_packs, webhooks, webhook_deliveries"
+)
 
 
 def per_run_database_url(postgres_url: str) -> str:
