@@ -109,7 +109,7 @@ def test_api_doc_lists_the_contract_s_status_codes(endpoint: Endpoint, documente
 
 @endpoint_params
 def test_api_doc_lists_the_contract_s_parameters(endpoint: Endpoint, documented: dict[Endpoint, str]) -> None:
-    listed = set(re.findall(r"^\| `(\w+)` \| (query|path|header) \|", documented[endpoint], re.MULTILINE))
+    listed = set(re.findall(r"^\| `([\w-]+)` \| (query|path|header) \|", documented[endpoint], re.MULTILINE))
     assert listed == {(parameter["name"], parameter["in"]) for parameter in operation(endpoint).get("parameters", [])}
 
 

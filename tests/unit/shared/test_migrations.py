@@ -21,6 +21,8 @@ TABLES = [
     "alembic_version",
     "api_keys",
     "artifacts",
+    "context_pack_files",
+    "context_packs",
     "subtask_results",
     "subtasks",
     "tasks",
