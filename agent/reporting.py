@@ -99,7 +99,8 @@ class ResultReporter:
             "attempt": request.subtask.attempt_count,
             "role": role.role.name,
             "executor": self._executor_name,
-            "context_pack_path": None,  # no context packs yet
+            # Where the task's context pack is, relative to its workspace (the executor puts it there).
+            "context_pack_path": request.context_pack.path if request.context_pack else None,
         }
         self._event(EventType.AGENT_STARTED, request, data)
 

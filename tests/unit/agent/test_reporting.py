@@ -12,7 +12,7 @@ from agent.reporting import ResultReporter
 from agent.roles import load_roles
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.models import AgentCapability, LogLevel, ReportedResult, ResultStatus, SubTaskResult
+from shared.models import AgentCapability, ContextPackRef, LogLevel, ReportedResult, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
 
@@ -156,3 +156,16 @@ async def test_an_attempt_s_rows_are_written_together_with_their_own_times_and_i
     logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
     assert [log.message for log in logs] == ["subtask completed", "subtask started"]  # newest first
     assert all(started_at <= log.created_at < started_at + timedelta(seconds=0.2) for log in logs)  # not the flush's
+
+
+async def test_the_start_of_an_attempt_with_a_context_pack_says_where_the_pack_is(
+    agent_settings: Settings, db: DatabaseManager, agent_redis: RedisManager, execution_request: RequestFactory
+) -> None:
+    reporter = ResultReporter(agent_settings, db, agent_redis, "sdk")
+    request = execution_request().model_copy(update={"context_pack": ContextPackRef(context_pack_id="pack_1")})
+
+    reporter.started(request, ROLE)
+    await reporter.flush()
+
+    [started] = await agent_redis.events.read_group("test-readers", "reader", count=10)
+    assert started.event.data["context_pack_path"] == "context"  # relative to the task's workspace
