@@ -112,13 +112,12 @@ class WebhookSender:
         target, headers, extensions = pinned_request(url, address)
         headers |= {"Content-Type": "application/json", **signature_headers(key, event_id, int(time.time()), body)}
         try:
-            # Streamed and left unread: the answer's status is all we need, however much a receiver sends back.
-            async with (
-                self._slots,
-                self._client.stream("POST", target, content=body, headers=headers, extensions=extensions) as answer,
-            ):
-                status = answer.status_code
-        except httpx.TimeoutException:
+            async with self._slots:
+                # httpx's timeout bounds each read, not the request: an endpoint sending its answer a byte at a
+                # time would hold the slot as long as it liked. The whole request gets the timeout too.
+                async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                    status = await self._status_of(target, body, headers, extensions)
+        except (httpx.TimeoutException, TimeoutError):
             raise RetryableFailure(f"no answer within {self._settings.webhook_timeout_seconds:g} s") from None
         except httpx.TransportError as error:
             raise RetryableFailure(f"could not reach {address}: {type(error).__name__}: {error}") from None
@@ -129,6 +128,11 @@ class WebhookSender:
         if 300 <= status < 400:
             raise DeliveryFailure(f"answered HTTP {status}, a redirect (redirects are not followed)", status)
         raise DeliveryFailure(f"answered HTTP {status}", status)
+
+    async def _status_of(self, target: str, body: bytes, headers: dict[str, str], extensions: dict[str, str]) -> int:
+        # Streamed and left unread: the answer's status is all we need, however much a receiver sends back.
+        async with self._client.stream("POST", target, content=body, headers=headers, extensions=extensions) as answer:
+            return answer.status_code
 
     @staticmethod
     def _outcome(

@@ -98,7 +98,12 @@ class Settings(BaseSettings):
         description="true = webhooks may point at loopback, private, link-local and other non-public addresses "
         "(a test receiver on this machine); false refuses them at registration and at each delivery",
     )
-    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one webhook request")
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="Timeout of one webhook request, whole (connecting, sending, the answer's headers)",
+    )
     webhook_max_attempts: int = Field(
         5, ge=1, le=20, description="Requests per event and webhook before a failing endpoint is given up on"
     )

@@ -1,7 +1,8 @@
 """What the webhook tests share: the deliverers they run, and the events, outcomes and records they look at."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,25 @@ async def pending(redis: RedisManager) -> int:
         return -1
     count: int = summary["pending"]
     return count
+
+
+@asynccontextmanager
+async def trickling_endpoint(answer: bytes, pause_seconds: float) -> AsyncIterator[str]:
+    """An endpoint that reads a request and sends its whole `answer` back one byte per `pause_seconds`: each byte
+    comes well within a read timeout, yet the answer takes len(answer) pauses. Yields its base URL."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            for byte in answer:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(pause_seconds)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()

@@ -16,6 +16,7 @@ from tests.integration.orchestrator.webhooks.support import (
     outcome_of,
     pending,
     publish,
+    trickling_endpoint,
 )
 from tests.polling import eventually
 from tests.webhook_receiver import WebhookReceiver
@@ -243,3 +244,23 @@ async def test_a_webhook_deleted_between_two_tries_is_not_tried_again(
 
     await eventually(lambda: pending(test_redis), lambda count: count == 0)
     assert [request.answered for request in await receiver.arrived()] == [503]
+
+
+async def test_an_endpoint_that_trickles_its_answer_is_cut_off_at_the_timeout(
+    register: Register,
+    start_deliverer: StartDeliverer,
+    test_redis: RedisManager,
+    orchestrator_repositories: Repositories,
+) -> None:
+    # Each byte comes within the timeout, so a timeout per read never fires: the whole request must be bounded, or
+    # one such endpoint holds a delivery slot as long as it likes.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"x" * 40 + b"\r\n\r\n"
+    async with trickling_endpoint(answer, pause_seconds=0.1) as base_url:
+        webhook, _ = await register(f"{base_url}/hook")
+        await start_deliverer(webhook_timeout_seconds=1.0, webhook_max_attempts=1)
+
+        await publish(test_redis, event())
+
+        outcome = await outcome_of(orchestrator_repositories, webhook.id)
+    assert (outcome.status, outcome.http_status) == (DeliveryStatus.FAILED, None)
+    assert outcome.error == "no answer within 1 s"
