@@ -3,8 +3,10 @@
 The command sees the task's workspace read-only at /workspace and works in /output, which is this attempt's staged
 output: what write_file wrote is there, and what the command writes there becomes the task's output with the
 attempt's result, like write_file's files. The sandbox, not this module, is what keeps the command in; this module
-only picks the interpreter, hands the folders over as descriptors, and afterwards holds the command's writes to
-the workspace's quota and takes set-user-ID bits off them (the files are the agent user's on the host).
+only picks the interpreter, hands the folders over as descriptors, stops a command whose output passes the
+workspace's quota while it runs (so it cannot fill the disk until its timeout), and afterwards holds the command's
+writes to the quota, removes its symlinks and takes set-user-ID bits off its files (they are the agent user's on
+the host).
 """
 
 import asyncio
@@ -12,7 +14,7 @@ import importlib.util
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
@@ -54,7 +56,12 @@ async def run_command(context: ToolContext, arguments: dict[str, Any]) -> str:
     quota = WorkspaceQuota(settings.agent_workspace_max_bytes, settings.agent_workspace_max_files)
     with _command_folders(workspace) as (workspace_fd, output_fd, before):
         try:
-            run = await sandbox.run(command, workspace_fd=workspace_fd, output_fd=output_fd)
+            run = await sandbox.run(
+                command,
+                workspace_fd=workspace_fd,
+                output_fd=output_fd,
+                stop_when=lambda: _output_past_quota(output_fd, quota),
+            )
         except SandboxStartFailed as error:
             raise ToolError(f"the sandbox did not start: {error}") from None
         finally:
@@ -109,18 +116,74 @@ def _snapshot(staged_fd: int) -> OutputSnapshot:
     return OutputSnapshot(files, frozenset(nofollow.folder_paths(staged_fd)))
 
 
+def _output_past_quota(output_fd: int, quota: WorkspaceQuota) -> str | None:
+    """Why the running command must stop: its output folder alone holds more than the whole workspace may. The
+    exact check comes after the command (_settle_writes); this one keeps a command writing without end from filling
+    the disk, or its inodes (every entry counts, symlinks too), until its timeout. It stops counting at the limit."""
+    held_bytes, held_entries = 0, 0
+    entries = _entries(output_fd)
+    try:
+        for _folder_fd, entry in entries:
+            with suppress(OSError):  # the command may remove it meanwhile
+                held_bytes += 0 if entry.is_dir(follow_symlinks=False) else entry.stat(follow_symlinks=False).st_size
+            held_entries += 1
+            if held_bytes > quota.max_bytes or held_entries > quota.max_files:
+                return (
+                    f"its output folder passed the workspace's limits of {quota.max_bytes} bytes and "
+                    f"{quota.max_files} files and folders while it ran"
+                )
+    finally:
+        entries.close()  # closes the folders it holds open
+    return None
+
+
+def _remove_irregular(staged_fd: int) -> None:
+    """Remove what the command made that is neither a file nor a folder (symlinks, FIFOs, sockets): nothing else
+    makes them, no tool reads them, promotion leaves them out, and they would count against no quota."""
+    for folder_fd, entry in _entries(staged_fd):
+        with suppress(OSError):
+            if not entry.is_dir(follow_symlinks=False) and not entry.is_file(follow_symlinks=False):
+                os.unlink(entry.name, dir_fd=folder_fd)
+
+
+def _entries(root_fd: int) -> Generator[tuple[int, os.DirEntry[str]], None, None]:
+    """Every entry under `root_fd` with its folder's descriptor, symlinks not followed; one descriptor open per
+    level of the folder it is in, however many folders there are, and no recursion however deep they go."""
+    opened: list[tuple[int, os._ScandirIterator[str]]] = []  # a local annotation: never evaluated
+    try:
+        root = _reopened(root_fd)
+        opened.append((root, os.scandir(root)))
+        while opened:
+            folder_fd, entries = opened[-1]
+            entry = next(entries, None)
+            if entry is None:
+                opened.pop()
+                os.close(folder_fd)
+                continue
+            yield folder_fd, entry
+            with suppress(OSError):  # the command may remove or replace it meanwhile
+                if entry.is_dir(follow_symlinks=False):
+                    subfolder = os.open(entry.name, nofollow.DIRECTORY_FLAGS, dir_fd=folder_fd)
+                    opened.append((subfolder, os.scandir(subfolder)))
+    finally:
+        for folder_fd, entries in opened:
+            entries.close()
+            os.close(folder_fd)
+
+
 def _settle_writes(workspace: Workspace, before: OutputSnapshot, quota: WorkspaceQuota) -> str | None:
-    """Take set-user-ID and set-group-ID bits off the staged files, and when the workspace now passes its quota,
-    remove what the command wrote; answers why it was removed, or None."""
-    with workspace.opened_root() as root_fd:
+    """Remove the symlinks and other irregular entries the command made, take set-user-ID and set-group-ID bits
+    off the staged files, and when the workspace now passes its quota, remove what the command wrote; answers why it
+    was removed, or None."""
+    with workspace.opened_root() as root_fd, workspace.opened_staged(root_fd) as staged_fd:
+        _remove_irregular(staged_fd)
         usage = {file.path: file.size for file in nofollow.regular_files(root_fd)}
         entries = len(usage) + sum(1 for _ in nofollow.folder_paths(root_fd))
-        with workspace.opened_staged(root_fd) as staged_fd:
-            written = _strip_privileges_and_list_writes(staged_fd, before)
-            held = sum(usage.values())
-            if held <= quota.max_bytes and entries <= quota.max_files:
-                return None
-            _remove(staged_fd, written, before)
+        written = _strip_privileges_and_list_writes(staged_fd, before)
+        held = sum(usage.values())
+        if held <= quota.max_bytes and entries <= quota.max_files:
+            return None
+        _remove(staged_fd, written, before)
     return (
         f"the workspace held {held} bytes in {entries} files and folders after the command, past its limits of "
         f"{quota.max_bytes} bytes and {quota.max_files} entries: the {len(written)} files the command wrote were "

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ SANDBOX_UID = 65534  # nobody, inside the sandbox's user namespace
 MAX_OPEN_FILES = 256
 PROBE_TIMEOUT_SECONDS = 20.0
 READ_CHUNK_BYTES = 65536
+WATCH_SECONDS = 0.2  # how often a running command's `stop_when` is asked
 
 
 class SandboxUnavailable(Exception):
@@ -90,6 +91,7 @@ class CommandRun:
     stderr: str
     stdout_bytes: int  # how much each stream wrote in all
     stderr_bytes: int
+    stopped: str | None = None  # why the command was killed before its end and its timeout
     writes_discarded: str | None = None  # why what the command wrote was removed (the workspace's quota)
 
     def as_json(self) -> str:
@@ -131,8 +133,16 @@ class BwrapSandbox:
             arguments += ["--setenv", name, value]
         return [*arguments, "--", *command]
 
-    async def run(self, command: Sequence[str], *, workspace_fd: int, output_fd: int) -> CommandRun:
-        """Run `command` to its end or its timeout; SandboxStartFailed when bwrap could not set the sandbox up."""
+    async def run(
+        self,
+        command: Sequence[str],
+        *,
+        workspace_fd: int,
+        output_fd: int,
+        stop_when: Callable[[], str | None] = lambda: None,
+    ) -> CommandRun:
+        """Run `command` to its end, its timeout, or until `stop_when` (asked in a thread every WATCH_SECONDS while
+        it runs) gives a reason to kill it; SandboxStartFailed when bwrap could not set the sandbox up."""
         status_read, status_write = os.pipe()
         started = time.monotonic()
         try:
@@ -149,23 +159,31 @@ class BwrapSandbox:
             )
             os.close(status_write)
             status_write = -1
-            return await self._collect(process, status_read, started)
+            return await self._collect(process, status_read, started, stop_when)
         finally:
             os.close(status_read)
             if status_write >= 0:
                 os.close(status_write)
 
-    async def _collect(self, process: asyncio.subprocess.Process, status_read: int, started: float) -> CommandRun:
+    async def _collect(
+        self,
+        process: asyncio.subprocess.Process,
+        status_read: int,
+        started: float,
+        stop_when: Callable[[], str | None],
+    ) -> CommandRun:
         assert process.stdout is not None and process.stderr is not None
         streams = asyncio.gather(
             _tail(process.stdout, self.limits.output_bytes), _tail(process.stderr, self.limits.output_bytes)
         )
-        timed_out = False
+        timed_out, stopped = False, None
         try:
             try:
-                await asyncio.wait_for(asyncio.shield(process.wait()), self.limits.timeout_seconds)
+                async with asyncio.timeout(self.limits.timeout_seconds):
+                    stopped = await _watch(process, stop_when)
             except TimeoutError:
                 timed_out = True
+            if timed_out or stopped:
                 _kill_group(process.pid)
                 await process.wait()
             (stdout, stdout_bytes), (stderr, stderr_bytes) = await streams
@@ -184,6 +202,7 @@ class BwrapSandbox:
             stderr=_text(stderr),
             stdout_bytes=stdout_bytes,
             stderr_bytes=stderr_bytes,
+            stopped=stopped,
         )
 
     def probe(self, command: Sequence[str]) -> None:
@@ -256,6 +275,17 @@ async def _tail(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, int]:
         tail += chunk
         del tail[:-limit]
     return bytes(tail), total
+
+
+async def _watch(process: asyncio.subprocess.Process, stop_when: Callable[[], str | None]) -> str | None:
+    """Wait for the process to end, asking `stop_when` meanwhile; its reason to stop, or None once it ended."""
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), WATCH_SECONDS)
+            return None
+        except TimeoutError:
+            if reason := await asyncio.to_thread(stop_when):
+                return reason
 
 
 def _kill_group(pid: int) -> None:

@@ -383,3 +383,33 @@ async def test_a_tool_built_for_an_agent_with_code_sandbox_off_refuses_to_run(
     text, is_error = await call_tool(context, "run_command", program="python", args=["-c", "print(1)"])
 
     assert is_error and "CODE_SANDBOX=off" in text
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [
+        "open(f'{n}.bin', 'wb').write(b'x' * 10_000)",  # bytes past the quota, a file at a time
+        "os.symlink('nowhere', f'{n}.link')",  # entries that are no regular file
+        "os.mkdir(f'{n}')",  # empty folders
+    ],
+    ids=["bytes", "symlinks", "folders"],
+)
+async def test_a_command_writing_past_the_workspace_quota_is_stopped_before_its_timeout(
+    agent_settings_factory: SettingsFactory, tool_context_factory: ContextFactory, writes: str
+) -> None:
+    # The quota is checked again after the command, but a command that writes without end must not fill the disk
+    # (or its inodes) until its timeout first: it is stopped once its output folder holds more than the quota.
+    context = limited_context(
+        agent_settings_factory,
+        tool_context_factory,
+        agent_file_max_bytes=10_000,
+        agent_workspace_max_bytes=100_000,
+        agent_workspace_max_files=50,
+        code_sandbox_timeout_seconds=30,
+    )
+
+    answer = await run_python(context, f"import os\nn = 0\nwhile True:\n    {writes}\n    n += 1\n")
+
+    assert answer["timed_out"] is False and answer["exit_code"] != 0, answer
+    assert "workspace" in answer["stopped"], answer
+    assert sorted(path.name for path in context.workspace.staged.iterdir()) == ["probe.py"]
