@@ -62,7 +62,12 @@ async def test_a_submit_tells_the_task_its_plan_and_the_attempts_it_queued(
 
     events = await told(test_redis, task)
     assert names(task, events) == ["TASK_SUBMITTED", "TASK_PLANNED", "SUBTASK_QUEUED a"]
-    assert events[0].event.data == {"description": task.description, "user_id": "ana", "task_type": "GENERAL"}
+    assert events[0].event.data == {
+        "description": task.description,
+        "user_id": "ana",
+        "task_type": "GENERAL",
+        "context_pack_id": None,
+    }
     planned = events[1].event.data
     assert [(s["id"], s["dependencies"]) for s in planned["subtasks"]] == [
         (subtask_id(task, "a"), []),
