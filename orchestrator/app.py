@@ -14,10 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
-from orchestrator.api import coordination, fleet, health, isolation, pool, tasks
+from orchestrator.api import coordination, events, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool, PoolSupervisor
@@ -32,6 +33,7 @@ from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
+from shared.redis import create_client
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
 from shared.tracing import REQUEST_ID_HEADER, TraceRequests
@@ -109,6 +111,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = RedisManager(settings)
         await redis.connect()
         stack.push_async_callback(redis.disconnect)
+        # Streaming clients block on reads: a pool of their own, so they never hold the connections of the loops.
+        streaming_redis = create_client(settings.redis_url, max_connections=settings.sse_max_clients)
+        stack.push_async_callback(streaming_redis.aclose)
         agents = AgentClient()
         await agents.start()
         stack.push_async_callback(agents.close)
@@ -129,6 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             pool=agent_pool,
             lifecycle=lifecycle,
             agent_failures=AgentFailures(lifecycle, redis, agents),
+            event_streams=EventStreams(streaming_redis, redis.keys, db, settings.sse_max_clients),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
@@ -169,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.build_middleware_stack = lambda: TraceRequests(build_stack())  # type: ignore[method-assign]
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(events.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(pool.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)

@@ -33,7 +33,10 @@ SCHEMATHESIS_CONFIG = schemathesis.Config.from_dict(
     {"generation": {"mode": "all", "max-examples": 30, "database": "none"}}
 )
 
-schema = schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG)
+# GET /events answers a valid request with a stream that never ends, which a case cannot read to its end; its
+# contract is checked by tests/contract/test_orchestrator_events.py. GET /tasks/{task_id}/events stays in: the ids
+# schemathesis makes name no task, so its streams are answered at once (404, 400).
+schema = schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG).exclude(method="GET", path="/events")
 
 
 def test_committed_contract_equals_the_served_openapi(settings: Settings) -> None:

@@ -109,7 +109,7 @@ def test_api_doc_lists_the_contract_s_status_codes(endpoint: Endpoint, documente
 
 @endpoint_params
 def test_api_doc_lists_the_contract_s_parameters(endpoint: Endpoint, documented: dict[Endpoint, str]) -> None:
-    listed = set(re.findall(r"^\| `(\w+)` \| (query|path|header) \|", documented[endpoint], re.MULTILINE))
+    listed = set(re.findall(r"^\| `([\w-]+)` \| (query|path|header) \|", documented[endpoint], re.MULTILINE))
     assert listed == {(parameter["name"], parameter["in"]) for parameter in operation(endpoint).get("parameters", [])}
 
 
@@ -127,12 +127,32 @@ def examples(section: str) -> list[tuple[str, str]]:
     return re.findall(r"^\*\*`(\d{3})`\*\*[^\n]*\n```json\n(.*?)```", section, re.MULTILINE | re.DOTALL)
 
 
+def stream_examples(section: str) -> list[tuple[str, str]]:
+    """(status code, stream text) of each example event stream: a **`NNN`** line, then a text code block."""
+    return re.findall(r"^\*\*`(\d{3})`\*\*[^\n]*\n```text\n(.*?)```", section, re.MULTILINE | re.DOTALL)
+
+
+def stream_data(stream: str) -> list[Any]:
+    """The JSON of each `data:` line of an example event stream."""
+    return [json.loads(line.removeprefix("data: ")) for line in stream.splitlines() if line.startswith("data: ")]
+
+
 @endpoint_params
 def test_api_doc_examples_answer_as_the_contract_says(endpoint: Endpoint, documented: dict[Endpoint, str]) -> None:
     found = examples(documented[endpoint])
     responses = operation(endpoint)["responses"]
     success = min(status for status in operation(endpoint)["responses"] if status.startswith("2"))
-    assert success in {status for status, _ in found}, f"{endpoint} has no example of its {success} answer"
+    streams = stream_examples(documented[endpoint])
+    if "text/event-stream" in responses[success].get("content", {}):
+        # An event stream: each message's data is an event as the contract's itemSchema describes it.
+        event_schema = responses[success]["content"]["text/event-stream"]["itemSchema"]["properties"]["data"]
+        assert success in {status for status, _ in streams}, f"{endpoint} has no example of its {success} stream"
+        for _, stream in streams:
+            assert stream_data(stream), f"{endpoint}: the example stream has no event"
+            for event in stream_data(stream):
+                jsonschema.validate(event, event_schema["contentSchema"])
+    else:
+        assert success in {status for status, _ in found}, f"{endpoint} has no example of its {success} answer"
     components = load_contract(CONTRACTS[endpoint.contract][0])["components"]
     for status, text in found:
         assert status in responses, f"{endpoint}: the contract has no {status}"
@@ -144,6 +164,7 @@ def test_api_doc_examples_answer_as_the_contract_says(endpoint: Endpoint, docume
 def test_every_json_block_of_the_api_doc_is_a_checked_example() -> None:
     text = API_DOC.read_text()
     assert len(examples(text)) == text.count("```json"), "a JSON block without a **`status`** line is not checked"
+    assert len(stream_examples(text)) == text.count("```text"), "a stream without a **`status`** line is not checked"
 
 
 def test_the_example_check_can_fail() -> None:
