@@ -2,7 +2,9 @@
 
 The result is what the orchestrator acts on, so it is pushed at once, retried while Redis is unreachable and, if it
 still cannot be delivered, logged whole (and written to agent_logs) instead of vanishing. The logs and events are
-best effort, and written in batches a moment later: one round trip for all the records of a window.
+best effort, and written in batches a moment later: one round trip for all the records of a window. The agent's one
+lifecycle event is AGENT_STARTED (only it knows when an attempt starts); what a result did is the orchestrator's to
+tell (orchestrator/task_events.py), after it applies it.
 """
 
 from typing import Any
@@ -93,11 +95,21 @@ class ResultReporter:
     def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
         details = {"attempt": request.subtask.attempt_count, "role": role.role.name, "executor": self._executor_name}
         self._log(request.task_id, request.subtask.id, LogLevel.INFO, "subtask started", details)
-        data = {"attempt": request.subtask.attempt_count, "role": role.role.name}
+        data = {
+            "attempt": request.subtask.attempt_count,
+            "role": role.role.name,
+            "executor": self._executor_name,
+            "context_pack_path": None,  # no context packs yet
+        }
         self._event(EventType.AGENT_STARTED, request, data)
 
     async def finished(self, result: SubTaskResult, timings: dict[str, float] | None = None) -> bool:
-        """Publish the result, then log it (with the executor's `timings`); False when it could not be published."""
+        """Publish the result, then log it (with the executor's `timings`); False when it could not be published.
+
+        The events still waiting in the batch (this attempt's AGENT_STARTED among them) are written first: the
+        orchestrator publishes what the result did once it applies it, and a task's stream must tell its story in
+        order, its end last."""
+        await self._events.flush()
         published = await self.publish(result)
         succeeded = result.status is ResultStatus.COMPLETED
         level = LogLevel.INFO if succeeded else LogLevel.WARNING if result.retryable else LogLevel.ERROR

@@ -2,11 +2,13 @@
 
 Each transition is a conditional statement of the repositories (shared/database/), run here inside the transaction
 it needs: it names the state it moves from, so a duplicate, late or racing caller changes nothing. What follows a
-commit happens here too, in one place: the attempts made ready go on the task queue, cached details of the touched
+commit happens here too, in one place: the attempts made ready go on the task queue and the transition's lifecycle
+events (orchestrator/task_events.py) on the event streams, in one Redis round trip; cached details of the touched
 tasks are forgotten, and the scheduler learns which agents' slots are free and how they did.
 
 One outage policy for those effects: PostgreSQL is the truth and Redis is transport, so an enqueue that Redis cannot
-take is logged once and left to `requeue_missing` (the recovery loop runs it), never retried inline or raised.
+take is logged once and left to `requeue_missing` (the recovery loop runs it), and events it cannot take are logged
+once per batch and dropped; neither is retried inline or raised.
 
 The loops are transport around this: the dispatcher claims and releases offers, the result processor applies what
 agents report, the recovery loop fails stranded attempts and requeues what Redis lost.
@@ -16,34 +18,31 @@ that applies the result (`shared.attempt_output`), so it needs the agents' works
 """
 
 import asyncio
-from collections import Counter
 from collections.abc import Collection, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 
-from orchestrator.aggregation import aggregate_results, describe_failure
+from orchestrator import task_events
 from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
+from orchestrator.result_rules import bound_to_result, split_fast_path, stranded_failure, task_ending
 from orchestrator.waiting_reasons import WaitingReasons
-from shared import attempt_output, tracing
+from shared import attempt_output
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
-from shared.database.task_repository import StatusChange
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.fleet_trust import FleetTrust
 from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
     QueuedSubtask,
-    ReportedResult,
     ResultStatus,
     StatusReason,
     SubTask,
@@ -53,7 +52,8 @@ from shared.models import (
     TaskStatus,
 )
 from shared.outages import STORE_OUTAGES
-from shared.redis_manager import RedisManager
+from shared.redis import TaskEvent
+from shared.redis_manager import RedisManager, Undelivered
 
 log = structlog.get_logger(__name__)
 
@@ -81,56 +81,14 @@ class BatchOutcome:
     queued: list[SubTask] = field(default_factory=list)  # attempts put on the task queue once committed
     finished: dict[str, TaskStatus] = field(default_factory=dict)  # tasks that ended, by id
     rejected: dict[int, str] = field(default_factory=dict)
+    events: list[TaskEvent] = field(default_factory=list)  # what the applied results did (task_events), in order
 
     def add(self, part: "BatchOutcome") -> None:
         self.applied += part.applied
         self.queued += part.queued
         self.finished |= part.finished
         self.rejected |= part.rejected
-
-
-def split_fast_path(results: Sequence[SubTaskResult]) -> tuple[list[int], list[int]]:
-    """Positions of the completions of subtasks that have no other result in the batch, and of the rest."""
-    per_subtask = Counter(result.subtask_id for result in results)
-    fast: list[int] = []
-    careful: list[int] = []
-    for position, result in enumerate(results):
-        alone = per_subtask[result.subtask_id] == 1
-        (fast if alone and result.status is ResultStatus.COMPLETED else careful).append(position)
-    return fast, careful
-
-
-def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTaskStatus, int]) -> StatusChange:
-    """How a task none of whose subtasks can run any more ends: completed with their aggregated outputs when all
-    of them completed, otherwise failed with what went wrong (`results`: those that counted)."""
-    if counts.get(SubTaskStatus.COMPLETED, 0) == len(task.subtasks):
-        completed = [result for result in results if result.status is ResultStatus.COMPLETED]
-        return StatusChange(task.id, TaskStatus.COMPLETED, result=aggregate_results(task.subtasks, completed))
-    failures = [result for result in results if result.status is ResultStatus.FAILED]
-    error = describe_failure(task.subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
-    return StatusChange(task.id, TaskStatus.FAILED, error=error)
-
-
-def bound_to_result(result: SubTaskResult) -> AbstractContextManager[None]:
-    """The log lines of the block carry the result's trace (its offer's, sealed into the report) and ids."""
-    trace_id = result.trace_id if isinstance(result, ReportedResult) else None
-    return tracing.bound(trace_id, task_id=result.task_id, subtask_id=result.subtask_id, attempt=result.attempt)
-
-
-def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:
-    """The result a running attempt gets when no live agent runs it any more: failed, and worth another try."""
-    started = subtask.assigned_at or now
-    return SubTaskResult(
-        subtask_id=subtask.id,
-        task_id=subtask.task_id,
-        agent_id=subtask.assigned_agent or "unknown",
-        attempt=subtask.attempt_count,
-        delivery_token=subtask.delivery_token,
-        status=ResultStatus.FAILED,
-        error=reason,
-        retryable=True,
-        execution_time=max((now - started).total_seconds(), 0.001),
-    )
+        self.events += part.events
 
 
 class TaskLifecycle:
@@ -162,7 +120,7 @@ class TaskLifecycle:
         async with self._admission.admitted(roots), self._db.transaction() as tx:
             await tx.tasks.create_task(task)
             queued = await tx.subtasks.queue_ready(task.id)
-        await self._publish(queued)
+        await self._publish(queued, task_events.submitted(task))
         return queued
 
     async def _count_queued(self) -> int:
@@ -181,6 +139,7 @@ class TaskLifecycle:
             task = await tx.tasks.get_task(task_id)
         assert task is not None
         await self._discard_staged_output([task_id])
+        await self._publish([], task_events.cancelled(task, cancelled))
         log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
         return task
 
@@ -202,16 +161,17 @@ class TaskLifecycle:
                     f"{task_id}: only a running attempt adds follow-up subtasks to its own task"
                 )
             existing = await tx.follow_ups.subtask_ids(task_id)
-            if follow_up.id not in existing:
+            added = follow_up.id not in existing
+            if added:
                 await self._store_follow_up(tx, follow_up, task_id, existing)
             queued = await tx.subtasks.queue_ready(task_id)
             stored = await tx.subtasks.get_subtask(follow_up.id)
-            count = len(existing) + (follow_up.id not in existing)
         assert stored is not None
         self.details.forget(task_id)
-        await self._publish(queued)
+        added_events = task_events.follow_up_added(stored, attempt.subtask_id, attempt.attempt) if added else []
+        await self._publish(queued, added_events)
         log.info("follow_up_subtask_added", task_id=task_id, subtask_id=stored.id, by_subtask=attempt.subtask_id)
-        return stored, count
+        return stored, len(existing) + added
 
     async def _store_follow_up(
         self, tx: Repositories, follow_up: FollowUpSubtask, task_id: str, existing: list[str]
@@ -282,7 +242,7 @@ class TaskLifecycle:
             result = results[position]
             with bound_to_result(result):
                 log.error("result_rejected", task_id=result.task_id, subtask_id=result.subtask_id, reason=reason)
-        await self._publish(outcome.queued)
+        await self._publish(outcome.queued, outcome.events)
         return outcome
 
     async def _apply(self, batch: Sequence[tuple[int, SubTaskResult]]) -> BatchOutcome:
@@ -299,12 +259,19 @@ class TaskLifecycle:
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
-            outcome.finished = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
+            ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
+            outcome.finished = {task.id: task.status for task in ended}
             await self._settle_output(results, outcomes)  # last: whatever PostgreSQL refuses, it refused before
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
             self.details.forget(task_id)
         await self._discard_staged_output(outcome.finished)
         self._account(results, outcomes, outcome)
+        outcome.events = [
+            event
+            for result, item in zip(results, outcomes, strict=True)
+            if item.applied and item.subtask is not None
+            for event in task_events.result_applied(result, item.subtask, item.blocked)
+        ] + task_events.ended(ended)
         return outcome
 
     async def _settle_output(self, results: Sequence[SubTaskResult], outcomes: Sequence[ResultOutcome]) -> None:
@@ -409,15 +376,16 @@ class TaskLifecycle:
         blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
         return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
 
-    async def _finish_tasks_if_done(self, tx: Repositories, task_ids: Collection[str]) -> dict[str, TaskStatus]:
-        """Complete or fail each task once none of its subtasks can run any more (all of them in two statements)."""
+    async def _finish_tasks_if_done(self, tx: Repositories, task_ids: Collection[str]) -> list[Task]:
+        """Complete or fail each task once none of its subtasks can run any more (all of them in two statements);
+        the tasks that ended."""
         counts = await tx.subtasks.count_by_status_in(task_ids)
         done = [task_id for task_id, count in counts.items() if not any(count.get(s) for s in LIVE_STATUSES)]
         if not done:
-            return {}
+            return []
         details = await tx.tasks.get_task_details(done, applied_only=True)
         endings = [task_ending(task, results, counts[task_id]) for task_id, (task, results) in details.items()]
-        return {task_id: task.status for task_id, task in (await tx.tasks.update_task_statuses(endings)).items()}
+        return list((await tx.tasks.update_task_statuses(endings)).values())
 
     async def _log_failure(self, tx: Repositories, result: SubTaskResult, outcome: ResultOutcome) -> None:
         """What the orchestrator decided about a failed attempt (the agent logs its own start and finish)."""
@@ -463,11 +431,18 @@ class TaskLifecycle:
             log.warning("queue_items_restored", count=len(missing))
         return len(missing)
 
-    async def _publish(self, subtasks: Sequence[SubTask]) -> None:
-        """After commit: the attempts made ready go on the task queue; while Redis is away, recovery does it later."""
-        if not subtasks:
+    async def _publish(self, subtasks: Sequence[SubTask], events: Sequence[TaskEvent] = ()) -> None:
+        """After commit, in one round trip: the attempts made ready go on the task queue, and the transition's events
+        with theirs on the streams. While Redis is away recovery queues the attempts later; the events are lost."""
+        events = [*events, *task_events.queued(subtasks)]
+        if not events:
             return
+        items = [QueuedSubtask.for_subtask(subtask) for subtask in subtasks]
         try:
-            await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask in subtasks])
+            undelivered = await self._redis.enqueue_and_publish(items, events)
         except STORE_OUTAGES as error:
-            log.warning("enqueue_deferred_to_recovery", count=len(subtasks), error=repr(error))
+            undelivered = Undelivered(enqueue=error if items else None, events=error)
+        if undelivered.enqueue:
+            log.warning("enqueue_deferred_to_recovery", count=len(items), error=repr(undelivered.enqueue))
+        if undelivered.events:
+            log.warning("events_dropped", count=len(events), error=repr(undelivered.events))

@@ -25,6 +25,7 @@ from shared.redis import (
     RedisKeys,
     ReliableQueue,
     SharedState,
+    TaskEvent,
     create_client,
 )
 from shared.redis.pool_members import PoolMembers
@@ -47,6 +48,14 @@ class _Connection:
     state: SharedState
     events: EventStream
     pool_members: PoolMembers
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """What `enqueue_and_publish` could not do, with Redis's answer: the enqueue, the events (None: done)."""
+
+    enqueue: Exception | None = None
+    events: Exception | None = None
 
 
 class RedisManager:
@@ -122,6 +131,24 @@ class RedisManager:
     async def enqueue_tasks(self, items: Sequence[QueuedSubtask]) -> int:
         """Queue several subtask attempts in one round trip; returns the queue's length."""
         return await self.task_queue.push_many([item.model_dump_json() for item in items])
+
+    async def enqueue_and_publish(self, items: Sequence[QueuedSubtask], events: Sequence[TaskEvent]) -> "Undelivered":
+        """Queue subtask attempts and publish lifecycle events in one round trip, the events first: a reader of the
+        streams sees an attempt queued before any agent can say it started it. An outage raises; a command Redis
+        refuses does not hold back the other kind, and comes back in `Undelivered`."""
+        if not items and not events:
+            return Undelivered()
+        async with self.client.pipeline(transaction=False) as pipe:
+            event_replies = self.events.add_to(pipe, events)
+            if items:
+                pipe.rpush(self.task_queue.key, *[item.model_dump_json() for item in items])
+            replies = await pipe.execute(raise_on_error=False)
+        refused = [reply for reply in replies[:event_replies] if isinstance(reply, Exception)]
+        enqueue_reply = replies[event_replies] if items else None
+        return Undelivered(
+            enqueue=enqueue_reply if isinstance(enqueue_reply, Exception) else None,
+            events=refused[0] if refused else None,
+        )
 
     async def queued_task_items(self) -> set[tuple[str, int]]:
         """(subtask_id, attempt) of every attempt waiting in the task queue or held by a dispatcher."""

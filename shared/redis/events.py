@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from shared.redis.client import as_text, as_text_mapping
@@ -140,20 +141,24 @@ class EventStream:
         if not events:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                entry: dict[Any, Any] = event.to_fields()
-                task_key = self.task_key(event.task_id)
-                pipe.xadd(self.key, entry, maxlen=self._maxlen, approximate=True)
-                pipe.xadd(task_key, entry, maxlen=self._task_maxlen, approximate=True)
-                if event.event_type.ends_task:
-                    pipe.expire(task_key, self._ended_task_ttl)
+            self.add_to(pipe, events)
             replies = await pipe.execute()
-        ids = []
-        position = 0
+        return _event_ids(events, replies)
+
+    def add_to(self, pipe: Pipeline, events: Sequence[TaskEvent]) -> int:
+        """Queue `publish`'s commands on a pipeline shared with other work; returns how many replies they make
+        (`publish` reads the ids from them)."""
+        replies = 0
         for event in events:
-            ids.append(as_text(replies[position]))
-            position += 3 if event.event_type.ends_task else 2
-        return ids
+            entry: dict[Any, Any] = event.to_fields()
+            task_key = self.task_key(event.task_id)
+            pipe.xadd(self.key, entry, maxlen=self._maxlen, approximate=True)
+            pipe.xadd(task_key, entry, maxlen=self._task_maxlen, approximate=True)
+            replies += 2
+            if event.event_type.ends_task:
+                pipe.expire(task_key, self._ended_task_ttl)
+                replies += 1
+        return replies
 
     async def read_group(
         self, group: str, consumer: str, count: int = 10, block_ms: int | None = None
@@ -189,6 +194,16 @@ class EventStream:
 
     async def _read_group(self, group: str, consumer: str, count: int, block_ms: int | None) -> Any:
         return await self._redis.xreadgroup(group, consumer, {self.key: ">"}, count=count, block=block_ms)
+
+
+def _event_ids(events: Sequence[TaskEvent], replies: Sequence[Any]) -> list[str]:
+    """The tenant-stream ids of `events` from the replies of their `add_to` commands."""
+    ids = []
+    position = 0
+    for event in events:
+        ids.append(as_text(replies[position]))
+        position += 3 if event.event_type.ends_task else 2
+    return ids
 
 
 def parse_entries(entries: Sequence[Any]) -> list[StreamedEvent]:

@@ -26,9 +26,12 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def e2e_scenarios(path: Path) -> Path:
-    demo = yaml.safe_load((REPO_ROOT / "simulator/scenarios/demo.yaml").read_text())
-    slow = yaml.safe_load((Path(__file__).parent / "scenarios/slow.yaml").read_text())
-    path.write_text(yaml.safe_dump({key: slow[key] + demo[key] for key in ("plans", "subtasks")}))
+    """The end-to-end scenarios (tests/e2e/scenarios/) ahead of the demo's, in one file at `path`."""
+    files = [*sorted((Path(__file__).parent / "scenarios").glob("*.yaml")), REPO_ROOT / "simulator/scenarios/demo.yaml"]
+    loaded = [yaml.safe_load(file.read_text()) for file in files]
+    path.write_text(
+        yaml.safe_dump({key: [entry for data in loaded for entry in data[key]] for key in ("plans", "subtasks")})
+    )
     return path
 
 

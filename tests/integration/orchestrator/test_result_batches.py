@@ -6,7 +6,8 @@ their attempts as the dispatcher would, and hands the lifecycle a batch the way 
 
 from collections.abc import Sequence
 
-from orchestrator.lifecycle import TaskLifecycle, split_fast_path
+from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.result_rules import split_fast_path
 from shared.database import DatabaseManager, Repositories
 from shared.models import QueuedSubtask, ReportedResult, ResultStatus, SubTaskStatus, Task, TaskStatus
 from shared.redis_manager import RedisManager

@@ -128,7 +128,7 @@ async def test_an_undeliverable_result_is_kept_in_agent_logs(
     assert result.status is ResultStatus.FAILED
 
 
-async def test_an_attempt_s_rows_and_events_are_written_together_with_their_own_times(
+async def test_an_attempt_s_rows_are_written_together_with_their_own_times_and_its_start_before_its_result(
     agent_settings: Settings, db: DatabaseManager, agent_redis: RedisManager, execution_request: RequestFactory
 ) -> None:
     reporter = ResultReporter(agent_settings, db, agent_redis, "stub")
@@ -138,6 +138,17 @@ async def test_an_attempt_s_rows_and_events_are_written_together_with_their_own_
     result = reporter.build_result(request, ROLE, ExecutionOutcome(output="done"), 0.1)
     assert await reporter.finished(result) is True
     assert await db.repositories().audit.list_agent_logs(task_id=request.task_id) == []  # waiting for its batch
+    # ...but not the start: the orchestrator tells what the result did once it applies it, after the start.
+    [started] = await agent_redis.events.read_group("test-readers", "reader", count=10)
+    assert (started.event.event_type, started.event.subtask_id) == ("AGENT_STARTED", request.subtask.id)
+    assert started.event.trace_id == request.subtask.trace_id
+    assert started.event.data == {
+        "agent_id": agent_settings.agent_id,
+        "attempt": 1,
+        "role": ROLE.role.name,
+        "executor": "stub",
+        "context_pack_path": None,
+    }
 
     await asyncio.sleep(0.2)
     await reporter.flush()
@@ -145,7 +156,3 @@ async def test_an_attempt_s_rows_and_events_are_written_together_with_their_own_
     logs = await db.repositories().audit.list_agent_logs(task_id=request.task_id)
     assert [log.message for log in logs] == ["subtask completed", "subtask started"]  # newest first
     assert all(started_at <= log.created_at < started_at + timedelta(seconds=0.2) for log in logs)  # not the flush's
-    [started] = await agent_redis.events.read_group("test-readers", "reader", count=10)
-    assert (started.event.event_type, started.event.subtask_id) == ("AGENT_STARTED", request.subtask.id)
-    assert started.event.trace_id == request.subtask.trace_id
-    assert started.event.data == {"agent_id": agent_settings.agent_id, "attempt": 1, "role": ROLE.role.name}

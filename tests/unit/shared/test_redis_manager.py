@@ -7,8 +7,9 @@ from structlog.testing import capture_logs
 
 from shared.config import Settings, load_settings
 from shared.models import AgentCapability, AgentStatus, QueuedSubtask, ReportedResult
-from shared.redis import RedisKeys
-from shared.redis_manager import RedisManager
+from shared.redis import EventType, RedisKeys, TaskEvent
+from shared.redis_manager import RedisManager, Undelivered
+from tests.events_contract import task_stream
 from tests.factories import build_result, build_subtask
 
 pytestmark = pytest.mark.timeout(30)
@@ -115,3 +116,18 @@ async def test_two_tenants_keep_their_work_apart(redis_manager_factory: ManagerF
 
     assert await globex.dequeue_task("orchestrator-1", timeout=0.2) is None
     assert await acme.dequeue_task("orchestrator-1", timeout=0.2) is not None
+
+
+async def test_attempts_and_events_go_out_in_one_round_trip_and_a_refused_command_holds_back_neither(
+    redis_manager: RedisManager, redis_client: Redis
+) -> None:
+    item = QueuedSubtask(task_id="task_1", subtask_id="subtask_1", attempt=1, required_capabilities=["DATA_ANALYSIS"])
+    queued = TaskEvent(EventType.SUBTASK_QUEUED, "task_1", {"attempt": 1}, subtask_id="subtask_1")
+
+    assert await redis_manager.enqueue_and_publish([item], [queued]) == Undelivered()
+    await redis_client.set(redis_manager.keys.events(), "not a stream")  # XADD answers WRONGTYPE from now on
+    undelivered = await redis_manager.enqueue_and_publish([item.model_copy(update={"attempt": 2})], [queued])
+
+    assert undelivered.enqueue is None and "WRONGTYPE" in str(undelivered.events)
+    assert await redis_manager.queued_task_items() == {("subtask_1", 1), ("subtask_1", 2)}
+    assert [entry.event for entry in await task_stream(redis_manager, "task_1")] == [queued, queued]

@@ -1,0 +1,152 @@
+"""The lifecycle events of the orchestrator's transitions: pure functions from what a committed transition changed
+to the events that tell it (contracts/events.yaml says what each carries).
+
+The task lifecycle (orchestrator/lifecycle.py) publishes them after the transition commits, in the same Redis round
+trip as the enqueue of the attempts it made ready, under the one outage policy of its effects: PostgreSQL is the
+truth and Redis is transport, so events Redis cannot take are logged once per batch (a warning) and dropped, never
+retried inline, never raised, never holding up the enqueue. A late, duplicate or forged result changed nothing and
+so tells nothing. AGENT_STARTED is the agent's own (agent/reporting.py): only the agent knows when it starts.
+
+Each event carries its task's trace id, and its payload names what a reader needs without asking the API.
+"""
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from shared.models import ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
+from shared.redis import EventType, TaskEvent
+
+_TASK_ENDINGS = {
+    TaskStatus.COMPLETED: EventType.TASK_COMPLETED,
+    TaskStatus.FAILED: EventType.TASK_FAILED,
+    TaskStatus.CANCELLED: EventType.TASK_CANCELLED,
+}
+
+
+def submitted(task: Task) -> list[TaskEvent]:
+    """A stored task and its plan (the attempts its submit queued are `queued`'s)."""
+    decomposition = task.decomposition.model_dump(mode="json") if task.decomposition else None
+    return [
+        TaskEvent(
+            EventType.TASK_SUBMITTED,
+            task.id,
+            {"description": task.description, "user_id": task.user_id, "task_type": task.task_type.value},
+            trace_id=task.trace_id,
+        ),
+        TaskEvent(
+            EventType.TASK_PLANNED,
+            task.id,
+            {
+                "subtasks": [_planned(subtask) for subtask in task.subtasks],
+                "fallback_used": task.decomposition_fallback,
+                "decomposition": decomposition,
+            },
+            trace_id=task.trace_id,
+        ),
+    ]
+
+
+def follow_up_added(subtask: SubTask, by_subtask_id: str, by_attempt: int) -> list[TaskEvent]:
+    """A subtask a coordinator's attempt (`by_subtask_id`, `by_attempt`) added to its task's plan."""
+    data = {**_planned(subtask), "added_by": {"subtask_id": by_subtask_id, "attempt": by_attempt}}
+    return [_about(EventType.SUBTASK_ADDED, subtask, data)]
+
+
+def queued(subtasks: Iterable[SubTask]) -> list[TaskEvent]:
+    """An attempt put on the task queue, each (the first of a subtask, or a retry)."""
+    return [
+        _about(
+            EventType.SUBTASK_QUEUED,
+            subtask,
+            {
+                "attempt": subtask.attempt_count,
+                "required_capabilities": [capability.value for capability in subtask.required_capabilities],
+                "priority": subtask.priority,
+                "task_type": subtask.task_type.value,
+                "failed_agent_ids": list(subtask.failed_agent_ids),
+            },
+        )
+        for subtask in subtasks
+    ]
+
+
+def result_applied(
+    result: SubTaskResult, subtask: SubTask, blocked: Sequence[str], artifacts: Sequence[Mapping[str, Any]] = ()
+) -> list[TaskEvent]:
+    """An applied result: the attempt completed (with `artifacts`, what it produced), or failed and was retried, or
+    failed for good and blocked the `blocked` dependents.
+
+    `subtask` is as the transition left it: a retried one is queued again, at its next attempt."""
+    if result.status is ResultStatus.COMPLETED:
+        data = {
+            **_attempt(result),
+            "output": result.output,
+            "token_usage": result.token_usage.model_dump(mode="json"),
+            "cost_usd": result.cost_usd,
+            "num_turns": result.num_turns,
+            "execution_time": result.execution_time,
+            "simulated": result.simulated,
+            "artifacts": [dict(artifact) for artifact in artifacts],
+        }
+        return [_about(EventType.AGENT_COMPLETED, subtask, data)]
+    retried = subtask.status is SubTaskStatus.QUEUED
+    failed = {
+        **_attempt(result),
+        "error": result.error,
+        "retryable": result.retryable,
+        "will_retry": retried,
+        "execution_time": result.execution_time,
+    }
+    events = [_about(EventType.AGENT_FAILED, subtask, failed)]
+    if retried:
+        retry = {"attempt": subtask.attempt_count, "failed_agent_ids": list(subtask.failed_agent_ids)}
+        events.append(_about(EventType.SUBTASK_RETRIED, subtask, retry))
+    events += [
+        TaskEvent(
+            EventType.SUBTASK_BLOCKED,
+            subtask.task_id,
+            {"blocked_by": subtask.id},
+            subtask_id=dependent,
+            trace_id=subtask.trace_id,
+        )
+        for dependent in blocked
+    ]
+    return events
+
+
+def cancelled(task: Task, subtask_ids: Collection[str]) -> list[TaskEvent]:
+    """A cancelled task: each subtask that had not finished (in plan order), then the task's end."""
+    return [
+        TaskEvent(EventType.SUBTASK_CANCELLED, task.id, {}, subtask_id=subtask.id, trace_id=task.trace_id)
+        for subtask in task.subtasks
+        if subtask.id in subtask_ids
+    ] + ended([task])
+
+
+def ended(tasks: Iterable[Task]) -> list[TaskEvent]:
+    """Each task's end, the last event of its stream: its result, or what went wrong."""
+    events = []
+    for task in tasks:
+        event_type = _TASK_ENDINGS[task.status]
+        data = {"result": task.result} if task.status is TaskStatus.COMPLETED else {"error": task.error}
+        events.append(TaskEvent(event_type, task.id, data, trace_id=task.trace_id))
+    return events
+
+
+def _planned(subtask: SubTask) -> dict[str, Any]:
+    return {
+        "id": subtask.id,
+        "description": subtask.description,
+        "required_capabilities": [capability.value for capability in subtask.required_capabilities],
+        "dependencies": list(subtask.dependencies),
+        "task_type": subtask.task_type.value,
+        "priority": subtask.priority,
+    }
+
+
+def _attempt(result: SubTaskResult) -> dict[str, Any]:
+    return {"agent_id": result.agent_id, "attempt": result.attempt}
+
+
+def _about(event_type: EventType, subtask: SubTask, data: Mapping[str, Any]) -> TaskEvent:
+    return TaskEvent(event_type, subtask.task_id, data, subtask_id=subtask.id, trace_id=subtask.trace_id)
