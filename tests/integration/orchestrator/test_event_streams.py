@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
+from shared.models import AgentCapability
 from shared.redis import EventType
 from shared.redis_manager import RedisManager
 from tests.event_streams import following, publish, read_until_closed, task_stream_ids
+from tests.events_contract import contract_problems, task_stream
+from tests.fake_agent import result_for
 from tests.network import link_to
-from tests.orchestrator_harness import OrchestratorFactory, plan, submit
+from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit, wait_for_request
 from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(90)
@@ -54,6 +57,25 @@ def _both_closed(*readers: Any) -> Any:
         return all(reader.closed for reader in readers)
 
     return closed
+
+
+async def test_a_real_task_s_stream_tells_its_story_live_from_submission_to_its_end(
+    orchestrator: OrchestratorFactory, fleet: Fleet, test_redis: RedisManager
+) -> None:
+    agent = await fleet.add("agent1", AgentCapability.DATA_ANALYSIS)
+    async with orchestrator(SCENARIOS) as client:
+        task_id = await submit(client, "Do a single step of work")
+        async with following(client, f"/tasks/{task_id}/events") as reader:
+            await wait_for_request(agent, "the only step")
+            await fleet.report(result_for(agent.received[0], "agent1", output="rows: 42"))
+            await eventually(_both_closed(reader), bool)
+
+    streamed = await task_stream(test_redis, task_id)
+    assert reader.ids == [item.event_id for item in streamed]
+    assert [problem for item in streamed for problem in contract_problems(item)] == []
+    assert [reader.events[0].event, reader.events[-1].event] == ["TASK_SUBMITTED", "TASK_COMPLETED"]
+    [completed] = [json.loads(message.data) for message in reader.events if message.event == "AGENT_COMPLETED"]
+    assert "rows: 42" in json.dumps(completed["data"])
 
 
 async def test_a_client_resumes_from_last_event_id_without_gaps_or_duplicates(
