@@ -7,7 +7,7 @@ event ids readers resume from. The streams are capped: a reader whose next event
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +77,18 @@ class Cursor:
 
 
 @dataclass(frozen=True)
-class _Page:
+class _Read:
+    """What one read found: its events, and the id of its last entry (an entry that is no event is passed over)."""
+
     events: list[StreamedEvent]
-    reset: Reset | None
+    last_id: str | None
+    entries: int
+    reset: Reset | None = None
+
+    @classmethod
+    def of(cls, entries: Sequence[Any], reset: Reset | None = None) -> "_Read":
+        last_id = str(entries[-1][0]) if entries else None
+        return cls(parse_entries(entries), last_id, len(entries), reset)
 
 
 class EventFeed:
@@ -123,10 +132,9 @@ class EventFeed:
             page = await self._page(cursor)
             if page.reset is not None:
                 yield page.reset
-            for event in page.events:
-                cursor.advance(event.event_id)
+            for event in _delivered(page, cursor):
                 yield event
-            if len(page.events) >= self._page_size:
+            if page.entries >= self._page_size:
                 continue
             if task_ended is not None:
                 yield task_ended
@@ -138,26 +146,24 @@ class EventFeed:
             waited = await self._wait(cursor, stopping)
             if waited is None:
                 return
-            look_around = ended is not None and not waited
-            for event in waited:
-                cursor.advance(event.event_id)
+            look_around = ended is not None and not waited.entries
+            for event in _delivered(waited, cursor):
                 yield event
 
-    async def _page(self, cursor: Cursor) -> _Page:
+    async def _page(self, cursor: Cursor) -> _Read:
         """The next page after the cursor, read in one transaction with the stream's oldest entry: an oldest entry
         newer than a resumed id means the events between them were trimmed."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xrange(cursor.key, count=1)
             pipe.xrange(cursor.key, f"({cursor.last_id}", count=self._page_size)
             oldest, entries = await pipe.execute()
-        events = parse_entries(entries)
         reset = None
         if cursor.resuming and oldest and id_tuple(str(oldest[0][0])) > id_tuple(cursor.last_id):
             reset = Reset(after_id=cursor.last_id, oldest_id=str(oldest[0][0]))
-        return _Page(events, reset)
+        return _Read.of(entries, reset)
 
-    async def _wait(self, cursor: Cursor, stopping: anyio.Event) -> list[StreamedEvent] | None:
-        """New events after the cursor, [] when none came within the block time, None when `stopping` was set.
+    async def _wait(self, cursor: Cursor, stopping: anyio.Event) -> _Read | None:
+        """New events after the cursor (none when none came within the block time), None when `stopping` was set.
 
         The blocking read races `stopping` in tasks of its own, so a Redis error reaches the caller as itself."""
         read = asyncio.ensure_future(
@@ -174,7 +180,16 @@ class EventFeed:
                 read.exception()  # retrieved: a read that failed as the stream stopped has nobody to tell
             return None
         reply: Any = read.result()
-        return [event for _stream, entries in reply or [] for event in parse_entries(entries)]
+        return _Read.of([entry for _stream, entries in reply or [] for entry in entries])
+
+
+def _delivered(read: _Read, cursor: Cursor) -> Iterator[StreamedEvent]:
+    """The read's events, the cursor moving past each as it is handed on, and past the read's last entry at the end."""
+    for event in read.events:
+        cursor.advance(event.event_id)
+        yield event
+    if read.last_id is not None:
+        cursor.advance(read.last_id)
 
 
 def _ended_probe(task_id: str, status: StatusProbe) -> Callable[[], Awaitable[TaskEnded | None]]:

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.event_feed import STREAM_START, Cursor, EventFeed, TaskEnded, parse_event_id
 from shared.models import TaskStatus
-from shared.redis import EventType
+from shared.redis import EventType, TaskEvent
 from shared.redis_manager import RedisManager
 from tests.event_streams import publish
 from tests.polling import eventually
@@ -60,6 +60,21 @@ async def test_a_task_that_ended_without_its_ending_event_ends_its_feed_with_its
 
     assert [getattr(item, "event_id", None) for item in items] == [started, None]
     assert items[-1] == TaskEnded("task_a", TaskStatus.CANCELLED)
+
+
+async def test_entries_that_are_no_events_are_passed_over_not_read_again(test_redis: RedisManager) -> None:
+    feed = EventFeed(test_redis.client, page_size=2, block_ms=FOREVER_MS)
+    for _ in range(3):
+        await test_redis.client.xadd(test_redis.events.key, {"written_by": "something else"})
+    [event_id] = await test_redis.events.publish([TaskEvent(EventType.AGENT_STARTED, "task_a")])
+    stopping = anyio.Event()
+
+    got = []
+    async for item in feed.follow(Cursor(test_redis.events.key, STREAM_START, resuming=False), stopping):
+        got.append(item)
+        stopping.set()
+
+    assert [getattr(item, "event_id", None) for item in got] == [event_id]
 
 
 @pytest.mark.parametrize(
