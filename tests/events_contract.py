@@ -32,10 +32,15 @@ def _validator(event_type: EventType) -> Draft7Validator:
 
 def contract_problems(streamed: StreamedEvent) -> list[str]:
     """How the event, as SSE and webhooks send it, breaks its type's schema in the contract (none: it keeps it)."""
-    document = streamed.event.as_json(streamed.event_id)
+    return json_problems(streamed.event.as_json(streamed.event_id))
+
+
+def json_problems(document: dict[str, Any]) -> list[str]:
+    """`contract_problems` of an event as JSON."""
+    event_type = EventType(document["event_type"])
     return [
-        f"{streamed.event.event_type.value} {'/'.join(map(str, error.absolute_path))}: {error.message}"
-        for error in _validator(streamed.event.event_type).iter_errors(document)
+        f"{event_type.value} {'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in _validator(event_type).iter_errors(document)
     ]
 
 

@@ -1,6 +1,9 @@
 """contracts/events.yaml names every event type with a valid schema, its enums are the models', and events the
 lifecycle builds keep it (those published by a live fleet are checked in tests/e2e/test_events.py)."""
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,10 +12,11 @@ from jsonschema import Draft7Validator
 from orchestrator import task_events
 from shared.models import AgentCapability, DecompositionInfo, ResultStatus, SubTaskStatus, TaskStatus, TaskType
 from shared.redis import EventType, StreamedEvent, TaskEvent
-from tests.events_contract import contract, contract_problems
+from tests.events_contract import contract, contract_problems, json_problems
 from tests.factories import build_planned_task, build_result, subtask_id
 
 ALL_TYPES = {event_type.value for event_type in EventType}
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def test_every_event_type_has_a_message_and_a_schema_in_both_channels() -> None:
@@ -99,3 +103,13 @@ def test_an_event_that_breaks_the_contract_is_caught(change: dict[str, Any], pro
     problems = contract_problems(streamed(broken))
 
     assert any(problem in line for line in problems), problems
+
+
+def test_the_api_doc_s_example_stream_keeps_the_contract_and_ends_with_its_task() -> None:
+    section = API_DOC.read_text().split("\n## Events\n", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```text\n(.*?)```", section, re.DOTALL)
+    events = [json.loads(line) for line in block.splitlines()]
+
+    assert [problem for event in events for problem in json_problems(event)] == []
+    assert [event["event_type"] for event in events][:2] == ["TASK_SUBMITTED", "TASK_PLANNED"]
+    assert EventType(events[-1]["event_type"]).ends_task
