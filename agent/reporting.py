@@ -196,7 +196,8 @@ class ResultReporter:
         await self._db.repositories().audit.log_agent_activities(entries)
 
     async def _publish_events(self, events: list[TaskEvent]) -> None:
-        await self._redis.events.publish(events)
+        # Unless their task has ended: one cancelled while the event waited for its batch ends its stream.
+        await self._redis.events.publish_unless_ended(events)
 
 
 def _log_publish_retry(state: RetryCallState) -> None:

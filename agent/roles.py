@@ -22,6 +22,7 @@ ToolName = Literal[
     "database_query",
     "read_file",
     "write_file",
+    "write_patch",
     "get_shared_state",
     "set_shared_state",
     "embedding_search",

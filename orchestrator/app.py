@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
-from orchestrator.api import coordination, events, fleet, health, isolation, pool, tasks
+from orchestrator.api import artifacts, coordination, events, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.dispatcher import Dispatcher
@@ -175,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.build_middleware_stack = lambda: TraceRequests(build_stack())  # type: ignore[method-assign]
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(artifacts.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(events.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)

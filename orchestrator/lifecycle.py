@@ -15,6 +15,8 @@ agents report, the recovery loop fails stranded attempts and requeues what Redis
 
 An attempt's files are part of its result: the lifecycle promotes them into the task's output in the transaction
 that applies the result (`shared.attempt_output`), so it needs the agents' workspaces folder (SHARED_FILES_DIR).
+In that transaction it also records each promoted file as an artifact, its content kept in ARTIFACTS_DIR
+(`shared.artifact_store`), so only applied attempts have artifacts.
 """
 
 import asyncio
@@ -33,6 +35,8 @@ from orchestrator.follow_up import follow_up_problems, limit_problem
 from orchestrator.result_rules import bound_to_result, split_fast_path, stranded_failure, task_ending
 from orchestrator.waiting_reasons import WaitingReasons
 from shared import attempt_output
+from shared.artifact_store import ArtifactStore
+from shared.artifacts import Artifact, ArtifactRef
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
@@ -81,6 +85,8 @@ class BatchOutcome:
     queued: list[SubTask] = field(default_factory=list)  # attempts put on the task queue once committed
     finished: dict[str, TaskStatus] = field(default_factory=dict)  # tasks that ended, by id
     rejected: dict[int, str] = field(default_factory=dict)
+    # What each applied completion produced, by (subtask id, attempt): recorded with it, for its events.
+    artifacts: dict[tuple[str, int], list[ArtifactRef]] = field(default_factory=dict)
     events: list[TaskEvent] = field(default_factory=list)  # what the applied results did (task_events), in order
 
     def add(self, part: "BatchOutcome") -> None:
@@ -88,6 +94,7 @@ class BatchOutcome:
         self.queued += part.queued
         self.finished |= part.finished
         self.rejected |= part.rejected
+        self.artifacts |= part.artifacts
         self.events += part.events
 
 
@@ -102,6 +109,7 @@ class TaskLifecycle:
         self._db = db
         self._redis = redis
         self._waiting = WaitingReasons(db)
+        self.artifact_store = ArtifactStore(settings.artifacts_dir)
 
     # --- submit, cancel -------------------------------------------------------------------------------------------
 
@@ -261,7 +269,8 @@ class TaskLifecycle:
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
-            await self._settle_output(results, outcomes)  # last: whatever PostgreSQL refuses, it refused before
+            # Last: whatever PostgreSQL refuses, it refused before (artifact rows are valid by construction).
+            outcome.artifacts = await self._settle_output(tx, results, outcomes)
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
             self.details.forget(task_id)
         await self._discard_staged_output(outcome.finished)
@@ -270,24 +279,41 @@ class TaskLifecycle:
             event
             for result, item in zip(results, outcomes, strict=True)
             if item.applied and item.subtask is not None
-            for event in task_events.result_applied(result, item.subtask, item.blocked)
+            for event in task_events.result_applied(
+                result, item.subtask, item.blocked, outcome.artifacts.get((result.subtask_id, result.attempt), [])
+            )
         ] + task_events.ended(ended)
         return outcome
 
-    async def _settle_output(self, results: Sequence[SubTaskResult], outcomes: Sequence[ResultOutcome]) -> None:
+    async def _settle_output(
+        self, tx: Repositories, results: Sequence[SubTaskResult], outcomes: Sequence[ResultOutcome]
+    ) -> dict[tuple[str, int], list[ArtifactRef]]:
         """Inside the transaction that applies them, before it commits: the files of each attempt whose completion
-        applies become the task's output, and those of an applied failure are removed. A late or superseded
-        result's token is not the current offer's, so its files stay staged until the task ends."""
+        applies become the task's output and its recorded artifacts, and those of an applied failure are removed.
+        A late or superseded result's token is not the current offer's, so its files stay staged until the task
+        ends, and are never artifacts."""
         shared_files_dir = self.settings.shared_files_dir
-        settled = [
-            SettledAttempt(result.task_id, result.delivery_token, completed=result.status is ResultStatus.COMPLETED)
+        settled = {
+            result.delivery_token: result
             for result, outcome in zip(results, outcomes, strict=True)
             if outcome.applied
             and result.delivery_token is not None
             and attempt_output.may_hold_staged(shared_files_dir, result.task_id, result.delivery_token)
+        }
+        if not settled:
+            return {}
+        attempts = [
+            SettledAttempt(result.task_id, token, completed=result.status is ResultStatus.COMPLETED)
+            for token, result in settled.items()
         ]
-        if settled:
-            await asyncio.to_thread(attempt_output.settle, shared_files_dir, settled)
+        kept = await asyncio.to_thread(attempt_output.settle, shared_files_dir, attempts, self.artifact_store)
+        now = datetime.now(UTC)  # one moment per batch: an attempt's artifacts list by name
+        artifacts = {token: [Artifact.of(file, settled[token], now) for file in files] for token, files in kept.items()}
+        await tx.artifacts.record([artifact for made in artifacts.values() for artifact in made])
+        return {
+            (settled[token].subtask_id, settled[token].attempt): [artifact.ref() for artifact in made]
+            for token, made in artifacts.items()
+        }
 
     async def _discard_staged_output(self, ended_task_ids: Collection[str]) -> None:
         shared_files_dir = self.settings.shared_files_dir

@@ -13,6 +13,7 @@ Each event carries its task's trace id, and its payload names what a reader need
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from shared.artifacts import ArtifactRef
 from shared.models import ResultStatus, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus
 from shared.redis import EventType, TaskEvent
 
@@ -71,7 +72,7 @@ def queued(subtasks: Iterable[SubTask]) -> list[TaskEvent]:
 
 
 def result_applied(
-    result: SubTaskResult, subtask: SubTask, blocked: Sequence[str], artifacts: Sequence[Mapping[str, Any]] = ()
+    result: SubTaskResult, subtask: SubTask, blocked: Sequence[str], artifacts: Sequence[ArtifactRef] = ()
 ) -> list[TaskEvent]:
     """An applied result: the attempt completed (with `artifacts`, what it produced), or failed and was retried, or
     failed for good and blocked the `blocked` dependents.
@@ -86,7 +87,7 @@ def result_applied(
             "num_turns": result.num_turns,
             "execution_time": result.execution_time,
             "simulated": result.simulated,
-            "artifacts": [dict(artifact) for artifact in artifacts],
+            "artifacts": [artifact.model_dump(mode="json") for artifact in artifacts],
         }
         return [_about(EventType.AGENT_COMPLETED, subtask, data)]
     retried = subtask.status is SubTaskStatus.QUEUED

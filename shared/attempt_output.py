@@ -6,25 +6,30 @@ attempt failed. The writes of an attempt that lost its offer (an agent that hung
 elsewhere, and went on writing) therefore never reach the output; what is left of them goes when the task ends.
 
 Every folder below the shared workspaces folder is opened without following a symlink (`shared.nofollow`), and
-promotion takes the same lock of the workspace folder as the agents' writes.
+promotion takes the same lock of the workspace folder as the agents' writes. While it moves them, promotion hands
+each file to a keeper (the artifact store copies and hashes it), so what is recorded is what was promoted.
 """
 
 import fcntl
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import structlog
 
 from shared import nofollow
+from shared.artifact_store import ArtifactStore
+from shared.artifacts import StoredFile
 
 log = structlog.get_logger(__name__)
 
 OUTPUT_DIR = "output"
 ATTEMPTS_DIR = ".attempts"
+# Called with each staged file just before it moves: its folder's descriptor, its name, its path in output/.
+Keeper = Callable[[int, str, PurePosixPath], None]
 
 
 def workspace_name_problem(name: str) -> str | None:
@@ -67,22 +72,22 @@ def may_hold_staged(shared_files_dir: str | Path, task_id: str, token: str | Non
     return os.path.lexists(folder / token if token else folder)
 
 
-def promote(shared_files_dir: str | Path, task_id: str, token: str) -> int:
-    """Move the files the attempt `token` staged into the task's output (replacing files of the same name) and
-    remove its staging folder; answers how many files moved (0 when it staged none)."""
+def promote(shared_files_dir: str | Path, task_id: str, token: str, keep: Keeper | None = None) -> int:
+    """Move the files the attempt `token` staged into the task's output (replacing files of the same name), each
+    handed to `keep` first, and remove its staging folder; answers how many files moved (0 when it staged none)."""
     _check_token(token)
     with (
         _missing_is_nothing(),
         locked_workspace(shared_files_dir, task_id) as root_fd,
         nofollow.walk(root_fd, [ATTEMPTS_DIR]) as attempts_fd,
     ):
-        moved = _move_into_output(root_fd, attempts_fd, token)
+        moved = _move_into_output(root_fd, attempts_fd, token, keep)
         shutil.rmtree(token, dir_fd=attempts_fd)
         return moved
     return 0
 
 
-def _move_into_output(root_fd: int, attempts_fd: int, token: str) -> int:
+def _move_into_output(root_fd: int, attempts_fd: int, token: str, keep: Keeper | None) -> int:
     with nofollow.walk(attempts_fd, [token]) as staged_fd:
         files = [file.path for file in nofollow.regular_files(staged_fd)]
         for path in files:
@@ -91,6 +96,8 @@ def _move_into_output(root_fd: int, attempts_fd: int, token: str) -> int:
                 nofollow.walk(staged_fd, path.parent.parts) as source_fd,
                 nofollow.walk(root_fd, [OUTPUT_DIR, *path.parent.parts], create=True) as target_fd,
             ):
+                if keep is not None:
+                    keep(source_fd, path.name, path)
                 os.replace(path.name, path.name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
     return len(files)
 
@@ -134,19 +141,34 @@ class SettledAttempt:
     completed: bool
 
 
-def settle(shared_files_dir: str | Path, attempts: Sequence[SettledAttempt]) -> None:
-    """Promote or discard each attempt's staged output; a folder the file system refuses to move is logged, since
-    the attempt's result stands whatever becomes of its files."""
+def settle(
+    shared_files_dir: str | Path, attempts: Sequence[SettledAttempt], store: ArtifactStore | None = None
+) -> dict[str, list[StoredFile]]:
+    """Promote or discard each attempt's staged output; answers, by token, the promoted files `store` kept. A
+    folder the file system refuses to move is logged, since the attempt's result stands whatever becomes of its
+    files."""
+    kept: dict[str, list[StoredFile]] = {}
     for attempt in attempts:
         try:
             if attempt.completed:
-                promote(shared_files_dir, attempt.task_id, attempt.token)
+                keep = _keeper(store, attempt.task_id, kept.setdefault(attempt.token, [])) if store else None
+                promote(shared_files_dir, attempt.task_id, attempt.token, keep)
             else:
                 discard(shared_files_dir, attempt.task_id, attempt.token)
         except OSError as error:
             log.error(
                 "attempt_output_not_settled", task_id=attempt.task_id, completed=attempt.completed, error=str(error)
             )
+    return kept
+
+
+def _keeper(store: ArtifactStore, task_id: str, kept: list[StoredFile]) -> Keeper:
+    def keep(folder_fd: int, name: str, path: PurePosixPath) -> None:
+        stored = store.keep(task_id, folder_fd, name, path)
+        if stored is not None:
+            kept.append(stored)
+
+    return keep
 
 
 def discard_ended(shared_files_dir: str | Path, task_ids: Iterable[str]) -> None:

@@ -165,6 +165,10 @@ class Settings(BaseSettings):
         "default", description="Claude Agent SDK permission mode (bypassPermissions is never allowed)"
     )
     shared_files_dir: str = Field("shared_files", description="Root of the per-task workspaces")
+    artifacts_dir: str = Field(
+        ".data/artifacts",
+        description="Orchestrator: where it keeps a copy of each artifact's content (outside every agent's reach)",
+    )
     agent_shutdown_grace_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long running subtasks may finish before they are reported retryable"
     )

@@ -106,6 +106,7 @@ def fleet_environment(postgres_url: str, redis_url: str, tenant_id: str, work_di
         "TENANT_ID": tenant_id,
         "AGENT_CLAUDE_CONFIG_ROOT": str(work_dir / "claude"),
         "SHARED_FILES_DIR": str(work_dir / "shared_files"),
+        "ARTIFACTS_DIR": str(work_dir / "artifacts"),
         "AGENT_PORT_MIN": "1024",
         "AGENT_PORT_MAX": "65535",
         "CLAUDE_SIMULATED": "true",

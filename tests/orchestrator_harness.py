@@ -86,6 +86,7 @@ def orchestrator_settings(settings: Settings, tmp_path: Path) -> Settings:
         update={
             "tenant_id": f"test-{uuid.uuid4().hex[:10]}",
             "shared_files_dir": str(tmp_path / "shared_files"),
+            "artifacts_dir": str(tmp_path / "artifacts"),
             "anthropic_max_retries": 0,
             "heartbeat_interval_seconds": HEARTBEAT_SECONDS,
             "heartbeat_ttl_seconds": HEARTBEAT_TTL_SECONDS,

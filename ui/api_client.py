@@ -1,5 +1,6 @@
 """The dashboard's only way to the system: the orchestrator's HTTP API, with short timeouts and one error type."""
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import httpx
 from httpx_sse import EventSource, connect_sse
 from pydantic import BaseModel, ValidationError
 
+from shared.artifacts import ArtifactView
 from shared.models import (
     AgentLog,
     AgentStatus,
@@ -185,6 +187,19 @@ class OrchestratorClient:
         answer = self._json("GET", f"/tasks/{task_id}")
         results = [_parse(SubTaskResult, item) for item in _member(answer, "subtask_results")]
         return TaskDetail(_parse(Task, _member(answer, "task")), results)
+
+    def list_artifacts(self, task_id: str) -> list[ArtifactView]:
+        answer = self._json("GET", f"/tasks/{task_id}/artifacts")
+        return [_parse(ArtifactView, item) for item in _member(answer, "artifacts")]
+
+    def download_artifact(self, artifact: ArtifactView) -> bytes:
+        """The artifact's content, checked against its recorded SHA-256 (a mismatch is an ApiError)."""
+        response = self._send("GET", artifact.download_url)
+        if response.is_error:
+            raise ApiError(_error_message(response), status_code=response.status_code)
+        if hashlib.sha256(response.content).hexdigest() != artifact.sha256:
+            raise ApiError(f"the download of {artifact.name} does not match its recorded SHA-256")
+        return response.content
 
     def cancel_task(self, task_id: str) -> int:
         """Cancels what has not finished; returns how many subtasks were cancelled."""

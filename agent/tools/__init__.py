@@ -13,7 +13,7 @@ from agent.tools.context import ToolContext
 from agent.tools.coordination import ISOLATION_REPORT, POOL_STATUS, SUBMIT_FOLLOW_UP_SUBTASK
 from agent.tools.database import DATABASE_QUERY
 from agent.tools.errors import ToolError
-from agent.tools.files import READ_FILE, WRITE_FILE
+from agent.tools.files import READ_FILE, WRITE_FILE, WRITE_PATCH
 from agent.tools.search import EMBEDDING_SEARCH
 from agent.tools.shared_state import GET_SHARED_STATE, SET_SHARED_STATE
 from agent.tools.workspace import Workspace
@@ -26,6 +26,7 @@ TOOLS: dict[str, ToolSpec] = {
         DATABASE_QUERY,
         READ_FILE,
         WRITE_FILE,
+        WRITE_PATCH,
         GET_SHARED_STATE,
         SET_SHARED_STATE,
         EMBEDDING_SEARCH,

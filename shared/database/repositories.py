@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from shared.database.api_key_repository import ApiKeyRepository
+from shared.database.artifact_repository import ArtifactRepository
 from shared.database.audit_repository import AuditRepository
 from shared.database.executor import Executor
 from shared.database.follow_up_repository import FollowUpRepository
@@ -26,6 +27,7 @@ class Repositories:
     metrics: MetricsRepository = field(init=False)
     isolation: IsolationRepository = field(init=False)
     follow_ups: FollowUpRepository = field(init=False)
+    artifacts: ArtifactRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -37,4 +39,5 @@ class Repositories:
         self.metrics = MetricsRepository(self.executor, self.tenant_id)
         self.isolation = IsolationRepository(self.executor, self.tenant_id)
         self.follow_ups = FollowUpRepository(self.executor, self.tenant_id)
+        self.artifacts = ArtifactRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

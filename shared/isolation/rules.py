@@ -15,7 +15,7 @@ from shared.attempt_output import ATTEMPTS_DIR
 from shared.database.isolation_repository import AuditedToolCall, RecordedAttempt
 from shared.isolation.models import Violation
 
-FILE_TOOLS = frozenset({"read_file", "write_file"})
+FILE_TOOLS = frozenset({"read_file", "write_file", "write_patch"})
 STATE_TOOLS = frozenset({"get_shared_state", "set_shared_state"})
 # The only keys the shared-state tools accept: with no ':' a key cannot name another task's `state:{task_id}:` entry.
 STATE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")

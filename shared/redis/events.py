@@ -20,6 +20,25 @@ from redis.exceptions import ResponseError
 from shared.redis.client import as_text, as_text_mapping
 from shared.redis.keys import RedisKeys, validate_segment
 
+# `EventStream.publish_unless_ended`: each event (its task's stream key in KEYS, after the tenant's; its field count
+# and fields in ARGV, after the two MAXLENs) goes to both streams unless its task's stream has a time to live, which
+# only the task's ending event gives it. Answers each event's id on the tenant's stream, or "" when left out.
+_PUBLISH_UNLESS_ENDED_SCRIPT = """
+local ids = {}
+local position = 3
+for index = 2, #KEYS do
+    local count = tonumber(ARGV[position])
+    local entry = {unpack(ARGV, position + 1, position + count)}
+    position = position + count + 1
+    ids[index - 1] = ''
+    if redis.call('PTTL', KEYS[index]) < 0 then
+        ids[index - 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+        redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[2], '*', unpack(entry))
+    end
+end
+return ids
+"""
+
 EVENTS_MAXLEN = 10_000
 TASK_EVENTS_MAXLEN = 2_000
 ENDED_TASK_EVENTS_TTL_SECONDS = 86_400
@@ -129,6 +148,7 @@ class EventStream:
         self._maxlen = maxlen
         self._task_maxlen = task_maxlen
         self._ended_task_ttl = ended_task_ttl_seconds
+        self._publish_unless_ended = redis.register_script(_PUBLISH_UNLESS_ENDED_SCRIPT)
 
     def task_key(self, task_id: str) -> str:
         return self._keys.task_events(task_id)
@@ -144,6 +164,22 @@ class EventStream:
             self.add_to(pipe, events)
             replies = await pipe.execute()
         return _event_ids(events, replies)
+
+    async def publish_unless_ended(self, events: Sequence[TaskEvent]) -> list[str | None]:
+        """`publish` for events that may come after their task ended, leaving those out (None): an agent's
+        AGENT_STARTED is written a moment after the fact, and its task may have been cancelled meanwhile; a task's
+        stream ends with its ending event. In one round trip, atomically; not for ending events themselves."""
+        if any(event.event_type.ends_task for event in events):
+            raise ValueError("an ending event is published with publish()")
+        if not events:
+            return []
+        args: list[Any] = [self._maxlen, self._task_maxlen]
+        for event in events:
+            fields = [part for pair in event.to_fields().items() for part in pair]
+            args += [len(fields), *fields]
+        keys = [self.key, *(self.task_key(event.task_id) for event in events)]
+        ids = await self._publish_unless_ended(keys=keys, args=args)
+        return [as_text(event_id) or None for event_id in ids]
 
     def add_to(self, pipe: Pipeline, events: Sequence[TaskEvent]) -> int:
         """Queue `publish`'s commands on a pipeline shared with other work; returns how many replies they make

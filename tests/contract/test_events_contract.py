@@ -10,12 +10,14 @@ import pytest
 from jsonschema import Draft7Validator
 
 from orchestrator import task_events
+from shared.artifacts import ArtifactRef, ArtifactType
 from shared.models import AgentCapability, DecompositionInfo, ResultStatus, SubTaskStatus, TaskStatus, TaskType
 from shared.redis import EventType, StreamedEvent, TaskEvent
 from tests.events_contract import contract, contract_problems, json_problems
 from tests.factories import build_planned_task, build_result, subtask_id
 
 ALL_TYPES = {event_type.value for event_type in EventType}
+REPORT = ArtifactRef(artifact_id="artifact_1", name="report.md", type=ArtifactType.REPORT, size=12, sha256="0" * 64)
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
@@ -30,11 +32,19 @@ def test_every_event_type_has_a_message_and_a_schema_in_both_channels() -> None:
 
 
 @pytest.mark.parametrize(
-    ("schema", "values"),
-    [("Capability", {c.value for c in AgentCapability}), ("TaskType", {t.value for t in TaskType})],
+    ("path", "values"),
+    [
+        (["Capability"], {capability.value for capability in AgentCapability}),
+        (["TaskType"], {task_type.value for task_type in TaskType}),
+        (["ArtifactRef", "properties", "type"], {artifact_type.value for artifact_type in ArtifactType}),
+    ],
+    ids=["capabilities", "task types", "artifact types"],
 )
-def test_the_contract_s_enums_are_the_models(schema: str, values: set[str]) -> None:
-    assert set(contract()["components"]["schemas"][schema]["enum"]) == values
+def test_the_contract_s_enums_are_the_models(path: list[str], values: set[str]) -> None:
+    schema = contract()["components"]["schemas"]
+    for key in path:
+        schema = schema[key]
+    assert set(schema["enum"]) == values
 
 
 def test_every_schema_is_valid_json_schema() -> None:
@@ -65,7 +75,7 @@ def lifecycle_events() -> list[TaskEvent]:
         *task_events.submitted(task),
         *task_events.follow_up_added(second, first.id, 1),
         *task_events.queued([retried]),
-        *task_events.result_applied(build_result(running), running, [], [{"artifact_id": "art_1", "name": "r.md"}]),
+        *task_events.result_applied(build_result(running), running, [], [REPORT]),
         *task_events.result_applied(failed, retried, []),
         *task_events.result_applied(failed, running, [subtask_id(task, "b")]),
         *task_events.ended(ended),

@@ -22,7 +22,11 @@ OPEN_PATHS = {"/health"}
 # Called by agents of the fleet, which sign the body with FLEET_SECRET instead of sending an API key.
 FLEET_SIGNED_PATHS = {"/coordination/follow-up-subtasks"}
 # A valid value for each path parameter; none of them exists, so a request that gets past the key check answers 404.
-PATH_VALUES = {"task_id": "task_00000000000000000000000000000000", "agent_id": "agent_never_registered"}
+PATH_VALUES = {
+    "task_id": "task_00000000000000000000000000000000",
+    "agent_id": "agent_never_registered",
+    "artifact_id": "artifact_00000000000000000000000000000000",
+}
 
 
 def operations(*, role: str | None = None) -> list[Any]:

@@ -224,11 +224,15 @@ def test_named_volumes_keep_the_database_and_the_workspaces(online: dict[str, An
     def mounts(service: dict[str, Any]) -> dict[str, str]:
         return {volume["target"]: volume["source"] for volume in service["volumes"] if volume["type"] == "volume"}
 
-    assert set(online["volumes"]) >= {"postgres_data", "shared_files"}
+    assert set(online["volumes"]) >= {"postgres_data", "shared_files", "artifacts"}
     assert mounts(online["services"]["postgres"]) == {"/var/lib/postgresql/data": "postgres_data"}
-    workspace_users = {**agent_services(online), "orchestrator": online["services"]["orchestrator"]}
-    for name, service in workspace_users.items():
+    for name, service in agent_services(online).items():
         assert mounts(service) == {service["environment"]["SHARED_FILES_DIR"]: "shared_files"}, name
+    orchestrator = online["services"]["orchestrator"]
+    assert mounts(orchestrator) == {
+        orchestrator["environment"]["SHARED_FILES_DIR"]: "shared_files",
+        orchestrator["environment"]["ARTIFACTS_DIR"]: "artifacts",  # the agents' tools never reach it
+    }
 
 
 def test_app_services_read_only_settings_that_env_example_documents(offline: dict[str, Any]) -> None:

@@ -153,7 +153,7 @@ def test_api_doc_examples_answer_as_the_contract_says(endpoint: Endpoint, docume
             for event in stream_data(stream):
                 jsonschema.validate(event, event_schema["contentSchema"])
                 assert json_problems(event) == []  # and its payload as contracts/events.yaml says
-    else:
+    elif "application/json" in responses[success].get("content", {}):  # a download's bytes have no JSON example
         assert success in {status for status, _ in found}, f"{endpoint} has no example of its {success} answer"
     components = load_contract(CONTRACTS[endpoint.contract][0])["components"]
     for status, text in found:

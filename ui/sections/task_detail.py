@@ -7,7 +7,7 @@ import streamlit as st
 from shared.models import SubTaskResult, SubTaskStatus, Task
 from ui import formatting
 from ui.api_client import ApiError, OrchestratorClient, TaskDetail
-from ui.sections import subtask_view
+from ui.sections import artifact_view, subtask_view
 
 LIVE_TASKS = "live_tasks"  # task id -> whether it had not ended when last fetched
 
@@ -43,6 +43,7 @@ def _draw(client: OrchestratorClient, detail: TaskDetail) -> None:
         _totals(task, detail.results)
         _outcome(task)
         subtask_view.render(task, detail.results, now)
+        artifact_view.render(client, task.id)
         if not task.status.is_terminal:
             _cancel_button(client, task.id)
 

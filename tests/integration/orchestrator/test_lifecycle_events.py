@@ -19,6 +19,7 @@ from shared.redis import EventType, StreamedEvent
 from shared.redis_manager import RedisManager
 from tests.events_contract import contract_problems, kinds, task_stream, tenant_stream
 from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
+from tests.integration.orchestrator.test_attempt_output import written
 from tests.network import link_to
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -107,6 +108,21 @@ async def test_completions_tell_their_results_then_what_they_made_ready_and_the_
     }
     [ended] = data(events, EventType.TASK_COMPLETED)
     assert [entry["output"] for entry in ended["result"]["outputs"]] == ["Q4=151000", "report written"]
+
+
+async def test_a_completion_references_the_artifacts_its_attempt_made(
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    task = await submitted(lifecycle, {"a": []})
+    running = await offered(db, task, "a")
+    written(lifecycle, running, {"report.md": "# Report", "tables/q1.csv": "a,b"})
+
+    outcome = await lifecycle.apply_results([build_result(running)])
+
+    [completed] = data(await told(test_redis, task), EventType.AGENT_COMPLETED)
+    told_refs = {ref["name"]: ref for ref in completed["artifacts"]}
+    assert told_refs == {ref.name: ref.model_dump(mode="json") for ref in outcome.artifacts[(running.id, 1)]}
+    assert {name: ref["type"] for name, ref in told_refs.items()} == {"report.md": "report", "tables/q1.csv": "data"}
 
 
 async def test_a_retryable_failure_tells_that_it_will_be_retried_and_queues_the_next_attempt(

@@ -16,8 +16,17 @@ from shared.database import apply_migrations, ensure_database_exists
 from shared.database.migrations import alembic_config
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-TABLES = ["agent_logs", "alembic_version", "api_keys", "subtask_results", "subtasks", "tasks", "tool_calls"]
-HEAD_REVISION = "0010"
+TABLES = [
+    "agent_logs",
+    "alembic_version",
+    "api_keys",
+    "artifacts",
+    "subtask_results",
+    "subtasks",
+    "tasks",
+    "tool_calls",
+]
+HEAD_REVISION = "0012"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [

@@ -55,6 +55,30 @@ async def test_a_task_s_stream_expires_after_its_ending_event_and_not_before(
     assert await redis_client.xlen(redis_keys.events()) == 4
 
 
+async def test_an_event_that_comes_after_its_task_ended_is_left_out_so_the_ending_stays_last(
+    events: EventStream, redis_client: Redis, redis_keys: RedisKeys
+) -> None:
+    """An agent's AGENT_STARTED waits a moment for its batch; its task may be cancelled meanwhile."""
+    cancelled = TaskEvent(EventType.TASK_CANCELLED, "t1")
+    [ending] = await events.publish([cancelled])
+    late, live = started("t1"), started("t2")
+
+    ids = await events.publish_unless_ended([late, live, started("t1", "s2")])
+
+    assert ids[0] is None and ids[2] is None and ids[1] is not None
+    on_tenant_stream = parse_entries(await redis_client.xrange(redis_keys.events()))
+    assert [(item.event_id, item.event) for item in on_tenant_stream] == [(ending, cancelled), (ids[1], live)]
+    assert [item.event for item in parse_entries(await redis_client.xrange(redis_keys.task_events("t1")))] == [
+        cancelled
+    ]
+    assert [item.event for item in parse_entries(await redis_client.xrange(redis_keys.task_events("t2")))] == [live]
+
+
+async def test_an_ending_event_is_not_published_as_one_that_may_come_late(events: EventStream) -> None:
+    with pytest.raises(ValueError, match="publish"):
+        await events.publish_unless_ended([TaskEvent(EventType.TASK_COMPLETED, "t1")])
+
+
 async def test_a_published_event_is_read_by_the_group_and_acked(
     events: EventStream, redis_client: Redis, redis_keys: RedisKeys
 ) -> None:
