@@ -14,9 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
-from orchestrator.api import artifacts, coordination, events, fleet, health, isolation, pool, tasks
+from orchestrator.api import artifacts, context_packs, coordination, events, fleet, health, isolation, pool, tasks
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
+from orchestrator.api.tasks import REPLAYED_HEADER
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
+from orchestrator.context_pack_upload import UPLOAD_PATH, upload_limit
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
@@ -160,15 +162,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(RequestLimits)
+    app.add_middleware(RequestLimits, uploads={UPLOAD_PATH: upload_limit(settings)})
     if settings.cors_origins:
         # Added last, so outermost: a browser's preflight is answered before anything asks it for a key.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER],
+            allow_headers=["Authorization", "Content-Type", "traceparent", REQUEST_ID_HEADER, "Idempotency-Key"],
+            expose_headers=[REQUEST_ID_HEADER, REPLAYED_HEADER],
         )
     # Around the whole stack, the handler of last resort included, so a 500 and its log line carry the trace too.
     build_stack = app.build_middleware_stack
@@ -176,6 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every route but /health needs a key: given to the routers, so a new route cannot be added without it.
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(artifacts.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(context_packs.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(events.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)

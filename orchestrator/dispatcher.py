@@ -29,7 +29,14 @@ from shared import tracing
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.fleet_trust import FleetTrust
 from shared.loop_service import LoopService, OutageWatch
-from shared.models import AgentStatus, QueuedSubtask, StatusReason, TaskExecutionRequest, TaskType
+from shared.models import (
+    AgentStatus,
+    ContextPackRef,
+    QueuedSubtask,
+    StatusReason,
+    TaskExecutionRequest,
+    TaskType,
+)
 from shared.outages import STORE_OUTAGES
 from shared.redis_manager import RedisManager
 
@@ -75,7 +82,8 @@ def execution_request(attempt: ClaimedAttempt, trust: FleetTrust) -> TaskExecuti
             for dependency in subtask.dependencies
         ],
     }
-    request = TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context)
+    pack = ContextPackRef(context_pack_id=attempt.context_pack_id) if attempt.context_pack_id else None
+    request = TaskExecutionRequest(task_id=subtask.task_id, subtask=subtask, task_context=context, context_pack=pack)
     request.assignment = trust.sign_offer(request)
     return request
 

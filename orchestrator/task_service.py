@@ -6,11 +6,12 @@ import redis.exceptions
 import structlog
 
 from orchestrator.api.schemas import AttemptToolCalls, TaskDetailResponse, TaskToolCallsResponse
+from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.task_analyzer import TaskAnalyzer
 from shared import tracing
 from shared.database import DatabaseManager
-from shared.errors import NotFoundError
+from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
     AgentStatus,
     DecompositionInfo,
@@ -35,19 +36,40 @@ class TaskService:
         self._redis = redis
         self._analyzer = analyzer
         self._details = lifecycle.details
+        self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)
+
+    async def submit_task_once(
+        self, request: TaskCreateRequest, trace_id: str, idempotency_key: str
+    ) -> tuple[TaskCreatedResponse, bool]:
+        """`submit_task` at most once per key and body (orchestrator/idempotent_submits.py); whether the answer is
+        a replay of an earlier request's."""
+        return await self._idempotent.submit(idempotency_key, request, lambda: self.submit_task(request, trace_id))
 
     async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
         start now."""
+        await self._refuse_unknown_pack(request.context_pack_id)
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
         task = Task(
-            description=request.description, user_id=request.user_id, task_type=request.task_type, trace_id=trace_id
+            description=request.description,
+            user_id=request.user_id,
+            task_type=request.task_type,
+            trace_id=trace_id,
+            context_pack_id=request.context_pack_id,
         )
         with tracing.bound(task_id=task.id):
             queued = await self._decompose_and_submit(task)
         return TaskCreatedResponse(
             task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued), trace_id=trace_id
         )
+
+    async def _refuse_unknown_pack(self, pack_id: str | None) -> None:
+        """A pack that is not this tenant's is refused before Claude is asked for anything."""
+        if pack_id is not None and not await self._db.repositories().context_packs.pack_exists(pack_id):
+            raise InvalidInputError(
+                f"context_pack_id: no context pack {pack_id!r} (another tenant's is unknown here too); "
+                "upload one with POST /context-packs and send the context_pack_id it answers"
+            )
 
     async def _decompose_and_submit(self, task: Task) -> list[SubTask]:
         agents = await self._live_agents()

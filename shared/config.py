@@ -119,6 +119,19 @@ class Settings(BaseSettings):
         description="Comma-separated origins whose browser pages may call the API (CORS); unset = none may",
     )
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
+    idempotency_ttl_seconds: int = Field(
+        86_400, ge=1, description="How long POST /tasks answers a repeated Idempotency-Key with the first answer"
+    )
+    idempotency_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="An Idempotency-Key's claim while its task is planned, renewed by the orchestrator planning it: "
+        "one that died frees the key after at most this long",
+    )
+    context_pack_max_bytes: int = Field(
+        5_242_880, ge=1, le=104_857_600, description="POST /context-packs: most bytes of one pack's files together"
+    )
+    context_pack_max_files: int = Field(100, ge=1, le=10_000, description="POST /context-packs: most files in one pack")
     task_type_dependencies: dict[TaskType, str] = Field(
         default_factory=dict,
         description='What a task type needs, as JSON: a capability or a health URL, e.g. {"DISCOVERY": '

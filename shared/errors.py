@@ -96,7 +96,7 @@ def describe_validation_errors(errors: list[Any]) -> str:
     parts = []
     for item in errors:
         if item.get("type") == "json_invalid":  # FastAPI's loc is ("body", <character offset>), not a field
-            position = item.get("loc", ("body", "?"))[-1]
+            position = (item.get("loc") or ("?",))[-1]  # () when a JSON string was validated outside a request
             reason = (item.get("ctx") or {}).get("error", "JSON decode error")
             parts.append(f"the request body is not valid JSON: {reason} (at character {position})")
             continue

@@ -237,11 +237,13 @@ def require_fleet_secret(settings: Settings) -> SecretStr:
 
 def content_digest(request: TaskExecutionRequest) -> str:
     """SHA-256 of what decides what the agent does: the subtask's description and capabilities (its role and tools),
-    and the task context (the prompt's background and dependency outputs); and of the trace id its log lines and
-    its result will carry, so nobody can file an attempt under another task's trace."""
+    the task context (the prompt's background and dependency outputs) and its context pack; and of the trace id its
+    log lines and its result will carry, so nobody can file an attempt under another task's trace."""
     subtask = request.subtask
     content = [subtask.description, [capability.value for capability in subtask.required_capabilities]]
     signed = [*content, request.task_context, subtask.trace_id]
+    if request.context_pack is not None:  # which files the agent loads into the workspace and prompt
+        signed.append(request.context_pack.model_dump(mode="json"))
     return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 

@@ -322,6 +322,9 @@ class Task(DomainModel):
     decomposition_fallback: bool = Field(False, description="True when Claude's plan was replaced by one subtask")
     decomposition: DecompositionInfo | None = None
     trace_id: TraceId | None = None  # from the request that submitted it (None for tasks stored before 0008)
+    context_pack_id: Identifier | None = Field(
+        None, description="The context pack its agents get (POST /context-packs)"
+    )
 
     @model_validator(mode="after")
     def check_timestamps(self) -> Self:
@@ -369,12 +372,29 @@ class AgentStatus(DomainModel):
         return max(self.slots - len(self.current_tasks), 0)
 
 
+# Where a task's context pack is materialized, relative to its workspace (`{SHARED_FILES_DIR}/{task_id}/context/`).
+CONTEXT_DIR: Literal["context"] = "context"
+
+
+class ContextPackRef(DomainModel):
+    """The context pack of an attempt's task, as its offer names it (shared/context_packs.py)."""
+
+    context_pack_id: Identifier
+    path: Literal["context"] = Field(
+        CONTEXT_DIR, description="Where the agent materializes the pack's files, relative to the task's workspace"
+    )
+
+
 class TaskExecutionRequest(DomainModel):
     """What the orchestrator sends to an agent's POST /execute."""
 
     task_id: Identifier
     subtask: SubTask
     task_context: dict[str, Any] = Field(default_factory=dict)
+    context_pack: ContextPackRef | None = Field(
+        None,
+        description="The task's context pack: its files are in the workspace's `context/`, its manifest in the prompt",
+    )
     assignment: Assignment | None = Field(None, description="The orchestrator's signature; agents refuse without")
 
     @model_validator(mode="after")
@@ -444,6 +464,9 @@ class TaskCreateRequest(DomainModel):
     user_id: str | None = Field(None, max_length=128)
     task_type: TaskType = Field(
         TaskType.GENERAL, description="The kind of work; its subtasks inherit it unless the plan says otherwise"
+    )
+    context_pack_id: Identifier | None = Field(
+        None, description="A context pack of this tenant's (POST /context-packs) for every subtask's agent"
     )
 
 

@@ -28,6 +28,7 @@ from shared.redis import (
     TaskEvent,
     create_client,
 )
+from shared.redis.idempotency import IdempotencyRecords
 from shared.redis.pool_members import PoolMembers
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,7 @@ class _Connection:
     state: SharedState
     events: EventStream
     pool_members: PoolMembers
+    idempotency: IdempotencyRecords
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,10 @@ class RedisManager:
     @property
     def pool_members(self) -> PoolMembers:
         return self._connected.pool_members
+
+    @property
+    def idempotency(self) -> IdempotencyRecords:
+        return self._connected.idempotency
 
     async def enqueue_task(self, item: QueuedSubtask) -> int:
         """Queue one subtask attempt; returns the queue's length."""
@@ -219,6 +225,7 @@ class RedisManager:
                 ended_task_ttl_seconds=self._settings.ended_task_events_ttl_seconds,
             ),
             pool_members=PoolMembers(client, self.keys, self._trust),
+            idempotency=IdempotencyRecords(client, self.keys),
         )
 
     async def _ping_with_retries(self, client: Redis) -> None:

@@ -5,6 +5,8 @@ over the limit is refused after the limit's worth of bytes, not after it has bee
 its Content-Length or comes chunked.
 """
 
+from collections.abc import Mapping
+
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +21,10 @@ def _is_json(content_type: str) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
+def _is_multipart(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == "multipart/form-data"
+
+
 def _declared_body(headers: Headers) -> bool:
     """Whether the request says a body follows (HTTP/1.1 has one only with a length or a transfer coding)."""
     length = headers.get("content-length")
@@ -29,20 +35,30 @@ class RequestLimits:
     """413 for a body over `max_body_bytes`; 415 for a non-empty body that is not JSON in a POST, PUT or PATCH.
 
     An empty POST stays allowed: it is how `POST /tasks?description=...` and `POST /tasks/{id}/cancel` are sent.
+    The paths of `uploads` take multipart/form-data too, up to their own limit (POST /context-packs).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES, uploads: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.uploads = dict(uploads or {})
 
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(f"the request body is larger than {self.max_body_bytes} bytes")
+    def _limit(self, scope: Scope) -> int:
+        return self.uploads.get(scope["path"], self.max_body_bytes)
 
-    def _refusal(self, method: str, headers: Headers) -> AppError | None:
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            return self._too_large()
-        if method in METHODS_WITH_BODY and _declared_body(headers) and not _is_json(headers.get("content-type", "")):
+    def _too_large(self, limit: int) -> PayloadTooLargeError:
+        return PayloadTooLargeError(f"the request body is larger than {limit} bytes")
+
+    def _refusal(self, scope: Scope, headers: Headers) -> AppError | None:
+        length, limit = headers.get("content-length", ""), self._limit(scope)
+        if length.isdigit() and int(length) > limit:
+            return self._too_large(limit)
+        content_type = headers.get("content-type", "")
+        if scope["path"] in self.uploads and _is_multipart(content_type):
+            return None
+        if scope["method"] in METHODS_WITH_BODY and _declared_body(headers) and not _is_json(content_type):
             return UnsupportedMediaTypeError(
                 f"the request body must be JSON (Content-Type: application/json), not "
                 f"{headers.get('content-type') or 'a body without a Content-Type'}; "
@@ -55,7 +71,7 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        refusal = self._refusal(scope["method"], headers)
+        refusal = self._refusal(scope, headers)
         if refusal is not None:
             await app_error_response(refusal)(scope, receive, send)
             return
@@ -67,6 +83,7 @@ class RequestLimits:
     async def _counting(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Counts the body as it arrives; past the limit, answers 413 itself and tells the app the client left."""
         received = 0
+        limit = self._limit(scope)
         refused = False
         response_started = False
 
@@ -77,10 +94,10 @@ class RequestLimits:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     refused = True
                     if not response_started:
-                        await app_error_response(self._too_large())(scope, receive, send)
+                        await app_error_response(self._too_large(limit))(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 

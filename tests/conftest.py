@@ -30,7 +30,7 @@ configure_logging("INFO", json_output=False)
 # even when an earlier test of the run has used it.
 structlog.configure(cache_logger_on_first_use=False)
 
-AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts"
+AUDITED_TABLES = "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, context_packs"
 
 
 def per_run_database_url(postgres_url: str) -> str:

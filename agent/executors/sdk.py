@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, ResultMessage, SystemMessage, query
 
+from agent.context_pack_loader import ContextPackUnavailable, prepare_context_pack
 from agent.executors.base import ExecutionOutcome
 from agent.executors.outcomes import failure_from_error, outcome_from_result
 from agent.executors.prompt import build_prompt
@@ -73,8 +74,14 @@ class SdkExecutor:
         assert token is not None  # only accepted offers run, and every offer has its token (agent/offers.py)
         workspace = Workspace(self._settings.shared_files_dir, request.task_id, token)
         workspace.create()
+        try:
+            pack = await prepare_context_pack(self._db, self._settings.shared_files_dir, request)
+        except ContextPackUnavailable as error:
+            # No other agent would find the pack either: failed for good, with what became of it.
+            log.warning("context_pack_unavailable", error=str(error))
+            return ExecutionOutcome.failure(str(error), retryable=False)
         options = self.options(request, role, workspace)
-        outcome = await run_query(build_prompt(request, workspace.root), options)
+        outcome = await run_query(build_prompt(request, workspace.root, pack), options)
         return replace(outcome, claude_config_dir=str(self.config_dir))
 
     def options(self, request: TaskExecutionRequest, role: LoadedRole, workspace: Workspace) -> ClaudeAgentOptions:

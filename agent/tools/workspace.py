@@ -14,13 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from agent.tools.errors import ToolError
-from shared import nofollow
+from shared import nofollow, workspace_paths
 from shared.attempt_output import ATTEMPTS_DIR, OUTPUT_DIR, locked_workspace, workspace_name_problem
 
-MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems
-MAX_PATH_BYTES = 1024
-MAX_PATH_DEPTH = 32
-SHOWN_PATH_CHARS = 80
 STRUCTURAL_FOLDERS = {PurePosixPath("."), PurePosixPath(OUTPUT_DIR), PurePosixPath(ATTEMPTS_DIR)}
 
 
@@ -166,40 +162,10 @@ def _output_path(path: str) -> PurePosixPath:
 
 
 def _relative(path: str) -> PurePosixPath:
-    if not path.strip():
-        raise ToolError("the path is empty")
-    if "\x00" in path:
-        raise ToolError("the path contains a NUL character")
-    length = len(_utf8(path))
-    if length > MAX_PATH_BYTES:
-        raise ToolError(f"the path is {length} bytes long in UTF-8; the limit is {MAX_PATH_BYTES} bytes")
-    relative = PurePosixPath(path)
-    if relative.is_absolute():
-        raise ToolError(f"absolute paths are refused ({_shown(path)}); use a path relative to the task's workspace")
-    if ".." in relative.parts:
-        raise ToolError(f"'..' is refused in paths ({_shown(path)})")
-    if not relative.parts:
-        raise ToolError(f"{_shown(path)} names the workspace folder, not a file")
-    if len(relative.parts) > MAX_PATH_DEPTH:
-        raise ToolError(f"{_shown(path)} has {len(relative.parts)} parts; the limit is {MAX_PATH_DEPTH}")
-    for name in relative.parts:
-        if len(_utf8(name)) > MAX_NAME_BYTES:
-            raise ToolError(
-                f"the name {_shown(name)} is {len(_utf8(name))} bytes long in UTF-8; the limit of a file or "
-                f"folder name is {MAX_NAME_BYTES} bytes"
-            )
-    return relative
-
-
-def _utf8(text: str) -> bytes:
     try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry
-        raise ToolError(f"{_shown(text)} is not valid Unicode text") from None
+        return workspace_paths.relative_path(path)
+    except workspace_paths.UnsafePath as error:
+        raise ToolError(str(error)) from None
 
 
-def _shown(path: str) -> str:
-    """`path` quoted for a message, shortened when long."""
-    if len(path) <= SHOWN_PATH_CHARS:
-        return repr(path)
-    return f"{path[:SHOWN_PATH_CHARS]!r}... ({len(path)} characters)"
+_shown = workspace_paths.shown

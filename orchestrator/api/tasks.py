@@ -1,8 +1,9 @@
 """Task endpoints: submit, read, list, cancel, and the tool calls a task's attempts made."""
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import ValidationError
 
 from orchestrator.api.schemas import (
@@ -31,6 +32,33 @@ NO_NUL = r"^[^\x00]*$"
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="The id POST /tasks returned")]
 UserId = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
 RequestTrace = Annotated[str, Depends(request_trace_id)]
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
+IDEMPOTENCY_KEY_HELP = (
+    f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} visible ASCII characters (no spaces or control "
+    "characters), e.g. a UUID"
+)
+REPLAYED_HEADER = "Idempotent-Replayed"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes the submit safe to retry: the same key with the same fields within IDEMPOTENCY_TTL_SECONDS "
+        "answers with the first request's task (200, header Idempotent-Replayed: true) instead of creating another; "
+        "the same key with other fields is a 409. A key is scoped to the tenant.",
+        # Documented here, checked in the route: its message says what a key may hold.
+        json_schema_extra={"minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": IDEMPOTENCY_KEY_PATTERN},
+    ),
+]
+SUBMITTED_RESPONSE: dict[str, Any] = {
+    "description": "The task was created, or, for a repeated Idempotency-Key, the first request's task",
+    "headers": {
+        REPLAYED_HEADER: {
+            "description": "true when the answer is the one given to an earlier request with the same Idempotency-Key",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    },
+}
 QUEUE_FULL_RESPONSE: dict[str, Any] = {
     "model": ErrorResponse,
     "description": "The queue is full; retry after the number of seconds in Retry-After",
@@ -41,28 +69,52 @@ QUEUE_FULL_RESPONSE: dict[str, Any] = {
 @router.post(
     "",
     response_model=TaskCreatedResponse,
-    responses={**error_responses(400, 413, 415, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
+    responses={
+        200: SUBMITTED_RESPONSE,
+        **error_responses(400, 409, 413, 415, 429, 500, 503),
+        429: QUEUE_FULL_RESPONSE,
+    },
     summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
 )
 async def submit_task(
     state: State,
     trace_id: RequestTrace,
+    response: Response,
     description: Annotated[
         str | None, Query(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX, pattern=NO_NUL)
     ] = None,
     user_id: UserId = None,
     task_type: Annotated[TaskType, Query(description="The kind of work; its subtasks inherit it")] = TaskType.GENERAL,
+    context_pack_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9_.-]+$",
+            description="A context pack of this tenant's (POST /context-packs) for every subtask's agent",
+        ),
+    ] = None,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskCreatedResponse:
     if body is None:
         if description is None:
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
-            body = TaskCreateRequest(description=description, user_id=user_id, task_type=task_type)
+            body = TaskCreateRequest(
+                description=description, user_id=user_id, task_type=task_type, context_pack_id=context_pack_id
+            )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)
-    return await state.tasks.submit_task(body, trace_id)
+    if idempotency_key is None:
+        return await state.tasks.submit_task(body, trace_id)
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
+        raise InvalidInputError(IDEMPOTENCY_KEY_HELP)
+    created, replayed = await state.tasks.submit_task_once(body, trace_id, idempotency_key)
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return created
 
 
 def _refuse_nul(request: TaskCreateRequest) -> None:

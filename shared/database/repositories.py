@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.artifact_repository import ArtifactRepository
 from shared.database.audit_repository import AuditRepository
+from shared.database.context_pack_repository import ContextPackRepository
 from shared.database.executor import Executor
 from shared.database.follow_up_repository import FollowUpRepository
 from shared.database.isolation_repository import IsolationRepository
@@ -28,6 +29,7 @@ class Repositories:
     isolation: IsolationRepository = field(init=False)
     follow_ups: FollowUpRepository = field(init=False)
     artifacts: ArtifactRepository = field(init=False)
+    context_packs: ContextPackRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -40,4 +42,5 @@ class Repositories:
         self.isolation = IsolationRepository(self.executor, self.tenant_id)
         self.follow_ups = FollowUpRepository(self.executor, self.tenant_id)
         self.artifacts = ArtifactRepository(self.executor, self.tenant_id)
+        self.context_packs = ContextPackRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

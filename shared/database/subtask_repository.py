@@ -49,6 +49,7 @@ class ClaimedAttempt:
     subtask: SubTask
     task_description: str
     dependency_outputs: dict[str, str]  # subtask id -> output, for the dependencies that have one
+    context_pack_id: str | None = None  # the task's context pack, if it names one
 
 
 def _claim_arrays(claims: Sequence[tuple[str, int, str]]) -> tuple[list[str], list[int], list[str]]:
@@ -132,7 +133,7 @@ class SubtaskRepository:
                 UPDATE tasks SET status = 'in_progress', updated_at = greatest(now(), updated_at)
                 WHERE id IN (SELECT task_id FROM claimed) AND status = 'pending'
             )
-            SELECT claimed.*, tasks.description AS task_description,
+            SELECT claimed.*, tasks.description AS task_description, tasks.context_pack_id,
                    (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{{}}'::jsonb)
                     FROM subtask_results r
                     WHERE r.subtask_id = ANY (claimed.dependencies) AND r.applied AND r.status = 'completed'
@@ -146,6 +147,7 @@ class SubtaskRepository:
                 subtask_from_row({column: row[column] for column in SUBTASK_FIELDS}),
                 row["task_description"],
                 row["dependency_outputs"],
+                row["context_pack_id"],
             )
             for row in rows
         ]

@@ -11,7 +11,7 @@ from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, 
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
-    "trace_id, task_type, status_reason"
+    "trace_id, task_type, status_reason, context_pack_id"
 )
 
 
@@ -62,6 +62,7 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         task.trace_id,
         task.task_type.value,
         task.status_reason.model_dump(mode="json") if task.status_reason else None,
+        task.context_pack_id,
     )
 
 
@@ -97,8 +98,8 @@ class TaskRepository:
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
                                    decomposition, created_at, updated_at, trace_id, task_type, status_reason,
-                                   tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15)
+                                   context_pack_id, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
@@ -107,8 +108,8 @@ class TaskRepository:
                                       updated_at, trace_id, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $15
-                FROM jsonb_to_recordset($14::jsonb) AS plan (
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $16
+                FROM jsonb_to_recordset($15::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
                     created_at timestamptz, updated_at timestamptz

@@ -26,6 +26,7 @@ PATH_VALUES = {
     "task_id": "task_00000000000000000000000000000000",
     "agent_id": "agent_never_registered",
     "artifact_id": "artifact_00000000000000000000000000000000",
+    "context_pack_id": "ctx_00000000000000000000000000000000",
 }
 
 

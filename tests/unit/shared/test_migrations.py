@@ -21,12 +21,14 @@ TABLES = [
     "alembic_version",
     "api_keys",
     "artifacts",
+    "context_pack_files",
+    "context_packs",
     "subtask_results",
     "subtasks",
     "tasks",
     "tool_calls",
 ]
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0011"  # 0011 (context packs) follows 0012 (artifacts)
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [

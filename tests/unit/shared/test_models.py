@@ -12,6 +12,7 @@ from shared.models import (
     AgentState,
     AgentStatus,
     Assignment,
+    ContextPackRef,
     DecompositionInfo,
     DomainModel,
     DrainCommand,
@@ -94,6 +95,7 @@ MINIMAL_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
         "subtask": {"task_id": TASK_ID, "description": "Step", "required_capabilities": ["DATA_ANALYSIS"]},
     },
     TaskCreatedResponse: {"task_id": TASK_ID, "subtasks_count": 2, "initial_subtasks_queued": 1, "trace_id": "t1"},
+    ContextPackRef: {"context_pack_id": "ctx_1"},
     TaskSummary: {
         "id": TASK_ID,
         "user_id": None,
@@ -398,6 +400,8 @@ def every_model() -> list[BaseModel]:
         ),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, task_context={"previous": {"subtask_0": "rows"}}),
         TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, assignment=ASSIGNMENT),
+        TaskExecutionRequest(task_id=TASK_ID, subtask=subtask, context_pack=ContextPackRef(context_pack_id="ctx_1")),
+        ContextPackRef(context_pack_id="ctx_1"),
         ASSIGNMENT,
         ReportedResult(**build_result(subtask).model_dump(), assignment=ASSIGNMENT, trace_id=TRACE_ID),
         AgentLog(id=7, agent_id="agent1", task_id=TASK_ID, level=LogLevel.WARNING, message="slow", metadata={"s": 3}),
@@ -405,6 +409,7 @@ def every_model() -> list[BaseModel]:
         QueuedSubtask.for_subtask(subtask),
         QueuedSubtask(task_id=TASK_ID, subtask_id=subtask.id, attempt=2, required_capabilities=["DATA_ANALYSIS"]),
         TaskCreateRequest(description="A description long enough", user_id="bob"),
+        TaskCreateRequest(description="A description long enough", context_pack_id="ctx_1"),
         TaskCreatedResponse(task_id=TASK_ID, subtasks_count=3, initial_subtasks_queued=2, trace_id=TRACE_ID),
         TaskSummary(
             id=TASK_ID,
