@@ -15,6 +15,7 @@ from agent.offers import OfferBook
 from agent.reporting import ResultReporter
 from agent.roles import ROLES_DIR, RoleBook, load_roles
 from agent.runner import SubtaskRunner
+from agent.tools.commands import RUN_COMMAND, sandbox_problem
 from agent.tools.data_source import DataSourcePool
 from shared.config import Settings
 from shared.database import DatabaseManager
@@ -96,6 +97,25 @@ async def _deregister(redis: RedisManager, agent_id: str) -> None:
         log.warning("agent_deregister_failed", agent_id=agent_id, error=repr(error))
 
 
+def offered_roles(settings: Settings, roles: RoleBook) -> RoleBook:
+    """The roles with only the tools this agent can offer: run_command needs a sandbox that starts here."""
+    problem = sandbox_problem(settings)
+    if problem is None:
+        return roles
+    if settings.code_sandbox == "off":
+        log.warning("code_sandbox_off", agent_id=settings.agent_id, tool_not_offered=RUN_COMMAND.name)
+    else:
+        log.error(
+            "code_sandbox_unavailable",
+            agent_id=settings.agent_id,
+            tool_not_offered=RUN_COMMAND.name,
+            problem=problem,
+            fix="install bubblewrap (apt-get install bubblewrap) on a host that allows user namespaces, "
+            "or set CODE_SANDBOX=off to run without run_command",
+        )
+    return roles.without_tools({RUN_COMMAND.name})
+
+
 def create_app(settings: Settings, *, roles: RoleBook | None = None, roles_dir: Path = ROLES_DIR) -> FastAPI:
     """The agent app; role files are loaded (and validated) here, so a bad one stops the agent before it serves."""
     app = FastAPI(
@@ -105,7 +125,7 @@ def create_app(settings: Settings, *, roles: RoleBook | None = None, roles_dir: 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.roles = roles or load_roles(roles_dir)
+    app.state.roles = offered_roles(settings, roles or load_roles(roles_dir))
     install_error_handlers(app)
     app.add_middleware(RequestLimits, max_body_bytes=api.MAX_OFFER_BYTES)
     app.include_router(api.router)

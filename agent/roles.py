@@ -5,7 +5,7 @@ recorded with every result, so what an agent ran under stays auditable after the
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +29,7 @@ ToolName = Literal[
     "pool_status",
     "isolation_report",
     "submit_follow_up_subtask",
+    "run_command",
 ]
 
 
@@ -62,6 +63,20 @@ class RoleBook:
 
     def __getitem__(self, capability: AgentCapability) -> LoadedRole:
         return self._roles[capability]
+
+    def without_tools(self, names: set[str]) -> "RoleBook":
+        """These roles with the tools `names` taken off their allowlists (tools this agent cannot offer)."""
+        return RoleBook(
+            {
+                capability: replace(
+                    loaded,
+                    role=loaded.role.model_copy(
+                        update={"allowed_tools": [name for name in loaded.role.allowed_tools if name not in names]}
+                    ),
+                )
+                for capability, loaded in self._roles.items()
+            }
+        )
 
     def role_for(self, subtask: SubTask, capabilities: list[AgentCapability]) -> LoadedRole | None:
         """The role of the subtask's first required capability that the agent has; None if it has none."""

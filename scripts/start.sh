@@ -169,6 +169,8 @@ fi
 say "starting the fleet as native processes (no Docker engine answers, or --native)"
 
 ensure_venv requirements.txt
+# The sandbox the code role's run_command runs in; without it the agents start without that tool and say why.
+[ "${CODE_SANDBOX:-bwrap}" = off ] || apt_install bubblewrap
 ensure_backing_services fleet 55433 56380
 printf '%s\n' "${STARTED_SERVICES[@]}" >"$FLEET_DIR/started-services"
 export POSTGRES_URL REDIS_URL

@@ -15,7 +15,7 @@ export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 ensure_venv requirements-dev.txt
 # The dashboard's browser test drives Debian's Chromium through playwright (never `playwright install`);
 # the Redis restart test runs a redis-server of its own.
-apt_install chromium redis-server
+apt_install chromium redis-server bubblewrap  # bubblewrap: the sandbox of the code role's run_command
 command -v psql >/dev/null || apt_install postgresql-client  # runs the SQL an operator would, in a test
 ensure_backing_services test 55432 56379
 trap 'stop_started_services test' EXIT

@@ -235,6 +235,30 @@ class Settings(BaseSettings):
     agent_workspace_max_files: int = Field(
         200, ge=1, description="write_file: most files one task's workspace may hold"
     )
+    code_sandbox: Literal["bwrap", "off"] = Field(
+        "bwrap",
+        description="run_command's sandbox: bwrap (bubblewrap; the tool is not offered when it cannot start) or off",
+    )
+    code_sandbox_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="run_command: wall-clock seconds before the command's processes are killed"
+    )
+    code_sandbox_cpu_seconds: int = Field(
+        20, ge=1, le=600, description="run_command: CPU seconds each process of the command may use (RLIMIT_CPU)"
+    )
+    code_sandbox_memory_bytes: int = Field(
+        1_073_741_824,
+        ge=67_108_864,
+        description="run_command: address space each process of the command may map (RLIMIT_AS)",
+    )
+    code_sandbox_max_processes: int = Field(
+        64, ge=1, le=4096, description="run_command: processes the command may run (RLIMIT_NPROC; see docs/security.md)"
+    )
+    code_sandbox_tmp_bytes: int = Field(
+        67_108_864, ge=1_048_576, description="run_command: size of the command's private /tmp (a tmpfs)"
+    )
+    code_sandbox_output_bytes: int = Field(
+        8000, ge=256, le=1_000_000, description="run_command: last bytes of stdout and of stderr returned to the model"
+    )
 
     # Dashboard and logging
     streamlit_port: int = Field(8501, ge=1, le=65535, description="Dashboard port")

@@ -9,6 +9,7 @@ from typing import Any
 from claude_agent_sdk import McpSdkServerConfig, create_sdk_mcp_server
 
 from agent.tools.audit import ToolSpec, audited_tool
+from agent.tools.commands import RUN_COMMAND
 from agent.tools.context import ToolContext
 from agent.tools.coordination import ISOLATION_REPORT, POOL_STATUS, SUBMIT_FOLLOW_UP_SUBTASK
 from agent.tools.database import DATABASE_QUERY
@@ -33,6 +34,7 @@ TOOLS: dict[str, ToolSpec] = {
         POOL_STATUS,
         ISOLATION_REPORT,
         SUBMIT_FOLLOW_UP_SUBTASK,
+        RUN_COMMAND,
     )
 }
 

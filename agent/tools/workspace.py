@@ -77,6 +77,12 @@ class Workspace:
         with locked_workspace(self._shared_files_dir, self._task_id, create=create) as root_fd:
             yield root_fd
 
+    @contextmanager
+    def opened_staged(self, root_fd: int) -> Iterator[int]:
+        """A descriptor of this attempt's staged output folder, made when missing, in the opened workspace."""
+        with nofollow.walk(root_fd, self._staged_parts, create=True) as staged_fd:
+            yield staged_fd
+
     def read(self, path: str, max_bytes: int) -> bytes:
         """The content of the regular file `path` (relative to the workspace root), at most `max_bytes` of it: this
         attempt's staged file where it wrote one, else the workspace's."""

@@ -67,6 +67,22 @@ async def test_three_dependent_subtasks_run_in_order_on_capable_agents(
     assert "Quarterly sales report" in report.read_text()
 
 
+async def test_the_code_role_writes_a_file_and_runs_it_in_the_sandbox(
+    api: httpx.AsyncClient, fleet_database: DatabaseManager, fleet_settings_dir: Path
+) -> None:
+    task_id = await submit(api, "Write and check a slugify function")
+    state, _ = await follow(api, task_id)
+
+    assert state["task"]["status"] == "completed", state["task"]["error"]
+    [result] = state["subtask_results"]
+    assert "exited with 0: slugify self-check passed" in result["output"]
+    assert "run_command" in result["allowed_tools"]
+    script = fleet_settings_dir / "shared_files" / task_id / "output" / "slugify.py"
+    assert "def slugify" in script.read_text()
+    calls = await fleet_database.repositories().audit.list_tool_calls(task_id)
+    assert [(call.tool_name, call.is_error) for call in calls] == [("write_file", False), ("run_command", False)]
+
+
 async def test_a_subtask_that_fails_for_good_blocks_its_dependent_and_fails_the_task(
     api: httpx.AsyncClient, fleet_database: DatabaseManager
 ) -> None:

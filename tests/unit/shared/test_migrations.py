@@ -28,7 +28,7 @@ TABLES = [
     "tasks",
     "tool_calls",
 ]
-HEAD_REVISION = "0011"  # 0011 (context packs) follows 0012 (artifacts)
+HEAD_REVISION = "0012"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [

@@ -7,14 +7,14 @@ all. A task keeps the id of its pack (not a foreign key: a task remembers which 
 pack is deleted, so its agents can say which pack vanished).
 
 Revision ID: 0011
-Revises: 0012
+Revises: 0010
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0011"
-down_revision = "0012"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -6,14 +6,14 @@ ARTIFACTS_DIR, addressed by that hash (shared/artifact_store.py). Like every tab
 their tenant, and the listing's index leads with it, so one tenant's lookups never read another's rows.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
