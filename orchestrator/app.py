@@ -15,12 +15,24 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
-from orchestrator.api import artifacts, context_packs, coordination, fleet, health, isolation, pool, tasks, webhooks
+from orchestrator.api import (
+    artifacts,
+    context_packs,
+    coordination,
+    events,
+    fleet,
+    health,
+    isolation,
+    pool,
+    tasks,
+    webhooks,
+)
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api.tasks import REPLAYED_HEADER
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.context_pack_upload import UPLOAD_PATH, upload_limit
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool, PoolSupervisor
@@ -38,6 +50,7 @@ from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
+from shared.redis import create_client
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
 from shared.tracing import REQUEST_ID_HEADER, TraceRequests
@@ -123,6 +136,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = RedisManager(settings)
         await redis.connect()
         stack.push_async_callback(redis.disconnect)
+        # Streaming clients block on reads: a pool of their own, so they never hold the connections of the loops.
+        streaming_redis = create_client(settings.redis_url, max_connections=settings.sse_max_clients)
+        stack.push_async_callback(streaming_redis.aclose)
         agents = AgentClient()
         await agents.start()
         stack.push_async_callback(agents.close)
@@ -146,6 +162,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             lifecycle=lifecycle,
             agent_failures=AgentFailures(lifecycle, redis, agents),
             webhooks=WebhookService(settings, db),
+            event_streams=EventStreams(streaming_redis, redis.keys, db, settings.sse_max_clients),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
@@ -189,6 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(artifacts.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(context_packs.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(events.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.registry, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(isolation.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(pool.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.api_key_cache import ApiKeyCache
+from orchestrator.event_streams import EventStreams
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool
 from orchestrator.task_service import TaskService
@@ -27,6 +28,7 @@ class OrchestratorState:
     lifecycle: TaskLifecycle  # the follow-up subtasks of coordinator attempts
     agent_failures: AgentFailures
     webhooks: WebhookService
+    event_streams: EventStreams  # GET /tasks/{id}/events and GET /events
 
 
 async def get_state(request: Request) -> OrchestratorState:

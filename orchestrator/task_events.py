@@ -31,7 +31,12 @@ def submitted(task: Task) -> list[TaskEvent]:
         TaskEvent(
             EventType.TASK_SUBMITTED,
             task.id,
-            {"description": task.description, "user_id": task.user_id, "task_type": task.task_type.value},
+            {
+                "description": task.description,
+                "user_id": task.user_id,
+                "task_type": task.task_type.value,
+                "context_pack_id": task.context_pack_id,
+            },
             trace_id=task.trace_id,
         ),
         TaskEvent(

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     ended_task_events_ttl_seconds: int = Field(
         86_400, ge=60, description="How long a task's event stream is kept after the task ends"
     )
+    sse_max_clients: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Server-Sent Events clients one orchestrator serves at once (one Redis connection each, "
+        "from a pool of their own); the next one gets 503",
+    )
 
     # Webhooks (POST /webhooks): lifecycle events POSTed to clients' endpoints
     webhook_allow_private: bool = Field(

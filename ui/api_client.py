@@ -1,11 +1,14 @@
 """The dashboard's only way to the system: the orchestrator's HTTP API, with short timeouts and one error type."""
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, connect_sse
 from pydantic import BaseModel, ValidationError
 
 from shared.artifacts import ArtifactView
@@ -210,6 +213,17 @@ class OrchestratorClient:
     def list_logs(self, query: LogQuery) -> list[AgentLog]:
         answer = self._json("GET", "/logs", params=query.params())
         return [_parse(AgentLog, item) for item in _member(answer, "logs")]
+
+    @contextmanager
+    def event_stream(self, path: str, *, headers: dict[str, str], read_timeout: float) -> Iterator[EventSource]:
+        """A Server-Sent Events stream of the API; ApiError when it answers with an error instead. A read that waits
+        longer than `read_timeout` for the next bytes raises httpx.ReadTimeout."""
+        timeout = httpx.Timeout(read_timeout, connect=READ_TIMEOUT.connect)
+        with connect_sse(self._http, "GET", path, headers=headers, timeout=timeout) as source:
+            if source.response.is_error:
+                source.response.read()
+                raise ApiError(_error_message(source.response), status_code=source.response.status_code)
+            yield source
 
     def health(self) -> Health:
         """503 is an answer here, not an error: it names the dependency that is down."""

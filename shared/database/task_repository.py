@@ -142,6 +142,13 @@ class TaskRepository:
         )
         return exists
 
+    async def task_status(self, task_id: str) -> TaskStatus | None:
+        """The task's status; None when this tenant has no task with this id."""
+        status: str | None = await self._executor.fetchval(
+            "SELECT status FROM tasks WHERE id = $1 AND tenant_id = $2", task_id, self._tenant_id
+        )
+        return None if status is None else TaskStatus(status)
+
     async def get_task_detail(self, task_id: str, *, applied_only: bool = False) -> TaskDetail | None:
         """The task, its subtasks in plan order and every result reported for them (or only those that
         counted), in one round trip."""

@@ -8,12 +8,13 @@ HEALTH_CHECK_INTERVAL_SECONDS = 30
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-def create_client(redis_url: str) -> Redis:
+def create_client(redis_url: str, *, max_connections: int | None = None) -> Redis:
     """A pooled client answering `str`.
 
     redis-py 8 reads with a 5 s socket timeout by default, which would cut BLMOVE, XREADGROUP BLOCK and pub/sub waits
     longer than that; reads are unbounded instead, and TCP keepalive plus health checks notice a dead server. RESP2 is
-    pinned because the stream replies are parsed in that shape.
+    pinned because the stream replies are parsed in that shape. `max_connections` bounds the pool (redis-py's
+    default: 100); past it a command fails at once rather than wait.
     """
     return Redis.from_url(
         redis_url,
@@ -23,6 +24,7 @@ def create_client(redis_url: str) -> Redis:
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
+        max_connections=max_connections,
     )
 
 

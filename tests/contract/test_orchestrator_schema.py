@@ -35,7 +35,14 @@ SCHEMATHESIS_CONFIG = schemathesis.Config.from_dict(
 
 # Not POST /webhooks: a fuzzed URL may name a real public host, which the orchestrator would then send events to.
 # tests/integration/orchestrator/webhooks/test_api.py covers it, with a receiver on this machine.
-schema = schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG).exclude(method="POST", path="/webhooks")
+# Not GET /events: it answers a valid request with a stream that never ends, which a case cannot read to its end; its
+# contract is checked by tests/contract/test_orchestrator_events.py. GET /tasks/{task_id}/events stays in: the ids
+# schemathesis makes name no task, so its streams are answered at once (404, 400).
+schema = (
+    schemathesis.openapi.from_path(CONTRACT, config=SCHEMATHESIS_CONFIG)
+    .exclude(method="POST", path="/webhooks")
+    .exclude(method="GET", path="/events")
+)
 
 
 def test_committed_contract_equals_the_served_openapi(settings: Settings) -> None:

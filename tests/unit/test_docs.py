@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from shared.models import SubTaskStatus, TaskStatus
+from tests.events_contract import json_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_DOC = REPO_ROOT / "docs" / "api.md"
@@ -127,12 +128,32 @@ def examples(section: str) -> list[tuple[str, str]]:
     return re.findall(r"^\*\*`(\d{3})`\*\*[^\n]*\n```json\n(.*?)```", section, re.MULTILINE | re.DOTALL)
 
 
+def stream_examples(section: str) -> list[tuple[str, str]]:
+    """(status code, stream text) of each example event stream: a **`NNN`** line, then a text code block."""
+    return re.findall(r"^\*\*`(\d{3})`\*\*[^\n]*\n```text\n(.*?)```", section, re.MULTILINE | re.DOTALL)
+
+
+def stream_data(stream: str) -> list[Any]:
+    """The JSON of each `data:` line of an example event stream."""
+    return [json.loads(line.removeprefix("data: ")) for line in stream.splitlines() if line.startswith("data: ")]
+
+
 @endpoint_params
 def test_api_doc_examples_answer_as_the_contract_says(endpoint: Endpoint, documented: dict[Endpoint, str]) -> None:
     found = examples(documented[endpoint])
     responses = operation(endpoint)["responses"]
     success = min(status for status in operation(endpoint)["responses"] if status.startswith("2"))
-    if "application/json" in responses[success].get("content", {}):  # a download's bytes have no JSON example
+    streams = stream_examples(documented[endpoint])
+    if "text/event-stream" in responses[success].get("content", {}):
+        # An event stream: each message's data is an event as the contract's itemSchema describes it.
+        event_schema = responses[success]["content"]["text/event-stream"]["itemSchema"]["properties"]["data"]
+        assert success in {status for status, _ in streams}, f"{endpoint} has no example of its {success} stream"
+        for _, stream in streams:
+            assert stream_data(stream), f"{endpoint}: the example stream has no event"
+            for event in stream_data(stream):
+                jsonschema.validate(event, event_schema["contentSchema"])
+                assert json_problems(event) == []  # and its payload as contracts/events.yaml says
+    elif "application/json" in responses[success].get("content", {}):  # a download's bytes have no JSON example
         assert success in {status for status, _ in found}, f"{endpoint} has no example of its {success} answer"
     components = load_contract(CONTRACTS[endpoint.contract][0])["components"]
     for status, text in found:

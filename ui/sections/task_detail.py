@@ -1,4 +1,4 @@
-"""One task in detail: progress, totals, outcome, and its subtasks (the Tasks section redraws it while it runs)."""
+"""One task in detail: progress, totals, outcome, and its subtasks (redrawn as the task's events arrive)."""
 
 from datetime import datetime
 
@@ -9,7 +9,6 @@ from ui import formatting
 from ui.api_client import ApiError, OrchestratorClient, TaskDetail
 from ui.sections import artifact_view, subtask_view
 
-REFRESH_SECONDS = 2.0
 LIVE_TASKS = "live_tasks"  # task id -> whether it had not ended when last fetched
 
 
@@ -18,13 +17,13 @@ def is_live(task_id: str | None) -> bool:
     return bool(task_id) and st.session_state.get(LIVE_TASKS, {}).get(task_id, False)
 
 
-def render(client: OrchestratorClient, task_id: str, refreshing: bool) -> bool:
-    """Draws the task; returns whether to keep refreshing it: while it runs, and while the API is away."""
+def render(client: OrchestratorClient, task_id: str) -> bool:
+    """Draws the task; returns whether it is live (as last known while the API is away)."""
     try:
         detail = client.get_task(task_id)
     except ApiError as error:
         st.error(f"Task {task_id} is unavailable: {error.message}", icon="🔌")
-        return refreshing
+        return is_live(task_id)
     running = not detail.task.status.is_terminal
     st.session_state.setdefault(LIVE_TASKS, {})[task_id] = running
     _draw(client, detail)
@@ -58,7 +57,7 @@ def _heading(task: Task, now: datetime) -> None:
     st.markdown(f"#### {formatting.status_badge(task.status.value)} · `{task.id}`")
     st.markdown(formatting.plain(task.description))
     ended = task.status.is_terminal
-    refresh = "auto-refresh off (task ended)" if ended else f"⟳ refreshing every {REFRESH_SECONDS:g} s"
+    refresh = "auto-refresh off (task ended)" if ended else "⟳ following its events live"
     st.caption(
         f"Created {formatting.age(task.created_at, now)} by {task.user_id or 'anonymous'} · "
         f"updated {formatting.age(task.updated_at, now)} · {refresh}"

@@ -6,7 +6,7 @@ import streamlit as st
 from shared.models import TaskStatus, TaskSummary
 from ui import formatting
 from ui.api_client import ApiError, OrchestratorClient
-from ui.sections import task_detail
+from ui.sections import task_detail, task_events
 from ui.session import SELECTED_TASK
 
 STATUS_FILTER = "task_status_filter"
@@ -27,14 +27,8 @@ TASK_COLUMNS = {
 
 
 def render(client: OrchestratorClient) -> None:
-    refreshing = task_detail.is_live(st.session_state.get(SELECTED_TASK))
-    # The list and the watched task refresh together (every 2 s while that task runs) so they never disagree;
-    # run_every is fixed when the fragment is declared, so starting or stopping it takes a full run.
-    fragment = st.fragment(run_every=task_detail.REFRESH_SECONDS if refreshing else None)(_tasks_fragment)
-    fragment(client, refreshing)
-
-
-def _tasks_fragment(client: OrchestratorClient, refreshing: bool) -> None:
+    """The list, and the watched task with its events; a live task's event timeline redraws the page as its events
+    arrive (ui/sections/task_events.py), so the list and the task never disagree."""
     title, status_filter, refresh = st.columns([4, 2, 1], vertical_alignment="bottom")
     title.subheader("Recent tasks")
     status = status_filter.selectbox(
@@ -48,8 +42,9 @@ def _tasks_fragment(client: OrchestratorClient, refreshing: bool) -> None:
         return
     _task_table(page.tasks, page.total)
     selected = _task_picker(page.tasks)
-    if selected and task_detail.render(client, selected, refreshing) != refreshing:
-        st.rerun()
+    if selected:
+        live = task_detail.render(client, selected)
+        task_events.render(client, selected, live)
 
 
 def _status_option(status: str) -> str:

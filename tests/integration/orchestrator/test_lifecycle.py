@@ -5,7 +5,6 @@ reason and never hold back the genuine results of their batch; an enqueue Redis 
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,7 +29,6 @@ from shared.models import (
 )
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
-from tests.network import link_to
 
 COMPLETED = ResultStatus.COMPLETED
 
@@ -118,17 +116,6 @@ async def test_the_result_processor_dead_letters_poison_and_acks_the_rest(
     assert "no subtask" in letter.reason
     assert await test_redis.result_queue.inflight(processor.consumer_id) == []
     assert await statuses(repos, task) == {"a": SubTaskStatus.COMPLETED}
-
-
-@pytest.fixture
-async def unreachable_redis(orchestrator_settings: Settings) -> AsyncIterator[RedisManager]:
-    link, url = link_to(orchestrator_settings.redis_url)
-    manager = RedisManager(orchestrator_settings.model_copy(update={"redis_url": url}))
-    await manager.connect()
-    link.cut()
-    yield manager
-    link.close()
-    await manager.disconnect()
 
 
 async def test_an_enqueue_redis_cannot_take_is_left_to_recovery(

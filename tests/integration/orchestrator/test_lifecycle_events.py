@@ -3,10 +3,8 @@ the tenant's stream and the task's own (the real PostgreSQL and Redis, no HTTP):
 order and ends with the task; a result that changes nothing publishes nothing; events Redis cannot take are dropped
 with one warning, and hold up nothing."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from orchestrator.fleet_view import FleetView
@@ -20,7 +18,6 @@ from shared.redis_manager import RedisManager
 from tests.events_contract import contract_problems, kinds, task_stream, tenant_stream
 from tests.factories import build_planned_task, build_result, current_result, run_attempt, subtask_id
 from tests.integration.orchestrator.test_attempt_output import written
-from tests.network import link_to
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 FAILED = ResultStatus.FAILED
@@ -62,7 +59,12 @@ async def test_a_submit_tells_the_task_its_plan_and_the_attempts_it_queued(
 
     events = await told(test_redis, task)
     assert names(task, events) == ["TASK_SUBMITTED", "TASK_PLANNED", "SUBTASK_QUEUED a"]
-    assert events[0].event.data == {"description": task.description, "user_id": "ana", "task_type": "GENERAL"}
+    assert events[0].event.data == {
+        "description": task.description,
+        "user_id": "ana",
+        "task_type": "GENERAL",
+        "context_pack_id": None,
+    }
     planned = events[1].event.data
     assert [(s["id"], s["dependencies"]) for s in planned["subtasks"]] == [
         (subtask_id(task, "a"), []),
@@ -248,17 +250,6 @@ async def test_a_follow_up_is_told_once_and_queued_when_its_dependencies_are_don
     [added] = data(events, EventType.SUBTASK_ADDED)
     assert added["added_by"] == {"subtask_id": running.id, "attempt": 1}
     assert added["description"] == "Tally the ledger"
-
-
-@pytest.fixture
-async def unreachable_redis(orchestrator_settings: Settings) -> AsyncIterator[RedisManager]:
-    link, url = link_to(orchestrator_settings.redis_url)
-    manager = RedisManager(orchestrator_settings.model_copy(update={"redis_url": url}))
-    await manager.connect()
-    link.cut()
-    yield manager
-    link.close()
-    await manager.disconnect()
 
 
 async def test_events_redis_cannot_take_are_dropped_with_one_warning_and_the_results_still_apply(

@@ -80,7 +80,7 @@ async def test_progress_and_dependency_view_follow_the_agents_until_the_task_end
 
         assert page.app.session_state[SELECTED_TASK] == task_id, "the newest task is shown without picking it"
         assert progress(page) == (0, "0 of 4 subtasks completed")
-        assert any("⟳ refreshing every 2 s" in caption for caption in page.texts("caption"))
+        assert any("⟳ following its events live" in caption for caption in page.texts("caption"))
         graph = {line.strip() for line in page.app.get("graphviz_chart")[0].proto.spec.splitlines()}
         assert {"s1 -> s2;", "s1 -> s3;", "s2 -> s4;", "s3 -> s4;"} <= graph
         assert subtask_cells(page, "Subtask") == [

@@ -1,0 +1,84 @@
+"""The watched task's lifecycle events as a timeline, followed from its event stream instead of polling the task.
+
+A fragment reads the stream (ui/event_follower.py) on each of its runs while the task is live; when an event
+arrives it reruns the whole page, so the task's detail and the task list show the change. The last event id is kept
+in session state, so each read picks up exactly where the previous one stopped.
+"""
+
+import time
+from typing import cast
+
+import pandas as pd
+import streamlit as st
+
+from ui import formatting
+from ui.api_client import OrchestratorClient
+from ui.event_follower import WINDOW_SECONDS, TaskTimeline, TimelineEvent, read_new_events
+
+TIMELINES = "task_timelines"  # session state: task id -> TaskTimeline
+# Between two reads of a live task's stream; a read itself listens for WINDOW_SECONDS.
+FOLLOW_EVERY_SECONDS = 0.5
+# While the stream cannot be read (an orchestrator without it, Redis down), the page refreshes this often instead.
+FALLBACK_REFRESH_SECONDS = 5.0
+TIMELINE_COLUMNS = {
+    "Time": st.column_config.TextColumn("Time", width=90),
+    "Event": st.column_config.TextColumn("Event", width=170),
+    "Subtask": st.column_config.TextColumn("Subtask", width=120),
+    "Details": st.column_config.TextColumn("Details", width=520),
+}
+
+
+def timeline_of(task_id: str) -> TaskTimeline:
+    timelines = st.session_state.setdefault(TIMELINES, {})
+    if task_id not in timelines:
+        timelines[task_id] = TaskTimeline()
+    return cast(TaskTimeline, timelines[task_id])
+
+
+def render(client: OrchestratorClient, task_id: str, live: bool) -> None:
+    """The task's timeline; while the task is live, a fragment that follows its stream."""
+    run_every = FOLLOW_EVERY_SECONDS + WINDOW_SECONDS if live else None
+    st.fragment(run_every=run_every)(_timeline)(client, task_id, live)
+
+
+def _timeline(client: OrchestratorClient, task_id: str, live: bool) -> None:
+    timeline = timeline_of(task_id)
+    if live or not (timeline.events or timeline.ended):
+        changed = read_new_events(client, task_id, timeline)
+        if changed and _page_should_redraw(timeline):
+            st.rerun()
+    _draw(timeline)
+
+
+def _page_should_redraw(timeline: TaskTimeline) -> bool:
+    """An event redraws the page at once; an unreadable stream at most every FALLBACK_REFRESH_SECONDS."""
+    if timeline.unavailable is None:
+        return True
+    now = time.monotonic()
+    if now - st.session_state.get("task_timeline_refreshed", 0.0) < FALLBACK_REFRESH_SECONDS:
+        return False
+    st.session_state["task_timeline_refreshed"] = now
+    return True
+
+
+def _draw(timeline: TaskTimeline) -> None:
+    with st.expander(f"Events ({len(timeline.events)})", expanded=not timeline.ended, icon="🛰️"):
+        if timeline.unavailable:
+            st.warning(f"The task's event stream is unavailable ({timeline.unavailable}); the page refreshes instead.")
+        if timeline.trimmed:
+            st.info("Earlier events were trimmed from the capped stream; these are the ones it still holds.")
+        if not timeline.events:
+            st.caption("No events yet.")
+            return
+        rows = [_row(event) for event in timeline.events]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TIMELINE_COLUMNS, key="task_timeline")
+
+
+def _row(event: TimelineEvent) -> dict[str, str]:
+    details = ", ".join(f"{name}: {formatting.preview(str(value), 60)}" for name, value in event.data.items())
+    return {
+        "Time": event.occurred_at[11:19],
+        "Event": event.event_type,
+        "Subtask": formatting.short_id(event.subtask_id) if event.subtask_id else "—",
+        "Details": details or "—",
+    }
