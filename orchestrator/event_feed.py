@@ -28,12 +28,16 @@ _MAX_ID_PART = 2**64 - 1
 
 
 def parse_event_id(value: str) -> str | None:
-    """A stream id `<ms>-<seq>` as given, or None when it is not one (each part a 64-bit unsigned number)."""
+    """A stream id `<ms>-<seq>` as given, or None when it is not one (each part a 64-bit unsigned number) or is
+    the greatest id, after which no event can come and Redis refuses to read."""
     milliseconds, dash, sequence = value.partition("-")
     parts = (milliseconds, sequence)
     if not dash or not all(part.isascii() and part.isdigit() for part in parts):
         return None
-    return value if all(int(part) <= _MAX_ID_PART for part in parts) else None
+    numbers = tuple(int(part) for part in parts)
+    if any(number > _MAX_ID_PART for number in numbers) or numbers == (_MAX_ID_PART, _MAX_ID_PART):
+        return None
+    return value
 
 
 def id_tuple(event_id: str) -> tuple[int, int]:

@@ -139,11 +139,14 @@ async def test_another_tenant_s_task_an_unknown_task_and_a_malformed_id_are_refu
         unknown = await client.get("/tasks/task_does_not_exist/events")
         malformed = await client.get(f"/tasks/{task_id}/events", headers={"Last-Event-ID": "yesterday"})
         too_large = await client.get("/events", params={"last_event_id": f"{2**64}-0"})
+        greatest = await client.get("/events", headers={"Last-Event-ID": f"{2**64 - 1}-{2**64 - 1}"})
 
     assert other_tenant.status_code == 404 and "no task" in other_tenant.json()["error"]
     assert unknown.status_code == 404
     assert malformed.status_code == 400 and "Last-Event-ID" in malformed.text
     assert too_large.status_code == 400 and "not an event id" in too_large.json()["error"]
+    # No event follows the greatest id, and Redis refuses to read after it: a 400, not a stream that fails at once.
+    assert greatest.status_code == 400 and "not an event id" in greatest.json()["error"]
 
 
 async def test_the_tenant_stream_starts_at_new_events_or_from_the_start(
