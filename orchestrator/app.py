@@ -162,7 +162,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             lifecycle=lifecycle,
             agent_failures=AgentFailures(lifecycle, redis, agents),
             webhooks=WebhookService(settings, db),
-            event_streams=EventStreams(streaming_redis, redis.keys, db, settings.sse_max_clients),
+            event_streams=EventStreams(
+                streaming_redis, redis.keys, db, settings.sse_max_clients, settings.sse_max_clients_per_key
+            ),
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)

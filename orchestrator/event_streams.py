@@ -1,12 +1,15 @@
 """What the event endpoints do: admit a Server-Sent Events client, and turn what its feed reads into SSE messages.
 
 A client holds one of SSE_MAX_CLIENTS slots, and its reads one connection of a Redis pool of that size that serves
-nothing else, so streaming clients can never take the connections the orchestrator's own work needs. A stream ends
+nothing else, so streaming clients can never take the connections the orchestrator's own work needs. A client key
+holds at most SSE_MAX_CLIENTS_PER_KEY of the slots, so one client cannot leave none to the others (the dashboard's
+operator key is held only to the total). A stream ends
 cleanly (with a `retry:` hint for the client's reconnection) when Redis goes away or the orchestrator shuts down;
 the client resumes from its Last-Event-ID.
 """
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,6 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from orchestrator.event_feed import STREAM_START, Cursor, EventFeed, FeedItem, Reset, TaskEnded
+from shared.api_keys import ApiKey, ApiKeyScope
 from shared.database import DatabaseManager
 from shared.errors import NotFoundError, ServiceUnavailableError
 from shared.outages import REDIS_UNREACHABLE, STORE_OUTAGES
@@ -38,21 +42,25 @@ SHUTDOWN_GRACE_SECONDS = 3.0
 
 
 class StreamSlots:
-    """At most `capacity` open streams; `claim` refuses the next one with 503 and Retry-After."""
+    """At most `capacity` open streams, and at most `per_key` of them for one client key (operator keys are held
+    only to `capacity`); `claim` refuses the next one with 503 and Retry-After."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, per_key: int) -> None:
         self.capacity = capacity
+        self.per_key = per_key
         self.open = 0
+        self._by_key: Counter[str] = Counter()
 
-    def claim(self) -> Callable[[], None]:
-        """Takes a slot; returns its release, which frees it once however often it is called."""
+    def claim(self, key: ApiKey) -> Callable[[], None]:
+        """Takes a slot for `key`; returns its release, which frees it once however often it is called."""
         if self.open >= self.capacity:
-            raise ServiceUnavailableError(
-                f"this orchestrator already streams events to {self.capacity} clients (SSE_MAX_CLIENTS); "
-                f"retry after {FULL_RETRY_AFTER_SECONDS} s",
-                headers={"Retry-After": str(FULL_RETRY_AFTER_SECONDS)},
-            )
+            raise _full(f"this orchestrator already streams events to {self.capacity} clients (SSE_MAX_CLIENTS)")
+        limited = key.scope is not ApiKeyScope.OPERATOR
+        if limited and self._by_key[key.id] >= self.per_key:
+            raise _full(f"this API key already holds {self.per_key} event streams (SSE_MAX_CLIENTS_PER_KEY)")
         self.open += 1
+        if limited:
+            self._by_key[key.id] += 1
         released = False
 
         def release() -> None:
@@ -60,8 +68,18 @@ class StreamSlots:
             if not released:
                 released = True
                 self.open -= 1
+                if limited:
+                    self._by_key[key.id] -= 1
+                    if not self._by_key[key.id]:
+                        del self._by_key[key.id]
 
         return release
+
+
+def _full(why: str) -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        f"{why}; retry after {FULL_RETRY_AFTER_SECONDS} s", headers={"Retry-After": str(FULL_RETRY_AFTER_SECONDS)}
+    )
 
 
 class SlotHoldingResponse(EventSourceResponse):
@@ -79,29 +97,29 @@ class SlotHoldingResponse(EventSourceResponse):
 
 
 class EventStreams:
-    def __init__(self, redis: Redis, keys: RedisKeys, db: DatabaseManager, max_clients: int) -> None:
+    def __init__(self, redis: Redis, keys: RedisKeys, db: DatabaseManager, max_clients: int, per_key: int) -> None:
         self._feed = EventFeed(redis)
         self._keys = keys
         self._db = db
-        self.slots = StreamSlots(max_clients)
+        self.slots = StreamSlots(max_clients, per_key)
 
-    async def task_stream(self, task_id: str, last_event_id: str | None) -> EventSourceResponse:
+    async def task_stream(self, task_id: str, last_event_id: str | None, api_key: ApiKey) -> EventSourceResponse:
         """The task's events from the start (or after `last_event_id`), ending with the task; 404 for a task that is
         not this tenant's."""
         repositories = self._db.repositories()
         if await repositories.tasks.task_status(task_id) is None:
             raise NotFoundError(f"no task with id {task_id!r}")
-        release = self.slots.claim()
+        release = self.slots.claim(api_key)
         cursor = Cursor(self._keys.task_events(task_id), last_event_id or STREAM_START, last_event_id is not None)
         stopping = anyio.Event()
         items = self._feed.follow_task(cursor, stopping, task_id, lambda: repositories.tasks.task_status(task_id))
         return self._respond(items, stopping, release, task_id=task_id)
 
-    async def tenant_stream(self, last_event_id: str | None, from_start: bool) -> EventSourceResponse:
+    async def tenant_stream(self, last_event_id: str | None, from_start: bool, api_key: ApiKey) -> EventSourceResponse:
         """Every event of the tenant's tasks after `last_event_id`; without one, new events (or, `from_start`, every
         event the stream still holds)."""
         key = self._keys.events()
-        release = self.slots.claim()  # first: the slot is what lets it use a connection of the streaming pool
+        release = self.slots.claim(api_key)  # first: the slot is what lets it use a connection of the streaming pool
         try:
             if last_event_id is not None:
                 cursor = Cursor(key, last_event_id, resuming=True)

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         description="Server-Sent Events clients one orchestrator serves at once (one Redis connection each, "
         "from a pool of their own); the next one gets 503",
     )
+    sse_max_clients_per_key: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Server-Sent Events streams one client key may hold at once, so one client cannot take every "
+        "stream from the others; the next one gets 503 (operator keys, such as the dashboard's, only have "
+        "SSE_MAX_CLIENTS)",
+    )
 
     # Webhooks (POST /webhooks): lifecycle events POSTed to clients' endpoints
     webhook_allow_private: bool = Field(

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
+from orchestrator.api.auth import ClientKey
 from orchestrator.api.tasks import TaskId
 from orchestrator.event_feed import parse_event_id
 from orchestrator.state import State
@@ -86,8 +87,8 @@ def stream_response(description: str) -> dict[int | str, dict[str, Any]]:
         },
         503: {
             "model": ErrorResponse,
-            "description": "Too many streaming clients (SSE_MAX_CLIENTS), or a store is unreachable; retry after "
-            "Retry-After seconds",
+            "description": "Too many streaming clients (SSE_MAX_CLIENTS, or SSE_MAX_CLIENTS_PER_KEY of one client "
+            "key), or a store is unreachable; retry after Retry-After seconds",
             "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
         },
     }
@@ -111,6 +112,7 @@ def resume_point(header: str | None, query: str | None) -> str | None:
 )
 async def task_events(
     state: State,
+    key: ClientKey,
     task_id: TaskId,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
@@ -118,7 +120,7 @@ async def task_events(
     """Without a Last-Event-ID the stream starts at the task's first event (its whole history, then live). It closes
     after the task's TASK_COMPLETED, TASK_FAILED or TASK_CANCELLED event; a task that ended so long ago that its
     events expired gets one `end` event (data: `task_id`, `status`) instead, and the stream closes."""
-    return await state.event_streams.task_stream(task_id, resume_point(last_event_id_header, last_event_id))
+    return await state.event_streams.task_stream(task_id, resume_point(last_event_id_header, last_event_id), key)
 
 
 @router.get(
@@ -129,6 +131,7 @@ async def task_events(
 )
 async def tenant_events(
     state: State,
+    key: ClientKey,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
     start_from: Annotated[
@@ -142,4 +145,4 @@ async def tenant_events(
 ) -> EventSourceResponse:
     """The stream never ends by itself; the client closes it."""
     resume = resume_point(last_event_id_header, last_event_id)
-    return await state.event_streams.tenant_stream(resume, from_start=start_from is StartFrom.START)
+    return await state.event_streams.tenant_stream(resume, from_start=start_from is StartFrom.START, api_key=key)

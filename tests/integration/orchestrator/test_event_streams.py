@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from shared.api_keys import ApiKeyScope
 from shared.config import Settings
+from shared.database import DatabaseManager
 from shared.models import AgentCapability
 from shared.redis import EventType
 from shared.redis_manager import RedisManager
+from tests.api_keys import bearer, issue_key
 from tests.event_streams import following, publish, read_until_closed, task_stream_ids
 from tests.events_contract import contract_problems, task_stream
 from tests.fake_agent import result_for
@@ -187,6 +190,25 @@ async def test_the_client_cap_answers_503_and_a_closed_stream_frees_its_slot(orc
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "5"
     assert "SSE_MAX_CLIENTS" in refused.json()["error"]
+
+
+async def test_one_client_key_cannot_take_every_stream_from_the_others(
+    orchestrator: OrchestratorFactory, orchestrator_settings: Settings, db: DatabaseManager
+) -> None:
+    greedy = bearer(await issue_key(db, orchestrator_settings.tenant_id, ApiKeyScope.CLIENT))
+    async with (
+        orchestrator(SCENARIOS, sse_max_clients=3, sse_max_clients_per_key=1) as client,
+        following(client, "/events", headers=greedy) as holder,
+    ):
+        await eventually(lambda: _answered(holder), bool)
+        refused = await client.get("/events", headers=greedy)
+        # Another key (here the operator's, as the dashboard's) still gets a stream.
+        async with following(client, "/events") as other:
+            await eventually(lambda: _answered(other), bool)
+
+    assert holder.status_code == 200 and other.status_code == 200
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    assert "SSE_MAX_CLIENTS_PER_KEY" in refused.json()["error"]
 
 
 async def test_redis_going_away_mid_stream_ends_it_with_a_reconnection_hint(
