@@ -123,8 +123,10 @@ class BwrapSandbox:
         arguments = [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
         arguments += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         arguments += ["--die-with-parent", "--new-session", "--clearenv", "--json-status-fd", str(status_fd)]
-        arguments += _system_binds() + _interpreter_binds()
+        arguments += _system_binds()
         arguments += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
+        # After the tmpfs: an interpreter that lives under /tmp (a checkout there) is bound on top of it, not hidden.
+        arguments += _interpreter_binds()
         arguments += ["--ro-bind-fd", str(workspace_fd), WORKSPACE_MOUNT]
         # Other attempts' unfinished output is no business of this one: an empty folder covers it.
         arguments += ["--size", "4096", "--tmpfs", f"{WORKSPACE_MOUNT}/.attempts"]

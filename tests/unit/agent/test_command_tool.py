@@ -5,7 +5,10 @@ import asyncio
 import json
 import os
 import shutil
+import site
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from tests.polling import eventually
 from tests.unit.agent.fixtures import ContextFactory, SettingsFactory, call_tool
 
 AGENT_SOURCE = str(Path(__file__).resolve().parents[3] / "agent" / "app.py")  # the agent's code is not in the sandbox
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -413,3 +418,23 @@ async def test_a_command_writing_past_the_workspace_quota_is_stopped_before_its_
     assert answer["timed_out"] is False and answer["exit_code"] != 0, answer
     assert "workspace" in answer["stopped"], answer
     assert sorted(path.name for path in context.workspace.staged.iterdir()) == ["probe.py"]
+
+
+def test_the_sandbox_starts_for_an_agent_whose_python_lives_under_tmp(tmp_path: Path) -> None:
+    """A checkout under /tmp has its virtualenv there, where the sandbox mounts its own /tmp."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    [site_packages] = venv.glob("lib/python*/site-packages")
+    (site_packages / "fleet.pth").write_text("\n".join([*site.getsitepackages(), str(REPO_ROOT)]) + "\n")
+    probe = (
+        "import sys\n"
+        "from agent.tools.sandbox import BwrapSandbox, SandboxLimits\n"
+        "limits = SandboxLimits(timeout_seconds=30, cpu_seconds=10, memory_bytes=2**30, max_processes=64,\n"
+        "                       max_file_bytes=2**20, tmp_bytes=2**20, output_bytes=4096)\n"
+        "BwrapSandbox('bwrap', limits).probe([sys.executable, '-c', 'pass'])\n"
+    )
+
+    run = subprocess.run([venv / "bin" / "python", "-c", probe], capture_output=True, text=True, check=False)
+
+    assert str(venv).startswith("/tmp/")
+    assert run.returncode == 0, run.stderr
