@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     context_pack_max_bytes: int = Field(
         5_242_880, ge=1, le=104_857_600, description="POST /context-packs: most bytes of one pack's files together"
     )
-    context_pack_max_files: int = Field(100, ge=1, le=10_000, description="POST /context-packs: most files in one pack")
+    # At most 1000: the form parser (Starlette's) refuses a request with more file parts than that on its own.
+    context_pack_max_files: int = Field(100, ge=1, le=1000, description="POST /context-packs: most files in one pack")
     task_type_dependencies: dict[TaskType, str] = Field(
         default_factory=dict,
         description='What a task type needs, as JSON: a capability or a health URL, e.g. {"DISCOVERY": '

@@ -86,6 +86,7 @@ def test_custom_agent_port_range_accepts_a_port_inside_it(monkeypatch: pytest.Mo
         ({"DB_POOL_MIN_SIZE": "30"}, "DB_POOL_MIN_SIZE"),
         ({"TENANT_ID": "Not A Tenant"}, "TENANT_ID"),
         ({"SDK_PERMISSION_MODE": "bypassPermissions"}, "SDK_PERMISSION_MODE"),
+        ({"CONTEXT_PACK_MAX_FILES": "1001"}, "CONTEXT_PACK_MAX_FILES"),
     ],
     ids=[
         "unknown-capability",
@@ -101,6 +102,7 @@ def test_custom_agent_port_range_accepts_a_port_inside_it(monkeypatch: pytest.Mo
         "pool-min-above-max",
         "bad-tenant",
         "bypass-permissions",
+        "more-pack-files-than-the-form-parser-takes",
     ],
 )
 def test_invalid_setting_stops_with_one_line_naming_the_variable(
