@@ -46,3 +46,7 @@ class Webhook(BaseModel):
     task_id: str | None = Field(None, description="Only this task's events; none for every task's")
     created_at: AwareDatetime
     last_delivery: DeliveryOutcome | None = Field(None, description="Its most recent delivery; none before the first")
+
+    def wants(self, event_type: str, task_id: str) -> bool:
+        """Whether events of this type and task are for it (when they happened is the database's to check)."""
+        return (ALL_EVENTS in self.events or event_type in self.events) and self.task_id in (None, task_id)

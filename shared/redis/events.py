@@ -221,6 +221,10 @@ class EventStream:
         """Mark an event processed by the group; False if it was not pending."""
         return await self._redis.xack(self.key, group, event_id) == 1
 
+    async def ack_all(self, group: str, event_ids: Sequence[str]) -> int:
+        """Mark events processed by the group in one command; how many of them were pending."""
+        return await self._redis.xack(self.key, group, *event_ids) if event_ids else 0
+
     async def claim_idle(
         self, group: str, consumer: str, min_idle_ms: int, start: str = "0-0", count: int = 10
     ) -> tuple[str, list[StreamedEvent]]:
