@@ -139,6 +139,25 @@ async def test_events_go_to_the_webhooks_whose_types_and_task_they_match(
     assert {webhook_id for webhook_id, _ in await delivered_rows(db)} == {completions.id, of_task.id, everything.id}
 
 
+async def test_events_no_webhook_wants_are_acknowledged_and_sent_nowhere(
+    receiver: WebhookReceiver,
+    register: Register,
+    start_deliverer: StartDeliverer,
+    test_redis: RedisManager,
+    db: DatabaseManager,
+) -> None:
+    await register(receiver.url("/completions"), ["TASK_COMPLETED"])
+    await start_deliverer()
+
+    await publish(test_redis, *(event(EventType.SUBTASK_QUEUED, f"task_{n}") for n in range(20)))
+    [ended_id] = await publish(test_redis, event(EventType.TASK_COMPLETED))
+
+    # Read in stream order: once the last event reached its webhook, the deliverer has read the others too.
+    await eventually(lambda: receiver.received("/completions"), lambda found: len(found) == 1)
+    await eventually(lambda: pending(test_redis), lambda count: count == 0)
+    assert [webhook_event for _, webhook_event in await delivered_rows(db)] == [ended_id]
+
+
 async def test_a_webhook_gets_only_the_events_published_after_it_was_created(
     receiver: WebhookReceiver, register: Register, start_deliverer: StartDeliverer, test_redis: RedisManager
 ) -> None:
