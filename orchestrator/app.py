@@ -35,6 +35,7 @@ from orchestrator.dispatcher import Dispatcher
 from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
@@ -144,8 +145,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(agents.close)
         webhook_http = webhook_client(settings)
         stack.push_async_callback(webhook_http.aclose)
-        lifecycle = TaskLifecycle(settings, db, redis, FleetView.of(redis, settings.heartbeat_ttl_seconds))
-        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings))
+        metrics = OrchestratorMetrics()
+        lifecycle = TaskLifecycle(settings, db, redis, FleetView.of(redis, settings.heartbeat_ttl_seconds), metrics)
+        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
@@ -160,6 +162,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             api_keys=api_keys,
             pool=agent_pool,
             lifecycle=lifecycle,
+            metrics=metrics,
             agent_failures=AgentFailures(lifecycle, redis, agents),
             webhooks=WebhookService(settings, db),
             event_streams=EventStreams(
@@ -171,6 +174,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         supervisor = PoolSupervisor(agent_pool)
         deliverer = build_webhook_deliverer(settings, db, redis, webhook_http)
         loops = [*work.loops, key_changes, supervisor, deliverer]
+        for loop in loops:
+            loop.report_outages_to(metrics.store_outage)
         async with asyncio.TaskGroup() as group:
             for coroutine in [*work.coroutines(), key_changes.start(), supervisor.start(), deliverer.start()]:
                 group.create_task(coroutine)
