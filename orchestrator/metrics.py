@@ -126,7 +126,10 @@ class OrchestratorMetrics:
         )
         self.results_applied = self._counter("results_applied", "Results applied to their subtask", ["status"])
         self.results_ignored = self._counter("results_ignored", "Late or duplicate results, recorded but not applied")
-        self.results_rejected = self._counter("results_rejected", "Results that can never apply, dead-lettered")
+        self.results_rejected = self._counter(
+            "results_rejected",
+            "Results refused for good (another tenant's, unsigned, or refused by PostgreSQL), dead-lettered",
+        )
         self.retries = self._counter("retries", "Failed attempts queued again, by reason", ["reason"])
         self.failures = self._counter("subtask_failures", "Subtasks that failed for good, by reason", ["reason"])
         self.tokens = self._counter(
