@@ -126,9 +126,12 @@ async def test_a_scrape_after_a_run_agrees_with_postgresql_and_redis(
 
         samples = await eventually(
             settled,
+            # Counters move just after the event the test waited for (a commit, an agent's answer): settled here.
             lambda found: (
                 total(found, "fleet_registry_slots", state="busy") == 2
                 and total(found, "fleet_dead_letters", queue="agent_results") == 1
+                and total(found, "fleet_results_applied_total") == 3
+                and total(found, "fleet_assignment_latency_seconds_count") == 5
             ),
         )
         openmetrics = await scrape(client)
