@@ -173,6 +173,8 @@ class TaskLifecycle:
                 raise ConflictError(f"task {task_id} is {status.value}: only a failed task can be retried")
             only = None if subtask_id is None else [await self._retryable_subtask(tx, task_id, status, subtask_id)]
             retried = await tx.subtasks.reopen_failed(task_id, only)
+            if not retried:  # reopened with nothing to run, the task would never end: leave it as it is
+                raise ConflictError(f"task {task_id} has no failed subtask to retry")
             unblocked = await tx.subtasks.unblock(task_id)
             reopened = await tx.tasks.reopen_task(task_id)
             queued = await tx.subtasks.queue_ready(task_id)

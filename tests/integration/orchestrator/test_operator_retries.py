@@ -143,6 +143,20 @@ async def test_only_a_failed_task_is_retried(lifecycle: TaskLifecycle, db: Datab
         await lifecycle.retry("task_00000000000000000000000000000000")
 
 
+async def test_a_failed_task_without_a_failed_subtask_is_left_as_it_is(
+    lifecycle: TaskLifecycle, db: DatabaseManager
+) -> None:
+    """Reopened with nothing to run, it would never end again."""
+    task = await stored(lifecycle, {"a": []})
+    await run(lifecycle, db, task, "a")
+    await db.pool.execute("UPDATE tasks SET status = 'failed', error = 'failed elsewhere' WHERE id = $1", task.id)
+
+    with pytest.raises(ConflictError, match="has no failed subtask to retry"):
+        await lifecycle.retry(task.id)
+
+    assert (await stored_task(db, task)).status is TaskStatus.FAILED
+
+
 # --- one failed subtask ---------------------------------------------------------------------------------------------
 
 
