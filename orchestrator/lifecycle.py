@@ -32,7 +32,7 @@ from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
-from orchestrator.metrics import OrchestratorMetrics
+from orchestrator.metrics import OPERATOR_RETRY, OrchestratorMetrics
 from orchestrator.result_rules import bound_to_result, split_fast_path, stranded_failure, task_ending
 from orchestrator.waiting_reasons import WaitingReasons
 from shared import attempt_output
@@ -191,6 +191,7 @@ class TaskLifecycle:
             task = await tx.tasks.get_task(task_id)
         assert task is not None
         self.details.forget(task_id)
+        self.metrics.retries.labels(OPERATOR_RETRY).inc(len(retried))
         retried_ids = [subtask.id for subtask in retried]
         queued_retries = [subtask for subtask in queued if subtask.id in retried_ids]
         await self._publish(queued, task_events.retried(task, queued_retries, unblocked, reopened=reopened))

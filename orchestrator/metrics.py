@@ -28,6 +28,8 @@ from shared.prometheus import RUN_TIME_BUCKETS, UNKNOWN_MODEL, count_tokens, exp
 from shared.redis_manager import RedisManager
 
 PREFIX = "fleet_"
+# The `reason` of a retry an operator asked for (POST /tasks/{id}/retry), beside the failure reasons of the others.
+OPERATOR_RETRY = "operator"
 # Waits for an agent: from a few milliseconds (a free agent) to minutes (a full queue).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -135,7 +137,9 @@ class OrchestratorMetrics:
         self.tokens = self._counter(
             "tokens", "Model tokens of decompositions and applied attempts, by model and kind", ["model", "kind"]
         )
-        self.cost = self._counter("cost_usd", "Cost of applied attempts in US dollars, by model", ["model"])
+        self.cost = self._counter(
+            "cost_usd", "Cost of decompositions (priced by MODEL_PRICES) and applied attempts in US dollars", ["model"]
+        )
         self.provider_errors = self._counter(
             "provider_errors", "Errors of the model's API in decomposition, by kind", ["kind"]
         )
@@ -166,6 +170,12 @@ class OrchestratorMetrics:
 
     def usage(self, model: str | None, usage: TokenUsage) -> None:
         count_tokens(self.tokens, model, usage)
+
+    def decomposed(self, model: str | None, usage: TokenUsage, cost_usd: float | None) -> None:
+        """A decomposition's tokens, and its cost when MODEL_PRICES prices its model."""
+        self.usage(model, usage)
+        if cost_usd:
+            self.cost.labels(model or UNKNOWN_MODEL).inc(cost_usd)
 
     def store_outage(self, store: str) -> None:
         """A loop found a store gone. Every loop notices the same outage within moments of the others, so a note

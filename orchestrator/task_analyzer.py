@@ -132,7 +132,6 @@ class TaskAnalyzer:
         started = time.perf_counter()
         decomposition = await self._plan_or_fallback(task_id, description, agents, task_type)
         decomposition.duration_ms = (time.perf_counter() - started) * 1000
-        self._metrics.usage(self._settings.claude_model, decomposition.usage)
         log.info(
             "task_decomposed",
             task_id=task_id,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -69,9 +70,10 @@ async def stored_figures(repositories: Repositories, db: DatabaseManager, tenant
            WHERE t.tenant_id = $1 AND r.applied GROUP BY r.status""",
         tenant_id,
     )
-    decomposition_tokens = await db.pool.fetchval(
+    decomposition = await db.pool.fetchrow(
         """SELECT coalesce(sum((decomposition->'token_usage'->>'input_tokens')::int
-                              + (decomposition->'token_usage'->>'output_tokens')::int), 0)
+                              + (decomposition->'token_usage'->>'output_tokens')::int), 0) AS tokens,
+                  coalesce(sum((decomposition->>'cost_usd')::float8), 0) AS cost
            FROM tasks WHERE tenant_id = $1""",
         tenant_id,
     )
@@ -80,7 +82,8 @@ async def stored_figures(repositories: Repositories, db: DatabaseManager, tenant
         "results": {row["status"]: row["n"] for row in results},
         "result_tokens": sum(row["tokens"] for row in results),
         "cost": sum(row["cost"] for row in results),
-        "decomposition_tokens": decomposition_tokens,
+        "decomposition_tokens": decomposition["tokens"],
+        "decomposition_cost": decomposition["cost"],
     }
 
 
@@ -160,7 +163,8 @@ async def test_a_scrape_after_a_run_agrees_with_postgresql_and_redis(
     assert total(samples, "fleet_retries_total", reason="rate_limited") == 1
     assert total(samples, "fleet_subtask_failures_total", reason="limit_exceeded") == 1
     assert total(samples, "fleet_subtask_failures_total") == stored["subtasks"]["failed"] == 1
-    assert total(samples, "fleet_cost_usd_total", model=MODEL) == stored["cost"] == 0.25
+    assert stored["decomposition_cost"] > 0 and stored["cost"] == 0.25
+    assert total(samples, "fleet_cost_usd_total") == pytest.approx(stored["cost"] + stored["decomposition_cost"])
     assert total(samples, "fleet_tokens_total", model=MODEL, kind="cache_read") == 7
     tokens = total(samples, "fleet_tokens_total", kind="input") + total(samples, "fleet_tokens_total", kind="output")
     assert stored["decomposition_tokens"] > 0

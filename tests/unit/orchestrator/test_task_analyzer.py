@@ -308,22 +308,18 @@ async def test_an_api_error_falls_back_to_one_subtask_with_the_reason(
         pytest.param("The planner is overloaded today", "overloaded", id="529-overloaded"),
     ],
 )
-async def test_an_api_error_is_counted_by_kind_and_the_usage_by_model(
+async def test_an_api_error_is_counted_by_kind(
     client: anthropic.AsyncAnthropic, analyzer_settings: Settings, task: str, kind: str
 ) -> None:
     metrics = OrchestratorMetrics()
     analyzer = TaskAnalyzer(client, analyzer_settings, metrics)
 
     await analyzer.decompose_task(TASK_ID, task, SEED_FLEET)
-    planned = await analyzer.decompose_task(TASK_ID, SIMPLE_TASK, SEED_FLEET)
+    await analyzer.decompose_task(TASK_ID, SIMPLE_TASK, SEED_FLEET)
 
     [errors] = metrics.provider_errors.collect()
     counted = {sample.labels["kind"]: sample.value for sample in errors.samples if sample.name.endswith("_total")}
     assert counted == {kind: 1.0}
-    model = analyzer_settings.claude_model
-    for token_kind, tokens in (("input", planned.usage.input_tokens), ("output", planned.usage.output_tokens)):
-        assert metrics.registry.get_sample_value("fleet_tokens_total", {"model": model, "kind": token_kind}) == tokens
-        assert tokens > 0
 
 
 async def test_an_unreachable_api_falls_back_to_one_subtask(analyzer_settings: Settings) -> None:
