@@ -18,6 +18,7 @@ from shared.database.migrations import alembic_config
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TABLES = [
     "agent_logs",
+    "agents_seen",
     "alembic_version",
     "api_keys",
     "artifacts",
@@ -30,7 +31,7 @@ TABLES = [
     "webhook_deliveries",
     "webhooks",
 ]
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [

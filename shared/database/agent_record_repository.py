@@ -1,0 +1,86 @@
+"""Every agent the fleet has seen (`agents_seen`), and its record in a tenant's work, restarts and deaths included.
+
+The orchestrator writes a sighting when its view of the registry shows an agent (orchestrator/agent_sightings.py);
+the table is the fleet's, not a tenant's: it holds no work. Counts and the last error come from the tenant's applied
+results, so they never reset and never show another tenant's work.
+"""
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from shared.database.executor import Executor
+
+
+@dataclass(frozen=True)
+class AgentSighting:
+    agent_id: str
+    capabilities: tuple[str, ...]
+    seen_at: datetime
+    role: str | None = None
+
+
+class AgentHistory(BaseModel):
+    """An agent's record in this tenant's work, whether it is alive or not."""
+
+    agent_id: str
+    role: str | None = Field(description="The agent's role, when it announces one")
+    capabilities: list[str]
+    first_seen: datetime = Field(description="The first time an orchestrator saw it in the registry")
+    last_seen: datetime = Field(description="Its newest heartbeat an orchestrator recorded (about once a minute)")
+    alive: bool = Field(False, description="Whether it is in the registry now")
+    subtasks_completed: int = Field(ge=0, description="Its applied results that completed a subtask of this tenant's")
+    subtasks_failed: int = Field(ge=0, description="Its applied results that failed an attempt of this tenant's")
+    last_error: str | None = Field(description="The error of its newest failed attempt of this tenant's work")
+
+
+class AgentRecordRepository:
+    def __init__(self, executor: Executor, tenant_id: str) -> None:
+        self._executor = executor
+        self._tenant_id = tenant_id
+
+    async def record_sightings(self, sightings: Sequence[AgentSighting]) -> None:
+        """Insert or refresh each agent's row in one pipelined round trip: first_seen stays the earliest sighting,
+        last_seen the latest, capabilities and role the newest."""
+        await self._executor.executemany(
+            """
+            INSERT INTO agents_seen (agent_id, role, capabilities, first_seen, last_seen) VALUES ($1, $2, $3, $4, $4)
+            ON CONFLICT (agent_id) DO UPDATE
+            SET role = excluded.role, capabilities = excluded.capabilities,
+                first_seen = least(agents_seen.first_seen, excluded.first_seen),
+                last_seen = greatest(agents_seen.last_seen, excluded.last_seen)
+            """,
+            [
+                (sighting.agent_id, sighting.role, list(sighting.capabilities), sighting.seen_at)
+                for sighting in sightings
+            ],
+        )
+
+    async def agent_histories(self, live_agent_ids: Collection[str]) -> list[AgentHistory]:
+        """The agents seen that ran this tenant's work or are live now (`live_agent_ids`), by id, `alive` left False.
+
+        Cost: agents_seen in full (one row per agent ever seen: small), and per agent its applied results through
+        subtask_results_applied_agent_idx, each checked against its task's tenant: linear in the applied results of
+        the agents seen."""
+        rows = await self._executor.fetch(
+            """
+            SELECT a.agent_id, a.role, a.capabilities, a.first_seen, a.last_seen,
+                   counts.subtasks_completed, counts.subtasks_failed,
+                   (SELECT r.error FROM subtask_results r JOIN tasks t ON t.id = r.task_id
+                    WHERE r.agent_id = a.agent_id AND r.applied AND r.status = 'failed' AND t.tenant_id = $1
+                    ORDER BY r.created_at DESC LIMIT 1) AS last_error
+            FROM agents_seen a CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE r.status = 'completed') AS subtasks_completed,
+                       count(*) FILTER (WHERE r.status = 'failed') AS subtasks_failed
+                FROM subtask_results r JOIN tasks t ON t.id = r.task_id
+                WHERE r.agent_id = a.agent_id AND r.applied AND t.tenant_id = $1
+            ) counts
+            WHERE counts.subtasks_completed + counts.subtasks_failed > 0 OR a.agent_id = ANY ($2::text[])
+            ORDER BY a.agent_id
+            """,
+            self._tenant_id,
+            list(live_agent_ids),
+        )
+        return [AgentHistory.model_validate(dict(row)) for row in rows]
