@@ -21,14 +21,14 @@ INSERT_RESULT = """
     INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
         retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
         cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at,
-        delivery_token, claude_session_id, claude_config_dir, allowed_tools, queued_at, assigned_at)
+        delivery_token, claude_session_id, claude_config_dir, allowed_tools, queued_at, assigned_at, tenant_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-            $24, $25, $26)
+            $24, $25, $26, $27)
     ON CONFLICT (result_id) DO NOTHING
 """
 
 
-def _result_values(result: SubTaskResult, applied: bool, times: AttemptTimes | None) -> tuple[Any, ...]:
+def _result_values(result: SubTaskResult, applied: bool, times: AttemptTimes | None, tenant_id: str) -> tuple[Any, ...]:
     usage = result.token_usage
     times = times or AttemptTimes()
     return (
@@ -58,6 +58,7 @@ def _result_values(result: SubTaskResult, applied: bool, times: AttemptTimes | N
         result.allowed_tools,
         times.queued_at,
         times.assigned_at,
+        tenant_id,
     )
 
 
@@ -87,7 +88,7 @@ class ResultRepository:
     ) -> bool:
         """Record a result, with when its attempt was queued and assigned (an applied result's timeline); False when
         this very result (same result_id) was recorded before."""
-        status = await self._executor.execute(INSERT_RESULT, *_result_values(result, applied, times))
+        status = await self._executor.execute(INSERT_RESULT, *_result_values(result, applied, times, self._tenant_id))
         return status == "INSERT 0 1"
 
     async def save_subtask_results(self, results: Sequence[tuple[SubTaskResult, bool, AttemptTimes | None]]) -> None:
@@ -95,7 +96,8 @@ class ResultRepository:
         are."""
         if results:
             await self._executor.executemany(
-                INSERT_RESULT, [_result_values(result, applied, times) for result, applied, times in results]
+                INSERT_RESULT,
+                [_result_values(result, applied, times, self._tenant_id) for result, applied, times in results],
             )
 
     async def get_subtask_results(self, task_id: str, *, applied_only: bool = False) -> list[SubTaskResult]:

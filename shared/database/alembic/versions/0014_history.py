@@ -8,8 +8,9 @@ running -> done per attempt) and the per-minute history (latency, queue depth) a
 sighting), so an agent that is gone still has a record; its counts come from its results. Agents that reported
 results before this revision are recorded from them.
 
-Indexes for the history's windows: applied results by time, ended tasks by when they ended, cancelled subtasks by
-when they were cancelled (their last wait on the queue counts toward the queue depth).
+Results carry their task's tenant, like subtasks, so a tenant's results of a window or of an agent are read through
+indexes that lead with the tenant instead of through every tenant's rows. Ended tasks are indexed by when they ended,
+cancelled subtasks by when they were cancelled (their last wait on the queue counts toward the queue depth).
 
 Revision ID: 0014
 Revises: 0013
@@ -27,7 +28,10 @@ depends_on = None
 def upgrade() -> None:
     op.execute(
         """
-        ALTER TABLE subtask_results ADD COLUMN queued_at TIMESTAMPTZ, ADD COLUMN assigned_at TIMESTAMPTZ;
+        ALTER TABLE subtask_results ADD COLUMN queued_at TIMESTAMPTZ, ADD COLUMN assigned_at TIMESTAMPTZ,
+            ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
+        UPDATE subtask_results r SET tenant_id = t.tenant_id FROM tasks t
+        WHERE t.id = r.task_id AND t.tenant_id <> 'default';
 
         CREATE TABLE agents_seen (
             agent_id        TEXT PRIMARY KEY,
@@ -40,7 +44,9 @@ def upgrade() -> None:
         INSERT INTO agents_seen (agent_id, first_seen, last_seen)
         SELECT agent_id, min(created_at), max(created_at) FROM subtask_results WHERE applied GROUP BY agent_id;
 
-        CREATE INDEX subtask_results_applied_created_at_idx ON subtask_results (created_at) WHERE applied;
+        CREATE INDEX subtask_results_tenant_created_at_idx ON subtask_results (tenant_id, created_at) WHERE applied;
+        CREATE INDEX subtask_results_tenant_agent_idx ON subtask_results (tenant_id, agent_id, created_at DESC)
+            INCLUDE (status) WHERE applied;
         CREATE INDEX tasks_tenant_ended_idx ON tasks (tenant_id, updated_at)
             WHERE status IN ('completed', 'failed', 'cancelled');
         CREATE INDEX subtasks_tenant_cancelled_idx ON subtasks (tenant_id, updated_at) WHERE status = 'cancelled';
@@ -51,8 +57,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
-        DROP INDEX subtask_results_applied_created_at_idx, tasks_tenant_ended_idx, subtasks_tenant_cancelled_idx;
+        DROP INDEX subtask_results_tenant_created_at_idx, subtask_results_tenant_agent_idx, tasks_tenant_ended_idx,
+            subtasks_tenant_cancelled_idx;
         DROP TABLE agents_seen;
-        ALTER TABLE subtask_results DROP COLUMN queued_at, DROP COLUMN assigned_at;
+        ALTER TABLE subtask_results DROP COLUMN queued_at, DROP COLUMN assigned_at, DROP COLUMN tenant_id;
         """
     )
