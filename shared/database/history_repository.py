@@ -118,6 +118,6 @@ class HistoryRepository:
         subtask_results_tenant_created_at_idx, the ended and the created tasks of the window through
         tasks_tenant_ended_idx and tasks_tenant_created_at_idx, the live subtasks through subtasks_live_status_idx and
         the cancelled ones of the window through subtasks_tenant_cancelled_idx: linear in the window's activity, not in
-        the tables. Measured over 60,000 results, one task ending a minute: ~1 ms for an hour, ~30 ms for a day."""
+        the tables. Measured over 60,000 results, a task ending each minute: 1-6 ms for an hour, 30-90 ms for a day."""
         rows = await self._executor.fetch(HISTORY_SQL, self._tenant_id, minutes)
         return [MinuteBucket.model_validate(dict(row)) for row in rows]

@@ -159,6 +159,20 @@ async def test_an_agent_that_is_gone_or_restarted_keeps_its_record(
     )
 
 
+async def test_an_agent_never_seen_in_the_registry_has_a_record_from_its_results(
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    await retried_then_completed(lifecycle)  # neither agent was ever read from the registry
+
+    records = await agent_histories(db, test_redis)
+
+    assert [(r.agent_id, r.alive, r.subtasks_completed, r.subtasks_failed, r.capabilities) for r in records] == [
+        ("agent1", False, 0, 1, []),
+        ("agent2", False, 1, 0, []),
+    ]
+    assert all(record.first_seen <= record.last_seen for record in records)
+
+
 async def test_sightings_are_written_once_a_minute_or_on_a_change(db: DatabaseManager) -> None:
     sightings = AgentSightings(db)
     agent = registered("agent1", AgentCapability.DATA_ANALYSIS)
