@@ -10,7 +10,7 @@ from orchestrator.fleet_view import AgentDirectory
 from orchestrator.lifecycle import TaskLifecycle
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentCapability, AgentStatus, ResultStatus, SubTask, Task
+from shared.models import AgentCapability, AgentStatus, DecompositionInfo, ResultStatus, SubTask, Task
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, subtask_id
 
@@ -41,7 +41,7 @@ async def test_minute_buckets_count_results_tasks_costs_and_the_queue(
 ) -> None:
     repos = db.repositories()
     await retried_then_completed(lifecycle)
-    single = build_planned_task({"only": []})
+    single = build_planned_task({"only": []}, decomposition=DecompositionInfo(cost_usd=0.0625))
     await lifecycle.submit(single)
     await run(lifecycle, subtask_id(single, "only"), 1, "agent1", cost_usd=0.125)
 
@@ -58,7 +58,7 @@ async def test_minute_buckets_count_results_tasks_costs_and_the_queue(
         "subtasks_failed": 1,
         "tasks_completed": 1,
         "tasks_failed": 0,
-        "cost_usd": 0.875,
+        "cost_usd": 0.9375,  # the results' and the decomposition's
     }
     busy = [bucket for bucket in buckets if bucket.subtasks_completed + bucket.subtasks_failed]
     assert busy and all(bucket.latency_p50_ms is not None and bucket.latency_p95_ms is not None for bucket in busy)
