@@ -20,14 +20,16 @@ FINISHED_ATTEMPT = """
     s.position
 """
 # A subtask (alias s) whose current attempt has no applied result: queued, running, or cancelled before it ended. A
-# queued attempt's wait is the time it has waited so far.
+# queued attempt's wait is the time it has waited so far; one cancelled on the queue waited until it was cancelled.
 CURRENT_ATTEMPT = """
     s.id AS subtask_id, s.task_id, s.attempt_count AS attempt, s.assigned_agent AS agent_id, s.status, s.queued_at,
     s.assigned_at, s.accepted_at AS started_at, CASE WHEN s.status = 'cancelled' THEN s.updated_at END AS ended_at,
-    extract(epoch FROM coalesce(s.assigned_at, CASE WHEN s.status = 'queued' THEN clock_timestamp() END)
+    extract(epoch FROM coalesce(s.assigned_at, CASE s.status WHEN 'queued' THEN clock_timestamp()
+                                                              WHEN 'cancelled' THEN s.updated_at END)
                        - s.queued_at) * 1000 AS wait_ms,
     NULL::float8 AS run_ms, NULL::text AS error, s.position
 """
+# The subtask (alias s) has a current attempt that has not ended with a result (queued, running, or cancelled).
 UNFINISHED = """
     s.attempt_count > 0 AND s.status NOT IN ('completed', 'failed')
     AND NOT EXISTS (

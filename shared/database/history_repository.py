@@ -13,9 +13,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.database.attempt_repository import UNFINISHED
 from shared.database.executor import Executor
 
-HISTORY_SQL = """
+HISTORY_SQL = f"""
 WITH bounds AS (
     SELECT date_trunc('minute', now()) - ($2::int - 1) * interval '1 minute' AS window_start,
            date_trunc('minute', now()) + interval '1 minute' AS window_end
@@ -57,11 +58,7 @@ WITH bounds AS (
     UNION ALL
     SELECT s.queued_at, coalesce(s.assigned_at, s.updated_at) FROM subtasks s, bounds
     WHERE s.tenant_id = $1 AND s.status = 'cancelled' AND s.updated_at >= bounds.window_start
-      AND s.queued_at IS NOT NULL AND s.attempt_count > 0
-      AND NOT EXISTS (
-          SELECT FROM subtask_results done WHERE done.subtask_id = s.id AND done.attempt = s.attempt_count
-            AND done.applied
-      )
+      AND s.queued_at IS NOT NULL AND {UNFINISHED}
 ), open_at_start AS (
     SELECT count(*) AS depth FROM waits, bounds WHERE began < window_start AND ended >= window_start
 ), queue_changes AS (

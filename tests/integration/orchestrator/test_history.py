@@ -99,6 +99,23 @@ async def test_the_timeline_shows_each_attempt_with_its_waits_and_the_one_under_
     assert waiting.queued_at is not None and waiting.wait_ms is not None
 
 
+async def test_a_cancelled_attempt_ends_when_it_was_cancelled(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
+    task = build_planned_task({"a": [], "b": []})
+    await lifecycle.submit(task)
+    await lifecycle.claim([(subtask_id(task, "a"), 1, "agent1")])
+    await lifecycle.cancel(task.id)
+
+    timeline = await db.repositories().attempts.task_timeline(task.id)
+
+    assert timeline is not None
+    assert [(item.attempt, item.agent_id, item.status, item.run_ms) for item in timeline] == [
+        (1, "agent1", "cancelled", None),  # it was running
+        (1, None, "cancelled", None),  # it was waiting
+    ]
+    assert all(item.ended_at is not None and item.wait_ms is not None for item in timeline)
+    assert (timeline[0].assigned_at is not None, timeline[1].assigned_at) == (True, None)
+
+
 async def test_an_agents_attempts_are_listed_newest_first_with_the_running_one_on_top(
     lifecycle: TaskLifecycle, db: DatabaseManager
 ) -> None:
