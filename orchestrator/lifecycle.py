@@ -85,7 +85,9 @@ class ResultOutcome:
         the subtask still holds that attempt's times."""
         if subtask is None:
             return cls()
-        return cls(True, subtask, queued or [], blocked or [], AttemptTimes.of(subtask))
+        return cls(
+            applied=True, subtask=subtask, queued=queued or [], blocked=blocked or [], times=AttemptTimes.of(subtask)
+        )
 
 
 @dataclass
@@ -460,7 +462,8 @@ class TaskLifecycle:
                 *offer, result.agent_id, error=result.error, max_attempts=self.settings.max_retries
             )
             if retried is not None:
-                return ResultOutcome(True, retried.subtask, queued=[retried.subtask], times=retried.failed_attempt)
+                subtask, times = retried.subtask, retried.failed_attempt
+                return ResultOutcome(applied=True, subtask=subtask, queued=[subtask], times=times)
         subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.FAILED, result.error)
         blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
         return ResultOutcome.finished(subtask, blocked=blocked)
