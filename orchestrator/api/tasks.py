@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import ValidationError
 
+from orchestrator.api.auth import OPERATOR_ACCESS
 from orchestrator.api.schemas import (
     TaskCancelledResponse,
     TaskDetailResponse,
@@ -13,6 +14,7 @@ from orchestrator.api.schemas import (
     TaskToolCallsResponse,
 )
 from orchestrator.state import State
+from shared import tracing
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
     TASK_DESCRIPTION_MAX,
@@ -134,7 +136,8 @@ async def list_tasks(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskListResponse:
     tasks, total = await state.tasks.list_tasks(status, user_id, limit, offset)
-    return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset)
+    retention_days = state.settings.retention_days or None  # 0 keeps tasks forever
+    return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset, retention_days=retention_days)
 
 
 @router.get(
@@ -157,6 +160,26 @@ async def cancel_task(state: State, task_id: TaskId) -> TaskCancelledResponse:
     task = await state.tasks.cancel_task(task_id)
     cancelled = sum(1 for subtask in task.subtasks if subtask.status is SubTaskStatus.CANCELLED)
     return TaskCancelledResponse(task_id=task.id, status=task.status, subtasks_cancelled=cancelled)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[OPERATOR_ACCESS],
+    responses={
+        204: {"description": "The task and everything it left are gone"},
+        **error_responses(400, 404, 409, 500, 503),
+        409: {**error_responses(409)[409], "description": "The task has not ended; cancel it first"},
+    },
+    summary="Remove an ended task now, with its subtasks, results, logs, tool calls, artifacts, workspace and events",
+)
+async def delete_task(state: State, task_id: TaskId) -> Response:
+    """What the retention loop does to a task once RETENTION_DAYS have passed, at once. Operator key only; the
+    task must be this orchestrator's tenant's, like every task it serves."""
+    with tracing.bound(task_id=task_id):
+        await state.removal.remove_task(task_id)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -11,6 +11,7 @@ from shared.database.follow_up_repository import FollowUpRepository
 from shared.database.isolation_repository import IsolationRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
+from shared.database.retention_repository import RetentionRepository
 from shared.database.subtask_repository import SubtaskRepository
 from shared.database.task_repository import TaskRepository
 from shared.database.webhook_repository import WebhookRepository
@@ -32,6 +33,7 @@ class Repositories:
     artifacts: ArtifactRepository = field(init=False)
     context_packs: ContextPackRepository = field(init=False)
     webhooks: WebhookRepository = field(init=False)
+    retention: RetentionRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -46,4 +48,5 @@ class Repositories:
         self.artifacts = ArtifactRepository(self.executor, self.tenant_id)
         self.context_packs = ContextPackRepository(self.executor, self.tenant_id)
         self.webhooks = WebhookRepository(self.executor, self.tenant_id)
+        self.retention = RetentionRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

@@ -1,0 +1,45 @@
+"""Retention and log filters: agent_logs rows carry the trace id of the attempt they are about, and the purge finds
+expired tasks and orphaned audit rows by index.
+
+- `agent_logs.trace_id`: the trace of the task the entry is about (GET /logs?trace_id=...); null for entries written
+  before this revision and for entries about no task.
+- `agent_logs (tenant_id, subtask_id, ...)` and `(tenant_id, trace_id, ...)`: the log view's filters by subtask and by
+  trace, newest first.
+- `tasks (tenant_id, updated_at) WHERE ended`: the purge loop reads the oldest ended tasks of its tenant first (an
+  ended task is not updated any more, so updated_at is when it ended).
+
+Revision ID: 0016
+Revises: 0013
+Create Date: 2026-11-30
+"""
+
+from alembic import op
+
+revision = "0016"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        ALTER TABLE agent_logs ADD COLUMN trace_id TEXT;  -- no CHECK: an audit entry is never lost to a constraint
+        CREATE INDEX agent_logs_tenant_subtask_created_at_idx ON agent_logs (tenant_id, subtask_id, created_at DESC)
+            WHERE subtask_id IS NOT NULL;
+        CREATE INDEX agent_logs_tenant_trace_created_at_idx ON agent_logs (tenant_id, trace_id, created_at DESC)
+            WHERE trace_id IS NOT NULL;
+        CREATE INDEX tasks_tenant_ended_updated_at_idx ON tasks (tenant_id, updated_at)
+            WHERE status IN ('completed', 'failed', 'cancelled');
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        """
+        DROP INDEX tasks_tenant_ended_updated_at_idx, agent_logs_tenant_trace_created_at_idx,
+            agent_logs_tenant_subtask_created_at_idx;
+        ALTER TABLE agent_logs DROP COLUMN trace_id;
+        """
+    )
