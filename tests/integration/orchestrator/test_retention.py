@@ -81,19 +81,18 @@ def removal(
     return TaskRemoval(tenant_db, test_redis, TaskFolders.of(orchestrator_settings), tenant_lifecycle.details)
 
 
-def retention_loop(settings: Settings, db: DatabaseManager, removal: TaskRemoval, **overrides: object) -> RetentionLoop:
+def retention_loop(settings: Settings, db: DatabaseManager, removal: TaskRemoval, **overrides: int) -> RetentionLoop:
     return RetentionLoop(settings.model_copy(update=overrides), db, removal)
 
 
 async def task_that_left_everything(lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager) -> Task:
     """A task that ran to completion as a fleet runs it: an attempt that wrote files (promoted into artifacts), a
-    superseded attempt's staged files, a tool call, agent logs, shared state, a webhook of its own, its events."""
+    tool call, agent logs, shared state, a webhook of its own, its events; and a late attempt's staged files."""
     task = build_planned_task({"a": []}, trace_id=TRACE_ID)
     await lifecycle.submit(task)
     [claimed] = await lifecycle.claim([(subtask_id(task, "a"), 1, "agent1")])
     running = claimed.subtask
     written(lifecycle, running, {"report.md": "# Report\n", "tables/q1.csv": "a,b\n"})
-    written(lifecycle, running.model_copy(update={"delivery_token": "superseded"}), {"late.md": "never applied"})
     repos = db.repositories()
     await repos.audit.record_tool_call(
         ToolCall(agent_id="agent1", task_id=task.id, subtask_id=running.id, attempt=1, tool_name="write_file")
@@ -106,6 +105,8 @@ async def task_that_left_everything(lifecycle: TaskLifecycle, db: DatabaseManage
     await redis.state.set_shared_state(task.id, "progress", "half", ttl=3600)
     outcome = await lifecycle.apply_results([build_result(running)])
     assert outcome.artifacts[(running.id, 1)] and outcome.finished == {task.id: TaskStatus.COMPLETED}
+    # An agent that hung wakes up after the task ended and stages files that never apply.
+    written(lifecycle, running.model_copy(update={"delivery_token": "superseded"}), {"late.md": "never applied"})
     return task
 
 
@@ -297,7 +298,7 @@ async def test_the_loop_rides_out_a_postgresql_outage_with_one_warning(
     await ended_days_ago(tenant_db, expired.id, 31)
     link, postgres_url = link_to(orchestrator_settings.postgres_url)
     settings = orchestrator_settings.model_copy(
-        update={"postgres_url": postgres_url, "db_pool_min_size": 1, "retention_interval_seconds": 0.05}
+        update={"postgres_url": postgres_url, "db_pool_min_size": 1, "retention_interval_seconds": 10.0}
     )
     cut_off = DatabaseManager(settings)
     await cut_off.connect()
