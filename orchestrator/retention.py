@@ -50,6 +50,8 @@ class RetentionLoop(LoopService):
         removed = 0
         while not self.stopping:
             expired = await self._db.repositories().retention.expired_task_ids(ended_before, self._batch_size)
+            if not expired:
+                break
             found = await self._removal.remove_ended(expired)
             removed += sum(1 for status in found.values() if status.is_terminal)
             if len(expired) < self._batch_size:

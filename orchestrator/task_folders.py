@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,8 @@ class TaskFolders:
         """Remove the tasks' folders; one that cannot be removed is logged and left for the sweep. How many failed."""
         failed = 0
         for task_id in task_ids:
+            if workspace_name_problem(task_id):  # names no folder of these roots (and never reaches out of them)
+                continue
             for root in self.roots:
                 try:
                     _remove(root / task_id)
