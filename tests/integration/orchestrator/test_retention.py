@@ -330,3 +330,24 @@ async def test_the_loop_rides_out_a_postgresql_outage_with_one_warning(
     loud = [(entry["event"], entry.get("store")) for entry in logs if entry["log_level"] in {"warning", "error"}]
     assert loud == [("loop_store_unreachable", "PostgreSQL")]
     assert await what_is_left(expired.id, tenant_db, test_redis, orchestrator_settings) == set()
+
+
+async def test_a_removal_redis_cannot_take_part_in_still_removes_the_rest_and_the_keys_expire(
+    orchestrator_settings: Settings,
+    tenant_lifecycle: TaskLifecycle,
+    tenant_db: DatabaseManager,
+    test_redis: RedisManager,
+    unreachable_redis: RedisManager,
+) -> None:
+    task = await task_that_left_everything(tenant_lifecycle, tenant_db, test_redis)
+    removal = TaskRemoval(tenant_db, unreachable_redis, TaskFolders.of(orchestrator_settings), tenant_lifecycle.details)
+
+    with capture_logs() as logs:
+        found = await removal.remove_ended([task.id])
+
+    assert found == {task.id: TaskStatus.COMPLETED}
+    assert await what_is_left(task.id, tenant_db, test_redis, orchestrator_settings) == {"event stream", "shared state"}
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == ["task_keys_left_to_expire"]
+    # Nothing of it lives forever: its stream got a time to live with its ending event, its state with each write.
+    keys = [test_redis.keys.task_events(task.id), test_redis.keys.state(task.id, "progress")]
+    assert all(ttl > 0 for ttl in [await test_redis.client.ttl(key) for key in keys])
