@@ -2,8 +2,9 @@
 
 Each round removes expired tasks in batches of RETENTION_BATCH_SIZE, one transaction each, so a large backlog never
 holds a long transaction or many locks; then it sweeps what outlived removed tasks: folders named for tasks that no
-longer exist, and audit rows agents wrote a moment after their task went. Leftovers are swept only once untouched
-for LEFTOVER_AGE_SECONDS, so nothing an agent is still writing is raced. With RETENTION_DAYS=0 tasks are kept
+longer exist (once untouched for LEFTOVER_AGE_SECONDS, so nothing an agent is still writing is raced), and the agent
+logs and tool calls agents wrote for a removed task after it went (found through `removed_tasks`; an audit row
+naming a task that never existed here is not the retention's to remove). With RETENTION_DAYS=0 tasks are kept
 forever, and the sweep still clears what DELETE /tasks/{id} left behind. A store outage costs the log one warning
 (LoopService's OutageWatch), not a traceback per round.
 """
@@ -21,6 +22,8 @@ from shared.loop_service import LoopService
 log = structlog.get_logger(__name__)
 
 LEFTOVER_AGE_SECONDS = 3600.0
+# How long a removed task's id is remembered: its agents' late audit rows come within a subtask's timeout.
+REMOVED_TASKS_KEPT = timedelta(days=1)
 # Task ids asked of PostgreSQL per query while sweeping folders.
 SWEEP_CHUNK = 1000
 
@@ -69,7 +72,7 @@ class RetentionLoop(LoopService):
             orphaned += [task_id for task_id in chunk if task_id not in existing]
         if orphaned:
             await asyncio.to_thread(self._removal.folders.remove, orphaned)
-        rows = await self._db.repositories().retention.delete_orphaned_audit_rows(
-            self._batch_size, written_before=datetime.now(UTC) - timedelta(seconds=self._leftover_age)
+        rows = await self._db.repositories().retention.sweep_late_audit_rows(
+            self._batch_size, forget_before=datetime.now(UTC) - REMOVED_TASKS_KEPT
         )
         return len(orphaned) + rows

@@ -2,9 +2,9 @@
 
 A task's subtasks, results and artifact rows go with it (their foreign keys cascade); its agent logs, tool calls and
 task-scoped webhooks name it without a foreign key (an audit row must never be refused for its task id), so they
-are deleted by the same statement. Tasks are found and removed within this tenant only; whether a task id exists at
-all is asked of every tenant's, so a folder or key of another tenant's task sharing the same disk is never taken for
-a leftover.
+are deleted by the same statement, which notes the task in `removed_tasks` for the audit rows agents write later.
+Tasks are found and removed within this tenant only; whether a task id exists at all is asked of every tenant's, so
+a folder of another tenant's task sharing the same disk is never taken for a leftover.
 """
 
 from collections.abc import Collection
@@ -37,42 +37,49 @@ class RetentionRepository:
         return [row["id"] for row in rows]
 
     async def delete_tasks(self, task_ids: Collection[str]) -> list[str]:
-        """Delete this tenant's tasks among `task_ids` with every row about them, in one statement; the ids deleted.
-        The caller checks that they ended, under their row locks (TaskRepository.lock_tasks)."""
+        """Delete this tenant's tasks among `task_ids` with every row about them, in one statement, and note them as
+        removed (`sweep_late_audit_rows`); the ids deleted. The caller checks that they ended, under their row locks
+        (TaskRepository.lock_tasks)."""
         if not task_ids:
             return []
         rows = await self._executor.fetch(
             """
             WITH logs AS (DELETE FROM agent_logs WHERE task_id = ANY($1::text[]) AND tenant_id = $2),
                  calls AS (DELETE FROM tool_calls WHERE task_id = ANY($1::text[]) AND tenant_id = $2),
-                 hooks AS (DELETE FROM webhooks WHERE task_id = ANY($1::text[]) AND tenant_id = $2)
-            DELETE FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $2
-            RETURNING id
+                 hooks AS (DELETE FROM webhooks WHERE task_id = ANY($1::text[]) AND tenant_id = $2),
+                 removed AS (DELETE FROM tasks WHERE id = ANY($1::text[]) AND tenant_id = $2 RETURNING id),
+                 noted AS (
+                     INSERT INTO removed_tasks (task_id, tenant_id) SELECT id, $2 FROM removed
+                     ON CONFLICT (task_id) DO UPDATE SET removed_at = now()
+                 )
+            SELECT id FROM removed
             """,
             list(task_ids),
             self._tenant_id,
         )
         return [row["id"] for row in rows]
 
-    async def delete_orphaned_audit_rows(self, limit: int, written_before: datetime) -> int:
-        """Delete up to `limit` of this tenant's agent logs and of its tool calls, written before `written_before`,
-        whose task no longer exists (an agent wrote them a moment after its task was removed); how many went."""
+    async def sweep_late_audit_rows(self, limit: int, forget_before: datetime) -> int:
+        """Delete up to `limit` each of the agent logs and tool calls written for this tenant's removed tasks after
+        they went (an agent still running an attempt of a cancelled task reports a moment later); then forget the
+        tasks removed before `forget_before`, whose agents are long done. How many rows went."""
         deleted = 0
         for table in ("agent_logs", "tool_calls"):
             result: str = await self._executor.execute(
                 f"""
                 DELETE FROM {table} WHERE id IN (
-                    SELECT entry.id FROM {table} entry
-                    WHERE entry.tenant_id = $1 AND entry.task_id IS NOT NULL AND entry.created_at < $3
-                      AND NOT EXISTS (SELECT FROM tasks WHERE tasks.id = entry.task_id)
+                    SELECT entry.id FROM removed_tasks removed JOIN {table} entry ON entry.task_id = removed.task_id
+                    WHERE removed.tenant_id = $1 AND entry.tenant_id = $1
                     LIMIT $2
                 )
                 """,
                 self._tenant_id,
                 limit,
-                written_before,
             )
             deleted += int(result.rsplit(" ", 1)[-1])
+        await self._executor.execute(
+            "DELETE FROM removed_tasks WHERE tenant_id = $1 AND removed_at < $2", self._tenant_id, forget_before
+        )
         return deleted
 
     async def existing_task_ids(self, task_ids: Collection[str]) -> set[str]:

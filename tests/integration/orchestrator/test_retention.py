@@ -251,7 +251,7 @@ async def test_the_purge_removes_tasks_ended_before_the_retention_in_batches_and
     assert [entry["count"] for entry in logs if entry["event"] == "tasks_removed"] == [2, 1]  # one per batch
 
 
-async def test_leftovers_of_removed_tasks_are_swept_once_untouched_for_a_while(
+async def test_leftovers_of_removed_tasks_are_swept_and_nothing_else(
     tenant_lifecycle: TaskLifecycle,
     tenant_db: DatabaseManager,
     test_redis: RedisManager,
@@ -259,6 +259,9 @@ async def test_leftovers_of_removed_tasks_are_swept_once_untouched_for_a_while(
     removal: TaskRemoval,
 ) -> None:
     live = await task_that_left_everything(tenant_lifecycle, tenant_db, test_redis)
+    removed = await task_that_left_everything(tenant_lifecycle, tenant_db, test_redis)
+    await removal.remove_ended([removed.id])
+    # Folders: one left long ago by a task that is gone, one just written, the live task's, and an operator's.
     gone, just_gone = new_task_id(), new_task_id()
     roots = [Path(orchestrator_settings.shared_files_dir), Path(orchestrator_settings.artifacts_dir)]
     for root in roots:
@@ -268,23 +271,24 @@ async def test_leftovers_of_removed_tasks_are_swept_once_untouched_for_a_while(
         (root / "operator-notes").mkdir()
         for name in (gone, live.id, "operator-notes"):
             os.utime(root / name, (AN_HOUR_AGO, AN_HOUR_AGO))
+    # Audit rows: what the removed task's agent wrote after it went, and a row naming a task never stored here.
     audit = tenant_db.repositories().audit
-    old = {"created_at": await tenant_db.pool.fetchval("SELECT now() - interval '2 hours'")}
+    never_stored = new_task_id()
     await audit.log_agent_activities(
         [
-            AgentLog(agent_id="agent1", task_id=gone, message="late", **old),
-            AgentLog(agent_id="agent1", task_id=just_gone, message="late, and recent"),
+            AgentLog(agent_id="agent1", task_id=removed.id, message="subtask completed"),
+            AgentLog(agent_id="agent1", task_id=never_stored, message="not the retention's"),
         ]
     )
-    await audit.record_tool_call(ToolCall(agent_id="agent1", task_id=gone, tool_name="write_file", **old))
+    await audit.record_tool_call(ToolCall(agent_id="agent1", task_id=removed.id, tool_name="write_file"))
 
     await retention_loop(orchestrator_settings, tenant_db, removal).run_once()
 
     for root in roots:
         assert sorted(path.name for path in root.iterdir()) == sorted([just_gone, live.id, "operator-notes"])
+    assert await what_is_left(removed.id, tenant_db, test_redis, orchestrator_settings) == set()
     logged = await tenant_db.pool.fetch("SELECT task_id FROM agent_logs")
-    assert {row["task_id"] for row in logged} == {live.id, just_gone}
-    assert await tenant_db.pool.fetchval("SELECT count(*) FROM tool_calls WHERE task_id = $1", gone) == 0
+    assert {row["task_id"] for row in logged} == {live.id, never_stored}
     assert await what_is_left(live.id, tenant_db, test_redis, orchestrator_settings) == EVERYTHING
 
 

@@ -23,6 +23,7 @@ TABLES = [
     "artifacts",
     "context_pack_files",
     "context_packs",
+    "removed_tasks",
     "subtask_results",
     "subtasks",
     "tasks",

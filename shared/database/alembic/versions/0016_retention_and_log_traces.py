@@ -7,6 +7,9 @@ expired tasks and orphaned audit rows by index.
   trace, newest first.
 - `tasks (tenant_id, updated_at) WHERE ended`: the purge loop reads the oldest ended tasks of its tenant first (an
   ended task is not updated any more, so updated_at is when it ended).
+- `removed_tasks`: the ids of tasks removed lately (DELETE /tasks/{id} or the purge), so that agent logs and tool
+  calls an agent writes a moment after its task went are found and removed too, and nothing else: an audit row
+  naming a task that never existed here is not the retention's to remove.
 
 Revision ID: 0016
 Revises: 0013
@@ -31,6 +34,12 @@ def upgrade() -> None:
             WHERE trace_id IS NOT NULL;
         CREATE INDEX tasks_tenant_ended_updated_at_idx ON tasks (tenant_id, updated_at)
             WHERE status IN ('completed', 'failed', 'cancelled');
+        CREATE TABLE removed_tasks (
+            task_id     TEXT PRIMARY KEY,
+            tenant_id   TEXT NOT NULL CHECK (tenant_id ~ '^[a-z0-9][a-z0-9_-]{0,31}$'),
+            removed_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        CREATE INDEX removed_tasks_tenant_removed_at_idx ON removed_tasks (tenant_id, removed_at);
         """
     )
 
@@ -38,6 +47,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        DROP TABLE removed_tasks;
         DROP INDEX tasks_tenant_ended_updated_at_idx, agent_logs_tenant_trace_created_at_idx,
             agent_logs_tenant_subtask_created_at_idx;
         ALTER TABLE agent_logs DROP COLUMN trace_id;
