@@ -355,3 +355,22 @@ async def test_a_removal_redis_cannot_take_part_in_still_removes_the_rest_and_th
     # Nothing of it lives forever: its stream got a time to live with its ending event, its state with each write.
     keys = [test_redis.keys.task_events(task.id), test_redis.keys.state(task.id, "progress")]
     assert all(ttl > 0 for ttl in [await test_redis.client.ttl(key) for key in keys])
+
+
+async def test_a_cancelled_task_s_late_result_after_its_removal_is_rejected_and_recreates_nothing(
+    orchestrator_settings: Settings,
+    tenant_lifecycle: TaskLifecycle,
+    tenant_db: DatabaseManager,
+    test_redis: RedisManager,
+    removal: TaskRemoval,
+) -> None:
+    task = build_planned_task({"a": []}, trace_id=TRACE_ID)
+    await tenant_lifecycle.submit(task)
+    [claimed] = await tenant_lifecycle.claim([(subtask_id(task, "a"), 1, "agent1")])
+    await tenant_lifecycle.cancel(task.id)
+    await removal.remove_ended([task.id])
+
+    outcome = await tenant_lifecycle.apply_results([build_result(claimed.subtask)])
+
+    assert (outcome.applied, list(outcome.rejected)) == ([], [0])
+    assert await what_is_left(task.id, tenant_db, test_redis, orchestrator_settings) == set()
