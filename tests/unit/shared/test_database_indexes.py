@@ -4,7 +4,8 @@ Each case captures the exact statement a repository method sends, then asks the 
 over a few thousand generated rows. Nothing is timed: the plan names the indexes it uses, or scans.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,14 +55,20 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(scope="module")
-async def history(database: DatabaseManager) -> AsyncIterator[DatabaseManager]:
-    """The generated rows, written once for the module's read-only tests and removed afterwards."""
+@contextlib.asynccontextmanager
+async def generated_rows(database: DatabaseManager, statements: Sequence[str]) -> AsyncIterator[DatabaseManager]:
+    """Rows written once for a module's read-only tests and removed afterwards."""
     await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
-    for statement in HISTORY:
+    for statement in statements:
         await database.pool.execute(statement)
     yield database
     await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(scope="module")
+async def history(database: DatabaseManager) -> AsyncIterator[DatabaseManager]:
+    async with generated_rows(database, HISTORY) as generated:
+        yield generated
 
 
 class StatementRecorder:
@@ -122,7 +129,16 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         (lambda repos: repos.audit.list_agent_logs(), ["agent_logs_tenant_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(agent_id="agent7"), ["agent_logs_tenant_agent_id_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(task_id="task_7"), ["agent_logs_task_id_idx"]),
+        (
+            lambda repos: repos.audit.list_agent_logs(subtask_id="subtask_7_0"),
+            ["agent_logs_tenant_subtask_created_at_idx"],
+        ),
+        (lambda repos: repos.audit.list_agent_logs(trace_id="trace_7"), ["agent_logs_tenant_trace_created_at_idx"]),
         (lambda repos: repos.audit.list_tool_calls("task_7"), ["tool_calls_task_id_idx"]),
+        (
+            lambda repos: repos.retention.expired_task_ids(datetime.now(UTC) - timedelta(days=2), 100),
+            ["tasks_tenant_ended_idx"],
+        ),
         (lambda repos: repos.isolation.latest_tool_calls(100), ["tool_calls_tenant_created_at_idx"]),
     ],
     ids=[
@@ -138,7 +154,10 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         "logs-newest",
         "logs-by-agent",
         "logs-by-task",
+        "logs-by-subtask",
+        "logs-by-trace",
         "tool-calls-of-task",
+        "expired-tasks",
         "isolation-newest-tool-calls",
     ],
 )
