@@ -1,9 +1,11 @@
-"""Every agent the fleet has seen (`agents_seen`), and its record in a tenant's work, restarts and deaths included.
+"""Every agent a tenant's fleet has seen (`agents_seen`), and its record in the tenant's work, restarts and deaths
+included.
 
-The orchestrator writes a sighting when its view of the registry shows an agent (orchestrator/agent_sightings.py);
-the table is the fleet's, not a tenant's: it holds no work. Which agents a tenant sees, their counts and last error
-come from the tenant's applied results, so they never reset and never show another tenant's work; the sightings add
-capabilities and when the agent was seen.
+The orchestrator writes a sighting when its view of the tenant's registry shows an agent
+(orchestrator/agent_sightings.py). Sightings are the tenant's: agent ids are unique within one registry only, so two
+tenants' fleets may both run an `agent1`, and neither sees the other's. Which agents a tenant sees, their counts and
+last error come from the tenant's applied results, so they never reset and never show another tenant's work; the
+sightings add capabilities and when the agent was seen.
 """
 
 from collections.abc import Collection, Sequence
@@ -49,14 +51,15 @@ class AgentRecordRepository:
         last_seen the latest, capabilities and role the newest."""
         await self._executor.executemany(
             """
-            INSERT INTO agents_seen (agent_id, role, capabilities, first_seen, last_seen) VALUES ($1, $2, $3, $4, $4)
-            ON CONFLICT (agent_id) DO UPDATE
+            INSERT INTO agents_seen (tenant_id, agent_id, role, capabilities, first_seen, last_seen)
+            VALUES ($1, $2, $3, $4, $5, $5)
+            ON CONFLICT (tenant_id, agent_id) DO UPDATE
             SET role = excluded.role, capabilities = excluded.capabilities,
                 first_seen = least(agents_seen.first_seen, excluded.first_seen),
                 last_seen = greatest(agents_seen.last_seen, excluded.last_seen)
             """,
             [
-                (sighting.agent_id, sighting.role, list(sighting.capabilities), sighting.seen_at)
+                (self._tenant_id, sighting.agent_id, sighting.role, list(sighting.capabilities), sighting.seen_at)
                 for sighting in sightings
             ],
         )
@@ -82,7 +85,7 @@ class AgentRecordRepository:
             ), agents AS (
                 SELECT agent_id FROM worked WHERE agent_id IS NOT NULL
                 UNION
-                SELECT agent_id FROM agents_seen WHERE agent_id = ANY ($2::text[])
+                SELECT agent_id FROM agents_seen WHERE tenant_id = $1 AND agent_id = ANY ($2::text[])
             )
             SELECT agents.agent_id, seen.role, coalesce(seen.capabilities, '{}') AS capabilities,
                    least(seen.first_seen, counts.first_result) AS first_seen,
@@ -91,7 +94,8 @@ class AgentRecordRepository:
                    (SELECT r.error FROM subtask_results r
                     WHERE r.tenant_id = $1 AND r.agent_id = agents.agent_id AND r.applied AND r.status = 'failed'
                     ORDER BY r.created_at DESC LIMIT 1) AS last_error
-            FROM agents LEFT JOIN agents_seen seen USING (agent_id) CROSS JOIN LATERAL (
+            FROM agents LEFT JOIN agents_seen seen ON seen.tenant_id = $1 AND seen.agent_id = agents.agent_id
+            CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE r.status = 'completed') AS subtasks_completed,
                        count(*) FILTER (WHERE r.status = 'failed') AS subtasks_failed,
                        min(r.created_at) AS first_result, max(r.created_at) AS last_result

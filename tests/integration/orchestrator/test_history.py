@@ -10,6 +10,7 @@ from orchestrator.fleet_view import AgentDirectory
 from orchestrator.lifecycle import TaskLifecycle
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
+from shared.database.agent_record_repository import AgentSighting
 from shared.models import AgentCapability, AgentStatus, DecompositionInfo, ResultStatus, SubTask, Task
 from shared.redis_manager import RedisManager
 from tests.factories import build_planned_task, build_result, subtask_id
@@ -236,3 +237,29 @@ async def test_another_tenant_sees_none_of_it(
     assert {
         (b.subtasks_completed, b.subtasks_failed, b.tasks_completed, b.queue_depth, b.cost_usd) for b in buckets
     } == {(0, 0, 0, 0, 0)}
+
+
+async def test_another_tenants_agent_of_the_same_id_shows_nothing_of_this_tenants_sightings(
+    db: DatabaseManager,
+) -> None:
+    # Agent ids are unique within a tenant's registry only: two tenants' fleets may both run an "agent1".
+    ours_live = registered("agent1", AgentCapability.DATA_ANALYSIS)
+    sightings = AgentSightings(db)
+    sightings.note([ours_live])
+    await sightings.written()
+    other = Repositories(db.pool, "another-tenant")
+    theirs = registered("agent1", AgentCapability.WEB_SCRAPING)
+    await other.agent_records.record_sightings(
+        [AgentSighting("agent1", ("WEB_SCRAPING",), theirs.last_heartbeat + timedelta(minutes=5))]
+    )
+
+    [ours] = await db.repositories().agent_records.agent_histories(["agent1"])
+    [their_record] = await other.agent_records.agent_histories(["agent1"])
+
+    assert (ours.capabilities, ours.first_seen, ours.last_seen) == (
+        ["DATA_ANALYSIS"],
+        ours_live.last_heartbeat,
+        ours_live.last_heartbeat,
+    )
+    assert their_record.capabilities == ["WEB_SCRAPING"]
+    assert their_record.first_seen == their_record.last_seen == theirs.last_heartbeat + timedelta(minutes=5)

@@ -47,8 +47,8 @@ HISTORY = [
     FROM generate_series(1, 10000) AS i, generate_series(0, 2) AS p, generate_series(1, 2) AS a
     """,
     """
-    INSERT INTO agents_seen (agent_id, capabilities, first_seen, last_seen)
-    SELECT 'agent' || i, '{DATA_ANALYSIS}', now() - interval '8 days', now() - i * interval '1 hour'
+    INSERT INTO agents_seen (tenant_id, agent_id, capabilities, first_seen, last_seen)
+    SELECT 'default', 'agent' || i, '{DATA_ANALYSIS}', now() - interval '8 days', now() - i * interval '1 hour'
     FROM generate_series(0, 49) AS i
     """,
     "VACUUM ANALYZE tasks, subtasks, subtask_results, agents_seen",

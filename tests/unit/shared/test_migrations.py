@@ -33,7 +33,7 @@ TABLES = [
     "webhook_deliveries",
     "webhooks",
 ]
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
@@ -149,9 +149,9 @@ async def test_results_stored_before_0015_keep_their_tenant_and_their_agents_a_r
         )
         await apply_migrations(empty_database)
         assert await connection.fetchval("SELECT tenant_id FROM subtask_results") == "acme"
-        assert [tuple(row) for row in await connection.fetch("SELECT agent_id, first_seen FROM agents_seen")] == [
-            ("agent7", datetime(2026, 11, 1, 10, tzinfo=UTC))
-        ]
+        assert [
+            tuple(row) for row in await connection.fetch("SELECT tenant_id, agent_id, first_seen FROM agents_seen")
+        ] == [("acme", "agent7", datetime(2026, 11, 1, 10, tzinfo=UTC))]
     finally:
         await connection.close()
 
