@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 
 from shared.failure_reasons import provider_error_in
 from shared.models import ReportedResult, ResultStatus, SubTaskResult
-from shared.prometheus import RUN_TIME_BUCKETS, UNKNOWN_MODEL, count_tokens
+from shared.prometheus import RUN_TIME_BUCKETS, ModelLabels, count_tokens
 
 PREFIX = "fleet_agent_"
 
@@ -81,6 +81,7 @@ class AgentMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self._models = ModelLabels()
 
     def watch(self, slots: Slots) -> None:
         self._slots.slots = slots
@@ -90,9 +91,10 @@ class AgentMetrics:
         self.attempts.labels(outcome).inc()
         self.attempt_duration.labels(outcome).observe(result.execution_time)
         model = result.model if isinstance(result, ReportedResult) else None
-        count_tokens(self.tokens, model, result.token_usage)
+        model_label = self._models.label(model)
+        count_tokens(self.tokens, model_label, result.token_usage)
         if result.cost_usd:
-            self.cost.labels(model or UNKNOWN_MODEL).inc(result.cost_usd)
+            self.cost.labels(model_label).inc(result.cost_usd)
         error_kind = provider_error_in(result.error) if result.status is ResultStatus.FAILED else None
         if error_kind is not None:
             self.provider_errors.labels(error_kind).inc()

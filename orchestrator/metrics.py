@@ -7,8 +7,8 @@ state, queue depth per capability, dead letters, agent slots) is read at scrape 
 `StoredState` (one PostgreSQL statement, one Redis round trip, the registry as last read) and the collector reports
 it, so those figures are the database's, whichever orchestrator process is scraped.
 
-Labels are bounded sets: states, statuses, capabilities, queue and store names, model names, and the reason codes of
-shared/failure_reasons.py; never task or subtask ids.
+Labels are bounded sets: states, statuses, capabilities, queue and store names, model names (the first MODEL_LABELS_MAX
+named; later ones as `other`), and the reason codes of shared/failure_reasons.py; never task or subtask ids.
 """
 
 import asyncio
@@ -24,7 +24,7 @@ from shared.database import DatabaseManager
 from shared.failure_reasons import failure_reason
 from shared.loop_service import OUTAGE_SETTLE_SECONDS
 from shared.models import AgentState, AgentStatus, ResultStatus, SubTaskResult, SubTaskStatus, TaskStatus, TokenUsage
-from shared.prometheus import RUN_TIME_BUCKETS, UNKNOWN_MODEL, count_tokens, exposition
+from shared.prometheus import RUN_TIME_BUCKETS, ModelLabels, count_tokens, exposition
 from shared.redis_manager import RedisManager
 
 PREFIX = "fleet_"
@@ -144,6 +144,7 @@ class OrchestratorMetrics:
             "provider_errors", "Errors of the model's API in decomposition, by kind", ["kind"]
         )
         self.store_outages = self._counter("store_outages", "Outages of PostgreSQL or Redis noticed", ["store"])
+        self._models = ModelLabels()
         self._outage_noted_at: dict[str, float] = {}
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
@@ -164,18 +165,18 @@ class OrchestratorMetrics:
         self.attempt_run_time.labels(status).observe(result.execution_time)
         self.usage(model, result.token_usage)
         if result.cost_usd:
-            self.cost.labels(model or UNKNOWN_MODEL).inc(result.cost_usd)
+            self.cost.labels(self._models.label(model)).inc(result.cost_usd)
         if result.status is ResultStatus.FAILED:
             (self.retries if retried else self.failures).labels(failure_reason(result.error)).inc()
 
     def usage(self, model: str | None, usage: TokenUsage) -> None:
-        count_tokens(self.tokens, model, usage)
+        count_tokens(self.tokens, self._models.label(model), usage)
 
     def decomposed(self, model: str | None, usage: TokenUsage, cost_usd: float | None) -> None:
         """A decomposition's tokens, and its cost when MODEL_PRICES prices its model."""
         self.usage(model, usage)
         if cost_usd:
-            self.cost.labels(model or UNKNOWN_MODEL).inc(cost_usd)
+            self.cost.labels(self._models.label(model)).inc(cost_usd)
 
     def store_outage(self, store: str) -> None:
         """A loop found a store gone. Every loop notices the same outage within moments of the others, so a note

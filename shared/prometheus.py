@@ -21,6 +21,10 @@ JSON_TYPES = ("application/json", "application/*")
 # The label of a model nobody named (a result from an agent of before results named it; a failure the orchestrator
 # made for a lost attempt).
 UNKNOWN_MODEL = "unknown"
+# A model name is whatever a result says, so each registry labels only the first MODEL_LABELS_MAX models it meets and
+# counts any later one under OTHER_MODELS: an agent naming a new model per result cannot grow a scrape without bound.
+MODEL_LABELS_MAX = 20
+OTHER_MODELS = "other"
 # The `kind` label of token counters, by TokenUsage field.
 TOKEN_KINDS = {
     "input": "input_tokens",
@@ -87,9 +91,25 @@ def exposition(registry: CollectorRegistry, media_range: str | None = None) -> t
     return encoder(registry), content_type
 
 
-def count_tokens(tokens: Counter, model: str | None, usage: TokenUsage) -> None:
+class ModelLabels:
+    """The `model` label values of one registry: a model's own name for the first MODEL_LABELS_MAX models named,
+    OTHER_MODELS for any later one, UNKNOWN_MODEL when none is named."""
+
+    def __init__(self, limit: int = MODEL_LABELS_MAX) -> None:
+        self._limit = limit
+        self._labelled: set[str] = set()
+
+    def label(self, model: str | None) -> str:
+        if not model:
+            return UNKNOWN_MODEL
+        if model not in self._labelled and len(self._labelled) < self._limit:
+            self._labelled.add(model)
+        return model if model in self._labelled else OTHER_MODELS
+
+
+def count_tokens(tokens: Counter, model_label: str, usage: TokenUsage) -> None:
     """Add `usage` to a counter labelled (model, kind)."""
     for kind, field_name in TOKEN_KINDS.items():
         count = getattr(usage, field_name)
         if count:
-            tokens.labels(model or UNKNOWN_MODEL, kind).inc(count)
+            tokens.labels(model_label, kind).inc(count)

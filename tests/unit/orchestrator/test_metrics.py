@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.metrics import OrchestratorMetrics, StoredState
 from shared.loop_service import LoopService
 from shared.models import AgentCapability, AgentState, AgentStatus, ResultStatus, SubTaskResult, TokenUsage
+from shared.prometheus import MODEL_LABELS_MAX, OTHER_MODELS
 
 CUT = redis.exceptions.ConnectionError("Connection refused")
 
@@ -122,3 +123,22 @@ def test_the_scrape_reports_the_state_it_is_handed_with_every_status() -> None:
     # A draining agent's slots are no capacity.
     assert (samples[("fleet_registry_slots", ("busy",))], samples[("fleet_registry_slots", ("free",))]) == (2, 1)
     assert samples[("fleet_registry_agents", ())] == 2
+
+
+def test_model_names_from_results_cannot_grow_the_labels_without_bound() -> None:
+    # The model is whatever an agent's result says: a misconfigured or hostile agent could name a new one each time.
+    metrics = OrchestratorMetrics()
+
+    for number in range(1_000):
+        metrics.result_applied(result(ResultStatus.COMPLETED), retried=False, model=f"model-{number}")
+
+    tokens = [
+        sample
+        for family in text_string_to_metric_families(metrics.render(StoredState(), None)[0].decode())
+        for sample in family.samples
+        if sample.name == "fleet_tokens_total" and sample.labels["kind"] == "input"
+    ]
+    assert len(tokens) <= MODEL_LABELS_MAX + 1
+    assert sum(sample.value for sample in tokens) == 1_000 * 10  # every token still counted
+    assert sample(metrics, "fleet_tokens_total", model="model-0", kind="input") == 10
+    assert sample(metrics, "fleet_tokens_total", model=OTHER_MODELS, kind="input") == (1_000 - MODEL_LABELS_MAX) * 10
