@@ -4,7 +4,7 @@ The registry is the fleet's inside: each agent's address (where assignments are 
 subtasks. A client submits, reads and cancels its tasks without it, so the app serves it to operator keys only.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
@@ -17,11 +17,11 @@ from orchestrator.api.schemas import (
     AvailableAgentsResponse,
     MetricsResponse,
 )
-from orchestrator.api.tasks import NO_NUL
+from orchestrator.api.tasks import NO_NUL, in_utc
 from orchestrator.fleet_view import utilization
 from orchestrator.metrics import read_stored_state
 from orchestrator.state import State
-from shared.errors import InvalidInputError, error_responses
+from shared.errors import error_responses
 from shared.models import AgentCapability, LogLevel
 from shared.prometheus import OPENMETRICS, PLAIN_TEXT, prometheus_media_range
 
@@ -117,18 +117,8 @@ async def agent_logs(
         subtask_id=subtask_id,
         trace_id=trace_id,
         level=level,
-        since=_in_utc("since", since),
-        until=_in_utc("until", until),
+        since=in_utc("since", since),
+        until=in_utc("until", until),
         limit=limit,
     )
     return AgentLogListResponse(logs=entries)
-
-
-def _in_utc(name: str, moment: datetime | None) -> datetime | None:
-    """The database compares in UTC; at the calendar's edges (0001-01-01T00:00+01:00) there is no UTC equivalent."""
-    if moment is None or moment.tzinfo is None:
-        return moment
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInputError(f"{name}: {moment.isoformat()} has no UTC equivalent") from None

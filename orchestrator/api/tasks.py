@@ -1,6 +1,7 @@
 """Task endpoints: submit, read, search, cancel, retry, re-run, and the tool calls a task's attempts made."""
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
@@ -124,6 +125,16 @@ async def submit_task(
     return created
 
 
+def in_utc(name: str, moment: datetime | None) -> datetime | None:
+    """The database compares in UTC; at the calendar's edges (0001-01-01T00:00+01:00) there is no UTC equivalent."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(f"{name}: {moment.isoformat()} has no UTC equivalent") from None
+
+
 def _refuse_nul(request: TaskCreateRequest) -> None:
     for name, value in (("description", request.description), ("user_id", request.user_id)):
         if value is not None and "\x00" in value:
@@ -158,6 +169,7 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskListResponse:
+    created_after, created_before = in_utc("created_after", created_after), in_utc("created_before", created_before)
     if created_after is not None and created_before is not None and created_after >= created_before:
         raise InvalidInputError("created_after must be earlier than created_before")
     search = TaskSearch(status, user_id, q, created_after, created_before)

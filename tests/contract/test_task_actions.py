@@ -152,8 +152,11 @@ async def test_search_by_text_id_and_date_counts_every_match(
         ({"created_after": "yesterday"}, ["created_after"]),
         ({"created_after": "2026-11-30T00:00:00"}, ["created_after", "timezone"]),
         ({"created_after": "2026-11-30T00:00:00Z", "created_before": "2026-11-29T00:00:00Z"}, ["created_after"]),
+        # Valid ISO 8601 with an offset, but before year 1 or after 9999 in UTC: PostgreSQL compares in UTC.
+        ({"created_after": "0001-01-01T00:00:00+14:00"}, ["created_after", "UTC"]),
+        ({"created_before": "9999-12-31T23:00:00-14:00"}, ["created_before", "UTC"]),
     ],
-    ids=["empty-q", "long-q", "not-a-time", "no-offset", "empty-window"],
+    ids=["empty-q", "long-q", "not-a-time", "no-offset", "empty-window", "before-utc-year-1", "after-utc-year-9999"],
 )
 async def test_search_refuses_bad_filters_with_400(
     orchestrator_client: httpx.AsyncClient, params: dict[str, str], words: list[str]
