@@ -241,6 +241,33 @@ async def test_of_two_racing_retries_exactly_one_wins(lifecycle: TaskLifecycle, 
     )
 
 
+async def test_a_late_result_of_the_failed_attempt_changes_nothing_after_the_retry(
+    lifecycle: TaskLifecycle, db: DatabaseManager
+) -> None:
+    # The agent of the failed attempt may still answer for it (a duplicate, or it was wrongly taken for dead).
+    task = await stored(lifecycle, {"a": []})
+    failed_attempt = await current(db, task, "a")
+    [claimed] = await lifecycle.claim([(failed_attempt.id, 1, "agent1")])
+    failure = build_result(claimed.subtask, attempt=1, status=FAILED, error="a broke for good")
+    assert (await lifecycle.apply_results([failure])).applied == [failure]
+    await lifecycle.retry(task.id)
+    [retried] = await lifecycle.claim([(failed_attempt.id, 2, "agent2")])
+
+    late = await lifecycle.apply_results(
+        [
+            build_result(claimed.subtask, attempt=1),  # its completion after all, under its own offer
+            failure,  # the failure again
+            build_result(claimed.subtask, attempt=2),  # the new attempt's number under the old offer
+        ]
+    )
+
+    assert late.applied == []
+    running = await current(db, task, "a")
+    assert (running.status, running.attempt_count, running.assigned_agent) == (SubTaskStatus.RUNNING, 2, "agent2")
+    assert running.delivery_token == retried.subtask.delivery_token
+    assert (await stored_task(db, task)).status is TaskStatus.IN_PROGRESS
+
+
 async def test_a_retry_racing_a_cancel_leaves_one_consistent_outcome(
     lifecycle: TaskLifecycle, db: DatabaseManager
 ) -> None:

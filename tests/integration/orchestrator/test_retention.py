@@ -26,7 +26,8 @@ from orchestrator.task_removal import TaskRemoval
 from shared.api_keys import ApiKeyScope
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentLog, Task, TaskStatus, ToolCall, new_task_id
+from shared.errors import ConflictError, NotFoundError
+from shared.models import AgentLog, ResultStatus, Task, TaskStatus, ToolCall, new_task_id
 from shared.redis_manager import RedisManager
 from tests.api_keys import bearer, issue_key
 from tests.factories import build_planned_task, build_result, build_task, subtask_id
@@ -204,6 +205,27 @@ async def test_delete_refuses_a_running_task_a_client_key_and_another_tenant_s_t
     assert (not_ours.status_code, unknown.status_code) == (404, 404)
     tenants = await db.pool.fetch("SELECT id, tenant_id FROM tasks ORDER BY id")
     assert {row["id"] for row in tenants} == {running.id, ended.id, foreign.id}
+
+
+async def test_a_removal_racing_a_retry_leaves_the_task_either_gone_or_running_whole(
+    tenant_lifecycle: TaskLifecycle, tenant_db: DatabaseManager, removal: TaskRemoval
+) -> None:
+    task = build_planned_task({"a": [], "b": ["a"]})
+    await tenant_lifecycle.submit(task)
+    [claimed] = await tenant_lifecycle.claim([(subtask_id(task, "a"), 1, "agent1")])
+    await tenant_lifecycle.apply_results([build_result(claimed.subtask, status=ResultStatus.FAILED, error="broke")])
+
+    retried, removed = await asyncio.gather(
+        tenant_lifecycle.retry(task.id), removal.remove_task(task.id), return_exceptions=True
+    )
+
+    subtasks = await tenant_db.pool.fetchval("SELECT count(*) FROM subtasks WHERE task_id = $1", task.id)
+    status = await tenant_db.repositories().tasks.task_status(task.id)
+    if isinstance(retried, NotFoundError):  # the removal locked the task first
+        assert (removed, status, subtasks) == (None, None, 0)
+    else:  # the retry did: the task runs again, and a running task is not removed
+        assert isinstance(removed, ConflictError), removed
+        assert (status, subtasks) == (TaskStatus.IN_PROGRESS, 2)
 
 
 async def test_the_task_list_says_how_long_ended_tasks_are_kept(orchestrator: OrchestratorFactory) -> None:
