@@ -228,3 +228,26 @@ async def test_stored_free_text_task_types_become_task_types_and_invalid_ones_ar
             await connection.execute("UPDATE subtasks SET task_type = 'database_query' WHERE id = 's_free'")
     finally:
         await connection.close()
+
+
+async def test_two_tenants_sightings_of_one_agent_id_are_kept_apart_and_merged_by_a_downgrade(
+    empty_database: str,
+) -> None:
+    await apply_migrations(empty_database)
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO agents_seen (tenant_id, agent_id, capabilities, first_seen, last_seen) VALUES
+                ('acme', 'agent1', '{DATA_ANALYSIS}', '2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z'),
+                ('globex', 'agent1', '{WEB_SCRAPING}', '2026-11-01T09:00:00Z', '2026-11-01T10:00:00Z');
+            """
+        )
+        await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "0016")
+        merged = await connection.fetch("SELECT agent_id, capabilities, first_seen, last_seen FROM agents_seen")
+    finally:
+        await connection.close()
+
+    assert [tuple(row) for row in merged] == [
+        ("agent1", ["DATA_ANALYSIS"], datetime(2026, 11, 1, 9, tzinfo=UTC), datetime(2026, 11, 1, 11, tzinfo=UTC))
+    ]
