@@ -17,6 +17,8 @@ OPENMETRICS = "application/openmetrics-text"
 PLAIN_TEXT = "text/plain"
 PROMETHEUS_TYPES = (OPENMETRICS, PLAIN_TEXT)
 JSON_TYPES = ("application/json", "application/*")
+# The format versions the client library writes, by media type (OpenMetrics 0.0.1 it answers in text 0.0.4).
+SPOKEN_VERSIONS = {OPENMETRICS: ("0.0.1", "1.0.0"), PLAIN_TEXT: ("0.0.4", "1.0.0")}
 
 # The label of a model nobody named (a result from an agent of before results named it; a failure the orchestrator
 # made for a lost attempt).
@@ -87,8 +89,22 @@ def exposition(registry: CollectorRegistry, media_range: str | None = None) -> t
     """The registry's metrics in the format `media_range` asks for (`text/plain` 0.0.4 when None), and its
     Content-Type."""
     # The client library's own choice, given the one entry chosen by weight (it reads only the first it knows).
-    encoder, content_type = choose_encoder(media_range or "")
+    encoder, content_type = choose_encoder(_spoken(media_range) if media_range else "")
     return encoder(registry), content_type
+
+
+def _spoken(media_range: str) -> str:
+    """The entry without a `version` the client library does not write: it fails comparing one it cannot read (a
+    500), and echoes any other into the Content-Type as if it spoke it. Without one, it answers its default."""
+    media_type, *parameters = (part.strip() for part in media_range.split(";"))
+    media_type = media_type.lower()
+    versions = SPOKEN_VERSIONS.get(media_type, ())
+    kept = [
+        parameter
+        for parameter in parameters
+        if parameter.partition("=")[0].strip().lower() != "version" or parameter.partition("=")[2].strip() in versions
+    ]
+    return ";".join([media_type, *kept])
 
 
 class ModelLabels:

@@ -76,6 +76,39 @@ def test_the_exposition_follows_the_chosen_entry() -> None:
 
 
 @pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        # The client library fails comparing a version it cannot read (a 500 to anyone, unauthenticated on agents).
+        pytest.param("text/plain;version=abc", "text/plain; version=0.0.4; charset=utf-8", id="unreadable-version"),
+        pytest.param(
+            "application/openmetrics-text;version=1.x;escaping=values",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            id="unreadable-openmetrics-version",
+        ),
+        # It would echo any version it can compare into the Content-Type, as if it spoke it.
+        pytest.param(
+            "application/openmetrics-text;version=99",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            id="unknown-version",
+        ),
+        pytest.param(
+            "text/plain;version=1.0.0;escaping=bogus",
+            "text/plain; version=1.0.0; charset=utf-8; escaping=underscores",
+            id="unknown-escaping",
+        ),
+    ],
+)
+def test_an_accept_entry_of_unknown_parameters_gets_a_form_the_library_speaks(accept: str, content_type: str) -> None:
+    registry = CollectorRegistry()
+    Counter("fleet_things", "Things", registry=registry).inc()
+
+    body, answered_type = exposition(registry, prometheus_media_range(accept))
+
+    assert answered_type == content_type
+    assert b"fleet_things_total" in body
+
+
+@pytest.mark.parametrize(
     ("error", "reason"),
     [
         ("agent agent2 stopped heartbeating while running the subtask", "agent_lost"),
