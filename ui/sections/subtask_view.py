@@ -15,12 +15,16 @@ from ui.sections import task_actions
 from ui.why import subtask_why
 
 SUBTASK_COLUMNS = {
-    "#": st.column_config.NumberColumn("#", width="small"),
-    "Subtask": st.column_config.TextColumn("Subtask", width="large", help="Indented under what it waits on"),
+    "#": st.column_config.NumberColumn("#", width=35),
+    "Subtask": st.column_config.TextColumn("Subtask", width=200, help="Indented under what it waits on"),
     "Status": st.column_config.TextColumn("Status", width=85),
-    "Why": st.column_config.TextColumn("Why", width="medium", help="Error, what blocks it, why it was retried"),
-    "Waits on": st.column_config.TextColumn("Waits on", width="small"),
-    "Attempts": st.column_config.NumberColumn("Attempts", width="small"),
+    "Why": st.column_config.TextColumn("Why", width=170, help="Error, what blocks it, why it was retried"),
+    "Waits on": st.column_config.TextColumn("Waits on", width=62),
+    "Agent": st.column_config.TextColumn("Agent", width=85),
+    "Attempts": st.column_config.NumberColumn("Attempts", width=65),
+    "Duration": st.column_config.TextColumn("Duration", width=75),
+    "Tokens": st.column_config.TextColumn("Tokens", width=55),
+    "Cost": st.column_config.TextColumn("Cost", width=62),
 }
 # While a subtask waits for a (new) agent, the agent of an earlier attempt is not its agent.
 HAS_AGENT = {SubTaskStatus.RUNNING, SubTaskStatus.COMPLETED, SubTaskStatus.FAILED}

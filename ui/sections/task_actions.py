@@ -15,14 +15,14 @@ OUTCOME = "task_action_outcome"  # the last action's refusal, kept across the re
 
 def render(client: OrchestratorClient, task_id: str, status: TaskStatus) -> None:
     """The task's action bar: the actions its status allows, and its logs."""
-    cancel, retry, rerun, logs, _ = st.columns([1, 1, 1, 1, 2])
-    if not status.is_terminal and cancel.button("Cancel", key=f"cancel_{task_id}", icon=":material/stop_circle:"):
+    bar = st.container(horizontal=True)
+    if not status.is_terminal and bar.button("Cancel", key=f"cancel_{task_id}", icon=":material/stop_circle:"):
         _act("Cancel", lambda: _cancelled(client, task_id))
-    if status is TaskStatus.FAILED and retry.button("Retry", key=f"retry_{task_id}", icon=":material/replay:"):
+    if status is TaskStatus.FAILED and bar.button("Retry", key=f"retry_{task_id}", icon=":material/replay:"):
         _act("Retry", lambda: _retried(client.retry_task(task_id), task_id))
-    if rerun.button("Re-run", key=f"rerun_{task_id}", icon=":material/restart_alt:", help="A new task, same input"):
+    if bar.button("Re-run", key=f"rerun_{task_id}", icon=":material/restart_alt:", help="A new task, same input"):
         _act("Re-run", lambda: _rerun(client, task_id))
-    if logs.button("Logs", key=f"logs_{task_id}", icon=":material/article:", help="This task's log lines"):
+    if bar.button("Logs", key=f"logs_{task_id}", icon=":material/article:", help="This task's log lines"):
         open_logs(task_id=task_id)
     refusal = st.session_state.pop(OUTCOME, None)
     if refusal:

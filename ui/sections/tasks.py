@@ -32,15 +32,15 @@ TASK_COLUMNS = {
         "ID", width=112, display_text=r"\?task=(task_.{8})", help="A link to the task; click the row to open it here"
     ),
     "Status": st.column_config.TextColumn("Status", width=88),
-    "Task": st.column_config.TextColumn("Task", width=215),
-    "Why": st.column_config.TextColumn("Why", width=190, help="Error, what it waits for, retries, plan fallback"),
+    "Task": st.column_config.TextColumn("Task", width=180),
+    "Why": st.column_config.TextColumn("Why", width=170, help="Error, what it waits for, retries, plan fallback"),
     "Progress": st.column_config.ProgressColumn(
         "Done", min_value=0.0, max_value=1.0, format="percent", width=62, color="green"
     ),
     "Tokens": st.column_config.TextColumn("Tokens", width=58),
     "Cost": st.column_config.TextColumn("Cost", width=62, help="Results plus the decomposition call"),
     "User": st.column_config.TextColumn("User", width=62),
-    "Created": st.column_config.DatetimeColumn("Created", format="distance", width=82),
+    "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm", width=95),
 }
 
 
