@@ -181,7 +181,7 @@ class OrchestratorClient:
         return TaskDetail(
             _parse(Task, raw_task),
             results,
-            cost_usd=raw_task.get("cost_usd"),
+            cost_usd=answer.get("cost_usd", raw_task.get("cost_usd")),  # totals sit beside the task
             decomposition_cost_usd=plan.get("cost_usd"),
             decomposition_model=plan.get("model"),
             notes={item["id"]: _parse(SubtaskNotes, item) for item in raw_task.get("subtasks", [])},
