@@ -22,8 +22,9 @@ def render(client: OrchestratorClient, task_id: str, status: TaskStatus) -> None
         _act("Retry", lambda: _retried(client.retry_task(task_id), task_id))
     if bar.button("Re-run", key=f"rerun_{task_id}", icon=":material/restart_alt:", help="A new task, same input"):
         _act("Re-run", lambda: _rerun(client, task_id))
-    if bar.button("Logs", key=f"logs_{task_id}", icon=":material/article:", help="This task's log lines"):
-        open_logs(task_id=task_id)
+    logs = {"task_id": task_id}
+    if bar.button("Logs", key=f"logs_{task_id}", icon=":material/article:", on_click=open_logs, kwargs=logs):
+        st.rerun(scope="app")  # the button sits in a fragment: the tabs redraw only with the whole page
     refusal = st.session_state.pop(OUTCOME, None)
     if refusal:
         st.error(refusal, icon=":material/block:")
@@ -35,14 +36,14 @@ def retry_subtask_button(client: OrchestratorClient, task_id: str, subtask_id: s
 
 
 def open_logs(**filters: str) -> None:
-    """Switch to the Logs tab, filtered as given (LogQuery fields); the URL says so too."""
+    """Switch to the Logs tab, filtered as given (LogQuery fields), and say so in the URL. A button's callback: the
+    tabs' state can change only before they are drawn."""
     for field, param in navigation.LOG_FILTERS.items():
         if field in filters:
             st.query_params[param] = filters[field]
         elif param in st.query_params:
             del st.query_params[param]
-    st.query_params[navigation.VIEW] = navigation.LOGS_TAB
-    st.rerun(scope="app")
+    st.session_state[navigation.VIEW] = navigation.LOGS_TAB
 
 
 def _act(name: str, action: Callable[[], str]) -> None:

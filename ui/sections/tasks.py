@@ -56,7 +56,8 @@ def _task_list(client: OrchestratorClient) -> None:
         live.show_failure("Tasks", fetched)
         return
     page = fetched.value
-    st.session_state[NEWEST_TASK] = page.tasks[0].id if page.tasks and query.offset == 0 else None
+    if page.tasks and query.offset == 0:
+        st.session_state[NEWEST_TASK] = page.tasks[0].id
     if not page.tasks:
         st.info("No task matches. Submit one from the sidebar, or widen the search.", icon=":material/inbox:")
     else:

@@ -4,10 +4,12 @@ from datetime import datetime, timedelta
 
 from shared.database import Repositories
 from shared.models import AgentCapability, LogLevel
-from tests.orchestrator_harness import Fleet, OrchestratorFactory
+from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
 from ui.navigation import LOGS_TAB
 from ui.sections.logs import ANY, CUSTOM_RANGE
+
+SCENARIOS = {"plans": [{"match": "", "plan": plan(("only", "the only step", ["DATA_ANALYSIS"], []))}]}
 
 
 async def write_log(repos: Repositories, agent_id: str, level: LogLevel, message: str, age: timedelta) -> None:
@@ -103,3 +105,20 @@ async def test_a_link_opens_the_logs_of_one_task_and_the_url_follows_the_filters
     assert not tasks_tab_ran, "only the Logs tab runs"
     assert by_agent == ["about the task"]
     assert dict(page.app.query_params) == {"logs_task": "task_0123456789abcdef", "logs_agent": "agent1"}
+
+
+async def test_a_task_s_logs_button_opens_the_logs_tab_filtered_to_it(
+    orchestrator: OrchestratorFactory, orchestrator_repositories: Repositories, dashboard: DashboardFactory
+) -> None:
+    async with orchestrator(SCENARIOS) as api:
+        task_id = await submit(api, "A task with something to say")
+        await orchestrator_repositories.audit.log_agent_activity("agent1", task_id, LogLevel.INFO, "said it", {})
+        await orchestrator_repositories.audit.log_agent_activity("agent1", None, LogLevel.INFO, "unrelated", {})
+        page = dashboard(url_of(api))
+        await page.open(task=task_id)
+        page.app.button(key=f"logs_{task_id}").click()
+        await page.run()
+
+    assert messages(page) == ["said it"]
+    assert page.app.query_params["logs_task"] == task_id
+    assert page.app.text_input(key="log_task").value == task_id
