@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
+from shared.models import AgentCapability
 from ui import formatting, live, navigation
 from ui.api_client import OrchestratorClient
 from ui.api_models import AgentRecord
@@ -74,6 +75,10 @@ def _headline(views: list[AgentView]) -> None:
     if offline:
         names = ", ".join(offline)
         st.error(f"{len(offline)} agent(s) offline: {names}. No heartbeat.", icon=":material/heart_broken:")
+    offered = {capability for view in live_views for capability in view.capabilities}
+    missing = [capability.value for capability in AgentCapability if capability.value not in offered]
+    if missing:
+        st.caption(f":material/report: No live agent offers {', '.join(missing)}: subtasks that need it wait.")
     failed = [view.agent_id for view in views if view.state is AgentState.FAILED]
     if failed:
         st.warning(

@@ -68,6 +68,7 @@ async def test_agents_table_shows_the_fleet_with_its_load(
     assert agents_column(page, "CPU")[1] == 73.5
     assert metrics(page)["Live agents"] == "2"
     assert metrics(page)["Busy"] == "1"
+    assert page.has_text("caption", "No live agent offers FILE_PROCESSING, DATABASE_OPERATIONS, COORDINATION:")
     assert page.texts("error") == []
 
 
@@ -146,3 +147,21 @@ async def test_a_click_on_an_agent_shows_its_attempts_and_failures(
     assert cells(page.app, "Error", table_with="Attempt") == ["the site refused the scraper"]
     assert metrics(page)["Attempts failed"] == "1"
     assert page.has_text("warning", "Last error: the site refused the scraper")
+
+
+async def test_a_link_to_an_agent_opens_the_agents_tab_on_it(
+    orchestrator: OrchestratorFactory, fleet: Fleet, dashboard: DashboardFactory
+) -> None:
+    await fleet.add("agent2", AgentCapability.WEB_SCRAPING)
+    async with orchestrator(SCENARIOS) as api:
+        task_id = await submit(api, "Scrape the prices page")
+        await finish(fleet, "agent2", "the only step")
+        await wait_until_ended(api, task_id)
+        page = dashboard(url_of(api))
+        await page.open(agent="agent2")  # no tab named
+        statuses = cells(page.app, "Status", table_with="Attempt")
+        page.app.button(key="close_agent").click()
+        await page.run()
+
+    assert statuses == ["completed"]
+    assert "agent" not in page.app.query_params, "closing the agent takes it out of the URL"
