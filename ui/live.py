@@ -18,6 +18,7 @@ T = TypeVar("T")
 KEPT = "live_data"  # session state: fetch key -> the last good answer and when it stopped coming
 NOT_AVAILABLE = "not available on this orchestrator"
 UNREACHABLE_ICON = ":material/cloud_off:"
+MOST_KEPT = 64  # answers kept per session (one per search, task, agent...); the oldest go first
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ def fetch(key: str, load: Callable[[], T]) -> Live[T]:
         stale = Kept(previous.value, previous.fetched_at, previous.stale_since or now)
         kept[key] = stale
         return Live(stale.value, stale.stale_since, error)
+    kept.pop(key, None)  # re-inserted last: the dict's order is the order of use
     kept[key] = Kept(value, now)
+    while len(kept) > MOST_KEPT:
+        kept.pop(next(iter(kept)))
     return Live(value)
 
 

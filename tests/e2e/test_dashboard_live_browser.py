@@ -1,6 +1,7 @@
 """The dashboard in a real browser stays live: `streamlit run` serves it, Debian's chromium opens a deep link to a
 task and watches it go from queued to completed without a reload, sees the list pick up a task submitted through the
-API, retries a failed task, and shows the stale marker while the orchestrator is stopped.
+API, retries a failed task, opens an agent, the metrics and a task's logs, and shows the stale marker while the
+orchestrator is stopped.
 
 The orchestrator is real (in-process, the simulator as Claude); a fake agent decides when each subtask finishes.
 Screens of the run are kept under tests/artifacts/screens/ (git-ignored); their paths are printed.
@@ -108,9 +109,26 @@ async def test_the_dashboard_follows_tasks_live_acts_on_them_and_marks_stale_dat
         await expect(task_heading(page, "completed", failing)).to_be_visible(timeout=UI_TIMEOUT_MS)
         await keep_screen(page, "5-retried-completed")
 
+        # The agent that ran it, its metrics over time, and the task's logs, each behind a link or a button.
+        await page.goto(f"{url}/?agent=agent1")
+        await expect(page.get_by_role("heading", name="Agent agent1")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        await expect(page.get_by_text("Latest attempts (3, newest first) · 1 failed")).to_be_visible()
+        await keep_screen(page, "6-agent-link")
+        await page.goto(f"{url}/?view=Metrics")
+        await expect(page.get_by_text("Throughput — subtasks per minute")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        await expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(5, timeout=UI_TIMEOUT_MS)
+        await keep_screen(page, "7-metrics-from-history")
+        await page.goto(f"{url}/?task={failing}")
+        await page.locator(f".st-key-logs_{failing} button").click()
+        await expect(page.get_by_label("Task id")).to_have_value(failing, timeout=UI_TIMEOUT_MS)
+        assert f"logs_task={failing}" in page.url
+        await keep_screen(page, "8-logs-of-the-task")
+        await page.goto(f"{url}/?task={failing}")
+        await expect(task_heading(page, "completed", failing)).to_be_visible(timeout=UI_TIMEOUT_MS)
+
         # The orchestrator stops: what is on screen stays, marked stale, and the header says it is down.
         await serving.aclose()
         await expect(page.get_by_text("Stale since").first).to_be_visible(timeout=UI_TIMEOUT_MS)
         await expect(page.get_by_text("The orchestrator is unreachable")).to_be_visible(timeout=UI_TIMEOUT_MS)
         await expect(task_heading(page, "completed", failing)).to_be_visible()
-        await keep_screen(page, "6-orchestrator-stopped-stale")
+        await keep_screen(page, "9-orchestrator-stopped-stale")
