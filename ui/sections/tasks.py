@@ -149,7 +149,7 @@ def _paging_caption(page: TaskPage, query: TaskQuery) -> None:
     shown = f"{query.offset + 1} to {query.offset + len(page.tasks)}" if page.tasks else "none"
     parts = [f"Page {query.offset // PAGE_SIZE + 1} of {pages} · {shown} of {page.total} task(s), newest first"]
     if page.retention_known:
-        kept = f"{page.retention_days} day(s)" if page.retention_days else "forever"
-        parts.append(f"ended tasks are kept {kept}")
+        kept = f"{page.retention_days} day(s) after they end, then removed" if page.retention_days else "forever"
+        parts.append(f"tasks are kept {kept}")
     parts.append(f"refreshes every {REFRESH_SECONDS:g} s")
     st.caption(" · ".join(parts))
