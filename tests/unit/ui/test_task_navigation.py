@@ -89,3 +89,16 @@ async def test_the_list_pages_through_every_task(
     assert second_page == newest_first[PAGE_SIZE:]
     assert page.app.number_input(key=PAGE).value == 1, "a new filter starts at its first page"
     assert "No task matches." in " ".join(page.texts("info"))
+
+
+async def test_the_list_says_how_long_tasks_are_kept(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    captions = {}
+    for retention_days, said in [(7, "tasks are kept 7 day(s) after they end, then removed"), (0, "kept forever")]:
+        async with orchestrator(SCENARIOS, retention_days=retention_days) as api:
+            page = dashboard(url_of(api))
+            await page.run()
+        captions[said] = next(text for text in page.texts("caption") if text.startswith("Page "))
+
+    assert all(said in caption for said, caption in captions.items()), captions
