@@ -21,6 +21,7 @@ from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
 from ui.formatting import SIMULATED_MARK, plain
 from ui.navigation import task_link
 from ui.sections.tasks import STATUS_FILTER
+from ui.why import FALLBACK
 
 DATA = AgentCapability.DATA_ANALYSIS
 CODE = AgentCapability.CODE_GENERATION
@@ -172,3 +173,18 @@ async def test_why_a_subtask_waits_is_shown_in_the_task_list_the_task_and_its_pl
     assert subtask_cells(page, "Why") == [waiting]
     assert plain(waiting) in page.texts("warning")  # above the plan, and in the subtask's expander
     assert page.texts("warning").count(plain(waiting)) == 2
+
+
+async def test_a_task_planned_by_the_fallback_says_so_in_the_list_and_the_task(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    unplannable = {"plans": [{"match": "", "plan": plan(("x", "a step nobody can do", ["TELEPATHY"], []))}]}
+    async with orchestrator(unplannable) as api:
+        task_id = await submit(api, "A task Claude cannot plan properly")
+        fallback = (await task_state(api, task_id))["task"]["decomposition_fallback"]
+        page = dashboard(url_of(api))
+        await page.run()
+
+    assert fallback
+    assert FALLBACK in cells(page.app, "Why", table_with="Created")[0]
+    assert page.has_text("warning", "Plan fallback: Claude's plan was replaced by one subtask")
