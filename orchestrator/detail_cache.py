@@ -1,7 +1,8 @@
 """The serialized detail (GET /tasks/{id}) of tasks that have ended.
 
-An ended task no longer changes, except that a late or duplicate result can still be recorded for it. This
-orchestrator's result processors say so (`forget`) once it is committed. A result recorded by another orchestrator
+An ended task no longer changes, except that a late or duplicate result can still be recorded for it, and that an
+operator's retry can run a failed one again. This orchestrator's lifecycle says so (`forget`) once either is
+committed. A result recorded by another orchestrator
 sharing the database, or committed while a read of the task was under way, shows once the entry expires.
 """
 

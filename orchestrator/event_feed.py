@@ -118,12 +118,21 @@ class EventFeed:
         self, cursor: Cursor, stopping: anyio.Event, task_id: str, status: StatusProbe
     ) -> AsyncIterator[FeedItem]:
         """Like `follow`, for a task's own stream: it ends with the task's ending event, or, when the task has ended
-        and its stream holds no ending event after the cursor, with `TaskEnded`."""
+        and its stream holds no ending event after the cursor, with `TaskEnded`. An ending event that more events
+        follow (an operator retried the task) is read past."""
         async with aclosing(self._follow(cursor, stopping, _ended_probe(task_id, status))) as items:
             async for item in items:
                 yield item
-                if isinstance(item, StreamedEvent) and item.event.event_type.ends_task:
+                if (
+                    isinstance(item, StreamedEvent)
+                    and item.event.event_type.ends_task
+                    and not await self._after(cursor, item)
+                ):
                     return
+
+    async def _after(self, cursor: Cursor, event: StreamedEvent) -> bool:
+        """Whether the stream holds anything after the event."""
+        return bool(await self._redis.xrange(cursor.key, f"({event.event_id}", count=1))
 
     async def _follow(
         self, cursor: Cursor, stopping: anyio.Event, ended: Callable[[], Awaitable[TaskEnded | None]] | None

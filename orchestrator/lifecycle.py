@@ -98,6 +98,14 @@ class BatchOutcome:
         self.events += part.events
 
 
+@dataclass
+class RetryOutcome:
+    """What an operator's retry did: the task as it is now, and the fresh attempts it queued."""
+
+    task: Task
+    requeued: list[SubTask]
+
+
 class TaskLifecycle:
     def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager, fleet: FleetView) -> None:
         self.settings = settings
@@ -111,7 +119,7 @@ class TaskLifecycle:
         self._waiting = WaitingReasons(db)
         self.artifact_store = ArtifactStore(settings.artifacts_dir)
 
-    # --- submit, cancel -------------------------------------------------------------------------------------------
+    # --- submit, cancel, retry ------------------------------------------------------------------------------------
 
     async def refuse_when_full(self, arriving: int = 1) -> None:
         """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
@@ -150,6 +158,46 @@ class TaskLifecycle:
         await self._publish([], task_events.cancelled(task, cancelled))
         log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
         return task
+
+    async def retry(self, task_id: str, subtask_id: str | None = None) -> RetryOutcome:
+        """An operator's retry: every failed subtask of a failed task (or the one `subtask_id` names, failed, of a
+        task that failed or still runs) gets a fresh attempt with MAX_RETRIES counted afresh, the subtasks only
+        those failures blocked wait for their dependencies again, and a failed task is in progress again with its
+        result and error cleared. Under the task's row lock: of two racing retries, or a retry and a cancel, one
+        goes first and the other sees its effect."""
+        async with self._db.transaction() as tx:
+            status = await tx.tasks.lock_task(task_id)
+            if status is None:
+                raise NotFoundError(f"no task with id {task_id!r}")
+            if subtask_id is None and status is not TaskStatus.FAILED:
+                raise ConflictError(f"task {task_id} is {status.value}: only a failed task can be retried")
+            only = None if subtask_id is None else [await self._retryable_subtask(tx, task_id, status, subtask_id)]
+            retried = await tx.subtasks.reopen_failed(task_id, only)
+            if not retried:  # reopened with nothing to run, the task would never end: leave it as it is
+                raise ConflictError(f"task {task_id} has no failed subtask to retry")
+            unblocked = await tx.subtasks.unblock(task_id)
+            reopened = await tx.tasks.reopen_task(task_id)
+            queued = await tx.subtasks.queue_ready(task_id)
+            task = await tx.tasks.get_task(task_id)
+        assert task is not None
+        self.details.forget(task_id)
+        retried_ids = [subtask.id for subtask in retried]
+        queued_retries = [subtask for subtask in queued if subtask.id in retried_ids]
+        await self._publish(queued, task_events.retried(task, queued_retries, unblocked, reopened=reopened))
+        log.info("task_retried", task_id=task_id, subtasks_retried=len(retried), unblocked=len(unblocked))
+        return RetryOutcome(task, queued_retries)
+
+    @staticmethod
+    async def _retryable_subtask(tx: Repositories, task_id: str, status: TaskStatus, subtask_id: str) -> str:
+        """The id of the failed subtask of the task an operator retries; NotFoundError or ConflictError otherwise."""
+        subtask = await tx.subtasks.get_subtask(subtask_id)
+        if subtask is None or subtask.task_id != task_id:
+            raise NotFoundError(f"task {task_id} has no subtask with id {subtask_id!r}")
+        if status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
+            raise ConflictError(f"task {task_id} is {status.value}: its subtasks can no longer be retried")
+        if subtask.status is not SubTaskStatus.FAILED:
+            raise ConflictError(f"subtask {subtask_id} is {subtask.status.value}: only a failed subtask can be retried")
+        return subtask_id
 
     async def add_follow_up(self, attempt: AttemptCredential, follow_up: FollowUpSubtask) -> tuple[SubTask, int]:
         """Add a subtask to the plan of the task whose current attempt asks (ConflictError when it is not current),
@@ -395,10 +443,13 @@ class TaskLifecycle:
             subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.COMPLETED)
             queued = await tx.subtasks.queue_ready(result.task_id) if subtask else []
             return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=queued)
-        if result.retryable and result.attempt < self.settings.max_retries:
-            subtask = await tx.subtasks.retry_attempt(*offer, result.agent_id)
-            return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=[subtask] if subtask else [])
-        subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.FAILED)
+        if result.retryable:  # another attempt, unless the subtask has had MAX_RETRIES since its attempt base
+            retried = await tx.subtasks.retry_attempt(
+                *offer, result.agent_id, error=result.error, max_attempts=self.settings.max_retries
+            )
+            if retried is not None:
+                return ResultOutcome(applied=True, subtask=retried, queued=[retried])
+        subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.FAILED, result.error)
         blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
         return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
 

@@ -39,6 +39,7 @@ class Decomposition:
     repaired: bool = False
     duration_ms: float = 0.0
     usage: TokenUsage = field(default_factory=TokenUsage)
+    model: str | None = None  # the model that answered (None when no call got an answer)
 
     @property
     def fallback_used(self) -> bool:
@@ -78,9 +79,12 @@ def _plan_input(message: Message) -> tuple[str | None, object]:
 
 
 def _add_usage(total: TokenUsage, message: Message) -> TokenUsage:
+    usage = message.usage
     return TokenUsage(
-        input_tokens=total.input_tokens + message.usage.input_tokens,
-        output_tokens=total.output_tokens + message.usage.output_tokens,
+        input_tokens=total.input_tokens + usage.input_tokens,
+        output_tokens=total.output_tokens + usage.output_tokens,
+        cache_read_input_tokens=total.cache_read_input_tokens + (usage.cache_read_input_tokens or 0),
+        cache_creation_input_tokens=total.cache_creation_input_tokens + (usage.cache_creation_input_tokens or 0),
     )
 
 
@@ -128,14 +132,16 @@ class TaskAnalyzer:
         max_subtasks = self._settings.max_subtasks_per_task
         messages: list[MessageParam] = [{"role": "user", "content": build_prompt(description, agents, max_subtasks)}]
         usage = TokenUsage()
+        model: str | None = None
         try:
             for round_number in (1, 2):
                 response = await self._ask(messages)
-                usage = _add_usage(usage, response)
+                usage, model = _add_usage(usage, response), response.model
                 tool_use_id, raw_plan = _plan_input(response)
                 plan, errors = validate_plan(raw_plan, max_subtasks)
                 if plan is not None:
-                    return Decomposition(plan.to_subtasks(task_id, task_type), repaired=round_number == 2, usage=usage)
+                    subtasks = plan.to_subtasks(task_id, task_type)
+                    return Decomposition(subtasks, repaired=round_number == 2, usage=usage, model=model)
                 log.warning("plan_invalid", task_id=task_id, round=round_number, errors=errors)
                 messages += self._repair_messages(response, tool_use_id, errors)
             reason = "the plan stayed invalid after one repair: " + "; ".join(errors)
@@ -143,7 +149,7 @@ class TaskAnalyzer:
             log.warning("decomposition_api_failed", task_id=task_id, error=str(error))
             reason = f"Claude API error: {error}"
         fallback = fallback_subtask(task_id, description, agents, task_type)
-        return Decomposition([fallback], fallback_reason=reason, usage=usage)
+        return Decomposition([fallback], fallback_reason=reason, usage=usage, model=model)
 
     @staticmethod
     def _repair_messages(response: Message, tool_use_id: str | None, errors: list[str]) -> list[MessageParam]:

@@ -120,6 +120,24 @@ def result_applied(
     return events
 
 
+def retried(task: Task, requeued: Sequence[SubTask], unblocked: Collection[str], *, reopened: bool) -> list[TaskEvent]:
+    """An operator's retry: the task's (it reopens the task's stream, when the task had ended), then each fresh
+    attempt's SUBTASK_RETRIED (their SUBTASK_QUEUED follow from `queued`)."""
+    data = {
+        "subtask_ids": [subtask.id for subtask in requeued],
+        "unblocked_subtask_ids": list(unblocked),
+        "reopened": reopened,
+    }
+    return [TaskEvent(EventType.TASK_RETRIED, task.id, data, trace_id=task.trace_id)] + [
+        _about(
+            EventType.SUBTASK_RETRIED,
+            subtask,
+            {"attempt": subtask.attempt_count, "failed_agent_ids": list(subtask.failed_agent_ids), "by_operator": True},
+        )
+        for subtask in requeued
+    ]
+
+
 def cancelled(task: Task, subtask_ids: Collection[str]) -> list[TaskEvent]:
     """A cancelled task: each subtask that had not finished (in plan order), then the task's end."""
     return [

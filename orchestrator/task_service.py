@@ -1,16 +1,23 @@
-"""What the task endpoints do: submit (decompose, store, queue), read, list, cancel, and list tool calls."""
+"""What the task endpoints do: submit (decompose, store, queue), read, search, cancel, retry, re-run, and list tool
+calls."""
 
 from itertools import groupby
 
 import redis.exceptions
 import structlog
 
-from orchestrator.api.schemas import AttemptToolCalls, TaskDetailResponse, TaskToolCallsResponse
+from orchestrator.api.schemas import (
+    AttemptToolCalls,
+    TaskDetailResponse,
+    TaskRetriedResponse,
+    TaskToolCallsResponse,
+)
 from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
-from orchestrator.task_analyzer import TaskAnalyzer
-from shared import tracing
+from orchestrator.task_analyzer import Decomposition, TaskAnalyzer
+from shared import pricing, tracing
 from shared.database import DatabaseManager
+from shared.database.task_search import TaskSearch
 from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
     AgentStatus,
@@ -19,7 +26,6 @@ from shared.models import (
     Task,
     TaskCreatedResponse,
     TaskCreateRequest,
-    TaskStatus,
     TaskSummary,
 )
 from shared.redis_manager import RedisManager
@@ -81,10 +87,21 @@ class TaskService:
             repaired=decomposition.repaired,
             fallback_reason=decomposition.fallback_reason,
             token_usage=decomposition.usage,
+            model=decomposition.model,
+            cost_usd=self._decomposition_cost(decomposition),
         )
         queued = await self._lifecycle.submit(task)
         log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
         return queued
+
+    def _decomposition_cost(self, decomposition: Decomposition) -> float | None:
+        """The decomposition's price (0 when no call got an answer); None, and a warning, for an unpriced model."""
+        if decomposition.model is None:
+            return 0.0
+        cost = pricing.cost_usd(self._lifecycle.settings.model_prices, decomposition.model, decomposition.usage)
+        if cost is None:
+            log.warning("model_price_unknown", model=decomposition.model, setting="MODEL_PRICES")
+        return cost
 
     async def _live_agents(self) -> list[AgentStatus]:
         """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""
@@ -102,21 +119,41 @@ class TaskService:
             if detail is None:
                 raise NotFoundError(f"no task with id {task_id!r}")
             task, results = detail
-            body = TaskDetailResponse(task=task, subtask_results=results).model_dump_json().encode()
+            body = TaskDetailResponse.of(task, results).model_dump_json().encode()
             if task.status.is_terminal:
                 self._details.put(task_id, body)
         return body
 
-    async def list_tasks(
-        self, status: TaskStatus | None, user_id: str | None, limit: int, offset: int
-    ) -> tuple[list[TaskSummary], int]:
+    async def list_tasks(self, search: TaskSearch, limit: int, offset: int) -> tuple[list[TaskSummary], int]:
+        """A page of the tasks `search` finds, and how many it finds in all."""
         repos = self._db.repositories()
-        tasks = await repos.tasks.list_tasks(status=status, user_id=user_id, limit=limit, offset=offset)
-        return tasks, await repos.tasks.count_tasks(status=status, user_id=user_id)
+        tasks = await repos.tasks.list_tasks(search, limit=limit, offset=offset)
+        return tasks, await repos.tasks.count_tasks(search)
 
     async def cancel_task(self, task_id: str) -> Task:
         with tracing.bound(task_id=task_id):  # under this request's trace: the task's is where it was submitted
             return await self._lifecycle.cancel(task_id)
+
+    async def retry_task(self, task_id: str, subtask_id: str | None = None) -> TaskRetriedResponse:
+        """An operator's retry of a failed task, or of one failed subtask (orchestrator/lifecycle.py says what)."""
+        with tracing.bound(task_id=task_id, subtask_id=subtask_id):
+            outcome = await self._lifecycle.retry(task_id, subtask_id)
+        return TaskRetriedResponse(task_id=task_id, status=outcome.task.status, subtasks_requeued=len(outcome.requeued))
+
+    async def rerun_task(self, task_id: str, trace_id: str) -> TaskCreatedResponse:
+        """A new task with the same description, user, type and context pack, submitted like any other."""
+        task = await self._db.repositories().tasks.get_task(task_id)
+        if task is None:
+            raise NotFoundError(f"no task with id {task_id!r}")
+        request = TaskCreateRequest(
+            description=task.description,
+            user_id=task.user_id,
+            task_type=task.task_type,
+            context_pack_id=task.context_pack_id,
+        )
+        created = await self.submit_task(request, trace_id)
+        log.info("task_rerun", task_id=task_id, new_task_id=created.task_id)
+        return created
 
     async def tool_calls(self, task_id: str) -> TaskToolCallsResponse:
         """The task's tool calls grouped by attempt; 404 for a task that is not this tenant's."""

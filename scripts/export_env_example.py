@@ -2,8 +2,11 @@
 with --check fails when the committed file differs. Settings is the single source of truth."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
+
+from pydantic_core import to_jsonable_python
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -33,7 +36,7 @@ def render_value(value: object) -> str:
     if isinstance(value, list):
         return ",".join(str(item) for item in value)
     if isinstance(value, dict):
-        return "{}" if not value else str(value)
+        return json.dumps(to_jsonable_python(value), separators=(",", ":"))
     return str(value)
 
 

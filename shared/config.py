@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.models import AgentCapability, TaskType
+from shared.pricing import ModelPrice, default_model_prices
 
 DEFAULT_AGENT_PORT_MIN = 8001
 DEFAULT_AGENT_PORT_MAX = 8016
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     claude_fast_model: str = Field("claude-haiku-5-5", description="Model where speed matters more than depth")
     anthropic_max_retries: int = Field(2, ge=0, le=10, description="Retries of the anthropic client per call")
     anthropic_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one Claude API call")
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=default_model_prices,
+        description="USD per million tokens by model as JSON (input, output, cache_read, cache_write): prices the "
+        "decomposition call; a model not listed is shown without a cost",
+    )
     decomposition_max_tokens: int = Field(4096, ge=256, description="max_tokens of the decomposition call")
     max_subtasks_per_task: int = Field(10, ge=1, le=50, description="Upper bound on subtasks in one plan")
 

@@ -187,8 +187,17 @@ class SubTask(DomainModel):
     status: SubTaskStatus = SubTaskStatus.PENDING
     status_reason: StatusReason | None = Field(None, description="Why the subtask is where it is, e.g. waiting")
     attempt_count: int = Field(0, ge=0, description="Attempts started so far; the current attempt's number")
+    attempt_base: int = Field(
+        0, ge=0, description="Attempts it had when an operator last retried it: MAX_RETRIES counts those after it"
+    )
+    last_error: str | None = Field(
+        None, description="The error of its latest failed attempt: why it failed, or why its current attempt is a retry"
+    )
+    blocked_by: list[Identifier] = Field(
+        default_factory=list, description="For a blocked subtask: the failed subtasks upstream of it that block it"
+    )
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
-    assigned_agent: Identifier | None = None
+    assigned_agent: Identifier | None = Field(None, description="The agent running its current attempt, if one does")
     assigned_at: datetime | None = None
     assignment_latency_ms: float | None = Field(None, ge=0)
     delivery_token: str | None = Field(
@@ -305,6 +314,10 @@ class DecompositionInfo(DomainModel):
     repaired: bool = False
     fallback_reason: str | None = None
     token_usage: TokenUsage = Field(default_factory=TokenUsage)
+    model: str | None = Field(None, max_length=128, description="The model that decomposed the task")
+    cost_usd: float | None = Field(
+        None, ge=0, description="What the decomposition cost, priced by MODEL_PRICES; null when its model has no price"
+    )
 
 
 class Task(DomainModel):
@@ -493,3 +506,6 @@ class TaskSummary(DomainModel):
     updated_at: datetime
     subtasks_total: int = Field(ge=0)
     subtasks_completed: int = Field(ge=0)
+    subtasks_failed: int = Field(0, ge=0)
+    total_tokens: int = Field(0, ge=0, description="Tokens of every attempt's result and of the decomposition")
+    cost_usd: float = Field(0.0, ge=0, description="Cost of every attempt's result and of the decomposition, in USD")

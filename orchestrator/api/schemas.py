@@ -10,6 +10,23 @@ from shared.models import AgentLog, AgentStatus, SubTaskResult, Task, TaskStatus
 class TaskDetailResponse(BaseModel):
     task: Task
     subtask_results: list[SubTaskResult]
+    cost_usd: float = Field(
+        0.0, ge=0, description="What the task cost so far: every result's cost and the decomposition's, in USD"
+    )
+    total_tokens: int = Field(0, ge=0, description="Tokens of every result and of the decomposition")
+
+    @classmethod
+    def of(cls, task: Task, results: list[SubTaskResult]) -> "TaskDetailResponse":
+        """The detail with its totals, counting every result reported (each attempt cost what it cost)."""
+        decomposition = task.decomposition
+        planning_cost = (decomposition.cost_usd or 0.0) if decomposition else 0.0
+        planning_tokens = decomposition.token_usage.total_tokens if decomposition else 0
+        return cls(
+            task=task,
+            subtask_results=results,
+            cost_usd=round(sum(result.cost_usd for result in results) + planning_cost, 8),
+            total_tokens=sum(result.token_usage.total_tokens for result in results) + planning_tokens,
+        )
 
 
 class TaskListResponse(BaseModel):
@@ -23,6 +40,14 @@ class TaskCancelledResponse(BaseModel):
     task_id: str
     status: TaskStatus
     subtasks_cancelled: int = Field(ge=0)
+
+
+class TaskRetriedResponse(BaseModel):
+    """What an operator's retry did (POST /tasks/{task_id}/retry, POST /tasks/{task_id}/subtasks/{subtask_id}/retry)."""
+
+    task_id: str
+    status: TaskStatus = Field(description="The task's status after the retry: in_progress")
+    subtasks_requeued: int = Field(ge=0, description="Failed subtasks that got a fresh attempt, queued now")
 
 
 class AttemptToolCalls(BaseModel):

@@ -1,18 +1,20 @@
-"""Task endpoints: submit, read, list, cancel, and the tool calls a task's attempts made."""
+"""Task endpoints: submit, read, search, cancel, retry, re-run, and the tool calls a task's attempts made."""
 
 import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from orchestrator.api.schemas import (
     TaskCancelledResponse,
     TaskDetailResponse,
     TaskListResponse,
+    TaskRetriedResponse,
     TaskToolCallsResponse,
 )
 from orchestrator.state import State
+from shared.database.task_search import TaskSearch
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
     TASK_DESCRIPTION_MAX,
@@ -30,6 +32,9 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 # PostgreSQL text cannot hold NUL: refuse it here (400) rather than fail at the query (500).
 NO_NUL = r"^[^\x00]*$"
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="The id POST /tasks returned")]
+SubtaskId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=NO_NUL, description="A subtask of the task (GET /tasks/{task_id})")
+]
 UserId = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
 RequestTrace = Annotated[str, Depends(request_trace_id)]
 IDEMPOTENCY_KEY_MAX = 255
@@ -124,16 +129,37 @@ def _refuse_nul(request: TaskCreateRequest) -> None:
 
 
 @router.get(
-    "", response_model=TaskListResponse, responses=error_responses(400, 500, 503), summary="List tasks, newest first"
+    "",
+    response_model=TaskListResponse,
+    responses=error_responses(400, 500, 503),
+    summary="List or search tasks, newest first; total counts every match",
 )
 async def list_tasks(
     state: State,
     status: TaskStatus | None = None,
     user_id: UserId = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NO_NUL,
+            description="Text the description contains (any case, taken literally), or the start of a task id",
+        ),
+    ] = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="Only tasks created at or after this ISO 8601 time (with offset)")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="Only tasks created before this ISO 8601 time (with offset)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskListResponse:
-    tasks, total = await state.tasks.list_tasks(status, user_id, limit, offset)
+    if created_after is not None and created_before is not None and created_after >= created_before:
+        raise InvalidInputError("created_after must be earlier than created_before")
+    search = TaskSearch(status, user_id, q, created_after, created_before)
+    tasks, total = await state.tasks.list_tasks(search, limit, offset)
     return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset)
 
 
@@ -157,6 +183,36 @@ async def cancel_task(state: State, task_id: TaskId) -> TaskCancelledResponse:
     task = await state.tasks.cancel_task(task_id)
     cancelled = sum(1 for subtask in task.subtasks if subtask.status is SubTaskStatus.CANCELLED)
     return TaskCancelledResponse(task_id=task.id, status=task.status, subtasks_cancelled=cancelled)
+
+
+@router.post(
+    "/{task_id}/retry",
+    response_model=TaskRetriedResponse,
+    responses=error_responses(400, 404, 409, 413, 415, 500, 503),
+    summary="Retry a failed task: each failed subtask gets a fresh attempt, the subtasks they blocked wait again",
+)
+async def retry_task(state: State, task_id: TaskId) -> TaskRetriedResponse:
+    return await state.tasks.retry_task(task_id)
+
+
+@router.post(
+    "/{task_id}/subtasks/{subtask_id}/retry",
+    response_model=TaskRetriedResponse,
+    responses=error_responses(400, 404, 409, 413, 415, 500, 503),
+    summary="Retry one failed subtask of a failed or running task, and the subtasks it blocked",
+)
+async def retry_subtask(state: State, task_id: TaskId, subtask_id: SubtaskId) -> TaskRetriedResponse:
+    return await state.tasks.retry_task(task_id, subtask_id)
+
+
+@router.post(
+    "/{task_id}/rerun",
+    response_model=TaskCreatedResponse,
+    responses={**error_responses(400, 404, 413, 415, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
+    summary="Submit a new task with the same description, user, type and context pack",
+)
+async def rerun_task(state: State, trace_id: RequestTrace, task_id: TaskId) -> TaskCreatedResponse:
+    return await state.tasks.rerun_task(task_id, trace_id)
 
 
 @router.get(

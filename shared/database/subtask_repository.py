@@ -20,7 +20,7 @@ from shared.models import QueuedSubtask, StatusReason, SubTask, SubTaskStatus
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
     "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
-    "delivery_token, created_at, updated_at, trace_id, status_reason"
+    "delivery_token, created_at, updated_at, trace_id, status_reason, attempt_base, last_error"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
@@ -182,14 +182,20 @@ class SubtaskRepository:
         )
 
     async def finish_attempt(
-        self, subtask_id: str, attempt: int, delivery_token: str | None, status: SubTaskStatus
+        self,
+        subtask_id: str,
+        attempt: int,
+        delivery_token: str | None,
+        status: SubTaskStatus,
+        error: str | None = None,
     ) -> SubTask | None:
-        """The running offer `delivery_token` of attempt N → completed or failed, only if it is still current."""
+        """The running offer `delivery_token` of attempt N → completed or failed (with its `error`, kept as the
+        subtask's last error), only if it is still current."""
         if status not in (SubTaskStatus.COMPLETED, SubTaskStatus.FAILED):
             raise ValueError(f"an attempt finishes as completed or failed, not {status}")
         return await self._fetch_one(
             f"""
-            UPDATE subtasks SET status = $4, {TOUCH}
+            UPDATE subtasks SET status = $4, last_error = coalesce($5, last_error), {TOUCH}
             WHERE id = $1 AND status = 'running' AND attempt_count = $2 AND delivery_token = $3
             RETURNING {SUBTASK_COLUMNS}
             """,
@@ -197,6 +203,7 @@ class SubtaskRepository:
             attempt,
             delivery_token,
             status.value,
+            error,
         )
 
     async def complete_attempts(self, attempts: Sequence[tuple[str, int, str | None]]) -> dict[str, SubTask]:
@@ -221,9 +228,19 @@ class SubtaskRepository:
         return {row["id"]: subtask_from_row(row) for row in rows}
 
     async def retry_attempt(
-        self, subtask_id: str, attempt: int, delivery_token: str | None, failed_agent_id: str
+        self,
+        subtask_id: str,
+        attempt: int,
+        delivery_token: str | None,
+        failed_agent_id: str,
+        *,
+        error: str | None = None,
+        max_attempts: int | None = None,
     ) -> SubTask | None:
-        """The running offer of attempt N → queued attempt N+1, remembering the agent it failed on."""
+        """The running offer of attempt N → queued attempt N+1, remembering the agent it failed on and its `error`
+        (the reason of the retry); None when the offer is not current, or when the subtask has had `max_attempts`
+        since its attempt base (an operator's retry starts the count again). The new attempt names no agent: the
+        one it failed on is not running it."""
         return await self._fetch_one(
             f"""
             UPDATE subtasks
@@ -231,15 +248,55 @@ class SubtaskRepository:
                 failed_agent_ids = CASE WHEN $4 = ANY (failed_agent_ids) THEN failed_agent_ids
                                         ELSE array_append(failed_agent_ids, $4) END,
                 assigned_agent = NULL, assigned_at = NULL, assignment_latency_ms = NULL, delivery_token = NULL,
-                {TOUCH}
+                last_error = coalesce($5, last_error), {TOUCH}
             WHERE id = $1 AND status = 'running' AND attempt_count = $2 AND delivery_token = $3
+              AND ($6::int IS NULL OR attempt_count - attempt_base < $6)
             RETURNING {SUBTASK_COLUMNS}
             """,
             subtask_id,
             attempt,
             delivery_token,
             failed_agent_id,
+            error,
+            max_attempts,
         )
+
+    async def reopen_failed(self, task_id: str, subtask_ids: Collection[str] | None = None) -> list[SubTask]:
+        """failed → pending for an operator's retry, for every failed subtask of the task (or those of
+        `subtask_ids`): the attempts they had become their attempt base, so MAX_RETRIES counts afresh while the
+        attempt numbers go on growing. `queue_ready` then queues them (their dependencies completed before)."""
+        rows = await self._executor.fetch(
+            f"""
+            UPDATE subtasks
+            SET status = 'pending', attempt_base = attempt_count, status_reason = NULL, assigned_agent = NULL,
+                assigned_at = NULL, assignment_latency_ms = NULL, delivery_token = NULL, {TOUCH}
+            WHERE task_id = $1 AND status = 'failed' AND ($2::text[] IS NULL OR id = ANY ($2::text[]))
+            RETURNING {SUBTASK_COLUMNS}
+            """,
+            task_id,
+            None if subtask_ids is None else list(subtask_ids),
+        )
+        return [subtask_from_row(row) for row in rows]
+
+    async def unblock(self, task_id: str) -> list[str]:
+        """blocked → pending for every blocked subtask of the task that no failed subtask is upstream of any more
+        (after an operator's retry); the ids of those unblocked."""
+        rows = await self._executor.fetch(
+            f"""
+            WITH RECURSIVE still_blocked (id) AS (
+                SELECT s.id FROM subtasks s JOIN subtasks f ON f.id = ANY (s.dependencies)
+                WHERE s.task_id = $1 AND f.task_id = $1 AND f.status = 'failed'
+                UNION
+                SELECT s.id FROM subtasks s JOIN still_blocked b ON b.id = ANY (s.dependencies)
+                WHERE s.task_id = $1
+            )
+            UPDATE subtasks SET status = 'pending', status_reason = NULL, {TOUCH}
+            WHERE task_id = $1 AND status = 'blocked' AND id NOT IN (SELECT id FROM still_blocked)
+            RETURNING id
+            """,
+            task_id,
+        )
+        return [row["id"] for row in rows]
 
     async def block_dependents(self, task_id: str, failed_subtask_id: str) -> list[str]:
         """Every subtask that depends, directly or transitively, on a failed one can never run: blocked."""

@@ -7,7 +7,8 @@ from typing import Any
 from shared.database.executor import Executor
 from shared.database.result_repository import RESULT_COLUMNS, result_from_row
 from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
-from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, Task, TaskStatus, TaskSummary
+from shared.database.task_search import EVERY_TASK, TaskSearch
+from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus, TaskSummary
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
@@ -41,8 +42,39 @@ class StatusChange:
     error: str | None = None
 
 
+# The decomposition's tokens, as stored in the task's `decomposition` JSON (absent for tasks stored before it).
+DECOMPOSITION_TOKENS = " + ".join(
+    f"coalesce((t.decomposition -> 'token_usage' ->> '{name}')::bigint, 0)"
+    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+)
+
+
 def task_from_row(row: Mapping[str, Any], subtasks: list[SubTask] | None = None) -> Task:
-    return Task.model_validate({**row, "subtasks": subtasks or []})
+    return Task.model_validate({**row, "subtasks": with_blockers(subtasks or [])})
+
+
+def with_blockers(subtasks: list[SubTask]) -> list[SubTask]:
+    """The subtasks, each blocked one with the failed subtasks upstream of it (`blocked_by`): derived when read,
+    from the plan as it stands, so it never disagrees with the statuses it comes from."""
+    by_id = {subtask.id: subtask for subtask in subtasks}
+
+    def failed_upstream(subtask: SubTask, seen: set[str]) -> list[str]:
+        found: list[str] = []
+        for dependency_id in subtask.dependencies:
+            dependency = by_id.get(dependency_id)
+            if dependency is None or dependency_id in seen:
+                continue
+            seen.add(dependency_id)
+            if dependency.status is SubTaskStatus.FAILED:
+                found.append(dependency_id)
+            elif dependency.status is SubTaskStatus.BLOCKED:
+                found += failed_upstream(dependency, seen)
+        return found
+
+    for subtask in subtasks:
+        if subtask.status is SubTaskStatus.BLOCKED:
+            subtask.blocked_by = failed_upstream(subtask, set())
+    return subtasks
 
 
 def _task_values(task: Task) -> tuple[Any, ...]:
@@ -180,54 +212,68 @@ class TaskRepository:
         return details
 
     async def list_tasks(
-        self,
-        *,
-        status: TaskStatus | None = None,
-        user_id: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
+        self, search: TaskSearch = EVERY_TASK, *, limit: int = 50, offset: int = 0
     ) -> list[TaskSummary]:
-        """Newest first, with subtask progress counts, filtered by status and/or user."""
-        # The page is cut first and its subtasks counted after, so a page reads its own rows (by index),
-        # not every task and subtask ever stored.
+        """Newest first, with subtask progress counts and what the task cost so far, filtered by `search`."""
+        # The page is cut first and its subtasks and results summed after, so a page reads its own rows (by index),
+        # not every task, subtask and result ever stored.
+        where, arguments = search.where(self._tenant_id)
+        page = len(arguments)
         rows = await self._executor.fetch(
             f"""
             SELECT t.id, t.user_id, t.description, t.task_type, t.status, {_status_reason_of("t")}, t.error,
                    t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
-                   progress.subtasks_completed
+                   progress.subtasks_completed, progress.subtasks_failed,
+                   spent.tokens + {DECOMPOSITION_TOKENS} AS total_tokens,
+                   spent.cost_usd + coalesce((t.decomposition ->> 'cost_usd')::float8, 0) AS cost_usd
             FROM (
                 SELECT id, user_id, description, task_type, status, status_reason, error, decomposition_fallback,
-                       created_at, updated_at
+                       decomposition, created_at, updated_at
                 FROM tasks
-                WHERE tenant_id = $5 AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+                WHERE {where}
                 ORDER BY created_at DESC, id
-                LIMIT $3 OFFSET $4
+                LIMIT ${page + 1} OFFSET ${page + 2}
             ) t
             CROSS JOIN LATERAL (
-                SELECT count(*) AS subtasks_total, count(*) FILTER (WHERE s.status = 'completed') AS subtasks_completed
+                SELECT count(*) AS subtasks_total,
+                       count(*) FILTER (WHERE s.status = 'completed') AS subtasks_completed,
+                       count(*) FILTER (WHERE s.status = 'failed') AS subtasks_failed
                 FROM subtasks s WHERE s.task_id = t.id
             ) progress
+            CROSS JOIN LATERAL (
+                SELECT coalesce(sum(r.cost_usd), 0) AS cost_usd,
+                       coalesce(sum(r.input_tokens + r.output_tokens + r.cache_read_input_tokens
+                                    + r.cache_creation_input_tokens), 0) AS tokens
+                FROM subtask_results r WHERE r.task_id = t.id
+            ) spent
             ORDER BY t.created_at DESC, t.id
             """,
-            status.value if status else None,
-            user_id,
+            *arguments,
             limit,
             offset,
-            self._tenant_id,
         )
         return [TaskSummary.model_validate(dict(row)) for row in rows]
 
-    async def count_tasks(self, *, status: TaskStatus | None = None, user_id: str | None = None) -> int:
-        count: int = await self._executor.fetchval(
+    async def count_tasks(self, search: TaskSearch = EVERY_TASK) -> int:
+        """How many tasks `search` finds, whatever page is shown."""
+        where, arguments = search.where(self._tenant_id)
+        count: int = await self._executor.fetchval(f"SELECT count(*) FROM tasks WHERE {where}", *arguments)
+        return count
+
+    async def reopen_task(self, task_id: str) -> bool:
+        """failed → in progress for an operator's retry, its result and error cleared; False unless it had failed."""
+        reopened = await self._executor.fetchval(
             """
-            SELECT count(*) FROM tasks
-            WHERE tenant_id = $3 AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+            UPDATE tasks
+            SET status = 'in_progress', result = NULL, error = NULL, status_reason = NULL,
+                updated_at = greatest(now(), updated_at)
+            WHERE id = $1 AND tenant_id = $2 AND status = 'failed'
+            RETURNING true
             """,
-            status.value if status else None,
-            user_id,
+            task_id,
             self._tenant_id,
         )
-        return count
+        return bool(reopened)
 
     async def update_task_status(
         self,

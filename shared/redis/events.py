@@ -47,6 +47,7 @@ ENDED_TASK_EVENTS_TTL_SECONDS = 86_400
 class EventType(StrEnum):
     TASK_SUBMITTED = "TASK_SUBMITTED"
     TASK_PLANNED = "TASK_PLANNED"
+    TASK_RETRIED = "TASK_RETRIED"  # an operator's retry: a failed task runs again (its stream is open again)
     SUBTASK_ADDED = "SUBTASK_ADDED"  # a follow-up a coordinator added to the plan
     SUBTASK_QUEUED = "SUBTASK_QUEUED"
     AGENT_STARTED = "AGENT_STARTED"
@@ -194,6 +195,9 @@ class EventStream:
             if event.event_type.ends_task:
                 pipe.expire(task_key, self._ended_task_ttl)
                 replies += 1
+            elif event.event_type is EventType.TASK_RETRIED:
+                pipe.persist(task_key)  # the task runs again: its stream lives on, and takes its agents' events
+                replies += 1
         return replies
 
     async def read_group(
@@ -286,7 +290,7 @@ def _event_ids(events: Sequence[TaskEvent], replies: Sequence[Any]) -> list[str]
     position = 0
     for event in events:
         ids.append(as_text(replies[position]))
-        position += 3 if event.event_type.ends_task else 2
+        position += 3 if event.event_type.ends_task or event.event_type is EventType.TASK_RETRIED else 2
     return ids
 
 

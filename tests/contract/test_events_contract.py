@@ -59,7 +59,7 @@ def streamed(event: TaskEvent) -> StreamedEvent:
 def lifecycle_events() -> list[TaskEvent]:
     """One of each event the lifecycle builds, from the builders it calls."""
     task = build_planned_task({"a": [], "b": ["a"]}, trace_id="4bf92f3577b34da6a3ce929d0e0e4736", user_id="ana")
-    task.decomposition = DecompositionInfo(duration_ms=12.5)
+    task.decomposition = DecompositionInfo(duration_ms=12.5, model="claude-sonnet-5-5", cost_usd=0.0021)
     first, second = task.subtasks
     running = first.model_copy(update={"status": SubTaskStatus.RUNNING, "attempt_count": 1, "delivery_token": "t"})
     retried = running.model_copy(
@@ -80,6 +80,7 @@ def lifecycle_events() -> list[TaskEvent]:
         *task_events.result_applied(failed, running, [subtask_id(task, "b")]),
         *task_events.ended(ended),
         *task_events.cancelled(cancelled, [second.id]),
+        *task_events.retried(task, [retried], [second.id], reopened=True),
         TaskEvent(
             EventType.AGENT_STARTED,
             task.id,

@@ -131,7 +131,7 @@ async def test_get_task_answers_the_task_and_its_results(
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"task", "subtask_results"}
+    assert set(body) == {"task", "subtask_results", "cost_usd", "total_tokens"}
     task = body["task"]
     assert set(task) >= TASK_FIELDS
     assert task["id"] == created["task_id"]

@@ -24,6 +24,7 @@ FLEET_SIGNED_PATHS = {"/coordination/follow-up-subtasks"}
 # A valid value for each path parameter; none of them exists, so a request that gets past the key check answers 404.
 PATH_VALUES = {
     "task_id": "task_00000000000000000000000000000000",
+    "subtask_id": "subtask_00000000000000000000000000000000",
     "agent_id": "agent_never_registered",
     "artifact_id": "artifact_00000000000000000000000000000000",
     "context_pack_id": "ctx_00000000000000000000000000000000",

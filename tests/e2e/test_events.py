@@ -1,6 +1,7 @@
 """Real tasks through the real fleet (SDK agents against the simulator) tell their stories on the event streams: each
-task's own stream holds exactly its expected sequence, ending with the task; the tenant's stream holds the same
-events; every event keeps contracts/events.yaml; a late result (after a cancel) publishes nothing."""
+task's own stream holds exactly its expected sequence, ending with the task (a task an operator retried goes on after
+its failure); the tenant's stream holds the same events; every event keeps contracts/events.yaml; a late result
+(after a cancel) publishes nothing."""
 
 from collections import defaultdict
 from typing import Any
@@ -108,6 +109,35 @@ async def test_a_failed_attempt_is_told_with_its_retry_and_the_next_attempt_comp
     [completed] = payloads(events, "AGENT_COMPLETED")
     assert completed["attempt"] == 2 and completed["agent_id"] != failure["agent_id"]  # failed over
     assert "EUR/USD 1.08" in completed["output"]
+
+
+async def test_a_failed_task_retried_by_an_operator_completes_and_its_stream_goes_on(
+    api: httpx.AsyncClient, fleet_redis: RedisManager
+) -> None:
+    task_id = await submit(api, "Reconcile the ledger after the fix")
+    failed, _ = await follow(api, task_id)
+    assert failed["task"]["status"] == "failed"
+    [subtask] = failed["task"]["subtasks"]
+    assert "the fix is not deployed yet" in subtask["last_error"]
+
+    response = await api.post(f"/tasks/{task_id}/retry")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"task_id": task_id, "status": "in_progress", "subtasks_requeued": 1}
+    state, _ = await follow(api, task_id)
+    assert state["task"]["status"] == "completed", state["task"]["error"]
+    [subtask] = state["task"]["subtasks"]
+    assert (subtask["attempt_count"], subtask["attempt_base"]) == (2, 1)
+    assert [result["status"] for result in state["subtask_results"]] == ["failed", "completed"]
+    events = await ended_stream(fleet_redis, task_id)
+    task_level, subtasks = by_subtask(events)
+    assert task_level == ["TASK_SUBMITTED", "TASK_PLANNED", "TASK_FAILED", "TASK_RETRIED", "TASK_COMPLETED"]
+    assert subtasks == {
+        "Reconcile the quarterly ledger": [
+            *["SUBTASK_QUEUED", "AGENT_STARTED", "AGENT_FAILED", "SUBTASK_RETRIED"],
+            *ONE_ATTEMPT,  # the agent's AGENT_STARTED is told: the retry opened the ended task's stream again
+        ]
+    }
 
 
 async def test_a_subtask_that_fails_for_good_is_told_with_the_dependent_it_blocked(

@@ -1,5 +1,6 @@
 """The event feed on the real Redis: a reader waiting on a quiet stream is released at once when told to stop, and a
-task's feed ends with TaskEnded when its task has ended without an ending event after the reader's id."""
+task's feed ends with TaskEnded when its task has ended without an ending event after the reader's id, or with its
+last ending event (one a retry followed is read past)."""
 
 import asyncio
 
@@ -60,6 +61,23 @@ async def test_a_task_that_ended_without_its_ending_event_ends_its_feed_with_its
 
     assert [getattr(item, "event_id", None) for item in items] == [started, None]
     assert items[-1] == TaskEnded("task_a", TaskStatus.CANCELLED)
+
+
+async def test_a_task_s_feed_reads_past_an_ending_that_a_retry_followed_and_ends_with_the_last(
+    test_redis: RedisManager,
+) -> None:
+    feed = EventFeed(test_redis.client, block_ms=FOREVER_MS)
+    published = []
+    for event_type in (EventType.TASK_FAILED, EventType.TASK_RETRIED, EventType.TASK_COMPLETED):
+        published += await publish(test_redis, "task_a", event_type)
+
+    async def completed() -> TaskStatus:
+        return TaskStatus.COMPLETED
+
+    cursor = Cursor(test_redis.events.task_key("task_a"), STREAM_START, resuming=False)
+    items = [item async for item in feed.follow_task(cursor, anyio.Event(), "task_a", completed)]
+
+    assert [getattr(item, "event_id", None) for item in items] == published
 
 
 async def test_entries_that_are_no_events_are_passed_over_not_read_again(test_redis: RedisManager) -> None:

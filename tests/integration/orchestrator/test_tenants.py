@@ -1,4 +1,5 @@
-"""Two tenants' orchestrators on one database: neither lists, reads, cancels, requeues nor retries the other's work."""
+"""Two tenants' orchestrators on one database: neither lists, reads, cancels, requeues, retries nor re-runs the other's
+work."""
 
 import asyncio
 import uuid
@@ -78,6 +79,9 @@ async def test_another_tenants_ids_answer_like_unknown_ones(
                 await ours.get(f"/tasks/{task_id}"),
                 await ours.post(f"/tasks/{task_id}/cancel"),
                 await ours.get(f"/tasks/{task_id}/tool-calls"),
+                await ours.post(f"/tasks/{task_id}/retry"),
+                await ours.post(f"/tasks/{task_id}/subtasks/{their_subtask['id']}/retry"),
+                await ours.post(f"/tasks/{task_id}/rerun"),
             ]
         their_logs = await ours.get("/logs", params={"task_id": their_task})
         all_our_logs = await ours.get("/logs")

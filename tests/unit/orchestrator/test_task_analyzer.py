@@ -297,6 +297,7 @@ async def test_an_api_error_falls_back_to_one_subtask_with_the_reason(
     assert decomposition.fallback_reason.startswith(f"Claude API error: Error code: {status}")
     assert message in decomposition.fallback_reason
     assert (decomposition.usage.input_tokens, decomposition.usage.output_tokens) == (0, 0)
+    assert decomposition.model is None  # no answer: nothing to price
 
 
 async def test_an_unreachable_api_falls_back_to_one_subtask(analyzer_settings: Settings) -> None:
@@ -338,6 +339,7 @@ async def test_usage_is_summed_over_both_rounds(
     assert (decomposition.usage.input_tokens, decomposition.usage.output_tokens) == both_rounds
     assert both_rounds[0] > first_round[0] > 0
     assert decomposition.duration_ms > 0
+    assert decomposition.model == analyzer_settings.claude_model  # the model that answered, which prices it
 
 
 @pytest.mark.parametrize("fleet", [pytest.param(SEED_FLEET, id="seed-fleet"), pytest.param([], id="no-agent")])

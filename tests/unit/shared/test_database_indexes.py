@@ -5,11 +5,13 @@ over a few thousand generated rows. Nothing is timed: the plan names the indexes
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.database import DatabaseManager, Repositories
+from shared.database.task_search import TaskSearch
 from shared.models import TaskStatus
 from tests.conftest import AUDITED_TABLES
 
@@ -92,16 +94,26 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
 @pytest.mark.parametrize(
     ("list_call", "indexes"),
     [
-        (lambda repos: repos.tasks.list_tasks(), ["tasks_tenant_created_at_idx", "subtasks_task_id_idx"]),
         (
-            lambda repos: repos.tasks.list_tasks(status=TaskStatus.FAILED),
+            lambda repos: repos.tasks.list_tasks(),
+            ["tasks_tenant_created_at_idx", "subtasks_task_id_idx", "subtask_results_task_id_idx"],
+        ),
+        (
+            lambda repos: repos.tasks.list_tasks(TaskSearch(status=TaskStatus.FAILED)),
             ["tasks_tenant_status_created_at_idx", "subtasks_task_id_idx"],
         ),
         (
-            lambda repos: repos.tasks.list_tasks(user_id="user_7"),
+            lambda repos: repos.tasks.list_tasks(TaskSearch(user_id="user_7")),
             ["tasks_tenant_user_id_created_at_idx", "subtasks_task_id_idx"],
         ),
-        (lambda repos: repos.tasks.count_tasks(status=TaskStatus.FAILED), ["tasks_tenant_status_created_at_idx"]),
+        (
+            lambda repos: repos.tasks.count_tasks(TaskSearch(status=TaskStatus.FAILED)),
+            ["tasks_tenant_status_created_at_idx"],
+        ),
+        (
+            lambda repos: repos.tasks.count_tasks(TaskSearch(created_after=datetime.now(UTC) - timedelta(hours=1))),
+            ["tasks_tenant_created_at_idx"],
+        ),
         (lambda repos: repos.subtasks.list_queued(), ["subtasks_live_status_idx"]),
         # Both partial indexes over running subtasks serve; the planner may pick either.
         (lambda repos: repos.subtasks.list_running(), [("subtasks_live_status_idx", "subtasks_assigned_agent_idx")]),
@@ -118,6 +130,7 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         "tasks-by-status",
         "tasks-by-user",
         "tasks-count-by-status",
+        "tasks-count-since",
         "queued-subtasks",
         "running-subtasks",
         "queued-count",

@@ -9,6 +9,7 @@ import pytest
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.database.task_repository import StatusChange
+from shared.database.task_search import TaskSearch
 from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TaskStatus, TaskType, TokenUsage
 from tests.factories import build_planned_task, build_result, build_subtask, build_task, run_attempt
 
@@ -300,8 +301,8 @@ async def test_list_and_count_filter_by_status_and_user(db: DatabaseManager, fil
     expected = [task for task in newest_first if all(getattr(task, name) == value for name, value in filters.items())]
     repos = db.repositories()
 
-    assert ids(await repos.tasks.list_tasks(**filters)) == ids(expected)
-    assert await repos.tasks.count_tasks(**filters) == len(expected)
+    assert ids(await repos.tasks.list_tasks(TaskSearch(**filters))) == ids(expected)
+    assert await repos.tasks.count_tasks(TaskSearch(**filters)) == len(expected)
 
 
 async def test_list_paginates(db: DatabaseManager) -> None:
