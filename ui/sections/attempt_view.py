@@ -28,18 +28,33 @@ PHASE_COLOURS = alt.Scale(domain=["waiting", "running"], range=["#d1d5db", "#3b8
 
 
 def render(client: OrchestratorClient, task_id: str) -> None:
-    with st.expander("Timeline of attempts", icon=":material/timeline:"):
-        spans = live.fetch(f"timeline:{task_id}", lambda: client.task_timeline(task_id))
-        if spans.value is None:
-            live.show_failure("Timeline", spans, part=True)
-        else:
-            _timeline(spans.value, task_id)
-    with st.expander("Tool calls", icon=":material/build:"):
-        calls = live.fetch(f"tool_calls:{task_id}", lambda: client.task_tool_calls(task_id))
-        if calls.value is None:
-            live.show_failure("Tool calls", calls, part=True)
-        else:
-            _tool_calls(calls.value, task_id)
+    """Two expanders, each fetched only while it is open."""
+    timeline = st.expander(
+        "Timeline of attempts", icon=":material/timeline:", key=timeline_key(task_id), on_change="rerun"
+    )
+    if timeline.open:
+        with timeline:
+            spans = live.fetch(f"timeline:{task_id}", lambda: client.task_timeline(task_id))
+            if spans.value is None:
+                live.show_failure("Timeline", spans, part=True)
+            else:
+                _timeline(spans.value, task_id)
+    tools = st.expander("Tool calls", icon=":material/build:", key=tool_calls_key(task_id), on_change="rerun")
+    if tools.open:
+        with tools:
+            calls = live.fetch(f"tool_calls:{task_id}", lambda: client.task_tool_calls(task_id))
+            if calls.value is None:
+                live.show_failure("Tool calls", calls, part=True)
+            else:
+                _tool_calls(calls.value, task_id)
+
+
+def timeline_key(task_id: str) -> str:
+    return f"timeline_open_{task_id}"
+
+
+def tool_calls_key(task_id: str) -> str:
+    return f"tool_calls_open_{task_id}"
 
 
 def _timeline(spans: list[AttemptSpan], task_id: str) -> None:

@@ -9,6 +9,7 @@ from tests.fake_agent import result_for
 from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit, wait_for_request, wait_until_ended
 from tests.polling import eventually
 from tests.unit.ui.conftest import DashboardFactory, cells, url_of
+from ui.sections.attempt_view import timeline_key, tool_calls_key
 
 SCENARIOS: dict[str, Any] = {"plans": [{"match": "", "plan": plan(("s1", "read the ledger", ["DATA_ANALYSIS"], []))}]}
 
@@ -44,6 +45,7 @@ async def test_the_tool_calls_of_each_attempt_are_listed(
         await fleet.report(result_for(request, "agent1"))
         await wait_until_ended(api, task_id)
         page = dashboard(url_of(api))
+        page.app.session_state[tool_calls_key(task_id)] = True  # the expander is opened
         await page.open(task=task_id)
 
     assert cells(page.app, "Tool") == ["read_file", "database_query"]
@@ -69,6 +71,7 @@ async def test_the_timeline_shows_each_attempt_with_its_agent_wait_run_and_error
             await fleet.report(result_for(request, runner, status=outcome, **failed))  # type: ignore[arg-type]
         await wait_until_ended(api, task_id)
         page = dashboard(url_of(api))
+        page.app.session_state[timeline_key(task_id)] = True
         await page.open(task=task_id)
 
     assert cells(page.app, "Attempt", table_with="Waited") == [1, 2]
