@@ -40,23 +40,32 @@ def render(client: OrchestratorClient, task_id: str, live: bool) -> None:
 
 
 def _timeline(client: OrchestratorClient, task_id: str, live: bool) -> None:
+    """The stream is read only while the expander is open; the next read resumes from the last event kept."""
+    events = st.expander("Lifecycle events", icon=":material/podcasts:", key=events_key(task_id), on_change="rerun")
+    if not events.open:
+        return
     timeline = timeline_of(task_id)
     if live or not (timeline.events or timeline.ended):
         read_new_events(client, task_id, timeline, window=LISTEN_SECONDS)
-    _draw(timeline)
+    with events:
+        _draw(timeline)
+
+
+def events_key(task_id: str) -> str:
+    return f"events_open_{task_id}"
 
 
 def _draw(timeline: TaskTimeline) -> None:
-    with st.expander(f"Events ({len(timeline.events)})", expanded=False, icon=":material/podcasts:"):
-        if timeline.unavailable:
-            st.warning(f"The task's event stream is unavailable ({timeline.unavailable}); the task still refreshes.")
-        if timeline.trimmed:
-            st.info("Earlier events were trimmed from the capped stream; these are the ones it still holds.")
-        if not timeline.events:
-            st.caption("No events yet.")
-            return
-        rows = [_row(event) for event in timeline.events]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TIMELINE_COLUMNS, key="task_timeline")
+    if timeline.unavailable:
+        st.warning(f"The task's event stream is unavailable ({timeline.unavailable}); the task still refreshes.")
+    if timeline.trimmed:
+        st.info("Earlier events were trimmed from the capped stream; these are the ones it still holds.")
+    if not timeline.events:
+        st.caption("No events yet.")
+        return
+    st.caption(f"{len(timeline.events)} event(s), oldest first")
+    rows = [_row(event) for event in timeline.events]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TIMELINE_COLUMNS, key="task_timeline")
 
 
 def _row(event: TimelineEvent) -> dict[str, str]:
