@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from orchestrator.agent_client import AgentClient
 from orchestrator.agent_failures import AgentFailures
 from orchestrator.agent_launcher import build_launcher
+from orchestrator.agent_sightings import AgentSightings
 from orchestrator.api import (
     artifacts,
     context_packs,
@@ -22,6 +23,7 @@ from orchestrator.api import (
     events,
     fleet,
     health,
+    history,
     isolation,
     pool,
     tasks,
@@ -144,7 +146,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(agents.close)
         webhook_http = webhook_client(settings)
         stack.push_async_callback(webhook_http.aclose)
-        lifecycle = TaskLifecycle(settings, db, redis, FleetView.of(redis, settings.heartbeat_ttl_seconds))
+        sightings = AgentSightings(db)
+        stack.push_async_callback(sightings.written)  # before the pool closes
+        fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
+        lifecycle = TaskLifecycle(settings, db, redis, fleet_view)
         task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
@@ -214,6 +219,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pool.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(webhooks.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(history.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     # Agents' calls: signed with the fleet's secret, for the attempt they run (no API key).
     app.include_router(coordination.router)
     app.include_router(health.router)

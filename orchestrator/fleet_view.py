@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from orchestrator.agent_sightings import AgentSightings
 from orchestrator.scheduling import AgentLoadTracker, SuccessHistory
 from shared.loop_service import LoopService
 from shared.models import AgentState, AgentStatus
@@ -33,10 +34,16 @@ class AgentDirectory:
 
     `agents` are those that take work: an agent declared failed (the registry shows it `failed`) or draining is left
     out, so the dispatcher never offers it anything; routing itself (orchestrator/scheduling.py) never sees it.
+
+    Every agent a read shows, whatever its state, is noted in `sightings` (when given), which records it in
+    PostgreSQL now and then, so it keeps a record once it is gone.
     """
 
-    def __init__(self, redis: RedisManager, heartbeat_ttl_seconds: float) -> None:
+    def __init__(
+        self, redis: RedisManager, heartbeat_ttl_seconds: float, sightings: AgentSightings | None = None
+    ) -> None:
         self._redis = redis
+        self._sightings = sightings
         self._heartbeat_ttl = timedelta(seconds=heartbeat_ttl_seconds)
         self.agents: list[AgentStatus] = []
         self._last_heartbeats: dict[str, datetime] = {}  # as many entries as agent ids ever seen
@@ -46,6 +53,8 @@ class AgentDirectory:
     async def refresh(self) -> None:
         agents = await self._redis.get_agents()
         self.remember(agents)
+        if self._sightings is not None:
+            self._sightings.note(agents)
         self.agents = [agent for agent in agents if self._takes_work(agent)]
 
     def declare_failed(self, agent_id: str, mark: FailedMark) -> None:
@@ -91,8 +100,10 @@ class FleetView:
     history: SuccessHistory
 
     @classmethod
-    def of(cls, redis: RedisManager, heartbeat_ttl_seconds: float) -> "FleetView":
-        return cls(AgentDirectory(redis, heartbeat_ttl_seconds), AgentLoadTracker(), SuccessHistory())
+    def of(
+        cls, redis: RedisManager, heartbeat_ttl_seconds: float, sightings: AgentSightings | None = None
+    ) -> "FleetView":
+        return cls(AgentDirectory(redis, heartbeat_ttl_seconds, sightings), AgentLoadTracker(), SuccessHistory())
 
 
 class RegistryWatcher(LoopService):

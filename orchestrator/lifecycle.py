@@ -40,7 +40,7 @@ from shared.artifacts import Artifact, ArtifactRef
 from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.database.subtask_repository import ClaimedAttempt
+from shared.database.subtask_repository import AttemptTimes, ClaimedAttempt
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.fleet_trust import FleetTrust
 from shared.follow_up import AttemptCredential, FollowUpSubtask
@@ -75,6 +75,19 @@ class ResultOutcome:
     subtask: SubTask | None = None
     queued: list[SubTask] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    times: AttemptTimes | None = None  # when the attempt the result ended was queued and assigned, if it applied
+
+    @classmethod
+    def finished(
+        cls, subtask: SubTask | None, queued: list[SubTask] | None = None, blocked: list[str] | None = None
+    ) -> "ResultOutcome":
+        """The outcome of a transition that ended the subtask's current attempt (None: the result changed nothing);
+        the subtask still holds that attempt's times."""
+        if subtask is None:
+            return cls()
+        return cls(
+            applied=True, subtask=subtask, queued=queued or [], blocked=blocked or [], times=AttemptTimes.of(subtask)
+        )
 
 
 @dataclass
@@ -313,7 +326,9 @@ class TaskLifecycle:
                     outcome.rejected[position] = reason
             results = [result for position, result in batch if position not in outcome.rejected]
             outcomes = await self._transitions(tx, results, outcome)
-            await tx.results.save_subtask_results(list(zip(results, (item.applied for item in outcomes), strict=True)))
+            await tx.results.save_subtask_results(
+                [(result, item.applied, item.times) for result, item in zip(results, outcomes, strict=True)]
+            )
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
@@ -425,8 +440,7 @@ class TaskLifecycle:
             [(results[p].subtask_id, results[p].attempt, results[p].delivery_token) for p in fast]
         )
         for position in fast:
-            subtask = completed.get(results[position].subtask_id)
-            outcomes[position] = ResultOutcome(applied=subtask is not None, subtask=subtask)
+            outcomes[position] = ResultOutcome.finished(completed.get(results[position].subtask_id))
         progressed = {subtask.task_id for subtask in completed.values()}
         batch.queued += await tx.subtasks.queue_ready_in(progressed)
         for position in careful:
@@ -442,16 +456,17 @@ class TaskLifecycle:
         if result.status is ResultStatus.COMPLETED:
             subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.COMPLETED)
             queued = await tx.subtasks.queue_ready(result.task_id) if subtask else []
-            return ResultOutcome(applied=subtask is not None, subtask=subtask, queued=queued)
+            return ResultOutcome.finished(subtask, queued=queued)
         if result.retryable:  # another attempt, unless the subtask has had MAX_RETRIES since its attempt base
             retried = await tx.subtasks.retry_attempt(
                 *offer, result.agent_id, error=result.error, max_attempts=self.settings.max_retries
             )
             if retried is not None:
-                return ResultOutcome(applied=True, subtask=retried, queued=[retried])
+                subtask, times = retried.subtask, retried.failed_attempt
+                return ResultOutcome(applied=True, subtask=subtask, queued=[subtask], times=times)
         subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.FAILED, result.error)
         blocked = await tx.subtasks.block_dependents(result.task_id, result.subtask_id) if subtask else []
-        return ResultOutcome(applied=subtask is not None, subtask=subtask, blocked=blocked)
+        return ResultOutcome.finished(subtask, blocked=blocked)
 
     async def _finish_tasks_if_done(self, tx: Repositories, task_ids: Collection[str]) -> list[Task]:
         """Complete or fail each task once none of its subtasks can run any more (all of them in two statements);

@@ -31,7 +31,8 @@ configure_logging("INFO", json_output=False)
 structlog.configure(cache_logger_on_first_use=False)
 
 AUDITED_TABLES = (
-    "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, context_packs, webhooks, webhook_deliveries"
+    "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, context_packs, webhooks, webhook_deliveries, "
+    "agents_seen"
 )
 
 

@@ -2,12 +2,15 @@
 
 from dataclasses import dataclass, field
 
+from shared.database.agent_record_repository import AgentRecordRepository
 from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.artifact_repository import ArtifactRepository
+from shared.database.attempt_repository import AttemptRepository
 from shared.database.audit_repository import AuditRepository
 from shared.database.context_pack_repository import ContextPackRepository
 from shared.database.executor import Executor
 from shared.database.follow_up_repository import FollowUpRepository
+from shared.database.history_repository import HistoryRepository
 from shared.database.isolation_repository import IsolationRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
@@ -32,6 +35,10 @@ class Repositories:
     artifacts: ArtifactRepository = field(init=False)
     context_packs: ContextPackRepository = field(init=False)
     webhooks: WebhookRepository = field(init=False)
+    history: HistoryRepository = field(init=False)
+    attempts: AttemptRepository = field(init=False)
+    # The fleet's agents, with each one's record in this tenant's work.
+    agent_records: AgentRecordRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -46,4 +53,7 @@ class Repositories:
         self.artifacts = ArtifactRepository(self.executor, self.tenant_id)
         self.context_packs = ContextPackRepository(self.executor, self.tenant_id)
         self.webhooks = WebhookRepository(self.executor, self.tenant_id)
+        self.history = HistoryRepository(self.executor, self.tenant_id)
+        self.attempts = AttemptRepository(self.executor, self.tenant_id)
+        self.agent_records = AgentRecordRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.database.executor import Executor
+from shared.database.subtask_repository import AttemptTimes
 from shared.models import AgentCapability, ResultStatus, SubTaskResult, TaskType
 
 RESULT_COLUMNS = (
@@ -20,15 +21,16 @@ INSERT_RESULT = """
     INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
         retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
         cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at,
-        delivery_token, claude_session_id, claude_config_dir, allowed_tools)
+        delivery_token, claude_session_id, claude_config_dir, allowed_tools, queued_at, assigned_at, tenant_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-            $24)
+            $24, $25, $26, $27)
     ON CONFLICT (result_id) DO NOTHING
 """
 
 
-def _result_values(result: SubTaskResult, applied: bool) -> tuple[Any, ...]:
+def _result_values(result: SubTaskResult, applied: bool, times: AttemptTimes | None, tenant_id: str) -> tuple[Any, ...]:
     usage = result.token_usage
+    times = times or AttemptTimes()
     return (
         result.result_id,
         result.subtask_id,
@@ -54,6 +56,9 @@ def _result_values(result: SubTaskResult, applied: bool) -> tuple[Any, ...]:
         result.claude_session_id,
         result.claude_config_dir,
         result.allowed_tools,
+        times.queued_at,
+        times.assigned_at,
+        tenant_id,
     )
 
 
@@ -78,16 +83,21 @@ class ResultRepository:
         self._executor = executor
         self._tenant_id = tenant_id
 
-    async def save_subtask_result(self, result: SubTaskResult, *, applied: bool) -> bool:
-        """Record a result; False when this very result (same result_id) was recorded before."""
-        status = await self._executor.execute(INSERT_RESULT, *_result_values(result, applied))
+    async def save_subtask_result(
+        self, result: SubTaskResult, *, applied: bool, times: AttemptTimes | None = None
+    ) -> bool:
+        """Record a result, with when its attempt was queued and assigned (an applied result's timeline); False when
+        this very result (same result_id) was recorded before."""
+        status = await self._executor.execute(INSERT_RESULT, *_result_values(result, applied, times, self._tenant_id))
         return status == "INSERT 0 1"
 
-    async def save_subtask_results(self, results: Sequence[tuple[SubTaskResult, bool]]) -> None:
-        """Record several (result, applied) pairs in one round trip; ones recorded before are left as they are."""
+    async def save_subtask_results(self, results: Sequence[tuple[SubTaskResult, bool, AttemptTimes | None]]) -> None:
+        """Record several (result, applied, attempt times) in one round trip; ones recorded before are left as they
+        are."""
         if results:
             await self._executor.executemany(
-                INSERT_RESULT, [_result_values(result, applied) for result, applied in results]
+                INSERT_RESULT,
+                [_result_values(result, applied, times, self._tenant_id) for result, applied, times in results],
             )
 
     async def get_subtask_results(self, task_id: str, *, applied_only: bool = False) -> list[SubTaskResult]:

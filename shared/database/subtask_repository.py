@@ -12,6 +12,7 @@ agents under one identity; results apply only with the token of the current offe
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.database.executor import Executor
@@ -24,12 +25,14 @@ SUBTASK_COLUMNS = (
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
+# One clock reading for assigned_at and the wait it ends, so queued_at = assigned_at - assignment_latency_ms exactly.
 CLAIM = f"""
     UPDATE subtasks
-    SET status = 'running', assigned_agent = claims.agent_id, assigned_at = clock_timestamp(),
-        assignment_latency_ms = greatest(0, extract(epoch FROM clock_timestamp() - queued_at) * 1000),
+    SET status = 'running', assigned_agent = claims.agent_id, assigned_at = moment.now,
+        assignment_latency_ms = greatest(0, extract(epoch FROM moment.now - queued_at) * 1000),
         delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, {TOUCH}
-    FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id)
+    FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id),
+         (SELECT clock_timestamp() AS now) AS moment
     WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
     RETURNING {SUBTASK_COLUMNS}
 """
@@ -40,6 +43,31 @@ SUBTASK_FIELDS = [column.strip() for column in SUBTASK_COLUMNS.split(",")]
 
 def subtask_from_row(row: Mapping[str, Any]) -> SubTask:
     return SubTask.model_validate(dict(row))
+
+
+@dataclass(frozen=True)
+class AttemptTimes:
+    """When an attempt was queued and handed to its agent: what its result row records for the timeline."""
+
+    queued_at: datetime | None = None
+    assigned_at: datetime | None = None  # None when it ended without reaching an agent
+
+    @classmethod
+    def of(cls, subtask: SubTask) -> "AttemptTimes":
+        """The times of the subtask's current attempt. The claim stores the wait it ended (assignment_latency_ms,
+        measured from queued_at) beside assigned_at, so the queue time follows without another column."""
+        if subtask.assigned_at is None or subtask.assignment_latency_ms is None:
+            return cls()
+        return cls(subtask.assigned_at - timedelta(milliseconds=subtask.assignment_latency_ms), subtask.assigned_at)
+
+
+@dataclass(frozen=True)
+class RetriedAttempt:
+    """A failed attempt that was queued again as the next one: the subtask as it is now, and the failed attempt's
+    times (the retry clears them from the subtask)."""
+
+    subtask: SubTask
+    failed_attempt: AttemptTimes
 
 
 @dataclass(frozen=True)
@@ -236,12 +264,13 @@ class SubtaskRepository:
         *,
         error: str | None = None,
         max_attempts: int | None = None,
-    ) -> SubTask | None:
+    ) -> RetriedAttempt | None:
         """The running offer of attempt N → queued attempt N+1, remembering the agent it failed on and its `error`
         (the reason of the retry); None when the offer is not current, or when the subtask has had `max_attempts`
         since its attempt base (an operator's retry starts the count again). The new attempt names no agent: the
-        one it failed on is not running it."""
-        return await self._fetch_one(
+        one it failed on is not running it. The failed attempt's queue and assignment times come back from the same
+        statement."""
+        row = await self._executor.fetchrow(
             f"""
             UPDATE subtasks
             SET status = 'queued', attempt_count = attempt_count + 1, queued_at = clock_timestamp(),
@@ -249,9 +278,10 @@ class SubtaskRepository:
                                         ELSE array_append(failed_agent_ids, $4) END,
                 assigned_agent = NULL, assigned_at = NULL, assignment_latency_ms = NULL, delivery_token = NULL,
                 last_error = coalesce($5, last_error), {TOUCH}
+            FROM (SELECT queued_at AS was_queued_at, assigned_at AS was_assigned_at FROM subtasks WHERE id = $1) was
             WHERE id = $1 AND status = 'running' AND attempt_count = $2 AND delivery_token = $3
               AND ($6::int IS NULL OR attempt_count - attempt_base < $6)
-            RETURNING {SUBTASK_COLUMNS}
+            RETURNING {SUBTASK_COLUMNS}, was.was_queued_at, was.was_assigned_at
             """,
             subtask_id,
             attempt,
@@ -260,6 +290,10 @@ class SubtaskRepository:
             error,
             max_attempts,
         )
+        if row is None:
+            return None
+        retried = subtask_from_row({column: row[column] for column in SUBTASK_FIELDS})
+        return RetriedAttempt(retried, AttemptTimes(row["was_queued_at"], row["was_assigned_at"]))
 
     async def reopen_failed(self, task_id: str, subtask_ids: Collection[str] | None = None) -> list[SubTask]:
         """failed → pending for an operator's retry, for every failed subtask of the task (or those of

@@ -96,7 +96,7 @@ async def test_recent_outcomes_are_the_last_few_applied_results_per_agent_and_ki
         (build_result(third, agent_id="agent1", attempt=2, created_at=start + timedelta(minutes=3)), False),  # late
         (build_result(general.subtasks[0], agent_id="agent5", execution_time=2.0, created_at=start), True),
     ]
-    await repos.results.save_subtask_results(saved)
+    await repos.results.save_subtask_results([(result, applied, None) for result, applied in saved])
     # Another tenant's record is none of this orchestrator's business.
     other_tenant = Repositories(db.pool, "other")
     stranger = build_task(subtasks=1)

@@ -241,9 +241,12 @@ async def test_retry_queues_the_next_attempt_and_remembers_each_failed_agent_onc
     history = []
     for agent_id in ["agent1", "agent1", "agent2"]:
         running = await run_attempt(repos, a, agent_id=agent_id)
-        retried = await repos.subtasks.retry_attempt(a, running.attempt_count, running.delivery_token, agent_id)
-        assert retried is not None
+        retry = await repos.subtasks.retry_attempt(a, running.attempt_count, running.delivery_token, agent_id)
+        assert retry is not None
+        retried = retry.subtask
         history.append((retried.status, retried.attempt_count, retried.failed_agent_ids))
+        # The failed attempt's times come back; the subtask's now belong to the next attempt.
+        assert retry.failed_attempt.assigned_at == running.assigned_at and retried.assigned_at is None
 
     assert history == [
         (SubTaskStatus.QUEUED, 2, ["agent1"]),

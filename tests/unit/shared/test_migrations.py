@@ -5,6 +5,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,7 @@ from shared.database.migrations import alembic_config
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TABLES = [
     "agent_logs",
+    "agents_seen",
     "alembic_version",
     "api_keys",
     "artifacts",
@@ -30,7 +32,7 @@ TABLES = [
     "webhook_deliveries",
     "webhooks",
 ]
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
@@ -125,6 +127,30 @@ async def test_tasks_stored_before_tenants_existed_belong_to_the_default_tenant(
         await connection.execute("INSERT INTO tasks (id, description) VALUES ('task_old', 'A task from before')")
         await apply_migrations(empty_database)
         assert await connection.fetchval("SELECT tenant_id FROM tasks WHERE id = 'task_old'") == "default"
+    finally:
+        await connection.close()
+
+
+async def test_results_stored_before_0016_keep_their_tenant_and_their_agents_a_record(empty_database: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database), "0015")
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO tasks (id, description, tenant_id) VALUES ('task_old', 'A task from before', 'acme');
+            INSERT INTO subtasks (id, task_id, position, description, required_capabilities, tenant_id)
+            VALUES ('subtask_old', 'task_old', 0, 'A step', '{DATA_ANALYSIS}', 'acme');
+            INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output,
+                                         execution_time, applied, created_at)
+            VALUES ('result_old', 'subtask_old', 'task_old', 'agent7', 1, 'completed', 'done', 1.5, true,
+                    '2026-11-01T10:00:00Z');
+            """
+        )
+        await apply_migrations(empty_database)
+        assert await connection.fetchval("SELECT tenant_id FROM subtask_results") == "acme"
+        assert [tuple(row) for row in await connection.fetch("SELECT agent_id, first_seen FROM agents_seen")] == [
+            ("agent7", datetime(2026, 11, 1, 10, tzinfo=UTC))
+        ]
     finally:
         await connection.close()
 
