@@ -113,6 +113,7 @@ async def test_the_dashboard_follows_tasks_live_acts_on_them_and_marks_stale_dat
         await page.goto(f"{url}/?agent=agent1")
         await expect(page.get_by_role("heading", name="Agent agent1")).to_be_visible(timeout=UI_TIMEOUT_MS)
         await expect(page.get_by_text("Latest attempts (3, newest first) · 1 failed")).to_be_visible()
+        await expect(page.locator("[data-testid='stDataFrame']")).to_have_count(2)  # the fleet, its attempts
         await keep_screen(page, "6-agent-link")
         await page.goto(f"{url}/?view=Metrics")
         await expect(page.get_by_text("Throughput — subtasks per minute")).to_be_visible(timeout=UI_TIMEOUT_MS)
@@ -120,7 +121,8 @@ async def test_the_dashboard_follows_tasks_live_acts_on_them_and_marks_stale_dat
         await keep_screen(page, "7-metrics-from-history")
         await page.goto(f"{url}/?task={failing}")
         await page.locator(f".st-key-logs_{failing} button").click()
-        await expect(page.get_by_label("Task id")).to_have_value(failing, timeout=UI_TIMEOUT_MS)
+        task_filter = page.get_by_role("textbox", name="Task id", exact=True)
+        await expect(task_filter).to_have_value(failing, timeout=UI_TIMEOUT_MS)
         assert f"logs_task={failing}" in page.url
         await keep_screen(page, "8-logs-of-the-task")
         await page.goto(f"{url}/?task={failing}")
