@@ -128,7 +128,8 @@ async def execute(
     """Accept one offer of a subtask attempt, signed by the orchestrator, and run it in the background; its result
     goes to the result queue."""
     trust.check_offer(request, settings.agent_id)  # before anything is held, written or run
-    with bound_to_request(request):  # the trace comes with the signed offer, not from a header anyone could set
+    # The trace comes with the signed offer, not from a header anyone could set.
+    with bound_to_request(request, settings.agent_id):
         reservation = runner.reserve(request)
         if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
             try:

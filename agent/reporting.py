@@ -94,7 +94,7 @@ class ResultReporter:
 
     def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
         details = {"attempt": request.subtask.attempt_count, "role": role.role.name, "executor": self._executor_name}
-        self._log(request.task_id, request.subtask.id, LogLevel.INFO, "subtask started", details)
+        self._log(request, LogLevel.INFO, "subtask started", details)
         data = {
             "attempt": request.subtask.attempt_count,
             "role": role.role.name,
@@ -128,7 +128,7 @@ class ResultReporter:
         if not published:
             details["result"] = result.model_dump(mode="json")  # what the queue never got, for an operator to replay
         message = "subtask completed" if succeeded else "subtask failed"
-        self._log(result.task_id, result.subtask_id, level, message, details)
+        self._log(result, level, message, details)
         return published
 
     async def publish(self, result: SubTaskResult) -> bool:
@@ -170,12 +170,20 @@ class ResultReporter:
             with attempt:
                 await self._redis.enqueue_result(result)
 
-    def _log(self, task_id: str, subtask_id: str, level: LogLevel, message: str, details: dict[str, Any]) -> None:
+    def _log(
+        self, attempt: TaskExecutionRequest | SubTaskResult, level: LogLevel, message: str, details: dict[str, Any]
+    ) -> None:
+        """An agent_logs row about the attempt of the offer or result `attempt`, under its trace."""
+        if isinstance(attempt, TaskExecutionRequest):
+            subtask_id, trace_id = attempt.subtask.id, attempt.subtask.trace_id
+        else:
+            subtask_id, trace_id = attempt.subtask_id, attempt.trace_id if isinstance(attempt, ReportedResult) else None
         self._audit_log.add(
             AgentLog(
                 agent_id=self._settings.agent_id,
-                task_id=task_id,
+                task_id=attempt.task_id,
                 subtask_id=subtask_id,
+                trace_id=trace_id,
                 level=level,
                 message=message,
                 metadata=details,

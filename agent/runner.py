@@ -31,11 +31,15 @@ SHUTDOWN_ERROR = "agent shutting down: the attempt was cancelled before it finis
 SlotKey = tuple[str, int]  # (subtask id, attempt)
 
 
-def bound_to_request(request: TaskExecutionRequest) -> AbstractContextManager[None]:
-    """The log lines of the block carry the offer's trace and the attempt's ids."""
+def bound_to_request(request: TaskExecutionRequest, agent_id: str) -> AbstractContextManager[None]:
+    """The log lines of the block carry the offer's trace, the attempt's ids and the agent running it."""
     subtask = request.subtask
     return tracing.bound(
-        subtask.trace_id, task_id=request.task_id, subtask_id=subtask.id, attempt=subtask.attempt_count
+        subtask.trace_id,
+        task_id=request.task_id,
+        subtask_id=subtask.id,
+        attempt=subtask.attempt_count,
+        agent_id=agent_id,
     )
 
 
@@ -137,7 +141,7 @@ class SubtaskRunner:
         key, request, role = reservation.key, reservation.request, reservation.role
         self._reserved.pop(key, None)
         # The attempt's tasks and the done callback copy the context as it is here: their lines carry the trace too.
-        with bound_to_request(request):
+        with bound_to_request(request, self._settings.agent_id):
             execution = asyncio.create_task(self._execute(request, role), name=f"execute:{key[0]}:{key[1]}")
             run = asyncio.create_task(
                 self._run(request, role, execution, time.monotonic()), name=f"run:{key[0]}:{key[1]}"

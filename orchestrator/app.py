@@ -40,9 +40,12 @@ from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
+from orchestrator.retention import RetentionLoop
 from orchestrator.scheduling import AFFINITY_WINDOW
 from orchestrator.state import OrchestratorState
 from orchestrator.task_analyzer import TaskAnalyzer
+from orchestrator.task_folders import TaskFolders
+from orchestrator.task_removal import TaskRemoval
 from orchestrator.task_service import TaskService
 from orchestrator.waiting import DependencyProbe, TaskTypeDependencies
 from orchestrator.webhook_deliverer import WebhookDeliverer
@@ -154,6 +157,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
+        removal = TaskRemoval(db, redis, TaskFolders.of(settings), lifecycle.details)
         agent_pool = AgentPool(settings, redis, build_launcher(settings))
         stack.push_async_callback(agent_pool.close)  # the pool's agents outlive the orchestrator: a restart adopts them
         await agent_pool.adopt()
@@ -170,14 +174,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             event_streams=EventStreams(
                 streaming_redis, redis.keys, db, settings.sse_max_clients, settings.sse_max_clients_per_key
             ),
+            removal=removal,
         )
         work = build_background_work(lifecycle, db, redis, agents)
         await work.prepare(db)
         supervisor = PoolSupervisor(agent_pool)
         deliverer = build_webhook_deliverer(settings, db, redis, webhook_http)
-        loops = [*work.loops, key_changes, supervisor, deliverer]
+        retention = RetentionLoop(settings, db, removal)
+        side_loops = [key_changes, supervisor, deliverer, retention]
+        loops = [*work.loops, *side_loops]
         async with asyncio.TaskGroup() as group:
-            for coroutine in [*work.coroutines(), key_changes.start(), supervisor.start(), deliverer.start()]:
+            for coroutine in [*work.coroutines(), *(loop.start() for loop in side_loops)]:
                 group.create_task(coroutine)
             log.info("orchestrator_started", loops=len(loops))
             try:

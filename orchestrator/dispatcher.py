@@ -89,10 +89,14 @@ def execution_request(attempt: ClaimedAttempt, trust: FleetTrust) -> TaskExecuti
 
 
 def bound_to_attempt(attempt: ClaimedAttempt) -> AbstractContextManager[None]:
-    """The log lines of the block carry the attempt's trace and ids."""
+    """The log lines of the block carry the attempt's trace, ids and the agent it is offered to."""
     subtask = attempt.subtask
     return tracing.bound(
-        subtask.trace_id, task_id=subtask.task_id, subtask_id=subtask.id, attempt=subtask.attempt_count
+        subtask.trace_id,
+        task_id=subtask.task_id,
+        subtask_id=subtask.id,
+        attempt=subtask.attempt_count,
+        agent_id=subtask.assigned_agent,
     )
 
 
@@ -244,7 +248,9 @@ class Dispatcher(LoopService):
                 # Cancelled, already claimed through a duplicate item, or superseded by a retry.
                 self._load.released(agent.agent_id, entry.item.subtask_id)
                 item = entry.item
-                with tracing.bound(item.trace_id, task_id=item.task_id, subtask_id=item.subtask_id):
+                with tracing.bound(
+                    item.trace_id, task_id=item.task_id, subtask_id=item.subtask_id, agent_id=agent.agent_id
+                ):
                     log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
                 settled.append(entry.payload)
             else:

@@ -492,6 +492,8 @@ class TaskLifecycle:
             message,
             {"attempt": result.attempt, "retryable": result.retryable, "blocked": outcome.blocked},
             subtask_id=result.subtask_id,
+            # A stranded attempt's failure is the orchestrator's, with no report: the subtask row has the trace.
+            trace_id=outcome.subtask.trace_id if outcome.subtask else None,
         )
 
     def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:

@@ -35,9 +35,11 @@ def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTa
 
 
 def bound_to_result(result: SubTaskResult) -> AbstractContextManager[None]:
-    """The log lines of the block carry the result's trace (its offer's, sealed into the report) and ids."""
+    """The log lines of the block carry the result's trace (its offer's, sealed into the report), ids and agent."""
     trace_id = result.trace_id if isinstance(result, ReportedResult) else None
-    return tracing.bound(trace_id, task_id=result.task_id, subtask_id=result.subtask_id, attempt=result.attempt)
+    return tracing.bound(
+        trace_id, task_id=result.task_id, subtask_id=result.subtask_id, attempt=result.attempt, agent_id=result.agent_id
+    )
 
 
 def stranded_failure(subtask: SubTask, reason: str, now: datetime) -> SubTaskResult:

@@ -10,6 +10,7 @@ from orchestrator.api_key_cache import ApiKeyCache
 from orchestrator.event_streams import EventStreams
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.pool import AgentPool
+from orchestrator.task_removal import TaskRemoval
 from orchestrator.task_service import TaskService
 from orchestrator.webhooks import WebhookService
 from shared.config import Settings
@@ -29,6 +30,7 @@ class OrchestratorState:
     agent_failures: AgentFailures
     webhooks: WebhookService
     event_streams: EventStreams  # GET /tasks/{id}/events and GET /events
+    removal: TaskRemoval  # DELETE /tasks/{id}, and the retention loop's
 
 
 async def get_state(request: Request) -> OrchestratorState:

@@ -140,6 +140,24 @@ class Settings(BaseSettings):
         description="An event a deliverer took and left untouched this long (it died) is taken over by another",
     )
 
+    # Retention (orchestrator/retention.py)
+    retention_days: int = Field(
+        30,
+        ge=0,
+        le=36_500,
+        description="Ended tasks older than this many days are removed with everything they left (rows, workspaces, "
+        "artifacts, event streams); 0 keeps them forever",
+    )
+    retention_batch_size: int = Field(
+        100, ge=1, le=10_000, description="Tasks the purge removes per transaction, so a backlog holds no long lock"
+    )
+    retention_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How often the purge looks for expired tasks and for leftovers of removed ones (folders, keys, "
+        "audit rows)",
+    )
+
     # Orchestrator
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")

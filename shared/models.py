@@ -422,6 +422,7 @@ class AgentLog(DomainModel):
     agent_id: Identifier
     task_id: str | None = None
     subtask_id: str | None = None
+    trace_id: str | None = Field(None, description="The trace of the task the entry is about (null when none)")
     level: LogLevel = LogLevel.INFO
     message: str = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)

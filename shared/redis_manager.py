@@ -130,6 +130,13 @@ class RedisManager:
     def idempotency(self) -> IdempotencyRecords:
         return self._connected.idempotency
 
+    async def forget_tasks(self, task_ids: Sequence[str]) -> None:
+        """Delete what removed tasks left in Redis: each one's event stream and shared state. (Both expire by
+        themselves too; the tenant's stream keeps their events until it is trimmed past them.)"""
+        if task_ids:
+            await self.client.delete(*(self.keys.task_events(task_id) for task_id in task_ids))
+            await self.state.forget_tasks(task_ids)
+
     async def enqueue_task(self, item: QueuedSubtask) -> int:
         """Queue one subtask attempt; returns the queue's length."""
         return await self.task_queue.push(item.model_dump_json())

@@ -32,7 +32,7 @@ structlog.configure(cache_logger_on_first_use=False)
 
 AUDITED_TABLES = (
     "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, context_packs, webhooks, webhook_deliveries, "
-    "agents_seen"
+    "agents_seen, removed_tasks"
 )
 
 

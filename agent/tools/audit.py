@@ -37,7 +37,11 @@ def audited_tool(spec: ToolSpec, context: ToolContext) -> SdkMcpTool[Any]:
     async def handler(arguments: dict[str, Any]) -> dict[str, Any]:
         # Bound here, not only by the attempt around the SDK's query: the SDK may call tools from a task of its own.
         with tracing.bound(
-            context.trace_id, task_id=context.task_id, subtask_id=context.subtask_id, attempt=context.attempt
+            context.trace_id,
+            task_id=context.task_id,
+            subtask_id=context.subtask_id,
+            attempt=context.attempt,
+            agent_id=context.agent_id,
         ):
             return await call(arguments)
 

@@ -77,15 +77,21 @@ async def agent_logs(
     state: State,
     agent_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     task_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
+    subtask_id: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
+    trace_id: Annotated[
+        str | None, Query(max_length=128, pattern=NO_NUL, description="The trace_id of a task (its X-Request-ID)")
+    ] = None,
     level: LogLevel | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AgentLogListResponse:
-    """This tenant's agent activity recorded in PostgreSQL, newest first."""
+    """This tenant's agent activity recorded in PostgreSQL, newest first; every filter given must match."""
     entries = await state.db.repositories().audit.list_agent_logs(
         agent_id=agent_id,
         task_id=task_id,
+        subtask_id=subtask_id,
+        trace_id=trace_id,
         level=level,
         since=_in_utc("since", since),
         until=_in_utc("until", until),

@@ -34,6 +34,9 @@ class TaskListResponse(BaseModel):
     total: int = Field(ge=0)
     limit: int
     offset: int
+    retention_days: int | None = Field(
+        description="Ended tasks are removed this many days after they ended (RETENTION_DAYS); null: kept forever"
+    )
 
 
 class TaskCancelledResponse(BaseModel):

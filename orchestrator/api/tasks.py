@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import AwareDatetime, ValidationError
 
+from orchestrator.api.auth import OPERATOR_ACCESS
 from orchestrator.api.schemas import (
     TaskCancelledResponse,
     TaskDetailResponse,
@@ -14,6 +15,7 @@ from orchestrator.api.schemas import (
     TaskToolCallsResponse,
 )
 from orchestrator.state import State
+from shared import tracing
 from shared.database.task_search import TaskSearch
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
@@ -160,7 +162,8 @@ async def list_tasks(
         raise InvalidInputError("created_after must be earlier than created_before")
     search = TaskSearch(status, user_id, q, created_after, created_before)
     tasks, total = await state.tasks.list_tasks(search, limit, offset)
-    return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset)
+    retention_days = state.settings.retention_days or None  # 0 keeps tasks forever
+    return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset, retention_days=retention_days)
 
 
 @router.get(
@@ -213,6 +216,26 @@ async def retry_subtask(state: State, task_id: TaskId, subtask_id: SubtaskId) ->
 )
 async def rerun_task(state: State, trace_id: RequestTrace, task_id: TaskId) -> TaskCreatedResponse:
     return await state.tasks.rerun_task(task_id, trace_id)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[OPERATOR_ACCESS],
+    responses={
+        204: {"description": "The task and everything it left are gone"},
+        **error_responses(400, 404, 409, 500, 503),
+        409: {**error_responses(409)[409], "description": "The task has not ended; cancel it first"},
+    },
+    summary="Remove an ended task now, with its subtasks, results, logs, tool calls, artifacts, workspace and events",
+)
+async def delete_task(state: State, task_id: TaskId) -> Response:
+    """What the retention loop does to a task once RETENTION_DAYS have passed, at once. Operator key only; the
+    task must be this orchestrator's tenant's, like every task it serves."""
+    with tracing.bound(task_id=task_id):
+        await state.removal.remove_task(task_id)
+    return Response(status_code=204)
 
 
 @router.get(

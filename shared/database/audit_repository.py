@@ -11,7 +11,7 @@ from typing import Any
 from shared.database.executor import Executor
 from shared.models import AgentLog, LogLevel, ToolCall
 
-LOG_COLUMNS = "id, agent_id, task_id, subtask_id, level, message, metadata, created_at"
+LOG_COLUMNS = "id, agent_id, task_id, subtask_id, trace_id, level, message, metadata, created_at"
 TOOL_CALL_COLUMNS = (
     "id, agent_id, task_id, subtask_id, attempt, tool_name, arguments, is_error, outcome, duration_ms, created_at"
 )
@@ -31,11 +31,12 @@ class AuditRepository:
         metadata: dict[str, Any] | None = None,
         *,
         subtask_id: str | None = None,
+        trace_id: str | None = None,
     ) -> AgentLog:
         row = await self._executor.fetchrow(
             f"""
-            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, tenant_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, tenant_id, trace_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             RETURNING {LOG_COLUMNS}
             """,
             agent_id,
@@ -45,6 +46,7 @@ class AuditRepository:
             message,
             metadata or {},
             self._tenant_id,
+            trace_id,
         )
         return AgentLog.model_validate(dict(row))
 
@@ -52,8 +54,9 @@ class AuditRepository:
         """Insert several entries, each dated when it happened, in one pipelined round trip: all of them or none."""
         await self._executor.executemany(
             """
-            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, created_at, tenant_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, created_at, tenant_id,
+                                    trace_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             """,
             [
                 (
@@ -65,6 +68,7 @@ class AuditRepository:
                     entry.metadata,
                     entry.created_at,
                     self._tenant_id,
+                    entry.trace_id,
                 )
                 for entry in entries
             ],
@@ -75,6 +79,8 @@ class AuditRepository:
         *,
         agent_id: str | None = None,
         task_id: str | None = None,
+        subtask_id: str | None = None,
+        trace_id: str | None = None,
         level: LogLevel | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -87,6 +93,7 @@ class AuditRepository:
             WHERE tenant_id = $7 AND ($1::text IS NULL OR agent_id = $1) AND ($2::text IS NULL OR task_id = $2)
               AND ($3::text IS NULL OR level = $3)
               AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at <= $5)
+              AND ($8::text IS NULL OR subtask_id = $8) AND ($9::text IS NULL OR trace_id = $9)
             ORDER BY created_at DESC, id DESC
             LIMIT $6
             """,
@@ -97,6 +104,8 @@ class AuditRepository:
             until,
             limit,
             self._tenant_id,
+            subtask_id,
+            trace_id,
         )
         return [AgentLog.model_validate(dict(row)) for row in rows]
 

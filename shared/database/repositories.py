@@ -14,6 +14,7 @@ from shared.database.history_repository import HistoryRepository
 from shared.database.isolation_repository import IsolationRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
+from shared.database.retention_repository import RetentionRepository
 from shared.database.subtask_repository import SubtaskRepository
 from shared.database.task_repository import TaskRepository
 from shared.database.webhook_repository import WebhookRepository
@@ -39,6 +40,7 @@ class Repositories:
     attempts: AttemptRepository = field(init=False)
     # The fleet's agents, with each one's record in this tenant's work.
     agent_records: AgentRecordRepository = field(init=False)
+    retention: RetentionRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -56,4 +58,5 @@ class Repositories:
         self.history = HistoryRepository(self.executor, self.tenant_id)
         self.attempts = AttemptRepository(self.executor, self.tenant_id)
         self.agent_records = AgentRecordRepository(self.executor, self.tenant_id)
+        self.retention = RetentionRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

@@ -1,5 +1,7 @@
 """Small keys that expire: task-scoped shared state between agents, and idempotency claims."""
 
+from collections.abc import Collection
+
 from redis.asyncio import Redis
 
 from shared.redis.client import as_text
@@ -40,6 +42,19 @@ class SharedState:
             for redis_key, value in zip(redis_keys, values, strict=True)
             if value is not None
         }
+
+    async def forget_tasks(self, task_ids: Collection[str]) -> int:
+        """Delete every key of these tasks' shared state, found by one SCAN for all of them; how many went."""
+        wanted = set(task_ids)
+        if not wanted:
+            return 0
+        prefix = self._keys.key("state") + ":"
+        doomed = [
+            redis_key
+            async for redis_key in self._redis.scan_iter(match=self._keys.pattern("state"), count=500)
+            if as_text(redis_key)[len(prefix) :].partition(":")[0] in wanted
+        ]
+        return await self._redis.delete(*doomed) if doomed else 0
 
     async def claim_once(self, key: str, ttl: int) -> bool:
         """True for the first caller to claim `key` within `ttl` seconds, False for every later one."""

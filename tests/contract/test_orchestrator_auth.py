@@ -121,6 +121,7 @@ def test_there_are_operator_operations_to_check() -> None:
         "POST /webhooks",
         "GET /webhooks",
         "DELETE /webhooks/{webhook_id}",
+        "DELETE /tasks/{task_id}",
     }
 
 

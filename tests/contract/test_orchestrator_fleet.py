@@ -159,10 +159,47 @@ async def test_logs_filter_by_agent_level_and_limit(
     assert [(log["level"], log["metadata"]) for log in logged["logs"]] == [("ERROR", {"attempt": 1})]
 
 
+async def test_logs_filter_by_subtask_and_trace(
+    orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
+) -> None:
+    audit = orchestrator_repositories.audit
+    for agent_id, subtask_id, trace_id in [
+        ("agent1", "subtask_a1", "trace-a"),
+        ("agent2", "subtask_a1", "trace-a"),  # the retry of the same subtask
+        ("agent1", "subtask_a2", "trace-a"),
+        ("agent1", "subtask_b1", "trace-b"),
+    ]:
+        task_id = f"task_{trace_id[-1]}"
+        message = f"{agent_id} ran {subtask_id}"
+        await audit.log_agent_activity(
+            agent_id, task_id, LogLevel.INFO, message, subtask_id=subtask_id, trace_id=trace_id
+        )
+    await audit.log_agent_activity("agent1", None, LogLevel.INFO, "agent1 started")
+
+    async def messages(**params: str) -> list[str]:
+        response = await orchestrator_client.get("/logs", params=params)
+        assert response.status_code == 200, response.text
+        return [log["message"] for log in response.json()["logs"]]
+
+    assert await messages(subtask_id="subtask_a1") == ["agent2 ran subtask_a1", "agent1 ran subtask_a1"]
+    assert await messages(trace_id="trace-a") == [
+        "agent1 ran subtask_a2",
+        "agent2 ran subtask_a1",
+        "agent1 ran subtask_a1",
+    ]
+    assert await messages(trace_id="trace-b", subtask_id="subtask_a1") == []
+    assert await messages(trace_id="trace-a", agent_id="agent2") == ["agent2 ran subtask_a1"]
+    assert await messages(trace_id="trace-c") == []
+    [entry] = (await orchestrator_client.get("/logs", params={"subtask_id": "subtask_b1"})).json()["logs"]
+    assert (entry["task_id"], entry["trace_id"]) == ("task_b", "trace-b")
+
+
 @pytest.mark.parametrize(
     ("params", "word"),
     [
         pytest.param({"limit": "0"}, "limit", id="limit-0"),
+        pytest.param({"subtask_id": "subtask\x00"}, "subtask_id", id="nul-in-subtask-id"),
+        pytest.param({"trace_id": "t" * 129}, "trace_id", id="trace-id-too-long"),
         pytest.param({"limit": "1001"}, "limit", id="limit-1001"),
         pytest.param({"level": "LOUD"}, "level", id="unknown-level"),
         pytest.param({"since": "yesterday"}, "since", id="bad-since"),

@@ -220,6 +220,13 @@ def test_app_services_find_each_other_by_service_name(online: dict[str, Any]) ->
     assert online["services"]["streamlit"]["environment"]["ORCHESTRATOR_URL"] == "http://orchestrator:8000"
 
 
+def test_every_app_service_logs_json_lines(online: dict[str, Any]) -> None:
+    """Containers' logs are read by machines: one JSON object a line, with each subtask's trace and ids as fields."""
+    for name, service in app_services(online).items():
+        assert service["environment"].get("LOG_JSON") == "true", name
+        assert not service.get("tty"), name  # no terminal either: left unset, LOG_JSON would pick JSON too
+
+
 def test_named_volumes_keep_the_database_and_the_workspaces(online: dict[str, Any]) -> None:
     def mounts(service: dict[str, Any]) -> dict[str, str]:
         return {volume["target"]: volume["source"] for volume in service["volumes"] if volume["type"] == "volume"}

@@ -64,6 +64,9 @@ async def test_a_stranded_attempt_s_failure_and_its_log_lines_carry_the_task_s_t
     ]
     applied = {line["subtask_id"]: line["trace_id"] for line in logs if line["event"] == "result_applied"}
     assert applied == {subtask_id(task, "a"): TRACE_ID, subtask_id(other, "a"): "another-trace"}
+    # The orchestrator's own agent_logs row about the failure carries the task's trace too (GET /logs?trace_id=).
+    [logged] = await repos.audit.list_agent_logs(trace_id=TRACE_ID)
+    assert (logged.subtask_id, logged.level.value) == (subtask_id(task, "a"), "WARNING")
     assert structlog.contextvars.get_contextvars() == {}  # nothing bound for one result outlives it
 
 
@@ -94,3 +97,6 @@ async def test_each_offer_carries_the_trace_id_under_its_signature_and_the_resul
     about_it = [line for line in logs if line.get("subtask_id") == request.subtask.id]
     assert {"subtask_dispatched", "result_applied"} <= {line["event"] for line in about_it}
     assert {line.get("trace_id") for line in about_it} == {TRACE_ID}
+    # The dispatch's and the result's lines name the agent too, bound around each, not only passed to one line.
+    bound_lines = [line for line in about_it if line["event"] in {"subtask_dispatched", "result_applied"}]
+    assert {(line["task_id"], line["agent_id"]) for line in bound_lines} == {(request.task_id, "agent1")}

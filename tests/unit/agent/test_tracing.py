@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from structlog.testing import capture_logs
 
 from shared.config import Settings
-from shared.database import DatabaseManager
+from shared.database import DatabaseManager, Repositories
 from shared.fleet_trust import FleetTrust
 from shared.models import ReportedResult
 from shared.redis_manager import RedisManager
@@ -36,6 +36,7 @@ async def test_the_attempt_s_lines_and_result_carry_the_offer_s_trace_id_not_a_h
     agent_settings: Settings,
     agent_redis: RedisManager,
     offered_request: OfferFactory,
+    db: DatabaseManager,
 ) -> None:
     _, client = agent
     offer = await offered_request(trace_id=TRACE_ID)
@@ -53,8 +54,14 @@ async def test_the_attempt_s_lines_and_result_carry_the_offer_s_trace_id_not_a_h
     assert FleetTrust.from_settings(agent_settings).result_problem(result) is None  # sealed with it
     about_it = [line for line in logs if line.get("subtask_id") == offer.subtask.id]
     assert {"subtask_accepted", "result_published"} <= {line["event"] for line in about_it}
-    assert {(line.get("trace_id"), line.get("task_id")) for line in about_it} == {(TRACE_ID, offer.task_id)}
+    assert {(line.get("trace_id"), line.get("task_id"), line.get("agent_id")) for line in about_it} == {
+        (TRACE_ID, offer.task_id, agent_settings.agent_id)
+    }
     assert "x-request-id" not in answer.headers
+    # Its agent_logs rows (started, completed) carry the trace as well, and GET /logs finds them by it.
+    audit = Repositories(db.pool, agent_settings.tenant_id).audit
+    rows = await eventually(lambda: audit.list_agent_logs(trace_id=TRACE_ID), lambda rows: len(rows) == 2)
+    assert {(row.subtask_id, row.trace_id) for row in rows} == {(offer.subtask.id, TRACE_ID)}
 
 
 async def test_a_tool_call_s_lines_carry_the_attempt_s_trace_id(tool_context_factory: ContextFactory) -> None:
@@ -66,4 +73,5 @@ async def test_a_tool_call_s_lines_carry_the_attempt_s_trace_id(tool_context_fac
     assert is_error
     [called] = [line for line in logs if line["event"] == "tool_called"]
     assert (called["trace_id"], called["task_id"], called["subtask_id"]) == (TRACE_ID, "task_tools", "subtask_tools")
+    assert called["agent_id"] == context.agent_id
     assert structlog.contextvars.get_contextvars() == {}

@@ -122,7 +122,16 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         (lambda repos: repos.audit.list_agent_logs(), ["agent_logs_tenant_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(agent_id="agent7"), ["agent_logs_tenant_agent_id_created_at_idx"]),
         (lambda repos: repos.audit.list_agent_logs(task_id="task_7"), ["agent_logs_task_id_idx"]),
+        (
+            lambda repos: repos.audit.list_agent_logs(subtask_id="subtask_7_0"),
+            ["agent_logs_tenant_subtask_created_at_idx"],
+        ),
+        (lambda repos: repos.audit.list_agent_logs(trace_id="trace_7"), ["agent_logs_tenant_trace_created_at_idx"]),
         (lambda repos: repos.audit.list_tool_calls("task_7"), ["tool_calls_task_id_idx"]),
+        (
+            lambda repos: repos.retention.expired_task_ids(datetime.now(UTC) - timedelta(days=2), 100),
+            ["tasks_tenant_ended_idx"],
+        ),
         (lambda repos: repos.isolation.latest_tool_calls(100), ["tool_calls_tenant_created_at_idx"]),
     ],
     ids=[
@@ -138,7 +147,10 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
         "logs-newest",
         "logs-by-agent",
         "logs-by-task",
+        "logs-by-subtask",
+        "logs-by-trace",
         "tool-calls-of-task",
+        "expired-tasks",
         "isolation-newest-tool-calls",
     ],
 )

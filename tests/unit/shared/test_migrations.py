@@ -25,6 +25,7 @@ TABLES = [
     "artifacts",
     "context_pack_files",
     "context_packs",
+    "removed_tasks",
     "subtask_results",
     "subtasks",
     "tasks",
@@ -32,7 +33,7 @@ TABLES = [
     "webhook_deliveries",
     "webhooks",
 ]
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
