@@ -122,3 +122,24 @@ async def test_a_task_s_logs_button_opens_the_logs_tab_filtered_to_it(
     assert messages(page) == ["said it"]
     assert page.app.query_params["logs_task"] == task_id
     assert page.app.text_input(key="log_task").value == task_id
+
+
+async def test_logs_filter_by_subtask_and_trace_from_a_link(
+    orchestrator: OrchestratorFactory, orchestrator_repositories: Repositories, dashboard: DashboardFactory
+) -> None:
+    audit, task = orchestrator_repositories.audit, "task_0123456789abcdef"
+    trace, other_trace = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7a3ce929d0e0e4736"
+    await audit.log_agent_activity("agent1", task, LogLevel.INFO, "first step", subtask_id="subtask_1", trace_id=trace)
+    await audit.log_agent_activity("agent1", task, LogLevel.INFO, "second step", subtask_id="subtask_2", trace_id=trace)
+    await audit.log_agent_activity("agent2", "task_other", LogLevel.INFO, "elsewhere", trace_id=other_trace)
+    async with orchestrator({}) as api:
+        page = dashboard(url_of(api))
+        await page.open(logs_trace=trace)
+        by_trace = messages(page)
+        traces = cells(page.app, "Trace")
+        by_subtask = await type_in(page, "log_subtask", "subtask_2")
+
+    assert by_trace == ["second step", "first step"]
+    assert traces == [trace, trace]
+    assert by_subtask == ["second step"]
+    assert dict(page.app.query_params) == {"logs_trace": trace, "logs_subtask": "subtask_2"}
