@@ -33,9 +33,7 @@ def render(client: OrchestratorClient) -> None:
     task_id = watched_task()
     if not task_id:
         return
-    unknown = task_id not in st.session_state.get(LIVE_TASKS, {})
-    every = LIVE_REFRESH_SECONDS if unknown or is_live(task_id) else ENDED_REFRESH_SECONDS
-    st.fragment(run_every=every)(_watched)(client, task_id)
+    st.fragment(run_every=_pace(task_id))(_watched)(client, task_id)
     task_events.render(client, task_id, is_live(task_id))
 
 
@@ -48,12 +46,17 @@ def _watched(client: OrchestratorClient, shown_id: str) -> None:
     if fetched.value is None:
         live.show_failure(f"Task {shown_id}", fetched)
         return
-    running = not fetched.value.task.status.is_terminal
-    was = st.session_state.setdefault(LIVE_TASKS, {}).get(shown_id)
-    st.session_state[LIVE_TASKS][shown_id] = running
-    if was is not None and was != running and fetched.stale_since is None:
-        st.rerun(scope="app")  # ended or woke up: the fragments take their new pace
+    paced = _pace(shown_id)
+    st.session_state.setdefault(LIVE_TASKS, {})[shown_id] = not fetched.value.task.status.is_terminal
+    if _pace(shown_id) != paced and fetched.stale_since is None:
+        st.rerun(scope="app")  # ended, woke up, or first seen ended: the fragments take their new pace
     _draw(client, fetched.value)
+
+
+def _pace(task_id: str) -> float:
+    """Seconds between refreshes: fast while the task runs (or is not known yet), slow once it ended."""
+    known = task_id in st.session_state.get(LIVE_TASKS, {})
+    return LIVE_REFRESH_SECONDS if not known or is_live(task_id) else ENDED_REFRESH_SECONDS
 
 
 def _draw(client: OrchestratorClient, detail: TaskDetail) -> None:
