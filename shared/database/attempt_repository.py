@@ -51,7 +51,7 @@ class AttemptRecord(BaseModel):
     attempt: int = Field(ge=1)
     agent_id: str | None = Field(description="The agent it was handed to; null while it waits on the queue")
     status: str = Field(description="completed or failed once it ended; else its subtask's: queued, running, cancelled")
-    queued_at: datetime | None = Field(description="When it was queued; null for results recorded before 0016")
+    queued_at: datetime | None = Field(description="When it was queued; null for results recorded before 0015")
     assigned_at: datetime | None = Field(description="When an agent took it; null if none did")
     started_at: datetime | None = Field(description="When its agent started it (a running attempt: accepted it)")
     ended_at: datetime | None = Field(description="When its result was reported, or it was cancelled")

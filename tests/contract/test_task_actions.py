@@ -7,7 +7,6 @@ retry rules are tested in tests/integration/orchestrator/test_operator_retries.p
 """
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -17,25 +16,12 @@ from shared.database import Repositories
 from shared.models import SubTaskStatus, TaskStatus
 from tests.contract.orchestrator_support import TWO_STEP_TASK, assert_error
 from tests.factories import build_result, build_task, run_attempt
-
-
-async def submit(client: httpx.AsyncClient, description: str = TWO_STEP_TASK, **params: str) -> str:
-    response = await client.post("/tasks", params={"description": description, **params})
-    assert response.status_code == 200, response.text
-    task_id: str = response.json()["task_id"]
-    return task_id
-
-
-async def detail(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    response = await client.get(f"/tasks/{task_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.orchestrator_harness import submit, task_state
 
 
 async def failed_first_step(client: httpx.AsyncClient, repos: Repositories) -> tuple[str, str]:
     """A two-step task whose first step failed for good on agent3 (the second blocked): the task failed."""
-    task_id = await submit(client)
+    task_id = await submit(client, TWO_STEP_TASK)
     task = await repos.tasks.get_task(task_id)
     assert task is not None
     first = task.subtasks[0]
@@ -56,14 +42,14 @@ async def test_retry_puts_a_failed_task_back_in_progress_with_a_fresh_attempt(
     orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
 ) -> None:
     task_id, first_id = await failed_first_step(orchestrator_client, orchestrator_repositories)
-    blocked = (await detail(orchestrator_client, task_id))["task"]["subtasks"][1]
+    blocked = (await task_state(orchestrator_client, task_id))["task"]["subtasks"][1]
     assert (blocked["status"], blocked["blocked_by"]) == ("blocked", [first_id])
 
     response = await orchestrator_client.post(f"/tasks/{task_id}/retry")
 
     assert response.status_code == 200, response.text
     assert response.json() == {"task_id": task_id, "status": "in_progress", "subtasks_requeued": 1}
-    task = (await detail(orchestrator_client, task_id))["task"]
+    task = (await task_state(orchestrator_client, task_id))["task"]
     assert (task["status"], task["error"]) == ("in_progress", None)
     first, second = task["subtasks"]
     assert (first["status"], first["attempt_count"], first["assigned_agent"]) == ("queued", 2, None)
@@ -78,7 +64,7 @@ async def test_retry_of_one_subtask_and_its_refusals(
     orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
 ) -> None:
     task_id, first_id = await failed_first_step(orchestrator_client, orchestrator_repositories)
-    second_id = (await detail(orchestrator_client, task_id))["task"]["subtasks"][1]["id"]
+    second_id = (await task_state(orchestrator_client, task_id))["task"]["subtasks"][1]["id"]
 
     not_failed = await orchestrator_client.post(f"/tasks/{task_id}/subtasks/{second_id}/retry")
     unknown = await orchestrator_client.post(f"/tasks/{task_id}/subtasks/subtask_nope/retry")
@@ -98,7 +84,7 @@ async def test_actions_on_an_unknown_task_answer_404(orchestrator_client: httpx.
 
 
 async def test_retry_of_a_task_that_did_not_fail_answers_409(orchestrator_client: httpx.AsyncClient) -> None:
-    task_id = await submit(orchestrator_client)
+    task_id = await submit(orchestrator_client, TWO_STEP_TASK)
 
     assert_error(await orchestrator_client.post(f"/tasks/{task_id}/retry"), 409, task_id, "pending")
 
@@ -109,7 +95,7 @@ async def test_retry_of_a_task_that_did_not_fail_answers_409(orchestrator_client
 async def test_rerun_submits_a_new_task_with_the_same_request(
     orchestrator_client: httpx.AsyncClient, orchestrator_repositories: Repositories
 ) -> None:
-    original = await submit(orchestrator_client, user_id="ana", task_type="DISCOVERY")
+    original = await submit(orchestrator_client, TWO_STEP_TASK, user_id="ana", task_type="DISCOVERY")
     await orchestrator_client.post(f"/tasks/{original}/cancel")
 
     response = await orchestrator_client.post(f"/tasks/{original}/rerun")
@@ -183,7 +169,7 @@ async def test_a_task_s_cost_includes_its_decomposition_priced_by_model_prices(
 ) -> None:
     task_id, _ = await failed_first_step(orchestrator_client, orchestrator_repositories)
 
-    body = await detail(orchestrator_client, task_id)
+    body = await task_state(orchestrator_client, task_id)
     [row] = (await orchestrator_client.get("/tasks")).json()["tasks"]
 
     decomposition = body["task"]["decomposition"]

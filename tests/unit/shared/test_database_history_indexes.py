@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.database import DatabaseManager, Repositories
-from tests.conftest import AUDITED_TABLES
-from tests.unit.shared.test_database_indexes import ListCall, StatementRecorder
+from tests.unit.shared.test_database_indexes import ListCall, StatementRecorder, generated_rows
 
 HISTORY = [
     # 10,000 tasks in two tenants, one ending every minute over the last week; a few cancelled.
@@ -60,12 +59,8 @@ SMALL_TABLES = ("agents_seen",)
 
 @pytest.fixture(scope="module")
 async def history(database: DatabaseManager) -> AsyncIterator[DatabaseManager]:
-    """The generated rows, written once for the module's read-only tests and removed afterwards."""
-    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
-    for statement in HISTORY:
-        await database.pool.execute(statement)
-    yield database
-    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+    async with generated_rows(database, HISTORY) as generated:
+        yield generated
 
 
 async def plan_of(db: DatabaseManager, call: ListCall) -> str:

@@ -4,7 +4,8 @@ Each case captures the exact statement a repository method sends, then asks the 
 over a few thousand generated rows. Nothing is timed: the plan names the indexes it uses, or scans.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,14 +55,20 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(scope="module")
-async def history(database: DatabaseManager) -> AsyncIterator[DatabaseManager]:
-    """The generated rows, written once for the module's read-only tests and removed afterwards."""
+@contextlib.asynccontextmanager
+async def generated_rows(database: DatabaseManager, statements: Sequence[str]) -> AsyncIterator[DatabaseManager]:
+    """Rows written once for a module's read-only tests and removed afterwards."""
     await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
-    for statement in HISTORY:
+    for statement in statements:
         await database.pool.execute(statement)
     yield database
     await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(scope="module")
+async def history(database: DatabaseManager) -> AsyncIterator[DatabaseManager]:
+    async with generated_rows(database, HISTORY) as generated:
+        yield generated
 
 
 class StatementRecorder:

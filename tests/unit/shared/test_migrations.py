@@ -33,7 +33,7 @@ TABLES = [
     "webhook_deliveries",
     "webhooks",
 ]
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0016"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
@@ -132,8 +132,8 @@ async def test_tasks_stored_before_tenants_existed_belong_to_the_default_tenant(
         await connection.close()
 
 
-async def test_results_stored_before_0016_keep_their_tenant_and_their_agents_a_record(empty_database: str) -> None:
-    await asyncio.to_thread(command.upgrade, alembic_config(empty_database), "0015")
+async def test_results_stored_before_0015_keep_their_tenant_and_their_agents_a_record(empty_database: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database), "0014")
     connection = await asyncpg.connect(empty_database)
     try:
         await connection.execute(

@@ -1,5 +1,5 @@
 """Retention and log filters: agent_logs rows carry the trace id of the attempt they are about, and the purge finds
-the late audit rows of the tasks it removed. (It reads expired tasks through 0016's index of ended tasks.)
+the late audit rows of the tasks it removed. (It reads expired tasks through 0015's index of ended tasks.)
 
 - `agent_logs.trace_id`: the trace of the task the entry is about (GET /logs?trace_id=...); null for entries written
   before this revision and for entries about no task.
@@ -9,15 +9,15 @@ the late audit rows of the tasks it removed. (It reads expired tasks through 001
   calls an agent writes a moment after its task went are found and removed too, and nothing else: an audit row
   naming a task that never existed here is not the retention's to remove.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -12,15 +12,15 @@ Results carry their task's tenant, like subtasks, so a tenant's results of a win
 indexes that lead with the tenant instead of through every tenant's rows. Ended tasks are indexed by when they ended,
 cancelled subtasks by when they were cancelled (their last wait on the queue counts toward the queue depth).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -5,14 +5,14 @@ numbers keep growing, so every attempt's results stay apart, and MAX_RETRIES cou
 `last_error` is the error of the subtask's latest failed attempt: the reason a queued attempt 2 runs, or why a
 failed subtask failed, kept beside the subtask so the task detail shows it without reading every result.
 
-Revision ID: 0015
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
-revision = "0015"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
