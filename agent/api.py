@@ -7,17 +7,19 @@ token derived from FLEET_SECRET, a signed assignment, a signed drain command: sh
 from typing import Annotated, Any, Literal
 
 import claude_agent_sdk
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Depends, Header, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from agent.heartbeat import agent_status
+from agent.metrics import AgentMetrics
 from agent.offers import OfferBook
 from agent.runner import SubtaskRunner, bound_to_request
 from shared.config import Settings
 from shared.errors import error_responses
 from shared.fleet_trust import FleetTrust
 from shared.models import AgentState, AgentStatus, DrainCommand, TaskExecutionRequest
+from shared.prometheus import OPENMETRICS, PLAIN_TEXT, exposition, prometheus_media_range
 
 router = APIRouter()
 
@@ -61,7 +63,13 @@ async def get_trust(request: Request) -> FleetTrust:
     return trust
 
 
+async def get_metrics(request: Request) -> AgentMetrics:
+    metrics: AgentMetrics = request.app.state.metrics
+    return metrics
+
+
 Trust = Annotated[FleetTrust, Depends(get_trust)]
+Metrics = Annotated[AgentMetrics, Depends(get_metrics)]
 Runner = Annotated[SubtaskRunner, Depends(get_runner)]
 Offers = Annotated[OfferBook, Depends(get_offers)]
 AgentSettings = Annotated[Settings, Depends(get_settings)]
@@ -73,6 +81,25 @@ async def health(runner: Runner, settings: AgentSettings) -> HealthResponse:
     return HealthResponse(
         agent_id=settings.agent_id, is_available=runner.is_available, sdk_version=claude_agent_sdk.__version__
     )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        **error_responses(500),
+        200: {
+            "description": "Prometheus text format (OpenMetrics when `Accept` prefers it): slots, attempts by "
+            "outcome and duration, tokens and cost by model, provider errors; no task content",
+            "content": {PLAIN_TEXT: {"schema": {"type": "string"}}, OPENMETRICS: {"schema": {"type": "string"}}},
+        },
+    },
+    tags=["agent"],
+)
+async def metrics(metrics: Metrics, accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
+    """This agent's Prometheus metrics, for a scrape (no key: they hold counts, never a task's content)."""
+    body, content_type = exposition(metrics.registry, prometheus_media_range(accept))
+    return Response(body, media_type=content_type)
 
 
 # Anyone who reaches an agent can send it a body, and the signature is checked only once it is parsed: a larger body

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from agent import api
 from agent.executors import build_executor
 from agent.heartbeat import Heartbeat
+from agent.metrics import AgentMetrics
 from agent.offers import OfferBook
 from agent.reporting import ResultReporter
 from agent.roles import ROLES_DIR, RoleBook, load_roles
@@ -55,7 +56,8 @@ async def _serving(
     executor = build_executor(settings, db, redis, data_source)
     heartbeat = Heartbeat(settings, redis)
     reporter = ResultReporter(settings, db, redis, executor.name)
-    runner = SubtaskRunner(settings, app.state.roles, executor, reporter, heartbeat.notify)
+    runner = SubtaskRunner(settings, app.state.roles, executor, reporter, heartbeat.notify, app.state.metrics)
+    app.state.metrics.watch(runner)
     heartbeat.attach(runner)
     app.state.runner = runner
     app.state.offers = OfferBook(db, settings.agent_id)
@@ -125,6 +127,7 @@ def create_app(settings: Settings, *, roles: RoleBook | None = None, roles_dir: 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = AgentMetrics()  # before the lifespan: GET /metrics answers from the first request
     app.state.roles = offered_roles(settings, roles or load_roles(roles_dir))
     install_error_handlers(app)
     app.add_middleware(RequestLimits, max_body_bytes=api.MAX_OFFER_BYTES)

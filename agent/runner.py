@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import structlog
 
 from agent.executors.base import ExecutionOutcome, SubtaskExecutor
+from agent.metrics import AgentMetrics
 from agent.reporting import ResultReporter
 from agent.roles import LoadedRole, RoleBook
 from shared import tracing
@@ -79,8 +80,10 @@ class SubtaskRunner:
         executor: SubtaskExecutor,
         reporter: ResultReporter,
         on_change: Callable[[], None] = lambda: None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or AgentMetrics()
         self._roles = roles
         self._executor = executor
         self._reporter = reporter
@@ -105,6 +108,16 @@ class SubtaskRunner:
     @property
     def state(self) -> AgentState:
         return AgentState.ACTIVE if self._accepting else AgentState.DRAINING
+
+    @property
+    def slots_busy(self) -> int:
+        """Slots running an attempt or held for one about to start."""
+        return len(self._running) + len(self._reserved)
+
+    @property
+    def slots_free(self) -> int:
+        """Slots an offer could take now: none while draining."""
+        return max(0, self._settings.agent_concurrency - self.slots_busy) if self._accepting else 0
 
     @property
     def is_available(self) -> bool:
@@ -246,6 +259,7 @@ class SubtaskRunner:
             self.tasks_completed += 1
         else:
             self.tasks_failed += 1
+        self._metrics.attempt_finished(result)
         self._free_slot((request.subtask.id, request.subtask.attempt_count))
         await self._reporter.finished(result, outcome.timings)
 

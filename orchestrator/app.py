@@ -37,6 +37,7 @@ from orchestrator.dispatcher import Dispatcher
 from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
@@ -152,8 +153,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sightings = AgentSightings(db)
         stack.push_async_callback(sightings.written)  # before the pool closes
         fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
-        lifecycle = TaskLifecycle(settings, db, redis, fleet_view)
-        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings))
+        metrics = OrchestratorMetrics()
+        lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics)
+        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
@@ -169,6 +171,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             api_keys=api_keys,
             pool=agent_pool,
             lifecycle=lifecycle,
+            metrics=metrics,
             agent_failures=AgentFailures(lifecycle, redis, agents),
             webhooks=WebhookService(settings, db),
             event_streams=EventStreams(
@@ -183,6 +186,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention = RetentionLoop(settings, db, removal)
         side_loops = [key_changes, supervisor, deliverer, retention]
         loops = [*work.loops, *side_loops]
+        for loop in loops:
+            loop.report_outages_to(metrics.store_outage)
         async with asyncio.TaskGroup() as group:
             for coroutine in [*work.coroutines(), *(loop.start() for loop in side_loops)]:
                 group.create_task(coroutine)

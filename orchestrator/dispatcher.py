@@ -13,7 +13,7 @@ POSTed to its agent's /execute, and the queue items are acked in one round trip.
 import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -114,6 +114,7 @@ class Dispatcher(LoopService):
         self._redis = redis
         self._agents = agents
         self._trust = lifecycle.trust
+        self._metrics = lifecycle.metrics
         fleet = lifecycle.fleet
         self._directory, self._load, self._history = fleet.directory, fleet.load, fleet.history
         self.consumer_id = f"{lifecycle.settings.orchestrator_instance_id}-dispatch"
@@ -138,6 +139,10 @@ class Dispatcher(LoopService):
             self._backlog[payload] = BacklogItem(payload, item, next(self._arrivals))
         if taken:
             self._load.notify()
+
+    def report_outages_to(self, note: Callable[[str], None]) -> None:
+        super().report_outages_to(note)
+        self._claim_outages.on_outage = note
 
     async def run_matcher(self) -> None:
         """Pairs backlog items with free agents each time something changes, until the dispatcher stops."""
@@ -260,6 +265,8 @@ class Dispatcher(LoopService):
             subtask = attempt.subtask
             with bound_to_attempt(attempt):
                 if took_it:
+                    if subtask.assignment_latency_ms is not None:
+                        self._metrics.assignment_latency.observe(subtask.assignment_latency_ms / 1000)
                     log.info(
                         "subtask_dispatched",
                         task_id=subtask.task_id,

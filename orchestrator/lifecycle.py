@@ -32,6 +32,7 @@ from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
+from orchestrator.metrics import OPERATOR_RETRY, OrchestratorMetrics
 from orchestrator.result_rules import bound_to_result, split_fast_path, stranded_failure, task_ending
 from orchestrator.waiting_reasons import WaitingReasons
 from shared import attempt_output
@@ -47,6 +48,7 @@ from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
     QueuedSubtask,
+    ReportedResult,
     ResultStatus,
     StatusReason,
     SubTask,
@@ -120,9 +122,17 @@ class RetryOutcome:
 
 
 class TaskLifecycle:
-    def __init__(self, settings: Settings, db: DatabaseManager, redis: RedisManager, fleet: FleetView) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: DatabaseManager,
+        redis: RedisManager,
+        fleet: FleetView,
+        metrics: OrchestratorMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.fleet = fleet
+        self.metrics = metrics or OrchestratorMetrics()  # what the transitions count, for GET /metrics
         self.trust = FleetTrust.from_settings(settings)  # signs the offers, checks the results
         self.details = TaskDetailCache()  # ended tasks' serialized detail; this class says when one changes
         self.drain = DrainMeter()  # attempts handed to agents lately: how fast the queue empties
@@ -194,6 +204,7 @@ class TaskLifecycle:
             task = await tx.tasks.get_task(task_id)
         assert task is not None
         self.details.forget(task_id)
+        self.metrics.retries.labels(OPERATOR_RETRY).inc(len(retried))
         retried_ids = [subtask.id for subtask in retried]
         queued_retries = [subtask for subtask in queued if subtask.id in retried_ids]
         await self._publish(queued, task_events.retried(task, queued_retries, unblocked, reopened=reopened))
@@ -307,6 +318,8 @@ class TaskLifecycle:
                     outcome.add(await self._apply([(position, result)]))
                 except POISON_ERRORS as single_error:
                     outcome.rejected[position] = f"PostgreSQL refused it: {single_error}"
+        if outcome.rejected:
+            self.metrics.results_rejected.inc(len(outcome.rejected))
         for position, reason in outcome.rejected.items():
             result = results[position]
             with bound_to_result(result):
@@ -497,10 +510,14 @@ class TaskLifecycle:
         )
 
     def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:
-        """After commit: learn from each applied result, and log each result."""
+        """After commit: learn from each applied result, count it, and log each result."""
         for result, outcome in zip(results, outcomes, strict=True):
             if outcome.applied and outcome.subtask is not None:
                 self.fleet.history.record(result.agent_id, outcome.subtask, result.status, result.execution_time)
+                model = result.model if isinstance(result, ReportedResult) else None
+                self.metrics.result_applied(result, outcome.subtask.status is SubTaskStatus.QUEUED, model)
+            else:
+                self.metrics.results_ignored.inc()
             with bound_to_result(result):
                 log.info(
                     "result_applied" if outcome.applied else "result_ignored",

@@ -9,6 +9,7 @@ from orchestrator.agent_failures import AgentFailures
 from orchestrator.api_key_cache import ApiKeyCache
 from orchestrator.event_streams import EventStreams
 from orchestrator.lifecycle import TaskLifecycle
+from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.pool import AgentPool
 from orchestrator.task_removal import TaskRemoval
 from orchestrator.task_service import TaskService
@@ -27,6 +28,7 @@ class OrchestratorState:
     api_keys: ApiKeyCache
     pool: AgentPool
     lifecycle: TaskLifecycle  # the follow-up subtasks of coordinator attempts
+    metrics: OrchestratorMetrics  # GET /metrics in Prometheus format
     agent_failures: AgentFailures
     webhooks: WebhookService
     event_streams: EventStreams  # GET /tasks/{id}/events and GET /events

@@ -10,8 +10,10 @@ import anthropic
 import structlog
 from anthropic.types import AssistantMessageParam, Message, MessageParam, UserMessageParam
 
+from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.plan import PLAN_TOOL_NAME, plan_tool, validate_plan
 from shared.config import Settings
+from shared.failure_reasons import provider_error_kind
 from shared.models import AgentCapability, AgentStatus, SubTask, TaskType, TokenUsage
 
 log = structlog.get_logger(__name__)
@@ -88,10 +90,24 @@ def _add_usage(total: TokenUsage, message: Message) -> TokenUsage:
     )
 
 
+def api_error_kind(error: anthropic.APIError) -> str:
+    """The provider error kind (shared/failure_reasons.py) of an error of the Anthropic client."""
+    if isinstance(error, anthropic.APITimeoutError):
+        return "timeout"
+    if isinstance(error, anthropic.APIConnectionError):
+        return "connection"
+    if isinstance(error, anthropic.APIStatusError):
+        return provider_error_kind(error.status_code)
+    return "invalid_response"  # an answer the client could not read
+
+
 class TaskAnalyzer:
-    def __init__(self, client: anthropic.AsyncAnthropic, settings: Settings) -> None:
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, settings: Settings, metrics: OrchestratorMetrics | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
+        self._metrics = metrics or OrchestratorMetrics()
 
     async def _ask(self, messages: list[MessageParam]) -> Message:
         max_subtasks = self._settings.max_subtasks_per_task
@@ -147,6 +163,7 @@ class TaskAnalyzer:
             reason = "the plan stayed invalid after one repair: " + "; ".join(errors)
         except anthropic.APIError as error:
             log.warning("decomposition_api_failed", task_id=task_id, error=str(error))
+            self._metrics.provider_errors.labels(api_error_kind(error)).inc()
             reason = f"Claude API error: {error}"
         fallback = fallback_subtask(task_id, description, agents, task_type)
         return Decomposition([fallback], fallback_reason=reason, usage=usage, model=model)

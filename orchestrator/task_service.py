@@ -90,6 +90,8 @@ class TaskService:
             model=decomposition.model,
             cost_usd=self._decomposition_cost(decomposition),
         )
+        # Spent whether or not the task then fits on the queue.
+        self._lifecycle.metrics.decomposed(decomposition.model, decomposition.usage, task.decomposition.cost_usd)
         queued = await self._lifecycle.submit(task)
         log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
         return queued

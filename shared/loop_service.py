@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -31,15 +32,20 @@ class OutageWatch:
         self._since = 0.0
         self._back_at: float | None = None
         self._backoff = FAILURE_BACKOFF_SECONDS / 2
+        # Told the store (`PostgreSQL`, `Redis` or `unknown`) once per outage, e.g. to count it.
+        self.on_outage: Callable[[str], None] | None = None
 
     def failed(self, error: Exception) -> float:
         """Note a failed try; returns how long to wait before the next one."""
         now = time.monotonic()
         settled = self._back_at is not None and now - self._back_at >= OUTAGE_SETTLE_SECONDS
         if self._store is None or settled:
-            self._store, self._since = unreachable_store(error) or "a store", now
+            store = unreachable_store(error)
+            self._store, self._since = store or "a store", now
             self._backoff = FAILURE_BACKOFF_SECONDS / 2
             log.warning(self._down_event, store=self._store, error=repr(error), **self._fields)
+            if self.on_outage is not None:
+                self.on_outage(store or "unknown")
         else:
             log.debug(self._down_event, store=self._store, error=repr(error), **self._fields)
         self._back_at = None
@@ -101,6 +107,10 @@ class LoopService:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def report_outages_to(self, note: Callable[[str], None]) -> None:
+        """Tell `note` the store of each outage this loop notices (once per outage), e.g. to count it."""
+        self._outages.on_outage = note
 
     async def sleep(self, seconds: float) -> None:
         """Sleep that ends early when the loop is asked to stop."""

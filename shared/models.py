@@ -305,6 +305,7 @@ class ReportedResult(SubTaskResult):
         description="HMAC-SHA256 with FLEET_SECRET over the whole report: only a member of the fleet can make one",
     )
     trace_id: TraceId | None = None  # the offer's, so the orchestrator's lines about the result carry it too
+    model: str | None = Field(None, max_length=128, description="The model the attempt's role ran (for metrics)")
 
 
 class DecompositionInfo(DomainModel):

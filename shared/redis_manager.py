@@ -130,6 +130,15 @@ class RedisManager:
     def idempotency(self) -> IdempotencyRecords:
         return self._connected.idempotency
 
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """How many items each queue set aside as unprocessable, in one round trip."""
+        queues = (self.task_queue, self.result_queue)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(queue.dead_letter_key)
+            lengths = await pipe.execute()
+        return {queue.name: int(length) for queue, length in zip(queues, lengths, strict=True)}
+
     async def forget_tasks(self, task_ids: Sequence[str]) -> None:
         """Delete what removed tasks left in Redis: each one's event stream and shared state. (Both expire by
         themselves too; the tenant's stream keeps their events until it is trimmed past them.)"""

@@ -5,9 +5,9 @@ subtasks. A client submits, reads and cancels its tasks without it, so the app s
 """
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from orchestrator.api.schemas import (
     AgentFailedResponse,
@@ -19,9 +19,11 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.api.tasks import NO_NUL
 from orchestrator.fleet_view import utilization
+from orchestrator.metrics import read_stored_state
 from orchestrator.state import State
 from shared.errors import InvalidInputError, error_responses
 from shared.models import AgentCapability, LogLevel
+from shared.prometheus import OPENMETRICS, PLAIN_TEXT, prometheus_media_range
 
 registry = APIRouter(tags=["agents"])
 logs = APIRouter(tags=["agents"])
@@ -49,9 +51,31 @@ async def fail_agent(
     return await state.agent_failures.declare_failed(agent_id)
 
 
-@registry.get("/metrics", response_model=MetricsResponse, responses=error_responses(400, 500, 503))
-async def metrics(state: State) -> MetricsResponse:
-    """Tasks by state, assignment latency, utilization, queue depth per capability and each agent's record."""
+PROMETHEUS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON by default; the Prometheus text format or OpenMetrics when `Accept` names "
+        f"`{PLAIN_TEXT}` or `{OPENMETRICS}` with q > 0 (what a Prometheus scrape sends)",
+        "content": {
+            PLAIN_TEXT: {"schema": {"type": "string"}},
+            OPENMETRICS: {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@registry.get(
+    "/metrics", response_model=MetricsResponse, responses={**PROMETHEUS_RESPONSE, **error_responses(400, 500, 503)}
+)
+async def metrics(
+    state: State, accept: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> MetricsResponse | Response:
+    """Tasks by state, assignment latency, utilization, queue depth per capability and each agent's record; for a
+    Prometheus scrape (by `Accept`), every metric of docs/api.md "Prometheus metrics" in its text format."""
+    media_range = prometheus_media_range(accept)
+    if media_range is not None:
+        stored_state = await read_stored_state(state.db, state.redis, state.lifecycle.fleet.directory.agents)
+        body, content_type = state.metrics.render(stored_state, media_range)
+        return Response(body, media_type=content_type)
     stored = await state.db.repositories().metrics.fleet_metrics()
     agents = await state.redis.get_agents()
     return MetricsResponse(

@@ -1,5 +1,6 @@
 """What GET /metrics counts in PostgreSQL: the tenant's tasks by state, how long subtasks waited for an agent, the
-queue's depth per capability, and each agent's record, which outlives the agent's process (its own counters do not).
+queue's depth per capability, and each agent's record, which outlives the agent's process (its own counters do not);
+and, for a Prometheus scrape, tasks and subtasks by state and the queue's depth per capability.
 """
 
 from dataclasses import dataclass
@@ -40,6 +41,26 @@ SELECT * FROM task_counts, latency, queued, records
 """
 
 
+# One statement for the scrape-time gauges: (kind, label, count) rows.
+SCRAPE_COUNTS_SQL = """
+SELECT 'task' AS kind, status AS label, count(*) AS count FROM tasks WHERE tenant_id = $1 GROUP BY status
+UNION ALL
+SELECT 'subtask', status, count(*) FROM subtasks WHERE tenant_id = $1 GROUP BY status
+UNION ALL
+SELECT 'capability', capability, count(*)
+FROM subtasks, unnest(required_capabilities) AS capability
+WHERE tenant_id = $1 AND status = 'queued'
+GROUP BY capability
+"""
+
+
+@dataclass(frozen=True)
+class ScrapeCounts:
+    tasks_by_state: dict[str, int]
+    subtasks_by_state: dict[str, int]
+    queued_by_capability: dict[str, int]  # a subtask needing two capabilities counts under each
+
+
 @dataclass(frozen=True)
 class StoredMetrics:
     tasks_pending: int  # not ended yet: pending or in progress
@@ -59,3 +80,10 @@ class MetricsRepository:
         """Every figure in one statement, so they agree with one another."""
         row: Any = await self._executor.fetchrow(METRICS_SQL, self._tenant_id)
         return StoredMetrics(**dict(row))
+
+    async def scrape_counts(self) -> ScrapeCounts:
+        """Tasks and subtasks by state and queued subtasks per capability, in one statement."""
+        counts: dict[str, dict[str, int]] = {"task": {}, "subtask": {}, "capability": {}}
+        for row in await self._executor.fetch(SCRAPE_COUNTS_SQL, self._tenant_id):
+            counts[row["kind"]][row["label"]] = row["count"]
+        return ScrapeCounts(counts["task"], counts["subtask"], counts["capability"])

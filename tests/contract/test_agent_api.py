@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -22,6 +23,7 @@ from agent.app import create_app
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.serving import serve_in_thread
+from tests.polling import eventually
 from tests.unit.agent.fixtures import (  # noqa: F401 - fixtures used by name
     OfferFactory,
     SettingsFactory,
@@ -32,6 +34,7 @@ from tests.unit.agent.fixtures import (  # noqa: F401 - fixtures used by name
 )
 
 CONTRACT = Path(__file__).parents[2] / "contracts" / "agent-api.yaml"
+OPENMETRICS_ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.6,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -147,6 +150,44 @@ async def test_a_missing_capability_is_a_400(
         response = await client.post("/execute", json=(await offered_request()).model_dump(mode="json"))
     assert response.status_code == 400
     assert "DATA_ANALYSIS" in response.json()["error"]
+
+
+async def test_metrics_need_no_key_and_hold_no_task_content(
+    agent_settings_factory: SettingsFactory,  # noqa: F811
+    db: DatabaseManager,
+    offered_request: OfferFactory,
+    contract_schema: Any,
+) -> None:
+    agent = agent_settings_factory(agent_concurrency=2, agent_stub_fail_pattern="refuse", agent_stub_delay_seconds=0)
+    offers = [await offered_request("Summarise the secret figures"), await offered_request("Please refuse this")]
+    async with serving(agent) as (_, client):
+        idle = await client.get("/metrics")
+        for offer in offers:
+            assert (await client.post("/execute", json=offer.model_dump(mode="json"))).status_code == 200
+
+        async def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            response = await client.get("/metrics", headers={"Accept": OPENMETRICS_ACCEPT})
+            assert response.status_code == 200
+            return {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in parse_openmetrics(response.text)
+                for sample in family.samples
+            }
+
+        samples = await eventually(
+            scraped, lambda found: ("fleet_agent_attempts_total", (("outcome", "failed"),)) in found
+        )
+        plain = await client.get("/metrics")
+
+    assert idle.status_code == 200 and idle.headers["content-type"].startswith("text/plain; version=0.0.4")
+    contract_schema["/metrics"]["GET"].validate_response(idle)
+    assert 'fleet_agent_slots{state="free"} 2.0' in idle.text
+    assert samples[("fleet_agent_attempts_total", (("outcome", "completed"),))] == 1
+    assert samples[("fleet_agent_attempts_total", (("outcome", "failed"),))] == 1
+    assert samples[("fleet_agent_attempt_duration_seconds_count", (("outcome", "completed"),))] == 1
+    for offer in offers:  # counts only: no id, description or output of any task
+        for content in (offer.task_id, offer.subtask.id, offer.subtask.description, "secret", "[stub]"):
+            assert content not in plain.text
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from shared.database import DatabaseManager
@@ -24,7 +25,7 @@ def capabilities_of(agent_id: str) -> set[str]:
 
 
 async def test_factorial_is_computed_through_the_database_tool(
-    api: httpx.AsyncClient, fleet_database: DatabaseManager
+    api: httpx.AsyncClient, fleet_database: DatabaseManager, process_fleet: LocalFleet
 ) -> None:
     task_id = await submit(api, "Calculate factorial of 10")
     state, seen = await follow(api, task_id)
@@ -42,6 +43,17 @@ async def test_factorial_is_computed_through_the_database_tool(
     assert call.tool_name == "database_query" and "factorial(10)" in call.arguments["query"] and not call.is_error
     assert await fleet_database.pool.fetchval("SELECT status FROM tasks WHERE id = $1", task_id) == "completed"
     assert await fleet_database.pool.fetchval("SELECT count(*) FROM subtask_results WHERE task_id = $1", task_id) == 1
+    # The agent that ran it counts it in its Prometheus metrics (no key), with its tokens, and nothing of the task.
+    async with httpx.AsyncClient(base_url=process_fleet.services[result["agent_id"]].url) as agent:
+        scraped = await agent.get("/metrics")
+    assert scraped.status_code == 200
+    samples = [sample for family in text_string_to_metric_families(scraped.text) for sample in family.samples]
+    completed = [
+        s.value for s in samples if s.name == "fleet_agent_attempts_total" and s.labels["outcome"] == "completed"
+    ]
+    tokens = sum(s.value for s in samples if s.name == "fleet_agent_tokens_total" and s.labels["kind"] == "output")
+    assert completed and completed[0] >= 1 and tokens >= result["token_usage"]["output_tokens"] > 0
+    assert task_id not in scraped.text and "factorial" not in scraped.text.lower()
 
 
 async def test_three_dependent_subtasks_run_in_order_on_capable_agents(

@@ -61,13 +61,18 @@ def run_compose(project: Path, *args: str, env: dict[str, str] | None = None) ->
 
 
 def resolved_config(
-    tmp_path: Path, *, profile: bool, env: dict[str, str] | None = None, dot_env: str | None = None
+    tmp_path: Path,
+    *,
+    profile: bool,
+    env: dict[str, str] | None = None,
+    dot_env: str | None = None,
+    monitoring: bool = False,
 ) -> dict[str, Any]:
     """The compose model as Compose resolves it (anchors merged, .env read, variables interpolated)."""
     shutil.copy(COMPOSE_FILE, tmp_path)  # a copy, so a developer's own .env next to the real file is not read
     if dot_env is not None:
         (tmp_path / ".env").write_text(dot_env)
-    profile_args = ["--profile", "simulator"] if profile else []
+    profile_args = (["--profile", "simulator"] if profile else []) + (["--profile", "monitoring"] if monitoring else [])
     result = run_compose(tmp_path, *profile_args, "config", "--format", "json", env=env)
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = json.loads(result.stdout)
@@ -88,6 +93,12 @@ def online(tmp_path: Path) -> dict[str, Any]:
     return resolved_config(tmp_path, profile=False, env={"ANTHROPIC_API_KEY": "sk-ant-api03-test"})
 
 
+@pytest.fixture
+def monitored(tmp_path: Path) -> dict[str, Any]:
+    """The fleet with Prometheus and Grafana (profile `monitoring`), as docker-compose.yml's header says to start it."""
+    return resolved_config(tmp_path, profile=False, env={"ANTHROPIC_API_KEY": "sk-ant-api03-test"}, monitoring=True)
+
+
 def app_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Services built from this repository (the rest are stock postgres and redis images)."""
     return {name: service for name, service in config["services"].items() if "build" in service}
@@ -101,7 +112,11 @@ def published_ports(service: dict[str, Any]) -> set[int]:
     return {int(port["published"]) for port in service.get("ports", [])}
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "simulator"]], ids=["online", "offline"])
+@pytest.mark.parametrize(
+    "profile",
+    [[], ["--profile", "simulator"], ["--profile", "monitoring"]],
+    ids=["online", "offline", "monitoring"],
+)
 def test_compose_v2_accepts_the_file(profile: list[str]) -> None:
     result = subprocess.run(
         [str(compose_binary()), *profile, "-f", str(COMPOSE_FILE), "config", "-q"],

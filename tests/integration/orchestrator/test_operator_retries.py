@@ -78,6 +78,9 @@ async def test_a_retried_task_gets_fresh_attempts_its_blocked_subtasks_wait_agai
     assert outcome.task.status is TaskStatus.IN_PROGRESS
     assert (outcome.task.result, outcome.task.error) == (None, None)
     assert [subtask.id for subtask in outcome.requeued] == [subtask_id(task, "a")]
+    counted = lifecycle.metrics.registry.get_sample_value
+    assert counted("fleet_subtask_failures_total", {"reason": "other"}) == 1
+    assert counted("fleet_retries_total", {"reason": "operator"}) == 1
     assert await states(db, task) == {"a": (QUEUED, 2), "b": (PENDING, 0), "c": (PENDING, 0)}
     retried = await current(db, task, "a")
     assert (retried.attempt_base, retried.last_error, retried.assigned_agent) == (1, "a broke for good", None)

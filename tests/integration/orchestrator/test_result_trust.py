@@ -21,7 +21,7 @@ OTHER_SECRET = SecretStr("a-secret-this-fleet-never-had-0000000000")
 
 
 def unsigned(result: ReportedResult, settings: Settings) -> SubTaskResult:
-    return SubTaskResult(**result.model_dump(exclude={"assignment", "report_signature", "trace_id"}))
+    return SubTaskResult(**result.model_dump(exclude={"assignment", "report_signature", "trace_id", "model"}))
 
 
 def signed_with_another_secret(result: ReportedResult, settings: Settings) -> SubTaskResult:

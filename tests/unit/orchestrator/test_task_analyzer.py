@@ -8,6 +8,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.plan import plan_tool, validate_plan
 from orchestrator.task_analyzer import (
     SYSTEM_PROMPT,
@@ -298,6 +299,27 @@ async def test_an_api_error_falls_back_to_one_subtask_with_the_reason(
     assert message in decomposition.fallback_reason
     assert (decomposition.usage.input_tokens, decomposition.usage.output_tokens) == (0, 0)
     assert decomposition.model is None  # no answer: nothing to price
+
+
+@pytest.mark.parametrize(
+    ("task", "kind"),
+    [
+        pytest.param("The planner is broken today", "server_error", id="500"),
+        pytest.param("The planner is overloaded today", "overloaded", id="529-overloaded"),
+    ],
+)
+async def test_an_api_error_is_counted_by_kind(
+    client: anthropic.AsyncAnthropic, analyzer_settings: Settings, task: str, kind: str
+) -> None:
+    metrics = OrchestratorMetrics()
+    analyzer = TaskAnalyzer(client, analyzer_settings, metrics)
+
+    await analyzer.decompose_task(TASK_ID, task, SEED_FLEET)
+    await analyzer.decompose_task(TASK_ID, SIMPLE_TASK, SEED_FLEET)
+
+    [errors] = metrics.provider_errors.collect()
+    counted = {sample.labels["kind"]: sample.value for sample in errors.samples if sample.name.endswith("_total")}
+    assert counted == {kind: 1.0}
 
 
 async def test_an_unreachable_api_falls_back_to_one_subtask(analyzer_settings: Settings) -> None:

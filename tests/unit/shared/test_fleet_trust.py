@@ -100,7 +100,9 @@ def test_a_result_of_the_offer_passes_and_a_forged_one_does_not() -> None:
     assert TRUST.result_problem(result_of(request)) is None
     assert "signature does not match" in (TRUST.result_problem(result_of(request, attempt=3)) or "")
     assert "signature does not match" in (TRUST.result_problem(result_of(request, agent_id="agent9")) or "")
-    unsigned = SubTaskResult(**result_of(request).model_dump(exclude={"assignment", "report_signature", "trace_id"}))
+    unsigned = SubTaskResult(
+        **result_of(request).model_dump(exclude={"assignment", "report_signature", "trace_id", "model"})
+    )
     assert "no assignment" in (TRUST.result_problem(unsigned) or "")
 
 
@@ -112,6 +114,7 @@ def test_a_report_counts_only_as_the_fleet_member_sealed_it() -> None:
         sealed.model_copy(update={"status": ResultStatus.FAILED, "error": "made up", "output": None}),
         sealed.model_copy(update={"report_signature": None}),
         sealed.model_copy(update={"trace_id": "another-task-s-trace"}),
+        sealed.model_copy(update={"model": "a-cheaper-model-than-it-said"}),
         FleetTrust(SecretStr("a-secret-this-fleet-never-had-0000000000"), "acme").seal(sealed),
     ):
         assert "not signed by a member of the fleet" in (TRUST.result_problem(forged) or ""), forged
@@ -120,7 +123,7 @@ def test_a_report_counts_only_as_the_fleet_member_sealed_it() -> None:
 
 
 def test_a_result_the_orchestrator_makes_is_signed_like_an_agents() -> None:
-    made = result_of(offer()).model_dump(exclude={"assignment", "report_signature", "trace_id"})
+    made = result_of(offer()).model_dump(exclude={"assignment", "report_signature", "trace_id", "model"})
     assert TRUST.result_problem(TRUST.sign_result(SubTaskResult(**made))) is None
     signed = TRUST.sign_result(SubTaskResult(**made), TRACE_ID)
     assert signed.trace_id == TRACE_ID and TRUST.result_problem(signed) is None

@@ -37,3 +37,15 @@ def test_nothing_is_logged_while_all_is_well() -> None:
     with capture_logs() as logs:
         OutageWatch("store_down", "store_back").succeeded()
     assert logs == []
+
+
+def test_each_outage_is_told_once_with_its_store() -> None:
+    watch = OutageWatch("store_down", "store_back")
+    told: list[str] = []
+    watch.on_outage = told.append
+
+    for _ in range(3):
+        watch.failed(CUT)
+    watch.succeeded()
+
+    assert told == ["PostgreSQL"]

@@ -1,0 +1,98 @@
+"""The agent's Prometheus metrics (`GET /metrics`, no key): its slots, its attempts and what they spent.
+
+Counted as each attempt ends (an increment in memory); labels are bounded sets (outcome, model, token kind,
+provider error kind), never a task's id, description or output: whoever reaches the agent's port may read them.
+Counters start at zero with each agent process; Prometheus's `rate()` and `increase()` handle the reset.
+"""
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shared.failure_reasons import provider_error_in
+from shared.models import ReportedResult, ResultStatus, SubTaskResult
+from shared.prometheus import RUN_TIME_BUCKETS, UNKNOWN_MODEL, count_tokens
+
+PREFIX = "fleet_agent_"
+
+
+class Slots(Protocol):
+    """What the slot gauge reads (the subtask runner)."""
+
+    @property
+    def slots_busy(self) -> int: ...
+
+    @property
+    def slots_free(self) -> int: ...
+
+
+class SlotCollector(Collector):
+    def __init__(self) -> None:
+        self.slots: Slots | None = None  # None until the agent serves
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self.collect())
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(f"{PREFIX}slots", "This agent's work slots, busy or free", labels=["state"])
+        gauge.add_metric(["busy"], self.slots.slots_busy if self.slots else 0)
+        gauge.add_metric(["free"], self.slots.slots_free if self.slots else 0)
+        yield gauge
+
+
+def attempt_outcome(result: SubTaskResult) -> str:
+    if result.status is ResultStatus.COMPLETED:
+        return "completed"
+    return "failed_retryable" if result.retryable else "failed"
+
+
+class AgentMetrics:
+    """The registry of one agent app (not the client library's global one: several apps share a test process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._slots = SlotCollector()
+        self.registry.register(self._slots)
+        self.attempts = Counter(
+            f"{PREFIX}attempts", "Attempts this agent ran, by outcome", ["outcome"], registry=self.registry
+        )
+        self.attempt_duration = Histogram(
+            f"{PREFIX}attempt_duration_seconds",
+            "How long attempts ran here, by outcome",
+            ["outcome"],
+            buckets=RUN_TIME_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            f"{PREFIX}tokens",
+            "Model tokens attempts used, by model and kind",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            f"{PREFIX}cost_usd", "Cost of attempts in US dollars, by model", ["model"], registry=self.registry
+        )
+        self.provider_errors = Counter(
+            f"{PREFIX}provider_errors",
+            "Attempts that ended on an error of the model's API, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def watch(self, slots: Slots) -> None:
+        self._slots.slots = slots
+
+    def attempt_finished(self, result: SubTaskResult) -> None:
+        outcome = attempt_outcome(result)
+        self.attempts.labels(outcome).inc()
+        self.attempt_duration.labels(outcome).observe(result.execution_time)
+        model = result.model if isinstance(result, ReportedResult) else None
+        count_tokens(self.tokens, model, result.token_usage)
+        if result.cost_usd:
+            self.cost.labels(model or UNKNOWN_MODEL).inc(result.cost_usd)
+        error_kind = provider_error_in(result.error) if result.status is ResultStatus.FAILED else None
+        if error_kind is not None:
+            self.provider_errors.labels(error_kind).inc()
