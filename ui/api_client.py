@@ -3,8 +3,7 @@
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -12,15 +11,17 @@ from httpx_sse import EventSource, connect_sse
 from pydantic import BaseModel, ValidationError
 
 from shared.artifacts import ArtifactView
-from shared.models import (
-    AgentLog,
-    AgentStatus,
-    LogLevel,
-    SubTaskResult,
-    Task,
-    TaskCreatedResponse,
-    TaskSummary,
-    TaskType,
+from shared.models import AgentStatus, SubTaskResult, Task, TaskCreatedResponse, TaskType
+from ui.api_models import (
+    AgentRecord,
+    AttemptSpan,
+    AttemptToolCalls,
+    HistoryBucket,
+    LogLine,
+    LogQuery,
+    SubtaskNotes,
+    TaskPage,
+    TaskQuery,
 )
 
 # Reads must come back fast or the page would hang; the dashboard retries by refreshing anyway.
@@ -31,6 +32,7 @@ SUBMIT_TIMEOUT = httpx.Timeout(180.0, connect=1.5)
 POOL_LIMITS = httpx.Limits(max_connections=20, keepalive_expiry=2.0)
 # The registry's agents may use any port the operator configured; range checks are the registry's job.
 ANY_AGENT_PORT = {"agent_port_range": (1, 65535)}
+NO_SUCH_ROUTE = "Not Found"  # the error of a 404 for a path the API does not serve (a missing id says more)
 HOW_TO_GET_A_KEY = (
     "set ORCHESTRATOR_API_KEY for the dashboard, or start the fleet with scripts/start.sh, which keeps an operator "
     "key in .data/fleet/api-key (python -m orchestrator api-keys create --tenant ID --scope operator makes one)"
@@ -46,38 +48,25 @@ class ApiError(Exception):
         self.status_code = status_code
         self.retry_after = retry_after
 
+    @property
+    def unreachable(self) -> bool:
+        """No answer at all (refused, timed out, broken): the data shown is stale, not wrong."""
+        return self.status_code is None
 
-@dataclass(frozen=True)
-class TaskPage:
-    tasks: list[TaskSummary]
-    total: int
+    @property
+    def missing_endpoint(self) -> bool:
+        """The orchestrator has no such route (an older version): its 404 names no missing thing."""
+        return self.status_code == 404 and self.message == NO_SUCH_ROUTE
 
 
 @dataclass(frozen=True)
 class TaskDetail:
     task: Task
     results: list[SubTaskResult]
-
-
-@dataclass(frozen=True)
-class LogQuery:
-    agent_id: str | None = None
-    task_id: str | None = None
-    level: LogLevel | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 200
-
-    def params(self) -> dict[str, str | int]:
-        values = {
-            "agent_id": self.agent_id,
-            "task_id": self.task_id,
-            "level": self.level.value if self.level else None,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "limit": self.limit,
-        }
-        return {name: value for name, value in values.items() if value is not None}
+    cost_usd: float | None = None  # results plus decomposition, when the orchestrator totals it
+    decomposition_cost_usd: float | None = None
+    decomposition_model: str | None = None
+    notes: dict[str, SubtaskNotes] = field(default_factory=dict)  # subtask id -> why it was retried or is blocked
 
 
 @dataclass(frozen=True)
@@ -178,15 +167,33 @@ class OrchestratorClient:
         parsed: TaskCreatedResponse = _parse(TaskCreatedResponse, answer)
         return parsed
 
-    def list_tasks(self, status: str | None = None, limit: int = 50) -> TaskPage:
-        params: dict[str, str | int] = {"limit": limit} | ({"status": status} if status else {})
-        answer = self._json("GET", "/tasks", params=params)
-        return TaskPage([_parse(TaskSummary, item) for item in _member(answer, "tasks")], int(_member(answer, "total")))
+    def list_tasks(self, query: TaskQuery | None = None) -> TaskPage:
+        answer = self._json("GET", "/tasks", params=(query or TaskQuery()).params())
+        page: TaskPage = _parse(TaskPage, answer)
+        # An orchestrator without retention says nothing; one that keeps forever says null.
+        return page.model_copy(update={"retention_known": isinstance(answer, dict) and "retention_days" in answer})
 
     def get_task(self, task_id: str) -> TaskDetail:
         answer = self._json("GET", f"/tasks/{task_id}")
         results = [_parse(SubTaskResult, item) for item in _member(answer, "subtask_results")]
-        return TaskDetail(_parse(Task, _member(answer, "task")), results)
+        raw_task = _member(answer, "task")
+        plan = raw_task.get("decomposition") or {}
+        return TaskDetail(
+            _parse(Task, raw_task),
+            results,
+            cost_usd=answer.get("cost_usd", raw_task.get("cost_usd")),  # totals sit beside the task
+            decomposition_cost_usd=plan.get("cost_usd"),
+            decomposition_model=plan.get("model"),
+            notes={item["id"]: _parse(SubtaskNotes, item) for item in raw_task.get("subtasks", [])},
+        )
+
+    def task_timeline(self, task_id: str) -> list[AttemptSpan]:
+        answer = self._json("GET", f"/tasks/{task_id}/timeline")
+        return [_parse(AttemptSpan, item) for item in _member(answer, "attempts")]
+
+    def task_tool_calls(self, task_id: str) -> list[AttemptToolCalls]:
+        answer = self._json("GET", f"/tasks/{task_id}/tool-calls")
+        return [_parse(AttemptToolCalls, item) for item in _member(answer, "attempts")]
 
     def list_artifacts(self, task_id: str) -> list[ArtifactView]:
         answer = self._json("GET", f"/tasks/{task_id}/artifacts")
@@ -206,13 +213,40 @@ class OrchestratorClient:
         answer = self._json("POST", f"/tasks/{task_id}/cancel")
         return int(_member(answer, "subtasks_cancelled"))
 
+    def retry_task(self, task_id: str) -> int:
+        """Gives the failed task's failed subtasks a fresh attempt; returns how many were queued again."""
+        answer = self._json("POST", f"/tasks/{task_id}/retry")
+        return int(_member(answer, "subtasks_requeued"))
+
+    def retry_subtask(self, task_id: str, subtask_id: str) -> int:
+        answer = self._json("POST", f"/tasks/{task_id}/subtasks/{subtask_id}/retry")
+        return int(_member(answer, "subtasks_requeued"))
+
+    def rerun_task(self, task_id: str) -> TaskCreatedResponse:
+        """A new task with the same input; waits for its decomposition like a submission."""
+        answer = self._json("POST", f"/tasks/{task_id}/rerun", timeout=SUBMIT_TIMEOUT)
+        created: TaskCreatedResponse = _parse(TaskCreatedResponse, answer)
+        return created
+
     def list_agents(self) -> list[AgentStatus]:
         answer = self._json("GET", "/agents")
         return [_parse(AgentStatus, item, ANY_AGENT_PORT) for item in _member(answer, "agents")]
 
-    def list_logs(self, query: LogQuery) -> list[AgentLog]:
+    def agent_history(self) -> list[AgentRecord]:
+        answer = self._json("GET", "/agents/history")
+        return [_parse(AgentRecord, item) for item in _member(answer, "agents")]
+
+    def agent_attempts(self, agent_id: str, limit: int = 50) -> list[AttemptSpan]:
+        answer = self._json("GET", f"/agents/{agent_id}/attempts", params={"limit": limit})
+        return [_parse(AttemptSpan, item) for item in _member(answer, "attempts")]
+
+    def metrics_history(self, minutes: int = 60) -> list[HistoryBucket]:
+        answer = self._json("GET", "/metrics/history", params={"minutes": minutes})
+        return [_parse(HistoryBucket, item) for item in _member(answer, "buckets")]
+
+    def list_logs(self, query: LogQuery) -> list[LogLine]:
         answer = self._json("GET", "/logs", params=query.params())
-        return [_parse(AgentLog, item) for item in _member(answer, "logs")]
+        return [_parse(LogLine, item) for item in _member(answer, "logs")]
 
     @contextmanager
     def event_stream(self, path: str, *, headers: dict[str, str], read_timeout: float) -> Iterator[EventSource]:

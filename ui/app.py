@@ -1,12 +1,15 @@
-"""The dashboard page: header with the orchestrator's health, the submit form in the sidebar, and three tabs."""
+"""The dashboard page: the orchestrator's health, the submit form in the sidebar, and four tabs (tasks, agents,
+metrics, logs), each part refreshing on its own; the URL says what is shown (ui/navigation.py)."""
 
 from pathlib import Path
 
 import streamlit as st
 
 from shared.config import ConfigurationError, Settings, load_settings
-from ui.api_client import ApiError, OrchestratorClient
-from ui.sections import agents, logs, submit, tasks
+from ui import navigation
+from ui.api_client import OrchestratorClient
+from ui.formatting import SIMULATED_ICON
+from ui.sections import agents, header, logs, metrics, submit, task_detail, tasks
 
 TITLE = "Multi-Agent Task Execution System"
 # An agent is "late" after missing about two heartbeats; the registry drops it entirely at its TTL.
@@ -32,42 +35,37 @@ def orchestrator_client(base_url: str, api_key: str | None) -> OrchestratorClien
 
 
 def main() -> None:
-    st.set_page_config(page_title=TITLE, page_icon="🛰️", layout="wide")
+    st.set_page_config(page_title=TITLE, page_icon=":material/hub:", layout="wide")
     try:
         settings = load_settings()
     except ConfigurationError as error:
-        st.error(str(error), icon="⚙️")
+        st.error(str(error), icon=":material/settings:")
         st.stop()
     client = orchestrator_client(settings.orchestrator_url, dashboard_api_key(settings))
-    _header(client, settings)
+    st.title(f":material/hub: {TITLE}")
+    if settings.claude_simulated:
+        st.warning(
+            "**OFFLINE MODE** — Claude is replaced by the local simulator: every plan and result is simulated.",
+            icon=SIMULATED_ICON,
+        )
+    header.render(client)
     with st.sidebar:
         submit.render(client)
         st.divider()
         st.caption(f"Orchestrator: {client.base_url}")
-    tasks_tab, agents_tab, logs_tab = st.tabs(["📋 Tasks", "🤖 Agents", "📜 Logs"])
-    with tasks_tab:
-        tasks.render(client)
-    with agents_tab:
-        agents.render(client, LATE_HEARTBEATS * settings.heartbeat_interval_seconds)
-    with logs_tab:
-        logs.render(client)
-
-
-def _header(client: OrchestratorClient, settings: Settings) -> None:
-    st.title(f"🛰️ {TITLE}")
-    if settings.claude_simulated:
-        st.warning(
-            "**🧪 OFFLINE MODE** — Claude is replaced by the local simulator: every plan and result is simulated.",
-        )
-    try:
-        health = client.health()
-    except ApiError as error:
-        st.error(f"The orchestrator is unreachable: {error.message}. The page keeps retrying.", icon="🔌")
-        return
-    if health.healthy:
-        st.caption(f"🟢 Orchestrator {client.base_url} is healthy · PostgreSQL up · Redis up")
-    else:
-        st.warning(
-            f"The orchestrator at {client.base_url} is unhealthy: PostgreSQL {health.postgres}, Redis {health.redis}.",
-            icon="⚠️",
-        )
+    tabs = st.tabs(navigation.TABS, key=navigation.VIEW, bind="query-params", default=navigation.default_tab())
+    tasks_tab, agents_tab, metrics_tab, logs_tab = tabs
+    # Only the open tab runs: a hidden tab's fragments would keep fetching for nobody.
+    if tasks_tab.open:
+        with tasks_tab:
+            tasks.render(client)
+            task_detail.render(client)
+    if agents_tab.open:
+        with agents_tab:
+            agents.render(client, LATE_HEARTBEATS * settings.heartbeat_interval_seconds)
+    if metrics_tab.open:
+        with metrics_tab:
+            metrics.render(client)
+    if logs_tab.open:
+        with logs_tab:
+            logs.render(client)

@@ -4,17 +4,29 @@ from datetime import UTC, datetime
 
 from shared.models import StatusReason
 
+# Streamlit's Material Symbols, drawn from the font Streamlit ships: no emoji font needed. They render in markdown,
+# labels and icon= arguments; table cells are plain text, coloured by status_style instead.
 STATUS_ICONS = {
-    "pending": "⏳",
-    "queued": "📥",
-    "running": "⚙️",
-    "in_progress": "⚙️",
-    "completed": "✅",
-    "failed": "❌",
-    "blocked": "⛔",
-    "cancelled": "🚫",
+    "pending": ":material/hourglass_empty:",
+    "queued": ":material/inbox:",
+    "running": ":material/autorenew:",
+    "in_progress": ":material/autorenew:",
+    "completed": ":material/check_circle:",
+    "failed": ":material/error:",
+    "blocked": ":material/block:",
+    "cancelled": ":material/cancel:",
 }
-LEVEL_ICONS = {"DEBUG": "🔍", "INFO": "💬", "WARNING": "⚠️", "ERROR": "🛑"}
+# Text colours of a status in a table cell: green for done, red for failed, amber for waiting.
+STATUS_TEXT_COLOURS = {
+    "completed": "#15803d",
+    "failed": "#b91c1c",
+    "blocked": "#c2410c",
+    "cancelled": "#6b7280",
+    "running": "#1d4ed8",
+    "in_progress": "#1d4ed8",
+    "queued": "#7c3aed",
+    "pending": "#a16207",
+}
 # Graph node fill colours by subtask status, readable on the light and the dark theme.
 STATUS_COLOURS = {
     "pending": "#e5e7eb",
@@ -25,20 +37,30 @@ STATUS_COLOURS = {
     "blocked": "#fed7aa",
     "cancelled": "#d1d5db",
 }
-SIMULATED_BADGE = "🧪 SIMULATED"
+SIMULATED_ICON = ":material/science:"
+SIMULATED_BADGE = f"{SIMULATED_ICON} SIMULATED"
+SIMULATED_MARK = "(simulated)"  # in table cells, where icons do not render
+
+
+def status_text(status: str) -> str:
+    """A status as a table cell shows it: `in progress`."""
+    return status.replace("_", " ")
 
 
 def status_badge(status: str) -> str:
-    return f"{STATUS_ICONS.get(status, '•')} {status.replace('_', ' ')}"
+    """A status for markdown and labels, with its icon: `:material/check_circle: completed`."""
+    return f"{STATUS_ICONS.get(status, ':material/circle:')} {status_text(status)}"
+
+
+def status_style(cell: object) -> str:
+    """The CSS of a table cell holding a status text."""
+    colour = STATUS_TEXT_COLOURS.get(str(cell).replace(" ", "_"))
+    return f"color: {colour}; font-weight: 600" if colour else ""
 
 
 def reason(status_reason: StatusReason | None) -> str:
     """Why a task or subtask is where it is, in one line ("—" when nothing is said)."""
     return status_reason.message if status_reason else "—"
-
-
-def level_badge(level: str) -> str:
-    return f"{LEVEL_ICONS.get(level, '•')} {level}"
 
 
 def as_utc(moment: datetime) -> datetime:

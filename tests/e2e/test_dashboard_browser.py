@@ -105,12 +105,12 @@ async def streamlit_server(orchestrator_url: str, api_key: str, log_path: Path) 
 
 
 @contextlib.asynccontextmanager
-async def chromium_page() -> AsyncIterator[Page]:
+async def chromium_page(width: int = 1500, height: int = 1700) -> AsyncIterator[Page]:
     """A page in Debian's chromium; playwright's own browser downloads are never used."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            yield await browser.new_page(viewport={"width": 1500, "height": 1700})
+            yield await browser.new_page(viewport={"width": width, "height": height})
         finally:
             await browser.close()
 

@@ -143,12 +143,11 @@ def test_a_kept_key_the_orchestrator_refuses_is_replaced(tmp_path: Path, cli: Pa
     kept = tmp_path / "fleet" / "api-key"
     kept.parent.mkdir()
     kept.write_text("mats_forgotten\n")
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    (stubs / "curl").write_text("#!/usr/bin/env bash\nprintf 401\n")  # as an orchestrator whose database lost it
-    (stubs / "curl").chmod(0o755)
+    # curl as a shell function answering as an orchestrator whose database lost the key (a function, not a file
+    # written just before it runs: a busy machine can refuse to run that with "Text file busy")
+    as_refused = "curl() { printf 401; }; "
 
-    run = bash(ENSURE.format(file=kept, cli=cli), tmp_path, PATH=f"{stubs}:{os.environ['PATH']}")
+    run = bash(as_refused + ENSURE.format(file=kept, cli=cli), tmp_path)
 
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["new", "KEY=mats_new_1"]

@@ -1,136 +1,142 @@
-"""The fleet, redrawn every 5 s: each agent's state and load, agents gone silent in red, load over time."""
+"""The fleet, refreshed every 5 s on its own: each agent's state, load and record, dead agents first and in red,
+from the registry joined with the server's agent history; a click on a row opens that agent (`?agent=<id>`)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from ui import formatting
-from ui.api_client import ApiError, OrchestratorClient
-from ui.fleet_tracker import AgentState, AgentView, FleetSample, FleetTracker
-from ui.session import fleet_tracker
+from shared.models import AgentCapability
+from ui import formatting, live, navigation
+from ui.api_client import OrchestratorClient
+from ui.api_models import AgentRecord
+from ui.fleet_view import STATE_COLOURS, AgentState, AgentView, fleet
+from ui.sections import agent_detail
 
 REFRESH_SECONDS = 5.0
-CHART_HEIGHT = 180
-TIME_AXIS = alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S", labelAngle=0))
+TABLE_GENERATION = "agent_table_generation"
+SHOWN_IDS = "agent_table_ids"
 ROW_COLOURS = {
-    AgentState.OFFLINE: "background-color: rgba(239, 68, 68, 0.25); color: #b91c1c; font-weight: 600",
-    AgentState.FAILED: "background-color: rgba(107, 114, 128, 0.25); color: #7f1d1d",
+    AgentState.OFFLINE: "background-color: rgba(239, 68, 68, 0.18)",
+    AgentState.FAILED: "background-color: rgba(107, 114, 128, 0.25)",
     AgentState.LATE: "background-color: rgba(245, 158, 11, 0.2)",
 }
-# The columns an operator scans first fit a wide layout; the rest (slots, failures, executor, URL) scroll in.
+# The columns an operator scans first fit beside the sidebar at 1400 px; the rest (slots, error, URL) scroll in.
 AGENT_COLUMNS = {
-    "State": st.column_config.TextColumn("State", width=135),
-    "Agent": st.column_config.TextColumn("Agent", width=80),
-    "Available": st.column_config.CheckboxColumn("Available", width=75),
-    "Current task": st.column_config.TextColumn("Current task", width=115),
-    "Capabilities": st.column_config.ListColumn("Capabilities", width=250),
-    "CPU": st.column_config.ProgressColumn("CPU", min_value=0, max_value=100, format="%.0f%%", width=90),
-    "Memory": st.column_config.ProgressColumn("Memory", min_value=0, max_value=100, format="%.0f%%", width=90),
-    "Completed": st.column_config.NumberColumn("Completed", help="Subtasks completed since it started", width=80),
+    "State": st.column_config.TextColumn("State", width=108),
+    "Agent": st.column_config.TextColumn("Agent", width=78),
+    "Capabilities": st.column_config.ListColumn("Capabilities", width=215),
+    "Current task": st.column_config.TextColumn("Current task", width=108),
+    "CPU": st.column_config.ProgressColumn("CPU", min_value=0, max_value=100, format="%.0f%%", width=70),
+    "Memory": st.column_config.ProgressColumn("Memory", min_value=0, max_value=100, format="%.0f%%", width=70),
+    "Completed": st.column_config.NumberColumn("Done", help="Subtasks completed, over restarts", width=55),
+    "Failed": st.column_config.NumberColumn("Failed", help="Failed attempts, over restarts", width=55),
     "Last heartbeat": st.column_config.TextColumn("Last heartbeat", width=105),
-    "Failed": st.column_config.NumberColumn("Failed", width=60),
+    "Last error": st.column_config.TextColumn("Last error", width="large"),
 }
 
 
 def render(client: OrchestratorClient, late_after_seconds: float) -> None:
     st.fragment(run_every=REFRESH_SECONDS)(_fleet)(client, late_after_seconds)
+    agent_detail.render(client)
 
 
 def _fleet(client: OrchestratorClient, late_after_seconds: float) -> None:
-    now = datetime.now(UTC)
-    try:
-        agents = client.list_agents()
-    except ApiError as error:
-        st.error(f"Agents are unavailable: {error.message}", icon="🔌")
+    now = datetime.now().astimezone()
+    agents = live.fetch("agents", client.list_agents)
+    history = live.fetch("agent_history", client.agent_history)
+    live.stale_marker(agents)
+    if agents.value is None:
+        live.show_failure("Agents", agents)
         return
-    tracker = fleet_tracker()
-    tracker.observe(agents, now)
-    views = tracker.views(now, late_after_seconds)
+    if history.value is None:
+        live.show_failure("Agent history (dead agents, counts over restarts)", history)
+    views = fleet(agents.value, history.value, now, late_after_seconds)
     if not views:
-        st.info("No agent has registered yet. Agents join by heartbeating into the registry.", icon="🛰️")
+        st.info("No agent has registered yet. Agents join by heartbeating into the registry.", icon=":material/hub:")
         return
     _headline(views)
-    st.dataframe(_styled_table(views, now), hide_index=True, column_config=AGENT_COLUMNS, key="agent_table")
-    st.caption(f"Refreshes every {REFRESH_SECONDS:g} s. Offline = seen earlier in this session, no heartbeat since.")
-    _charts(tracker)
+    _table(views, now)
+    st.caption(
+        f"Refreshes every {REFRESH_SECONDS:g} s. Offline = known from its work, no heartbeat now. "
+        "Click a row for the agent's attempts."
+    )
 
 
 def _headline(views: list[AgentView]) -> None:
-    live = [view for view in views if view.state is not AgentState.OFFLINE]
-    offline = [view for view in views if view.state is AgentState.OFFLINE]
+    live_views = [view for view in views if view.state is not AgentState.OFFLINE]
+    offline = [view.agent_id for view in views if view.state is AgentState.OFFLINE]
     columns = st.columns(4)
-    columns[0].metric("Live agents", len(live))
-    columns[1].metric("Busy", sum(1 for view in live if view.state is AgentState.BUSY))
+    columns[0].metric("Live agents", len(live_views))
+    columns[1].metric("Busy", sum(1 for view in live_views if view.state is AgentState.BUSY))
     columns[2].metric("Offline", len(offline))
-    columns[3].metric("Subtasks completed", sum(view.status.tasks_completed for view in live))
+    columns[3].metric("Subtasks completed", sum(view.completed for view in views))
     if offline:
-        names = ", ".join(view.status.agent_id for view in offline)
-        st.error(f"{len(offline)} agent(s) offline: {names}. Their heartbeat expired.", icon="💀")
-    failed = [view.status.agent_id for view in views if view.state is AgentState.FAILED]
+        names = ", ".join(offline)
+        st.error(f"{len(offline)} agent(s) offline: {names}. No heartbeat.", icon=":material/heart_broken:")
+    offered = {capability for view in live_views for capability in view.capabilities}
+    missing = [capability.value for capability in AgentCapability if capability.value not in offered]
+    if missing:
+        st.caption(f":material/report: No live agent offers {', '.join(missing)}: subtasks that need it wait.")
+    failed = [view.agent_id for view in views if view.state is AgentState.FAILED]
     if failed:
         st.warning(
-            f"{len(failed)} agent(s) declared failed: {', '.join(failed)}. They get no work until restarted.", icon="⛔"
+            f"{len(failed)} agent(s) declared failed: {', '.join(failed)}. They get no work until restarted.",
+            icon=":material/block:",
         )
 
 
-def _styled_table(views: list[AgentView], now: datetime) -> Styler:
-    rows = [
-        {
-            "State": view.state.value,
-            "Agent": view.status.agent_id,
-            "Available": view.status.is_available and view.state is not AgentState.OFFLINE,
-            "Current task": ", ".join(map(formatting.short_id, view.status.current_tasks))
-            or (formatting.short_id(view.status.current_task) if view.status.current_task else "—"),
-            "Capabilities": [capability.value for capability in view.status.capabilities],
-            "CPU": view.status.cpu_usage,
-            "Memory": view.status.memory_usage,
-            "Completed": view.status.tasks_completed,
-            "Last heartbeat": formatting.age(view.status.last_heartbeat, now),
-            "Slots": f"{len(view.status.current_tasks)}/{view.status.slots} busy",
-            "Failed": view.status.tasks_failed,
-            "Executor": view.status.executor,
-            "URL": view.status.url,
-        }
-        for view in views
-    ]
-    table = pd.DataFrame(rows)
-    styles = [ROW_COLOURS.get(view.state, "") for view in views]
-    return table.style.apply(lambda row: [styles[row.name]] * len(row), axis=1)
-
-
-def _charts(tracker: FleetTracker) -> None:
-    samples, rates = list(tracker.samples), tracker.throughput_per_minute()
-    if not rates:
-        st.caption("Load and throughput charts fill in as the page refreshes.")
-        return
-    load_column, throughput_column = st.columns(2)
-    with load_column:
-        st.markdown("**Load** — busy and idle agents")
-        st.altair_chart(_load_chart(samples))
-    with throughput_column:
-        st.markdown("**Throughput** — subtasks completed per minute")
-        frame = pd.DataFrame([{"time": at, "per minute": rate} for at, rate in rates])
-        line = alt.Chart(frame).mark_line(point=True, color="#6366f1")
-        y = alt.Y("per minute:Q", axis=alt.Axis(format=".1f"), scale=alt.Scale(domainMin=0))
-        st.altair_chart(line.encode(x=TIME_AXIS, y=y).properties(height=CHART_HEIGHT))
-
-
-def _load_chart(samples: list[FleetSample]) -> alt.Chart:
-    frame = pd.DataFrame(
-        [{"time": s.at, "agents": s.busy, "state": "busy"} for s in samples]
-        + [{"time": s.at, "agents": s.live - s.busy, "state": "idle"} for s in samples]
+def _table(views: list[AgentView], now: datetime) -> None:
+    generation = st.session_state.get(TABLE_GENERATION, 0)
+    on_screen: list[str] = st.session_state.get(SHOWN_IDS, [])
+    event = st.dataframe(
+        _styled(views, now),
+        hide_index=True,
+        column_config=AGENT_COLUMNS,
+        key=f"agent_table_{generation}",
+        on_select="rerun",
+        selection_mode="single-row",
     )
-    colours = alt.Scale(domain=["busy", "idle"], range=["#f97316", "#22c55e"])
-    return (
-        alt.Chart(frame)
-        .mark_area(opacity=0.8)
-        .encode(
-            x=TIME_AXIS,
-            y=alt.Y("agents:Q", stack=True, axis=alt.Axis(tickMinStep=1)),
-            color=alt.Color("state:N", scale=colours),
-        )
-        .properties(height=CHART_HEIGHT)
-    )
+    st.session_state[SHOWN_IDS] = [view.agent_id for view in views]
+    clicked = event.selection.rows if event else []
+    if clicked and clicked[0] < len(on_screen):
+        st.session_state[TABLE_GENERATION] = generation + 1
+        navigation.select_agent(on_screen[clicked[0]])
+        st.rerun(scope="app")
+
+
+def _styled(views: list[AgentView], now: datetime) -> Styler:
+    table = pd.DataFrame([_row(view, now) for view in views])
+    rows = [ROW_COLOURS.get(view.state, "") for view in views]
+    styled = table.style.apply(lambda row: [rows[row.name]] * len(row), axis=1)
+    return styled.map(_state_style, subset=["State"])
+
+
+def _state_style(cell: object) -> str:
+    colour = STATE_COLOURS.get(AgentState(str(cell)))
+    return f"color: {colour}; font-weight: 600" if colour else ""
+
+
+def _row(view: AgentView, now: datetime) -> dict[str, object]:
+    status, record = view.status, view.record
+    current = (status.current_tasks or ([status.current_task] if status.current_task else [])) if status else []
+    return {
+        "State": view.state.value,
+        "Agent": view.agent_id,
+        "Capabilities": view.capabilities,
+        "Current task": ", ".join(map(formatting.short_id, current)) or "—",
+        "CPU": status.cpu_usage if status else None,
+        "Memory": status.memory_usage if status else None,
+        "Completed": view.completed,
+        "Failed": view.failed,
+        "Last heartbeat": formatting.age(view.last_seen, now) if view.last_seen else "—",
+        "Last error": _last_error(record),
+        "Slots": f"{len(status.current_tasks)}/{status.slots} busy" if status else "—",
+        "Executor": status.executor if status else "—",
+        "URL": status.url if status else "—",
+    }
+
+
+def _last_error(record: AgentRecord | None) -> str:
+    return formatting.preview(record.last_error, 160) if record and record.last_error else ""

@@ -7,18 +7,16 @@ import pandas as pd
 import streamlit as st
 
 from shared.artifacts import ArtifactView
-from ui import formatting
-from ui.api_client import ApiError, OrchestratorClient
-
-TYPE_BADGES = {"report": "📝 report", "patch": "🩹 patch", "data": "📊 data", "code": "💻 code", "other": "📦 other"}
+from ui import formatting, live
+from ui.api_client import OrchestratorClient
 
 
 def render(client: OrchestratorClient, task_id: str) -> None:
-    try:
-        artifacts = client.list_artifacts(task_id)
-    except ApiError as error:
-        st.warning(f"The task's artifacts are unavailable: {error.message}", icon="🔌")
+    fetched = live.fetch(f"artifacts:{task_id}", lambda: client.list_artifacts(task_id))
+    if fetched.value is None:
+        live.show_failure("Artifacts", fetched, part=True)
         return
+    artifacts = fetched.value
     st.markdown(f"**Artifacts** ({len(artifacts)})")
     if not artifacts:
         st.caption("No artifacts yet: the files of each completed subtask appear here.")
@@ -32,14 +30,14 @@ def render(client: OrchestratorClient, task_id: str) -> None:
             mime=artifact.media_type,
             key=f"download_{artifact.artifact_id}",
             on_click="ignore",
-            icon="⬇️",
+            icon=":material/download:",
         )
 
 
 def _row(artifact: ArtifactView) -> dict[str, object]:
     return {
         "Artifact": artifact.name,
-        "Type": TYPE_BADGES.get(artifact.type.value, artifact.type.value),
+        "Type": artifact.type.value,
         "Size": _size(artifact.size),
         "SHA-256": artifact.sha256[:12],
         "Subtask": formatting.short_id(artifact.subtask_id),

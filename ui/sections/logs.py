@@ -1,4 +1,5 @@
-"""Recent agent logs, filtered by agent, level, task and time range; changing a filter redraws only this section."""
+"""Agent and orchestrator log lines, refreshed every 5 s on their own, filtered by agent, task, subtask, trace, level
+and time range; a task's "Logs" button and links such as `?logs_task=<id>` open them filtered."""
 
 import json
 from datetime import datetime, timedelta
@@ -7,11 +8,15 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from shared.models import AgentLog, LogLevel
-from ui import formatting
-from ui.api_client import ApiError, LogQuery, OrchestratorClient
-from ui.session import fleet_tracker
+from shared.models import LogLevel
+from ui import formatting, live, navigation
+from ui.api_client import OrchestratorClient
+from ui.api_models import LogLine, LogQuery
 
+REFRESH_SECONDS = 5.0
+# Filter widgets by LogQuery field; a link sets them, and they write the URL back.
+ID_FILTERS = {"agent_id": "log_agent", "task_id": "log_task", "subtask_id": "log_subtask", "trace_id": "log_trace"}
+LINKED = "log_filters_linked"  # the URL's log filters last copied into the widgets
 ANY = "all"
 CUSTOM_RANGE = "Custom range"
 TIME_RANGES: dict[str, timedelta | None] = {
@@ -29,55 +34,81 @@ LEVEL_COLOURS = {
     LogLevel.WARNING.value: "background-color: rgba(245, 158, 11, 0.18)",
 }
 LOG_COLUMNS = {
-    "Time": st.column_config.DatetimeColumn("Time", format="YYYY-MM-DD HH:mm:ss"),
+    "Time": st.column_config.DatetimeColumn("Time", format="YYYY-MM-DD HH:mm:ss", width=150),
+    "Level": st.column_config.TextColumn("Level", width=70),
+    "Agent": st.column_config.TextColumn("Agent", width=85),
     "Message": st.column_config.TextColumn("Message", width="large"),
 }
 
 
 def render(client: OrchestratorClient) -> None:
-    st.fragment(_logs)(client)
+    _follow_link()
+    st.fragment(run_every=REFRESH_SECONDS)(_logs)(client)
+
+
+def _follow_link() -> None:
+    """A link's filters replace the widgets' once, so the widgets stay free to change afterwards."""
+    linked = navigation.log_filters()
+    if linked == st.session_state.get(LINKED):
+        return
+    st.session_state[LINKED] = linked
+    for field, key in ID_FILTERS.items():
+        st.session_state[key] = linked.get(field, "")
+    if linked:
+        st.session_state["log_range"] = "All time"
 
 
 def _logs(client: OrchestratorClient) -> None:
     query = _filters()
-    try:
-        logs = client.list_logs(query)
-    except ApiError as error:
-        st.error(f"Logs are unavailable: {error.message}", icon="🔌")
+    fetched = live.fetch(f"logs:{query}", lambda: client.list_logs(query))
+    live.stale_marker(fetched)
+    if fetched.value is None:
+        live.show_failure("Logs", fetched)
         return
+    logs = fetched.value
     if not logs:
-        st.info("No logs match these filters.", icon="🔎")
+        st.info("No logs match these filters.", icon=":material/search_off:")
         return
     st.dataframe(_styled_table(logs), hide_index=True, column_config=LOG_COLUMNS, key="log_table")
     shown = f"the newest {MOST_LOGS}" if len(logs) == MOST_LOGS else str(len(logs))
-    st.caption(f"Showing {shown} log line(s), newest first.")
+    st.caption(f"Showing {shown} log line(s), newest first · refreshes every {REFRESH_SECONDS:g} s.")
 
 
 def _filters() -> LogQuery:
-    agent_column, level_column, range_column, task_column, refresh_column = st.columns(
-        [2, 2, 2, 3, 1], vertical_alignment="bottom"
-    )
-    agents = [ANY, *sorted(fleet_tracker().last_seen)]
-    agent = agent_column.selectbox("Agent", agents, key="log_agent", accept_new_options=True)
+    labels = {"agent_id": "Agent", "task_id": "Task id", "subtask_id": "Subtask id", "trace_id": "Trace id"}
+    typed = {
+        field: column.text_input(labels[field], key=key, placeholder="any").strip()
+        for column, (field, key) in zip(st.columns(4), ID_FILTERS.items(), strict=True)
+    }
+    level_column, range_column = st.columns(2)
     level = level_column.selectbox("Level", [ANY, *LogLevel], key="log_level", format_func=_level_option)
     window = range_column.selectbox(
         "Time range", list(TIME_RANGES), key="log_range", index=list(TIME_RANGES).index(DEFAULT_RANGE)
     )
-    task_id = task_column.text_input("Task id", key="log_task", placeholder="any task").strip()
-    refresh_column.button("↻", key="refresh_logs", help="Fetch again", width="stretch")
+    _write_link(typed)
     since, until = _custom_range() if window == CUSTOM_RANGE else _window(TIME_RANGES[window])
     return LogQuery(
-        agent_id=None if agent in (ANY, None) else agent,
+        **{field: value or None for field, value in typed.items()},
         level=None if level == ANY else LogLevel(level),
-        task_id=task_id or None,
         since=since,
         until=until,
         limit=MOST_LOGS,
     )
 
 
+def _write_link(typed: dict[str, str]) -> None:
+    """The URL follows the filters, so a copied link opens these logs."""
+    for field, value in typed.items():
+        param = navigation.LOG_FILTERS[field]
+        if value and st.query_params.get(param) != value:
+            st.query_params[param] = value
+        elif not value and param in st.query_params:
+            del st.query_params[param]
+    st.session_state[LINKED] = {field: value for field, value in typed.items() if value}
+
+
 def _level_option(level: str) -> str:
-    return "All levels" if level == ANY else formatting.level_badge(level)
+    return "All levels" if level == ANY else str(level)
 
 
 def _window(length: timedelta | None) -> tuple[datetime | None, datetime | None]:
@@ -95,15 +126,16 @@ def _custom_range() -> tuple[datetime | None, datetime | None]:
     return (since.astimezone() if since else None), (until.astimezone() if until else None)
 
 
-def _styled_table(logs: list[AgentLog]) -> Styler:
+def _styled_table(logs: list[LogLine]) -> Styler:
     rows = [
         {
             "Time": formatting.as_utc(log.created_at),
-            "Level": formatting.level_badge(log.level.value),
+            "Level": log.level.value,
             "Agent": log.agent_id,
+            "Message": log.message,
             "Task": formatting.short_id(log.task_id) if log.task_id else "—",
             "Subtask": formatting.short_id(log.subtask_id) if log.subtask_id else "—",
-            "Message": log.message,
+            "Trace": log.trace_id or "—",
             "Details": json.dumps(log.metadata, default=str) if log.metadata else "",
         }
         for log in logs

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from shared.models import TASK_DESCRIPTION_MAX, TASK_DESCRIPTION_MIN, TaskType
+from ui import navigation
 from ui.api_client import ApiError, OrchestratorClient
-from ui.session import SELECTED_TASK
 
 DESCRIPTION = "new_task_description"
 USER = "new_task_user"
@@ -47,7 +47,7 @@ def render(client: OrchestratorClient) -> None:
             outcome = _submit(client, description, user_id, task_type or TaskType.GENERAL)
         st.session_state[OUTCOME] = outcome
         if outcome.task_id:
-            st.session_state[SELECTED_TASK] = outcome.task_id
+            navigation.select_task(outcome.task_id)
             st.session_state[CLEAR_FORM] = True
             st.rerun()
     _show_outcome(st.session_state.get(OUTCOME))
@@ -60,7 +60,7 @@ def _rule_caption(description: str) -> str:
         return rule
     if len(description.strip()) < TASK_DESCRIPTION_MIN:
         return f":red[{rule} — too short]"
-    return f":green[{rule} ✓]"
+    return f":green[{rule}]"
 
 
 def _submit(client: OrchestratorClient, description: str, user_id: str, task_type: TaskType) -> SubmitOutcome:
@@ -80,7 +80,7 @@ def _refusal(error: ApiError) -> str:
         return f"Not submitted: {error.message}"
     text = f"Refused (HTTP {error.status_code}): {error.message}"
     if error.retry_after:
-        text += f"  \n⏱ Retry after {error.retry_after} s."
+        text += f"  \n:material/timer: Retry after {error.retry_after} s."
     return text
 
 
@@ -88,6 +88,6 @@ def _show_outcome(outcome: SubmitOutcome | None) -> None:
     if outcome is None:
         return
     if outcome.task_id:
-        st.success(outcome.message, icon="✅")
+        st.success(outcome.message, icon=":material/check_circle:")
     else:
-        st.error(outcome.message, icon="🚫")
+        st.error(outcome.message, icon=":material/block:")

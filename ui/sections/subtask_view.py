@@ -1,4 +1,5 @@
-"""A task's subtasks: the dependency graph, an indented table of what waits on what, and each one's output."""
+"""A task's subtasks: the dependency graph, an indented table of what waits on what and why, and each one's output,
+with a retry button on a failed one."""
 
 import json
 from datetime import datetime
@@ -6,16 +7,27 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from shared.models import SubTaskResult, SubTaskStatus, Task
+from shared.models import SubTask, SubTaskResult, SubTaskStatus
 from ui import formatting
+from ui.api_client import OrchestratorClient, TaskDetail
 from ui.dependency_view import PlanStep, dependency_dot, plan_steps
+from ui.sections import task_actions
+from ui.why import subtask_why
 
 SUBTASK_COLUMNS = {
-    "#": st.column_config.NumberColumn("#", width="small"),
-    "Subtask": st.column_config.TextColumn("Subtask", width="large", help="Indented under what it waits on"),
-    "Waits on": st.column_config.TextColumn("Waits on", width="small"),
-    "Attempts": st.column_config.NumberColumn("Attempts", width="small"),
+    "#": st.column_config.NumberColumn("#", width=35),
+    "Subtask": st.column_config.TextColumn("Subtask", width=200, help="Indented under what it waits on"),
+    "Status": st.column_config.TextColumn("Status", width=85),
+    "Why": st.column_config.TextColumn("Why", width=170, help="Error, what blocks it, why it was retried"),
+    "Waits on": st.column_config.TextColumn("Waits on", width=62),
+    "Agent": st.column_config.TextColumn("Agent", width=85),
+    "Attempts": st.column_config.NumberColumn("Attempts", width=65),
+    "Duration": st.column_config.TextColumn("Duration", width=75),
+    "Tokens": st.column_config.TextColumn("Tokens", width=55),
+    "Cost": st.column_config.TextColumn("Cost", width=62),
 }
+# While a subtask waits for a (new) agent, the agent of an earlier attempt is not its agent.
+HAS_AGENT = {SubTaskStatus.RUNNING, SubTaskStatus.COMPLETED, SubTaskStatus.FAILED}
 
 
 def attempts_by_subtask(results: list[SubTaskResult]) -> dict[str, list[SubTaskResult]]:
@@ -26,31 +38,39 @@ def attempts_by_subtask(results: list[SubTaskResult]) -> dict[str, list[SubTaskR
     return grouped
 
 
-def render(task: Task, results: list[SubTaskResult], now: datetime) -> None:
+def render(client: OrchestratorClient, detail: TaskDetail, now: datetime) -> None:
+    task = detail.task
     if not task.subtasks:
-        st.info("No subtasks yet: the plan is being made.", icon="🧩")
+        st.info("No subtasks yet: the plan is being made.", icon=":material/extension:")
         return
     steps = plan_steps(task.subtasks)
-    attempts = attempts_by_subtask(results)
+    numbers = {step.subtask.id: step.number for step in steps}
+    attempts = attempts_by_subtask(detail.results)
     st.markdown("**Plan** — arrows point from a subtask to the ones waiting on it")
     st.graphviz_chart(dependency_dot(steps))  # natural size: stretched, a two-node plan fills the screen
-    rows = [_row(step, attempts.get(step.subtask.id, []), now) for step in steps]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=SUBTASK_COLUMNS, key=f"subtasks_{task.id}")
+    rows = [_row(step, attempts.get(step.subtask.id, []), why_of(detail, step.subtask, numbers), now) for step in steps]
+    frame = pd.DataFrame(rows).style.map(formatting.status_style, subset=["Status"])
+    st.dataframe(frame, hide_index=True, column_config=SUBTASK_COLUMNS, key=f"subtasks_{task.id}")
     for step in steps:
-        _subtask_expander(step, attempts.get(step.subtask.id, []))
+        _subtask_expander(client, step, attempts.get(step.subtask.id, []), why_of(detail, step.subtask, numbers))
 
 
-def _row(step: PlanStep, attempts: list[SubTaskResult], now: datetime) -> dict[str, object]:
+def why_of(detail: TaskDetail, subtask: SubTask, numbers: dict[str, int]) -> str:
+    return subtask_why(subtask, detail.notes.get(subtask.id), numbers)
+
+
+def _row(step: PlanStep, attempts: list[SubTaskResult], why: str, now: datetime) -> dict[str, object]:
     subtask, latest = step.subtask, attempts[-1] if attempts else None
-    agent = subtask.assigned_agent or (latest.agent_id if latest else None)
+    agent = (subtask.assigned_agent or (latest.agent_id if latest else None)) if subtask.status in HAS_AGENT else None
     indent = "\u2003" * step.depth + ("↳ " if step.depth else "")
+    simulated = latest is not None and latest.simulated
     return {
         "#": step.number,
         "Subtask": indent + formatting.preview(subtask.description, 70),
-        "Status": formatting.status_badge(subtask.status.value),
-        "Reason": formatting.reason(subtask.status_reason),
+        "Status": formatting.status_text(subtask.status.value),
+        "Why": why,
         "Waits on": ", ".join(f"#{number}" for number in step.waits_on) or "—",
-        "Agent": (agent or "—") + (" 🧪" if latest and latest.simulated else ""),
+        "Agent": (agent or "—") + (f" {formatting.SIMULATED_MARK}" if agent and simulated else ""),
         "Attempts": subtask.attempt_count,
         "Duration": _duration(subtask.status, subtask.assigned_at, latest, now),
         "Tokens": formatting.token_count(sum(item.token_usage.total_tokens for item in attempts)),
@@ -64,17 +84,18 @@ def _duration(status: SubTaskStatus, assigned_at: datetime | None, latest: SubTa
     return formatting.duration(latest.execution_time) if latest else "—"
 
 
-def _subtask_expander(step: PlanStep, attempts: list[SubTaskResult]) -> None:
+def _subtask_expander(client: OrchestratorClient, step: PlanStep, attempts: list[SubTaskResult], why: str) -> None:
     subtask = step.subtask
-    icon = formatting.STATUS_ICONS.get(subtask.status.value, "•")
-    label = f"{icon} {step.number}. {formatting.preview(subtask.description, 90)}"
-    with st.expander(label, expanded=False):
+    label = f"{step.number}. {formatting.preview(subtask.description, 90)}"
+    with st.expander(label, expanded=False, icon=formatting.STATUS_ICONS.get(subtask.status.value)):
         capabilities = ", ".join(capability.value for capability in subtask.required_capabilities)
         failed_on = f" · failed on: {', '.join(subtask.failed_agent_ids)}" if subtask.failed_agent_ids else ""
         st.caption(f"`{subtask.id}` · needs {capabilities} · priority {subtask.priority}{failed_on}")
         st.markdown(formatting.plain(subtask.description))
-        if subtask.status_reason:
-            st.warning(formatting.plain(subtask.status_reason.message), icon="⏳")
+        if why != "—":
+            st.warning(formatting.plain(why), icon=":material/help:")
+        if subtask.status is SubTaskStatus.FAILED:
+            task_actions.retry_subtask_button(client, subtask.task_id, subtask.id)
         if not attempts:
             st.caption("No result reported yet.")
         for result in attempts:
@@ -92,7 +113,7 @@ def _attempt(result: SubTaskResult, *, show_number: bool) -> None:
     if result.output:
         st.code(result.output, language=_language(result.output), wrap_lines=True)
     if result.error:
-        st.error(result.error, icon="❌")
+        st.error(result.error, icon=":material/error:")
 
 
 def _language(output: str) -> str | None:

@@ -1,15 +1,27 @@
-"""One task in detail: progress, totals, outcome, and its subtasks (redrawn as the task's events arrive)."""
+"""The watched task in detail, refreshed on its own every 2 s while it runs (every 10 s once it ended, since a retry
+can wake it): progress, totals, outcome, its actions, its subtasks, attempts and artifacts."""
 
 from datetime import datetime
+from html import escape
 
 import streamlit as st
 
-from shared.models import SubTaskResult, SubTaskStatus, Task
-from ui import formatting
-from ui.api_client import ApiError, OrchestratorClient, TaskDetail
-from ui.sections import artifact_view, subtask_view
+from shared.models import SubTaskStatus, Task, TaskStatus
+from ui import formatting, live, navigation
+from ui.api_client import OrchestratorClient, TaskDetail
+from ui.sections import artifact_view, attempt_view, subtask_view, task_actions, task_events
+from ui.sections.tasks import NEWEST_TASK
 
+LIVE_REFRESH_SECONDS = 2.0
+ENDED_REFRESH_SECONDS = 10.0
 LIVE_TASKS = "live_tasks"  # task id -> whether it had not ended when last fetched
+BAR_COLOURS = {TaskStatus.COMPLETED: "#16a34a", TaskStatus.FAILED: "#dc2626", TaskStatus.CANCELLED: "#9ca3af"}
+RUNNING_BAR = "#3b82f6"
+
+
+def watched_task() -> str | None:
+    """The task the URL names, else the newest one listed."""
+    return navigation.selected_task() or st.session_state.get(NEWEST_TASK)
 
 
 def is_live(task_id: str | None) -> bool:
@@ -17,35 +29,52 @@ def is_live(task_id: str | None) -> bool:
     return bool(task_id) and st.session_state.get(LIVE_TASKS, {}).get(task_id, False)
 
 
-def render(client: OrchestratorClient, task_id: str) -> bool:
-    """Draws the task; returns whether it is live (as last known while the API is away)."""
-    try:
-        detail = client.get_task(task_id)
-    except ApiError as error:
-        st.error(f"Task {task_id} is unavailable: {error.message}", icon="🔌")
-        return is_live(task_id)
-    running = not detail.task.status.is_terminal
-    st.session_state.setdefault(LIVE_TASKS, {})[task_id] = running
-    _draw(client, detail)
-    return running
+def render(client: OrchestratorClient) -> None:
+    task_id = watched_task()
+    if not task_id:
+        return
+    st.fragment(run_every=_pace(task_id))(_watched)(client, task_id)
+    task_events.render(client, task_id, is_live(task_id))
+
+
+def _watched(client: OrchestratorClient, shown_id: str) -> None:
+    task_id = watched_task()
+    if task_id != shown_id:  # the newest task changed: the fragments below belong to the other one
+        st.rerun(scope="app")
+    fetched = live.fetch(f"task:{task_id}", lambda: client.get_task(shown_id))
+    live.stale_marker(fetched)
+    if fetched.value is None:
+        live.show_failure(f"Task {shown_id}", fetched)
+        return
+    paced = _pace(shown_id)
+    st.session_state.setdefault(LIVE_TASKS, {})[shown_id] = not fetched.value.task.status.is_terminal
+    if _pace(shown_id) != paced and fetched.stale_since is None:
+        st.rerun(scope="app")  # ended, woke up, or first seen ended: the fragments take their new pace
+    _draw(client, fetched.value)
+
+
+def _pace(task_id: str) -> float:
+    """Seconds between refreshes: fast while the task runs (or is not known yet), slow once it ended."""
+    known = task_id in st.session_state.get(LIVE_TASKS, {})
+    return LIVE_REFRESH_SECONDS if not known or is_live(task_id) else ENDED_REFRESH_SECONDS
 
 
 def _draw(client: OrchestratorClient, detail: TaskDetail) -> None:
     task, now = detail.task, datetime.now().astimezone()
     with st.container(border=True):
         _heading(task, now)
+        task_actions.render(client, task.id, task.status)
         if is_simulated(detail):
             st.warning(
                 "**SIMULATED** — offline mode: these results come from the local Claude simulator, not from Claude.",
-                icon="🧪",
+                icon=formatting.SIMULATED_ICON,
             )
         _progress(task)
-        _totals(task, detail.results)
-        _outcome(task)
-        subtask_view.render(task, detail.results, now)
+        _totals(detail)
+        _outcome(detail)
+        subtask_view.render(client, detail, now)
+        attempt_view.render(client, task.id)
         artifact_view.render(client, task.id)
-        if not task.status.is_terminal:
-            _cancel_button(client, task.id)
 
 
 def is_simulated(detail: TaskDetail) -> bool:
@@ -56,60 +85,67 @@ def is_simulated(detail: TaskDetail) -> bool:
 def _heading(task: Task, now: datetime) -> None:
     st.markdown(f"#### {formatting.status_badge(task.status.value)} · `{task.id}`")
     st.markdown(formatting.plain(task.description))
-    ended = task.status.is_terminal
-    refresh = "auto-refresh off (task ended)" if ended else "⟳ following its events live"
+    pace = "refreshes every 10 s (task ended)" if task.status.is_terminal else "refreshes every 2 s"
     st.caption(
         f"Created {formatting.age(task.created_at, now)} by {task.user_id or 'anonymous'} · "
-        f"updated {formatting.age(task.updated_at, now)} · {refresh}"
+        f"updated {formatting.age(task.updated_at, now)} · {pace} · "
+        f"link: [{navigation.task_link(task.id)}]({navigation.task_link(task.id)})"
     )
 
 
 def _progress(task: Task) -> None:
+    """A bar in the task's colour: green once completed, red when failed, blue while it runs."""
     total = len(task.subtasks)
     done = sum(1 for subtask in task.subtasks if subtask.status is SubTaskStatus.COMPLETED)
-    st.progress(done / total if total else 0.0, text=f"{done} of {total} subtasks completed")
+    share = done / total if total else 0.0
+    colour = BAR_COLOURS.get(task.status, RUNNING_BAR)
+    text = f"{done} of {total} subtasks completed"
+    st.html(
+        f'<div style="font-size:0.9rem">{escape(text)}</div>'
+        f'<div role="progressbar" aria-valuenow="{share * 100:.0f}" data-status="{task.status.value}" '
+        f'style="height:8px;border-radius:4px;background:rgba(128,128,128,0.2)">'
+        f'<div style="width:{share * 100:.1f}%;height:8px;border-radius:4px;background:{colour}"></div></div>'
+    )
 
 
-def _totals(task: Task, results: list[SubTaskResult]) -> None:
-    """What the task has cost so far, over every attempt (retries cost too)."""
+def task_cost(detail: TaskDetail) -> float:
+    """Results plus the decomposition call: the orchestrator's total, else the same sum made here."""
+    if detail.cost_usd is not None:
+        return detail.cost_usd
+    return sum(result.cost_usd for result in detail.results) + (detail.decomposition_cost_usd or 0.0)
+
+
+def _totals(detail: TaskDetail) -> None:
+    """What the task has cost so far, over the decomposition and every attempt (retries cost too)."""
+    task, results = detail.task, detail.results
     decomposition_tokens = task.decomposition.token_usage.total_tokens if task.decomposition else 0
     tokens = sum(result.token_usage.total_tokens for result in results) + decomposition_tokens
-    attempts, agent_seconds = len(results), sum(result.execution_time for result in results)
+    agent_seconds = sum(result.execution_time for result in results)
     columns = st.columns(4)
-    columns[0].metric("Results reported", attempts)
+    columns[0].metric("Results reported", len(results))
     columns[1].metric("Agent time", formatting.duration(agent_seconds) if results else "—")
     columns[2].metric("Tokens", formatting.token_count(tokens), help="Decomposition plus every attempt")
-    columns[3].metric("Cost", formatting.cost(sum(result.cost_usd for result in results)))
+    columns[3].metric("Cost", formatting.cost(task_cost(detail)), help="Decomposition plus every attempt")
 
 
-def _outcome(task: Task) -> None:
-    plan = task.decomposition
+def _outcome(detail: TaskDetail) -> None:
+    task, plan = detail.task, detail.task.decomposition
     if task.status_reason:
-        st.warning(formatting.plain(task.status_reason.message), icon="⏳")
+        st.warning(formatting.plain(task.status_reason.message), icon=":material/hourglass_top:")
     if task.decomposition_fallback:
         reason = plan.fallback_reason if plan and plan.fallback_reason else "no reason recorded"
-        st.warning(f"Claude's plan was replaced by a single subtask: {reason}", icon="🪂")
+        st.warning(f"Plan fallback: Claude's plan was replaced by one subtask: {reason}", icon=":material/warning:")
     elif plan:
         repaired = " after one repair round" if plan.repaired else ""
         took = formatting.duration(plan.duration_ms / 1000)
-        st.caption(f"Planned into {len(task.subtasks)} subtask(s) in {took}{repaired}.")
+        model = f" by {detail.decomposition_model}" if detail.decomposition_model else ""
+        priced = f", {formatting.cost(detail.decomposition_cost_usd)}" if detail.decomposition_cost_usd else ""
+        st.caption(f"Planned into {len(task.subtasks)} subtask(s){model} in {took}{repaired}{priced}.")
     if task.error:
-        st.error(f"**{task.status.value.title()}:** {task.error}", icon="❌")
+        st.error(f"**{task.status.value.title()}:** {task.error}", icon=":material/error:")
     result = task.result or {}
-    if task.status.value == "completed" and result.get("summary"):
-        with st.expander("Result", expanded=True, icon="🏁"):
+    if task.status is TaskStatus.COMPLETED and result.get("summary"):
+        with st.expander("Result", expanded=True, icon=":material/flag:"):
             st.markdown(str(result["summary"]))
             if result.get("merged"):
                 st.json(result["merged"], expanded=False)
-
-
-def _cancel_button(client: OrchestratorClient, task_id: str) -> None:
-    if not st.button("Cancel task", key=f"cancel_{task_id}", icon="🛑"):
-        return
-    try:
-        cancelled = client.cancel_task(task_id)
-    except ApiError as error:
-        st.error(f"Could not cancel: {error.message}")
-        return
-    st.toast(f"Cancelled {cancelled} unfinished subtask(s) of {formatting.short_id(task_id)}", icon="🛑")
-    st.rerun()

@@ -1,11 +1,10 @@
-"""The watched task's lifecycle events as a timeline, followed from its event stream instead of polling the task.
+"""The watched task's lifecycle events, followed from its event stream.
 
-A fragment reads the stream (ui/event_follower.py) on each of its runs while the task is live; when an event
-arrives it reruns the whole page, so the task's detail and the task list show the change. The last event id is kept
-in session state, so each read picks up exactly where the previous one stopped.
+A fragment of its own reads the stream (ui/event_follower.py) on each of its runs while the task is live and redraws
+only itself; the task's detail refreshes in its own fragment. The last event id is kept in session state, so each
+read picks up exactly where the previous one stopped.
 """
 
-import time
 from typing import cast
 
 import pandas as pd
@@ -13,13 +12,13 @@ import streamlit as st
 
 from ui import formatting
 from ui.api_client import OrchestratorClient
-from ui.event_follower import WINDOW_SECONDS, TaskTimeline, TimelineEvent, read_new_events
+from ui.event_follower import TaskTimeline, TimelineEvent, read_new_events
 
 TIMELINES = "task_timelines"  # session state: task id -> TaskTimeline
-# Between two reads of a live task's stream; a read itself listens for WINDOW_SECONDS.
-FOLLOW_EVERY_SECONDS = 0.5
-# While the stream cannot be read (an orchestrator without it, Redis down), the page refreshes this often instead.
-FALLBACK_REFRESH_SECONDS = 5.0
+# Between two reads of a live task's stream. A read listens only briefly: the page's fragments take turns on one
+# script thread, and a long listen would hold the others back.
+FOLLOW_EVERY_SECONDS = 3.0
+LISTEN_SECONDS = 0.3
 TIMELINE_COLUMNS = {
     "Time": st.column_config.TextColumn("Time", width=90),
     "Event": st.column_config.TextColumn("Event", width=170),
@@ -37,41 +36,36 @@ def timeline_of(task_id: str) -> TaskTimeline:
 
 def render(client: OrchestratorClient, task_id: str, live: bool) -> None:
     """The task's timeline; while the task is live, a fragment that follows its stream."""
-    run_every = FOLLOW_EVERY_SECONDS + WINDOW_SECONDS if live else None
-    st.fragment(run_every=run_every)(_timeline)(client, task_id, live)
+    st.fragment(run_every=FOLLOW_EVERY_SECONDS if live else None)(_timeline)(client, task_id, live)
 
 
 def _timeline(client: OrchestratorClient, task_id: str, live: bool) -> None:
+    """The stream is read only while the expander is open; the next read resumes from the last event kept."""
+    events = st.expander("Lifecycle events", icon=":material/podcasts:", key=events_key(task_id), on_change="rerun")
+    if not events.open:
+        return
     timeline = timeline_of(task_id)
     if live or not (timeline.events or timeline.ended):
-        changed = read_new_events(client, task_id, timeline)
-        if changed and _page_should_redraw(timeline):
-            st.rerun()
-    _draw(timeline)
+        read_new_events(client, task_id, timeline, window=LISTEN_SECONDS)
+    with events:
+        _draw(timeline)
 
 
-def _page_should_redraw(timeline: TaskTimeline) -> bool:
-    """An event redraws the page at once; an unreadable stream at most every FALLBACK_REFRESH_SECONDS."""
-    if timeline.unavailable is None:
-        return True
-    now = time.monotonic()
-    if now - st.session_state.get("task_timeline_refreshed", 0.0) < FALLBACK_REFRESH_SECONDS:
-        return False
-    st.session_state["task_timeline_refreshed"] = now
-    return True
+def events_key(task_id: str) -> str:
+    return f"events_open_{task_id}"
 
 
 def _draw(timeline: TaskTimeline) -> None:
-    with st.expander(f"Events ({len(timeline.events)})", expanded=not timeline.ended, icon="🛰️"):
-        if timeline.unavailable:
-            st.warning(f"The task's event stream is unavailable ({timeline.unavailable}); the page refreshes instead.")
-        if timeline.trimmed:
-            st.info("Earlier events were trimmed from the capped stream; these are the ones it still holds.")
-        if not timeline.events:
-            st.caption("No events yet.")
-            return
-        rows = [_row(event) for event in timeline.events]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TIMELINE_COLUMNS, key="task_timeline")
+    if timeline.unavailable:
+        st.warning(f"The task's event stream is unavailable ({timeline.unavailable}); the task still refreshes.")
+    if timeline.trimmed:
+        st.info("Earlier events were trimmed from the capped stream; these are the ones it still holds.")
+    if not timeline.events:
+        st.caption("No events yet.")
+        return
+    st.caption(f"{len(timeline.events)} event(s), oldest first")
+    rows = [_row(event) for event in timeline.events]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TIMELINE_COLUMNS, key="task_timeline")
 
 
 def _row(event: TimelineEvent) -> dict[str, str]:

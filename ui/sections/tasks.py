@@ -1,92 +1,155 @@
-"""Recent tasks with a status filter, and the one picked shown in detail underneath."""
+"""The task list: search by text or id, user, status and creation date, one page at a time, refreshed every few
+seconds on its own; a click on a row opens that task underneath (and in the URL, as `?task=<id>`)."""
+
+from datetime import date
 
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
-from shared.models import TaskStatus, TaskSummary
-from ui import formatting
-from ui.api_client import ApiError, OrchestratorClient
-from ui.sections import task_detail, task_events
-from ui.session import SELECTED_TASK
+from shared.models import TaskStatus
+from ui import formatting, live, navigation
+from ui.api_client import OrchestratorClient
+from ui.api_models import TaskPage, TaskQuery, TaskRow
+from ui.why import task_why
 
-STATUS_FILTER = "task_status_filter"
+REFRESH_SECONDS = 3.0
+PAGE_SIZE = 25
 ALL_STATUSES = "all"
-RECENT_TASKS = 50
+STATUS_FILTER = "task_status_filter"
+TEXT_FILTER = "task_search"
+USER_FILTER = "task_user_filter"
+DATE_FILTER = "task_date_filter"
+PAGE = "task_page"
+TABLE_GENERATION = "task_table_generation"  # a new key after each click, so a click is taken once
+SHOWN_IDS = "task_table_ids"  # the ids of the rows on screen, in order: what a clicked row index means
+NEWEST_TASK = "newest_task"  # shown in detail while the URL names no task
+WATCHED_ROW = "background-color: rgba(59, 130, 246, 0.12)"
 
-# Widths in pixels add up to what a wide layout shows without a horizontal scroll bar.
+# Pixel widths that add up to what the main area shows at a 1400 px window beside the sidebar.
 TASK_COLUMNS = {
-    "Status": st.column_config.TextColumn("Status", width=125),
-    "Task": st.column_config.TextColumn("Task", width=360),
-    "Reason": st.column_config.TextColumn("Reason", width=220, help="Why the task is not moving, when it waits"),
-    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent", width=110),
-    "Subtasks": st.column_config.TextColumn("Subtasks", help="completed / total", width=75),
-    "User": st.column_config.TextColumn("User", width=90),
-    "Created": st.column_config.DatetimeColumn("Created", format="distance", width=130),
-    "ID": st.column_config.TextColumn("ID", width=120, help="Shortened; the full id is in the task's detail"),
+    "ID": st.column_config.LinkColumn(
+        "ID", width=112, display_text=r"\?task=(task_.{8})", help="A link to the task; click the row to open it here"
+    ),
+    "Status": st.column_config.TextColumn("Status", width=88),
+    "Task": st.column_config.TextColumn("Task", width=180),
+    "Why": st.column_config.TextColumn("Why", width=170, help="Error, what it waits for, retries, plan fallback"),
+    "Progress": st.column_config.ProgressColumn(
+        "Done", min_value=0.0, max_value=1.0, format="percent", width=62, color="green"
+    ),
+    "Tokens": st.column_config.TextColumn("Tokens", width=58),
+    "Cost": st.column_config.TextColumn("Cost", width=62, help="Results plus the decomposition call"),
+    "User": st.column_config.TextColumn("User", width=62),
+    "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm", width=95),
 }
 
 
 def render(client: OrchestratorClient) -> None:
-    """The list, and the watched task with its events; a live task's event timeline redraws the page as its events
-    arrive (ui/sections/task_events.py), so the list and the task never disagree."""
-    title, status_filter, refresh = st.columns([4, 2, 1], vertical_alignment="bottom")
-    title.subheader("Recent tasks")
-    status = status_filter.selectbox(
-        "Status", [ALL_STATUSES, *TaskStatus], key=STATUS_FILTER, format_func=_status_option
-    )
-    refresh.button("↻ Refresh", key="refresh_tasks", width="stretch")
-    try:
-        page = client.list_tasks(None if status == ALL_STATUSES else str(status), RECENT_TASKS)
-    except ApiError as error:
-        st.error(f"Tasks are unavailable: {error.message}", icon="🔌")
+    st.fragment(run_every=REFRESH_SECONDS)(_task_list)(client)
+
+
+def _task_list(client: OrchestratorClient) -> None:
+    query = _search_form()
+    fetched = live.fetch(f"tasks:{query}", lambda: client.list_tasks(query))
+    live.stale_marker(fetched)
+    if fetched.value is None:
+        live.show_failure("Tasks", fetched)
         return
-    _task_table(page.tasks, page.total)
-    selected = _task_picker(page.tasks)
-    if selected:
-        live = task_detail.render(client, selected)
-        task_events.render(client, selected, live)
+    page = fetched.value
+    if page.tasks and query.offset == 0:
+        st.session_state[NEWEST_TASK] = page.tasks[0].id
+    if not page.tasks:
+        st.info("No task matches. Submit one from the sidebar, or widen the search.", icon=":material/inbox:")
+    else:
+        _table(page.tasks)
+    _paging_caption(page, query)
+
+
+def _search_form() -> TaskQuery:
+    text, user, status, created, page = st.columns([3, 2, 2, 3, 1], vertical_alignment="bottom")
+    typed = text.text_input(
+        "Search", key=TEXT_FILTER, placeholder="words of the task, or its id", on_change=_first_page
+    )
+    user_id = user.text_input("User", key=USER_FILTER, placeholder="any user", on_change=_first_page)
+    chosen = status.selectbox(
+        "Status", [ALL_STATUSES, *TaskStatus], key=STATUS_FILTER, format_func=_status_option, on_change=_first_page
+    )
+    days = created.date_input("Created", value=[], key=DATE_FILTER, format="YYYY-MM-DD", on_change=_first_page)
+    number = page.number_input("Page", min_value=1, value=1, step=1, key=PAGE)
+    first, last = _day_range(days)
+    return TaskQuery(
+        text=typed,
+        user_id=user_id,
+        status=None if chosen == ALL_STATUSES else TaskStatus(chosen),
+        created_from=first,
+        created_to=last,
+        limit=PAGE_SIZE,
+        offset=(int(number) - 1) * PAGE_SIZE,
+    )
+
+
+def _first_page() -> None:
+    st.session_state[PAGE] = 1
+
+
+def _day_range(days: object) -> tuple[date | None, date | None]:
+    """The date input gives nothing, one day (while picking) or a range."""
+    picked = [day for day in days if isinstance(day, date)] if isinstance(days, tuple | list) else []
+    if not picked:
+        return None, None
+    return picked[0], picked[-1]
 
 
 def _status_option(status: str) -> str:
-    return "All statuses" if status == ALL_STATUSES else formatting.status_badge(status)
+    return "All statuses" if status == ALL_STATUSES else formatting.status_text(status)
 
 
-def _task_table(tasks: list[TaskSummary], total: int) -> None:
-    if not tasks:
-        st.info("No tasks here yet. Submit one from the sidebar.", icon="📭")
-        return
-    rows = [
-        {
-            "Status": formatting.status_badge(task.status.value),
-            "Task": formatting.preview(task.description, 90),
-            "Reason": formatting.reason(task.status_reason),
-            "Progress": task.subtasks_completed / task.subtasks_total if task.subtasks_total else 0.0,
-            "Subtasks": f"{task.subtasks_completed}/{task.subtasks_total}",
-            "User": task.user_id or "—",
-            "Created": task.created_at,
-            "ID": formatting.short_id(task.id),
-        }
-        for task in tasks
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=TASK_COLUMNS, key="task_table")
-    if total > len(tasks):
-        st.caption(f"The {len(tasks)} most recent of {total} tasks.")
+def _table(tasks: list[TaskRow]) -> None:
+    generation = st.session_state.get(TABLE_GENERATION, 0)
+    on_screen: list[str] = st.session_state.get(SHOWN_IDS, [])
+    event = st.dataframe(
+        _styled(tasks, navigation.selected_task()),
+        hide_index=True,
+        column_config=TASK_COLUMNS,
+        key=f"task_table_{generation}",
+        on_select="rerun",
+        selection_mode="single-row",
+    )
+    st.session_state[SHOWN_IDS] = [task.id for task in tasks]
+    clicked = event.selection.rows if event else []
+    if clicked and clicked[0] < len(on_screen):
+        st.session_state[TABLE_GENERATION] = generation + 1
+        navigation.select_task(on_screen[clicked[0]])
+        st.rerun(scope="app")  # the detail underneath lives outside this fragment
 
 
-def _task_picker(tasks: list[TaskSummary]) -> str | None:
-    """A select box of the listed tasks (plus the selected one when the filter hides it); newest first by default."""
-    labels = {task.id: _task_label(task) for task in tasks}
-    selected = st.session_state.get(SELECTED_TASK)
-    if selected is None and tasks:
-        st.session_state[SELECTED_TASK] = selected = tasks[0].id
-    if selected and selected not in labels:
-        labels = {selected: selected, **labels}
-    if not labels:
-        return None
-    choice: str | None = st.selectbox("Watch task", list(labels), key=SELECTED_TASK, format_func=labels.__getitem__)
-    return choice
+def _styled(tasks: list[TaskRow], watched: str | None) -> Styler:
+    frame = pd.DataFrame([_row(task) for task in tasks])
+    highlight = [task.id == watched for task in tasks]
+    styled = frame.style.apply(lambda row: [WATCHED_ROW if highlight[row.name] else ""] * len(row), axis=1)
+    return styled.map(formatting.status_style, subset=["Status"])
 
 
-def _task_label(task: TaskSummary) -> str:
-    status = formatting.status_badge(task.status.value)
-    return f"{status} · {formatting.short_id(task.id)} · {formatting.preview(task.description, 70)}"
+def _row(task: TaskRow) -> dict[str, object]:
+    return {
+        "ID": navigation.task_link(task.id),
+        "Status": formatting.status_text(task.status.value),
+        "Task": formatting.preview(task.description, 90),
+        "Why": task_why(task),
+        "Progress": task.subtasks_completed / task.subtasks_total if task.subtasks_total else 0.0,
+        "Tokens": formatting.token_count(task.total_tokens) if task.total_tokens is not None else "—",
+        "Cost": formatting.cost(task.cost_usd) if task.cost_usd is not None else "—",
+        "User": task.user_id or "—",
+        "Created": task.created_at,
+    }
+
+
+def _paging_caption(page: TaskPage, query: TaskQuery) -> None:
+    pages = max(-(-page.total // PAGE_SIZE), 1)
+    shown = f"{query.offset + 1} to {query.offset + len(page.tasks)}" if page.tasks else "none"
+    parts = [f"Page {query.offset // PAGE_SIZE + 1} of {pages} · {shown} of {page.total} task(s), newest first"]
+    if page.retention_known:
+        kept = f"{page.retention_days} day(s) after they end, then removed" if page.retention_days else "forever"
+        parts.append(f"tasks are kept {kept}")
+    parts.append(f"refreshes every {REFRESH_SECONDS:g} s")
+    st.caption(" · ".join(parts))

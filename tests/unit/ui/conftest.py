@@ -34,6 +34,15 @@ class Dashboard:
         """The values of every element of one kind (error, success, caption, markdown, ...)."""
         return [str(element.value) for element in getattr(self.app, kind)]
 
+    async def open(self, **params: str) -> AppTest:
+        """Follow a link to the dashboard: `open(view="Agents")`, `open(task=task_id)`; other parameters stay."""
+        for name, value in params.items():
+            self.app.query_params[name] = value
+        return await self.run()
+
+    def has_text(self, kind: str, part: str) -> bool:
+        return any(part in text for text in self.texts(kind))
+
 
 DashboardFactory = Callable[[str], Dashboard]
 

@@ -136,3 +136,48 @@ def test_a_refused_key_says_how_to_get_one_that_works(status: str, api_key: str 
         client.list_agents()
 
     assert raised.value.status_code == int(status.split()[0])
+
+
+def test_a_route_the_orchestrator_lacks_is_told_apart_from_a_missing_task() -> None:
+    no_route = json.dumps({"error": "Not Found", "detail": None}).encode()
+    no_task = json.dumps({"error": "task task_1 not found", "detail": None}).encode()
+    with (
+        misbehaving_server(drops=0, status="404 Not Found", body=no_route) as server,
+        client_of(server) as client,
+        pytest.raises(ApiError) as older_orchestrator,
+    ):
+        client.task_timeline("task_1")
+    with (
+        misbehaving_server(drops=0, status="404 Not Found", body=no_task) as server,
+        client_of(server) as client,
+        pytest.raises(ApiError) as unknown_task,
+    ):
+        client.task_timeline("task_1")
+
+    assert older_orchestrator.value.missing_endpoint
+    assert not unknown_task.value.missing_endpoint
+    assert not older_orchestrator.value.unreachable
+
+
+def test_fields_a_newer_orchestrator_adds_are_read_and_missing_ones_are_none() -> None:
+    row = {
+        "id": "task_1",
+        "user_id": None,
+        "description": "d",
+        "status": "pending",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "subtasks_total": 1,
+        "subtasks_completed": 0,
+    }
+    older = json.dumps({"tasks": [row], "total": 1, "limit": 25, "offset": 0}).encode()
+    newer_row = row | {"cost_usd": 0.5, "total_tokens": 1200, "subtasks_failed": 1, "a_field_from_later": True}
+    newer = json.dumps({"tasks": [newer_row], "total": 1, "limit": 25, "offset": 0, "retention_days": 30}).encode()
+    with misbehaving_server(drops=0, body=older) as server, client_of(server) as client:
+        old_page = client.list_tasks()
+    with misbehaving_server(drops=0, body=newer) as server, client_of(server) as client:
+        new_page = client.list_tasks()
+
+    assert (old_page.tasks[0].cost_usd, old_page.retention_known) == (None, False)
+    assert (new_page.tasks[0].cost_usd, new_page.tasks[0].total_tokens) == (0.5, 1200)
+    assert (new_page.retention_days, new_page.retention_known) == (30, True)

@@ -61,7 +61,7 @@ async def test_a_task_s_artifacts_are_listed_with_a_download_button_each_that_fe
 
     assert "No artifacts yet: the files of each completed subtask appear here." in before
     assert cells(page.app, "Artifact") == ["fixes/ledger.patch", "report.md"]
-    assert cells(page.app, "Type") == ["🩹 patch", "📝 report"]
+    assert cells(page.app, "Type") == ["patch", "report"]
     labels = [button.label for button in page.app.download_button]
     assert labels == [f"Download {plain('fixes/ledger.patch')}", f"Download {plain('report.md')}"]
     assert contents == [PATCH.encode(), REPORT.encode()]

@@ -8,9 +8,8 @@ from shared.config import Settings
 from shared.models import TaskType
 from tests.orchestrator_harness import OrchestratorFactory, plan
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
-from ui.formatting import short_id
+from ui.navigation import task_link
 from ui.sections.submit import DESCRIPTION, TASK_TYPE
-from ui.session import SELECTED_TASK
 
 SCENARIOS: dict[str, Any] = {"plans": [{"match": "", "plan": plan(("s1", "the only step", ["DATA_ANALYSIS"], []))}]}
 
@@ -42,9 +41,9 @@ async def test_a_valid_description_creates_a_task_and_shows_it(
     [success] = page.app.sidebar.success
     assert task_id in success.value
     assert "1 subtask(s) planned, 1 queued now" in success.value
-    assert page.app.session_state[SELECTED_TASK] == task_id
+    assert page.app.query_params["task"] == task_id, "the new task is opened, and the URL says so"
     assert page.app.text_area(key=DESCRIPTION).value == "", "the form is cleared for the next task"
-    assert cells(page.app, "ID") == [short_id(task_id)]
+    assert cells(page.app, "ID") == [task_link(task_id)]
 
 
 async def test_the_kind_of_work_picked_is_the_task_s_type(

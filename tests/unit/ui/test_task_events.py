@@ -9,7 +9,7 @@ from tests.event_streams import StreamReader, following, publish, task_stream_id
 from tests.orchestrator_harness import OrchestratorFactory, plan, submit
 from tests.polling import eventually
 from tests.unit.ui.conftest import DashboardFactory, cells, url_of
-from ui.sections.task_events import TIMELINES
+from ui.sections.task_events import TIMELINES, events_key
 
 SCENARIOS: dict[str, Any] = {"plans": [{"match": "", "plan": plan(("only", "the only step", ["DATA_ANALYSIS"], []))}]}
 
@@ -21,6 +21,7 @@ async def test_the_task_view_shows_each_new_event_and_stops_following_when_the_t
         task_id = await submit(api, "A task whose events the dashboard follows")
         await publish(test_redis, task_id, EventType.AGENT_STARTED)
         page = dashboard(url_of(api))
+        page.app.session_state[events_key(task_id)] = True  # the events are read once their expander is open
         await page.run()
         first = cells(page.app, "Event")
 
@@ -50,6 +51,7 @@ async def test_a_stream_the_orchestrator_refuses_is_shown_and_the_page_still_sho
         async with following(api, "/events") as holder:  # the only slot
             await eventually(lambda: _answered(holder), bool)
             page = dashboard(url_of(api))
+            page.app.session_state[events_key(task_id)] = True
             await page.run()
 
     [warning] = [text for text in page.texts("warning") if "event stream is unavailable" in text]
