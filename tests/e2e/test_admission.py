@@ -14,6 +14,7 @@ import pytest
 
 from shared.config import Settings
 from shared.database import DatabaseManager
+from shared.database.task_search import TaskSearch
 from shared.local_fleet import LocalFleet, fleet_environment
 from tests.e2e.conftest import api_client, e2e_scenarios
 
@@ -63,4 +64,4 @@ async def test_fifty_concurrent_submits_at_the_limit_never_overshoot_it(
         assert int(refused.headers["Retry-After"]) >= 1
         assert refused.json()["detail"]["max_queue_depth"] == MAX_QUEUE_DEPTH
     assert await fleet_database.repositories().subtasks.count_queued() == MAX_QUEUE_DEPTH
-    assert await fleet_database.repositories().tasks.count_tasks(user_id="e2e") == len(accepted)
+    assert await fleet_database.repositories().tasks.count_tasks(TaskSearch(user_id="e2e")) == len(accepted)
