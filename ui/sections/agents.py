@@ -11,12 +11,11 @@ from shared.models import AgentCapability
 from ui import formatting, live, navigation
 from ui.api_client import OrchestratorClient
 from ui.api_models import AgentRecord
+from ui.clickable_table import clickable_table
 from ui.fleet_view import STATE_COLOURS, AgentState, AgentView, fleet
 from ui.sections import agent_detail
 
 REFRESH_SECONDS = 5.0
-TABLE_GENERATION = "agent_table_generation"
-SHOWN_IDS = "agent_table_ids"
 ROW_COLOURS = {
     AgentState.OFFLINE: "background-color: rgba(239, 68, 68, 0.18)",
     AgentState.FAILED: "background-color: rgba(107, 114, 128, 0.25)",
@@ -88,22 +87,9 @@ def _headline(views: list[AgentView]) -> None:
 
 
 def _table(views: list[AgentView], now: datetime) -> None:
-    generation = st.session_state.get(TABLE_GENERATION, 0)
-    on_screen: list[str] = st.session_state.get(SHOWN_IDS, [])
-    event = st.dataframe(
-        _styled(views, now),
-        hide_index=True,
-        column_config=AGENT_COLUMNS,
-        key=f"agent_table_{generation}",
-        on_select="rerun",
-        selection_mode="single-row",
+    clickable_table(
+        "agent", _styled(views, now), [view.agent_id for view in views], AGENT_COLUMNS, navigation.select_agent
     )
-    st.session_state[SHOWN_IDS] = [view.agent_id for view in views]
-    clicked = event.selection.rows if event else []
-    if clicked and clicked[0] < len(on_screen):
-        st.session_state[TABLE_GENERATION] = generation + 1
-        navigation.select_agent(on_screen[clicked[0]])
-        st.rerun(scope="app")
 
 
 def _styled(views: list[AgentView], now: datetime) -> Styler:

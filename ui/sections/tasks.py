@@ -11,6 +11,7 @@ from shared.models import TaskStatus
 from ui import formatting, live, navigation
 from ui.api_client import OrchestratorClient
 from ui.api_models import TaskPage, TaskQuery, TaskRow
+from ui.clickable_table import clickable_table
 from ui.why import task_why
 
 REFRESH_SECONDS = 3.0
@@ -21,8 +22,6 @@ TEXT_FILTER = "task_search"
 USER_FILTER = "task_user_filter"
 DATE_FILTER = "task_date_filter"
 PAGE = "task_page"
-TABLE_GENERATION = "task_table_generation"  # a new key after each click, so a click is taken once
-SHOWN_IDS = "task_table_ids"  # the ids of the rows on screen, in order: what a clicked row index means
 NEWEST_TASK = "newest_task"  # shown in detail while the URL names no task
 WATCHED_ROW = "background-color: rgba(59, 130, 246, 0.12)"
 
@@ -105,22 +104,13 @@ def _status_option(status: str) -> str:
 
 
 def _table(tasks: list[TaskRow]) -> None:
-    generation = st.session_state.get(TABLE_GENERATION, 0)
-    on_screen: list[str] = st.session_state.get(SHOWN_IDS, [])
-    event = st.dataframe(
+    clickable_table(
+        "task",
         _styled(tasks, navigation.selected_task()),
-        hide_index=True,
-        column_config=TASK_COLUMNS,
-        key=f"task_table_{generation}",
-        on_select="rerun",
-        selection_mode="single-row",
+        [task.id for task in tasks],
+        TASK_COLUMNS,
+        navigation.select_task,
     )
-    st.session_state[SHOWN_IDS] = [task.id for task in tasks]
-    clicked = event.selection.rows if event else []
-    if clicked and clicked[0] < len(on_screen):
-        st.session_state[TABLE_GENERATION] = generation + 1
-        navigation.select_task(on_screen[clicked[0]])
-        st.rerun(scope="app")  # the detail underneath lives outside this fragment
 
 
 def _styled(tasks: list[TaskRow], watched: str | None) -> Styler:
