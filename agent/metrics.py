@@ -46,6 +46,8 @@ class SlotCollector(Collector):
 def attempt_outcome(result: SubTaskResult) -> str:
     if result.status is ResultStatus.COMPLETED:
         return "completed"
+    if result.provider_wait is not None:
+        return "provider_wait"  # handed back to wait on the provider: no attempt spent
     return "failed_retryable" if result.retryable else "failed"
 
 
@@ -95,6 +97,12 @@ class AgentMetrics:
         count_tokens(self.tokens, model_label, result.token_usage)
         if result.cost_usd:
             self.cost.labels(model_label).inc(result.cost_usd)
-        error_kind = provider_error_in(result.error) if result.status is ResultStatus.FAILED else None
+        error_kind = (
+            result.provider_wait.kind
+            if result.provider_wait is not None
+            else provider_error_in(result.error)
+            if result.status is ResultStatus.FAILED
+            else None
+        )
         if error_kind is not None:
             self.provider_errors.labels(error_kind).inc()

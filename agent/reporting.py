@@ -87,6 +87,7 @@ class ResultReporter:
             claude_config_dir=outcome.claude_config_dir,
             allowed_tools=list(role.role.allowed_tools),
             simulated=self._settings.claude_simulated,
+            provider_wait=None if outcome.succeeded else outcome.provider_wait,
             model=role.role.model or self._settings.claude_model,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
             trace_id=request.subtask.trace_id,

@@ -258,7 +258,8 @@ class Settings(BaseSettings):
     )
     agent_cli_env: dict[str, str] = Field(
         default_factory=dict,
-        description='Extra Claude Code CLI environment as JSON, e.g. {"CLAUDE_CODE_MAX_RETRIES": "0"}',
+        description='Extra Claude Code CLI environment as JSON, e.g. {"API_TIMEOUT_MS": "120000"} (the CLI never '
+        "retries on its own: CLAUDE_CODE_MAX_RETRIES is always 0)",
     )
     agent_data_url: str | None = Field(
         None,

@@ -143,6 +143,23 @@ class StatusReason(BaseModel):
     message: str = Field(min_length=1, max_length=500, examples=["waiting: no live agent with WEB_SCRAPING"])
 
 
+# The provider's troubles that make work wait instead of failing (shared/failure_reasons.py names the kinds).
+ProviderWaitKind = Literal["rate_limited", "overloaded", "server_error", "connection", "timeout"]
+PROVIDER_UNAVAILABLE = "provider_unavailable"  # the status_reason code of work waiting on the provider
+
+
+class ProviderWait(BaseModel):
+    """Why an attempt or a plan waits on the model's provider instead of failing: what it answered (or that it did
+    not), and how long it asked to be left alone, when it said."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ProviderWaitKind
+    retry_after_seconds: float | None = Field(
+        None, ge=0, le=86_400, description="The provider's retry-after, when it gave one; else the fleet backs off"
+    )
+
+
 class ResultStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
@@ -197,6 +214,12 @@ class SubTask(DomainModel):
         default_factory=list, description="For a blocked subtask: the failed subtasks upstream of it that block it"
     )
     failed_agent_ids: list[Identifier] = Field(default_factory=list)
+    not_before: AwareDatetime | None = Field(
+        None, description="When its queued attempt may be offered again, after waiting on the provider"
+    )
+    provider_waits: int = Field(
+        0, ge=0, description="Times in a row its attempts waited on the provider: the back-off grows with them"
+    )
     assigned_agent: Identifier | None = Field(None, description="The agent running its current attempt, if one does")
     assigned_at: datetime | None = None
     assignment_latency_ms: float | None = Field(None, ge=0)
@@ -258,6 +281,11 @@ class SubTaskResult(DomainModel):
     )
     allowed_tools: list[str] | None = Field(None, description="The tools the attempt's role allowed")
     simulated: bool = Field(False, description="True when the answer came from the offline simulator")
+    provider_wait: ProviderWait | None = Field(
+        None,
+        description="Set when the attempt stopped because the provider could not serve it: it does not count as an "
+        "attempt, and the subtask waits on the queue for its next try",
+    )
     created_at: datetime = Field(default_factory=utc_now)
 
     @model_validator(mode="after")
@@ -266,6 +294,8 @@ class SubTaskResult(DomainModel):
             raise ValueError("a completed result requires output")
         if self.status is ResultStatus.FAILED and not self.error:
             raise ValueError("a failed result requires an error")
+        if self.provider_wait is not None and self.status is not ResultStatus.FAILED:
+            raise ValueError("only a failed result waits on the provider")
         return self
 
 
@@ -459,6 +489,7 @@ class QueuedSubtask(DomainModel):
     priority: int = Field(5, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     task_type: TaskType = TaskType.GENERAL
     trace_id: TraceId | None = None
+    not_before: datetime | None = None  # the dispatcher holds the item until then (it waited on the provider)
 
     @classmethod
     def for_subtask(cls, subtask: "SubTask") -> "QueuedSubtask":
@@ -471,6 +502,7 @@ class QueuedSubtask(DomainModel):
             priority=subtask.priority,
             task_type=subtask.task_type,
             trace_id=subtask.trace_id,
+            not_before=subtask.not_before,
         )
 
 

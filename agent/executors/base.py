@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.roles import LoadedRole
-from shared.models import TaskExecutionRequest, TokenUsage
+from shared.models import ProviderWait, TaskExecutionRequest, TokenUsage
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class ExecutionOutcome:
     # folder; None for executors without either (the stub).
     claude_session_id: str | None = None
     claude_config_dir: str | None = None
+    # Set when the provider could not serve the attempt (429, 529, 5xx, unreachable, the fleet's limiter): the
+    # orchestrator queues it again without counting it as an attempt.
+    provider_wait: ProviderWait | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -31,6 +34,11 @@ class ExecutionOutcome:
     @classmethod
     def failure(cls, error: str, *, retryable: bool) -> "ExecutionOutcome":
         return cls(error=error, retryable=retryable)
+
+    @classmethod
+    def waiting(cls, error: str, wait: ProviderWait) -> "ExecutionOutcome":
+        """The attempt could not get the provider's service: no attempt spent, it waits on the queue."""
+        return cls(error=error, retryable=True, provider_wait=wait)
 
 
 class SubtaskExecutor(Protocol):

@@ -1,4 +1,10 @@
-"""From what the SDK reports (a ResultMessage, a raised error) to an ExecutionOutcome with a retryable flag."""
+"""From what the SDK reports (a ResultMessage, a raised error) to an ExecutionOutcome: succeeded, failed (retryable or
+not), or waiting on the provider.
+
+The provider failing to serve a call (429, 529, another 5xx, no answer at all) is not the attempt's failure: the
+outcome carries a ProviderWait, and the orchestrator queues the attempt again without counting it. A request the
+API refuses as malformed or unauthorized (400, 401, 403, ...) is a genuine failure.
+"""
 
 import re
 from typing import Any
@@ -6,14 +12,18 @@ from typing import Any
 from claude_agent_sdk import ResultMessage
 
 from agent.executors.base import ExecutionOutcome
-from shared.models import TokenUsage
+from shared.failure_reasons import provider_error_kind
+from shared.models import ProviderWait, TokenUsage
 
 # Rate limits, overload (529), server errors and timeouts may pass; a bad request or a refused key will not.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
 # Limits the role sets: another attempt would hit them again.
 PERMANENT_SUBTYPES = frozenset({"error_max_turns", "error_max_budget_usd", "error_max_structured_output_retries"})
 NO_ANSWER_TEXT = "(the agent finished without a text answer)"
+# How the CLI ends a run whose API call failed (ResultError.terminal_reason).
+API_ERROR_REASON = "api_error"
 _EXIT_CODE = re.compile(r" \(exit code: -?\d+\)")
+_TIMED_OUT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
 
 
 def is_retryable(status: int | None, subtype: str | None) -> bool:
@@ -21,6 +31,21 @@ def is_retryable(status: int | None, subtype: str | None) -> bool:
         return status in RETRYABLE_CLIENT_STATUSES or status >= 500
     # Without an HTTP status the API call never got an answer (lost connection, timeout) or the CLI broke.
     return subtype not in PERMANENT_SUBTYPES
+
+
+def provider_wait(
+    status: int | None, terminal_reason: str | None, text: str, retry_after: float | None = None
+) -> ProviderWait | None:
+    """The wait an API error calls for, or None when the run did not end on the provider's trouble (a refused
+    request, a role's limit, a CLI that broke)."""
+    if status is None and terminal_reason != API_ERROR_REASON:
+        return None
+    kind = provider_error_kind(status)
+    if kind == "client_error":
+        return None
+    if kind == "connection" and _TIMED_OUT.search(text):
+        kind = "timeout"
+    return ProviderWait(kind=kind, retry_after_seconds=retry_after)
 
 
 def token_usage(usage: dict[str, Any] | None) -> TokenUsage:
@@ -46,23 +71,32 @@ def describe(status: int | None, text: str) -> str:
     return f"Claude API error {status}: {text}" if status is not None and str(status) not in text else text
 
 
-def outcome_from_result(result: ResultMessage) -> ExecutionOutcome:
+def outcome_from_result(result: ResultMessage, retry_after: float | None = None) -> ExecutionOutcome:
     if not result.is_error:
         return ExecutionOutcome(output=result.result or NO_ANSWER_TEXT, **accounting(result))
     text = result.result or "; ".join(result.errors or []) or result.subtype
     return ExecutionOutcome(
         error=describe(result.api_error_status, text),
         retryable=is_retryable(result.api_error_status, result.subtype),
+        provider_wait=provider_wait(result.api_error_status, result.terminal_reason, text, retry_after),
         **accounting(result),
     )
 
 
 def failure_from_error(
-    error: Exception, result: ResultMessage | None, *, status: int | None, subtype: str | None
+    error: Exception,
+    result: ResultMessage | None,
+    *,
+    status: int | None,
+    subtype: str | None,
+    terminal_reason: str | None = None,
+    retry_after: float | None = None,
 ) -> ExecutionOutcome:
     """A failed outcome for an error `query()` raised, keeping the usage of the result it may have sent first."""
+    text = _EXIT_CODE.sub("", str(error), count=1)
     return ExecutionOutcome(
-        error=describe(status, _EXIT_CODE.sub("", str(error), count=1)),
+        error=describe(status, text),
         retryable=is_retryable(status, subtype),
+        provider_wait=provider_wait(status, terminal_reason, text, retry_after),
         **accounting(result),
     )

@@ -16,6 +16,7 @@ from agent.context_pack_loader import ContextPackUnavailable, prepare_context_pa
 from agent.executors.base import ExecutionOutcome
 from agent.executors.outcomes import failure_from_error, outcome_from_result
 from agent.executors.prompt import build_prompt
+from agent.executors.provider_signals import HEADER_LOG_ARGS, HEADER_LOG_ENV, RetryAfterWatch
 from agent.roles import LoadedRole
 from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
 from agent.tools.data_source import DataSourcePool
@@ -31,11 +32,13 @@ PLACEHOLDER_API_KEY = "offline-simulator"
 
 
 def cli_environment(settings: Settings, config_dir: Path, role: LoadedRole) -> dict[str, str]:
-    """The CLI's environment: where Claude is, a private config dir, no traffic beyond the API, the role's limits."""
+    """The CLI's environment: where Claude is, a private config dir, no traffic beyond the API, the role's limits,
+    and no retries of its own: the fleet decides when a call the provider could not serve is tried again."""
     api_key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else PLACEHOLDER_API_KEY
     env = {
         "ANTHROPIC_API_KEY": api_key,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        **HEADER_LOG_ENV,
         "CLAUDE_CONFIG_DIR": str(config_dir),
         "XDG_RUNTIME_DIR": str(config_dir / "run"),
     }
@@ -43,7 +46,7 @@ def cli_environment(settings: Settings, config_dir: Path, role: LoadedRole) -> d
         env["ANTHROPIC_BASE_URL"] = settings.anthropic_base_url
     if role.role.max_output_tokens:
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(role.role.max_output_tokens)
-    return env | settings.agent_cli_env
+    return env | settings.agent_cli_env | {"CLAUDE_CODE_MAX_RETRIES": "0"}  # not for AGENT_CLI_ENV to change
 
 
 def require_claude_access(settings: Settings) -> None:
@@ -114,16 +117,19 @@ class SdkExecutor:
             cwd=workspace.root,
             setting_sources=[],
             env=cli_environment(settings, self.config_dir, role),
-            stderr=_log_cli_stderr,
+            extra_args=dict(HEADER_LOG_ARGS),
         )
 
 
 async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcome:
-    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag."""
+    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag, or one
+    waiting on the provider."""
     result: ResultMessage | None = None
     session_id: str | None = None
     started = time.monotonic()
     first_message_at: float | None = None
+    watch = RetryAfterWatch()
+    options = replace(options, stderr=watch)
     try:
         # aclosing: a cancelled attempt (timeout, shutdown) closes the query, which stops the CLI process.
         async with aclosing(query(prompt=prompt, options=options)) as messages:  # type: ignore[type-var]
@@ -133,7 +139,14 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
                 if isinstance(message, ResultMessage):
                     result = message
     except ResultError as error:
-        outcome = failure_from_error(error, result, status=error.api_error_status, subtype=error.subtype)
+        outcome = failure_from_error(
+            error,
+            result,
+            status=error.api_error_status,
+            subtype=error.subtype,
+            terminal_reason=error.terminal_reason,
+            retry_after=watch.retry_after,
+        )
         return replace(outcome, claude_session_id=session_id)
     except ClaudeSDKError as error:  # the CLI did not start, died, or wrote something unreadable
         log.warning("claude_cli_failed", error=str(error))
@@ -144,7 +157,8 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
             claude_session_id=session_id,
         )
     timings = cli_timings(started, first_message_at, result)
-    return replace(outcome_from_result(result), timings=timings, claude_session_id=session_id or result.session_id)
+    outcome = outcome_from_result(result, watch.retry_after)
+    return replace(outcome, timings=timings, claude_session_id=session_id or result.session_id)
 
 
 def message_session_id(message: object) -> str | None:
@@ -162,7 +176,3 @@ def cli_timings(started: float, first_message_at: float | None, result: ResultMe
     if first_message_at is not None:
         timings["cli_startup_seconds"] = round(first_message_at - started, 4)
     return timings
-
-
-def _log_cli_stderr(line: str) -> None:
-    log.debug("claude_cli_stderr", line=line.rstrip())

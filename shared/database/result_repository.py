@@ -12,7 +12,8 @@ from shared.models import AgentCapability, ResultStatus, SubTaskResult, TaskType
 RESULT_COLUMNS = (
     "result_id, subtask_id, task_id, agent_id, attempt, status, output, error, retryable, execution_time, "
     "input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, cost_usd, num_turns, "
-    "role_config_hash, simulated, delivery_token, created_at, claude_session_id, claude_config_dir, allowed_tools"
+    "role_config_hash, simulated, delivery_token, created_at, claude_session_id, claude_config_dir, allowed_tools, "
+    "provider_wait"
 )
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -21,9 +22,10 @@ INSERT_RESULT = """
     INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
         retryable, execution_time, input_tokens, output_tokens, cache_read_input_tokens,
         cache_creation_input_tokens, cost_usd, num_turns, role_config_hash, simulated, applied, created_at,
-        delivery_token, claude_session_id, claude_config_dir, allowed_tools, queued_at, assigned_at, tenant_id)
+        delivery_token, claude_session_id, claude_config_dir, allowed_tools, queued_at, assigned_at, tenant_id,
+        provider_wait)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-            $24, $25, $26, $27)
+            $24, $25, $26, $27, $28)
     ON CONFLICT (result_id) DO NOTHING
 """
 
@@ -59,6 +61,7 @@ def _result_values(result: SubTaskResult, applied: bool, times: AttemptTimes | N
         times.queued_at,
         times.assigned_at,
         tenant_id,
+        result.provider_wait.model_dump(mode="json") if result.provider_wait else None,
     )
 
 

@@ -21,7 +21,8 @@ from shared.models import QueuedSubtask, StatusReason, SubTask, SubTaskStatus
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
     "status, attempt_count, failed_agent_ids, assigned_agent, assigned_at, assignment_latency_ms, "
-    "delivery_token, created_at, updated_at, trace_id, status_reason, attempt_base, last_error"
+    "delivery_token, created_at, updated_at, trace_id, status_reason, attempt_base, last_error, not_before, "
+    "provider_waits"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
@@ -30,7 +31,7 @@ CLAIM = f"""
     UPDATE subtasks
     SET status = 'running', assigned_agent = claims.agent_id, assigned_at = moment.now,
         assignment_latency_ms = greatest(0, extract(epoch FROM moment.now - queued_at) * 1000),
-        delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, {TOUCH}
+        delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, not_before = NULL, {TOUCH}
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id),
          (SELECT clock_timestamp() AS now) AS moment
     WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt

@@ -12,7 +12,7 @@ import pytest
 
 from agent.roles import load_roles
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentCapability, ResultStatus, SubTaskResult
+from shared.models import AgentCapability, ProviderWait, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
 from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving
@@ -46,7 +46,7 @@ SCENARIOS: dict[str, Any] = {
                 {"final": "factorial_10 = {{ tool_results[0].json.rows[0].factorial_10 }}"},
             ],
         },
-        {"match": "rate limited", "error": {"status": 429, "message": "[simulated] slow down"}},
+        {"match": "rate limited", "error": {"status": 429, "message": "[simulated] slow down", "retry_after": 7}},
         {"match": "overloaded", "error": {"status": 529, "message": "[simulated] overloaded"}},
         {"match": "server down", "error": {"status": 500, "message": "[simulated] internal error"}},
         {"match": "bad request", "error": {"status": 400, "message": "[simulated] invalid request"}},
@@ -72,11 +72,7 @@ def sdk_agent(
     @asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         settings = agent_settings_factory(
-            agent_executor="sdk",
-            anthropic_base_url=simulator.base_url,
-            claude_simulated=True,
-            agent_cli_env={"CLAUDE_CODE_MAX_RETRIES": "0"},
-            **overrides,
+            **{"agent_executor": "sdk", "anthropic_base_url": simulator.base_url, "claude_simulated": True, **overrides}
         )
         async with serving(settings) as (_, client):
             yield client
@@ -143,29 +139,53 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
 
 
 @pytest.mark.parametrize(
-    ("description", "status", "retryable"),
+    ("description", "status", "kind", "retry_after"),
     [
-        ("The API has rate limited us", 429, True),
-        ("The API is overloaded", 529, True),
-        ("The API server down", 500, True),
-        ("A bad request to the API", 400, False),
+        ("The API has rate limited us", 429, "rate_limited", 7.0),  # the provider's retry-after, from the CLI's log
+        ("The API is overloaded", 529, "overloaded", None),
+        ("The API server down", 500, "server_error", None),
     ],
 )
-async def test_api_errors_become_failed_results_retryable_unless_the_request_is_at_fault(
+async def test_the_provider_failing_to_serve_the_attempt_hands_it_back_to_wait(
     sdk_agent: Callable[..., Any],
     agent_redis: RedisManager,
     offered_request: OfferFactory,
+    simulator: SimulatorHandle,
     description: str,
     status: int,
-    retryable: bool,
+    kind: str,
+    retry_after: float | None,
 ) -> None:
     async with sdk_agent() as client:
         result = await run_subtask(client, agent_redis, await offered_request(description))
 
     assert result.status is ResultStatus.FAILED
-    assert result.retryable is retryable
+    assert result.provider_wait == ProviderWait(kind=kind, retry_after_seconds=retry_after)  # type: ignore[arg-type]
     assert result.error is not None and str(status) in result.error
-    assert result.execution_time > 0
+    # The CLI tried once: the fleet, not the CLI, decides when to try again.
+    assert len(simulator.requests()) == 1
+
+
+async def test_an_unreachable_provider_hands_the_attempt_back_to_wait(
+    sdk_agent: Callable[..., Any], agent_redis: RedisManager, offered_request: OfferFactory
+) -> None:
+    async with sdk_agent(anthropic_base_url="http://127.0.0.1:9") as client:  # nothing listens on port 9
+        result = await run_subtask(client, agent_redis, await offered_request("Anything at all"))
+
+    assert result.status is ResultStatus.FAILED
+    assert result.provider_wait == ProviderWait(kind="connection")
+
+
+async def test_a_request_the_api_refuses_is_a_genuine_failure_not_a_wait(
+    sdk_agent: Callable[..., Any], agent_redis: RedisManager, offered_request: OfferFactory
+) -> None:
+    async with sdk_agent() as client:
+        result = await run_subtask(client, agent_redis, await offered_request("A bad request to the API"))
+
+    assert result.status is ResultStatus.FAILED
+    assert result.provider_wait is None
+    assert result.retryable is False
+    assert result.error is not None and "400" in result.error
 
 
 async def test_a_subtask_over_its_time_limit_fails_retryable_and_leaves_no_cli_behind(

@@ -8,8 +8,9 @@ from claude_agent_sdk import ResultError, ResultMessage
 from pydantic import SecretStr
 
 from agent.executors import SdkExecutor
-from agent.executors.outcomes import failure_from_error, is_retryable, outcome_from_result
+from agent.executors.outcomes import failure_from_error, is_retryable, outcome_from_result, provider_wait
 from agent.executors.prompt import build_prompt
+from agent.executors.provider_signals import RetryAfterWatch
 from agent.executors.sdk import cli_environment
 from agent.roles import load_roles
 from agent.tools import Workspace
@@ -49,7 +50,7 @@ def test_options_follow_the_role_and_never_bypass_permissions(
         agent_executor="sdk",
         anthropic_base_url="http://127.0.0.1:9",
         sdk_permission_mode="dontAsk",
-        agent_cli_env={"CLAUDE_CODE_MAX_RETRIES": "0"},
+        agent_cli_env={"CLAUDE_CODE_MAX_RETRIES": "10", "API_TIMEOUT_MS": "5000"},
     )
     role = ROLES[AgentCapability.DATABASE_OPERATIONS]
     request = execution_request(required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
@@ -76,8 +77,12 @@ def test_options_follow_the_role_and_never_bypass_permissions(
         "CLAUDE_CONFIG_DIR": str(config_dir),
         "XDG_RUNTIME_DIR": str(config_dir / "run"),
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(role.role.max_output_tokens),
+        "ANTHROPIC_LOG": "debug",  # the response headers (retry-after) on the CLI's stderr
+        "API_TIMEOUT_MS": "5000",
+        # The fleet decides when a call the provider could not serve is tried again, whatever AGENT_CLI_ENV says.
         "CLAUDE_CODE_MAX_RETRIES": "0",
     }
+    assert options.extra_args == {"debug-to-stderr": None}
     assert (config_dir / "run").is_dir()
 
 
@@ -165,6 +170,59 @@ def test_a_raised_result_error_keeps_the_usage_reported_before_it() -> None:
     assert outcome.error == "API Error: 529 overloaded"
     assert outcome.num_turns == 1
     assert outcome.token_usage.input_tokens == 1200
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "kind"),
+    [
+        (429, "API Error: Request rejected (429) · slow down", "rate_limited"),
+        (529, "API Error: 529 overloaded", "overloaded"),
+        (500, "API Error: 500 internal error", "server_error"),
+        (503, "API Error: 503 unavailable", "server_error"),
+        (408, "API Error: 408 request timeout", "timeout"),
+        (None, "API Error: Connection refused (ECONNREFUSED)", "connection"),
+        (None, "API Error: Request timed out.", "timeout"),
+        (400, "API Error: 400 invalid request", None),
+        (401, "Failed to authenticate. API Error: 401 bad key", None),
+        (403, "API Error: 403 forbidden", None),
+    ],
+)
+def test_the_provider_failing_to_serve_a_call_is_a_wait_and_a_refused_request_a_failure(
+    status: int | None, text: str, kind: str | None
+) -> None:
+    wait = provider_wait(status, "api_error", text, retry_after=7)
+    assert (wait.kind if wait else None) == kind
+    if wait is not None:
+        assert wait.retry_after_seconds == 7
+
+
+def test_a_run_that_did_not_end_on_an_api_error_never_waits_on_the_provider() -> None:
+    # The CLI died or a role's limit stopped it: no status, and no api_error ending.
+    assert provider_wait(None, None, "the CLI exited") is None
+    assert provider_wait(None, "max_turns", "error_max_turns") is None
+
+
+def test_a_raised_429_waits_with_the_retry_after_the_cli_logged() -> None:
+    watch = RetryAfterWatch()
+    for line in ["  status: 429,", "  headers: {", '    "retry-after": "7",', '    server: "uvicorn",']:
+        watch(line)
+    text = "API Error: Request rejected (429) · slow down"
+    error = ResultError(
+        f"Claude Code returned an error result: {text}",
+        data={"subtype": "success", "api_error_status": 429, "terminal_reason": "api_error", "result": text},
+        exit_code=1,
+    )
+    outcome = failure_from_error(
+        error,
+        None,
+        status=error.api_error_status,
+        subtype=error.subtype,
+        terminal_reason=error.terminal_reason,
+        retry_after=watch.retry_after,
+    )
+    assert outcome.provider_wait is not None
+    assert (outcome.provider_wait.kind, outcome.provider_wait.retry_after_seconds) == ("rate_limited", 7.0)
+    assert "429" in (outcome.error or "")
 
 
 def test_an_error_result_without_an_exception_is_still_a_failure() -> None:
