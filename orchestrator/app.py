@@ -38,6 +38,7 @@ from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.metrics import OrchestratorMetrics
+from orchestrator.planning import Planner, PlanningLoop
 from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
 from orchestrator.result_processor import ResultProcessor
@@ -56,6 +57,7 @@ from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager, apply_migrations
 from shared.errors import install_error_handlers
 from shared.loop_service import LoopService
+from shared.provider_limits import ProviderLimiter
 from shared.redis import create_client
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
@@ -105,7 +107,7 @@ class BackgroundWork:
 
 
 def build_background_work(
-    lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, agents: AgentClient
+    lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, agents: AgentClient, planner: Planner
 ) -> BackgroundWork:
     settings = lifecycle.settings
     result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(settings.result_concurrency)]
@@ -115,7 +117,7 @@ def build_background_work(
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
-    loops = [recovery, watcher, probe, *result_processors, dispatcher]
+    loops = [recovery, watcher, probe, *result_processors, dispatcher, PlanningLoop(planner, db)]
     return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 
@@ -155,7 +157,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
         metrics = OrchestratorMetrics()
         lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics)
-        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics))
+        limiter = ProviderLimiter(redis.client, redis.keys, settings.provider_limits)
+        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics, limiter))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)
@@ -179,7 +182,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             removal=removal,
         )
-        work = build_background_work(lifecycle, db, redis, agents)
+        work = build_background_work(lifecycle, db, redis, agents, task_service.planner)
         await work.prepare(db)
         supervisor = PoolSupervisor(agent_pool)
         deliverer = build_webhook_deliverer(settings, db, redis, webhook_http)

@@ -3,7 +3,9 @@
 An intake loop moves items from `agent_tasks` into this orchestrator's in-flight list (so a crash
 loses nothing) and into an in-memory backlog. A matcher pairs backlog items with agents that have a
 free slot whenever something changes (new work, a slot freed, the registry changed), so an item
-that no agent can take yet never holds up items that another agent could run now. An item that no live agent
+that no agent can take yet never holds up items that another agent could run now. An item that waits on the
+provider (its `not_before` is ahead) is neither offered nor claimed until then; the matcher wakes when the earliest
+is due. An item that no live agent
 could take even if all were free (or whose task type's dependency is down) waits, and the lifecycle records why
 (orchestrator/waiting.py). The pairings of one
 matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, each is
@@ -62,10 +64,12 @@ class BacklogItem:
     # Computed once: every matching round sorts and groups the whole backlog by them.
     order: tuple[int, int] = field(init=False)  # highest priority first, then first come first served
     route: Route = field(init=False)  # items that route alike get one answer to "is anyone free?"
+    due_at: float = field(init=False)  # wall-clock time before which it is not offered (it waits on the provider)
 
     def __post_init__(self) -> None:
         self.order = (-self.item.priority, self.sequence)
         self.route = (frozenset(self.item.required_capabilities), tuple(self.item.failed_agent_ids))
+        self.due_at = self.item.not_before.timestamp() if self.item.not_before else 0.0
 
     def refused_by(self, agent_id: str) -> bool:
         return self.refused_until.get(agent_id, 0.0) > time.monotonic()
@@ -125,6 +129,7 @@ class Dispatcher(LoopService):
         # While PostgreSQL is away nothing is offered: agents would only be held by offers that cannot be claimed.
         self._claim_outages = OutageWatch("dispatch_paused", "dispatch_resumed")
         self._paused_until = 0.0
+        self._next_due: float | None = None  # wall-clock time the earliest item waiting on the provider is due
 
     async def run_once(self) -> None:
         """Intake: queue items into the backlog (each stays in this consumer's in-flight list until acked)."""
@@ -147,7 +152,8 @@ class Dispatcher(LoopService):
     async def run_matcher(self) -> None:
         """Pairs backlog items with free agents each time something changes, until the dispatcher stops."""
         while not self.stopping:
-            await self._load.wait_for_change(MATCH_INTERVAL_SECONDS)
+            until_due = MATCH_INTERVAL_SECONDS if self._next_due is None else self._next_due - time.time()
+            await self._load.wait_for_change(min(MATCH_INTERVAL_SECONDS, max(until_due, 0.0)))
             try:
                 self.match()
             except Exception:
@@ -157,7 +163,8 @@ class Dispatcher(LoopService):
 
     def match(self) -> int:
         """Start delivering every backlog item an agent can take now; returns how many were paired."""
-        waiting = self._note_waiting()
+        deferred = self._deferred()
+        waiting = self._note_waiting(deferred)
         free_slots = sum(max(0, a.slots - self._load.running(a.agent_id)) for a in self._directory.agents)
         if not self._backlog or not free_slots or time.monotonic() < self._paused_until:
             return 0
@@ -165,7 +172,7 @@ class Dispatcher(LoopService):
         exhausted: set[Route] = set()
         # Sorted afresh each round; cheap, as the keys are stored and the dict keeps arrival order (long sorted runs).
         for entry in sorted(self._backlog.values(), key=attrgetter("order")):
-            if entry.route in exhausted or entry.payload in waiting:
+            if entry.route in exhausted or entry.payload in waiting or entry.payload in deferred:
                 continue
             ranked = rank_agents(self._directory.agents, entry.item, self._load, self._history)
             ranked = [a for a in ranked if self._directory.unresponsive_since(a) is None]
@@ -186,14 +193,24 @@ class Dispatcher(LoopService):
             delivery.add_done_callback(self._deliveries.discard)
         return len(pairs)
 
-    def _note_waiting(self) -> set[str]:
+    def _deferred(self) -> set[str]:
+        """The payloads of the backlog items waiting on the provider (not due yet), and when the earliest is due."""
+        now = time.time()
+        deferred = {entry.payload: entry.due_at for entry in self._backlog.values() if entry.due_at > now}
+        self._next_due = min(deferred.values(), default=None)
+        return set(deferred)
+
+    def _note_waiting(self, deferred: set[str]) -> set[str]:
         """Tell the lifecycle why each backlog item waits, if it does: no live agent has what it needs (as opposed
-        to all of them being busy), or its task type's dependency is down. Returns the waiting items' payloads."""
+        to all of them being busy), or its task type's dependency is down. Returns the waiting items' payloads.
+        Items waiting on the provider keep the reason their wait wrote (`deferred`, left out here)."""
         agents = self._directory.agents
         reasons: dict[tuple[Route, TaskType], StatusReason | None] = {}  # items that route alike wait alike
         noted: list[tuple[QueuedSubtask, StatusReason | None]] = []
         waiting = set()
         for entry in self._backlog.values():
+            if entry.payload in deferred:
+                continue
             kind = (entry.route, entry.item.task_type)
             if kind not in reasons:
                 reasons[kind] = waiting_reason(entry.item, agents, self._dependencies)

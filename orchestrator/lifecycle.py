@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from orchestrator import task_events
+from orchestrator import provider_waits, task_events
 from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
@@ -47,6 +47,7 @@ from shared.fleet_trust import FleetTrust
 from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
+    ProviderWait,
     QueuedSubtask,
     ReportedResult,
     ResultStatus,
@@ -160,6 +161,31 @@ class TaskLifecycle:
             await tx.tasks.create_task(task)
             queued = await tx.subtasks.queue_ready(task.id)
         await self._publish(queued, task_events.submitted(task))
+        return queued
+
+    async def submit_unplanned(self, task: Task, wait: ProviderWait) -> None:
+        """Store a task whose planning the provider could not serve: no subtasks, pending, waiting on the provider
+        (its status reason says until when); the planning loop plans it then (`store_plan`)."""
+        async with self._db.transaction() as tx:
+            await tx.tasks.create_task(task)
+            await provider_waits.defer_plan(tx, task.id, wait, self.settings)
+        await self._publish([], task_events.received(task))
+
+    async def defer_plan(self, task_id: str, wait: ProviderWait) -> datetime | None:
+        """The planning of a task that still has no plan waits on the provider again; until when (None: it no longer
+        waits for one)."""
+        async with self._db.transaction() as tx:
+            return await provider_waits.defer_plan(tx, task_id, wait, self.settings)
+
+    async def store_plan(self, task: Task) -> list[SubTask] | None:
+        """Store the plan of a task whose planning waited and queue what is ready, in one transaction, only while it
+        is still pending without a plan (None when it is not: cancelled, failed by its deadline, or planned)."""
+        async with self._db.transaction() as tx:
+            if not await provider_waits.store_plan(tx, task):
+                return None
+            queued = await tx.subtasks.queue_ready(task.id)
+        self.details.forget(task.id)
+        await self._publish(queued, task_events.planned(task))
         return queued
 
     async def _count_queued(self) -> int:
@@ -466,6 +492,13 @@ class TaskLifecycle:
 
     async def _transition(self, tx: Repositories, result: SubTaskResult) -> ResultOutcome:
         offer = (result.subtask_id, result.attempt, result.delivery_token)
+        if result.provider_wait is not None:  # not the attempt's failure: the same attempt waits on the queue
+            waiting = await provider_waits.requeue_attempt(tx, result, self.settings)
+            if waiting is None:
+                return ResultOutcome()
+            return ResultOutcome(
+                applied=True, subtask=waiting.subtask, queued=[waiting.subtask], times=waiting.failed_attempt
+            )
         if result.status is ResultStatus.COMPLETED:
             subtask = await tx.subtasks.finish_attempt(*offer, SubTaskStatus.COMPLETED)
             queued = await tx.subtasks.queue_ready(result.task_id) if subtask else []
@@ -494,7 +527,9 @@ class TaskLifecycle:
 
     async def _log_failure(self, tx: Repositories, result: SubTaskResult, outcome: ResultOutcome) -> None:
         """What the orchestrator decided about a failed attempt (the agent logs its own start and finish)."""
-        if outcome.queued:
+        if result.provider_wait is not None:
+            level, message = provider_waits.activity(result)
+        elif outcome.queued:
             level, message = LogLevel.WARNING, f"attempt {result.attempt} failed, retrying: {result.error}"
         else:
             level, message = LogLevel.ERROR, f"subtask failed: {result.error}"
@@ -512,9 +547,11 @@ class TaskLifecycle:
     def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:
         """After commit: learn from each applied result, count it, and log each result."""
         for result, outcome in zip(results, outcomes, strict=True):
-            if outcome.applied and outcome.subtask is not None:
+            model = result.model if isinstance(result, ReportedResult) else None
+            if outcome.applied and result.provider_wait is not None:  # the provider's doing, not the agent's
+                self.metrics.provider_waited(result, model)
+            elif outcome.applied and outcome.subtask is not None:
                 self.fleet.history.record(result.agent_id, outcome.subtask, result.status, result.execution_time)
-                model = result.model if isinstance(result, ReportedResult) else None
                 self.metrics.result_applied(result, outcome.subtask.status is SubTaskStatus.QUEUED, model)
             else:
                 self.metrics.results_ignored.inc()

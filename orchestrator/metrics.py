@@ -143,6 +143,11 @@ class OrchestratorMetrics:
         self.provider_errors = self._counter(
             "provider_errors", "Errors of the model's API in decomposition, by kind", ["kind"]
         )
+        self.provider_waits = self._counter(
+            "provider_waits",
+            "Attempts and plannings the provider could not serve, queued to wait instead of failing, by kind",
+            ["kind"],
+        )
         self.store_outages = self._counter("store_outages", "Outages of PostgreSQL or Redis noticed", ["store"])
         self._models = ModelLabels()
         self._outage_noted_at: dict[str, float] = {}
@@ -168,6 +173,14 @@ class OrchestratorMetrics:
             self.cost.labels(self._models.label(model)).inc(result.cost_usd)
         if result.status is ResultStatus.FAILED:
             (self.retries if retried else self.failures).labels(failure_reason(result.error)).inc()
+
+    def provider_waited(self, result: SubTaskResult, model: str | None) -> None:
+        """An attempt handed back to wait on the provider: not a failure, but what it used was spent."""
+        assert result.provider_wait is not None
+        self.provider_waits.labels(result.provider_wait.kind).inc()
+        self.usage(model, result.token_usage)
+        if result.cost_usd:
+            self.cost.labels(self._models.label(model)).inc(result.cost_usd)
 
     def usage(self, model: str | None, usage: TokenUsage) -> None:
         count_tokens(self.tokens, self._models.label(model), usage)

@@ -25,11 +25,12 @@ def split_fast_path(results: Sequence[SubTaskResult]) -> tuple[list[int], list[i
 
 def task_ending(task: Task, results: Sequence[SubTaskResult], counts: dict[SubTaskStatus, int]) -> StatusChange:
     """How a task none of whose subtasks can run any more ends: completed with their aggregated outputs when all
-    of them completed, otherwise failed with what went wrong (`results`: those that counted)."""
+    of them completed, otherwise failed with what went wrong (`results`: those that counted; a wait on the provider
+    went wrong for nobody)."""
     if counts.get(SubTaskStatus.COMPLETED, 0) == len(task.subtasks):
         completed = [result for result in results if result.status is ResultStatus.COMPLETED]
         return StatusChange(task.id, TaskStatus.COMPLETED, result=aggregate_results(task.subtasks, completed))
-    failures = [result for result in results if result.status is ResultStatus.FAILED]
+    failures = [result for result in results if result.status is ResultStatus.FAILED and result.provider_wait is None]
     error = describe_failure(task.subtasks, failures, counts.get(SubTaskStatus.BLOCKED, 0))
     return StatusChange(task.id, TaskStatus.FAILED, error=error)
 

@@ -1,4 +1,11 @@
-"""Decomposition of a task into subtasks through Claude, with one repair round and a safe fallback."""
+"""Decomposition of a task into subtasks through Claude, with one repair round and a safe fallback.
+
+A provider that cannot serve the call (429, 529, another 5xx, unreachable, too slow) never produces a fallback plan:
+the decomposition comes back with a `provider_wait` and no subtasks, and the task waits for its plan. Calls are not
+retried inline (the client's own retries are off here): the fleet decides when to try again. Each call first takes
+its share of the fleet-wide limiter (shared/provider_limits.py), and what the provider answers feeds it: a 429 or
+529 blocks the model for the fleet until its retry-after, and rate-limit headers at zero until they reset.
+"""
 
 import time
 from collections import Counter
@@ -14,7 +21,8 @@ from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.plan import PLAN_TOOL_NAME, plan_tool, validate_plan
 from shared.config import Settings
 from shared.failure_reasons import provider_error_kind
-from shared.models import AgentCapability, AgentStatus, SubTask, TaskType, TokenUsage
+from shared.models import AgentCapability, AgentStatus, ProviderWait, SubTask, TaskType, TokenUsage
+from shared.provider_limits import CHARACTERS_PER_TOKEN, ProviderLimiter, retry_after_seconds
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +50,8 @@ class Decomposition:
     duration_ms: float = 0.0
     usage: TokenUsage = field(default_factory=TokenUsage)
     model: str | None = None  # the model that answered (None when no call got an answer)
+    # Set when the provider could not serve the planning: no subtasks then, and the task waits for its plan.
+    provider_wait: ProviderWait | None = None
 
     @property
     def fallback_used(self) -> bool:
@@ -90,6 +100,14 @@ def _add_usage(total: TokenUsage, message: Message) -> TokenUsage:
     )
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not serve a planning call (or the fleet's limiter held it back): the task waits."""
+
+    def __init__(self, wait: ProviderWait, reason: str) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
 def api_error_kind(error: anthropic.APIError) -> str:
     """The provider error kind (shared/failure_reasons.py) of an error of the Anthropic client."""
     if isinstance(error, anthropic.APITimeoutError):
@@ -101,24 +119,60 @@ def api_error_kind(error: anthropic.APIError) -> str:
     return "invalid_response"  # an answer the client could not read
 
 
+def provider_wait_of(error: anthropic.APIError) -> ProviderWait | None:
+    """The wait an API error calls for; None for a request the API refused (or an answer the client could not read),
+    which waiting would not mend."""
+    kind = api_error_kind(error)
+    if kind not in ("rate_limited", "overloaded", "server_error", "connection", "timeout"):
+        return None
+    headers = error.response.headers if isinstance(error, anthropic.APIStatusError) else {}
+    return ProviderWait(kind=kind, retry_after_seconds=retry_after_seconds(headers))
+
+
 class TaskAnalyzer:
     def __init__(
-        self, client: anthropic.AsyncAnthropic, settings: Settings, metrics: OrchestratorMetrics | None = None
+        self,
+        client: anthropic.AsyncAnthropic,
+        settings: Settings,
+        metrics: OrchestratorMetrics | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
-        self._client = client
+        self._client = client.with_options(max_retries=0)  # the fleet, not the client, decides when to try again
         self._settings = settings
         self._metrics = metrics or OrchestratorMetrics()
+        self._limiter = limiter
 
     async def _ask(self, messages: list[MessageParam]) -> Message:
-        max_subtasks = self._settings.max_subtasks_per_task
-        return await self._client.messages.create(
-            model=self._settings.claude_model,
-            max_tokens=self._settings.decomposition_max_tokens,
-            system=SYSTEM_PROMPT,
-            messages=messages,
-            tools=[plan_tool(max_subtasks)],
-            tool_choice={"type": "tool", "name": PLAN_TOOL_NAME},
-        )
+        """One planning call, after the fleet's limiter lets it start; ProviderUnavailable when it cannot be made."""
+        model = self._settings.claude_model
+        estimate = self._settings.decomposition_max_tokens + len(str(messages)) // CHARACTERS_PER_TOKEN
+        if self._limiter is not None:
+            held = await self._limiter.admit(model, estimate)
+            if held:
+                reason = f"the fleet's limit for {model} is reached for {held:.1f} s"
+                raise ProviderUnavailable(ProviderWait(kind="rate_limited", retry_after_seconds=held), reason)
+        try:
+            raw = await self._client.messages.with_raw_response.create(
+                model=model,
+                max_tokens=self._settings.decomposition_max_tokens,
+                system=SYSTEM_PROMPT,
+                messages=messages,
+                tools=[plan_tool(self._settings.max_subtasks_per_task)],
+                tool_choice={"type": "tool", "name": PLAN_TOOL_NAME},
+            )
+        except anthropic.APIError as error:
+            self._metrics.provider_errors.labels(api_error_kind(error)).inc()
+            wait = provider_wait_of(error)
+            if wait is None:
+                raise
+            if self._limiter is not None:
+                await self._limiter.refused(model, wait, self._settings.provider_backoff_base_seconds)
+            raise ProviderUnavailable(wait, str(error)) from error
+        message = await raw.parse()
+        if self._limiter is not None:
+            await self._limiter.heed(model, raw.headers)
+            await self._limiter.charge(model, message.usage.input_tokens + message.usage.output_tokens - estimate)
+        return message
 
     async def decompose_task(
         self,
@@ -128,7 +182,8 @@ class TaskAnalyzer:
         task_type: TaskType = TaskType.GENERAL,
     ) -> Decomposition:
         """Subtasks for the task: Claude's plan, repaired once if invalid, else a single fallback subtask; each of
-        the task's type unless the plan gives it another."""
+        the task's type unless the plan gives it another. None at all, and a `provider_wait`, when the provider
+        could not serve the planning."""
         started = time.perf_counter()
         decomposition = await self._plan_or_fallback(task_id, description, agents, task_type)
         decomposition.duration_ms = (time.perf_counter() - started) * 1000
@@ -138,6 +193,7 @@ class TaskAnalyzer:
             subtasks=len(decomposition.subtasks),
             repaired=decomposition.repaired,
             fallback_reason=decomposition.fallback_reason,
+            provider_wait=decomposition.provider_wait.kind if decomposition.provider_wait else None,
             duration_ms=round(decomposition.duration_ms, 1),
         )
         return decomposition
@@ -161,9 +217,11 @@ class TaskAnalyzer:
                 log.warning("plan_invalid", task_id=task_id, round=round_number, errors=errors)
                 messages += self._repair_messages(response, tool_use_id, errors)
             reason = "the plan stayed invalid after one repair: " + "; ".join(errors)
-        except anthropic.APIError as error:
+        except ProviderUnavailable as unavailable:
+            log.warning("decomposition_waits_on_provider", task_id=task_id, reason=str(unavailable))
+            return Decomposition([], usage=usage, model=model, provider_wait=unavailable.wait)
+        except anthropic.APIError as error:  # the API refused the request: waiting would not mend it
             log.warning("decomposition_api_failed", task_id=task_id, error=str(error))
-            self._metrics.provider_errors.labels(api_error_kind(error)).inc()
             reason = f"Claude API error: {error}"
         fallback = fallback_subtask(task_id, description, agents, task_type)
         return Decomposition([fallback], fallback_reason=reason, usage=usage, model=model)

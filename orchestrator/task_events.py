@@ -26,30 +26,29 @@ _TASK_ENDINGS = {
 
 def submitted(task: Task) -> list[TaskEvent]:
     """A stored task and its plan (the attempts its submit queued are `queued`'s)."""
+    return received(task) + planned(task)
+
+
+def received(task: Task) -> list[TaskEvent]:
+    """A stored task, planned or not yet (its planning waits on the provider)."""
+    data = {
+        "description": task.description,
+        "user_id": task.user_id,
+        "task_type": task.task_type.value,
+        "context_pack_id": task.context_pack_id,
+    }
+    return [TaskEvent(EventType.TASK_SUBMITTED, task.id, data, trace_id=task.trace_id)]
+
+
+def planned(task: Task) -> list[TaskEvent]:
+    """A stored task's plan: at submit, or once the provider answered a planning that waited on it."""
     decomposition = task.decomposition.model_dump(mode="json") if task.decomposition else None
-    return [
-        TaskEvent(
-            EventType.TASK_SUBMITTED,
-            task.id,
-            {
-                "description": task.description,
-                "user_id": task.user_id,
-                "task_type": task.task_type.value,
-                "context_pack_id": task.context_pack_id,
-            },
-            trace_id=task.trace_id,
-        ),
-        TaskEvent(
-            EventType.TASK_PLANNED,
-            task.id,
-            {
-                "subtasks": [_planned(subtask) for subtask in task.subtasks],
-                "fallback_used": task.decomposition_fallback,
-                "decomposition": decomposition,
-            },
-            trace_id=task.trace_id,
-        ),
-    ]
+    data = {
+        "subtasks": [_planned(subtask) for subtask in task.subtasks],
+        "fallback_used": task.decomposition_fallback,
+        "decomposition": decomposition,
+    }
+    return [TaskEvent(EventType.TASK_PLANNED, task.id, data, trace_id=task.trace_id)]
 
 
 def follow_up_added(subtask: SubTask, by_subtask_id: str, by_attempt: int) -> list[TaskEvent]:
@@ -70,6 +69,7 @@ def queued(subtasks: Iterable[SubTask]) -> list[TaskEvent]:
                 "priority": subtask.priority,
                 "task_type": subtask.task_type.value,
                 "failed_agent_ids": list(subtask.failed_agent_ids),
+                "not_before": subtask.not_before.isoformat() if subtask.not_before else None,
             },
         )
         for subtask in subtasks
@@ -102,9 +102,10 @@ def result_applied(
         "retryable": result.retryable,
         "will_retry": retried,
         "execution_time": result.execution_time,
+        "provider_wait": result.provider_wait.model_dump(mode="json") if result.provider_wait else None,
     }
     events = [_about(EventType.AGENT_FAILED, subtask, failed)]
-    if retried:
+    if retried and result.provider_wait is None:  # a provider wait is queued again as the same attempt
         retry = {"attempt": subtask.attempt_count, "failed_agent_ids": list(subtask.failed_agent_ids)}
         events.append(_about(EventType.SUBTASK_RETRIED, subtask, retry))
     events += [

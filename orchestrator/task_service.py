@@ -3,7 +3,6 @@ calls."""
 
 from itertools import groupby
 
-import redis.exceptions
 import structlog
 
 from orchestrator.api.schemas import (
@@ -14,15 +13,13 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
-from orchestrator.task_analyzer import Decomposition, TaskAnalyzer
-from shared import pricing, tracing
+from orchestrator.planning import Planner
+from orchestrator.task_analyzer import TaskAnalyzer
+from shared import tracing
 from shared.database import DatabaseManager
 from shared.database.task_search import TaskSearch
 from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
-    AgentStatus,
-    DecompositionInfo,
-    SubTask,
     Task,
     TaskCreatedResponse,
     TaskCreateRequest,
@@ -40,7 +37,7 @@ class TaskService:
         self._lifecycle = lifecycle
         self._db = db
         self._redis = redis
-        self._analyzer = analyzer
+        self.planner = Planner(lifecycle, analyzer, redis)  # the planning loop plans with it too
         self._details = lifecycle.details
         self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)
 
@@ -53,7 +50,7 @@ class TaskService:
 
     async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
-        start now."""
+        start now; a task whose planning waits on the provider is stored without a plan, to be planned later."""
         await self._refuse_unknown_pack(request.context_pack_id)
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
         task = Task(
@@ -64,7 +61,7 @@ class TaskService:
             context_pack_id=request.context_pack_id,
         )
         with tracing.bound(task_id=task.id):
-            queued = await self._decompose_and_submit(task)
+            queued = await self.planner.submit(task)
         return TaskCreatedResponse(
             task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued), trace_id=trace_id
         )
@@ -76,42 +73,6 @@ class TaskService:
                 f"context_pack_id: no context pack {pack_id!r} (another tenant's is unknown here too); "
                 "upload one with POST /context-packs and send the context_pack_id it answers"
             )
-
-    async def _decompose_and_submit(self, task: Task) -> list[SubTask]:
-        agents = await self._live_agents()
-        decomposition = await self._analyzer.decompose_task(task.id, task.description, agents, task.task_type)
-        task.subtasks = decomposition.subtasks
-        task.decomposition_fallback = decomposition.fallback_used
-        task.decomposition = DecompositionInfo(
-            duration_ms=decomposition.duration_ms,
-            repaired=decomposition.repaired,
-            fallback_reason=decomposition.fallback_reason,
-            token_usage=decomposition.usage,
-            model=decomposition.model,
-            cost_usd=self._decomposition_cost(decomposition),
-        )
-        # Spent whether or not the task then fits on the queue.
-        self._lifecycle.metrics.decomposed(decomposition.model, decomposition.usage, task.decomposition.cost_usd)
-        queued = await self._lifecycle.submit(task)
-        log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
-        return queued
-
-    def _decomposition_cost(self, decomposition: Decomposition) -> float | None:
-        """The decomposition's price (0 when no call got an answer); None, and a warning, for an unpriced model."""
-        if decomposition.model is None:
-            return 0.0
-        cost = pricing.cost_usd(self._lifecycle.settings.model_prices, decomposition.model, decomposition.usage)
-        if cost is None:
-            log.warning("model_price_unknown", model=decomposition.model, setting="MODEL_PRICES")
-        return cost
-
-    async def _live_agents(self) -> list[AgentStatus]:
-        """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""
-        try:
-            return await self._redis.get_agents()
-        except redis.exceptions.RedisError as error:
-            log.warning("registry_unavailable", error=str(error))
-            return []
 
     async def get_task_json(self, task_id: str) -> bytes:
         """The task's detail as the API serves it; kept once the task has ended."""

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.models import AgentCapability, TaskType
@@ -30,6 +30,15 @@ DEFAULT_DATA_SCHEMA = "sales"
 FLEET_SECRET_MIN_LENGTH = 32
 # Values people copy from templates without replacing them.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "your-api-key", "your_api_key", "sk-ant-xxx", "xxx", "..."})
+
+
+class ProviderLimit(BaseModel):
+    """What the fleet may ask of one model per minute (PROVIDER_LIMITS); an absent figure is not limited."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    tokens_per_minute: int | None = Field(None, ge=1, le=1_000_000_000)
 
 
 class ConfigurationError(SystemExit):
@@ -51,7 +60,13 @@ class Settings(BaseSettings):
         False, description="true when ANTHROPIC_BASE_URL is the offline simulator: results are labelled simulated"
     )
     claude_fast_model: str = Field("claude-haiku-5-5", description="Model where speed matters more than depth")
-    anthropic_max_retries: int = Field(2, ge=0, le=10, description="Retries of the anthropic client per call")
+    anthropic_max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of the anthropic client per call, for what the fleet does not retry itself (a dropped "
+        "answer); the provider's 429, 529, 5xx and unreachable are never retried inline: the task waits instead",
+    )
     anthropic_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one Claude API call")
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=default_model_prices,
@@ -59,6 +74,22 @@ class Settings(BaseSettings):
         "decomposition call; a model not listed is shown without a cost",
     )
     decomposition_max_tokens: int = Field(4096, ge=256, description="max_tokens of the decomposition call")
+    provider_backoff_base_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="Work the provider could not serve waits a random time up to this, doubled for each wait in a "
+        "row, when the provider gave no retry-after (full jitter)",
+    )
+    provider_backoff_max_seconds: float = Field(
+        120.0, gt=0, le=86_400, description="The longest such wait (the cap of the doubling)"
+    )
+    provider_limits: dict[str, ProviderLimit] = Field(
+        default_factory=dict,
+        description='Fleet-wide limits per model as JSON, e.g. {"claude-sonnet-5-5": {"requests_per_minute": 50, '
+        '"tokens_per_minute": 400000}}: every attempt start and decomposition call takes its share first; a model '
+        "not listed is unlimited (the provider's 429s still make it wait)",
+    )
     max_subtasks_per_task: int = Field(10, ge=1, le=50, description="Upper bound on subtasks in one plan")
 
     # Storage and transport
@@ -412,6 +443,8 @@ class Settings(BaseSettings):
             raise ValueError(f"AGENT_PORT {self.agent_port} is outside {self.agent_port_min}-{self.agent_port_max}")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if self.provider_backoff_base_seconds > self.provider_backoff_max_seconds:
+            raise ValueError("PROVIDER_BACKOFF_BASE_SECONDS must not exceed PROVIDER_BACKOFF_MAX_SECONDS")
         if self.heartbeat_interval_seconds >= self.heartbeat_ttl_seconds:
             raise ValueError("HEARTBEAT_INTERVAL_SECONDS must be shorter than HEARTBEAT_TTL_SECONDS")
         return self

@@ -3,7 +3,9 @@
 A file has two lists. `plans` answer forced-tool calls (the orchestrator's decomposition): the first entry whose
 `match` regex is found in the user messages' text gives the forced tool's input. `subtasks` script agent
 conversations: the first entry whose `match` is found in the first user message (and `match_system`, if set, in
-the system prompt) answers turn N (N = assistant turns already in the request) with `turns[N]`.
+the system prompt) answers turn N (N = assistant turns already in the request) with `turns[N]`. `bursts` answer
+requests by their place in the order of arrival instead (simulator/bursts.py): the one part of an answer that
+depends on more than the request, as a provider's rate limit does.
 See `simulator/scenarios/demo.yaml` for a commented example.
 """
 
@@ -109,9 +111,21 @@ class SubtaskEntry(_Entry):
         return self
 
 
+class Burst(_Strict):
+    """A stretch of the provider's trouble, by request count: the message requests numbered `after` to
+    `after + requests - 1` (from 0, in arrival order, every model and kind) are answered with this error, whatever
+    they ask, e.g. a fleet-wide storm of 429s with retry-after."""
+
+    name: str | None = None
+    after: int = Field(default=0, ge=0)
+    requests: int = Field(ge=1)
+    error: InjectedError = Field(default_factory=lambda: InjectedError(status=429, message="[simulated] rate limited"))
+
+
 class ScenarioSet(_Strict):
     plans: list[PlanEntry] = Field(default_factory=list)
     subtasks: list[SubtaskEntry] = Field(default_factory=list)
+    bursts: list[Burst] = Field(default_factory=list)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -144,7 +158,7 @@ def parse_scenarios(data: object, source: str = "scenarios") -> ScenarioSet:
     if data is None:
         return ScenarioSet()
     if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: the top level must be a mapping with 'plans' and/or 'subtasks'")
+        raise ScenarioError(f"{source}: the top level must be a mapping with 'plans', 'subtasks' and/or 'bursts'")
     try:
         return ScenarioSet.model_validate(data)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import structlog
 from starlette.responses import JSONResponse, Response
 
+from simulator.bursts import BurstSchedule
 from simulator.conversation import Conversation
 from simulator.message import build_message, request_digest
 from simulator.protocol import ApiError, MessagesRequest
@@ -33,9 +34,16 @@ class SimulatorService:
         self.config = config
         self.responder = Responder(config.scenarios)
         self.request_log = RequestLog(config.request_log)
+        self.bursts = BurstSchedule(config.scenarios.bursts)
 
     async def answer(self, request: MessagesRequest, path: str) -> Response:
         conversation = Conversation(request)
+        burst = self.bursts.answering()
+        if burst is not None:
+            source, current = burst
+            self.request_log.record(path=path, conversation=conversation, source=source, status=current.error.status)
+            log.info("message_answered", source=source, model=request.model, status=current.error.status)
+            raise self._injected_error(current.error, {"request-id": f"req_sim_{request_digest(request)[:24]}"})
         try:
             decision = self.responder.decide(conversation)
         except ApiError as exc:

@@ -1,5 +1,6 @@
 """The simulator in-process for tests: a real uvicorn server on a free loopback port, in a background thread."""
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,8 +41,10 @@ def running_simulator(
     *,
     latency_ms: int = 0,
     request_log: Path | None = None,
+    sock: socket.socket | None = None,
 ) -> Iterator[SimulatorHandle]:
-    """Serve the simulator on `127.0.0.1:<free port>` for the duration of the `with` block."""
+    """Serve the simulator on `127.0.0.1:<free port>` (or on `sock`, a socket bound beforehand, so a client can be
+    pointed at the address before anything answers there) for the duration of the `with` block."""
     config = SimulatorConfig(scenarios=as_scenario_set(scenarios), latency_ms=latency_ms, request_log=request_log)
-    with serve_in_thread(create_app(config), name="simulator", lifespan="off") as base_url:
+    with serve_in_thread(create_app(config), name="simulator", lifespan="off", sock=sock) as base_url:
         yield SimulatorHandle(base_url=base_url, request_log=request_log)

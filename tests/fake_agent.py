@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from shared.models import AgentCapability, AgentStatus, ReportedResult, ResultStatus, TaskExecutionRequest
+from shared.models import AgentCapability, AgentStatus, ProviderWait, ReportedResult, ResultStatus, TaskExecutionRequest
 from shared.serving import serve_in_thread
 
 ANY_PORT = (1024, 65535)
@@ -82,6 +82,7 @@ def result_for(
     output: str | None = None,
     error: str | None = None,
     retryable: bool = False,
+    provider_wait: ProviderWait | None = None,
 ) -> ReportedResult:
     completed = status is ResultStatus.COMPLETED
     return ReportedResult(
@@ -94,6 +95,7 @@ def result_for(
         output=(output or f"output of {request.subtask.description}") if completed else None,
         error=None if completed else (error or "it failed"),
         retryable=retryable,
+        provider_wait=provider_wait,
         execution_time=0.05,
         assignment=request.assignment,  # what a real agent reports back: the orchestrator checks it
         trace_id=request.subtask.trace_id,

@@ -22,13 +22,16 @@ from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_serv
 from agent.tools.data_source import DataSourcePool
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager
-from shared.models import TaskExecutionRequest
+from shared.models import ProviderWait, TaskExecutionRequest
+from shared.provider_limits import CHARACTERS_PER_TOKEN, ProviderLimiter
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
 
 # The simulator and other Claude-compatible servers accept any key; the CLI refuses to start without one.
 PLACEHOLDER_API_KEY = "offline-simulator"
+# What an attempt is charged against the fleet's limiter when its role sets no output cap.
+DEFAULT_OUTPUT_TOKENS_ESTIMATE = 4096
 
 
 def cli_environment(settings: Settings, config_dir: Path, role: LoadedRole) -> dict[str, str]:
@@ -68,6 +71,7 @@ class SdkExecutor:
         self._db = db
         self._redis = redis
         self._data_source = data_source
+        self._limiter = ProviderLimiter(redis.client, redis.keys, settings.provider_limits)
         # The CLI writes its state (.claude.json, transcripts) here and makes its socket in `run/`: one per agent.
         self.config_dir = Path(settings.agent_claude_config_root).resolve() / settings.agent_id
         (self.config_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -84,8 +88,26 @@ class SdkExecutor:
             log.warning("context_pack_unavailable", error=str(error))
             return ExecutionOutcome.failure(str(error), retryable=False)
         options = self.options(request, role, workspace)
-        outcome = await run_query(build_prompt(request, workspace.root, pack), options)
+        prompt = build_prompt(request, workspace.root, pack)
+        outcome = await self._run_admitted(prompt, options, role)
         return replace(outcome, claude_config_dir=str(self.config_dir))
+
+    async def _run_admitted(self, prompt: str, options: ClaudeAgentOptions, role: LoadedRole) -> ExecutionOutcome:
+        """The query, once the fleet's limiter lets it start (a longer wait hands the attempt back to wait on the
+        queue instead of holding the slot); what it used and what the provider said feed the limiter."""
+        model = options.model or self._settings.claude_model
+        estimate = (role.role.max_output_tokens or DEFAULT_OUTPUT_TOKENS_ESTIMATE) + len(prompt) // CHARACTERS_PER_TOKEN
+        held = await self._limiter.admit(model, estimate)
+        if held:
+            log.info("attempt_held_by_provider_limit", model=model, wait_s=round(held, 2))
+            wait = ProviderWait(kind="rate_limited", retry_after_seconds=held)
+            return ExecutionOutcome.waiting(f"the fleet's limit for {model} is reached for {held:.1f} s", wait)
+        outcome = await run_query(prompt, options)
+        usage = outcome.token_usage
+        await self._limiter.charge(model, usage.input_tokens + usage.output_tokens - estimate)
+        if outcome.provider_wait is not None:
+            await self._limiter.refused(model, outcome.provider_wait, self._settings.provider_backoff_base_seconds)
+        return outcome
 
     def options(self, request: TaskExecutionRequest, role: LoadedRole, workspace: Workspace) -> ClaudeAgentOptions:
         settings = self._settings

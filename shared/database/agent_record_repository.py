@@ -93,11 +93,12 @@ class AgentRecordRepository:
                    counts.subtasks_completed, counts.subtasks_failed,
                    (SELECT r.error FROM subtask_results r
                     WHERE r.tenant_id = $1 AND r.agent_id = agents.agent_id AND r.applied AND r.status = 'failed'
+                      AND r.provider_wait IS NULL
                     ORDER BY r.created_at DESC LIMIT 1) AS last_error
             FROM agents LEFT JOIN agents_seen seen ON seen.tenant_id = $1 AND seen.agent_id = agents.agent_id
             CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE r.status = 'completed') AS subtasks_completed,
-                       count(*) FILTER (WHERE r.status = 'failed') AS subtasks_failed,
+                       count(*) FILTER (WHERE r.status = 'failed' AND r.provider_wait IS NULL) AS subtasks_failed,
                        min(r.created_at) AS first_result, max(r.created_at) AS last_result
                 FROM subtask_results r
                 WHERE r.tenant_id = $1 AND r.agent_id = agents.agent_id AND r.applied

@@ -1,7 +1,8 @@
 """Attempts as a timeline: when each attempt of a subtask was queued, handed to its agent, started and ended.
 
 A finished attempt is its applied result row (which carries its queue and assignment times, copied when the result
-was recorded); the attempt under way is the subtask's current one (queued, running, or cancelled before it ended).
+was recorded; an attempt the provider could not serve has one more such row per wait, with the status
+`provider_wait`); the attempt under way is the subtask's current one (queued, running, or cancelled before it ended).
 Its agent started it `execution_time` seconds before it reported; a running attempt started when its agent accepted
 the offer. Late and duplicate results changed nothing and are not attempts.
 """
@@ -14,7 +15,8 @@ from shared.database.executor import Executor
 
 # An applied result (alias r), joined with its subtask (alias s): one finished attempt.
 FINISHED_ATTEMPT = """
-    r.subtask_id, r.task_id, r.attempt, r.agent_id, r.status, r.queued_at, r.assigned_at,
+    r.subtask_id, r.task_id, r.attempt, r.agent_id,
+    CASE WHEN r.provider_wait IS NULL THEN r.status ELSE 'provider_wait' END AS status, r.queued_at, r.assigned_at,
     r.created_at - make_interval(secs => r.execution_time) AS started_at, r.created_at AS ended_at,
     extract(epoch FROM r.assigned_at - r.queued_at) * 1000 AS wait_ms, r.execution_time * 1000 AS run_ms, r.error,
     s.position
@@ -34,7 +36,7 @@ UNFINISHED = """
     s.attempt_count > 0 AND s.status NOT IN ('completed', 'failed')
     AND NOT EXISTS (
         SELECT FROM subtask_results done
-        WHERE done.subtask_id = s.id AND done.attempt = s.attempt_count AND done.applied
+        WHERE done.subtask_id = s.id AND done.attempt = s.attempt_count AND done.applied AND done.provider_wait IS NULL
     )
 """
 ATTEMPT_FIELDS = (
@@ -50,7 +52,10 @@ class AttemptRecord(BaseModel):
     task_id: str
     attempt: int = Field(ge=1)
     agent_id: str | None = Field(description="The agent it was handed to; null while it waits on the queue")
-    status: str = Field(description="completed or failed once it ended; else its subtask's: queued, running, cancelled")
+    status: str = Field(
+        description="completed or failed once it ended, provider_wait when the provider could not serve it (the same "
+        "attempt then runs again); else its subtask's: queued, running, cancelled"
+    )
     queued_at: datetime | None = Field(description="When it was queued; null for results recorded before 0015")
     assigned_at: datetime | None = Field(description="When an agent took it; null if none did")
     started_at: datetime | None = Field(description="When its agent started it (a running attempt: accepted it)")
@@ -78,7 +83,7 @@ class AttemptRepository:
                 UNION ALL
                 SELECT {CURRENT_ATTEMPT} FROM subtasks s WHERE s.task_id = (SELECT id FROM task) AND {UNFINISHED}
             ) attempts
-            ORDER BY position, attempt
+            ORDER BY position, attempt, ended_at NULLS LAST
             """,
             task_id,
             self._tenant_id,

@@ -23,13 +23,13 @@ WITH bounds AS (
 ), minutes AS (
     SELECT generate_series(window_start, window_end - interval '1 minute', interval '1 minute') AS minute FROM bounds
 ), results AS (
-    SELECT r.status, r.cost_usd, r.created_at, r.queued_at, r.assigned_at
+    SELECT r.status, r.cost_usd, r.created_at, r.queued_at, r.assigned_at, r.provider_wait
     FROM subtask_results r, bounds
     WHERE r.tenant_id = $1 AND r.applied AND r.created_at >= bounds.window_start
 ), per_minute_results AS (
     SELECT date_trunc('minute', created_at) AS minute,
            count(*) FILTER (WHERE status = 'completed') AS subtasks_completed,
-           count(*) FILTER (WHERE status = 'failed') AS subtasks_failed,
+           count(*) FILTER (WHERE status = 'failed' AND provider_wait IS NULL) AS subtasks_failed,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - queued_at) * 1000)
                AS latency_p50_ms,
            percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - queued_at) * 1000)

@@ -31,7 +31,7 @@ WITH task_counts AS (
     FROM (
         SELECT r.agent_id,
                count(*) FILTER (WHERE r.status = 'completed') AS completed,
-               count(*) FILTER (WHERE r.status = 'failed') AS failed
+               count(*) FILTER (WHERE r.status = 'failed' AND r.provider_wait IS NULL) AS failed
         FROM subtask_results r JOIN tasks t ON t.id = r.task_id
         WHERE t.tenant_id = $1 AND r.applied
         GROUP BY r.agent_id

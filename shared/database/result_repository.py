@@ -119,7 +119,7 @@ class ResultRepository:
 
     async def recent_outcomes(self, per_kind: int) -> list[RecordedOutcome]:
         """This tenant's last `per_kind` applied results of each agent for each task type and capability set,
-        oldest first."""
+        oldest first (provider waits left out: the provider's doing, not the agent's)."""
         rows = await self._executor.fetch(
             """
             SELECT agent_id, task_type, required_capabilities, status, execution_time FROM (
@@ -129,7 +129,7 @@ class ResultRepository:
                            PARTITION BY r.agent_id, s.task_type, s.required_capabilities ORDER BY r.created_at DESC
                        ) AS recency
                 FROM subtask_results r JOIN subtasks s ON s.id = r.subtask_id
-                WHERE r.applied AND s.tenant_id = $1
+                WHERE r.applied AND r.provider_wait IS NULL AND s.tenant_id = $1
             ) ranked
             WHERE recency <= $2
             ORDER BY created_at, result_id

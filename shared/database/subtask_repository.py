@@ -25,6 +25,9 @@ SUBTASK_COLUMNS = (
     "provider_waits"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
+# An attempt waiting on the provider is not claimed before its not_before, whatever queue item names it (a stray
+# copy from before its wait); the dispatcher holds its item until then by its own clock, which may run this far ahead.
+CLOCK_SKEW_ALLOWANCE = "interval '1 second'"
 # queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
 # One clock reading for assigned_at and the wait it ends, so queued_at = assigned_at - assignment_latency_ms exactly.
 CLAIM = f"""
@@ -35,6 +38,7 @@ CLAIM = f"""
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id),
          (SELECT clock_timestamp() AS now) AS moment
     WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
+      AND (not_before IS NULL OR not_before <= moment.now + {CLOCK_SKEW_ALLOWANCE})
     RETURNING {SUBTASK_COLUMNS}
 """
 

@@ -49,6 +49,24 @@ DECOMPOSITION_TOKENS = " + ".join(
 )
 
 
+def insert_plan(task_id: str, *, plan: str, trace_id: str, tenant_id: str) -> str:
+    """The INSERT of a task's subtasks from a JSON array of `plan_entry` rows; the arguments are SQL expressions
+    (parameters, or a subquery for the task's id)."""
+    return f"""
+        INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies, priority,
+                              estimated_duration, task_type, status, attempt_count, created_at, updated_at, trace_id,
+                              tenant_id)
+        SELECT plan.id, {task_id}, plan.position, plan.description, plan.required_capabilities, plan.dependencies,
+               plan.priority, plan.estimated_duration, plan.task_type, plan.status, plan.attempt_count,
+               plan.created_at, plan.updated_at, {trace_id}, {tenant_id}
+        FROM jsonb_to_recordset({plan}::jsonb) AS plan (
+            id text, position int, description text, required_capabilities text[], dependencies text[],
+            priority int, estimated_duration int, task_type text, status text, attempt_count int,
+            created_at timestamptz, updated_at timestamptz
+        )
+    """
+
+
 def task_from_row(row: Mapping[str, Any], subtasks: list[SubTask] | None = None) -> Task:
     return Task.model_validate({**row, "subtasks": with_blockers(subtasks or [])})
 
@@ -98,7 +116,7 @@ def _task_values(task: Task) -> tuple[Any, ...]:
     )
 
 
-def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
+def plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
     """A subtask's row as JSON for `jsonb_to_recordset` (its trace id is its task's: see create_task)."""
     return {
         "id": subtask.id,
@@ -114,6 +132,10 @@ def _plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
         "created_at": subtask.created_at.isoformat(),
         "updated_at": subtask.updated_at.isoformat(),
     }
+
+
+# create_task's subtasks: the task its first statement stores, the plan, the trace id and tenant its parameters.
+STORE_PLAN = insert_plan("(SELECT id FROM stored_task)", plan="$15", trace_id="$11", tenant_id="$16")
 
 
 class TaskRepository:
@@ -134,23 +156,11 @@ class TaskRepository:
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16)
                 RETURNING {TASK_COLUMNS}
             ),
-            stored_subtasks AS (
-                INSERT INTO subtasks (id, task_id, position, description, required_capabilities, dependencies,
-                                      priority, estimated_duration, task_type, status, attempt_count, created_at,
-                                      updated_at, trace_id, tenant_id)
-                SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
-                       plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $16
-                FROM jsonb_to_recordset($15::jsonb) AS plan (
-                    id text, position int, description text, required_capabilities text[], dependencies text[],
-                    priority int, estimated_duration int, task_type text, status text, attempt_count int,
-                    created_at timestamptz, updated_at timestamptz
-                )
-            )
+            stored_subtasks AS ({STORE_PLAN})
             SELECT row_to_json(stored_task) AS task FROM stored_task
             """,
             *_task_values(task),
-            [_plan_entry(subtask, position) for position, subtask in enumerate(task.subtasks)],
+            [plan_entry(subtask, position) for position, subtask in enumerate(task.subtasks)],
             self._tenant_id,
         )
         subtasks = [subtask.model_copy(update={"trace_id": task.trace_id}) for subtask in task.subtasks]

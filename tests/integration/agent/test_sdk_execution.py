@@ -199,3 +199,43 @@ async def test_a_subtask_over_its_time_limit_fails_retryable_and_leaves_no_cli_b
     assert result.error == "timed out after 3 s"
     leftover = [child for child in psutil.Process().children(recursive=True) if child.name() == "claude"]
     assert leftover == []
+
+
+async def test_the_fleet_s_limiter_holds_an_attempt_back_without_a_session_and_a_429_blocks_the_model(
+    sdk_agent: Callable[..., Any],
+    agent_redis: RedisManager,
+    offered_request: OfferFactory,
+    simulator: SimulatorHandle,
+    agent_settings_factory: SettingsFactory,
+) -> None:
+    model = agent_settings_factory().claude_model
+    limits = {model: {"requests_per_minute": 2}}
+    async with sdk_agent(provider_limits=limits) as client:
+        first = await run_subtask(client, agent_redis, await offered_request("Say hello"))
+        limited = await run_subtask(client, agent_redis, await offered_request("The API has rate limited us"))
+        blocked = await run_subtask(client, agent_redis, await offered_request("Say hello again"))
+
+    assert first.status is ResultStatus.COMPLETED
+    assert limited.provider_wait == ProviderWait(kind="rate_limited", retry_after_seconds=7)
+    # The 429's retry-after blocks the model fleet-wide: the next attempt waits without asking the provider.
+    assert blocked.provider_wait is not None and blocked.provider_wait.kind == "rate_limited"
+    assert 6 < (blocked.provider_wait.retry_after_seconds or 0) <= 7
+    assert [entry["status"] for entry in simulator.requests()] == [200, 429]
+
+
+async def test_an_attempt_over_the_requests_per_minute_waits_for_the_window_without_a_session(
+    sdk_agent: Callable[..., Any],
+    agent_redis: RedisManager,
+    offered_request: OfferFactory,
+    simulator: SimulatorHandle,
+    agent_settings_factory: SettingsFactory,
+) -> None:
+    limits = {agent_settings_factory().claude_model: {"requests_per_minute": 1}}
+    async with sdk_agent(provider_limits=limits) as client:
+        first = await run_subtask(client, agent_redis, await offered_request("Say hello"))
+        second = await run_subtask(client, agent_redis, await offered_request("Say hello again"))
+
+    assert first.status is ResultStatus.COMPLETED
+    assert second.provider_wait is not None and second.provider_wait.kind == "rate_limited"
+    assert 50 < (second.provider_wait.retry_after_seconds or 0) <= 60  # until the minute's window frees a start
+    assert len(simulator.requests()) == 1

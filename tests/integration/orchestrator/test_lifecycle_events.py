@@ -12,7 +12,7 @@ from orchestrator.lifecycle import TaskLifecycle
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.follow_up import AttemptCredential, FollowUpSubtask
-from shared.models import AgentCapability, ReportedResult, ResultStatus, SubTask, Task, TokenUsage
+from shared.models import AgentCapability, ProviderWait, ReportedResult, ResultStatus, SubTask, Task, TokenUsage
 from shared.redis import EventType, StreamedEvent
 from shared.redis_manager import RedisManager
 from tests.events_contract import contract_problems, kinds, task_stream, tenant_stream
@@ -133,7 +133,7 @@ async def test_a_retryable_failure_tells_that_it_will_be_retried_and_queues_the_
     task = await submitted(lifecycle, {"a": []})
     running = await offered(db, task, "a")
 
-    await lifecycle.apply_results([build_result(running, status=FAILED, retryable=True, error="429 from the API")])
+    await lifecycle.apply_results([build_result(running, status=FAILED, retryable=True, error="the tool crashed")])
 
     events = await told(test_redis, task)
     assert names(task, events)[3:] == ["AGENT_FAILED a", "SUBTASK_RETRIED a", "SUBTASK_QUEUED a"]
@@ -141,13 +141,37 @@ async def test_a_retryable_failure_tells_that_it_will_be_retried_and_queues_the_
     assert failure == {
         "agent_id": "agent1",
         "attempt": 1,
-        "error": "429 from the API",
+        "error": "the tool crashed",
         "retryable": True,
         "will_retry": True,
         "execution_time": 0.25,
+        "provider_wait": None,
     }
     assert data(events, EventType.SUBTASK_RETRIED) == [{"attempt": 2, "failed_agent_ids": ["agent1"]}]
     assert [d["attempt"] for d in data(events, EventType.SUBTASK_QUEUED)] == [1, 2]
+
+
+async def test_a_provider_wait_tells_it_and_queues_the_same_attempt_with_its_time(
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    task = await submitted(lifecycle, {"a": []})
+    running = await offered(db, task, "a")
+    wait = ProviderWait(kind="rate_limited", retry_after_seconds=20)
+
+    await lifecycle.apply_results(
+        [build_result(running, status=FAILED, retryable=True, error="Claude API error 429", provider_wait=wait)]
+    )
+
+    events = await told(test_redis, task)
+    assert names(task, events)[3:] == ["AGENT_FAILED a", "SUBTASK_QUEUED a"]  # no SUBTASK_RETRIED: no new attempt
+    [failure] = data(events, EventType.AGENT_FAILED)
+    assert failure["provider_wait"] == {"kind": "rate_limited", "retry_after_seconds": 20.0}
+    assert failure["will_retry"] is True
+    first, again = data(events, EventType.SUBTASK_QUEUED)
+    assert (first["attempt"], first["not_before"], again["attempt"]) == (1, None, 1)
+    waiting = await db.repositories().subtasks.get_subtask(running.id)
+    assert waiting is not None and waiting.not_before is not None
+    assert again["not_before"] == waiting.not_before.isoformat()
 
 
 async def test_a_last_attempt_s_failure_blocks_every_dependent_and_fails_the_task(

@@ -19,7 +19,7 @@ from orchestrator.task_analyzer import (
     fallback_subtask,
 )
 from shared.config import Settings, load_settings
-from shared.models import AgentCapability, AgentStatus, SubTask, TaskType
+from shared.models import AgentCapability, AgentStatus, ProviderWait, SubTask, TaskType
 from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.orchestrator.conftest import (
     API,
@@ -92,6 +92,12 @@ SCENARIOS: dict[str, Any] = {
         {"name": "flaky", "match": "(?i)flaky planner", "plan": CYCLIC_PLAN},
         {"name": "broken", "match": "(?i)planner is broken", "error": {"status": 500, "message": "[simulated] down"}},
         {"name": "overloaded", "match": "(?i)planner is overloaded", "error": {"status": 529, "message": "[sim] busy"}},
+        {
+            "name": "rate-limited",
+            "match": "(?i)planner is rate limited",
+            "error": {"status": 429, "message": "[sim] slow down", "retry_after": 3},
+        },
+        {"name": "refused", "match": "(?i)planner refuses", "error": {"status": 400, "message": "[sim] malformed"}},
     ]
 }
 
@@ -104,8 +110,8 @@ def simulator(tmp_path: Path) -> Iterator[SimulatorHandle]:
 
 @pytest.fixture
 async def client(simulator: SimulatorHandle) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    # No retries: an injected error must reach the analyzer as the first answer.
-    async with anthropic.AsyncAnthropic(base_url=simulator.base_url, api_key="sim", max_retries=0) as api:
+    # The client retries as configured (ANTHROPIC_MAX_RETRIES); the analyzer turns that off for its own calls.
+    async with anthropic.AsyncAnthropic(base_url=simulator.base_url, api_key="sim", max_retries=2) as api:
         yield api
 
 
@@ -281,24 +287,35 @@ async def test_a_plan_over_the_subtask_limit_is_refused_and_replaced(
 
 
 @pytest.mark.parametrize(
-    ("task", "status", "message"),
+    ("task", "status", "kind", "retry_after"),
     [
-        pytest.param("The planner is broken today", 500, "[simulated] down", id="500"),
-        pytest.param("The planner is overloaded today", 529, "[sim] busy", id="529-overloaded"),
+        pytest.param("The planner is broken today", 500, "server_error", None, id="500"),
+        pytest.param("The planner is overloaded today", 529, "overloaded", None, id="529-overloaded"),
+        pytest.param("The planner is rate limited today", 429, "rate_limited", 3.0, id="429-retry-after"),
     ],
 )
-async def test_an_api_error_falls_back_to_one_subtask_with_the_reason(
-    analyzer: TaskAnalyzer, simulator: SimulatorHandle, task: str, status: int, message: str
+async def test_a_provider_error_makes_the_planning_wait_with_no_fallback_plan(
+    analyzer: TaskAnalyzer, simulator: SimulatorHandle, task: str, status: int, kind: str, retry_after: float | None
 ) -> None:
     decomposition = await analyzer.decompose_task(TASK_ID, task, SEED_FLEET)
 
+    # Asked once, though the client would retry: the fleet decides when to try again.
     assert [request["status"] for request in simulator.requests()] == [status]
-    assert_single_fallback(decomposition, task)
-    assert decomposition.fallback_reason is not None
-    assert decomposition.fallback_reason.startswith(f"Claude API error: Error code: {status}")
-    assert message in decomposition.fallback_reason
+    assert decomposition.subtasks == [] and not decomposition.fallback_used
+    assert decomposition.provider_wait == ProviderWait(kind=kind, retry_after_seconds=retry_after)  # type: ignore[arg-type]
     assert (decomposition.usage.input_tokens, decomposition.usage.output_tokens) == (0, 0)
     assert decomposition.model is None  # no answer: nothing to price
+
+
+async def test_a_request_the_api_refuses_still_falls_back_to_one_subtask(
+    analyzer: TaskAnalyzer, simulator: SimulatorHandle
+) -> None:
+    decomposition = await analyzer.decompose_task(TASK_ID, "The planner refuses this one", SEED_FLEET)
+
+    assert [request["status"] for request in simulator.requests()] == [400]
+    assert decomposition.provider_wait is None
+    assert_single_fallback(decomposition, "The planner refuses this one")
+    assert decomposition.fallback_reason is not None and "[sim] malformed" in decomposition.fallback_reason
 
 
 @pytest.mark.parametrize(
@@ -322,18 +339,18 @@ async def test_an_api_error_is_counted_by_kind(
     assert counted == {kind: 1.0}
 
 
-async def test_an_unreachable_api_falls_back_to_one_subtask(analyzer_settings: Settings) -> None:
+async def test_an_unreachable_api_makes_the_planning_wait(analyzer_settings: Settings) -> None:
     with socket.socket() as bound_not_listening:  # held, so no one else takes the port: connections are refused
         bound_not_listening.bind(("127.0.0.1", 0))
         port = bound_not_listening.getsockname()[1]
-        async with anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{port}", api_key="sim", max_retries=0) as api:
+        async with anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{port}", api_key="sim", max_retries=2) as api:
             decomposition = await TaskAnalyzer(api, analyzer_settings).decompose_task(TASK_ID, SIMPLE_TASK, SEED_FLEET)
 
-    assert_single_fallback(decomposition, SIMPLE_TASK)
-    assert decomposition.fallback_reason == "Claude API error: Connection error."
+    assert decomposition.subtasks == [] and not decomposition.fallback_used
+    assert decomposition.provider_wait == ProviderWait(kind="connection")
 
 
-async def test_an_api_error_in_the_repair_round_falls_back_and_keeps_the_first_rounds_usage(
+async def test_a_provider_error_in_the_repair_round_waits_and_keeps_the_first_rounds_usage(
     analyzer: TaskAnalyzer, simulator: SimulatorHandle, client: anthropic.AsyncAnthropic, analyzer_settings: Settings
 ) -> None:
     decomposition = await analyzer.decompose_task(TASK_ID, FLAKY_TASK, SEED_FLEET)
@@ -341,9 +358,7 @@ async def test_an_api_error_in_the_repair_round_falls_back_and_keeps_the_first_r
     first, repair = simulator.requests()
     assert (first["source"], first["status"]) == ("plans[7] (flaky)", 200)
     assert (repair["source"], repair["status"]) == ("plans[0] (flaky-repair)", 500)
-    assert_single_fallback(decomposition, FLAKY_TASK)
-    assert decomposition.fallback_reason is not None
-    assert decomposition.fallback_reason.startswith("Claude API error: Error code: 500")
+    assert decomposition.subtasks == [] and decomposition.provider_wait == ProviderWait(kind="server_error")
     usage = (decomposition.usage.input_tokens, decomposition.usage.output_tokens)
     assert usage == await replayed_usage(client, analyzer_settings, [first])
     assert usage[0] > 0 and usage[1] > 0

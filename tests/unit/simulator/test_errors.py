@@ -1,6 +1,7 @@
 """Injected errors, dropped streams, delays and the error shape of everything else."""
 
 import time
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -8,7 +9,7 @@ import httpx
 import httpx2
 import pytest
 
-from simulator.testing import SimulatorHandle
+from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.simulator.helpers import FORCE_PLAN, MODEL, PLAN_TOOL
 
 
@@ -149,3 +150,21 @@ async def test_count_tokens_matches_the_usage_of_an_answer(client: anthropic.Asy
     answered = await client.messages.create(model=MODEL, max_tokens=10, system="agent1", messages=messages)
     assert counted.input_tokens == answered.usage.input_tokens
     assert counted.input_tokens > 100
+
+
+async def test_a_burst_answers_its_stretch_of_requests_with_its_error_whatever_they_ask(request_log: Path) -> None:
+    bursts = {"bursts": [{"name": "storm", "after": 1, "requests": 2, "error": {"status": 429, "retry_after": 3}}]}
+    with running_simulator(bursts, request_log=request_log) as burst_simulator:
+        async with anthropic.AsyncAnthropic(base_url=burst_simulator.base_url, api_key="k", max_retries=0) as api:
+            answers: list[int | str] = []
+            for task in ("Plan one", "Plan two", "Say hello", "Plan four"):
+                try:
+                    await _plan(api, task) if task.startswith("Plan") else await api.messages.create(
+                        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": task}]
+                    )
+                    answers.append(200)
+                except anthropic.RateLimitError as error:
+                    answers.append(f"429 after {error.response.headers['retry-after']}")
+
+        assert answers == [200, "429 after 3", "429 after 3", 200]
+        assert [entry["source"] for entry in burst_simulator.requests()][1:3] == ["bursts[0] (storm)"] * 2

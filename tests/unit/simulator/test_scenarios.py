@@ -53,7 +53,10 @@ DEMO = Path(__file__).parents[3] / "simulator" / "scenarios" / "demo.yaml"
             {"plans": [{"match": "x", "error": {"status": 200}}]},
             "scenarios.yaml: plans[0].error.status: Input should be greater than or equal to 400",
         ),
-        (["not", "a", "mapping"], "scenarios.yaml: the top level must be a mapping with 'plans' and/or 'subtasks'"),
+        (
+            ["not", "a", "mapping"],
+            "scenarios.yaml: the top level must be a mapping with 'plans', 'subtasks' and/or 'bursts'",
+        ),
     ],
 )
 def test_invalid_scenarios_are_explained(data: Any, expected: str) -> None:
