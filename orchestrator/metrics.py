@@ -42,6 +42,7 @@ class StoredState:
     subtasks_by_state: dict[str, int] = field(default_factory=dict)
     queued_by_capability: dict[str, int] = field(default_factory=dict)
     dead_letters_by_queue: dict[str, int] = field(default_factory=dict)
+    waiting_on_provider: dict[str, int] = field(default_factory=dict)  # by work: subtask, plan
     agents: Sequence[AgentStatus] = ()  # the registry as last read: agents taking work
 
 
@@ -54,6 +55,7 @@ async def read_stored_state(db: DatabaseManager, redis: RedisManager, agents: Se
         subtasks_by_state=counts.subtasks_by_state,
         queued_by_capability=counts.queued_by_capability,
         dead_letters_by_queue=dead_letters,
+        waiting_on_provider=counts.waiting_on_provider,
         agents=list(agents),
     )
 
@@ -79,6 +81,12 @@ class StoredStateCollector(Collector):
             state.queued_by_capability,
         )
         yield _gauge("dead_letters", "Items set aside as unprocessable, by queue", "queue", state.dead_letters_by_queue)
+        yield _gauge(
+            "waiting_on_provider",
+            "Work waiting on the model's provider: queued subtasks before their next try, tasks before their plan",
+            "work",
+            {"subtask": 0, "plan": 0, **state.waiting_on_provider},
+        )
         taking_work = [agent for agent in state.agents if agent.state is AgentState.ACTIVE]
         busy = sum(min(len(agent.current_tasks), agent.slots) for agent in taking_work)
         free = sum(agent.slots for agent in taking_work) - busy

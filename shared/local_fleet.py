@@ -172,9 +172,10 @@ class LocalFleet:
         }
         return self.add(agent_id, "agent", port=port, health_path="/health", env={**agent_env, **(env or {})})
 
-    def start_seed_fleet(self, scenarios: Path) -> None:
-        """Simulator (as Claude, with `scenarios`), orchestrator and the seed's five agents, all healthy."""
-        simulator = self.add_simulator(scenarios)
+    def start_seed_fleet(self, scenarios: Path, request_log: Path | None = None) -> None:
+        """Simulator (as Claude, with `scenarios`, logging each request to `request_log` if given), orchestrator and
+        the seed's five agents, all healthy."""
+        simulator = self.add_simulator(scenarios, request_log)
         self.start("simulator")
         self.base_env["ANTHROPIC_BASE_URL"] = simulator.url
         self.add_orchestrator()

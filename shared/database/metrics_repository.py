@@ -51,6 +51,12 @@ SELECT 'capability', capability, count(*)
 FROM subtasks, unnest(required_capabilities) AS capability
 WHERE tenant_id = $1 AND status = 'queued'
 GROUP BY capability
+UNION ALL
+SELECT 'provider_wait', 'subtask', count(*) FROM subtasks
+WHERE tenant_id = $1 AND status = 'queued' AND not_before > now()
+UNION ALL
+SELECT 'provider_wait', 'plan', count(*) FROM tasks
+WHERE tenant_id = $1 AND status = 'pending' AND plan_not_before IS NOT NULL
 """
 
 
@@ -59,6 +65,7 @@ class ScrapeCounts:
     tasks_by_state: dict[str, int]
     subtasks_by_state: dict[str, int]
     queued_by_capability: dict[str, int]  # a subtask needing two capabilities counts under each
+    waiting_on_provider: dict[str, int]  # queued subtasks (`subtask`) and unplanned tasks (`plan`) waiting on it
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,9 @@ class MetricsRepository:
         return StoredMetrics(**dict(row))
 
     async def scrape_counts(self) -> ScrapeCounts:
-        """Tasks and subtasks by state and queued subtasks per capability, in one statement."""
-        counts: dict[str, dict[str, int]] = {"task": {}, "subtask": {}, "capability": {}}
+        """Tasks and subtasks by state, queued subtasks per capability, and the work waiting on the provider, in one
+        statement."""
+        counts: dict[str, dict[str, int]] = {"task": {}, "subtask": {}, "capability": {}, "provider_wait": {}}
         for row in await self._executor.fetch(SCRAPE_COUNTS_SQL, self._tenant_id):
             counts[row["kind"]][row["label"]] = row["count"]
-        return ScrapeCounts(counts["task"], counts["subtask"], counts["capability"])
+        return ScrapeCounts(counts["task"], counts["subtask"], counts["capability"], counts["provider_wait"])

@@ -18,8 +18,9 @@ from shared.models import PROVIDER_UNAVAILABLE, SubTask, Task
 
 @dataclass(frozen=True)
 class Backoff:
-    """How long the next wait is: the provider's retry-after when it gave one, else a random share (`jitter`, drawn
-    in [0, 1)) of base * 2^(waits in a row), capped."""
+    """How long the next wait is: the provider's retry-after when it gave one (plus a random share of the base, so
+    the work a fleet-wide block held back does not all come back at once), else a random share (`jitter`, drawn in
+    [0, 1)) of base * 2^(waits in a row), capped."""
 
     retry_after: float | None
     jitter: float
@@ -29,7 +30,8 @@ class Backoff:
     def sql(self, waits_column: str, first: int) -> str:
         """The wait in seconds as an SQL expression over `waits_column`, its four values bound from `$first`."""
         retry_after, jitter, base, cap = (f"${first + offset}::float8" for offset in range(4))
-        return f"coalesce({retry_after}, {jitter} * least({cap}, {base} * power(2, least({waits_column}, 30))))"
+        backoff = f"{jitter} * least({cap}, {base} * power(2, least({waits_column}, 30)))"
+        return f"coalesce({retry_after} + {jitter} * {base}, {backoff})"
 
     def values(self) -> tuple[float | None, float, float, float]:
         return self.retry_after, self.jitter, self.base_seconds, self.max_seconds

@@ -104,7 +104,7 @@ async def test_a_failed_attempt_is_told_with_its_retry_and_the_next_attempt_comp
     }
     [failure] = payloads(events, "AGENT_FAILED")
     assert (failure["attempt"], failure["retryable"], failure["will_retry"]) == (1, True, True)
-    assert "overloaded" in failure["error"]
+    assert "conflict" in failure["error"]
     assert payloads(events, "SUBTASK_RETRIED") == [{"attempt": 2, "failed_agent_ids": [failure["agent_id"]]}]
     [completed] = payloads(events, "AGENT_COMPLETED")
     assert completed["attempt"] == 2 and completed["agent_id"] != failure["agent_id"]  # failed over

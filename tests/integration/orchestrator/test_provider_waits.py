@@ -23,20 +23,12 @@ from shared.models import (
     TaskStatus,
 )
 from shared.redis_manager import RedisManager
-from tests.factories import build_planned_task, current_result, run_attempt, subtask_id
+from tests.factories import current_result, run_attempt, subtask_id
+from tests.integration.orchestrator.test_lifecycle import submitted
 
 RATE_LIMITED = ProviderWait(kind="rate_limited", retry_after_seconds=30)
 OVERLOADED = ProviderWait(kind="overloaded")  # no retry-after: the fleet backs off
 RATE_LIMIT_ERROR = "Claude API error 429: API Error: Request rejected (429) · slow down"
-
-
-async def running_task(lifecycle: TaskLifecycle, repos: Repositories, plan: dict[str, list[str]]) -> Task:
-    task = build_planned_task(plan)
-    await lifecycle.submit(task)
-    for name, dependencies in plan.items():
-        if not dependencies:
-            await run_attempt(repos, subtask_id(task, name))
-    return task
 
 
 async def provider_wait(
@@ -60,10 +52,10 @@ async def queue_items(redis: RedisManager, task: Task) -> list[QueuedSubtask]:
 
 
 async def test_a_provider_wait_queues_the_same_attempt_until_the_retry_after_with_the_reason(
-    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager, orchestrator_settings: Settings
 ) -> None:
     repos = db.repositories()
-    task = await running_task(lifecycle, repos, {"a": []})
+    task = await submitted(lifecycle, {"a": []}, repos)
     before = datetime.now(UTC)
 
     outcome = await lifecycle.apply_results([await provider_wait(repos, task)])
@@ -73,7 +65,9 @@ async def test_a_provider_wait_queues_the_same_attempt_until_the_retry_after_wit
     assert (waiting.status, waiting.attempt_count, waiting.provider_waits) == (SubTaskStatus.QUEUED, 1, 1)
     assert waiting.failed_agent_ids == []  # the provider failed, not the agent
     assert waiting.not_before is not None
-    assert before + timedelta(seconds=30) <= waiting.not_before <= datetime.now(UTC) + timedelta(seconds=30)
+    # The retry-after, and a random share of the back-off base on top, so held-back work does not return at once.
+    spread = orchestrator_settings.provider_backoff_base_seconds
+    assert before + timedelta(seconds=30) <= waiting.not_before <= datetime.now(UTC) + timedelta(seconds=30 + spread)
     assert waiting.status_reason is not None and waiting.status_reason.code == "provider_unavailable"
     assert waiting.status_reason.message == (
         f"waiting on Claude: rate limited (429), next try at {waiting.not_before.astimezone(UTC):%H:%M:%S} UTC"
@@ -92,7 +86,7 @@ async def test_recovery_restores_a_waiting_item_with_its_time(
     lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
 ) -> None:
     repos = db.repositories()
-    task = await running_task(lifecycle, repos, {"a": []})
+    task = await submitted(lifecycle, {"a": []}, repos)
     await lifecycle.apply_results([await provider_wait(repos, task)])
     for item in await test_redis.task_queue.waiting_and_inflight():
         await test_redis.task_queue.remove(item)  # Redis lost them
@@ -113,7 +107,7 @@ async def test_waits_never_spend_attempts_and_back_off_with_jitter_up_to_the_cap
     )
     lifecycle.settings = settings
     repos = db.repositories()
-    task = await running_task(lifecycle, repos, {"a": []})
+    task = await submitted(lifecycle, {"a": []}, repos)
     for wait_number in range(1, 6):  # more waits than MAX_RETRIES allows attempts
         started = datetime.now(UTC)
         await lifecycle.apply_results([await provider_wait(repos, task, OVERLOADED)])
@@ -137,7 +131,7 @@ async def test_waits_never_spend_attempts_and_back_off_with_jitter_up_to_the_cap
 
 async def test_a_stale_or_repeated_provider_wait_changes_nothing(lifecycle: TaskLifecycle, db: DatabaseManager) -> None:
     repos = db.repositories()
-    task = await running_task(lifecycle, repos, {"a": []})
+    task = await submitted(lifecycle, {"a": []}, repos)
     first = await provider_wait(repos, task)
     repeated = first.model_copy(update={"result_id": f"{first.result_id}-again"})
 
@@ -163,7 +157,7 @@ async def test_a_task_that_fails_after_waiting_names_only_its_genuine_failure(
     lifecycle: TaskLifecycle, db: DatabaseManager
 ) -> None:
     repos = db.repositories()
-    task = await running_task(lifecycle, repos, {"a": []})
+    task = await submitted(lifecycle, {"a": []}, repos)
     await lifecycle.apply_results([await provider_wait(repos, task)])
     await db.pool.execute("UPDATE subtasks SET not_before = now() WHERE id = $1", subtask_id(task, "a"))
     await run_attempt(repos, subtask_id(task, "a"))
