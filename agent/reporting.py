@@ -88,6 +88,8 @@ class ResultReporter:
             allowed_tools=list(role.role.allowed_tools),
             simulated=self._settings.claude_simulated,
             model=role.role.model or self._settings.claude_model,
+            model_calls=outcome.model_calls,
+            limit_reached=outcome.limit_reached,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
             trace_id=request.subtask.trace_id,
         )

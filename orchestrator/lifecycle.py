@@ -17,6 +17,10 @@ An attempt's files are part of its result: the lifecycle promotes them into the 
 that applies the result (`shared.attempt_output`), so it needs the agents' workspaces folder (SHARED_FILES_DIR).
 In that transaction it also records each promoted file as an artifact, its content kept in ARTIFACTS_DIR
 (`shared.artifact_store`), so only applied attempts have artifacts.
+
+Every model call goes into the cost ledger (shared/ledger.py) in the transaction that stores what it belongs to: a
+decomposition's calls with the task, an attempt's turns with its result, whether the result applies or comes late
+(a forged or rejected one is not recorded). A result's stored cost is the sum of its rows.
 """
 
 import asyncio
@@ -29,6 +33,7 @@ import structlog
 
 from orchestrator import task_events
 from orchestrator.backpressure import DrainMeter, QueueAdmission
+from orchestrator.cost_ledger import CostLedger
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
@@ -42,13 +47,14 @@ from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import AttemptTimes, ClaimedAttempt
-from shared.errors import ConflictError, InvalidInputError, NotFoundError
+from shared.errors import ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError
 from shared.fleet_trust import FleetTrust
 from shared.follow_up import AttemptCredential, FollowUpSubtask
+from shared.ledger import LedgerEntry, total_cost
 from shared.models import (
     LogLevel,
+    ModelCallUsage,
     QueuedSubtask,
-    ReportedResult,
     ResultStatus,
     StatusReason,
     SubTask,
@@ -141,6 +147,7 @@ class TaskLifecycle:
         self._redis = redis
         self._waiting = WaitingReasons(db)
         self.artifact_store = ArtifactStore(settings.artifacts_dir)
+        self.ledger = CostLedger(settings, db, self.metrics)
 
     # --- submit, cancel, retry ------------------------------------------------------------------------------------
 
@@ -148,19 +155,45 @@ class TaskLifecycle:
         """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
         await self._admission.check(arriving)
 
-    async def submit(self, task: Task) -> list[SubTask]:
-        """Store a decomposed task and queue the subtasks that are ready (returned), if they fit beside those queued;
-        submits arriving together cannot overshoot MAX_QUEUE_DEPTH between them.
+    async def submit(self, task: Task, calls: Sequence[ModelCallUsage] = ()) -> list[SubTask]:
+        """Store a decomposed task, with its planning `calls` in the cost ledger (its decomposition's cost is
+        theirs), and queue the subtasks that are ready (returned), if they fit beside those queued; submits arriving
+        together cannot overshoot MAX_QUEUE_DEPTH between them. A task refused for room still spent its calls: they
+        are recorded without a task.
 
         What is ready is decided by the same statement that decides it after each completion (`queue_ready`); the
         room held for the task is what a plan can have ready before anything ran: its subtasks without dependencies.
         """
+        entries = await self._planning_entries(task, calls)
         roots = sum(1 for subtask in task.subtasks if not subtask.dependencies)
-        async with self._admission.admitted(roots), self._db.transaction() as tx:
-            await tx.tasks.create_task(task)
-            queued = await tx.subtasks.queue_ready(task.id)
+        try:
+            async with self._admission.admitted(roots), self._db.transaction() as tx:
+                await tx.tasks.create_task(task)
+                await tx.ledger.record(entries)
+                queued = await tx.subtasks.queue_ready(task.id)
+        except TooManyRequestsError:
+            await self.record_model_calls(None, calls)
+            raise
+        self.ledger.counted(entries)
         await self._publish(queued, task_events.submitted(task))
         return queued
+
+    async def _planning_entries(self, task: Task, calls: Sequence[ModelCallUsage]) -> list[LedgerEntry]:
+        """The ledger rows of the task's planning calls; its decomposition's cost becomes theirs (None when a model
+        of theirs has no price)."""
+        entries = (await self.ledger.price_book()).planning_entries(task.id, calls)
+        if task.decomposition is not None and entries:
+            unpriced = any(entry.price_id is None for entry in entries)
+            task.decomposition.cost_usd = None if unpriced else total_cost(entries)
+        return entries
+
+    async def record_model_calls(self, task_id: str | None, calls: Sequence[ModelCallUsage]) -> float:
+        """Record planning calls made outside a submit (a dry run's, without a task) in the cost ledger; their cost
+        in US dollars."""
+        entries = (await self.ledger.price_book()).planning_entries(task_id, calls)
+        await self._db.repositories().ledger.record(entries)
+        self.ledger.counted(entries)
+        return total_cost(entries)
 
     async def _count_queued(self) -> int:
         return await self._db.repositories().subtasks.count_queued()
@@ -331,17 +364,22 @@ class TaskLifecycle:
         """Apply (position, result) pairs in one transaction, under the row locks of their tasks; a result naming no
         subtask of this tenant's, or the wrong task, is rejected by its position."""
         outcome = BatchOutcome()
+        prices = await self.ledger.price_book()
         async with self._db.transaction() as tx:
             owners = await tx.subtasks.lock_tasks_of({result.subtask_id for _, result in batch})
             for position, result in batch:
                 reason = self._foreign(result, owners) or self._never_assigned(result)
                 if reason:
                     outcome.rejected[position] = reason
-            results = [result for position, result in batch if position not in outcome.rejected]
+            # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows.
+            results, entries = prices.priced_results(
+                [result for position, result in batch if position not in outcome.rejected]
+            )
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(
                 [(result, item.applied, item.times) for result, item in zip(results, outcomes, strict=True)]
             )
+            await tx.ledger.record(entries)
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
@@ -350,6 +388,7 @@ class TaskLifecycle:
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
             self.details.forget(task_id)
         await self._discard_staged_output(outcome.finished)
+        self.ledger.counted(entries)
         self._account(results, outcomes, outcome)
         outcome.events = [
             event
@@ -514,8 +553,7 @@ class TaskLifecycle:
         for result, outcome in zip(results, outcomes, strict=True):
             if outcome.applied and outcome.subtask is not None:
                 self.fleet.history.record(result.agent_id, outcome.subtask, result.status, result.execution_time)
-                model = result.model if isinstance(result, ReportedResult) else None
-                self.metrics.result_applied(result, outcome.subtask.status is SubTaskStatus.QUEUED, model)
+                self.metrics.result_applied(result, outcome.subtask.status is SubTaskStatus.QUEUED)
             else:
                 self.metrics.results_ignored.inc()
             with bound_to_result(result):

@@ -14,8 +14,8 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
-from orchestrator.task_analyzer import Decomposition, TaskAnalyzer
-from shared import pricing, tracing
+from orchestrator.task_analyzer import TaskAnalyzer
+from shared import tracing
 from shared.database import DatabaseManager
 from shared.database.task_search import TaskSearch
 from shared.errors import InvalidInputError, NotFoundError
@@ -88,22 +88,11 @@ class TaskService:
             fallback_reason=decomposition.fallback_reason,
             token_usage=decomposition.usage,
             model=decomposition.model,
-            cost_usd=self._decomposition_cost(decomposition),
+            cost_usd=0.0,  # no call got an answer, unless the ledger prices its calls (lifecycle.submit)
         )
-        # Spent whether or not the task then fits on the queue.
-        self._lifecycle.metrics.decomposed(decomposition.model, decomposition.usage, task.decomposition.cost_usd)
-        queued = await self._lifecycle.submit(task)
+        queued = await self._lifecycle.submit(task, decomposition.calls)
         log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
         return queued
-
-    def _decomposition_cost(self, decomposition: Decomposition) -> float | None:
-        """The decomposition's price (0 when no call got an answer); None, and a warning, for an unpriced model."""
-        if decomposition.model is None:
-            return 0.0
-        cost = pricing.cost_usd(self._lifecycle.settings.model_prices, decomposition.model, decomposition.usage)
-        if cost is None:
-            log.warning("model_price_unknown", model=decomposition.model, setting="MODEL_PRICES")
-        return cost
 
     async def _live_agents(self) -> list[AgentStatus]:
         """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""
@@ -117,11 +106,13 @@ class TaskService:
         """The task's detail as the API serves it; kept once the task has ended."""
         body = self._details.get(task_id)
         if body is None:
-            detail = await self._db.repositories().tasks.get_task_detail(task_id)
+            repos = self._db.repositories()
+            detail = await repos.tasks.get_task_detail(task_id)
             if detail is None:
                 raise NotFoundError(f"no task with id {task_id!r}")
             task, results = detail
-            body = TaskDetailResponse.of(task, results).model_dump_json().encode()
+            spent = (await repos.ledger.task_totals([task_id]))[task_id]
+            body = TaskDetailResponse.of(task, results, spent).model_dump_json().encode()
             if task.status.is_terminal:
                 self._details.put(task_id, body)
         return body

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.roles import LoadedRole
-from shared.models import TaskExecutionRequest, TokenUsage
+from shared.models import ModelCallUsage, RoleLimit, TaskExecutionRequest, TokenUsage
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class ExecutionOutcome:
     # folder; None for executors without either (the stub).
     claude_session_id: str | None = None
     claude_config_dir: str | None = None
+    # Each model call (turn) of the attempt, for the cost ledger; empty when none was seen.
+    model_calls: list[ModelCallUsage] = field(default_factory=list)
+    # The role's cap that stopped the attempt, if one did (its error names the cap and its value).
+    limit_reached: RoleLimit | None = None
 
     @property
     def succeeded(self) -> bool:

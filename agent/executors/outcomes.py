@@ -1,12 +1,13 @@
 """From what the SDK reports (a ResultMessage, a raised error) to an ExecutionOutcome with a retryable flag."""
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from claude_agent_sdk import ResultMessage
 
 from agent.executors.base import ExecutionOutcome
-from shared.models import TokenUsage
+from shared.models import RoleLimit, TokenUsage
 
 # Rate limits, overload (529), server errors and timeouts may pass; a bad request or a refused key will not.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
@@ -14,6 +15,37 @@ RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
 PERMANENT_SUBTYPES = frozenset({"error_max_turns", "error_max_budget_usd", "error_max_structured_output_retries"})
 NO_ANSWER_TEXT = "(the agent finished without a text answer)"
 _EXIT_CODE = re.compile(r" \(exit code: -?\d+\)")
+# The role caps the CLI stops an attempt on, by the result's subtype.
+LIMIT_SUBTYPES: dict[str, RoleLimit] = {"error_max_turns": "max_turns", "error_max_budget_usd": "max_budget_usd"}
+# A response cut at CLAUDE_CODE_MAX_OUTPUT_TOKENS: the CLI asks the model to go on a few times, then gives up with an
+# API error of its own (no HTTP status) saying so; newer CLIs may say it in the result's stop_reason.
+_OUTPUT_CAP = re.compile(r"exceeded the \d+ output token maximum")
+
+
+@dataclass(frozen=True)
+class RoleCaps:
+    """The per-attempt caps of the role an attempt ran under, for the error that says which one stopped it."""
+
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    max_output_tokens: int | None = None
+
+    def explain(self, limit: RoleLimit, text: str) -> str:
+        """The error of an attempt `limit` stopped: the cap, its value, and what the CLI said."""
+        value = getattr(self, limit)
+        if value is None:
+            return f"the role's {limit} cap stopped the attempt: {text}"
+        shown = {"max_turns": f"{value} turns", "max_budget_usd": f"${value:g}"}.get(limit, f"{value} tokens")
+        return f"the role's {limit} cap ({shown}) stopped the attempt: {text}"
+
+
+def limit_reached(subtype: str | None, stop_reason: str | None, text: str) -> RoleLimit | None:
+    """The role cap an error result says stopped the attempt, if any."""
+    if subtype in LIMIT_SUBTYPES:
+        return LIMIT_SUBTYPES[subtype]
+    if stop_reason == "max_tokens" or _OUTPUT_CAP.search(text):
+        return "max_output_tokens"
+    return None
 
 
 def is_retryable(status: int | None, subtype: str | None) -> bool:
@@ -46,23 +78,31 @@ def describe(status: int | None, text: str) -> str:
     return f"Claude API error {status}: {text}" if status is not None and str(status) not in text else text
 
 
-def outcome_from_result(result: ResultMessage) -> ExecutionOutcome:
+def outcome_from_result(result: ResultMessage, caps: RoleCaps | None = None) -> ExecutionOutcome:
     if not result.is_error:
         return ExecutionOutcome(output=result.result or NO_ANSWER_TEXT, **accounting(result))
     text = result.result or "; ".join(result.errors or []) or result.subtype
-    return ExecutionOutcome(
-        error=describe(result.api_error_status, text),
-        retryable=is_retryable(result.api_error_status, result.subtype),
-        **accounting(result),
-    )
+    return _failure(describe(result.api_error_status, text), result, result.api_error_status, result.subtype, caps)
 
 
 def failure_from_error(
-    error: Exception, result: ResultMessage | None, *, status: int | None, subtype: str | None
+    error: Exception,
+    result: ResultMessage | None,
+    *,
+    status: int | None,
+    subtype: str | None,
+    caps: RoleCaps | None = None,
 ) -> ExecutionOutcome:
     """A failed outcome for an error `query()` raised, keeping the usage of the result it may have sent first."""
-    return ExecutionOutcome(
-        error=describe(status, _EXIT_CODE.sub("", str(error), count=1)),
-        retryable=is_retryable(status, subtype),
-        **accounting(result),
-    )
+    return _failure(describe(status, _EXIT_CODE.sub("", str(error), count=1)), result, status, subtype, caps)
+
+
+def _failure(
+    error: str, result: ResultMessage | None, status: int | None, subtype: str | None, caps: RoleCaps | None
+) -> ExecutionOutcome:
+    """A failed outcome; when a role cap stopped the attempt, it says which (not retryable: it would again)."""
+    limit = limit_reached(subtype, result.stop_reason if result else None, error) if status is None else None
+    if limit is None:
+        return ExecutionOutcome(error=error, retryable=is_retryable(status, subtype), **accounting(result))
+    explained = (caps or RoleCaps()).explain(limit, error)
+    return ExecutionOutcome(error=explained, retryable=False, limit_reached=limit, **accounting(result))

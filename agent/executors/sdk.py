@@ -14,14 +14,15 @@ from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, Re
 
 from agent.context_pack_loader import ContextPackUnavailable, prepare_context_pack
 from agent.executors.base import ExecutionOutcome
-from agent.executors.outcomes import failure_from_error, outcome_from_result
+from agent.executors.outcomes import RoleCaps, failure_from_error, outcome_from_result
 from agent.executors.prompt import build_prompt
+from agent.executors.turn_usage import TurnUsage
 from agent.roles import LoadedRole
 from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
 from agent.tools.data_source import DataSourcePool
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager
-from shared.models import TaskExecutionRequest
+from shared.models import TaskExecutionRequest, TokenUsage
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -81,7 +82,8 @@ class SdkExecutor:
             log.warning("context_pack_unavailable", error=str(error))
             return ExecutionOutcome.failure(str(error), retryable=False)
         options = self.options(request, role, workspace)
-        outcome = await run_query(build_prompt(request, workspace.root, pack), options)
+        caps = RoleCaps(role.role.max_turns, role.role.max_budget_usd, role.role.max_output_tokens)
+        outcome = await run_query(build_prompt(request, workspace.root, pack), options, caps)
         return replace(outcome, claude_config_dir=str(self.config_dir))
 
     def options(self, request: TaskExecutionRequest, role: LoadedRole, workspace: Workspace) -> ClaudeAgentOptions:
@@ -118,10 +120,12 @@ class SdkExecutor:
         )
 
 
-async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcome:
-    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag."""
+async def run_query(prompt: str, options: ClaudeAgentOptions, caps: RoleCaps | None = None) -> ExecutionOutcome:
+    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag (none when
+    one of the role's `caps` stopped it), and each model call it made is in the outcome."""
     result: ResultMessage | None = None
     session_id: str | None = None
+    turns = TurnUsage()
     started = time.monotonic()
     first_message_at: float | None = None
     try:
@@ -130,21 +134,30 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
             async for message in messages:
                 first_message_at = first_message_at or time.monotonic()
                 session_id = session_id or message_session_id(message)
+                turns.observe(message)
                 if isinstance(message, ResultMessage):
                     result = message
     except ResultError as error:
-        outcome = failure_from_error(error, result, status=error.api_error_status, subtype=error.subtype)
-        return replace(outcome, claude_session_id=session_id)
+        outcome = failure_from_error(error, result, status=error.api_error_status, subtype=error.subtype, caps=caps)
+        return with_calls(replace(outcome, claude_session_id=session_id), turns, result)
     except ClaudeSDKError as error:  # the CLI did not start, died, or wrote something unreadable
         log.warning("claude_cli_failed", error=str(error))
-        return replace(failure_from_error(error, result, status=None, subtype=None), claude_session_id=session_id)
+        outcome = failure_from_error(error, result, status=None, subtype=None)
+        return with_calls(replace(outcome, claude_session_id=session_id), turns, result)
     if result is None:
-        return replace(
-            ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True),
-            claude_session_id=session_id,
-        )
+        outcome = ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True)
+        return with_calls(replace(outcome, claude_session_id=session_id), turns, result)
     timings = cli_timings(started, first_message_at, result)
-    return replace(outcome_from_result(result), timings=timings, claude_session_id=session_id or result.session_id)
+    outcome = replace(outcome_from_result(result, caps), timings=timings)
+    return with_calls(replace(outcome, claude_session_id=session_id or result.session_id), turns, result)
+
+
+def with_calls(outcome: ExecutionOutcome, turns: TurnUsage, result: ResultMessage | None) -> ExecutionOutcome:
+    """The outcome with each model call it made; its usage is then theirs, so the calls add up to the attempt."""
+    calls = turns.calls(result)
+    if not calls:
+        return outcome
+    return replace(outcome, model_calls=calls, token_usage=sum((call.usage for call in calls), TokenUsage()))
 
 
 def message_session_id(message: object) -> str | None:

@@ -25,6 +25,8 @@ TABLES = [
     "artifacts",
     "context_pack_files",
     "context_packs",
+    "model_calls",
+    "model_prices",
     "removed_tasks",
     "subtask_results",
     "subtasks",
@@ -33,7 +35,7 @@ TABLES = [
     "webhook_deliveries",
     "webhooks",
 ]
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018_cost_ledger"
 
 # Everything a migration could change: tables, columns, constraints, indexes and the recorded revision.
 SCHEMA_QUERIES = [
