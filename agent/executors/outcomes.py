@@ -35,7 +35,7 @@ class RoleCaps:
         value = getattr(self, limit)
         if value is None:
             return f"the role's {limit} cap stopped the attempt: {text}"
-        shown = {"max_turns": f"{value} turns", "max_budget_usd": f"${value:g}"}.get(limit, f"{value} tokens")
+        shown = f"${value:g}" if limit == "max_budget_usd" else str(value)
         return f"the role's {limit} cap ({shown}) stopped the attempt: {text}"
 
 

@@ -85,7 +85,7 @@ def test_no_turn_seen_means_no_calls_and_unnamed_turns_are_left_out() -> None:
             "error_max_turns",
             "Reached maximum number of turns (3)",
             "max_turns",
-            "the role's max_turns cap (3 turns) stopped the attempt: Reached maximum number of turns (3)",
+            "the role's max_turns cap (3) stopped the attempt: Reached maximum number of turns (3)",
         ),
         (
             "error_max_budget_usd",
@@ -98,7 +98,7 @@ def test_no_turn_seen_means_no_calls_and_unnamed_turns_are_left_out() -> None:
             "API Error: Claude's response exceeded the 64 output token maximum. To configure this behavior, set the "
             "CLAUDE_CODE_MAX_OUTPUT_TOKENS environment variable.",
             "max_output_tokens",
-            "the role's max_output_tokens cap (64 tokens) stopped the attempt: API Error: Claude's response exceeded "
+            "the role's max_output_tokens cap (64) stopped the attempt: API Error: Claude's response exceeded "
             "the 64 output token maximum. To configure this behavior, set the CLAUDE_CODE_MAX_OUTPUT_TOKENS "
             "environment variable.",
         ),
