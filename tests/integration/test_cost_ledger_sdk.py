@@ -10,12 +10,10 @@ import pytest
 
 from shared.config import Settings
 from shared.database import Repositories
-from simulator.testing import running_simulator
-from tests.integration.test_coordination_pool import AgentFleet, sdk_agents
-from tests.orchestrator_harness import OrchestratorFactory, plan, submit, wait_until_ended
-from tests.polling import eventually
+from tests.integration.test_coordination_pool import SdkFleet, sdk_agents, sdk_fleet
+from tests.orchestrator_harness import plan, submit, wait_until_ended
 
-__all__ = ["sdk_agents"]  # the fixture, imported so this module's tests can use it
+__all__ = ["sdk_agents", "sdk_fleet"]  # the fixtures, imported so this module's tests can use them
 
 NOTE = {"tool": "write_file", "input": {"path": "note.md", "content": "noted"}}
 CYCLIC = plan(("s1", "Count the rows", ["DATA_ANALYSIS"], ["s2"]), ("s2", "Sum the rows", ["DATA_ANALYSIS"], ["s1"]))
@@ -31,22 +29,14 @@ SCENARIOS: dict[str, Any] = {
 
 @pytest.mark.sdk
 async def test_a_task_s_ledger_rolls_up_to_what_its_results_and_its_planning_cost(
-    orchestrator: OrchestratorFactory,
-    orchestrator_settings: Settings,
-    orchestrator_repositories: Repositories,
-    sdk_agents: AgentFleet,
+    orchestrator_settings: Settings, orchestrator_repositories: Repositories, sdk_fleet: SdkFleet
 ) -> None:
-    with running_simulator(SCENARIOS) as simulator:
-        async with (
-            sdk_agents(orchestrator_settings, simulator.base_url, ["agent_a"]),
-            orchestrator(SCENARIOS, anthropic_base_url=simulator.base_url) as client,
-        ):
-            await eventually(lambda: client.get("/agents"), lambda answer: len(answer.json()["agents"]) == 1)
-            task_id = await submit(client, "Tally the ledger of the shop")
-            detail = await wait_until_ended(client, task_id, timeout=90)
-            cost = (await client.get(f"/tasks/{task_id}/cost")).json()
-            [listed] = (await client.get("/tasks")).json()["tasks"]
-            spend = (await client.get("/spend", params={"days": 2})).json()
+    async with sdk_fleet(SCENARIOS, ["agent_a"]) as client:
+        task_id = await submit(client, "Tally the ledger of the shop")
+        detail = await wait_until_ended(client, task_id, timeout=90)
+        cost = (await client.get(f"/tasks/{task_id}/cost")).json()
+        [listed] = (await client.get("/tasks")).json()["tasks"]
+        spend = (await client.get("/spend", params={"days": 2})).json()
 
     assert detail["task"]["status"] == "completed", detail["task"]["error"]
     results = detail["subtask_results"]
