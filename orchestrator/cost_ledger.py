@@ -14,7 +14,8 @@ import structlog
 from orchestrator.metrics import OrchestratorMetrics
 from shared.config import Settings
 from shared.database import DatabaseManager
-from shared.ledger import LedgerEntry, PriceBook
+from shared.ledger import LedgerEntry, PriceBook, total_cost
+from shared.models import ModelCallUsage, Task
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,22 @@ class CostLedger:
                         versions={model: version.version for model, version in sorted(versions.items())},
                     )
         return self._book
+
+    async def task_planning(self, task: Task, calls: Sequence[ModelCallUsage]) -> list[LedgerEntry]:
+        """The rows of a task's planning calls, for the transaction that stores it; its decomposition's cost becomes
+        theirs (None when a model of theirs has no price)."""
+        entries = (await self.price_book()).planning_entries(task.id, calls)
+        if task.decomposition is not None and entries:
+            unpriced = any(entry.price_id is None for entry in entries)
+            task.decomposition.cost_usd = None if unpriced else total_cost(entries)
+        return entries
+
+    async def record_planning(self, task_id: str | None, calls: Sequence[ModelCallUsage]) -> float:
+        """Record planning calls in a statement of their own (no task stored with them); their cost in US dollars."""
+        entries = (await self.price_book()).planning_entries(task_id, calls)
+        await self._db.repositories().ledger.record(entries)
+        self.counted(entries)
+        return total_cost(entries)
 
     def counted(self, entries: Sequence[LedgerEntry]) -> None:
         """After commit: the recorded rows' tokens and dollars on the Prometheus counters."""

@@ -50,7 +50,6 @@ from shared.database.subtask_repository import AttemptTimes, ClaimedAttempt
 from shared.errors import ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError
 from shared.fleet_trust import FleetTrust
 from shared.follow_up import AttemptCredential, FollowUpSubtask
-from shared.ledger import LedgerEntry, total_cost
 from shared.models import (
     LogLevel,
     ModelCallUsage,
@@ -164,7 +163,7 @@ class TaskLifecycle:
         What is ready is decided by the same statement that decides it after each completion (`queue_ready`); the
         room held for the task is what a plan can have ready before anything ran: its subtasks without dependencies.
         """
-        entries = await self._planning_entries(task, calls)
+        entries = await self.ledger.task_planning(task, calls)
         roots = sum(1 for subtask in task.subtasks if not subtask.dependencies)
         try:
             async with self._admission.admitted(roots), self._db.transaction() as tx:
@@ -178,22 +177,10 @@ class TaskLifecycle:
         await self._publish(queued, task_events.submitted(task))
         return queued
 
-    async def _planning_entries(self, task: Task, calls: Sequence[ModelCallUsage]) -> list[LedgerEntry]:
-        """The ledger rows of the task's planning calls; its decomposition's cost becomes theirs (None when a model
-        of theirs has no price)."""
-        entries = (await self.ledger.price_book()).planning_entries(task.id, calls)
-        if task.decomposition is not None and entries:
-            unpriced = any(entry.price_id is None for entry in entries)
-            task.decomposition.cost_usd = None if unpriced else total_cost(entries)
-        return entries
-
     async def record_model_calls(self, task_id: str | None, calls: Sequence[ModelCallUsage]) -> float:
         """Record planning calls made outside a submit (a dry run's, without a task) in the cost ledger; their cost
         in US dollars."""
-        entries = (await self.ledger.price_book()).planning_entries(task_id, calls)
-        await self._db.repositories().ledger.record(entries)
-        self.ledger.counted(entries)
-        return total_cost(entries)
+        return await self.ledger.record_planning(task_id, calls)
 
     async def _count_queued(self) -> int:
         return await self._db.repositories().subtasks.count_queued()
