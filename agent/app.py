@@ -127,7 +127,8 @@ def create_app(settings: Settings, *, roles: RoleBook | None = None, roles_dir: 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics = AgentMetrics()  # before the lifespan: GET /metrics answers from the first request
+    # Before the lifespan: GET /metrics answers from the first request.
+    app.state.metrics = AgentMetrics(settings.tenant_id)
     app.state.roles = offered_roles(settings, roles or load_roles(roles_dir))
     install_error_handlers(app)
     app.add_middleware(RequestLimits, max_body_bytes=api.MAX_OFFER_BYTES)

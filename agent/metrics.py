@@ -1,7 +1,9 @@
 """The agent's Prometheus metrics (`GET /metrics`, no key): its slots, its attempts and what they spent.
 
 Counted as each attempt ends (an increment in memory); labels are bounded sets (outcome, model, token kind,
-provider error kind), never a task's id, description or output: whoever reaches the agent's port may read them.
+provider error kind, the agent's tenant, TENANT_ID), never a task's id, description or output: whoever reaches the
+agent's port may read them. Dollars here are what the Claude Agent SDK reported; the orchestrator's counters are the
+cost ledger's, priced by MODEL_PRICES.
 Counters start at zero with each agent process; Prometheus's `rate()` and `increase()` handle the reset.
 """
 
@@ -14,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from shared.failure_reasons import provider_error_in
 from shared.models import ReportedResult, ResultStatus, SubTaskResult
-from shared.prometheus import RUN_TIME_BUCKETS, ModelLabels, count_tokens
+from shared.prometheus import RUN_TIME_BUCKETS, BoundedLabels, count_tokens
 
 PREFIX = "fleet_agent_"
 
@@ -54,8 +56,9 @@ def attempt_outcome(result: SubTaskResult) -> str:
 class AgentMetrics:
     """The registry of one agent app (not the client library's global one: several apps share a test process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant_id: str) -> None:
         self.registry = CollectorRegistry()
+        self._tenant = tenant_id  # an agent serves one tenant's fleet
         self._slots = SlotCollector()
         self.registry.register(self._slots)
         self.attempts = Counter(
@@ -70,12 +73,15 @@ class AgentMetrics:
         )
         self.tokens = Counter(
             f"{PREFIX}tokens",
-            "Model tokens attempts used, by model and kind",
-            ["model", "kind"],
+            "Model tokens attempts used, by model, kind and tenant",
+            ["model", "kind", "tenant"],
             registry=self.registry,
         )
         self.cost = Counter(
-            f"{PREFIX}cost_usd", "Cost of attempts in US dollars, by model", ["model"], registry=self.registry
+            f"{PREFIX}cost_usd",
+            "Cost of attempts in US dollars (as the SDK reported it), by model and tenant",
+            ["model", "tenant"],
+            registry=self.registry,
         )
         self.provider_errors = Counter(
             f"{PREFIX}provider_errors",
@@ -83,7 +89,7 @@ class AgentMetrics:
             ["kind"],
             registry=self.registry,
         )
-        self._models = ModelLabels()
+        self._models = BoundedLabels()
 
     def watch(self, slots: Slots) -> None:
         self._slots.slots = slots
@@ -94,9 +100,9 @@ class AgentMetrics:
         self.attempt_duration.labels(outcome).observe(result.execution_time)
         model = result.model if isinstance(result, ReportedResult) else None
         model_label = self._models.label(model)
-        count_tokens(self.tokens, model_label, result.token_usage)
+        count_tokens(self.tokens, model_label, self._tenant, result.token_usage)
         if result.cost_usd:
-            self.cost.labels(model_label).inc(result.cost_usd)
+            self.cost.labels(model_label, self._tenant).inc(result.cost_usd)
         error_kind = (
             result.provider_wait.kind
             if result.provider_wait is not None

@@ -89,6 +89,8 @@ class ResultReporter:
             simulated=self._settings.claude_simulated,
             provider_wait=None if outcome.succeeded else outcome.provider_wait,
             model=role.role.model or self._settings.claude_model,
+            model_calls=outcome.model_calls,
+            limit_reached=outcome.limit_reached,
             assignment=request.assignment,  # the orchestrator applies only results of offers it signed
             trace_id=request.subtask.trace_id,
         )

@@ -83,7 +83,7 @@ class SubtaskRunner:
         metrics: AgentMetrics | None = None,
     ) -> None:
         self._settings = settings
-        self._metrics = metrics or AgentMetrics()
+        self._metrics = metrics or AgentMetrics(settings.tenant_id)
         self._roles = roles
         self._executor = executor
         self._reporter = reporter

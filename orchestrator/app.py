@@ -20,6 +20,7 @@ from orchestrator.api import (
     artifacts,
     context_packs,
     coordination,
+    costs,
     events,
     fleet,
     health,
@@ -157,6 +158,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
         metrics = OrchestratorMetrics()
         lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics)
+        await lifecycle.ledger.price_book()  # MODEL_PRICES as versioned prices, before anything is priced
         limiter = ProviderLimiter(redis.client, redis.keys, settings.provider_limits)
         task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics, limiter))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
@@ -235,6 +237,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhooks.router, dependencies=[OPERATOR_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(fleet.logs, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     app.include_router(history.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
+    app.include_router(costs.router, dependencies=[CLIENT_ACCESS], responses=AUTH_RESPONSES)
     # Agents' calls: signed with the fleet's secret, for the attempt they run (no API key).
     app.include_router(coordination.router)
     app.include_router(health.router)

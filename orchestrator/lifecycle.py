@@ -17,6 +17,10 @@ An attempt's files are part of its result: the lifecycle promotes them into the 
 that applies the result (`shared.attempt_output`), so it needs the agents' workspaces folder (SHARED_FILES_DIR).
 In that transaction it also records each promoted file as an artifact, its content kept in ARTIFACTS_DIR
 (`shared.artifact_store`), so only applied attempts have artifacts.
+
+Every model call goes into the cost ledger (shared/ledger.py) in the transaction that stores what it belongs to: a
+decomposition's calls with the task, an attempt's turns with its result, whether the result applies or comes late
+(a forged or rejected one is not recorded). A result's stored cost is the sum of its rows.
 """
 
 import asyncio
@@ -29,6 +33,7 @@ import structlog
 
 from orchestrator import provider_waits, task_events
 from orchestrator.backpressure import DrainMeter, QueueAdmission
+from orchestrator.cost_ledger import CostLedger
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
 from orchestrator.follow_up import follow_up_problems, limit_problem
@@ -42,14 +47,14 @@ from shared.attempt_output import SettledAttempt
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
 from shared.database.subtask_repository import AttemptTimes, ClaimedAttempt
-from shared.errors import ConflictError, InvalidInputError, NotFoundError
+from shared.errors import ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError
 from shared.fleet_trust import FleetTrust
 from shared.follow_up import AttemptCredential, FollowUpSubtask
 from shared.models import (
     LogLevel,
+    ModelCallUsage,
     ProviderWait,
     QueuedSubtask,
-    ReportedResult,
     ResultStatus,
     StatusReason,
     SubTask,
@@ -142,6 +147,7 @@ class TaskLifecycle:
         self._redis = redis
         self._waiting = WaitingReasons(db)
         self.artifact_store = ArtifactStore(settings.artifacts_dir)
+        self.ledger = CostLedger(settings, db, self.metrics)
 
     # --- submit, cancel, retry ------------------------------------------------------------------------------------
 
@@ -149,41 +155,70 @@ class TaskLifecycle:
         """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
         await self._admission.check(arriving)
 
-    async def submit(self, task: Task) -> list[SubTask]:
-        """Store a decomposed task and queue the subtasks that are ready (returned), if they fit beside those queued;
-        submits arriving together cannot overshoot MAX_QUEUE_DEPTH between them.
+    async def submit(self, task: Task, calls: Sequence[ModelCallUsage] = ()) -> list[SubTask]:
+        """Store a decomposed task, with its planning `calls` in the cost ledger (its decomposition's cost is
+        theirs), and queue the subtasks that are ready (returned), if they fit beside those queued; submits arriving
+        together cannot overshoot MAX_QUEUE_DEPTH between them. A task refused for room still spent its calls: they
+        are recorded without a task.
 
         What is ready is decided by the same statement that decides it after each completion (`queue_ready`); the
         room held for the task is what a plan can have ready before anything ran: its subtasks without dependencies.
         """
+        entries = await self.ledger.task_planning(task, calls)
         roots = sum(1 for subtask in task.subtasks if not subtask.dependencies)
-        async with self._admission.admitted(roots), self._db.transaction() as tx:
-            await tx.tasks.create_task(task)
-            queued = await tx.subtasks.queue_ready(task.id)
+        try:
+            async with self._admission.admitted(roots), self._db.transaction() as tx:
+                await tx.tasks.create_task(task)
+                await tx.ledger.record(entries)
+                queued = await tx.subtasks.queue_ready(task.id)
+        except TooManyRequestsError:
+            await self.record_model_calls(None, calls)
+            raise
+        self.ledger.counted(entries)
         await self._publish(queued, task_events.submitted(task))
         return queued
 
-    async def submit_unplanned(self, task: Task, wait: ProviderWait) -> None:
-        """Store a task whose planning the provider could not serve: no subtasks, pending, waiting on the provider
-        (its status reason says until when); the planning loop plans it then (`store_plan`)."""
+    async def record_model_calls(self, task_id: str | None, calls: Sequence[ModelCallUsage]) -> float:
+        """Record planning calls made outside a submit (a dry run's, without a task) in the cost ledger; their cost
+        in US dollars."""
+        return await self.ledger.record_planning(task_id, calls)
+
+    async def submit_unplanned(self, task: Task, wait: ProviderWait, calls: Sequence[ModelCallUsage] = ()) -> None:
+        """Store a task whose planning the provider could not serve (with the planning calls it answered before, in
+        the cost ledger): no subtasks, pending, waiting on the provider (its status reason says until when); the
+        planning loop plans it then (`store_plan`)."""
+        entries = await self.ledger.task_planning(task, calls)
         async with self._db.transaction() as tx:
             await tx.tasks.create_task(task)
             await provider_waits.defer_plan(tx, task.id, wait, self.settings)
+            await tx.ledger.record(entries)
+        self.ledger.counted(entries)
         await self._publish([], task_events.received(task))
 
-    async def defer_plan(self, task_id: str, wait: ProviderWait) -> datetime | None:
-        """The planning of a task that still has no plan waits on the provider again; until when (None: it no longer
-        waits for one)."""
+    async def defer_plan(
+        self, task_id: str, wait: ProviderWait, calls: Sequence[ModelCallUsage] = ()
+    ) -> datetime | None:
+        """The planning of a task that still has no plan waits on the provider again (the calls it answered before
+        go into the cost ledger); until when (None: it no longer waits for one)."""
+        entries = (await self.ledger.price_book()).planning_entries(task_id, calls)
         async with self._db.transaction() as tx:
-            return await provider_waits.defer_plan(tx, task_id, wait, self.settings)
+            until = await provider_waits.defer_plan(tx, task_id, wait, self.settings)
+            await tx.ledger.record(entries)
+        self.ledger.counted(entries)
+        return until
 
-    async def store_plan(self, task: Task) -> list[SubTask] | None:
-        """Store the plan of a task whose planning waited and queue what is ready, in one transaction, only while it
-        is still pending without a plan (None when it is not: cancelled, failed by its deadline, or planned)."""
+    async def store_plan(self, task: Task, calls: Sequence[ModelCallUsage] = ()) -> list[SubTask] | None:
+        """Store the plan of a task whose planning waited, with its planning calls, and queue what is ready, in one
+        transaction, only while it is still pending without a plan (None when it is not: cancelled, failed by its
+        deadline, or planned; its calls are recorded all the same)."""
+        entries = await self.ledger.task_planning(task, calls)
         async with self._db.transaction() as tx:
-            if not await provider_waits.store_plan(tx, task):
-                return None
-            queued = await tx.subtasks.queue_ready(task.id)
+            stored = await provider_waits.store_plan(tx, task)
+            queued = await tx.subtasks.queue_ready(task.id) if stored else []
+            await tx.ledger.record(entries)
+        self.ledger.counted(entries)
+        if not stored:
+            return None
         self.details.forget(task.id)
         await self._publish(queued, task_events.planned(task))
         return queued
@@ -357,17 +392,22 @@ class TaskLifecycle:
         """Apply (position, result) pairs in one transaction, under the row locks of their tasks; a result naming no
         subtask of this tenant's, or the wrong task, is rejected by its position."""
         outcome = BatchOutcome()
+        prices = await self.ledger.price_book()
         async with self._db.transaction() as tx:
             owners = await tx.subtasks.lock_tasks_of({result.subtask_id for _, result in batch})
             for position, result in batch:
                 reason = self._foreign(result, owners) or self._never_assigned(result)
                 if reason:
                     outcome.rejected[position] = reason
-            results = [result for position, result in batch if position not in outcome.rejected]
+            # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows.
+            results, entries = prices.priced_results(
+                [result for position, result in batch if position not in outcome.rejected]
+            )
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(
                 [(result, item.applied, item.times) for result, item in zip(results, outcomes, strict=True)]
             )
+            await tx.ledger.record(entries)
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
@@ -376,6 +416,7 @@ class TaskLifecycle:
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
             self.details.forget(task_id)
         await self._discard_staged_output(outcome.finished)
+        self.ledger.counted(entries)
         self._account(results, outcomes, outcome)
         outcome.events = [
             event
@@ -547,12 +588,11 @@ class TaskLifecycle:
     def _account(self, results: Sequence[SubTaskResult], outcomes: list[ResultOutcome], batch: BatchOutcome) -> None:
         """After commit: learn from each applied result, count it, and log each result."""
         for result, outcome in zip(results, outcomes, strict=True):
-            model = result.model if isinstance(result, ReportedResult) else None
             if outcome.applied and result.provider_wait is not None:  # the provider's doing, not the agent's
-                self.metrics.provider_waited(result, model)
+                self.metrics.provider_waits.labels(result.provider_wait.kind).inc()
             elif outcome.applied and outcome.subtask is not None:
                 self.fleet.history.record(result.agent_id, outcome.subtask, result.status, result.execution_time)
-                self.metrics.result_applied(result, outcome.subtask.status is SubTaskStatus.QUEUED, model)
+                self.metrics.result_applied(result, outcome.subtask.status is SubTaskStatus.QUEUED)
             else:
                 self.metrics.results_ignored.inc()
             with bound_to_result(result):

@@ -7,8 +7,10 @@ state, queue depth per capability, dead letters, agent slots) is read at scrape 
 `StoredState` (one PostgreSQL statement, one Redis round trip, the registry as last read) and the collector reports
 it, so those figures are the database's, whichever orchestrator process is scraped.
 
-Labels are bounded sets: states, statuses, capabilities, queue and store names, model names (the first MODEL_LABELS_MAX
-named; later ones as `other`), and the reason codes of shared/failure_reasons.py; never task or subtask ids.
+Labels are bounded sets: states, statuses, capabilities, queue and store names, model and tenant names (the first
+MODEL_LABELS_MAX / TENANT_LABELS_MAX named; later ones as `other`), and the reason codes of
+shared/failure_reasons.py; never task or subtask ids. Tokens and dollars are counted from the cost ledger's rows as
+they are recorded (orchestrator/cost_ledger.py): planning calls and every attempt's turns, applied or not.
 """
 
 import asyncio
@@ -24,7 +26,7 @@ from shared.database import DatabaseManager
 from shared.failure_reasons import failure_reason
 from shared.loop_service import OUTAGE_SETTLE_SECONDS
 from shared.models import AgentState, AgentStatus, ResultStatus, SubTaskResult, SubTaskStatus, TaskStatus, TokenUsage
-from shared.prometheus import RUN_TIME_BUCKETS, ModelLabels, count_tokens, exposition
+from shared.prometheus import RUN_TIME_BUCKETS, TENANT_LABELS_MAX, BoundedLabels, count_tokens, exposition
 from shared.redis_manager import RedisManager
 
 PREFIX = "fleet_"
@@ -143,10 +145,12 @@ class OrchestratorMetrics:
         self.retries = self._counter("retries", "Failed attempts queued again, by reason", ["reason"])
         self.failures = self._counter("subtask_failures", "Subtasks that failed for good, by reason", ["reason"])
         self.tokens = self._counter(
-            "tokens", "Model tokens of decompositions and applied attempts, by model and kind", ["model", "kind"]
+            "tokens",
+            "Model tokens of every call in the cost ledger (planning, attempts applied or not), by model, kind, tenant",
+            ["model", "kind", "tenant"],
         )
         self.cost = self._counter(
-            "cost_usd", "Cost of decompositions (priced by MODEL_PRICES) and applied attempts in US dollars", ["model"]
+            "cost_usd", "US dollars of every call in the cost ledger, by model and tenant", ["model", "tenant"]
         )
         self.provider_errors = self._counter(
             "provider_errors", "Errors of the model's API in decomposition, by kind", ["kind"]
@@ -157,7 +161,8 @@ class OrchestratorMetrics:
             ["kind"],
         )
         self.store_outages = self._counter("store_outages", "Outages of PostgreSQL or Redis noticed", ["store"])
-        self._models = ModelLabels()
+        self._models = BoundedLabels()
+        self._tenants = BoundedLabels(TENANT_LABELS_MAX)
         self._outage_noted_at: dict[str, float] = {}
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
@@ -171,33 +176,20 @@ class OrchestratorMetrics:
 
     # --- events -----------------------------------------------------------------------------------------------------
 
-    def result_applied(self, result: SubTaskResult, retried: bool, model: str | None) -> None:
-        """An applied result: its status, run time, usage and cost; a failure's reason, retried or final."""
+    def result_applied(self, result: SubTaskResult, retried: bool) -> None:
+        """An applied result: its status and run time; a failure's reason, retried or final."""
         status = result.status.value
         self.results_applied.labels(status).inc()
         self.attempt_run_time.labels(status).observe(result.execution_time)
-        self.usage(model, result.token_usage)
-        if result.cost_usd:
-            self.cost.labels(self._models.label(model)).inc(result.cost_usd)
         if result.status is ResultStatus.FAILED:
             (self.retries if retried else self.failures).labels(failure_reason(result.error)).inc()
 
-    def provider_waited(self, result: SubTaskResult, model: str | None) -> None:
-        """An attempt handed back to wait on the provider: not a failure, but what it used was spent."""
-        assert result.provider_wait is not None
-        self.provider_waits.labels(result.provider_wait.kind).inc()
-        self.usage(model, result.token_usage)
-        if result.cost_usd:
-            self.cost.labels(self._models.label(model)).inc(result.cost_usd)
-
-    def usage(self, model: str | None, usage: TokenUsage) -> None:
-        count_tokens(self.tokens, self._models.label(model), usage)
-
-    def decomposed(self, model: str | None, usage: TokenUsage, cost_usd: float | None) -> None:
-        """A decomposition's tokens, and its cost when MODEL_PRICES prices its model."""
-        self.usage(model, usage)
+    def model_call(self, tenant: str, model: str | None, usage: TokenUsage, cost_usd: float) -> None:
+        """One model call recorded in the cost ledger: its tokens by kind and its dollars."""
+        model_label, tenant_label = self._models.label(model), self._tenants.label(tenant)
+        count_tokens(self.tokens, model_label, tenant_label, usage)
         if cost_usd:
-            self.cost.labels(self._models.label(model)).inc(cost_usd)
+            self.cost.labels(model_label, tenant_label).inc(cost_usd)
 
     def store_outage(self, store: str) -> None:
         """A loop found a store gone. Every loop notices the same outage within moments of the others, so a note

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.task_analyzer import Decomposition, TaskAnalyzer
-from shared import pricing, tracing
+from shared import tracing
 from shared.database import DatabaseManager
 from shared.loop_service import LoopService
 from shared.models import AgentStatus, DecompositionInfo, SubTask, Task
@@ -52,10 +52,8 @@ class Planner:
             fallback_reason=decomposition.fallback_reason,
             token_usage=decomposition.usage,
             model=decomposition.model,
-            cost_usd=self._cost(decomposition),
+            cost_usd=0.0,  # no call got an answer, unless the cost ledger prices its calls when the plan is stored
         )
-        # Spent whether or not the task then fits on the queue.
-        self._lifecycle.metrics.decomposed(decomposition.model, decomposition.usage, task.decomposition.cost_usd)
         return decomposition
 
     async def submit(self, task: Task) -> list[SubTask]:
@@ -63,10 +61,10 @@ class Planner:
         decomposition = await self.decompose(task)
         if decomposition.provider_wait is not None:
             self._lifecycle.metrics.provider_waits.labels(decomposition.provider_wait.kind).inc()
-            await self._lifecycle.submit_unplanned(task, decomposition.provider_wait)
+            await self._lifecycle.submit_unplanned(task, decomposition.provider_wait, decomposition.calls)
             log.info("task_submitted_unplanned", task_id=task.id, waits_on=decomposition.provider_wait.kind)
             return []
-        queued = await self._lifecycle.submit(task)
+        queued = await self._lifecycle.submit(task, decomposition.calls)
         log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
         return queued
 
@@ -75,23 +73,14 @@ class Planner:
         decomposition = await self.decompose(task)
         if decomposition.provider_wait is not None:
             self._lifecycle.metrics.provider_waits.labels(decomposition.provider_wait.kind).inc()
-            until = await self._lifecycle.defer_plan(task.id, decomposition.provider_wait)
+            until = await self._lifecycle.defer_plan(task.id, decomposition.provider_wait, decomposition.calls)
             log.info("task_plan_deferred", task_id=task.id, until=until, waits_on=decomposition.provider_wait.kind)
             return
-        queued = await self._lifecycle.store_plan(task)
+        queued = await self._lifecycle.store_plan(task, decomposition.calls)
         if queued is None:
             log.info("task_plan_dropped", task_id=task.id, reason="the task no longer waits for a plan")
         else:
             log.info("task_planned", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
-
-    def _cost(self, decomposition: Decomposition) -> float | None:
-        """The decomposition's price (0 when no call got an answer); None, and a warning, for an unpriced model."""
-        if decomposition.model is None:
-            return 0.0
-        cost = pricing.cost_usd(self._lifecycle.settings.model_prices, decomposition.model, decomposition.usage)
-        if cost is None:
-            log.warning("model_price_unknown", model=decomposition.model, setting="MODEL_PRICES")
-        return cost
 
     async def _live_agents(self) -> list[AgentStatus]:
         """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""

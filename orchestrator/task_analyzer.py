@@ -21,6 +21,7 @@ from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.plan import PLAN_TOOL_NAME, plan_tool, validate_plan
 from shared.config import Settings
 from shared.failure_reasons import provider_error_kind
+from shared.ledger import CallPurpose, ModelCallUsage
 from shared.models import AgentCapability, AgentStatus, ProviderWait, SubTask, TaskType, TokenUsage
 from shared.provider_limits import CHARACTERS_PER_TOKEN, ProviderLimiter, retry_after_seconds
 
@@ -50,6 +51,7 @@ class Decomposition:
     duration_ms: float = 0.0
     usage: TokenUsage = field(default_factory=TokenUsage)
     model: str | None = None  # the model that answered (None when no call got an answer)
+    calls: list[ModelCallUsage] = field(default_factory=list)  # each answered call, for the cost ledger
     # Set when the provider could not serve the planning: no subtasks then, and the task waits for its plan.
     provider_wait: ProviderWait | None = None
 
@@ -90,14 +92,16 @@ def _plan_input(message: Message) -> tuple[str | None, object]:
     return None, None
 
 
-def _add_usage(total: TokenUsage, message: Message) -> TokenUsage:
+def call_usage(message: Message, purpose: CallPurpose) -> ModelCallUsage:
+    """What one answered call used, for the cost ledger."""
     usage = message.usage
-    return TokenUsage(
-        input_tokens=total.input_tokens + usage.input_tokens,
-        output_tokens=total.output_tokens + usage.output_tokens,
-        cache_read_input_tokens=total.cache_read_input_tokens + (usage.cache_read_input_tokens or 0),
-        cache_creation_input_tokens=total.cache_creation_input_tokens + (usage.cache_creation_input_tokens or 0),
+    tokens = TokenUsage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
     )
+    return ModelCallUsage(purpose=purpose, model=message.model, usage=tokens)
 
 
 class ProviderUnavailable(Exception):
@@ -203,28 +207,49 @@ class TaskAnalyzer:
     ) -> Decomposition:
         max_subtasks = self._settings.max_subtasks_per_task
         messages: list[MessageParam] = [{"role": "user", "content": build_prompt(description, agents, max_subtasks)}]
-        usage = TokenUsage()
-        model: str | None = None
+        calls: list[ModelCallUsage] = []
         try:
-            for round_number in (1, 2):
+            for purpose in (CallPurpose.DECOMPOSITION, CallPurpose.REPAIR):
                 response = await self._ask(messages)
-                usage, model = _add_usage(usage, response), response.model
+                calls.append(call_usage(response, purpose))
                 tool_use_id, raw_plan = _plan_input(response)
                 plan, errors = validate_plan(raw_plan, max_subtasks)
                 if plan is not None:
                     subtasks = plan.to_subtasks(task_id, task_type)
-                    return Decomposition(subtasks, repaired=round_number == 2, usage=usage, model=model)
-                log.warning("plan_invalid", task_id=task_id, round=round_number, errors=errors)
+                    return self._decomposition(subtasks, calls, repaired=purpose is CallPurpose.REPAIR)
+                log.warning("plan_invalid", task_id=task_id, round=len(calls), errors=errors)
                 messages += self._repair_messages(response, tool_use_id, errors)
             reason = "the plan stayed invalid after one repair: " + "; ".join(errors)
         except ProviderUnavailable as unavailable:
             log.warning("decomposition_waits_on_provider", task_id=task_id, reason=str(unavailable))
-            return Decomposition([], usage=usage, model=model, provider_wait=unavailable.wait)
+            return self._decomposition([], calls, provider_wait=unavailable.wait)
         except anthropic.APIError as error:  # the API refused the request: waiting would not mend it
             log.warning("decomposition_api_failed", task_id=task_id, error=str(error))
             reason = f"Claude API error: {error}"
         fallback = fallback_subtask(task_id, description, agents, task_type)
-        return Decomposition([fallback], fallback_reason=reason, usage=usage, model=model)
+        return self._decomposition([fallback], calls, fallback_reason=reason)
+
+    @staticmethod
+    def _decomposition(
+        subtasks: list[SubTask],
+        calls: list[ModelCallUsage],
+        *,
+        repaired: bool = False,
+        fallback_reason: str | None = None,
+        provider_wait: ProviderWait | None = None,
+    ) -> Decomposition:
+        """The plan with what its calls used: each call, their sum, and the model that answered last."""
+        usage = sum((call.usage for call in calls), TokenUsage())
+        model = calls[-1].model if calls else None
+        return Decomposition(
+            subtasks,
+            fallback_reason=fallback_reason,
+            repaired=repaired,
+            usage=usage,
+            model=model,
+            calls=calls,
+            provider_wait=provider_wait,
+        )
 
     @staticmethod
     def _repair_messages(response: Message, tool_use_id: str | None, errors: list[str]) -> list[MessageParam]:

@@ -78,11 +78,13 @@ class TaskService:
         """The task's detail as the API serves it; kept once the task has ended."""
         body = self._details.get(task_id)
         if body is None:
-            detail = await self._db.repositories().tasks.get_task_detail(task_id)
+            repos = self._db.repositories()
+            detail = await repos.tasks.get_task_detail(task_id)
             if detail is None:
                 raise NotFoundError(f"no task with id {task_id!r}")
             task, results = detail
-            body = TaskDetailResponse.of(task, results).model_dump_json().encode()
+            spent = (await repos.ledger.task_totals([task_id]))[task_id]
+            body = TaskDetailResponse.of(task, results, spent).model_dump_json().encode()
             if task.status.is_terminal:
                 self._details.put(task_id, body)
         return body

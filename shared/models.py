@@ -42,6 +42,13 @@ TraceId = Annotated[
 ]
 
 
+# An attempt's turns are capped by its role's max_turns (at most 100), and a turn's tool calls by the model: this
+# bounds what one report may carry.
+MODEL_CALLS_MAX = 1000
+# The per-attempt caps of a role (agent/roles.py) that can stop an attempt before it answers.
+RoleLimit = Literal["max_turns", "max_budget_usd", "max_output_tokens"]
+
+
 def _require_non_blank_description(value: str) -> str:
     if len(value.strip()) < TASK_DESCRIPTION_MIN:
         raise ValueError(f"description needs at least {TASK_DESCRIPTION_MIN} non-blank characters")
@@ -253,6 +260,31 @@ class TokenUsage(DomainModel):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
 
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+        )
+
+
+class CallPurpose(StrEnum):
+    """Why a model call was made: what its row in the cost ledger (shared/ledger.py) is filed under."""
+
+    DECOMPOSITION = "decomposition"  # the planner's first call for a task
+    REPAIR = "repair"  # the planner's second call, for a plan that was invalid
+    ATTEMPT = "attempt"  # one turn of an agent's attempt at a subtask
+    ESTIMATE = "estimate"  # a call made to estimate a task's cost
+
+
+class ModelCallUsage(DomainModel):
+    """One call to Claude: why, which model answered and what it used (before it is priced)."""
+
+    purpose: CallPurpose
+    model: str = Field(min_length=1, max_length=128)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
 
 class SubTaskResult(DomainModel):
     result_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=64)
@@ -336,6 +368,12 @@ class ReportedResult(SubTaskResult):
     )
     trace_id: TraceId | None = None  # the offer's, so the orchestrator's lines about the result carry it too
     model: str | None = Field(None, max_length=128, description="The model the attempt's role ran (for metrics)")
+    model_calls: list[ModelCallUsage] = Field(
+        default_factory=list,
+        max_length=MODEL_CALLS_MAX,
+        description="Each model call of the attempt (one per turn), for the cost ledger; empty when none was seen",
+    )
+    limit_reached: RoleLimit | None = Field(None, description="The role's cap that stopped the attempt, if one did")
 
 
 class DecompositionInfo(DomainModel):

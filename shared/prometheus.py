@@ -25,7 +25,9 @@ SPOKEN_VERSIONS = {OPENMETRICS: ("0.0.1", "1.0.0"), PLAIN_TEXT: ("0.0.4", "1.0.0
 UNKNOWN_MODEL = "unknown"
 # A model name is whatever a result says, so each registry labels only the first MODEL_LABELS_MAX models it meets and
 # counts any later one under OTHER_MODELS: an agent naming a new model per result cannot grow a scrape without bound.
+# Tenants are capped the same way (TENANT_LABELS_MAX), though an orchestrator or agent serves one tenant.
 MODEL_LABELS_MAX = 20
+TENANT_LABELS_MAX = 20
 OTHER_MODELS = "other"
 # The `kind` label of token counters, by TokenUsage field.
 TOKEN_KINDS = {
@@ -107,25 +109,25 @@ def _spoken(media_range: str) -> str:
     return ";".join([media_type, *kept])
 
 
-class ModelLabels:
-    """The `model` label values of one registry: a model's own name for the first MODEL_LABELS_MAX models named,
-    OTHER_MODELS for any later one, UNKNOWN_MODEL when none is named."""
+class BoundedLabels:
+    """The values of one label of a registry: a name as given for the first `limit` names met, OTHER_MODELS
+    ("other") for any later one, UNKNOWN_MODEL ("unknown") when none is given."""
 
     def __init__(self, limit: int = MODEL_LABELS_MAX) -> None:
         self._limit = limit
         self._labelled: set[str] = set()
 
-    def label(self, model: str | None) -> str:
-        if not model:
+    def label(self, name: str | None) -> str:
+        if not name:
             return UNKNOWN_MODEL
-        if model not in self._labelled and len(self._labelled) < self._limit:
-            self._labelled.add(model)
-        return model if model in self._labelled else OTHER_MODELS
+        if name not in self._labelled and len(self._labelled) < self._limit:
+            self._labelled.add(name)
+        return name if name in self._labelled else OTHER_MODELS
 
 
-def count_tokens(tokens: Counter, model_label: str, usage: TokenUsage) -> None:
-    """Add `usage` to a counter labelled (model, kind)."""
+def count_tokens(tokens: Counter, model_label: str, tenant_label: str, usage: TokenUsage) -> None:
+    """Add `usage` to a counter labelled (model, kind, tenant)."""
     for kind, field_name in TOKEN_KINDS.items():
         count = getattr(usage, field_name)
         if count:
-            tokens.labels(model_label, kind).inc(count)
+            tokens.labels(model_label, kind, tenant_label).inc(count)

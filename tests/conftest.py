@@ -30,9 +30,11 @@ configure_logging("INFO", json_output=False)
 # even when an earlier test of the run has used it.
 structlog.configure(cache_logger_on_first_use=False)
 
+# Not `model_prices`: a price version is the same for every test, and the orchestrators a module shares keep the ids
+# of the versions they synced (a test of price changes uses models of its own).
 AUDITED_TABLES = (
     "tasks, subtasks, subtask_results, agent_logs, tool_calls, artifacts, context_packs, webhooks, webhook_deliveries, "
-    "agents_seen, removed_tasks"
+    "agents_seen, removed_tasks, model_calls"
 )
 
 

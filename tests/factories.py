@@ -9,6 +9,7 @@ from shared.database import Repositories
 from shared.fleet_trust import FleetTrust
 from shared.models import (
     AgentCapability,
+    ReportedResult,
     ResultStatus,
     SubTask,
     SubTaskResult,
@@ -112,3 +113,8 @@ async def current_result(repos: Repositories, task: Task, name: str, **fields: A
     subtask = await repos.subtasks.get_subtask(subtask_id(task, name))
     assert subtask is not None
     return build_result(subtask, **{"attempt": subtask.attempt_count, **fields})
+
+
+def plain_result(report: ReportedResult) -> SubTaskResult:
+    """The result a report carries, without what only the report has (its seal, assignment, model and calls)."""
+    return SubTaskResult(**report.model_dump(include=set(SubTaskResult.model_fields)))

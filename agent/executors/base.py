@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.roles import LoadedRole
-from shared.models import ProviderWait, TaskExecutionRequest, TokenUsage
+from shared.models import ModelCallUsage, ProviderWait, RoleLimit, TaskExecutionRequest, TokenUsage
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class ExecutionOutcome:
     # Set when the provider could not serve the attempt (429, 529, 5xx, unreachable, the fleet's limiter): the
     # orchestrator queues it again without counting it as an attempt.
     provider_wait: ProviderWait | None = None
+    # Each model call (turn) of the attempt, for the cost ledger; empty when none was seen.
+    model_calls: list[ModelCallUsage] = field(default_factory=list)
+    # The role's cap that stopped the attempt, if one did (its error names the cap and its value).
+    limit_reached: RoleLimit | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -7,13 +7,14 @@ API refuses as malformed or unauthorized (400, 401, 403, ...) is a genuine failu
 """
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from claude_agent_sdk import ResultMessage
 
 from agent.executors.base import ExecutionOutcome
 from shared.failure_reasons import provider_error_kind
-from shared.models import ProviderWait, TokenUsage
+from shared.models import ProviderWait, RoleLimit, TokenUsage
 
 # Rate limits, overload (529), server errors and timeouts may pass; a bad request or a refused key will not.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
@@ -24,6 +25,37 @@ NO_ANSWER_TEXT = "(the agent finished without a text answer)"
 API_ERROR_REASON = "api_error"
 _EXIT_CODE = re.compile(r" \(exit code: -?\d+\)")
 _TIMED_OUT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
+# The role caps the CLI stops an attempt on, by the result's subtype.
+LIMIT_SUBTYPES: dict[str, RoleLimit] = {"error_max_turns": "max_turns", "error_max_budget_usd": "max_budget_usd"}
+# A response cut at CLAUDE_CODE_MAX_OUTPUT_TOKENS: the CLI asks the model to go on a few times, then gives up with an
+# API error of its own (no HTTP status) saying so; newer CLIs may say it in the result's stop_reason.
+_OUTPUT_CAP = re.compile(r"exceeded the \d+ output token maximum")
+
+
+@dataclass(frozen=True)
+class RoleCaps:
+    """The per-attempt caps of the role an attempt ran under, for the error that says which one stopped it."""
+
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    max_output_tokens: int | None = None
+
+    def explain(self, limit: RoleLimit, text: str) -> str:
+        """The error of an attempt `limit` stopped: the cap, its value, and what the CLI said."""
+        value = getattr(self, limit)
+        if value is None:
+            return f"the role's {limit} cap stopped the attempt: {text}"
+        shown = f"${value:g}" if limit == "max_budget_usd" else str(value)
+        return f"the role's {limit} cap ({shown}) stopped the attempt: {text}"
+
+
+def limit_reached(subtype: str | None, stop_reason: str | None, text: str) -> RoleLimit | None:
+    """The role cap an error result says stopped the attempt, if any."""
+    if subtype in LIMIT_SUBTYPES:
+        return LIMIT_SUBTYPES[subtype]
+    if stop_reason == "max_tokens" or _OUTPUT_CAP.search(text):
+        return "max_output_tokens"
+    return None
 
 
 def is_retryable(status: int | None, subtype: str | None) -> bool:
@@ -71,16 +103,15 @@ def describe(status: int | None, text: str) -> str:
     return f"Claude API error {status}: {text}" if status is not None and str(status) not in text else text
 
 
-def outcome_from_result(result: ResultMessage, retry_after: float | None = None) -> ExecutionOutcome:
+def outcome_from_result(
+    result: ResultMessage, caps: RoleCaps | None = None, retry_after: float | None = None
+) -> ExecutionOutcome:
     if not result.is_error:
         return ExecutionOutcome(output=result.result or NO_ANSWER_TEXT, **accounting(result))
     text = result.result or "; ".join(result.errors or []) or result.subtype
-    return ExecutionOutcome(
-        error=describe(result.api_error_status, text),
-        retryable=is_retryable(result.api_error_status, result.subtype),
-        provider_wait=provider_wait(result.api_error_status, result.terminal_reason, text, retry_after),
-        **accounting(result),
-    )
+    status = result.api_error_status
+    wait = provider_wait(status, result.terminal_reason, text, retry_after)
+    return _failure(describe(status, text), result, status, result.subtype, caps, wait)
 
 
 def failure_from_error(
@@ -89,14 +120,29 @@ def failure_from_error(
     *,
     status: int | None,
     subtype: str | None,
+    caps: RoleCaps | None = None,
     terminal_reason: str | None = None,
     retry_after: float | None = None,
 ) -> ExecutionOutcome:
     """A failed outcome for an error `query()` raised, keeping the usage of the result it may have sent first."""
     text = _EXIT_CODE.sub("", str(error), count=1)
-    return ExecutionOutcome(
-        error=describe(status, text),
-        retryable=is_retryable(status, subtype),
-        provider_wait=provider_wait(status, terminal_reason, text, retry_after),
-        **accounting(result),
-    )
+    wait = provider_wait(status, terminal_reason, text, retry_after)
+    return _failure(describe(status, text), result, status, subtype, caps, wait)
+
+
+def _failure(
+    error: str,
+    result: ResultMessage | None,
+    status: int | None,
+    subtype: str | None,
+    caps: RoleCaps | None,
+    wait: ProviderWait | None,
+) -> ExecutionOutcome:
+    """A failed outcome: a role cap that stopped the attempt says which (not retryable: it would again), else the
+    provider's trouble makes it wait, else it failed, retryable or not."""
+    limit = limit_reached(subtype, result.stop_reason if result else None, error) if status is None else None
+    if limit is None:
+        retryable = is_retryable(status, subtype)
+        return ExecutionOutcome(error=error, retryable=retryable, provider_wait=wait, **accounting(result))
+    explained = (caps or RoleCaps()).explain(limit, error)
+    return ExecutionOutcome(error=explained, retryable=False, limit_reached=limit, **accounting(result))

@@ -14,15 +14,16 @@ from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, Re
 
 from agent.context_pack_loader import ContextPackUnavailable, prepare_context_pack
 from agent.executors.base import ExecutionOutcome
-from agent.executors.outcomes import failure_from_error, outcome_from_result
+from agent.executors.outcomes import RoleCaps, failure_from_error, outcome_from_result
 from agent.executors.prompt import build_prompt
 from agent.executors.provider_signals import HEADER_LOG_ARGS, HEADER_LOG_ENV, RetryAfterWatch
+from agent.executors.turn_usage import TurnUsage
 from agent.roles import LoadedRole
 from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
 from agent.tools.data_source import DataSourcePool
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager
-from shared.models import ProviderWait, TaskExecutionRequest
+from shared.models import ProviderWait, TaskExecutionRequest, TokenUsage
 from shared.provider_limits import CHARACTERS_PER_TOKEN, ProviderLimiter
 from shared.redis_manager import RedisManager
 
@@ -102,7 +103,8 @@ class SdkExecutor:
             log.info("attempt_held_by_provider_limit", model=model, wait_s=round(held, 2))
             wait = ProviderWait(kind="rate_limited", retry_after_seconds=held)
             return ExecutionOutcome.waiting(f"the fleet's limit for {model} is reached for {held:.1f} s", wait)
-        outcome = await run_query(prompt, options)
+        caps = RoleCaps(role.role.max_turns, role.role.max_budget_usd, role.role.max_output_tokens)
+        outcome = await run_query(prompt, options, caps)
         usage = outcome.token_usage
         await self._limiter.charge(model, usage.input_tokens + usage.output_tokens - estimate)
         if outcome.provider_wait is not None:
@@ -143,11 +145,13 @@ class SdkExecutor:
         )
 
 
-async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcome:
-    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag, or one
-    waiting on the provider."""
+async def run_query(prompt: str, options: ClaudeAgentOptions, caps: RoleCaps | None = None) -> ExecutionOutcome:
+    """Run one `query()` to its end; API and CLI failures become a failed outcome with a retryable flag (none when
+    one of the role's `caps` stopped it), or one waiting on the provider, and each model call it made is in the
+    outcome."""
     result: ResultMessage | None = None
     session_id: str | None = None
+    turns = TurnUsage()
     started = time.monotonic()
     first_message_at: float | None = None
     watch = RetryAfterWatch()
@@ -158,6 +162,7 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
             async for message in messages:
                 first_message_at = first_message_at or time.monotonic()
                 session_id = session_id or message_session_id(message)
+                turns.observe(message)
                 if isinstance(message, ResultMessage):
                     result = message
     except ResultError as error:
@@ -166,21 +171,29 @@ async def run_query(prompt: str, options: ClaudeAgentOptions) -> ExecutionOutcom
             result,
             status=error.api_error_status,
             subtype=error.subtype,
+            caps=caps,
             terminal_reason=error.terminal_reason,
             retry_after=watch.retry_after,
         )
-        return replace(outcome, claude_session_id=session_id)
+        return with_calls(replace(outcome, claude_session_id=session_id), turns, result)
     except ClaudeSDKError as error:  # the CLI did not start, died, or wrote something unreadable
         log.warning("claude_cli_failed", error=str(error))
-        return replace(failure_from_error(error, result, status=None, subtype=None), claude_session_id=session_id)
+        outcome = failure_from_error(error, result, status=None, subtype=None)
+        return with_calls(replace(outcome, claude_session_id=session_id), turns, result)
     if result is None:
-        return replace(
-            ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True),
-            claude_session_id=session_id,
-        )
+        outcome = ExecutionOutcome.failure("the Claude Code CLI ended without a result", retryable=True)
+        return with_calls(replace(outcome, claude_session_id=session_id), turns, result)
     timings = cli_timings(started, first_message_at, result)
-    outcome = outcome_from_result(result, watch.retry_after)
-    return replace(outcome, timings=timings, claude_session_id=session_id or result.session_id)
+    outcome = replace(outcome_from_result(result, caps, watch.retry_after), timings=timings)
+    return with_calls(replace(outcome, claude_session_id=session_id or result.session_id), turns, result)
+
+
+def with_calls(outcome: ExecutionOutcome, turns: TurnUsage, result: ResultMessage | None) -> ExecutionOutcome:
+    """The outcome with each model call it made; its usage is then theirs, so the calls add up to the attempt."""
+    calls = turns.calls(result)
+    if not calls:
+        return outcome
+    return replace(outcome, model_calls=calls, token_usage=sum((call.usage for call in calls), TokenUsage()))
 
 
 def message_session_id(message: object) -> str | None:

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.database.ledger_repository import CallTotals
 from shared.models import AgentLog, AgentStatus, SubTaskResult, Task, TaskStatus, TaskSummary, ToolCall
 
 
@@ -11,22 +12,17 @@ class TaskDetailResponse(BaseModel):
     task: Task
     subtask_results: list[SubTaskResult]
     cost_usd: float = Field(
-        0.0, ge=0, description="What the task cost so far: every result's cost and the decomposition's, in USD"
+        0.0,
+        ge=0,
+        description="What the task cost so far, by the cost ledger: its planning calls and every result's turns, in "
+        "USD (GET /tasks/{task_id}/cost has each call)",
     )
-    total_tokens: int = Field(0, ge=0, description="Tokens of every result and of the decomposition")
+    total_tokens: int = Field(0, ge=0, description="Tokens of every model call of the task, planning included")
 
     @classmethod
-    def of(cls, task: Task, results: list[SubTaskResult]) -> "TaskDetailResponse":
-        """The detail with its totals, counting every result reported (each attempt cost what it cost)."""
-        decomposition = task.decomposition
-        planning_cost = (decomposition.cost_usd or 0.0) if decomposition else 0.0
-        planning_tokens = decomposition.token_usage.total_tokens if decomposition else 0
-        return cls(
-            task=task,
-            subtask_results=results,
-            cost_usd=round(sum(result.cost_usd for result in results) + planning_cost, 8),
-            total_tokens=sum(result.token_usage.total_tokens for result in results) + planning_tokens,
-        )
+    def of(cls, task: Task, results: list[SubTaskResult], spent: CallTotals) -> "TaskDetailResponse":
+        """The detail with its totals from the ledger, counting every call (each attempt cost what it cost)."""
+        return cls(task=task, subtask_results=results, cost_usd=spent.cost_usd, total_tokens=spent.tokens.total_tokens)
 
 
 class TaskListResponse(BaseModel):

@@ -12,6 +12,7 @@ from shared.database.executor import Executor
 from shared.database.follow_up_repository import FollowUpRepository
 from shared.database.history_repository import HistoryRepository
 from shared.database.isolation_repository import IsolationRepository
+from shared.database.ledger_repository import LedgerRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.provider_wait_repository import ProviderWaitRepository
 from shared.database.result_repository import ResultRepository
@@ -44,6 +45,8 @@ class Repositories:
     retention: RetentionRepository = field(init=False)
     # Work waiting on the model's provider: attempts handed back, plans deferred.
     provider_waits: ProviderWaitRepository = field(init=False)
+    # The cost ledger: the tenant's model calls and what they cost (the price table is every tenant's).
+    ledger: LedgerRepository = field(init=False)
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -63,4 +66,5 @@ class Repositories:
         self.agent_records = AgentRecordRepository(self.executor, self.tenant_id)
         self.retention = RetentionRepository(self.executor, self.tenant_id)
         self.provider_waits = ProviderWaitRepository(self.executor, self.tenant_id)
+        self.ledger = LedgerRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

@@ -42,13 +42,6 @@ class StatusChange:
     error: str | None = None
 
 
-# The decomposition's tokens, as stored in the task's `decomposition` JSON (absent for tasks stored before it).
-DECOMPOSITION_TOKENS = " + ".join(
-    f"coalesce((t.decomposition -> 'token_usage' ->> '{name}')::bigint, 0)"
-    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-)
-
-
 def insert_plan(task_id: str, *, plan: str, trace_id: str, tenant_id: str) -> str:
     """The INSERT of a task's subtasks from a JSON array of `plan_entry` rows; the arguments are SQL expressions
     (parameters, or a subquery for the task's id)."""
@@ -224,7 +217,8 @@ class TaskRepository:
     async def list_tasks(
         self, search: TaskSearch = EVERY_TASK, *, limit: int = 50, offset: int = 0
     ) -> list[TaskSummary]:
-        """Newest first, with subtask progress counts and what the task cost so far, filtered by `search`."""
+        """Newest first, with subtask progress counts and what the task cost so far (by the cost ledger, planning
+        included), filtered by `search`."""
         # The page is cut first and its subtasks and results summed after, so a page reads its own rows (by index),
         # not every task, subtask and result ever stored.
         where, arguments = search.where(self._tenant_id)
@@ -234,11 +228,10 @@ class TaskRepository:
             SELECT t.id, t.user_id, t.description, t.task_type, t.status, {_status_reason_of("t")}, t.error,
                    t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
                    progress.subtasks_completed, progress.subtasks_failed,
-                   spent.tokens + {DECOMPOSITION_TOKENS} AS total_tokens,
-                   spent.cost_usd + coalesce((t.decomposition ->> 'cost_usd')::float8, 0) AS cost_usd
+                   spent.tokens AS total_tokens, spent.cost_usd
             FROM (
                 SELECT id, user_id, description, task_type, status, status_reason, error, decomposition_fallback,
-                       decomposition, created_at, updated_at
+                       created_at, updated_at, tenant_id
                 FROM tasks
                 WHERE {where}
                 ORDER BY created_at DESC, id
@@ -251,10 +244,10 @@ class TaskRepository:
                 FROM subtasks s WHERE s.task_id = t.id
             ) progress
             CROSS JOIN LATERAL (
-                SELECT coalesce(sum(r.cost_usd), 0) AS cost_usd,
-                       coalesce(sum(r.input_tokens + r.output_tokens + r.cache_read_input_tokens
-                                    + r.cache_creation_input_tokens), 0) AS tokens
-                FROM subtask_results r WHERE r.task_id = t.id
+                SELECT coalesce(sum(c.cost_usd), 0)::float8 AS cost_usd,
+                       coalesce(sum(c.input_tokens + c.output_tokens + c.cache_read_input_tokens
+                                    + c.cache_creation_input_tokens), 0) AS tokens
+                FROM model_calls c WHERE c.task_id = t.id AND c.tenant_id = t.tenant_id
             ) spent
             ORDER BY t.created_at DESC, t.id
             """,

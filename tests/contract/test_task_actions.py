@@ -13,6 +13,7 @@ import pytest
 
 from shared.config import Settings
 from shared.database import Repositories
+from shared.ledger import PriceBook
 from shared.models import SubTaskStatus, TaskStatus
 from tests.contract.orchestrator_support import TWO_STEP_TASK, assert_error
 from tests.factories import build_result, build_task, run_attempt
@@ -26,10 +27,10 @@ async def failed_first_step(client: httpx.AsyncClient, repos: Repositories) -> t
     assert task is not None
     first = task.subtasks[0]
     await run_attempt(repos, first.id, agent_id="agent3", finish=SubTaskStatus.FAILED)
-    await repos.results.save_subtask_result(
-        build_result(first, agent_id="agent3", status="failed", error="the figures were unreadable", cost_usd=0.5),
-        applied=True,
-    )
+    failure = build_result(first, agent_id="agent3", status="failed", error="the figures were unreadable", cost_usd=0.5)
+    await repos.results.save_subtask_result(failure, applied=True)
+    # As the lifecycle records it: an unpriced model keeps the cost the agent reported.
+    await repos.ledger.record([PriceBook({}).attempt_entries(failure)[0]])
     await repos.subtasks.block_dependents(task_id, first.id)
     await repos.tasks.update_task_status(task_id, TaskStatus.FAILED, error="subtask s1 failed")
     return task_id, first.id
@@ -174,12 +175,14 @@ async def test_a_task_s_cost_includes_its_decomposition_priced_by_model_prices(
 
     body = await task_state(orchestrator_client, task_id)
     [row] = (await orchestrator_client.get("/tasks")).json()["tasks"]
+    cost = (await orchestrator_client.get(f"/tasks/{task_id}/cost")).json()
 
     decomposition = body["task"]["decomposition"]
     usage = decomposition["token_usage"]
     price = orchestrator_settings.model_prices[orchestrator_settings.claude_model]
     expected = (usage["input_tokens"] * price.input + usage["output_tokens"] * price.output) / 1_000_000
     assert decomposition["model"] == orchestrator_settings.claude_model
+    assert cost["decomposition_usd"] == pytest.approx(expected) and cost["attempts_usd"] == 0.5
     assert usage["input_tokens"] > 0 and decomposition["cost_usd"] == pytest.approx(expected)
     assert body["cost_usd"] == pytest.approx(0.5 + expected)
     result_tokens = sum(sum(result["token_usage"].values()) for result in body["subtask_results"])

@@ -6,13 +6,10 @@ from typing import Any
 
 import pytest
 
-from shared.config import Settings
-from simulator.testing import running_simulator
-from tests.integration.test_coordination_pool import AgentFleet, sdk_agents
-from tests.orchestrator_harness import OrchestratorFactory, plan, submit, wait_until_ended
-from tests.polling import eventually
+from tests.integration.test_coordination_pool import SdkFleet, sdk_agents, sdk_fleet
+from tests.orchestrator_harness import plan, submit, wait_until_ended
 
-__all__ = ["sdk_agents"]  # the fixture, imported so this module's tests can use it
+__all__ = ["sdk_agents", "sdk_fleet"]  # the fixtures, imported so this module's tests can use them
 
 REPORT = "# Ledger fix\n\nTotals add each row's amount; the patch does it.\n"
 PATCH = """--- a/ledger.py
@@ -39,19 +36,14 @@ SCENARIOS: dict[str, Any] = {
 
 @pytest.mark.sdk
 async def test_a_report_and_a_patch_a_real_agent_writes_are_listed_and_download_byte_exact(
-    orchestrator: OrchestratorFactory, orchestrator_settings: Settings, sdk_agents: AgentFleet
+    sdk_fleet: SdkFleet,
 ) -> None:
-    with running_simulator(SCENARIOS) as simulator:
-        async with (
-            sdk_agents(orchestrator_settings, simulator.base_url, ["agent_a"]),
-            orchestrator(SCENARIOS, anthropic_base_url=simulator.base_url) as client,
-        ):
-            await eventually(lambda: client.get("/agents"), lambda answer: len(answer.json()["agents"]) == 1)
-            task_id = await submit(client, "Make the ledger fix")
-            state = await wait_until_ended(client, task_id, timeout=60)
-            assert state["task"]["status"] == "completed", state["task"]["error"]
-            listing = (await client.get(f"/tasks/{task_id}/artifacts")).json()
-            downloads = {a["name"]: await client.get(a["download_url"]) for a in listing["artifacts"]}
+    async with sdk_fleet(SCENARIOS, ["agent_a"]) as client:
+        task_id = await submit(client, "Make the ledger fix")
+        state = await wait_until_ended(client, task_id, timeout=60)
+        assert state["task"]["status"] == "completed", state["task"]["error"]
+        listing = (await client.get(f"/tasks/{task_id}/artifacts")).json()
+        downloads = {a["name"]: await client.get(a["download_url"]) for a in listing["artifacts"]}
 
     [subtask] = state["task"]["subtasks"]
     artifacts = {artifact["name"]: artifact for artifact in listing["artifacts"]}

@@ -460,6 +460,29 @@ def sdk_agents(tmp_path: Path) -> AgentFleet:
     return serve
 
 
+SdkFleet = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def sdk_fleet(orchestrator: OrchestratorFactory, orchestrator_settings: Settings, sdk_agents: AgentFleet) -> SdkFleet:
+    """`sdk_fleet(scenarios, agent_ids)`: the simulator answering `scenarios`, real agents on it and a live
+    orchestrator; a client of the orchestrator once every agent has registered."""
+
+    @asynccontextmanager
+    async def serve(scenarios: dict[str, Any], agent_ids: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+        with running_simulator(scenarios) as simulator:
+            async with (
+                sdk_agents(orchestrator_settings, simulator.base_url, agent_ids),
+                orchestrator(scenarios, anthropic_base_url=simulator.base_url) as client,
+            ):
+                await eventually(
+                    lambda: client.get("/agents"), lambda answer: len(answer.json()["agents"]) == len(agent_ids)
+                )
+                yield client
+
+    return serve
+
+
 async def isolation_report(client: httpx.AsyncClient) -> dict[str, Any]:
     answer = await client.get("/isolation-report")
     assert answer.status_code == 200, answer.text

@@ -36,7 +36,7 @@ def families(registry: CollectorRegistry) -> dict[str, str]:
 
 
 def defined_families() -> dict[str, str]:
-    return {**families(OrchestratorMetrics().registry), **families(AgentMetrics().registry)}
+    return {**families(OrchestratorMetrics().registry), **families(AgentMetrics("default").registry)}
 
 
 def sample_names() -> set[str]:
@@ -70,7 +70,7 @@ def test_metric_names_follow_prometheus_conventions() -> None:
         assert not name.endswith("_total"), f"{name}: the client adds _total to a counter's samples"
         if kind == "histogram":
             assert name.endswith("_seconds"), name
-    assert all(name.startswith("fleet_agent_") for name in families(AgentMetrics().registry))
+    assert all(name.startswith("fleet_agent_") for name in families(AgentMetrics("default").registry))
 
 
 def test_every_panel_charts_only_metrics_the_code_defines_and_every_metric_is_charted() -> None:

@@ -10,7 +10,7 @@ from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.fleet_trust import FleetTrust
 from shared.models import AgentCapability, ReportedResult, SubTaskResult, SubTaskStatus, TaskStatus
-from tests.factories import build_planned_task, current_result, run_attempt, subtask_id
+from tests.factories import build_planned_task, current_result, plain_result, run_attempt, subtask_id
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import Fleet, OrchestratorFactory, plan, submit, wait_for_request, wait_until_ended
 
@@ -21,7 +21,7 @@ OTHER_SECRET = SecretStr("a-secret-this-fleet-never-had-0000000000")
 
 
 def unsigned(result: ReportedResult, settings: Settings) -> SubTaskResult:
-    return SubTaskResult(**result.model_dump(exclude={"assignment", "report_signature", "trace_id", "model"}))
+    return plain_result(result)
 
 
 def signed_with_another_secret(result: ReportedResult, settings: Settings) -> SubTaskResult:

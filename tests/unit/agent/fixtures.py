@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from agent.app import create_app, lifespan
+from agent.roles import RoleBook
 from agent.runner import SubtaskRunner
 from agent.tools import ToolContext, Workspace, build_tools
 from agent.tools.data_source import DataSourcePool
@@ -166,9 +167,12 @@ def fleet_status_headers(settings: Settings) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The agent app with its lifespan running, and a client talking to it in-process."""
-    app = create_app(settings)
+async def serving(
+    settings: Settings, roles: RoleBook | None = None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The agent app (with `roles`, else the role files) with its lifespan running, and a client talking to it
+    in-process."""
+    app = create_app(settings, roles=roles)
     async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:

@@ -229,4 +229,5 @@ def test_an_error_result_without_an_exception_is_still_a_failure() -> None:
     outcome = outcome_from_result(result_message(is_error=True, subtype="error_max_turns", result=None, errors=[]))
     assert not outcome.succeeded
     assert not outcome.retryable
-    assert outcome.error == "error_max_turns"
+    assert outcome.limit_reached == "max_turns"
+    assert outcome.error == "the role's max_turns cap stopped the attempt: error_max_turns"

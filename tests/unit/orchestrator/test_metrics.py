@@ -66,21 +66,31 @@ def result(status: ResultStatus, error: str | None = None, retryable: bool = Fal
     )
 
 
-def test_applied_results_count_by_status_reason_and_model() -> None:
+def test_applied_results_count_by_status_and_reason() -> None:
     metrics = OrchestratorMetrics()
 
-    metrics.result_applied(result(ResultStatus.COMPLETED), retried=False, model="claude-haiku-5-5")
-    metrics.result_applied(result(ResultStatus.FAILED, "timed out after 300 s", True), retried=True, model=None)
-    metrics.result_applied(result(ResultStatus.FAILED, "Claude API error 400: bad"), retried=False, model=None)
+    metrics.result_applied(result(ResultStatus.COMPLETED), retried=False)
+    metrics.result_applied(result(ResultStatus.FAILED, "timed out after 300 s", True), retried=True)
+    metrics.result_applied(result(ResultStatus.FAILED, "Claude API error 400: bad"), retried=False)
 
     assert sample(metrics, "fleet_results_applied_total", status="completed") == 1
     assert sample(metrics, "fleet_results_applied_total", status="failed") == 2
     assert sample(metrics, "fleet_retries_total", reason="timeout") == 1
     assert sample(metrics, "fleet_subtask_failures_total", reason="provider_error") == 1
-    assert sample(metrics, "fleet_tokens_total", model="claude-haiku-5-5", kind="input") == 10
-    assert sample(metrics, "fleet_tokens_total", model="unknown", kind="output") == 8
-    assert sample(metrics, "fleet_cost_usd_total", model="unknown") == 1.0
     assert sample(metrics, "fleet_attempt_run_seconds_count", status="failed") == 2
+
+
+def test_model_calls_count_tokens_and_dollars_by_model_and_tenant() -> None:
+    metrics = OrchestratorMetrics()
+
+    metrics.model_call("acme", "claude-haiku-5-5", TokenUsage(input_tokens=10, output_tokens=4), 0.5)
+    metrics.model_call("acme", None, TokenUsage(output_tokens=8), 0.25)
+    metrics.model_call("globex", None, TokenUsage(output_tokens=1), 0.0)
+
+    assert sample(metrics, "fleet_tokens_total", model="claude-haiku-5-5", kind="input", tenant="acme") == 10
+    assert sample(metrics, "fleet_tokens_total", model="unknown", kind="output", tenant="acme") == 8
+    assert sample(metrics, "fleet_tokens_total", model="unknown", kind="output", tenant="globex") == 1
+    assert sample(metrics, "fleet_cost_usd_total", model="unknown", tenant="acme") == 0.25
 
 
 def agent(agent_id: str, slots: int, running: int, state: AgentState = AgentState.ACTIVE) -> AgentStatus:
@@ -130,7 +140,7 @@ def test_model_names_from_results_cannot_grow_the_labels_without_bound() -> None
     metrics = OrchestratorMetrics()
 
     for number in range(1_000):
-        metrics.result_applied(result(ResultStatus.COMPLETED), retried=False, model=f"model-{number}")
+        metrics.model_call("acme", f"model-{number}", TokenUsage(input_tokens=10), 0.0)
 
     tokens = [
         sample
@@ -140,5 +150,6 @@ def test_model_names_from_results_cannot_grow_the_labels_without_bound() -> None
     ]
     assert len(tokens) <= MODEL_LABELS_MAX + 1
     assert sum(sample.value for sample in tokens) == 1_000 * 10  # every token still counted
-    assert sample(metrics, "fleet_tokens_total", model="model-0", kind="input") == 10
-    assert sample(metrics, "fleet_tokens_total", model=OTHER_MODELS, kind="input") == (1_000 - MODEL_LABELS_MAX) * 10
+    assert sample(metrics, "fleet_tokens_total", model="model-0", kind="input", tenant="acme") == 10
+    expected_other = (1_000 - MODEL_LABELS_MAX) * 10
+    assert sample(metrics, "fleet_tokens_total", model=OTHER_MODELS, kind="input", tenant="acme") == expected_other

@@ -19,6 +19,7 @@ from orchestrator.task_analyzer import (
     fallback_subtask,
 )
 from shared.config import Settings, load_settings
+from shared.ledger import CallPurpose
 from shared.models import AgentCapability, AgentStatus, ProviderWait, SubTask, TaskType
 from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.orchestrator.conftest import (
@@ -305,6 +306,7 @@ async def test_a_provider_error_makes_the_planning_wait_with_no_fallback_plan(
     assert decomposition.provider_wait == ProviderWait(kind=kind, retry_after_seconds=retry_after)  # type: ignore[arg-type]
     assert (decomposition.usage.input_tokens, decomposition.usage.output_tokens) == (0, 0)
     assert decomposition.model is None  # no answer: nothing to price
+    assert decomposition.calls == []
 
 
 async def test_a_request_the_api_refuses_still_falls_back_to_one_subtask(
@@ -362,6 +364,8 @@ async def test_a_provider_error_in_the_repair_round_waits_and_keeps_the_first_ro
     usage = (decomposition.usage.input_tokens, decomposition.usage.output_tokens)
     assert usage == await replayed_usage(client, analyzer_settings, [first])
     assert usage[0] > 0 and usage[1] > 0
+    # The failed repair call spent nothing: no row for it.
+    assert [call.purpose for call in decomposition.calls] == [CallPurpose.DECOMPOSITION]
 
 
 async def test_usage_is_summed_over_both_rounds(
@@ -377,6 +381,11 @@ async def test_usage_is_summed_over_both_rounds(
     assert both_rounds[0] > first_round[0] > 0
     assert decomposition.duration_ms > 0
     assert decomposition.model == analyzer_settings.claude_model  # the model that answered, which prices it
+    # Each call is its own row in the cost ledger: the decomposition, then the repair.
+    calls = [(c.purpose, c.model, c.usage.input_tokens, c.usage.output_tokens) for c in decomposition.calls]
+    second_round = (both_rounds[0] - first_round[0], both_rounds[1] - first_round[1])
+    model = analyzer_settings.claude_model
+    assert calls == [(CallPurpose.DECOMPOSITION, model, *first_round), (CallPurpose.REPAIR, model, *second_round)]
 
 
 @pytest.mark.parametrize("fleet", [pytest.param(SEED_FLEET, id="seed-fleet"), pytest.param([], id="no-agent")])

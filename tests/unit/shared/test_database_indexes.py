@@ -103,7 +103,7 @@ async def plan_of(db: DatabaseManager, list_call: ListCall) -> str:
     [
         (
             lambda repos: repos.tasks.list_tasks(),
-            ["tasks_tenant_created_at_idx", "subtasks_task_id_idx", "subtask_results_task_id_idx"],
+            ["tasks_tenant_created_at_idx", "subtasks_task_id_idx", "model_calls_task_id_idx"],
         ),
         (
             lambda repos: repos.tasks.list_tasks(TaskSearch(status=TaskStatus.FAILED)),

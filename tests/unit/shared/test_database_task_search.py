@@ -7,7 +7,8 @@ import pytest
 
 from shared.database import DatabaseManager, Repositories
 from shared.database.task_search import TaskSearch, like_literal
-from shared.models import DecompositionInfo, ResultStatus, SubTaskStatus, Task, TokenUsage
+from shared.ledger import LedgerEntry, PriceBook
+from shared.models import CallPurpose, ResultStatus, SubTaskStatus, Task, TokenUsage
 from tests.factories import build_result, build_task, run_attempt
 
 NOW = datetime.now(UTC)
@@ -87,20 +88,23 @@ async def test_pages_of_a_search_add_up_to_its_total(db: DatabaseManager) -> Non
     assert len({task.id for page in pages for task in page}) == await repos.tasks.count_tasks(search) == 5
 
 
-async def test_a_summary_adds_every_result_and_the_decomposition(db: DatabaseManager) -> None:
+async def test_a_summary_adds_every_model_call_of_the_task_planning_included(db: DatabaseManager) -> None:
     repos = db.repositories()
     planning = TokenUsage(input_tokens=1000, output_tokens=200, cache_read_input_tokens=30)
-    decomposition = DecompositionInfo(token_usage=planning, model="claude-sonnet-5-5", cost_usd=0.006)
-    spent = await repos.tasks.create_task(build_task(subtasks=3, decomposition=decomposition))
+    spent = await repos.tasks.create_task(build_task(subtasks=3))
     untouched = await repos.tasks.create_task(build_task(subtasks=1, created_at=NOW - timedelta(days=1)))
     await repos.subtasks.queue_ready(spent.id)
     first, second, _ = spent.subtasks
     done = await run_attempt(repos, first.id, finish=SubTaskStatus.COMPLETED)
     failed = await run_attempt(repos, second.id, finish=SubTaskStatus.FAILED)
     usage = TokenUsage(input_tokens=500, output_tokens=50, cache_creation_input_tokens=7)
-    await repos.results.save_subtask_result(build_result(done, token_usage=usage, cost_usd=0.25), applied=True)
     late = build_result(failed, status=ResultStatus.FAILED, token_usage=usage, cost_usd=0.5)
-    await repos.results.save_subtask_result(late, applied=False)  # it ran, so it cost, even if it changed nothing
+    calls = [
+        LedgerEntry(CallPurpose.DECOMPOSITION, "claude-sonnet-5-5", planning, 0.006, task_id=spent.id),
+        # The late result ran, so it cost, even if it changed nothing.
+        *PriceBook({}).priced_results([build_result(done, token_usage=usage, cost_usd=0.25), late])[1],
+    ]
+    await repos.ledger.record(calls)
 
     listed = {summary.id: summary for summary in await repos.tasks.list_tasks()}
 

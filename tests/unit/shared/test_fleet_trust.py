@@ -9,10 +9,22 @@ from pydantic import SecretStr
 from orchestrator.agent_client import AGENT_REQUEST_TIMEOUT
 from shared.config import ConfigurationError, Settings, load_settings
 from shared.fleet_trust import ASSIGNMENT_LIFETIME_SECONDS, FleetTrust, UntrustedCallerError
-from shared.models import AgentCapability, ReportedResult, ResultStatus, SubTask, SubTaskResult, TaskExecutionRequest
+from shared.ledger import ModelCallUsage
+from shared.models import (
+    AgentCapability,
+    ReportedResult,
+    ResultStatus,
+    SubTask,
+    SubTaskResult,
+    TaskExecutionRequest,
+    TokenUsage,
+)
+from tests.factories import plain_result
 
 SECRET = SecretStr("a-fleet-secret-of-forty-characters-000000")
+
 TRUST = FleetTrust(SECRET, "acme")
+BIG_USAGE = TokenUsage(input_tokens=10_000_000)
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -100,9 +112,7 @@ def test_a_result_of_the_offer_passes_and_a_forged_one_does_not() -> None:
     assert TRUST.result_problem(result_of(request)) is None
     assert "signature does not match" in (TRUST.result_problem(result_of(request, attempt=3)) or "")
     assert "signature does not match" in (TRUST.result_problem(result_of(request, agent_id="agent9")) or "")
-    unsigned = SubTaskResult(
-        **result_of(request).model_dump(exclude={"assignment", "report_signature", "trace_id", "model"})
-    )
+    unsigned = plain_result(result_of(request))
     assert "no assignment" in (TRUST.result_problem(unsigned) or "")
 
 
@@ -115,6 +125,9 @@ def test_a_report_counts_only_as_the_fleet_member_sealed_it() -> None:
         sealed.model_copy(update={"report_signature": None}),
         sealed.model_copy(update={"trace_id": "another-task-s-trace"}),
         sealed.model_copy(update={"model": "a-cheaper-model-than-it-said"}),
+        # What the cost ledger records comes inside the seal: nobody can bill a tenant for calls never made.
+        sealed.model_copy(update={"model_calls": [ModelCallUsage(purpose="attempt", model="m", usage=BIG_USAGE)]}),
+        sealed.model_copy(update={"limit_reached": "max_turns"}),
         FleetTrust(SecretStr("a-secret-this-fleet-never-had-0000000000"), "acme").seal(sealed),
     ):
         assert "not signed by a member of the fleet" in (TRUST.result_problem(forged) or ""), forged
@@ -123,9 +136,9 @@ def test_a_report_counts_only_as_the_fleet_member_sealed_it() -> None:
 
 
 def test_a_result_the_orchestrator_makes_is_signed_like_an_agents() -> None:
-    made = result_of(offer()).model_dump(exclude={"assignment", "report_signature", "trace_id", "model"})
-    assert TRUST.result_problem(TRUST.sign_result(SubTaskResult(**made))) is None
-    signed = TRUST.sign_result(SubTaskResult(**made), TRACE_ID)
+    made = plain_result(result_of(offer()))
+    assert TRUST.result_problem(TRUST.sign_result(made)) is None
+    signed = TRUST.sign_result(made, TRACE_ID)
     assert signed.trace_id == TRACE_ID and TRUST.result_problem(signed) is None
 
 

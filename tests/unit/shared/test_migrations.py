@@ -25,6 +25,8 @@ TABLES = [
     "artifacts",
     "context_pack_files",
     "context_packs",
+    "model_calls",
+    "model_prices",
     "removed_tasks",
     "subtask_results",
     "subtasks",
@@ -154,6 +156,72 @@ async def test_results_stored_before_0015_keep_their_tenant_and_their_agents_a_r
         ] == [("acme", "agent7", datetime(2026, 11, 1, 10, tzinfo=UTC))]
     finally:
         await connection.close()
+
+
+async def test_spend_recorded_before_the_ledger_is_carried_into_it(empty_database: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database), "0017")
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO tasks (id, description, tenant_id, decomposition, created_at, updated_at) VALUES
+                ('task_old', 'A task from before', 'acme',
+                 '{"model": "claude-sonnet-5-5", "cost_usd": 0.006,
+                   "token_usage": {"input_tokens": 1000, "output_tokens": 200}}', '2026-11-01T09:00:00Z',
+                 '2026-11-01T09:00:00Z'),
+                ('task_unplanned', 'A task with no recorded plan', 'acme', NULL, now(), now());
+            INSERT INTO subtasks (id, task_id, position, description, required_capabilities, tenant_id)
+            VALUES ('subtask_old', 'task_old', 0, 'A step', '{DATA_ANALYSIS}', 'acme');
+            INSERT INTO subtask_results (result_id, subtask_id, task_id, agent_id, attempt, status, output, error,
+                                         execution_time, input_tokens, output_tokens, cost_usd, applied, created_at,
+                                         tenant_id)
+            VALUES ('result_paid', 'subtask_old', 'task_old', 'agent7', 1, 'failed', NULL, 'boom', 1.5, 500, 50, 0.25,
+                    true, '2026-11-01T10:00:00Z', 'acme'),
+                   ('result_free', 'subtask_old', 'task_old', 'agent7', 2, 'completed', 'done', NULL, 0.1, 0, 0, 0,
+                    true, '2026-11-01T10:05:00Z', 'acme');
+            """
+        )
+        await apply_migrations(empty_database)
+        rows = await connection.fetch(
+            """
+            SELECT tenant_id, task_id, subtask_id, attempt, agent_id, purpose, model, input_tokens, output_tokens,
+                   cost_usd::float8, price_id, created_at
+            FROM model_calls ORDER BY created_at
+            """
+        )
+    finally:
+        await connection.close()
+
+    assert [tuple(row) for row in rows] == [
+        (
+            "acme",
+            "task_old",
+            None,
+            None,
+            None,
+            "decomposition",
+            "claude-sonnet-5-5",
+            1000,
+            200,
+            0.006,
+            None,
+            datetime(2026, 11, 1, 9, tzinfo=UTC),
+        ),
+        (
+            "acme",
+            "task_old",
+            "subtask_old",
+            1,
+            "agent7",
+            "attempt",
+            "unknown",
+            500,
+            50,
+            0.25,
+            None,
+            datetime(2026, 11, 1, 10, tzinfo=UTC),
+        ),
+    ]  # the free attempt and the unplanned task spent nothing: no rows
 
 
 @pytest.mark.parametrize("created_first", [True, False], ids=["empty-database", "missing-database"])

@@ -264,3 +264,19 @@ async def test_same_request_gives_identical_body(simulator: SimulatorHandle) -> 
     assert first.content == second.content
     assert first.headers["request-id"] == second.headers["request-id"]
     assert other.json()["id"] != first.json()["id"]
+
+
+async def test_an_answer_longer_than_max_tokens_is_cut_there_as_a_model_s_would_be(
+    client: anthropic.AsyncAnthropic,
+) -> None:
+    whole = await client.messages.create(
+        model=MODEL, max_tokens=100, system="You are agent1.", messages=_first_turn_messages("Say hello")
+    )
+    cut = await client.messages.create(
+        model=MODEL, max_tokens=2, system="You are agent1.", messages=_first_turn_messages("Say hello")
+    )
+
+    assert whole.content[0].type == cut.content[0].type == "text"
+    assert (whole.stop_reason, cut.stop_reason) == ("end_turn", "max_tokens")
+    assert cut.content[0].text == whole.content[0].text[:8]  # two tokens of about four characters
+    assert cut.usage.output_tokens == 2 < whole.usage.output_tokens
