@@ -7,6 +7,7 @@ from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.artifact_repository import ArtifactRepository
 from shared.database.attempt_repository import AttemptRepository
 from shared.database.audit_repository import AuditRepository
+from shared.database.budget_repository import BudgetRepository
 from shared.database.context_pack_repository import ContextPackRepository
 from shared.database.executor import Executor
 from shared.database.follow_up_repository import FollowUpRepository
@@ -15,6 +16,7 @@ from shared.database.isolation_repository import IsolationRepository
 from shared.database.metrics_repository import MetricsRepository
 from shared.database.result_repository import ResultRepository
 from shared.database.retention_repository import RetentionRepository
+from shared.database.spend_repository import SpendRepository
 from shared.database.subtask_repository import SubtaskRepository
 from shared.database.task_repository import TaskRepository
 from shared.database.webhook_repository import WebhookRepository
@@ -41,6 +43,8 @@ class Repositories:
     # The fleet's agents, with each one's record in this tenant's work.
     agent_records: AgentRecordRepository = field(init=False)
     retention: RetentionRepository = field(init=False)
+    spend: SpendRepository = field(init=False)  # what tasks and tenants spent
+    budgets: BudgetRepository = field(init=False)  # task budgets and the paused state
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -59,4 +63,6 @@ class Repositories:
         self.attempts = AttemptRepository(self.executor, self.tenant_id)
         self.agent_records = AgentRecordRepository(self.executor, self.tenant_id)
         self.retention = RetentionRepository(self.executor, self.tenant_id)
+        self.spend = SpendRepository(self.executor, self.tenant_id)
+        self.budgets = BudgetRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)
