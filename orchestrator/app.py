@@ -33,6 +33,7 @@ from orchestrator.api import (
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api.tasks import REPLAYED_HEADER
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
+from orchestrator.budget_resumer import BudgetResumer
 from orchestrator.context_pack_upload import UPLOAD_PATH, upload_limit
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.event_streams import EventStreams
@@ -116,7 +117,7 @@ def build_background_work(
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
-    loops = [recovery, watcher, probe, *result_processors, dispatcher]
+    loops = [recovery, watcher, probe, *result_processors, dispatcher, BudgetResumer(lifecycle)]
     return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 

@@ -33,6 +33,7 @@ import structlog
 
 from orchestrator import task_events
 from orchestrator.backpressure import DrainMeter, QueueAdmission
+from orchestrator.budgets import TENANT_DAILY_BUDGET, BudgetRules, DailySpend
 from orchestrator.cost_ledger import CostLedger
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
@@ -108,11 +109,13 @@ class BatchOutcome:
     # What each applied completion produced, by (subtask id, attempt): recorded with it, for its events.
     artifacts: dict[tuple[str, int], list[ArtifactRef]] = field(default_factory=dict)
     events: list[TaskEvent] = field(default_factory=list)  # what the applied results did (task_events), in order
+    paused: list[Task] = field(default_factory=list)  # tasks the spend of these results paused
 
     def add(self, part: "BatchOutcome") -> None:
         self.applied += part.applied
         self.queued += part.queued
         self.finished |= part.finished
+        self.paused += part.paused
         self.rejected |= part.rejected
         self.artifacts |= part.artifacts
         self.events += part.events
@@ -120,7 +123,7 @@ class BatchOutcome:
 
 @dataclass
 class RetryOutcome:
-    """What an operator's retry did: the task as it is now, and the fresh attempts it queued."""
+    """What an operator's retry (or resume) did: the task as it is now, and the attempts it queued."""
 
     task: Task
     requeued: list[SubTask]
@@ -145,6 +148,7 @@ class TaskLifecycle:
         self._db = db
         self._redis = redis
         self._waiting = WaitingReasons(db)
+        self.budgets = BudgetRules(settings)  # when a task, or the tenant's work, must pause
         self.artifact_store = ArtifactStore(settings.artifacts_dir)
         self.ledger = CostLedger(settings, db, self.metrics)
 
@@ -154,11 +158,17 @@ class TaskLifecycle:
         """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
         await self._admission.check(arriving)
 
+    async def refuse_when_over_budget(self) -> None:
+        """TooManyRequestsError, with Retry-After until the next UTC midnight, once the tenant's daily budget is
+        spent (TENANT_DAILY_BUDGET_USD)."""
+        await self.budgets.refuse_when_spent(self._db.repositories())
+
     async def submit(self, task: Task, calls: Sequence[ModelCallUsage] = ()) -> list[SubTask]:
         """Store a decomposed task, with its planning `calls` in the cost ledger (its decomposition's cost is
         theirs), and queue the subtasks that are ready (returned), if they fit beside those queued; submits arriving
         together cannot overshoot MAX_QUEUE_DEPTH between them. A task refused for room still spent its calls: they
-        are recorded without a task.
+        are recorded without a task. A task whose decomposition alone passed its max_cost_usd is stored paused, and
+        nothing of it is offered.
 
         What is ready is decided by the same statement that decides it after each completion (`queue_ready`); the
         room held for the task is what a plan can have ready before anything ran: its subtasks without dependencies.
@@ -170,17 +180,64 @@ class TaskLifecycle:
                 await tx.tasks.create_task(task)
                 await tx.ledger.record(entries)
                 queued = await tx.subtasks.queue_ready(task.id)
+                paused = await self.budgets.pause_over_budget(tx, [task.id]) if task.max_cost_usd is not None else []
         except TooManyRequestsError:
             await self.record_model_calls(None, calls)
             raise
         self.ledger.counted(entries)
-        await self._publish(queued, task_events.submitted(task))
+        if paused:
+            queued = []  # they go on the queue when it resumes
+        await self._publish(queued, task_events.submitted(task) + self._paused(paused))
         return queued
 
     async def record_model_calls(self, task_id: str | None, calls: Sequence[ModelCallUsage]) -> float:
         """Record planning calls made outside a submit (a dry run's, without a task) in the cost ledger; their cost
         in US dollars."""
         return await self.ledger.record_planning(task_id, calls)
+
+    async def resume(self, task_id: str, max_cost_usd: float | None = None, *, by: str = "operator") -> RetryOutcome:
+        """paused → in progress (pending when nothing of it ran yet), with `max_cost_usd` as its new budget when
+        given, and its queued subtasks go on the queue again. ConflictError when the task is not paused, or would
+        pause again at once (its budget or the tenant's daily budget still spent); NotFoundError when it is not
+        this tenant's."""
+        async with self._db.transaction() as tx:
+            status = await tx.tasks.lock_task(task_id)
+            if status is None:
+                raise NotFoundError(f"no task with id {task_id!r}")
+            if status is not TaskStatus.PAUSED:
+                raise ConflictError(f"task {task_id} is {status.value}: only a paused task can be resumed")
+            await self.budgets.refuse_resume(tx, task_id, max_cost_usd)
+            task = await tx.budgets.resume(task_id, max_cost_usd)
+            subtasks = await tx.subtasks.list_for_task(task_id)
+        assert task is not None
+        self.details.forget(task_id)
+        queued = [subtask for subtask in subtasks if subtask.status is SubTaskStatus.QUEUED]
+        await self._publish(queued, task_events.resumed(task, by))
+        log.info("task_resumed", task_id=task_id, status=task.status, by=by, requeued=len(queued))
+        return RetryOutcome(task, queued)
+
+    async def resume_within_daily_budget(self) -> int:
+        """Resume the tasks paused on the tenant's daily budget once it allows again (a new UTC day, or a raised
+        TENANT_DAILY_BUDGET_USD); one whose own max_cost_usd is spent stays paused, for that reason. Returns how many
+        resumed."""
+        repos = self._db.repositories()
+        waiting = await repos.budgets.paused_for(TENANT_DAILY_BUDGET)
+        daily = await self.budgets.daily_spend(repos) if waiting else None
+        if not waiting or (daily is not None and daily.exhausted):
+            return 0
+        resumed = 0
+        for task_id in waiting:
+            try:
+                await self.resume(task_id, by="daily_budget")
+                resumed += 1
+            except ConflictError:  # its own budget is spent (or the day's was spent again meanwhile)
+                async with self._db.transaction() as tx:
+                    await tx.budgets.pause(
+                        list((await self.budgets.over_budget(tx, [task_id], paused_too=True)).items())
+                    )
+            except NotFoundError:
+                continue  # removed meanwhile
+        return resumed
 
     async def _count_queued(self) -> int:
         return await self._db.repositories().subtasks.count_queued()
@@ -370,6 +427,9 @@ class TaskLifecycle:
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
+            # Every saved result spent money, applied or not: the tasks left running may have to pause.
+            outcome.paused = await self.budgets.pause_over_budget(tx, {result.task_id for result in results})
+            daily = await self.budgets.daily_spend(tx)
             # Last: whatever PostgreSQL refuses, it refused before (artifact rows are valid by construction).
             outcome.artifacts = await self._settle_output(tx, results, outcomes)
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
@@ -385,7 +445,29 @@ class TaskLifecycle:
                 result, item.subtask, item.blocked, outcome.artifacts.get((result.subtask_id, result.attempt), [])
             )
         ] + task_events.ended(ended)
+        if daily is not None and daily.exhausted:
+            outcome.paused += await self._pause_tenant_work(daily)
+        outcome.events += self._paused(outcome.paused)
+        paused_ids = {task.id for task in outcome.paused}
+        outcome.queued = [subtask for subtask in outcome.queued if subtask.task_id not in paused_ids]
         return outcome
+
+    async def _pause_tenant_work(self, daily: DailySpend) -> list[Task]:
+        """The tenant's daily budget is spent: every task of it that runs pauses. In a transaction of its own, after
+        the results' commit: it locks tasks beyond those of the batch, which a batch may take only in one go."""
+        async with self._db.transaction() as tx:
+            paused = await self.budgets.pause_tenant_work(tx, daily)
+        for task in paused:
+            self.details.forget(task.id)
+        return paused
+
+    def _paused(self, tasks: Sequence[Task]) -> list[TaskEvent]:
+        """Count the tasks just paused, log them, and tell it in their events."""
+        for task in tasks:
+            reason = task.status_reason.code if task.status_reason else "unknown"
+            self.metrics.pauses.labels(reason).inc()
+            log.info("task_paused", task_id=task.id, reason=reason)
+        return task_events.paused(tasks)
 
     async def _settle_output(
         self, tx: Repositories, results: Sequence[SubTaskResult], outcomes: Sequence[ResultOutcome]

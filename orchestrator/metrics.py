@@ -147,6 +147,9 @@ class OrchestratorMetrics:
         self.provider_errors = self._counter(
             "provider_errors", "Errors of the model's API in decomposition, by kind", ["kind"]
         )
+        self.pauses = self._counter(
+            "task_pauses", "Tasks paused on a budget, by reason (budget_exhausted, tenant_daily_budget)", ["reason"]
+        )
         self.store_outages = self._counter("store_outages", "Outages of PostgreSQL or Redis noticed", ["store"])
         self._models = BoundedLabels()
         self._tenants = BoundedLabels(TENANT_LABELS_MAX)

@@ -9,6 +9,7 @@ import structlog
 from orchestrator.api.schemas import (
     AttemptToolCalls,
     TaskDetailResponse,
+    TaskResumedResponse,
     TaskRetriedResponse,
     TaskToolCallsResponse,
 )
@@ -55,6 +56,7 @@ class TaskService:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
         start now."""
         await self._refuse_unknown_pack(request.context_pack_id)
+        await self._lifecycle.refuse_when_over_budget()  # a decomposition would spend more of a spent budget
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
         task = Task(
             description=request.description,
@@ -62,6 +64,7 @@ class TaskService:
             task_type=request.task_type,
             trace_id=trace_id,
             context_pack_id=request.context_pack_id,
+            max_cost_usd=request.max_cost_usd,
         )
         with tracing.bound(task_id=task.id):
             queued = await self._decompose_and_submit(task)
@@ -133,8 +136,17 @@ class TaskService:
             outcome = await self._lifecycle.retry(task_id, subtask_id)
         return TaskRetriedResponse(task_id=task_id, status=outcome.task.status, subtasks_requeued=len(outcome.requeued))
 
+    async def resume_task(self, task_id: str, max_cost_usd: float | None) -> TaskResumedResponse:
+        """Resume a paused task, with a new budget when `max_cost_usd` is given (orchestrator/lifecycle.py)."""
+        with tracing.bound(task_id=task_id):
+            outcome = await self._lifecycle.resume(task_id, max_cost_usd)
+        task = outcome.task
+        return TaskResumedResponse(
+            task_id=task.id, status=task.status, max_cost_usd=task.max_cost_usd, subtasks_requeued=len(outcome.requeued)
+        )
+
     async def rerun_task(self, task_id: str, trace_id: str) -> TaskCreatedResponse:
-        """A new task with the same description, user, type and context pack, submitted like any other."""
+        """A new task with the same description, user, type, context pack and budget, submitted like any other."""
         task = await self._db.repositories().tasks.get_task(task_id)
         if task is None:
             raise NotFoundError(f"no task with id {task_id!r}")
@@ -143,6 +155,7 @@ class TaskService:
             user_id=task.user_id,
             task_type=task.task_type,
             context_pack_id=task.context_pack_id,
+            max_cost_usd=task.max_cost_usd,
         )
         created = await self.submit_task(request, trace_id)
         log.info("task_rerun", task_id=task_id, new_task_id=created.task_id)

@@ -158,6 +158,20 @@ class Settings(BaseSettings):
         "audit rows)",
     )
 
+    # Budgets (orchestrator/budgets.py)
+    tenant_daily_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="What the tenant may spend per UTC day in USD; once spent, its running tasks pause and POST /tasks "
+        "answers 429 until the next UTC midnight; unset or 0: no daily budget",
+    )
+    budget_resume_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often tasks paused on the tenant's daily budget are resumed once it allows (a new UTC day, "
+        "or a raised TENANT_DAILY_BUDGET_USD)",
+    )
+
     # Orchestrator
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")

@@ -63,6 +63,19 @@ TaskDescription = Annotated[
 ]
 
 
+# A task's budget in USD (`max_cost_usd`): what it may spend on its decomposition and every attempt.
+MAX_COST_USD_LIMIT = 1_000_000
+MaxCostUsd = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=MAX_COST_USD_LIMIT,
+        description="What the task may spend in USD (decomposition and attempts); once the next attempt would pass it "
+        "the task pauses (POST /tasks/{task_id}/resume continues it)",
+    ),
+]
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -78,6 +91,7 @@ def new_subtask_id() -> str:
 class TaskStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
+    PAUSED = "paused"  # over its budget or its tenant's daily budget: running attempts finish, nothing new starts
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -377,6 +391,7 @@ class Task(DomainModel):
     context_pack_id: Identifier | None = Field(
         None, description="The context pack its agents get (POST /context-packs)"
     )
+    max_cost_usd: MaxCostUsd | None = None
 
     @model_validator(mode="after")
     def check_timestamps(self) -> Self:
@@ -521,6 +536,7 @@ class TaskCreateRequest(DomainModel):
     context_pack_id: Identifier | None = Field(
         None, description="A context pack of this tenant's (POST /context-packs) for every subtask's agent"
     )
+    max_cost_usd: MaxCostUsd | None = None
 
 
 class TaskCreatedResponse(DomainModel):
@@ -549,3 +565,4 @@ class TaskSummary(DomainModel):
     subtasks_failed: int = Field(0, ge=0)
     total_tokens: int = Field(0, ge=0, description="Tokens of every attempt's result and of the decomposition")
     cost_usd: float = Field(0.0, ge=0, description="Cost of every attempt's result and of the decomposition, in USD")
+    max_cost_usd: float | None = Field(None, description="The task's budget in USD, if it has one")

@@ -2,10 +2,10 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.database.ledger_repository import CallTotals
-from shared.models import AgentLog, AgentStatus, SubTaskResult, Task, TaskStatus, TaskSummary, ToolCall
+from shared.models import AgentLog, AgentStatus, MaxCostUsd, SubTaskResult, Task, TaskStatus, TaskSummary, ToolCall
 
 
 class TaskDetailResponse(BaseModel):
@@ -47,6 +47,23 @@ class TaskRetriedResponse(BaseModel):
     task_id: str
     status: TaskStatus = Field(description="The task's status after the retry: in_progress")
     subtasks_requeued: int = Field(ge=0, description="Failed subtasks that got a fresh attempt, queued now")
+
+
+class TaskResumeRequest(BaseModel):
+    """The body of POST /tasks/{task_id}/resume (optional; the query parameter works too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: MaxCostUsd | None = None
+
+
+class TaskResumedResponse(BaseModel):
+    """What resuming a paused task did (POST /tasks/{task_id}/resume)."""
+
+    task_id: str
+    status: TaskStatus = Field(description="The task's status now: in_progress, or pending when nothing of it ran yet")
+    max_cost_usd: float | None = Field(description="The task's budget in USD now")
+    subtasks_requeued: int = Field(ge=0, description="Queued subtasks put on the queue again")
 
 
 class AttemptToolCalls(BaseModel):
@@ -93,7 +110,7 @@ class MetricsResponse(BaseModel):
     """The pool's figures (seed 004): from PostgreSQL, so they survive restarts of agents and orchestrators, and the
     registry's live load."""
 
-    tasks_pending: int = Field(ge=0, description="Tasks not ended yet: pending or in progress")
+    tasks_pending: int = Field(ge=0, description="Tasks not ended yet: pending, in progress or paused")
     tasks_completed: int = Field(ge=0)
     tasks_failed: int = Field(ge=0)
     avg_assignment_latency_ms: float | None = Field(

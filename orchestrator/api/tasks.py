@@ -12,6 +12,8 @@ from orchestrator.api.schemas import (
     TaskCancelledResponse,
     TaskDetailResponse,
     TaskListResponse,
+    TaskResumedResponse,
+    TaskResumeRequest,
     TaskRetriedResponse,
     TaskToolCallsResponse,
 )
@@ -20,6 +22,7 @@ from shared import tracing
 from shared.database.task_search import TaskSearch
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
+    MAX_COST_USD_LIMIT,
     TASK_DESCRIPTION_MAX,
     TASK_DESCRIPTION_MIN,
     SubTaskStatus,
@@ -67,9 +70,19 @@ SUBMITTED_RESPONSE: dict[str, Any] = {
         }
     },
 }
+MaxCostQuery = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=MAX_COST_USD_LIMIT,
+        description="What the task may spend in USD (decomposition and attempts); once its next attempt would pass it, "
+        "the task pauses",
+    ),
+]
 QUEUE_FULL_RESPONSE: dict[str, Any] = {
     "model": ErrorResponse,
-    "description": "The queue is full; retry after the number of seconds in Retry-After",
+    "description": "The queue is full, or the tenant's daily budget is spent; retry after the number of seconds in "
+    "Retry-After",
     "headers": {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}},
 }
 
@@ -102,6 +115,7 @@ async def submit_task(
             description="A context pack of this tenant's (POST /context-packs) for every subtask's agent",
         ),
     ] = None,
+    max_cost_usd: MaxCostQuery = None,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> TaskCreatedResponse:
@@ -110,7 +124,11 @@ async def submit_task(
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
             body = TaskCreateRequest(
-                description=description, user_id=user_id, task_type=task_type, context_pack_id=context_pack_id
+                description=description,
+                user_id=user_id,
+                task_type=task_type,
+                context_pack_id=context_pack_id,
+                max_cost_usd=max_cost_usd,
             )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
@@ -221,10 +239,29 @@ async def retry_subtask(state: State, task_id: TaskId, subtask_id: SubtaskId) ->
 
 
 @router.post(
+    "/{task_id}/resume",
+    response_model=TaskResumedResponse,
+    responses=error_responses(400, 404, 409, 413, 415, 500, 503),
+    summary="Resume a paused task, optionally with a new max_cost_usd: its queued subtasks are offered again",
+)
+async def resume_task(
+    state: State,
+    task_id: TaskId,
+    max_cost_usd: MaxCostQuery = None,
+    body: Annotated[TaskResumeRequest | None, Body(description="Alternative to the query parameter")] = None,
+) -> TaskResumedResponse:
+    if body is not None and body.max_cost_usd is not None:
+        if max_cost_usd is not None and max_cost_usd != body.max_cost_usd:
+            raise InvalidInputError("max_cost_usd: the query parameter and the JSON body disagree; send one of them")
+        max_cost_usd = body.max_cost_usd
+    return await state.tasks.resume_task(task_id, max_cost_usd)
+
+
+@router.post(
     "/{task_id}/rerun",
     response_model=TaskCreatedResponse,
     responses={**error_responses(400, 404, 413, 415, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
-    summary="Submit a new task with the same description, user, type and context pack",
+    summary="Submit a new task with the same description, user, type, context pack and budget",
 )
 async def rerun_task(state: State, trace_id: RequestTrace, task_id: TaskId) -> TaskCreatedResponse:
     return await state.tasks.rerun_task(task_id, trace_id)

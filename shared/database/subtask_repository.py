@@ -24,7 +24,10 @@ SUBTASK_COLUMNS = (
     "delivery_token, created_at, updated_at, trace_id, status_reason, attempt_base, last_error"
 )
 TOUCH = "updated_at = greatest(now(), updated_at)"
-# queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
+# Nothing of a paused task is offered: its queued subtasks stay queued, and their queue items go stale.
+NOT_PAUSED = "NOT EXISTS (SELECT FROM tasks paused WHERE paused.id = subtasks.task_id AND paused.status = 'paused')"
+# queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued
+# and its task is not paused.
 # One clock reading for assigned_at and the wait it ends, so queued_at = assigned_at - assignment_latency_ms exactly.
 CLAIM = f"""
     UPDATE subtasks
@@ -33,7 +36,7 @@ CLAIM = f"""
         delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, {TOUCH}
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id),
          (SELECT clock_timestamp() AS now) AS moment
-    WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
+    WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt AND {NOT_PAUSED}
     RETURNING {SUBTASK_COLUMNS}
 """
 
@@ -423,9 +426,13 @@ class SubtaskRepository:
         return count
 
     async def list_queued(self) -> list[QueuedSubtask]:
-        """This tenant's queued subtasks, oldest first."""
+        """This tenant's queued subtasks that may be offered (their task is not paused), oldest first."""
         rows = await self._executor.fetch(
-            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE tenant_id = $1 AND status = 'queued' ORDER BY queued_at",
+            f"""
+            SELECT {SUBTASK_COLUMNS} FROM subtasks
+            WHERE tenant_id = $1 AND status = 'queued' AND {NOT_PAUSED}
+            ORDER BY queued_at
+            """,
             self._tenant_id,
         )
         return [QueuedSubtask.for_subtask(subtask_from_row(row)) for row in rows]

@@ -12,7 +12,7 @@ from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, SubTas
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
-    "trace_id, task_type, status_reason, context_pack_id"
+    "trace_id, task_type, status_reason, context_pack_id, max_cost_usd"
 )
 
 
@@ -88,6 +88,7 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         task.task_type.value,
         task.status_reason.model_dump(mode="json") if task.status_reason else None,
         task.context_pack_id,
+        task.max_cost_usd,
     )
 
 
@@ -123,8 +124,8 @@ class TaskRepository:
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
                                    decomposition, created_at, updated_at, trace_id, task_type, status_reason,
-                                   context_pack_id, tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16)
+                                   context_pack_id, max_cost_usd, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
@@ -133,8 +134,8 @@ class TaskRepository:
                                       updated_at, trace_id, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $16
-                FROM jsonb_to_recordset($15::jsonb) AS plan (
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $17
+                FROM jsonb_to_recordset($16::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
                     created_at timestamptz, updated_at timestamptz
@@ -216,12 +217,12 @@ class TaskRepository:
         rows = await self._executor.fetch(
             f"""
             SELECT t.id, t.user_id, t.description, t.task_type, t.status, {_status_reason_of("t")}, t.error,
-                   t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
+                   t.decomposition_fallback, t.created_at, t.updated_at, t.max_cost_usd, progress.subtasks_total,
                    progress.subtasks_completed, progress.subtasks_failed,
                    spent.tokens AS total_tokens, spent.cost_usd
             FROM (
                 SELECT id, user_id, description, task_type, status, status_reason, error, decomposition_fallback,
-                       created_at, updated_at, tenant_id
+                       created_at, updated_at, tenant_id, max_cost_usd
                 FROM tasks
                 WHERE {where}
                 ORDER BY created_at DESC, id
@@ -287,7 +288,9 @@ class TaskRepository:
             f"""
             UPDATE tasks
             SET status = change.status, result = COALESCE(change.result, tasks.result),
-                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at)
+                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at),
+                -- why it paused stops being true when it ends
+                status_reason = CASE WHEN tasks.status = 'paused' THEN NULL ELSE tasks.status_reason END
             FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[]) AS change (id, status, result, error)
             WHERE tasks.id = change.id AND tasks.status <> ALL($5::text[])
             RETURNING {", ".join(f"tasks.{column}" for column in TASK_COLUMNS.split(", "))}

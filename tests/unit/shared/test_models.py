@@ -161,7 +161,16 @@ def test_a_timestamp_without_timezone_is_a_validation_error(model: type[BaseMode
 
 
 def test_status_enums_hold_the_seed_values() -> None:
-    assert [status.value for status in TaskStatus] == ["pending", "in_progress", "completed", "failed", "cancelled"]
+    # The seed's, and `paused` (a task on a budget, issue #19), which is not an ending.
+    assert [status.value for status in TaskStatus] == [
+        "pending",
+        "in_progress",
+        "paused",
+        "completed",
+        "failed",
+        "cancelled",
+    ]
+    assert not TaskStatus.PAUSED.is_terminal
     assert [status.value for status in SubTaskStatus] == [
         "pending",
         "queued",
