@@ -33,6 +33,7 @@ from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api.tasks import REPLAYED_HEADER
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.context_pack_upload import UPLOAD_PATH, upload_limit
+from orchestrator.deadline_watch import DeadlineWatch
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
@@ -115,7 +116,7 @@ def build_background_work(
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
-    loops = [recovery, watcher, probe, *result_processors, dispatcher]
+    loops = [recovery, watcher, probe, DeadlineWatch(lifecycle), *result_processors, dispatcher]
     return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 
@@ -154,7 +155,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(sightings.written)  # before the pool closes
         fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
         metrics = OrchestratorMetrics()
-        lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics)
+        lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics, agents)
         task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics))
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)

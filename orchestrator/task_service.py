@@ -1,6 +1,7 @@
 """What the task endpoints do: submit (decompose, store, queue), read, search, cancel, retry, re-run, and list tool
 calls."""
 
+from datetime import timedelta
 from itertools import groupby
 
 import redis.exceptions
@@ -63,6 +64,8 @@ class TaskService:
             trace_id=trace_id,
             context_pack_id=request.context_pack_id,
         )
+        if request.deadline_seconds is not None:  # counted from the request, planning included
+            task.deadline_at = task.created_at + timedelta(seconds=request.deadline_seconds)
         with tracing.bound(task_id=task.id):
             queued = await self._decompose_and_submit(task)
         return TaskCreatedResponse(
@@ -143,7 +146,8 @@ class TaskService:
         return TaskRetriedResponse(task_id=task_id, status=outcome.task.status, subtasks_requeued=len(outcome.requeued))
 
     async def rerun_task(self, task_id: str, trace_id: str) -> TaskCreatedResponse:
-        """A new task with the same description, user, type and context pack, submitted like any other."""
+        """A new task with the same description, user, type, context pack and time allowed (deadline_seconds),
+        submitted like any other."""
         task = await self._db.repositories().tasks.get_task(task_id)
         if task is None:
             raise NotFoundError(f"no task with id {task_id!r}")
@@ -152,6 +156,7 @@ class TaskService:
             user_id=task.user_id,
             task_type=task.task_type,
             context_pack_id=task.context_pack_id,
+            deadline_seconds=deadline_seconds(task),
         )
         created = await self.submit_task(request, trace_id)
         log.info("task_rerun", task_id=task_id, new_task_id=created.task_id)
@@ -168,3 +173,10 @@ class TaskService:
             for (subtask_id, attempt), group in groupby(calls, key=lambda call: (call.subtask_id, call.attempt))
         ]
         return TaskToolCallsResponse(task_id=task_id, attempts=attempts)
+
+
+def deadline_seconds(task: Task) -> int | None:
+    """The time the task was allowed when it was submitted (deadline_seconds), or None when it has no deadline."""
+    if task.deadline_at is None:
+        return None
+    return max(1, round((task.deadline_at - task.created_at).total_seconds()))

@@ -143,6 +143,12 @@ class StatusReason(BaseModel):
     message: str = Field(min_length=1, max_length=500, examples=["waiting: no live agent with WEB_SCRAPING"])
 
 
+# Why a task ended as it did or waits where it is (StatusReason.code), for the codes more than one module names.
+DEADLINE_EXCEEDED = "deadline_exceeded"
+# The longest deadline a task may carry: a week.
+DEADLINE_SECONDS_MAX = 604_800
+
+
 class ResultStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
@@ -292,6 +298,32 @@ class DrainCommand(DomainModel):
     signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
 
 
+class RunningAttempt(DomainModel):
+    """One offer of an attempt an agent runs: what it takes to tell that agent to stop it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: Identifier
+    subtask_id: Identifier
+    attempt: int = Field(ge=1)
+    delivery_token: str = Field(min_length=1, max_length=64)
+    agent_id: Identifier
+
+
+class StopCommand(DomainModel):
+    """The orchestrator's order to one agent to stop one attempt it runs (the agent's POST /stop), signed like an
+    offer: the attempt is named by its delivery token, so the order cannot stop another offer of the subtask."""
+
+    agent_id: Identifier
+    task_id: Identifier
+    subtask_id: Identifier
+    attempt: int = Field(ge=1)
+    delivery_token: str = Field(min_length=1, max_length=64, description="The offer the attempt runs under")
+    reason: str = Field(min_length=1, max_length=500, description="Why it stops: the attempt's result names it")
+    expires_at: int = Field(ge=0, description="Unix time after which the agent refuses the command")
+    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
+
+
 class ReportedResult(SubTaskResult):
     """A result as it travels from an agent to the orchestrator: with the assignment the attempt ran under.
 
@@ -338,6 +370,9 @@ class Task(DomainModel):
     trace_id: TraceId | None = None  # from the request that submitted it (None for tasks stored before 0008)
     context_pack_id: Identifier | None = Field(
         None, description="The context pack its agents get (POST /context-packs)"
+    )
+    deadline_at: AwareDatetime | None = Field(
+        None, description="When the task fails unless it has ended (submitted with deadline_seconds); null: never"
     )
 
     @model_validator(mode="after")
@@ -482,6 +517,13 @@ class TaskCreateRequest(DomainModel):
     )
     context_pack_id: Identifier | None = Field(
         None, description="A context pack of this tenant's (POST /context-packs) for every subtask's agent"
+    )
+    deadline_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=DEADLINE_SECONDS_MAX,
+        description="Seconds from submission after which the task fails (deadline_exceeded) and its running "
+        "attempts are stopped, whatever it waits on",
     )
 
 

@@ -20,6 +20,7 @@ from shared import tracing
 from shared.database.task_search import TaskSearch
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
+    DEADLINE_SECONDS_MAX,
     TASK_DESCRIPTION_MAX,
     TASK_DESCRIPTION_MIN,
     SubTaskStatus,
@@ -102,6 +103,15 @@ async def submit_task(
             description="A context pack of this tenant's (POST /context-packs) for every subtask's agent",
         ),
     ] = None,
+    deadline_seconds: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=DEADLINE_SECONDS_MAX,
+            description="Seconds from now after which the task fails (deadline_exceeded) and its running attempts "
+            "are stopped, whatever it waits on",
+        ),
+    ] = None,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> TaskCreatedResponse:
@@ -110,7 +120,11 @@ async def submit_task(
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
             body = TaskCreateRequest(
-                description=description, user_id=user_id, task_type=task_type, context_pack_id=context_pack_id
+                description=description,
+                user_id=user_id,
+                task_type=task_type,
+                context_pack_id=context_pack_id,
+                deadline_seconds=deadline_seconds,
             )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
