@@ -18,12 +18,12 @@ import structlog
 from agent.executors.base import ExecutionOutcome, SubtaskExecutor
 from agent.metrics import AgentMetrics
 from agent.reporting import ResultReporter
-from agent.roles import LoadedRole, RoleBook
 from shared import tracing
 from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
 from shared.errors import ConflictError, InvalidInputError, ServiceUnavailableError
 from shared.models import AgentState, ResultStatus, TaskExecutionRequest
+from shared.roles import LoadedRole, RoleBook
 
 log = structlog.get_logger(__name__)
 

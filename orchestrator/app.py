@@ -35,6 +35,7 @@ from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
 from orchestrator.context_pack_upload import UPLOAD_PATH, upload_limit
 from orchestrator.deadline_watch import DeadlineWatch
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.estimates import CostEstimator
 from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
@@ -60,6 +61,7 @@ from shared.loop_service import LoopService
 from shared.redis import create_client
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
+from shared.roles import load_roles
 from shared.tracing import REQUEST_ID_HEADER, TraceRequests
 
 log = structlog.get_logger(__name__)
@@ -156,7 +158,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
         metrics = OrchestratorMetrics()
         lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics, agents)
-        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics))
+        estimator = CostEstimator(claude, settings, load_roles())
+        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics), estimator)
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)

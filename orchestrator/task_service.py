@@ -10,9 +10,11 @@ import structlog
 from orchestrator.api.schemas import (
     AttemptToolCalls,
     TaskDetailResponse,
+    TaskDryRunResponse,
     TaskRetriedResponse,
     TaskToolCallsResponse,
 )
+from orchestrator.estimates import CostEstimator
 from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.task_analyzer import Decomposition, TaskAnalyzer
@@ -23,7 +25,6 @@ from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
     AgentStatus,
     DecompositionInfo,
-    SubTask,
     Task,
     TaskCreatedResponse,
     TaskCreateRequest,
@@ -36,12 +37,18 @@ log = structlog.get_logger(__name__)
 
 class TaskService:
     def __init__(
-        self, lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, analyzer: TaskAnalyzer
+        self,
+        lifecycle: TaskLifecycle,
+        db: DatabaseManager,
+        redis: RedisManager,
+        analyzer: TaskAnalyzer,
+        estimator: CostEstimator,
     ) -> None:
         self._lifecycle = lifecycle
         self._db = db
         self._redis = redis
         self._analyzer = analyzer
+        self._estimator = estimator
         self._details = lifecycle.details
         self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)
 
@@ -54,23 +61,32 @@ class TaskService:
 
     async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
-        start now."""
+        start now; the answer has the plan's cost estimate (made once the ready subtasks are queued)."""
         await self._refuse_unknown_pack(request.context_pack_id)
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
-        task = Task(
-            description=request.description,
-            user_id=request.user_id,
-            task_type=request.task_type,
-            trace_id=trace_id,
-            context_pack_id=request.context_pack_id,
-        )
-        if request.deadline_seconds is not None:  # counted from the request, planning included
-            task.deadline_at = task.created_at + timedelta(seconds=request.deadline_seconds)
+        task = new_task(request, trace_id)
         with tracing.bound(task_id=task.id):
-            queued = await self._decompose_and_submit(task)
+            await self._plan(task)
+            queued = await self._lifecycle.submit(task)
+            log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
+            estimate = await self._estimator.estimate(task)
         return TaskCreatedResponse(
-            task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued), trace_id=trace_id
+            task_id=task.id,
+            subtasks_count=len(task.subtasks),
+            initial_subtasks_queued=len(queued),
+            trace_id=trace_id,
+            estimate=estimate,
         )
+
+    async def dry_run(self, request: TaskCreateRequest, trace_id: str) -> TaskDryRunResponse:
+        """Plan and estimate the task as a submit would, and stop there: nothing is stored, queued or published."""
+        await self._refuse_unknown_pack(request.context_pack_id)
+        task = new_task(request, trace_id)
+        with tracing.bound(task_id=task.id):
+            await self._plan(task)
+            estimate = await self._estimator.estimate(task)
+        log.info("task_dry_run", subtasks=len(task.subtasks), estimate=estimate)
+        return TaskDryRunResponse.of(task, estimate, trace_id)
 
     async def _refuse_unknown_pack(self, pack_id: str | None) -> None:
         """A pack that is not this tenant's is refused before Claude is asked for anything."""
@@ -80,7 +96,8 @@ class TaskService:
                 "upload one with POST /context-packs and send the context_pack_id it answers"
             )
 
-    async def _decompose_and_submit(self, task: Task) -> list[SubTask]:
+    async def _plan(self, task: Task) -> None:
+        """Have Claude decompose the task: its subtasks and how the plan came about."""
         agents = await self._live_agents()
         decomposition = await self._analyzer.decompose_task(task.id, task.description, agents, task.task_type)
         task.subtasks = decomposition.subtasks
@@ -93,11 +110,8 @@ class TaskService:
             model=decomposition.model,
             cost_usd=self._decomposition_cost(decomposition),
         )
-        # Spent whether or not the task then fits on the queue.
+        # Spent whether or not the task is then stored.
         self._lifecycle.metrics.decomposed(decomposition.model, decomposition.usage, task.decomposition.cost_usd)
-        queued = await self._lifecycle.submit(task)
-        log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
-        return queued
 
     def _decomposition_cost(self, decomposition: Decomposition) -> float | None:
         """The decomposition's price (0 when no call got an answer); None, and a warning, for an unpriced model."""
@@ -173,6 +187,20 @@ class TaskService:
             for (subtask_id, attempt), group in groupby(calls, key=lambda call: (call.subtask_id, call.attempt))
         ]
         return TaskToolCallsResponse(task_id=task_id, attempts=attempts)
+
+
+def new_task(request: TaskCreateRequest, trace_id: str) -> Task:
+    """The task a request asks for, before it is planned; its deadline is counted from now."""
+    task = Task(
+        description=request.description,
+        user_id=request.user_id,
+        task_type=request.task_type,
+        trace_id=trace_id,
+        context_pack_id=request.context_pack_id,
+    )
+    if request.deadline_seconds is not None:
+        task.deadline_at = task.created_at + timedelta(seconds=request.deadline_seconds)
+    return task
 
 
 def deadline_seconds(task: Task) -> int | None:

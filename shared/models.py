@@ -109,7 +109,7 @@ class AgentCapability(StrEnum):
     FILE_PROCESSING = "FILE_PROCESSING"
     DATABASE_OPERATIONS = "DATABASE_OPERATIONS"
     API_INTEGRATION = "API_INTEGRATION"
-    COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (agent/roles/coordination.yaml)
+    COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (shared/roles/coordination.yaml)
 
 
 class TaskType(StrEnum):
@@ -527,12 +527,28 @@ class TaskCreateRequest(DomainModel):
     )
 
 
+class CostEstimate(DomainModel):
+    """What running a plan may cost, in USD, before it runs (orchestrator/estimates.py says how it is made)."""
+
+    min_usd: float = Field(ge=0, description="Every subtask done in one turn with a short answer")
+    max_usd: float = Field(
+        ge=0, description="Every subtask using its role's limits: max_turns full turns, capped by max_budget_usd"
+    )
+    basis: Literal["count_tokens", "characters"] = Field(
+        description="How the prompts' tokens were counted: by the API's count-tokens endpoint, or, when it could not "
+        "be reached, from their characters (about 4 to a token)"
+    )
+
+
 class TaskCreatedResponse(DomainModel):
     task_id: str
     status: Literal["created"] = "created"
     subtasks_count: int = Field(ge=0)
     initial_subtasks_queued: int = Field(ge=0)
     trace_id: str = Field(description="The trace of the request, stored with the task; also its X-Request-ID")
+    estimate: CostEstimate | None = Field(
+        None, description="What the plan may cost; null when a model it would run on has no price in MODEL_PRICES"
+    )
 
 
 class TaskSummary(DomainModel):
