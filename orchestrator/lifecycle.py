@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from orchestrator import task_events
+from orchestrator import task_endings, task_events
+from orchestrator.agent_client import AgentClient
+from orchestrator.attempt_stopper import AttemptStopper
 from orchestrator.backpressure import DrainMeter, QueueAdmission
 from orchestrator.budgets import TENANT_DAILY_BUDGET, BudgetRules, DailySpend
 from orchestrator.cost_ledger import CostLedger
@@ -137,11 +139,13 @@ class TaskLifecycle:
         redis: RedisManager,
         fleet: FleetView,
         metrics: OrchestratorMetrics | None = None,
+        agents: AgentClient | None = None,
     ) -> None:
         self.settings = settings
         self.fleet = fleet
         self.metrics = metrics or OrchestratorMetrics()  # what the transitions count, for GET /metrics
         self.trust = FleetTrust.from_settings(settings)  # signs the offers, checks the results
+        self.stopper = AttemptStopper(self.trust, redis, agents)  # tells agents to stop attempts of ended tasks
         self.details = TaskDetailCache()  # ended tasks' serialized detail; this class says when one changes
         self.drain = DrainMeter()  # attempts handed to agents lately: how fast the queue empties
         self._admission = QueueAdmission(settings.max_queue_depth, self._count_queued, self.drain)
@@ -243,21 +247,29 @@ class TaskLifecycle:
         return await self._db.repositories().subtasks.count_queued()
 
     async def cancel(self, task_id: str) -> Task:
-        """Cancel what has not finished; results that arrive later are recorded but change nothing."""
+        """Cancel what has not finished, and tell the agents running its attempts to stop them; what they report
+        later is recorded but changes nothing."""
         async with self._db.transaction() as tx:
-            status = await tx.tasks.lock_task(task_id)
-            if status is None:
-                raise NotFoundError(f"no task with id {task_id!r}")
-            if status.is_terminal:
-                raise ConflictError(f"task {task_id} has already ended ({status.value}); nothing to cancel")
-            cancelled = await tx.subtasks.cancel_unfinished(task_id)
-            await tx.tasks.update_task_status(task_id, TaskStatus.CANCELLED, error="cancelled by request")
-            task = await tx.tasks.get_task(task_id)
-        assert task is not None
-        await self._discard_staged_output([task_id])
-        await self._publish([], task_events.cancelled(task, cancelled))
-        log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
-        return task
+            ended = await task_endings.cancel(tx, task_id)
+        await self._ended_early(ended)
+        log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(ended.cancelled))
+        return ended.tasks[0]
+
+    async def fail_past_deadline(self, limit: int) -> list[Task]:
+        """Up to `limit` tasks past their deadline fail in one transaction (`deadline_exceeded`), whatever they
+        wait on; their unfinished subtasks are cancelled and the agents running their attempts told to stop."""
+        async with self._db.transaction() as tx:
+            ended = await task_endings.fail_past_deadline(tx, limit)
+        if ended.tasks:
+            await self._ended_early(ended)
+            log.warning("tasks_past_deadline_failed", task_ids=[task.id for task in ended.tasks])
+        return ended.tasks
+
+    async def _ended_early(self, ended: task_endings.EndedEarly) -> None:
+        """After the commit of a cancel or a deadline: staged files go, events out, running attempts stopped."""
+        await self._discard_staged_output([task.id for task in ended.tasks])
+        await self._publish([], ended.events())
+        await self.stopper.stop(ended.running(), ended.reasons())
 
     async def retry(self, task_id: str, subtask_id: str | None = None) -> RetryOutcome:
         """An operator's retry: every failed subtask of a failed task (or the one `subtask_id` names, failed, of a

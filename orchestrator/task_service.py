@@ -1,6 +1,7 @@
 """What the task endpoints do: submit (decompose, store, queue), read, search, cancel, retry, re-run, and list tool
 calls."""
 
+from datetime import timedelta
 from itertools import groupby
 
 import redis.exceptions
@@ -9,13 +10,15 @@ import structlog
 from orchestrator.api.schemas import (
     AttemptToolCalls,
     TaskDetailResponse,
+    TaskDryRunResponse,
     TaskResumedResponse,
     TaskRetriedResponse,
     TaskToolCallsResponse,
 )
+from orchestrator.estimates import CostEstimator
 from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
-from orchestrator.task_analyzer import TaskAnalyzer
+from orchestrator.task_analyzer import Decomposition, TaskAnalyzer
 from shared import tracing
 from shared.database import DatabaseManager
 from shared.database.task_search import TaskSearch
@@ -23,7 +26,6 @@ from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
     AgentStatus,
     DecompositionInfo,
-    SubTask,
     Task,
     TaskCreatedResponse,
     TaskCreateRequest,
@@ -36,12 +38,18 @@ log = structlog.get_logger(__name__)
 
 class TaskService:
     def __init__(
-        self, lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, analyzer: TaskAnalyzer
+        self,
+        lifecycle: TaskLifecycle,
+        db: DatabaseManager,
+        redis: RedisManager,
+        analyzer: TaskAnalyzer,
+        estimator: CostEstimator,
     ) -> None:
         self._lifecycle = lifecycle
         self._db = db
         self._redis = redis
         self._analyzer = analyzer
+        self._estimator = estimator
         self._details = lifecycle.details
         self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)
 
@@ -54,23 +62,35 @@ class TaskService:
 
     async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
-        start now."""
+        start now; the answer has the plan's cost estimate (made once the ready subtasks are queued)."""
         await self._refuse_unknown_pack(request.context_pack_id)
         await self._lifecycle.refuse_when_over_budget()  # a decomposition would spend more of a spent budget
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
-        task = Task(
-            description=request.description,
-            user_id=request.user_id,
-            task_type=request.task_type,
-            trace_id=trace_id,
-            context_pack_id=request.context_pack_id,
-            max_cost_usd=request.max_cost_usd,
-        )
+        task = new_task(request, trace_id)
         with tracing.bound(task_id=task.id):
-            queued = await self._decompose_and_submit(task)
+            decomposition = await self._plan(task)
+            queued = await self._lifecycle.submit(task, decomposition.calls)
+            log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
+            estimate = await self._estimator.estimate(task)
         return TaskCreatedResponse(
-            task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued), trace_id=trace_id
+            task_id=task.id,
+            subtasks_count=len(task.subtasks),
+            initial_subtasks_queued=len(queued),
+            trace_id=trace_id,
+            estimate=estimate,
         )
+
+    async def dry_run(self, request: TaskCreateRequest, trace_id: str) -> TaskDryRunResponse:
+        """Plan and estimate the task as a submit would, and stop there: nothing is stored, queued or published."""
+        await self._refuse_unknown_pack(request.context_pack_id)
+        await self._lifecycle.refuse_when_over_budget()  # planning spends too
+        task = new_task(request, trace_id)
+        with tracing.bound(task_id=task.id):
+            decomposition = await self._plan(task)
+            await self._lifecycle.record_model_calls(None, decomposition.calls)  # spent, though no task is stored
+            estimate = await self._estimator.estimate(task)
+        log.info("task_dry_run", subtasks=len(task.subtasks), estimate=estimate)
+        return TaskDryRunResponse.of(task, estimate, trace_id)
 
     async def _refuse_unknown_pack(self, pack_id: str | None) -> None:
         """A pack that is not this tenant's is refused before Claude is asked for anything."""
@@ -80,7 +100,9 @@ class TaskService:
                 "upload one with POST /context-packs and send the context_pack_id it answers"
             )
 
-    async def _decompose_and_submit(self, task: Task) -> list[SubTask]:
+    async def _plan(self, task: Task) -> Decomposition:
+        """Have Claude decompose the task: its subtasks and how the plan came about; the decomposition, with the
+        calls it made for the cost ledger."""
         agents = await self._live_agents()
         decomposition = await self._analyzer.decompose_task(task.id, task.description, agents, task.task_type)
         task.subtasks = decomposition.subtasks
@@ -93,9 +115,7 @@ class TaskService:
             model=decomposition.model,
             cost_usd=0.0,  # no call got an answer, unless the ledger prices its calls (lifecycle.submit)
         )
-        queued = await self._lifecycle.submit(task, decomposition.calls)
-        log.info("task_submitted", task_id=task.id, subtasks=len(task.subtasks), queued=len(queued))
-        return queued
+        return decomposition
 
     async def _live_agents(self) -> list[AgentStatus]:
         """The registry, or nobody when Redis is down: the plan is then checked against no fleet."""
@@ -146,7 +166,8 @@ class TaskService:
         )
 
     async def rerun_task(self, task_id: str, trace_id: str) -> TaskCreatedResponse:
-        """A new task with the same description, user, type, context pack and budget, submitted like any other."""
+        """A new task with the same description, user, type, context pack, budget and time allowed
+        (deadline_seconds), submitted like any other."""
         task = await self._db.repositories().tasks.get_task(task_id)
         if task is None:
             raise NotFoundError(f"no task with id {task_id!r}")
@@ -156,6 +177,7 @@ class TaskService:
             task_type=task.task_type,
             context_pack_id=task.context_pack_id,
             max_cost_usd=task.max_cost_usd,
+            deadline_seconds=deadline_seconds(task),
         )
         created = await self.submit_task(request, trace_id)
         log.info("task_rerun", task_id=task_id, new_task_id=created.task_id)
@@ -172,3 +194,25 @@ class TaskService:
             for (subtask_id, attempt), group in groupby(calls, key=lambda call: (call.subtask_id, call.attempt))
         ]
         return TaskToolCallsResponse(task_id=task_id, attempts=attempts)
+
+
+def new_task(request: TaskCreateRequest, trace_id: str) -> Task:
+    """The task a request asks for, before it is planned; its deadline is counted from now."""
+    task = Task(
+        description=request.description,
+        user_id=request.user_id,
+        task_type=request.task_type,
+        trace_id=trace_id,
+        context_pack_id=request.context_pack_id,
+        max_cost_usd=request.max_cost_usd,
+    )
+    if request.deadline_seconds is not None:
+        task.deadline_at = task.created_at + timedelta(seconds=request.deadline_seconds)
+    return task
+
+
+def deadline_seconds(task: Task) -> int | None:
+    """The time the task was allowed when it was submitted (deadline_seconds), or None when it has no deadline."""
+    if task.deadline_at is None:
+        return None
+    return max(1, round((task.deadline_at - task.created_at).total_seconds()))

@@ -192,6 +192,13 @@ class Settings(BaseSettings):
         description="Comma-separated origins whose browser pages may call the API (CORS); unset = none may",
     )
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
+    deadline_check_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often tasks past their deadline (deadline_seconds) are looked for, failed and their running "
+        "attempts stopped: a task fails at most this long after its deadline",
+    )
     idempotency_ttl_seconds: int = Field(
         86_400, ge=1, description="How long POST /tasks answers a repeated Idempotency-Key with the first answer"
     )

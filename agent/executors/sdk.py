@@ -15,15 +15,16 @@ from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, Re
 from agent.context_pack_loader import ContextPackUnavailable, prepare_context_pack
 from agent.executors.base import ExecutionOutcome
 from agent.executors.outcomes import RoleCaps, failure_from_error, outcome_from_result
-from agent.executors.prompt import build_prompt
+from agent.executors.prompt import context_pack_section
 from agent.executors.turn_usage import TurnUsage
-from agent.roles import LoadedRole
 from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
 from agent.tools.data_source import DataSourcePool
+from shared.attempt_prompt import build_prompt
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager
 from shared.models import TaskExecutionRequest, TokenUsage
 from shared.redis_manager import RedisManager
+from shared.roles import LoadedRole
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,8 @@ class SdkExecutor:
             return ExecutionOutcome.failure(str(error), retryable=False)
         options = self.options(request, role, workspace)
         caps = RoleCaps(role.role.max_turns, role.role.max_budget_usd, role.role.max_output_tokens)
-        outcome = await run_query(build_prompt(request, workspace.root, pack), options, caps)
+        prompt = build_prompt(request, workspace.root, context_pack_section(pack) if pack else None)
+        outcome = await run_query(prompt, options, caps)
         return replace(outcome, claude_config_dir=str(self.config_dir))
 
     def options(self, request: TaskExecutionRequest, role: LoadedRole, workspace: Workspace) -> ClaudeAgentOptions:

@@ -11,6 +11,7 @@ from orchestrator.api.auth import OPERATOR_ACCESS
 from orchestrator.api.schemas import (
     TaskCancelledResponse,
     TaskDetailResponse,
+    TaskDryRunResponse,
     TaskListResponse,
     TaskResumedResponse,
     TaskResumeRequest,
@@ -22,6 +23,7 @@ from shared import tracing
 from shared.database.task_search import TaskSearch
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
+    DEADLINE_SECONDS_MAX,
     MAX_COST_USD_LIMIT,
     TASK_DESCRIPTION_MAX,
     TASK_DESCRIPTION_MIN,
@@ -62,7 +64,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 SUBMITTED_RESPONSE: dict[str, Any] = {
-    "description": "The task was created, or, for a repeated Idempotency-Key, the first request's task",
+    "description": "The task was created (TaskCreatedResponse), or, for a repeated Idempotency-Key, the first "
+    "request's task; with dry_run=true, the plan and its estimate, nothing stored (TaskDryRunResponse)",
     "headers": {
         REPLAYED_HEADER: {
             "description": "true when the answer is the one given to an earlier request with the same Idempotency-Key",
@@ -89,13 +92,13 @@ QUEUE_FULL_RESPONSE: dict[str, Any] = {
 
 @router.post(
     "",
-    response_model=TaskCreatedResponse,
+    response_model=TaskCreatedResponse | TaskDryRunResponse,
     responses={
         200: SUBMITTED_RESPONSE,
         **error_responses(400, 409, 413, 415, 429, 500, 503),
         429: QUEUE_FULL_RESPONSE,
     },
-    summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
+    summary="Submit a task; Claude decomposes it and the ready subtasks are queued (or, as a dry run, only planned)",
 )
 async def submit_task(
     state: State,
@@ -116,9 +119,25 @@ async def submit_task(
         ),
     ] = None,
     max_cost_usd: MaxCostQuery = None,
+    deadline_seconds: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=DEADLINE_SECONDS_MAX,
+            description="Seconds from now after which the task fails (deadline_exceeded) and its running attempts "
+            "are stopped, whatever it waits on",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Plan the task and estimate its cost, and stop there: no task is stored, nothing is queued, "
+            "run or published (an Idempotency-Key is not used)"
+        ),
+    ] = False,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
     idempotency_key: IdempotencyKey = None,
-) -> TaskCreatedResponse:
+) -> TaskCreatedResponse | TaskDryRunResponse:
     if body is None:
         if description is None:
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
@@ -129,10 +148,13 @@ async def submit_task(
                 task_type=task_type,
                 context_pack_id=context_pack_id,
                 max_cost_usd=max_cost_usd,
+                deadline_seconds=deadline_seconds,
             )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)
+    if dry_run:  # stores nothing, so there is nothing a repeated request could duplicate
+        return await state.tasks.dry_run(body, trace_id)
     if idempotency_key is None:
         return await state.tasks.submit_task(body, trace_id)
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):

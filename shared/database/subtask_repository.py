@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.database.executor import Executor
-from shared.models import QueuedSubtask, StatusReason, SubTask, SubTaskStatus
+from shared.models import QueuedSubtask, RunningAttempt, StatusReason, SubTask, SubTaskStatus
 
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
@@ -71,6 +71,28 @@ class RetriedAttempt:
 
     subtask: SubTask
     failed_attempt: AttemptTimes
+
+
+@dataclass(frozen=True)
+class CancelledSubtask:
+    """A subtask a cancel or a deadline ended, and the attempt an agent was running for it, if one was."""
+
+    task_id: str
+    subtask_id: str
+    running: RunningAttempt | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> "CancelledSubtask":
+        running = None
+        if row["was"] == SubTaskStatus.RUNNING and row["delivery_token"] and row["assigned_agent"]:
+            running = RunningAttempt(
+                task_id=row["task_id"],
+                subtask_id=row["id"],
+                attempt=row["attempt_count"],
+                delivery_token=row["delivery_token"],
+                agent_id=row["assigned_agent"],
+            )
+        return cls(row["task_id"], row["id"], running)
 
 
 @dataclass(frozen=True)
@@ -375,17 +397,24 @@ class SubtaskRepository:
         )
         return [row["id"] for row in rows]
 
-    async def cancel_unfinished(self, task_id: str) -> list[str]:
-        """pending, queued and running → cancelled; a result that arrives later finds no live attempt."""
+    async def cancel_unfinished(self, task_ids: Collection[str]) -> list[CancelledSubtask]:
+        """pending, queued and running → cancelled, for each of the tasks; a result that arrives later finds no live
+        attempt. Each cancelled subtask with the attempt an agent was running, if one was (it is to be stopped)."""
         rows = await self._executor.fetch(
             f"""
+            WITH unfinished AS (
+                SELECT id, status FROM subtasks
+                WHERE task_id = ANY ($1::text[]) AND status IN ('pending', 'queued', 'running')
+                ORDER BY id FOR UPDATE
+            )
             UPDATE subtasks SET status = 'cancelled', status_reason = NULL, {TOUCH}
-            WHERE task_id = $1 AND status IN ('pending', 'queued', 'running')
-            RETURNING id
+            FROM unfinished WHERE subtasks.id = unfinished.id
+            RETURNING subtasks.id, subtasks.task_id, unfinished.status AS was, subtasks.attempt_count,
+                      subtasks.delivery_token, subtasks.assigned_agent
             """,
-            task_id,
+            list(task_ids),
         )
-        return [row["id"] for row in rows]
+        return [CancelledSubtask.of(row) for row in rows]
 
     async def lock_tasks_of(self, subtask_ids: Collection[str]) -> dict[str, str]:
         """The task of each of the subtasks that exists and is this tenant's, by subtask id; those tasks' row locks

@@ -2,17 +2,27 @@
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.database.executor import Executor
 from shared.database.result_repository import RESULT_COLUMNS, result_from_row
 from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
 from shared.database.task_search import EVERY_TASK, TaskSearch
-from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus, TaskSummary
+from shared.models import (
+    TERMINAL_TASK_STATUSES,
+    StatusReason,
+    SubTask,
+    SubTaskResult,
+    SubTaskStatus,
+    Task,
+    TaskStatus,
+    TaskSummary,
+)
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
-    "trace_id, task_type, status_reason, context_pack_id, max_cost_usd"
+    "trace_id, task_type, status_reason, context_pack_id, max_cost_usd, deadline_at"
 )
 
 
@@ -34,12 +44,14 @@ TaskDetail = tuple[Task, list[SubTaskResult]]
 
 @dataclass(frozen=True)
 class StatusChange:
-    """A task's move to `status`, with its result or error when it ends (None leaves the stored one)."""
+    """A task's move to `status`, with its result, error or status reason when it ends (None leaves the stored
+    one)."""
 
     task_id: str
     status: TaskStatus
     result: dict[str, Any] | None = None
     error: str | None = None
+    reason: StatusReason | None = None
 
 
 def task_from_row(row: Mapping[str, Any], subtasks: list[SubTask] | None = None) -> Task:
@@ -89,6 +101,7 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         task.status_reason.model_dump(mode="json") if task.status_reason else None,
         task.context_pack_id,
         task.max_cost_usd,
+        task.deadline_at,
     )
 
 
@@ -124,8 +137,8 @@ class TaskRepository:
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
                                    decomposition, created_at, updated_at, trace_id, task_type, status_reason,
-                                   context_pack_id, max_cost_usd, tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17)
+                                   context_pack_id, max_cost_usd, deadline_at, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS (
@@ -134,8 +147,8 @@ class TaskRepository:
                                       updated_at, trace_id, tenant_id)
                 SELECT plan.id, (SELECT id FROM stored_task), plan.position, plan.description,
                        plan.required_capabilities, plan.dependencies, plan.priority, plan.estimated_duration,
-                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $17
-                FROM jsonb_to_recordset($16::jsonb) AS plan (
+                       plan.task_type, plan.status, plan.attempt_count, plan.created_at, plan.updated_at, $11, $18
+                FROM jsonb_to_recordset($17::jsonb) AS plan (
                     id text, position int, description text, required_capabilities text[], dependencies text[],
                     priority int, estimated_duration int, task_type text, status text, attempt_count int,
                     created_at timestamptz, updated_at timestamptz
@@ -289,9 +302,11 @@ class TaskRepository:
             UPDATE tasks
             SET status = change.status, result = COALESCE(change.result, tasks.result),
                 error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at),
-                -- why it paused stops being true when it ends
-                status_reason = CASE WHEN tasks.status = 'paused' THEN NULL ELSE tasks.status_reason END
-            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[]) AS change (id, status, result, error)
+                -- the change's reason if it gives one; why a task paused stops being true when it ends
+                status_reason = CASE WHEN change.reason IS NOT NULL THEN change.reason
+                                     WHEN tasks.status = 'paused' THEN NULL ELSE tasks.status_reason END
+            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $6::jsonb[])
+                 AS change (id, status, result, error, reason)
             WHERE tasks.id = change.id AND tasks.status <> ALL($5::text[])
             RETURNING {", ".join(f"tasks.{column}" for column in TASK_COLUMNS.split(", "))}
             """,
@@ -300,8 +315,26 @@ class TaskRepository:
             [change.result for change in changes],
             [change.error for change in changes],
             TERMINAL_TASK_VALUES,
+            [change.reason.model_dump(mode="json") if change.reason else None for change in changes],
         )
         return {row["id"]: task_from_row(row) for row in rows}
+
+    async def lock_past_deadline(self, limit: int) -> dict[str, datetime]:
+        """This tenant's tasks that have not ended and whose deadline has passed (at most `limit`, the longest
+        overdue first), by id with their deadline, their row locks taken for the caller's transaction. A task
+        another transaction holds is left for the next look rather than waited for."""
+        rows = await self._executor.fetch(
+            """
+            SELECT id, deadline_at FROM tasks
+            WHERE tenant_id = $1 AND deadline_at <= now() AND status <> ALL($2::text[])
+            ORDER BY deadline_at LIMIT $3
+            FOR UPDATE SKIP LOCKED
+            """,
+            self._tenant_id,
+            TERMINAL_TASK_VALUES,
+            limit,
+        )
+        return {row["id"]: row["deadline_at"] for row in rows}
 
     async def lock_task(self, task_id: str) -> TaskStatus | None:
         """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""

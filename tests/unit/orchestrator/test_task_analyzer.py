@@ -1,7 +1,7 @@
 """Decomposition through the real `anthropic` client, over HTTP, against the Claude simulator."""
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +101,6 @@ SCENARIOS: dict[str, Any] = {
 def simulator(tmp_path: Path) -> Iterator[SimulatorHandle]:
     with running_simulator(SCENARIOS, request_log=tmp_path / "requests.jsonl") as handle:
         yield handle
-
-
-@pytest.fixture
-async def client(simulator: SimulatorHandle) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    # No retries: an injected error must reach the analyzer as the first answer.
-    async with anthropic.AsyncAnthropic(base_url=simulator.base_url, api_key="sim", max_retries=0) as api:
-        yield api
 
 
 @pytest.fixture
