@@ -1,7 +1,7 @@
 """The agent's HTTP API (seed 003 T007/T008, T024): health, status, and accepting a subtask to run.
 
-/health is open and says only whether the agent serves; /status, /execute and /drain answer the orchestrator alone (a
-token derived from FLEET_SECRET, a signed assignment, a signed drain command: shared/fleet_trust.py).
+/health is open and says only whether the agent serves; /status, /execute, /drain and /stop answer the orchestrator
+alone (a token derived from FLEET_SECRET, a signed assignment, a signed drain or stop command: shared/fleet_trust.py).
 """
 
 from typing import Annotated, Any, Literal
@@ -16,9 +16,9 @@ from agent.metrics import AgentMetrics
 from agent.offers import OfferBook
 from agent.runner import SubtaskRunner, bound_to_request
 from shared.config import Settings
-from shared.errors import error_responses
+from shared.errors import NotFoundError, error_responses
 from shared.fleet_trust import FleetTrust
-from shared.models import AgentState, AgentStatus, DrainCommand, TaskExecutionRequest
+from shared.models import AgentState, AgentStatus, DrainCommand, StopCommand, TaskExecutionRequest
 from shared.prometheus import OPENMETRICS, PLAIN_TEXT, exposition, prometheus_media_range
 
 router = APIRouter()
@@ -40,6 +40,15 @@ class DrainAccepted(BaseModel):
     agent_id: str
     state: AgentState = Field(description="`draining`: it refuses offers from now on")
     attempts_stopped: int = Field(ge=0, description="Running attempts stopped by this command (0 when repeated)")
+
+
+class StopAccepted(BaseModel):
+    agent_id: str
+    subtask_id: str
+    attempt: int = Field(ge=1)
+    stopping: Literal[True] = Field(
+        True, description="The attempt is being stopped; its result (failed, not retryable) names the reason"
+    )
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for a lookup.
@@ -187,3 +196,32 @@ async def drain(command: DrainCommand, runner: Runner, settings: AgentSettings, 
     trust.check_drain(command, settings.agent_id, runner.started_at)
     stopped = runner.drain(command.reason)
     return DrainAccepted(agent_id=settings.agent_id, state=runner.state, attempts_stopped=stopped)
+
+
+@router.post(
+    "/stop",
+    response_model=StopAccepted,
+    responses={
+        **error_responses(500),
+        **UNTRUSTED,
+        400: {**error_responses(400)[400], "description": "Malformed command"},
+        404: {
+            **error_responses(404)[404],
+            "description": "This agent does not run that offer (any more): there is nothing to stop",
+        },
+        413: {**error_responses(413)[413], "description": f"The body is over {MAX_OFFER_BYTES} bytes"},
+        415: {**error_responses(415)[415], "description": "The body is not JSON"},
+    },
+    tags=["agent"],
+)
+async def stop(command: StopCommand, runner: Runner, settings: AgentSettings, trust: Trust) -> StopAccepted:
+    """The orchestrator ended the attempt's task (cancelled, or past its deadline): the attempt stops at once and is
+    reported failed, not retryable, with the reason. Signed by the fleet for this agent and this very offer
+    (delivery token); repeating it changes nothing."""
+    trust.check_stop(command, settings.agent_id)
+    if not runner.stop(command.subtask_id, command.attempt, command.delivery_token, command.reason):
+        raise NotFoundError(
+            f"{settings.agent_id} runs no attempt {command.attempt} of subtask {command.subtask_id} under that offer: "
+            "it ended already, or was never this agent's"
+        )
+    return StopAccepted(agent_id=settings.agent_id, subtask_id=command.subtask_id, attempt=command.attempt)

@@ -14,7 +14,6 @@ from agent.heartbeat import Heartbeat
 from agent.metrics import AgentMetrics
 from agent.offers import OfferBook
 from agent.reporting import ResultReporter
-from agent.roles import ROLES_DIR, RoleBook, load_roles
 from agent.runner import SubtaskRunner
 from agent.tools.commands import RUN_COMMAND, sandbox_problem
 from agent.tools.data_source import DataSourcePool
@@ -24,6 +23,7 @@ from shared.errors import PoolFullError, install_error_handlers
 from shared.fleet_trust import FleetTrust
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
+from shared.roles import ROLES_DIR, RoleBook, load_roles
 
 log = structlog.get_logger(__name__)
 

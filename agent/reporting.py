@@ -14,7 +14,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from agent.batching import BatchWriter
 from agent.executors.base import ExecutionOutcome
-from agent.roles import LoadedRole
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.fleet_trust import FleetTrust
@@ -23,6 +22,7 @@ from shared.models import AgentLog, LogLevel, ReportedResult, ResultStatus, SubT
 from shared.outages import REDIS_UNREACHABLE
 from shared.redis import EventType, TaskEvent
 from shared.redis_manager import RedisManager
+from shared.roles import LoadedRole
 
 log = structlog.get_logger(__name__)
 

@@ -1,9 +1,9 @@
 """The agent's slots: accepted subtasks run as background tasks, and every one of them ends in exactly one result.
 
 Each accepted attempt is two asyncio tasks: the *execution* (the executor under the wall-clock timeout), which is
-what a shutdown cancels, and the *run* around it, which turns whatever the execution ended with (an outcome, a
-timeout, a crash, a cancellation) into the result it publishes. Cancelling only the inner task means a result that
-is already being published is never cut off.
+what a shutdown, a drain or the orchestrator's order to stop it cancels, and the *run* around it, which turns
+whatever the execution ended with (an outcome, a timeout, a crash, a cancellation) into the result it publishes.
+Cancelling only the inner task means a result that is already being published is never cut off.
 """
 
 import asyncio
@@ -18,12 +18,12 @@ import structlog
 from agent.executors.base import ExecutionOutcome, SubtaskExecutor
 from agent.metrics import AgentMetrics
 from agent.reporting import ResultReporter
-from agent.roles import LoadedRole, RoleBook
 from shared import tracing
 from shared.attempt_output import workspace_name_problem
 from shared.config import Settings
 from shared.errors import ConflictError, InvalidInputError, ServiceUnavailableError
 from shared.models import AgentState, ResultStatus, TaskExecutionRequest
+from shared.roles import LoadedRole, RoleBook
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +93,7 @@ class SubtaskRunner:
         self._runs: set[asyncio.Task[None]] = set()  # attempts not yet reported (a freed slot may still report)
         self._accepting = True
         self._drained_because: str | None = None  # the orchestrator's reason, once it told the agent to drain
+        self._stopped_because: dict[SlotKey, str] = {}  # attempts the orchestrator told to stop, with its reason
         self.started_at = datetime.now(UTC)  # names this process in the registry: a restart is a new agent
         self.tasks_completed = 0
         self.tasks_failed = 0
@@ -148,6 +149,7 @@ class SubtaskRunner:
     def release(self, reservation: Reservation) -> None:
         """Give back a slot whose attempt will not start (its offer was not this agent's)."""
         self._reserved.pop(reservation.key, None)
+        self._stopped_because.pop(reservation.key, None)
 
     def start(self, reservation: Reservation) -> None:
         """Run the reserved attempt in the background."""
@@ -165,10 +167,24 @@ class SubtaskRunner:
             )
         self._running[key] = RunningSubtask(request, execution, run)
         self._runs.add(run)
-        if self._drained_because is not None:
-            # Its offer was accepted while the drain came in: it ends at once as failed, so it is retried elsewhere.
+        if self._drained_because is not None or key in self._stopped_because:
+            # Its offer was accepted while the drain or the order to stop it came in: it ends at once as failed.
             execution.cancel()
         self._on_change()
+
+    def stop(self, subtask_id: str, attempt: int, delivery_token: str, reason: str) -> bool:
+        """The orchestrator's order to stop one attempt (its task was cancelled or ran out of time): it ends as a
+        failure that is not retried, naming `reason`. False when this agent does not run that offer (any more)."""
+        key = (subtask_id, attempt)
+        item = self._running.get(key) or self._reserved.get(key)
+        if item is None or item.request.subtask.delivery_token != delivery_token:
+            return False
+        if key not in self._stopped_because:
+            self._stopped_because[key] = reason
+            log.info("subtask_told_to_stop", subtask_id=subtask_id, attempt=attempt, reason=reason)
+        if isinstance(item, RunningSubtask):
+            item.execution.cancel()  # its run reports it failed, not retryable; a reserved one is cancelled on start
+        return True
 
     def drain(self, reason: str) -> int:
         """The orchestrator's order (the agent was declared failed): refuse every offer from now on and stop the
@@ -250,8 +266,7 @@ class SubtaskRunner:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # this run itself is being cancelled (the event loop is closing), not only its execution
-            stopped = f"agent drained: {self._drained_because}" if self._drained_because else SHUTDOWN_ERROR
-            outcome = ExecutionOutcome.failure(stopped, retryable=True)
+            outcome = self._cancelled_outcome((request.subtask.id, request.subtask.attempt_count))
         result = self._reporter.build_result(request, role, outcome, time.monotonic() - started)
         # The slot is free before the result is out: the orchestrator may hand this agent new work the
         # moment it reads the result, and must not be refused for a slot that is only busy reporting.
@@ -263,12 +278,21 @@ class SubtaskRunner:
         self._free_slot((request.subtask.id, request.subtask.attempt_count))
         await self._reporter.finished(result, outcome.timings)
 
+    def _cancelled_outcome(self, key: SlotKey) -> ExecutionOutcome:
+        """What a cancelled execution reports: an order to stop it is final; a drain or a shutdown is retried."""
+        stop_reason = self._stopped_because.get(key)
+        if stop_reason is not None:
+            return ExecutionOutcome.failure(f"stopped by the orchestrator: {stop_reason}", retryable=False)
+        stopped = f"agent drained: {self._drained_because}" if self._drained_because else SHUTDOWN_ERROR
+        return ExecutionOutcome.failure(stopped, retryable=True)
+
     def _free_slot(self, key: SlotKey) -> None:
         if self._running.pop(key, None) is not None:
             self._on_change()
 
     def _forget(self, key: SlotKey, run: "asyncio.Task[None]") -> None:
         self._runs.discard(run)
+        self._stopped_because.pop(key, None)
         self._free_slot(key)  # when the run ended before its result was built (cancelled with the event loop)
         if not run.cancelled() and run.exception() is not None:
             log.error("subtask_run_failed", subtask_id=key[0], attempt=key[1], error=repr(run.exception()))

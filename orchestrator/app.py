@@ -33,8 +33,11 @@ from orchestrator.api import (
 from orchestrator.api.auth import AUTH_RESPONSES, CLIENT_ACCESS, OPERATOR_ACCESS
 from orchestrator.api.tasks import REPLAYED_HEADER
 from orchestrator.api_key_cache import ApiKeyCache, ApiKeyChanges
+from orchestrator.budget_resumer import BudgetResumer
 from orchestrator.context_pack_upload import UPLOAD_PATH, upload_limit
+from orchestrator.deadline_watch import DeadlineWatch
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.estimates import CostEstimator
 from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
@@ -62,6 +65,7 @@ from shared.provider_limits import ProviderLimiter
 from shared.redis import create_client
 from shared.redis_manager import RedisManager
 from shared.request_limits import RequestLimits
+from shared.roles import load_roles
 from shared.tracing import REQUEST_ID_HEADER, TraceRequests
 
 log = structlog.get_logger(__name__)
@@ -118,7 +122,16 @@ def build_background_work(
     consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
-    loops = [recovery, watcher, probe, *result_processors, dispatcher, PlanningLoop(planner, db)]
+    loops = [
+        recovery,
+        watcher,
+        probe,
+        DeadlineWatch(lifecycle),
+        *result_processors,
+        dispatcher,
+        BudgetResumer(lifecycle),
+        PlanningLoop(planner, db),
+    ]
     return BackgroundWork(lifecycle, recovery, dispatcher, loops)
 
 
@@ -157,10 +170,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(sightings.written)  # before the pool closes
         fleet_view = FleetView.of(redis, settings.heartbeat_ttl_seconds, sightings)
         metrics = OrchestratorMetrics()
-        lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics)
+        lifecycle = TaskLifecycle(settings, db, redis, fleet_view, metrics, agents)
         await lifecycle.ledger.price_book()  # MODEL_PRICES as versioned prices, before anything is priced
         limiter = ProviderLimiter(redis.client, redis.keys, settings.provider_limits)
-        task_service = TaskService(lifecycle, db, redis, TaskAnalyzer(claude, settings, metrics, limiter))
+        estimator = CostEstimator(claude, settings, load_roles())
+        analyzer = TaskAnalyzer(claude, settings, metrics, limiter)
+        task_service = TaskService(lifecycle, db, redis, analyzer, estimator)
         api_keys = ApiKeyCache(lambda key: db.repositories().api_keys.authenticate(key))
         key_changes = ApiKeyChanges(settings, api_keys)
         stack.push_async_callback(key_changes.close)

@@ -64,8 +64,8 @@ class IdempotentSubmits:
                 continue  # released or expired since the claim was refused: claim it again
             if record.fingerprint != fingerprint:
                 raise ConflictError(
-                    "this Idempotency-Key was used for another request (a different description, user_id, task_type "
-                    "or context_pack_id); use a new key for a new request"
+                    "this Idempotency-Key was used for another request (a different description, user_id, task_type, "
+                    "context_pack_id or max_cost_usd); use a new key for a new request"
                 )
             if record.response is not None:
                 return TaskCreatedResponse.model_validate_json(record.response), True

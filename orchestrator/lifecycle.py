@@ -31,8 +31,11 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from orchestrator import provider_waits, task_events
+from orchestrator import provider_waits, task_endings, task_events
+from orchestrator.agent_client import AgentClient
+from orchestrator.attempt_stopper import AttemptStopper
 from orchestrator.backpressure import DrainMeter, QueueAdmission
+from orchestrator.budgets import TENANT_DAILY_BUDGET, BudgetRules, DailySpend
 from orchestrator.cost_ledger import CostLedger
 from orchestrator.detail_cache import TaskDetailCache
 from orchestrator.fleet_view import FleetView
@@ -109,11 +112,13 @@ class BatchOutcome:
     # What each applied completion produced, by (subtask id, attempt): recorded with it, for its events.
     artifacts: dict[tuple[str, int], list[ArtifactRef]] = field(default_factory=dict)
     events: list[TaskEvent] = field(default_factory=list)  # what the applied results did (task_events), in order
+    paused: list[Task] = field(default_factory=list)  # tasks the spend of these results paused
 
     def add(self, part: "BatchOutcome") -> None:
         self.applied += part.applied
         self.queued += part.queued
         self.finished |= part.finished
+        self.paused += part.paused
         self.rejected |= part.rejected
         self.artifacts |= part.artifacts
         self.events += part.events
@@ -121,7 +126,7 @@ class BatchOutcome:
 
 @dataclass
 class RetryOutcome:
-    """What an operator's retry did: the task as it is now, and the fresh attempts it queued."""
+    """What an operator's retry (or resume) did: the task as it is now, and the attempts it queued."""
 
     task: Task
     requeued: list[SubTask]
@@ -135,17 +140,20 @@ class TaskLifecycle:
         redis: RedisManager,
         fleet: FleetView,
         metrics: OrchestratorMetrics | None = None,
+        agents: AgentClient | None = None,
     ) -> None:
         self.settings = settings
         self.fleet = fleet
         self.metrics = metrics or OrchestratorMetrics()  # what the transitions count, for GET /metrics
         self.trust = FleetTrust.from_settings(settings)  # signs the offers, checks the results
+        self.stopper = AttemptStopper(self.trust, redis, agents)  # tells agents to stop attempts of ended tasks
         self.details = TaskDetailCache()  # ended tasks' serialized detail; this class says when one changes
         self.drain = DrainMeter()  # attempts handed to agents lately: how fast the queue empties
         self._admission = QueueAdmission(settings.max_queue_depth, self._count_queued, self.drain)
         self._db = db
         self._redis = redis
         self._waiting = WaitingReasons(db)
+        self.budgets = BudgetRules(settings)  # when a task, or the tenant's work, must pause
         self.artifact_store = ArtifactStore(settings.artifacts_dir)
         self.ledger = CostLedger(settings, db, self.metrics)
 
@@ -155,11 +163,17 @@ class TaskLifecycle:
         """TooManyRequestsError when `arriving` more queued subtasks would not fit (an empty queue takes any task)."""
         await self._admission.check(arriving)
 
+    async def refuse_when_over_budget(self) -> None:
+        """TooManyRequestsError, with Retry-After until the next UTC midnight, once the tenant's daily budget is
+        spent (TENANT_DAILY_BUDGET_USD)."""
+        await self.budgets.refuse_when_spent(self._db.repositories())
+
     async def submit(self, task: Task, calls: Sequence[ModelCallUsage] = ()) -> list[SubTask]:
         """Store a decomposed task, with its planning `calls` in the cost ledger (its decomposition's cost is
         theirs), and queue the subtasks that are ready (returned), if they fit beside those queued; submits arriving
         together cannot overshoot MAX_QUEUE_DEPTH between them. A task refused for room still spent its calls: they
-        are recorded without a task.
+        are recorded without a task. A task whose decomposition alone passed its max_cost_usd is stored paused, and
+        nothing of it is offered.
 
         What is ready is decided by the same statement that decides it after each completion (`queue_ready`); the
         room held for the task is what a plan can have ready before anything ran: its subtasks without dependencies.
@@ -171,11 +185,14 @@ class TaskLifecycle:
                 await tx.tasks.create_task(task)
                 await tx.ledger.record(entries)
                 queued = await tx.subtasks.queue_ready(task.id)
+                paused = await self.budgets.pause_over_budget(tx, [task.id]) if task.max_cost_usd is not None else []
         except TooManyRequestsError:
             await self.record_model_calls(None, calls)
             raise
         self.ledger.counted(entries)
-        await self._publish(queued, task_events.submitted(task))
+        if paused:
+            queued = []  # they go on the queue when it resumes
+        await self._publish(queued, task_events.submitted(task) + self._paused(paused))
         return queued
 
     async def record_model_calls(self, task_id: str | None, calls: Sequence[ModelCallUsage]) -> float:
@@ -223,25 +240,77 @@ class TaskLifecycle:
         await self._publish(queued, task_events.planned(task))
         return queued
 
-    async def _count_queued(self) -> int:
-        return await self._db.repositories().subtasks.count_queued()
-
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel what has not finished; results that arrive later are recorded but change nothing."""
+    async def resume(self, task_id: str, max_cost_usd: float | None = None, *, by: str = "operator") -> RetryOutcome:
+        """paused → in progress (pending when nothing of it ran yet), with `max_cost_usd` as its new budget when
+        given, and its queued subtasks go on the queue again. ConflictError when the task is not paused, or would
+        pause again at once (its budget or the tenant's daily budget still spent); NotFoundError when it is not
+        this tenant's."""
         async with self._db.transaction() as tx:
             status = await tx.tasks.lock_task(task_id)
             if status is None:
                 raise NotFoundError(f"no task with id {task_id!r}")
-            if status.is_terminal:
-                raise ConflictError(f"task {task_id} has already ended ({status.value}); nothing to cancel")
-            cancelled = await tx.subtasks.cancel_unfinished(task_id)
-            await tx.tasks.update_task_status(task_id, TaskStatus.CANCELLED, error="cancelled by request")
-            task = await tx.tasks.get_task(task_id)
+            if status is not TaskStatus.PAUSED:
+                raise ConflictError(f"task {task_id} is {status.value}: only a paused task can be resumed")
+            await self.budgets.refuse_resume(tx, task_id, max_cost_usd)
+            task = await tx.budgets.resume(task_id, max_cost_usd)
+            subtasks = await tx.subtasks.list_for_task(task_id)
         assert task is not None
-        await self._discard_staged_output([task_id])
-        await self._publish([], task_events.cancelled(task, cancelled))
-        log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(cancelled))
-        return task
+        self.details.forget(task_id)
+        queued = [subtask for subtask in subtasks if subtask.status is SubTaskStatus.QUEUED]
+        await self._publish(queued, task_events.resumed(task, by))
+        log.info("task_resumed", task_id=task_id, status=task.status, by=by, requeued=len(queued))
+        return RetryOutcome(task, queued)
+
+    async def resume_within_daily_budget(self) -> int:
+        """Resume the tasks paused on the tenant's daily budget once it allows again (a new UTC day, or a raised
+        TENANT_DAILY_BUDGET_USD); one whose own max_cost_usd is spent stays paused, for that reason. Returns how many
+        resumed."""
+        repos = self._db.repositories()
+        waiting = await repos.budgets.paused_for(TENANT_DAILY_BUDGET)
+        daily = await self.budgets.daily_spend(repos) if waiting else None
+        if not waiting or (daily is not None and daily.exhausted):
+            return 0
+        resumed = 0
+        for task_id in waiting:
+            try:
+                await self.resume(task_id, by="daily_budget")
+                resumed += 1
+            except ConflictError:  # its own budget is spent (or the day's was spent again meanwhile)
+                async with self._db.transaction() as tx:
+                    await tx.budgets.pause(
+                        list((await self.budgets.over_budget(tx, [task_id], paused_too=True)).items())
+                    )
+            except NotFoundError:
+                continue  # removed meanwhile
+        return resumed
+
+    async def _count_queued(self) -> int:
+        return await self._db.repositories().subtasks.count_queued()
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel what has not finished, and tell the agents running its attempts to stop them; what they report
+        later is recorded but changes nothing."""
+        async with self._db.transaction() as tx:
+            ended = await task_endings.cancel(tx, task_id)
+        await self._ended_early(ended)
+        log.info("task_cancelled", task_id=task_id, subtasks_cancelled=len(ended.cancelled))
+        return ended.tasks[0]
+
+    async def fail_past_deadline(self, limit: int) -> list[Task]:
+        """Up to `limit` tasks past their deadline fail in one transaction (`deadline_exceeded`), whatever they
+        wait on; their unfinished subtasks are cancelled and the agents running their attempts told to stop."""
+        async with self._db.transaction() as tx:
+            ended = await task_endings.fail_past_deadline(tx, limit)
+        if ended.tasks:
+            await self._ended_early(ended)
+            log.warning("tasks_past_deadline_failed", task_ids=[task.id for task in ended.tasks])
+        return ended.tasks
+
+    async def _ended_early(self, ended: task_endings.EndedEarly) -> None:
+        """After the commit of a cancel or a deadline: staged files go, events out, running attempts stopped."""
+        await self._discard_staged_output([task.id for task in ended.tasks])
+        await self._publish([], ended.events())
+        await self.stopper.stop(ended.running(), ended.reasons())
 
     async def retry(self, task_id: str, subtask_id: str | None = None) -> RetryOutcome:
         """An operator's retry: every failed subtask of a failed task (or the one `subtask_id` names, failed, of a
@@ -411,6 +480,9 @@ class TaskLifecycle:
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
+            # Every saved result spent money, applied or not: the tasks left running may have to pause.
+            outcome.paused = await self.budgets.pause_over_budget(tx, {result.task_id for result in results})
+            daily = await self.budgets.daily_spend(tx)
             # Last: whatever PostgreSQL refuses, it refused before (artifact rows are valid by construction).
             outcome.artifacts = await self._settle_output(tx, results, outcomes)
         for task_id in set(owners.values()):  # each got a result on record: a cached detail would miss it
@@ -426,7 +498,29 @@ class TaskLifecycle:
                 result, item.subtask, item.blocked, outcome.artifacts.get((result.subtask_id, result.attempt), [])
             )
         ] + task_events.ended(ended)
+        if daily is not None and daily.exhausted:
+            outcome.paused += await self._pause_tenant_work(daily)
+        outcome.events += self._paused(outcome.paused)
+        paused_ids = {task.id for task in outcome.paused}
+        outcome.queued = [subtask for subtask in outcome.queued if subtask.task_id not in paused_ids]
         return outcome
+
+    async def _pause_tenant_work(self, daily: DailySpend) -> list[Task]:
+        """The tenant's daily budget is spent: every task of it that runs pauses. In a transaction of its own, after
+        the results' commit: it locks tasks beyond those of the batch, which a batch may take only in one go."""
+        async with self._db.transaction() as tx:
+            paused = await self.budgets.pause_tenant_work(tx, daily)
+        for task in paused:
+            self.details.forget(task.id)
+        return paused
+
+    def _paused(self, tasks: Sequence[Task]) -> list[TaskEvent]:
+        """Count the tasks just paused, log them, and tell it in their events."""
+        for task in tasks:
+            reason = task.status_reason.code if task.status_reason else "unknown"
+            self.metrics.pauses.labels(reason).inc()
+            log.info("task_paused", task_id=task.id, reason=reason)
+        return task_events.paused(tasks)
 
     async def _settle_output(
         self, tx: Repositories, results: Sequence[SubTaskResult], outcomes: Sequence[ResultOutcome]

@@ -160,6 +160,9 @@ class OrchestratorMetrics:
             "Attempts and plannings the provider could not serve, queued to wait instead of failing, by kind",
             ["kind"],
         )
+        self.pauses = self._counter(
+            "task_pauses", "Tasks paused on a budget, by reason (budget_exhausted, tenant_daily_budget)", ["reason"]
+        )
         self.store_outages = self._counter("store_outages", "Outages of PostgreSQL or Redis noticed", ["store"])
         self._models = BoundedLabels()
         self._tenants = BoundedLabels(TENANT_LABELS_MAX)

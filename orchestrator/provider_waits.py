@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.database import Repositories
 from shared.database.provider_wait_repository import Backoff
 from shared.database.subtask_repository import RetriedAttempt
+from shared.errors import ServiceUnavailableError
 from shared.models import LogLevel, ProviderWait, SubTaskResult, Task
 
 WHAT_HAPPENED = {
@@ -58,6 +59,16 @@ async def store_plan(tx: Repositories, task: Task) -> bool:
     """The plan of a task whose planning waited, while it still does (under the task's lock)."""
     await tx.tasks.lock_task(task.id)
     return await tx.provider_waits.store_plan(task)
+
+
+def provider_unavailable(wait: ProviderWait, settings: Settings) -> ServiceUnavailableError:
+    """The answer to a request that cannot wait for the provider (a dry run stores nothing to plan later): 503,
+    with when to ask again."""
+    retry_after = max(1, round(wait.retry_after_seconds or settings.provider_backoff_base_seconds))
+    return ServiceUnavailableError(
+        f"Claude is {WHAT_HAPPENED[wait.kind]}: the task cannot be planned now; try again in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def activity(result: SubTaskResult) -> tuple[LogLevel, str]:

@@ -148,6 +148,29 @@ def cancelled(task: Task, subtask_ids: Collection[str]) -> list[TaskEvent]:
     ] + ended([task])
 
 
+def paused(tasks: Iterable[Task]) -> list[TaskEvent]:
+    """Tasks paused on a budget: their running attempts finish, nothing more of them is offered until they resume."""
+    return [
+        TaskEvent(
+            EventType.TASK_PAUSED,
+            task.id,
+            {
+                "reason": task.status_reason.model_dump(mode="json") if task.status_reason else None,
+                "max_cost_usd": task.max_cost_usd,
+            },
+            trace_id=task.trace_id,
+        )
+        for task in tasks
+    ]
+
+
+def resumed(task: Task, by: str) -> list[TaskEvent]:
+    """A paused task resumed `by` an operator or by the turn of the tenant's budget day (its queued subtasks' events
+    follow from `queued`)."""
+    data = {"status": task.status.value, "max_cost_usd": task.max_cost_usd, "by": by}
+    return [TaskEvent(EventType.TASK_RESUMED, task.id, data, trace_id=task.trace_id)]
+
+
 def ended(tasks: Iterable[Task]) -> list[TaskEvent]:
     """Each task's end, the last event of its stream: its result, or what went wrong."""
     events = []

@@ -1,6 +1,7 @@
 """What the task endpoints do: submit (decompose, store, queue), read, search, cancel, retry, re-run, and list tool
 calls."""
 
+from datetime import timedelta
 from itertools import groupby
 
 import structlog
@@ -8,12 +9,16 @@ import structlog
 from orchestrator.api.schemas import (
     AttemptToolCalls,
     TaskDetailResponse,
+    TaskDryRunResponse,
+    TaskResumedResponse,
     TaskRetriedResponse,
     TaskToolCallsResponse,
 )
+from orchestrator.estimates import CostEstimator
 from orchestrator.idempotent_submits import IdempotentSubmits
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.planning import Planner
+from orchestrator.provider_waits import provider_unavailable
 from orchestrator.task_analyzer import TaskAnalyzer
 from shared import tracing
 from shared.database import DatabaseManager
@@ -32,12 +37,18 @@ log = structlog.get_logger(__name__)
 
 class TaskService:
     def __init__(
-        self, lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, analyzer: TaskAnalyzer
+        self,
+        lifecycle: TaskLifecycle,
+        db: DatabaseManager,
+        redis: RedisManager,
+        analyzer: TaskAnalyzer,
+        estimator: CostEstimator,
     ) -> None:
         self._lifecycle = lifecycle
         self._db = db
         self._redis = redis
         self.planner = Planner(lifecycle, analyzer, redis)  # the planning loop plans with it too
+        self._estimator = estimator
         self._details = lifecycle.details
         self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)
 
@@ -50,21 +61,36 @@ class TaskService:
 
     async def submit_task(self, request: TaskCreateRequest, trace_id: str) -> TaskCreatedResponse:
         """Decompose, store the task and its plan (with the request's trace id), and queue the subtasks that can
-        start now; a task whose planning waits on the provider is stored without a plan, to be planned later."""
+        start now; the answer has the plan's cost estimate (made once the ready subtasks are queued). A task whose
+        planning waits on the provider is stored without a plan (and without an estimate), to be planned later."""
         await self._refuse_unknown_pack(request.context_pack_id)
+        await self._lifecycle.refuse_when_over_budget()  # a decomposition would spend more of a spent budget
         await self._lifecycle.refuse_when_full()  # before asking Claude; submit checks again, atomically
-        task = Task(
-            description=request.description,
-            user_id=request.user_id,
-            task_type=request.task_type,
-            trace_id=trace_id,
-            context_pack_id=request.context_pack_id,
-        )
+        task = new_task(request, trace_id)
         with tracing.bound(task_id=task.id):
             queued = await self.planner.submit(task)
+            estimate = await self._estimator.estimate(task) if task.subtasks else None
         return TaskCreatedResponse(
-            task_id=task.id, subtasks_count=len(task.subtasks), initial_subtasks_queued=len(queued), trace_id=trace_id
+            task_id=task.id,
+            subtasks_count=len(task.subtasks),
+            initial_subtasks_queued=len(queued),
+            trace_id=trace_id,
+            estimate=estimate,
         )
+
+    async def dry_run(self, request: TaskCreateRequest, trace_id: str) -> TaskDryRunResponse:
+        """Plan and estimate the task as a submit would, and stop there: nothing is stored, queued or published."""
+        await self._refuse_unknown_pack(request.context_pack_id)
+        await self._lifecycle.refuse_when_over_budget()  # planning spends too
+        task = new_task(request, trace_id)
+        with tracing.bound(task_id=task.id):
+            decomposition = await self.planner.decompose(task)
+            await self._lifecycle.record_model_calls(None, decomposition.calls)  # spent, though no task is stored
+            if decomposition.provider_wait is not None:  # nothing is stored to wait: the caller tries again
+                raise provider_unavailable(decomposition.provider_wait, self._lifecycle.settings)
+            estimate = await self._estimator.estimate(task)
+        log.info("task_dry_run", subtasks=len(task.subtasks), estimate=estimate)
+        return TaskDryRunResponse.of(task, estimate, trace_id)
 
     async def _refuse_unknown_pack(self, pack_id: str | None) -> None:
         """A pack that is not this tenant's is refused before Claude is asked for anything."""
@@ -105,8 +131,18 @@ class TaskService:
             outcome = await self._lifecycle.retry(task_id, subtask_id)
         return TaskRetriedResponse(task_id=task_id, status=outcome.task.status, subtasks_requeued=len(outcome.requeued))
 
+    async def resume_task(self, task_id: str, max_cost_usd: float | None) -> TaskResumedResponse:
+        """Resume a paused task, with a new budget when `max_cost_usd` is given (orchestrator/lifecycle.py)."""
+        with tracing.bound(task_id=task_id):
+            outcome = await self._lifecycle.resume(task_id, max_cost_usd)
+        task = outcome.task
+        return TaskResumedResponse(
+            task_id=task.id, status=task.status, max_cost_usd=task.max_cost_usd, subtasks_requeued=len(outcome.requeued)
+        )
+
     async def rerun_task(self, task_id: str, trace_id: str) -> TaskCreatedResponse:
-        """A new task with the same description, user, type and context pack, submitted like any other."""
+        """A new task with the same description, user, type, context pack, budget and time allowed
+        (deadline_seconds), submitted like any other."""
         task = await self._db.repositories().tasks.get_task(task_id)
         if task is None:
             raise NotFoundError(f"no task with id {task_id!r}")
@@ -115,6 +151,8 @@ class TaskService:
             user_id=task.user_id,
             task_type=task.task_type,
             context_pack_id=task.context_pack_id,
+            max_cost_usd=task.max_cost_usd,
+            deadline_seconds=deadline_seconds(task),
         )
         created = await self.submit_task(request, trace_id)
         log.info("task_rerun", task_id=task_id, new_task_id=created.task_id)
@@ -131,3 +169,25 @@ class TaskService:
             for (subtask_id, attempt), group in groupby(calls, key=lambda call: (call.subtask_id, call.attempt))
         ]
         return TaskToolCallsResponse(task_id=task_id, attempts=attempts)
+
+
+def new_task(request: TaskCreateRequest, trace_id: str) -> Task:
+    """The task a request asks for, before it is planned; its deadline is counted from now."""
+    task = Task(
+        description=request.description,
+        user_id=request.user_id,
+        task_type=request.task_type,
+        trace_id=trace_id,
+        context_pack_id=request.context_pack_id,
+        max_cost_usd=request.max_cost_usd,
+    )
+    if request.deadline_seconds is not None:
+        task.deadline_at = task.created_at + timedelta(seconds=request.deadline_seconds)
+    return task
+
+
+def deadline_seconds(task: Task) -> int | None:
+    """The time the task was allowed when it was submitted (deadline_seconds), or None when it has no deadline."""
+    if task.deadline_at is None:
+        return None
+    return max(1, round((task.deadline_at - task.created_at).total_seconds()))

@@ -189,6 +189,20 @@ class Settings(BaseSettings):
         "audit rows)",
     )
 
+    # Budgets (orchestrator/budgets.py)
+    tenant_daily_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="What the tenant may spend per UTC day in USD; once spent, its running tasks pause and POST /tasks "
+        "answers 429 until the next UTC midnight; unset or 0: no daily budget",
+    )
+    budget_resume_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often tasks paused on the tenant's daily budget are resumed once it allows (a new UTC day, "
+        "or a raised TENANT_DAILY_BUDGET_USD)",
+    )
+
     # Orchestrator
     orchestrator_host: str = Field("0.0.0.0", description="Orchestrator bind address")
     orchestrator_port: int = Field(8000, ge=1, le=65535, description="Orchestrator port")
@@ -209,6 +223,13 @@ class Settings(BaseSettings):
         description="Comma-separated origins whose browser pages may call the API (CORS); unset = none may",
     )
     recovery_interval_seconds: float = Field(5.0, gt=0, description="How often lost or stranded work is recovered")
+    deadline_check_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often tasks past their deadline (deadline_seconds) are looked for, failed and their running "
+        "attempts stopped: a task fails at most this long after its deadline",
+    )
     idempotency_ttl_seconds: int = Field(
         86_400, ge=1, description="How long POST /tasks answers a repeated Idempotency-Key with the first answer"
     )

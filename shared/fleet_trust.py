@@ -10,6 +10,8 @@ its current delivery token (agent/offers.py), so a superseded attempt is refused
 
 The orchestrator's order to drain (an agent declared failed) is signed the same way, for one agent process (its
 start time from the registry), so it cannot be forged, and a captured one cannot drain the agent once restarted.
+Its order to stop one attempt (a cancel, a deadline) is signed for one offer, named by its delivery token: a captured
+one stops nothing but that offer, which has ended anyway.
 
 Agents' GET /status takes a bearer token derived from the secret rather than the secret itself, so a request that
 is overheard never reveals the key that signs assignments.
@@ -31,6 +33,8 @@ from shared.models import (
     Assignment,
     DrainCommand,
     ReportedResult,
+    RunningAttempt,
+    StopCommand,
     SubTask,
     SubTaskResult,
     TaskExecutionRequest,
@@ -161,6 +165,30 @@ class FleetTrust:
         if command.expires_at < time.time():
             raise UntrustedCallerError("the drain command has expired")
 
+    def sign_stop(self, attempt: RunningAttempt, reason: str, *, now: float | None = None) -> StopCommand:
+        """The order to the agent running `attempt` to stop it, saying why."""
+        expires_at = int((time.time() if now is None else now) + ASSIGNMENT_LIFETIME_SECONDS)
+        command = StopCommand(
+            agent_id=attempt.agent_id,
+            task_id=attempt.task_id,
+            subtask_id=attempt.subtask_id,
+            attempt=attempt.attempt,
+            delivery_token=attempt.delivery_token,
+            reason=reason,
+            expires_at=expires_at,
+            signature="0" * 64,
+        )
+        return command.model_copy(update={"signature": self._stop_signature(command)})
+
+    def check_stop(self, command: StopCommand, agent_id: str) -> None:
+        """UntrustedCallerError unless the command is an unexpired order of the fleet's to this agent."""
+        if not hmac.compare_digest(command.signature, self._stop_signature(command)):
+            raise UntrustedCallerError("the stop command is not signed with this fleet's FLEET_SECRET")
+        if command.agent_id != agent_id:
+            raise UntrustedCallerError(f"the stop command is for agent {command.agent_id!r}, not {agent_id!r}")
+        if command.expires_at < time.time():
+            raise UntrustedCallerError("the stop command has expired")
+
     def check_status_token(self, token: str | None) -> None:
         """UntrustedCallerError unless `token` (a request's bearer token) is the fleet's status token."""
         if token is None or not hmac.compare_digest(token.encode(), self.status_token.encode()):
@@ -217,6 +245,11 @@ class FleetTrust:
     def _drain_signature(self, agent_id: str, started_at: datetime | None, reason: str, expires_at: int) -> str:
         started = started_at.astimezone(UTC).isoformat() if started_at is not None else None
         return self._digest(json.dumps(["drain", self._tenant_id, agent_id, started, reason, expires_at]).encode())
+
+    def _stop_signature(self, command: StopCommand) -> str:
+        fields = [command.task_id, command.subtask_id, command.attempt, command.delivery_token, command.agent_id]
+        signed = ["stop", self._tenant_id, *fields, command.reason, command.expires_at]
+        return self._digest(json.dumps(signed).encode())
 
     def _report_signature(self, report: ReportedResult) -> str:
         # The JSON it travels as: parsed and dumped again on the orchestrator's side, it is the same text.

@@ -45,7 +45,7 @@ TraceId = Annotated[
 # An attempt's turns are capped by its role's max_turns (at most 100), and a turn's tool calls by the model: this
 # bounds what one report may carry.
 MODEL_CALLS_MAX = 1000
-# The per-attempt caps of a role (agent/roles.py) that can stop an attempt before it answers.
+# The per-attempt caps of a role (shared/roles.py) that can stop an attempt before it answers.
 RoleLimit = Literal["max_turns", "max_budget_usd", "max_output_tokens"]
 
 
@@ -60,6 +60,19 @@ TaskDescription = Annotated[
     str,
     Field(min_length=TASK_DESCRIPTION_MIN, max_length=TASK_DESCRIPTION_MAX),
     AfterValidator(_require_non_blank_description),
+]
+
+
+# A task's budget in USD (`max_cost_usd`): what it may spend on its decomposition and every attempt.
+MAX_COST_USD_LIMIT = 1_000_000
+MaxCostUsd = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=MAX_COST_USD_LIMIT,
+        description="What the task may spend in USD (decomposition and attempts); once the next attempt would pass it "
+        "the task pauses (POST /tasks/{task_id}/resume continues it)",
+    ),
 ]
 
 
@@ -78,6 +91,7 @@ def new_subtask_id() -> str:
 class TaskStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
+    PAUSED = "paused"  # over its budget or its tenant's daily budget: running attempts finish, nothing new starts
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -116,7 +130,7 @@ class AgentCapability(StrEnum):
     FILE_PROCESSING = "FILE_PROCESSING"
     DATABASE_OPERATIONS = "DATABASE_OPERATIONS"
     API_INTEGRATION = "API_INTEGRATION"
-    COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (agent/roles/coordination.yaml)
+    COORDINATION = "COORDINATION"  # the pool's own state: coordination tools (shared/roles/coordination.yaml)
 
 
 class TaskType(StrEnum):
@@ -165,6 +179,12 @@ class ProviderWait(BaseModel):
     retry_after_seconds: float | None = Field(
         None, ge=0, le=86_400, description="The provider's retry-after, when it gave one; else the fleet backs off"
     )
+
+
+# Why a task ended as it did or waits where it is (StatusReason.code), for the codes more than one module names.
+DEADLINE_EXCEEDED = "deadline_exceeded"
+# The longest deadline a task may carry: a week.
+DEADLINE_SECONDS_MAX = 604_800
 
 
 class ResultStatus(StrEnum):
@@ -354,6 +374,32 @@ class DrainCommand(DomainModel):
     signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
 
 
+class RunningAttempt(DomainModel):
+    """One offer of an attempt an agent runs: what it takes to tell that agent to stop it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: Identifier
+    subtask_id: Identifier
+    attempt: int = Field(ge=1)
+    delivery_token: str = Field(min_length=1, max_length=64)
+    agent_id: Identifier
+
+
+class StopCommand(DomainModel):
+    """The orchestrator's order to one agent to stop one attempt it runs (the agent's POST /stop), signed like an
+    offer: the attempt is named by its delivery token, so the order cannot stop another offer of the subtask."""
+
+    agent_id: Identifier
+    task_id: Identifier
+    subtask_id: Identifier
+    attempt: int = Field(ge=1)
+    delivery_token: str = Field(min_length=1, max_length=64, description="The offer the attempt runs under")
+    reason: str = Field(min_length=1, max_length=500, description="Why it stops: the attempt's result names it")
+    expires_at: int = Field(ge=0, description="Unix time after which the agent refuses the command")
+    signature: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 with FLEET_SECRET, hex")
+
+
 class ReportedResult(SubTaskResult):
     """A result as it travels from an agent to the orchestrator: with the assignment the attempt ran under.
 
@@ -406,6 +452,10 @@ class Task(DomainModel):
     trace_id: TraceId | None = None  # from the request that submitted it (None for tasks stored before 0008)
     context_pack_id: Identifier | None = Field(
         None, description="The context pack its agents get (POST /context-packs)"
+    )
+    max_cost_usd: MaxCostUsd | None = None
+    deadline_at: AwareDatetime | None = Field(
+        None, description="When the task fails unless it has ended (submitted with deadline_seconds); null: never"
     )
 
     @model_validator(mode="after")
@@ -553,6 +603,27 @@ class TaskCreateRequest(DomainModel):
     context_pack_id: Identifier | None = Field(
         None, description="A context pack of this tenant's (POST /context-packs) for every subtask's agent"
     )
+    max_cost_usd: MaxCostUsd | None = None
+    deadline_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=DEADLINE_SECONDS_MAX,
+        description="Seconds from submission after which the task fails (deadline_exceeded) and its running "
+        "attempts are stopped, whatever it waits on",
+    )
+
+
+class CostEstimate(DomainModel):
+    """What running a plan may cost, in USD, before it runs (orchestrator/estimates.py says how it is made)."""
+
+    min_usd: float = Field(ge=0, description="Every subtask done in one turn with a short answer")
+    max_usd: float = Field(
+        ge=0, description="Every subtask using its role's limits: max_turns full turns, capped by max_budget_usd"
+    )
+    basis: Literal["count_tokens", "characters"] = Field(
+        description="How the prompts' tokens were counted: by the API's count-tokens endpoint, or, when it could not "
+        "be reached, from their characters (about 4 to a token)"
+    )
 
 
 class TaskCreatedResponse(DomainModel):
@@ -561,6 +632,9 @@ class TaskCreatedResponse(DomainModel):
     subtasks_count: int = Field(ge=0)
     initial_subtasks_queued: int = Field(ge=0)
     trace_id: str = Field(description="The trace of the request, stored with the task; also its X-Request-ID")
+    estimate: CostEstimate | None = Field(
+        None, description="What the plan may cost; null when a model it would run on has no price in MODEL_PRICES"
+    )
 
 
 class TaskSummary(DomainModel):
@@ -581,3 +655,4 @@ class TaskSummary(DomainModel):
     subtasks_failed: int = Field(0, ge=0)
     total_tokens: int = Field(0, ge=0, description="Tokens of every attempt's result and of the decomposition")
     cost_usd: float = Field(0.0, ge=0, description="Cost of every attempt's result and of the decomposition, in USD")
+    max_cost_usd: float | None = Field(None, description="The task's budget in USD, if it has one")

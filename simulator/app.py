@@ -34,10 +34,14 @@ async def create_message(request: Request, service: ServiceDep) -> Response:
     return await service.answer(message_request, path)
 
 
-async def count_tokens(request: Request) -> dict[str, int]:
+async def count_tokens(request: Request, service: ServiceDep) -> dict[str, int]:
     """`POST /v1/messages/count_tokens`: the same estimate the answers report as `input_tokens`."""
     count_request = parse_request(CountTokensRequest, await _json_body(request))
-    return {"input_tokens": tokens.input_tokens(count_request.system, count_request.messages, count_request.tools)}
+    counted = tokens.input_tokens(count_request.system, count_request.messages, count_request.tools)
+    service.request_log.record_count(
+        model=count_request.model, system=count_request.system, messages=count_request.messages, input_tokens=counted
+    )
+    return {"input_tokens": counted}
 
 
 async def hello() -> Response:

@@ -1,4 +1,5 @@
-"""An append-only JSON-lines record of every message request, so tests can assert what the model was shown."""
+"""An append-only JSON-lines record of every message request (and token count), so tests can assert what the model
+was shown."""
 
 import json
 import threading
@@ -10,7 +11,8 @@ from simulator.conversation import Conversation
 
 
 class RequestLog:
-    """One line per `/v1/messages` request: what was asked and which scenario entry answered."""
+    """One line per `/v1/messages` request: what was asked and which scenario entry answered; and one per
+    `/v1/messages/count_tokens` request, with `source` "count_tokens"."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -33,6 +35,28 @@ class RequestLog:
             "source": source,
             "status": status,
         }
+        self._append(entry)
+
+    def record_count(self, *, model: str, system: Any, messages: list[Any], input_tokens: int) -> None:
+        if self.path is None:
+            return
+        entry = {
+            "timestamp": datetime.now(UTC).isoformat(),
+            "path": "/v1/messages/count_tokens",
+            "model": model,
+            "stream": False,
+            "tools": [],
+            "tool_choice": None,
+            "system": system,
+            "messages": messages,
+            "source": "count_tokens",
+            "status": 200,
+            "input_tokens": input_tokens,
+        }
+        self._append(entry)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        assert self.path is not None
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock, self.path.open("a", encoding="utf-8") as log_file:
             log_file.write(line)

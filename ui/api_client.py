@@ -218,6 +218,12 @@ class OrchestratorClient:
         answer = self._json("POST", f"/tasks/{task_id}/retry")
         return int(_member(answer, "subtasks_requeued"))
 
+    def resume_task(self, task_id: str, max_cost_usd: float | None = None) -> int:
+        """Resumes the paused task (with a new budget when given); returns how many subtasks were queued again."""
+        body = {} if max_cost_usd is None else {"max_cost_usd": max_cost_usd}
+        answer = self._json("POST", f"/tasks/{task_id}/resume", json=body)
+        return int(_member(answer, "subtasks_requeued"))
+
     def retry_subtask(self, task_id: str, subtask_id: str) -> int:
         answer = self._json("POST", f"/tasks/{task_id}/subtasks/{subtask_id}/retry")
         return int(_member(answer, "subtasks_requeued"))

@@ -11,6 +11,7 @@ STATUS_ICONS = {
     "queued": ":material/inbox:",
     "running": ":material/autorenew:",
     "in_progress": ":material/autorenew:",
+    "paused": ":material/pause_circle:",
     "completed": ":material/check_circle:",
     "failed": ":material/error:",
     "blocked": ":material/block:",
@@ -24,6 +25,7 @@ STATUS_TEXT_COLOURS = {
     "cancelled": "#6b7280",
     "running": "#1d4ed8",
     "in_progress": "#1d4ed8",
+    "paused": "#c2410c",
     "queued": "#7c3aed",
     "pending": "#a16207",
 }

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent.roles import LoadedRole
 from shared.models import ModelCallUsage, ProviderWait, RoleLimit, TaskExecutionRequest, TokenUsage
+from shared.roles import LoadedRole
 
 
 @dataclass(frozen=True)

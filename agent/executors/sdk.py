@@ -15,17 +15,18 @@ from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, ResultError, Re
 from agent.context_pack_loader import ContextPackUnavailable, prepare_context_pack
 from agent.executors.base import ExecutionOutcome
 from agent.executors.outcomes import RoleCaps, failure_from_error, outcome_from_result
-from agent.executors.prompt import build_prompt
+from agent.executors.prompt import context_pack_section
 from agent.executors.provider_signals import HEADER_LOG_ARGS, HEADER_LOG_ENV, RetryAfterWatch
 from agent.executors.turn_usage import TurnUsage
-from agent.roles import LoadedRole
 from agent.tools import MCP_SERVER_NAME, ToolContext, Workspace, build_tool_server, qualified_tool_name
 from agent.tools.data_source import DataSourcePool
+from shared.attempt_prompt import build_prompt
 from shared.config import ConfigurationError, Settings
 from shared.database import DatabaseManager
 from shared.models import ProviderWait, TaskExecutionRequest, TokenUsage
 from shared.provider_limits import CHARACTERS_PER_TOKEN, ProviderLimiter
 from shared.redis_manager import RedisManager
+from shared.roles import LoadedRole
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +90,7 @@ class SdkExecutor:
             log.warning("context_pack_unavailable", error=str(error))
             return ExecutionOutcome.failure(str(error), retryable=False)
         options = self.options(request, role, workspace)
-        prompt = build_prompt(request, workspace.root, pack)
+        prompt = build_prompt(request, workspace.root, context_pack_section(pack) if pack else None)
         outcome = await self._run_admitted(prompt, options, role)
         return replace(outcome, claude_config_dir=str(self.config_dir))
 

@@ -8,10 +8,10 @@ import json
 import re
 
 from agent.executors.base import ExecutionOutcome
-from agent.executors.prompt import dependency_outputs
-from agent.roles import LoadedRole
+from shared.attempt_prompt import dependency_outputs
 from shared.config import ConfigurationError, Settings
 from shared.models import TaskExecutionRequest
+from shared.roles import LoadedRole
 
 
 class StubExecutor:

@@ -2,10 +2,24 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.database.ledger_repository import CallTotals
-from shared.models import AgentLog, AgentStatus, SubTaskResult, Task, TaskStatus, TaskSummary, ToolCall
+from shared.models import (
+    AgentCapability,
+    AgentLog,
+    AgentStatus,
+    CostEstimate,
+    DecompositionInfo,
+    MaxCostUsd,
+    SubTask,
+    SubTaskResult,
+    Task,
+    TaskStatus,
+    TaskSummary,
+    TaskType,
+    ToolCall,
+)
 
 
 class TaskDetailResponse(BaseModel):
@@ -23,6 +37,48 @@ class TaskDetailResponse(BaseModel):
     def of(cls, task: Task, results: list[SubTaskResult], spent: CallTotals) -> "TaskDetailResponse":
         """The detail with its totals from the ledger, counting every call (each attempt cost what it cost)."""
         return cls(task=task, subtask_results=results, cost_usd=spent.cost_usd, total_tokens=spent.tokens.total_tokens)
+
+
+class PlannedSubtask(BaseModel):
+    """One subtask of a plan, as Claude made it (no attempt has run)."""
+
+    id: str
+    description: str
+    required_capabilities: list[AgentCapability]
+    dependencies: list[str] = Field(description="Ids of the subtasks of this plan it waits for")
+    priority: int
+    task_type: TaskType
+    estimated_duration: int | None = Field(None, description="Estimated seconds of work, when the plan gives one")
+
+    @classmethod
+    def of(cls, subtask: SubTask) -> "PlannedSubtask":
+        return cls.model_validate(subtask.model_dump(include=set(cls.model_fields)))
+
+
+class TaskDryRunResponse(BaseModel):
+    """What POST /tasks?dry_run=true answers: the plan and its estimate; nothing was stored, queued or run."""
+
+    status: Literal["dry_run"] = "dry_run"
+    subtasks_count: int = Field(ge=0)
+    subtasks: list[PlannedSubtask] = Field(description="The plan in order; its ids are not stored anywhere")
+    estimate: CostEstimate | None = Field(
+        description="What the plan may cost; null when a model it would run on has no price in MODEL_PRICES"
+    )
+    decomposition_fallback: bool = Field(description="True when Claude's plan was replaced by one subtask")
+    decomposition: DecompositionInfo = Field(description="The planning call: its time, tokens and cost")
+    trace_id: str = Field(description="The trace of the request; also its X-Request-ID")
+
+    @classmethod
+    def of(cls, task: Task, estimate: CostEstimate | None, trace_id: str) -> "TaskDryRunResponse":
+        assert task.decomposition is not None
+        return cls(
+            subtasks_count=len(task.subtasks),
+            subtasks=[PlannedSubtask.of(subtask) for subtask in task.subtasks],
+            estimate=estimate,
+            decomposition_fallback=task.decomposition_fallback,
+            decomposition=task.decomposition,
+            trace_id=trace_id,
+        )
 
 
 class TaskListResponse(BaseModel):
@@ -47,6 +103,23 @@ class TaskRetriedResponse(BaseModel):
     task_id: str
     status: TaskStatus = Field(description="The task's status after the retry: in_progress")
     subtasks_requeued: int = Field(ge=0, description="Failed subtasks that got a fresh attempt, queued now")
+
+
+class TaskResumeRequest(BaseModel):
+    """The body of POST /tasks/{task_id}/resume (optional; the query parameter works too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: MaxCostUsd | None = None
+
+
+class TaskResumedResponse(BaseModel):
+    """What resuming a paused task did (POST /tasks/{task_id}/resume)."""
+
+    task_id: str
+    status: TaskStatus = Field(description="The task's status now: in_progress, or pending when nothing of it ran yet")
+    max_cost_usd: float | None = Field(description="The task's budget in USD now")
+    subtasks_requeued: int = Field(ge=0, description="Queued subtasks put on the queue again")
 
 
 class AttemptToolCalls(BaseModel):
@@ -93,7 +166,7 @@ class MetricsResponse(BaseModel):
     """The pool's figures (seed 004): from PostgreSQL, so they survive restarts of agents and orchestrators, and the
     registry's live load."""
 
-    tasks_pending: int = Field(ge=0, description="Tasks not ended yet: pending or in progress")
+    tasks_pending: int = Field(ge=0, description="Tasks not ended yet: pending, in progress or paused")
     tasks_completed: int = Field(ge=0)
     tasks_failed: int = Field(ge=0)
     avg_assignment_latency_ms: float | None = Field(

@@ -11,7 +11,10 @@ from orchestrator.api.auth import OPERATOR_ACCESS
 from orchestrator.api.schemas import (
     TaskCancelledResponse,
     TaskDetailResponse,
+    TaskDryRunResponse,
     TaskListResponse,
+    TaskResumedResponse,
+    TaskResumeRequest,
     TaskRetriedResponse,
     TaskToolCallsResponse,
 )
@@ -20,6 +23,8 @@ from shared import tracing
 from shared.database.task_search import TaskSearch
 from shared.errors import ErrorResponse, InvalidInputError, describe_validation_errors, error_responses
 from shared.models import (
+    DEADLINE_SECONDS_MAX,
+    MAX_COST_USD_LIMIT,
     TASK_DESCRIPTION_MAX,
     TASK_DESCRIPTION_MIN,
     SubTaskStatus,
@@ -59,7 +64,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 SUBMITTED_RESPONSE: dict[str, Any] = {
-    "description": "The task was created, or, for a repeated Idempotency-Key, the first request's task",
+    "description": "The task was created (TaskCreatedResponse), or, for a repeated Idempotency-Key, the first "
+    "request's task; with dry_run=true, the plan and its estimate, nothing stored (TaskDryRunResponse)",
     "headers": {
         REPLAYED_HEADER: {
             "description": "true when the answer is the one given to an earlier request with the same Idempotency-Key",
@@ -67,22 +73,32 @@ SUBMITTED_RESPONSE: dict[str, Any] = {
         }
     },
 }
+MaxCostQuery = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=MAX_COST_USD_LIMIT,
+        description="What the task may spend in USD (decomposition and attempts); once its next attempt would pass it, "
+        "the task pauses",
+    ),
+]
 QUEUE_FULL_RESPONSE: dict[str, Any] = {
     "model": ErrorResponse,
-    "description": "The queue is full; retry after the number of seconds in Retry-After",
+    "description": "The queue is full, or the tenant's daily budget is spent; retry after the number of seconds in "
+    "Retry-After",
     "headers": {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}},
 }
 
 
 @router.post(
     "",
-    response_model=TaskCreatedResponse,
+    response_model=TaskCreatedResponse | TaskDryRunResponse,
     responses={
         200: SUBMITTED_RESPONSE,
         **error_responses(400, 409, 413, 415, 429, 500, 503),
         429: QUEUE_FULL_RESPONSE,
     },
-    summary="Submit a task; Claude decomposes it and the ready subtasks are queued",
+    summary="Submit a task; Claude decomposes it and the ready subtasks are queued (or, as a dry run, only planned)",
 )
 async def submit_task(
     state: State,
@@ -102,19 +118,43 @@ async def submit_task(
             description="A context pack of this tenant's (POST /context-packs) for every subtask's agent",
         ),
     ] = None,
+    max_cost_usd: MaxCostQuery = None,
+    deadline_seconds: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=DEADLINE_SECONDS_MAX,
+            description="Seconds from now after which the task fails (deadline_exceeded) and its running attempts "
+            "are stopped, whatever it waits on",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Plan the task and estimate its cost, and stop there: no task is stored, nothing is queued, "
+            "run or published (an Idempotency-Key is not used)"
+        ),
+    ] = False,
     body: Annotated[TaskCreateRequest | None, Body(description="Alternative to the query parameters")] = None,
     idempotency_key: IdempotencyKey = None,
-) -> TaskCreatedResponse:
+) -> TaskCreatedResponse | TaskDryRunResponse:
     if body is None:
         if description is None:
             raise InvalidInputError("description is required, as a query parameter or in a JSON body")
         try:
             body = TaskCreateRequest(
-                description=description, user_id=user_id, task_type=task_type, context_pack_id=context_pack_id
+                description=description,
+                user_id=user_id,
+                task_type=task_type,
+                context_pack_id=context_pack_id,
+                max_cost_usd=max_cost_usd,
+                deadline_seconds=deadline_seconds,
             )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
     _refuse_nul(body)
+    if dry_run:  # stores nothing, so there is nothing a repeated request could duplicate
+        return await state.tasks.dry_run(body, trace_id)
     if idempotency_key is None:
         return await state.tasks.submit_task(body, trace_id)
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
@@ -221,10 +261,29 @@ async def retry_subtask(state: State, task_id: TaskId, subtask_id: SubtaskId) ->
 
 
 @router.post(
+    "/{task_id}/resume",
+    response_model=TaskResumedResponse,
+    responses=error_responses(400, 404, 409, 413, 415, 500, 503),
+    summary="Resume a paused task, optionally with a new max_cost_usd: its queued subtasks are offered again",
+)
+async def resume_task(
+    state: State,
+    task_id: TaskId,
+    max_cost_usd: MaxCostQuery = None,
+    body: Annotated[TaskResumeRequest | None, Body(description="Alternative to the query parameter")] = None,
+) -> TaskResumedResponse:
+    if body is not None and body.max_cost_usd is not None:
+        if max_cost_usd is not None and max_cost_usd != body.max_cost_usd:
+            raise InvalidInputError("max_cost_usd: the query parameter and the JSON body disagree; send one of them")
+        max_cost_usd = body.max_cost_usd
+    return await state.tasks.resume_task(task_id, max_cost_usd)
+
+
+@router.post(
     "/{task_id}/rerun",
     response_model=TaskCreatedResponse,
     responses={**error_responses(400, 404, 413, 415, 429, 500, 503), 429: QUEUE_FULL_RESPONSE},
-    summary="Submit a new task with the same description, user, type and context pack",
+    summary="Submit a new task with the same description, user, type, context pack and budget",
 )
 async def rerun_task(state: State, trace_id: RequestTrace, task_id: TaskId) -> TaskCreatedResponse:
     return await state.tasks.rerun_task(task_id, trace_id)

@@ -10,7 +10,7 @@ from shared.database.executor import Executor
 
 METRICS_SQL = """
 WITH task_counts AS (
-    SELECT count(*) FILTER (WHERE status IN ('pending', 'in_progress')) AS tasks_pending,
+    SELECT count(*) FILTER (WHERE status IN ('pending', 'in_progress', 'paused')) AS tasks_pending,
            count(*) FILTER (WHERE status = 'completed') AS tasks_completed,
            count(*) FILTER (WHERE status = 'failed') AS tasks_failed
     FROM tasks WHERE tenant_id = $1

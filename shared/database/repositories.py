@@ -7,6 +7,7 @@ from shared.database.api_key_repository import ApiKeyRepository
 from shared.database.artifact_repository import ArtifactRepository
 from shared.database.attempt_repository import AttemptRepository
 from shared.database.audit_repository import AuditRepository
+from shared.database.budget_repository import BudgetRepository
 from shared.database.context_pack_repository import ContextPackRepository
 from shared.database.executor import Executor
 from shared.database.follow_up_repository import FollowUpRepository
@@ -47,6 +48,7 @@ class Repositories:
     provider_waits: ProviderWaitRepository = field(init=False)
     # The cost ledger: the tenant's model calls and what they cost (the price table is every tenant's).
     ledger: LedgerRepository = field(init=False)
+    budgets: BudgetRepository = field(init=False)  # task budgets and the paused state
     # Every tenant's: the key of a request says which tenant it is.
     api_keys: ApiKeyRepository = field(init=False)
 
@@ -67,4 +69,5 @@ class Repositories:
         self.retention = RetentionRepository(self.executor, self.tenant_id)
         self.provider_waits = ProviderWaitRepository(self.executor, self.tenant_id)
         self.ledger = LedgerRepository(self.executor, self.tenant_id)
+        self.budgets = BudgetRepository(self.executor, self.tenant_id)
         self.api_keys = ApiKeyRepository(self.executor)

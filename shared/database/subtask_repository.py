@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.database.executor import Executor
-from shared.models import QueuedSubtask, StatusReason, SubTask, SubTaskStatus
+from shared.models import QueuedSubtask, RunningAttempt, StatusReason, SubTask, SubTaskStatus
 
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
@@ -28,7 +28,10 @@ TOUCH = "updated_at = greatest(now(), updated_at)"
 # An attempt waiting on the provider is not claimed before its not_before, whatever queue item names it (a stray
 # copy from before its wait); the dispatcher holds its item until then by its own clock, which may run this far ahead.
 CLOCK_SKEW_ALLOWANCE = "interval '1 second'"
-# queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued.
+# Nothing of a paused task is offered: its queued subtasks stay queued, and their queue items go stale.
+NOT_PAUSED = "NOT EXISTS (SELECT FROM tasks paused WHERE paused.id = subtasks.task_id AND paused.status = 'paused')"
+# queued → running for each (subtask id, attempt, agent id) of three parallel arrays, when that attempt is queued
+# (and due, if it waited on the provider) and its task is not paused.
 # One clock reading for assigned_at and the wait it ends, so queued_at = assigned_at - assignment_latency_ms exactly.
 CLAIM = f"""
     UPDATE subtasks
@@ -37,7 +40,7 @@ CLAIM = f"""
         delivery_token = gen_random_uuid()::text, accepted_at = NULL, status_reason = NULL, not_before = NULL, {TOUCH}
     FROM unnest($1::text[], $2::int[], $3::text[]) AS claims (subtask_id, attempt, agent_id),
          (SELECT clock_timestamp() AS now) AS moment
-    WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt
+    WHERE id = claims.subtask_id AND status = 'queued' AND attempt_count = claims.attempt AND {NOT_PAUSED}
       AND (not_before IS NULL OR not_before <= moment.now + {CLOCK_SKEW_ALLOWANCE})
     RETURNING {SUBTASK_COLUMNS}
 """
@@ -73,6 +76,28 @@ class RetriedAttempt:
 
     subtask: SubTask
     failed_attempt: AttemptTimes
+
+
+@dataclass(frozen=True)
+class CancelledSubtask:
+    """A subtask a cancel or a deadline ended, and the attempt an agent was running for it, if one was."""
+
+    task_id: str
+    subtask_id: str
+    running: RunningAttempt | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> "CancelledSubtask":
+        running = None
+        if row["was"] == SubTaskStatus.RUNNING and row["delivery_token"] and row["assigned_agent"]:
+            running = RunningAttempt(
+                task_id=row["task_id"],
+                subtask_id=row["id"],
+                attempt=row["attempt_count"],
+                delivery_token=row["delivery_token"],
+                agent_id=row["assigned_agent"],
+            )
+        return cls(row["task_id"], row["id"], running)
 
 
 @dataclass(frozen=True)
@@ -377,17 +402,24 @@ class SubtaskRepository:
         )
         return [row["id"] for row in rows]
 
-    async def cancel_unfinished(self, task_id: str) -> list[str]:
-        """pending, queued and running → cancelled; a result that arrives later finds no live attempt."""
+    async def cancel_unfinished(self, task_ids: Collection[str]) -> list[CancelledSubtask]:
+        """pending, queued and running → cancelled, for each of the tasks; a result that arrives later finds no live
+        attempt. Each cancelled subtask with the attempt an agent was running, if one was (it is to be stopped)."""
         rows = await self._executor.fetch(
             f"""
+            WITH unfinished AS (
+                SELECT id, status FROM subtasks
+                WHERE task_id = ANY ($1::text[]) AND status IN ('pending', 'queued', 'running')
+                ORDER BY id FOR UPDATE
+            )
             UPDATE subtasks SET status = 'cancelled', status_reason = NULL, {TOUCH}
-            WHERE task_id = $1 AND status IN ('pending', 'queued', 'running')
-            RETURNING id
+            FROM unfinished WHERE subtasks.id = unfinished.id
+            RETURNING subtasks.id, subtasks.task_id, unfinished.status AS was, subtasks.attempt_count,
+                      subtasks.delivery_token, subtasks.assigned_agent
             """,
-            task_id,
+            list(task_ids),
         )
-        return [row["id"] for row in rows]
+        return [CancelledSubtask.of(row) for row in rows]
 
     async def lock_tasks_of(self, subtask_ids: Collection[str]) -> dict[str, str]:
         """The task of each of the subtasks that exists and is this tenant's, by subtask id; those tasks' row locks
@@ -428,9 +460,13 @@ class SubtaskRepository:
         return count
 
     async def list_queued(self) -> list[QueuedSubtask]:
-        """This tenant's queued subtasks, oldest first."""
+        """This tenant's queued subtasks that may be offered (their task is not paused), oldest first."""
         rows = await self._executor.fetch(
-            f"SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE tenant_id = $1 AND status = 'queued' ORDER BY queued_at",
+            f"""
+            SELECT {SUBTASK_COLUMNS} FROM subtasks
+            WHERE tenant_id = $1 AND status = 'queued' AND {NOT_PAUSED}
+            ORDER BY queued_at
+            """,
             self._tenant_id,
         )
         return [QueuedSubtask.for_subtask(subtask_from_row(row)) for row in rows]

@@ -2,17 +2,27 @@
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.database.executor import Executor
 from shared.database.result_repository import RESULT_COLUMNS, result_from_row
 from shared.database.subtask_repository import SUBTASK_COLUMNS, subtask_from_row
 from shared.database.task_search import EVERY_TASK, TaskSearch
-from shared.models import TERMINAL_TASK_STATUSES, SubTask, SubTaskResult, SubTaskStatus, Task, TaskStatus, TaskSummary
+from shared.models import (
+    TERMINAL_TASK_STATUSES,
+    StatusReason,
+    SubTask,
+    SubTaskResult,
+    SubTaskStatus,
+    Task,
+    TaskStatus,
+    TaskSummary,
+)
 
 TASK_COLUMNS = (
     "id, user_id, description, status, result, error, decomposition_fallback, decomposition, created_at, updated_at, "
-    "trace_id, task_type, status_reason, context_pack_id"
+    "trace_id, task_type, status_reason, context_pack_id, max_cost_usd, deadline_at"
 )
 
 
@@ -34,12 +44,14 @@ TaskDetail = tuple[Task, list[SubTaskResult]]
 
 @dataclass(frozen=True)
 class StatusChange:
-    """A task's move to `status`, with its result or error when it ends (None leaves the stored one)."""
+    """A task's move to `status`, with its result, error or status reason when it ends (None leaves the stored
+    one)."""
 
     task_id: str
     status: TaskStatus
     result: dict[str, Any] | None = None
     error: str | None = None
+    reason: StatusReason | None = None
 
 
 def insert_plan(task_id: str, *, plan: str, trace_id: str, tenant_id: str) -> str:
@@ -106,6 +118,8 @@ def _task_values(task: Task) -> tuple[Any, ...]:
         task.task_type.value,
         task.status_reason.model_dump(mode="json") if task.status_reason else None,
         task.context_pack_id,
+        task.max_cost_usd,
+        task.deadline_at,
     )
 
 
@@ -128,7 +142,7 @@ def plan_entry(subtask: SubTask, position: int) -> dict[str, Any]:
 
 
 # create_task's subtasks: the task its first statement stores, the plan, the trace id and tenant its parameters.
-STORE_PLAN = insert_plan("(SELECT id FROM stored_task)", plan="$15", trace_id="$11", tenant_id="$16")
+STORE_PLAN = insert_plan("(SELECT id FROM stored_task)", plan="$17", trace_id="$11", tenant_id="$18")
 
 
 class TaskRepository:
@@ -145,8 +159,8 @@ class TaskRepository:
             WITH stored_task AS (
                 INSERT INTO tasks (id, user_id, description, status, result, error, decomposition_fallback,
                                    decomposition, created_at, updated_at, trace_id, task_type, status_reason,
-                                   context_pack_id, tenant_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16)
+                                   context_pack_id, max_cost_usd, deadline_at, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18)
                 RETURNING {TASK_COLUMNS}
             ),
             stored_subtasks AS ({STORE_PLAN})
@@ -226,12 +240,12 @@ class TaskRepository:
         rows = await self._executor.fetch(
             f"""
             SELECT t.id, t.user_id, t.description, t.task_type, t.status, {_status_reason_of("t")}, t.error,
-                   t.decomposition_fallback, t.created_at, t.updated_at, progress.subtasks_total,
+                   t.decomposition_fallback, t.created_at, t.updated_at, t.max_cost_usd, progress.subtasks_total,
                    progress.subtasks_completed, progress.subtasks_failed,
                    spent.tokens AS total_tokens, spent.cost_usd
             FROM (
                 SELECT id, user_id, description, task_type, status, status_reason, error, decomposition_fallback,
-                       created_at, updated_at, tenant_id
+                       created_at, updated_at, tenant_id, max_cost_usd
                 FROM tasks
                 WHERE {where}
                 ORDER BY created_at DESC, id
@@ -297,8 +311,12 @@ class TaskRepository:
             f"""
             UPDATE tasks
             SET status = change.status, result = COALESCE(change.result, tasks.result),
-                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at)
-            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[]) AS change (id, status, result, error)
+                error = COALESCE(change.error, tasks.error), updated_at = greatest(now(), tasks.updated_at),
+                -- the change's reason if it gives one; why a task paused stops being true when it ends
+                status_reason = CASE WHEN change.reason IS NOT NULL THEN change.reason
+                                     WHEN tasks.status = 'paused' THEN NULL ELSE tasks.status_reason END
+            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $6::jsonb[])
+                 AS change (id, status, result, error, reason)
             WHERE tasks.id = change.id AND tasks.status <> ALL($5::text[])
             RETURNING {", ".join(f"tasks.{column}" for column in TASK_COLUMNS.split(", "))}
             """,
@@ -307,8 +325,26 @@ class TaskRepository:
             [change.result for change in changes],
             [change.error for change in changes],
             TERMINAL_TASK_VALUES,
+            [change.reason.model_dump(mode="json") if change.reason else None for change in changes],
         )
         return {row["id"]: task_from_row(row) for row in rows}
+
+    async def lock_past_deadline(self, limit: int) -> dict[str, datetime]:
+        """This tenant's tasks that have not ended and whose deadline has passed (at most `limit`, the longest
+        overdue first), by id with their deadline, their row locks taken for the caller's transaction. A task
+        another transaction holds is left for the next look rather than waited for."""
+        rows = await self._executor.fetch(
+            """
+            SELECT id, deadline_at FROM tasks
+            WHERE tenant_id = $1 AND deadline_at <= now() AND status <> ALL($2::text[])
+            ORDER BY deadline_at LIMIT $3
+            FOR UPDATE SKIP LOCKED
+            """,
+            self._tenant_id,
+            TERMINAL_TASK_VALUES,
+            limit,
+        )
+        return {row["id"]: row["deadline_at"] for row in rows}
 
     async def lock_task(self, task_id: str) -> TaskStatus | None:
         """Take the task's row lock for the caller's transaction (serialises work on one task's subtasks)."""

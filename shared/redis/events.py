@@ -48,6 +48,8 @@ class EventType(StrEnum):
     TASK_SUBMITTED = "TASK_SUBMITTED"
     TASK_PLANNED = "TASK_PLANNED"
     TASK_RETRIED = "TASK_RETRIED"  # an operator's retry: a failed task runs again (its stream is open again)
+    TASK_PAUSED = "TASK_PAUSED"  # over its budget or its tenant's daily budget
+    TASK_RESUMED = "TASK_RESUMED"
     SUBTASK_ADDED = "SUBTASK_ADDED"  # a follow-up a coordinator added to the plan
     SUBTASK_QUEUED = "SUBTASK_QUEUED"
     AGENT_STARTED = "AGENT_STARTED"

@@ -11,7 +11,15 @@ from jsonschema import Draft7Validator
 
 from orchestrator import task_events
 from shared.artifacts import ArtifactRef, ArtifactType
-from shared.models import AgentCapability, DecompositionInfo, ResultStatus, SubTaskStatus, TaskStatus, TaskType
+from shared.models import (
+    AgentCapability,
+    DecompositionInfo,
+    ResultStatus,
+    StatusReason,
+    SubTaskStatus,
+    TaskStatus,
+    TaskType,
+)
 from shared.redis import EventType, StreamedEvent, TaskEvent
 from tests.events_contract import contract, contract_problems, json_problems
 from tests.factories import build_planned_task, build_result, subtask_id
@@ -71,6 +79,8 @@ def lifecycle_events() -> list[TaskEvent]:
         task.model_copy(update={"status": TaskStatus.FAILED, "error": "subtask a failed"}),
     ]
     cancelled = task.model_copy(update={"status": TaskStatus.CANCELLED, "error": "cancelled by request"})
+    over_budget = StatusReason(code="budget_exhausted", message="paused: spent $0.0400 of its $0.0500 budget")
+    paused = task.model_copy(update={"status": TaskStatus.PAUSED, "status_reason": over_budget})
     return [
         *task_events.submitted(task),
         *task_events.follow_up_added(second, first.id, 1),
@@ -81,6 +91,8 @@ def lifecycle_events() -> list[TaskEvent]:
         *task_events.ended(ended),
         *task_events.cancelled(cancelled, [second.id]),
         *task_events.retried(task, [retried], [second.id], reopened=True),
+        *task_events.paused([paused]),
+        *task_events.resumed(task.model_copy(update={"status": TaskStatus.IN_PROGRESS}), "operator"),
         TaskEvent(
             EventType.AGENT_STARTED,
             task.id,

@@ -39,7 +39,7 @@ async def test_submit_with_query_parameters_answers_the_plan_counts(orchestrator
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"task_id", "status", "subtasks_count", "initial_subtasks_queued", "trace_id"}
+    assert set(body) == {"task_id", "status", "subtasks_count", "initial_subtasks_queued", "trace_id", "estimate"}
     assert body["task_id"].startswith("task_")
     assert body["status"] == "created"
     # s1 has no dependency and is queued at once; s2 waits for it.

@@ -119,9 +119,12 @@ async def submit_with_pack(client: httpx.AsyncClient, description: str, pack_id:
 
 
 def prompts_for(fleet_settings_dir: Path, subtask_id: str) -> list[str]:
-    """The first user message of each agent conversation about `subtask_id` the simulator answered."""
+    """The first user message of each agent conversation about `subtask_id` the simulator answered (not the
+    orchestrator's token counts for its estimate)."""
     prompts = []
     for request in read_request_log(fleet_settings_dir / "requests.jsonl"):
+        if request["source"] == "count_tokens":
+            continue
         content = request["messages"][0]["content"]
         text = content if isinstance(content, str) else " ".join(block.get("text", "") for block in content)
         if subtask_id in text:

@@ -1,5 +1,6 @@
-"""What an operator can do to a task from the dashboard: cancel it, retry it (or one failed subtask), run it again
-with the same input, and open its logs. Each action reruns the whole page, so the list and the task agree."""
+"""What an operator can do to a task from the dashboard: cancel it, retry it (or one failed subtask), resume it when
+paused on a budget (with a new budget), run it again with the same input, and open its logs. Each action reruns the
+whole page, so the list and the task agree."""
 
 from collections.abc import Callable
 
@@ -20,6 +21,16 @@ def render(client: OrchestratorClient, task_id: str, status: TaskStatus) -> None
         _act("Cancel", lambda: _cancelled(client, task_id))
     if status is TaskStatus.FAILED and bar.button("Retry", key=f"retry_{task_id}", icon=":material/replay:"):
         _act("Retry", lambda: _retried(client.retry_task(task_id), task_id))
+    if status is TaskStatus.PAUSED:
+        budget = bar.number_input(
+            "New budget (USD)",
+            min_value=0.0,
+            value=None,
+            key=f"budget_{task_id}",
+            help="Leave empty to keep the task's budget (enough when it waits on the tenant's daily budget)",
+        )
+        if bar.button("Resume", key=f"resume_{task_id}", icon=":material/play_circle:"):
+            _act("Resume", lambda: _retried(client.resume_task(task_id, budget or None), task_id))
     if bar.button("Re-run", key=f"rerun_{task_id}", icon=":material/restart_alt:", help="A new task, same input"):
         _act("Re-run", lambda: _rerun(client, task_id))
     logs = {"task_id": task_id}

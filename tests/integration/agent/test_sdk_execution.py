@@ -10,10 +10,10 @@ import httpx
 import psutil
 import pytest
 
-from agent.roles import load_roles
 from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, ProviderWait, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
+from shared.roles import load_roles
 from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving
 

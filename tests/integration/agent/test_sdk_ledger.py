@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.roles import RoleBook, load_roles
 from shared.models import AgentCapability, ReportedResult, ResultStatus, TokenUsage
 from shared.redis_manager import RedisManager
+from shared.roles import RoleBook, load_roles
 from simulator.testing import SimulatorHandle, running_simulator
 from tests.integration.agent.test_sdk_execution import run_subtask
 from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving

@@ -16,7 +16,6 @@ import pytest
 from fastapi import FastAPI
 
 from agent.app import create_app, lifespan
-from agent.roles import RoleBook
 from agent.runner import SubtaskRunner
 from agent.tools import ToolContext, Workspace, build_tools
 from agent.tools.data_source import DataSourcePool
@@ -26,6 +25,7 @@ from shared.fleet_trust import FleetTrust
 from shared.models import AgentCapability, AgentStatus, SubTask, Task, TaskExecutionRequest
 from shared.redis import RedisKeys, create_client
 from shared.redis_manager import RedisManager
+from shared.roles import RoleBook
 
 SettingsFactory = Callable[..., Settings]
 ContextFactory = Callable[..., ToolContext]

@@ -6,12 +6,12 @@ import time
 from agent.executors import StubExecutor
 from agent.heartbeat import SLOT_CHANGE_WINDOW_SECONDS, Heartbeat
 from agent.reporting import ResultReporter
-from agent.roles import load_roles
 from agent.runner import SubtaskRunner
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, AgentStatus
 from shared.redis_manager import RedisManager
+from shared.roles import load_roles
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, registered_until, run_attempt
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from agent.roles import load_roles
 from agent.tools import ToolContext
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
+from shared.roles import load_roles
 from tests.unit.agent.fixtures import ContextFactory, call_tool
 
 PATCH = "--- a/ledger.py\n+++ b/ledger.py\n@@ -1,2 +1,2 @@\n def total(rows):\n-    return sum(rows)\n+    return 0\n"

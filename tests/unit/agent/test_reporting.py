@@ -9,11 +9,11 @@ import pytest
 
 from agent.executors import ExecutionOutcome
 from agent.reporting import ResultReporter
-from agent.roles import load_roles
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, ContextPackRef, LogLevel, ReportedResult, ResultStatus, SubTaskResult
 from shared.redis_manager import RedisManager
+from shared.roles import load_roles
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
 
 ROLE = load_roles()[AgentCapability.DATA_ANALYSIS]

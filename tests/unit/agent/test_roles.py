@@ -8,10 +8,10 @@ from typing import get_args
 import pytest
 
 from agent.app import create_app
-from agent.roles import ROLES_DIR, ToolName, load_roles, role_path
 from agent.tools import TOOLS
 from shared.config import ConfigurationError, Settings
 from shared.models import AgentCapability, SubTask
+from shared.roles import ROLES_DIR, ToolName, load_roles, role_path
 
 VALID_ROLE = """
 name: tester

@@ -8,13 +8,13 @@ import pytest
 
 from agent.executors import ExecutionOutcome, StubExecutor, SubtaskExecutor
 from agent.reporting import ResultReporter
-from agent.roles import LoadedRole, load_roles
 from agent.runner import SHUTDOWN_ERROR, AgentBusyError, AgentDrainingError, SubtaskRunner
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.errors import InvalidInputError
 from shared.models import AgentCapability, AgentLog, LogLevel, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.redis_manager import RedisManager
+from shared.roles import LoadedRole, load_roles
 from tests.polling import eventually
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory, run_attempt
 

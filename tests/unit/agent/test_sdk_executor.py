@@ -9,16 +9,16 @@ from pydantic import SecretStr
 
 from agent.executors import SdkExecutor
 from agent.executors.outcomes import failure_from_error, is_retryable, outcome_from_result, provider_wait
-from agent.executors.prompt import build_prompt
 from agent.executors.provider_signals import RetryAfterWatch
 from agent.executors.sdk import cli_environment
-from agent.roles import load_roles
 from agent.tools import Workspace
 from agent.tools.data_source import DataSourcePool
+from shared.attempt_prompt import build_prompt
 from shared.config import ConfigurationError
 from shared.database import DatabaseManager
 from shared.models import AgentCapability, TokenUsage
 from shared.redis_manager import RedisManager
+from shared.roles import load_roles
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
 
 ROLES = load_roles()

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from agent.executors import StubExecutor
-from agent.roles import load_roles
 from shared.config import ConfigurationError
 from shared.models import AgentCapability
+from shared.roles import load_roles
 from tests.unit.agent.fixtures import RequestFactory, SettingsFactory
 
 ROLE = load_roles()[AgentCapability.DATA_ANALYSIS]

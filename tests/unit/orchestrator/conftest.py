@@ -1,9 +1,14 @@
-"""The seed's five agents (seed 003, research.md) and settings for the decomposition tests."""
+"""The seed's five agents (seed 003, research.md), settings for the decomposition tests, and the `anthropic` client
+of the tests that talk to a module's `simulator` fixture."""
 
+from collections.abc import AsyncIterator
+
+import anthropic
 import pytest
 
 from shared.config import Settings, load_settings
 from shared.models import AgentCapability, AgentStatus
+from simulator.testing import SimulatorHandle
 
 DATA = AgentCapability.DATA_ANALYSIS
 WEB = AgentCapability.WEB_SCRAPING
@@ -36,3 +41,10 @@ SEED_FLEET = [
 def analyzer_settings() -> Settings:
     # A model other than the default, so a test can tell the setting is what reaches the API.
     return load_settings(_env_file=None, claude_model="claude-haiku-5-5", max_subtasks_per_task=5)
+
+
+@pytest.fixture
+async def client(simulator: SimulatorHandle) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The real client against the test module's `simulator`; no retries: an injected error is the first answer."""
+    async with anthropic.AsyncAnthropic(base_url=simulator.base_url, api_key="sim", max_retries=0) as api:
+        yield api

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from shared.database import DatabaseManager, Repositories
-from shared.models import StatusReason, SubTask, SubTaskStatus, Task, TaskStatus
+from shared.models import RunningAttempt, StatusReason, SubTask, SubTaskStatus, Task, TaskStatus
 from tests.factories import build_planned_task, build_result, run_attempt, subtask_id
 
 COMPLETED = SubTaskStatus.COMPLETED
@@ -296,11 +296,21 @@ async def test_cancel_ends_every_unfinished_subtask(db: DatabaseManager) -> None
     repos = db.repositories()
     task = await store(db, {"done": [], "running": [], "queued": [], "pending": ["queued"]})
     await run_attempt(repos, subtask_id(task, "done"), finish=COMPLETED)
-    await run_attempt(repos, subtask_id(task, "running"))
+    running_offer = await run_attempt(repos, subtask_id(task, "running"))
 
-    cancelled = await repos.subtasks.cancel_unfinished(task.id)
+    cancelled = await repos.subtasks.cancel_unfinished([task.id])
 
-    assert sorted(names(task, cancelled)) == ["pending", "queued", "running"]
+    assert sorted(names(task, [subtask.subtask_id for subtask in cancelled])) == ["pending", "queued", "running"]
+    # The attempt an agent was running is named by its offer, so it can be told to stop; the rest ran nowhere.
+    assert [subtask.running for subtask in cancelled if subtask.running] == [
+        RunningAttempt(
+            task_id=task.id,
+            subtask_id=running_offer.id,
+            attempt=1,
+            delivery_token=running_offer.delivery_token or "",
+            agent_id="agent1",
+        )
+    ]
     assert (await states(repos, task))["done"] == (COMPLETED, 1)
     # What an agent reports afterwards, or a dispatcher still holding the queue item, finds nothing live.
     running = await current(repos, task, "running")
@@ -522,7 +532,7 @@ async def test_cancelling_a_waiting_task_clears_its_reasons(db: DatabaseManager)
     task = await store(db, {"a": []})
     await repos.subtasks.set_status_reasons([(subtask_id(task, "a"), 1, NO_SCRAPER)])
 
-    await repos.subtasks.cancel_unfinished(task.id)
+    await repos.subtasks.cancel_unfinished([task.id])
     await repos.tasks.update_task_status(task.id, TaskStatus.CANCELLED)
 
     assert (await current(repos, task, "a")).status_reason is None

@@ -14,6 +14,7 @@ from shared.models import (
     Assignment,
     CallPurpose,
     ContextPackRef,
+    CostEstimate,
     DecompositionInfo,
     DomainModel,
     DrainCommand,
@@ -22,6 +23,8 @@ from shared.models import (
     QueuedSubtask,
     ReportedResult,
     ResultStatus,
+    RunningAttempt,
+    StopCommand,
     SubTask,
     SubTaskResult,
     SubTaskStatus,
@@ -99,6 +102,24 @@ MINIMAL_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     },
     TaskCreatedResponse: {"task_id": TASK_ID, "subtasks_count": 2, "initial_subtasks_queued": 1, "trace_id": "t1"},
     ContextPackRef: {"context_pack_id": "ctx_1"},
+    RunningAttempt: {
+        "task_id": TASK_ID,
+        "subtask_id": "subtask_1",
+        "attempt": 1,
+        "delivery_token": "t",
+        "agent_id": "a",
+    },
+    StopCommand: {
+        "agent_id": "agent1",
+        "task_id": TASK_ID,
+        "subtask_id": "subtask_1",
+        "attempt": 1,
+        "delivery_token": "t",
+        "reason": "deadline exceeded",
+        "expires_at": 1_800_000_000,
+        "signature": "ab" * 32,
+    },
+    CostEstimate: {"min_usd": 0.01, "max_usd": 0.5, "basis": "count_tokens"},
     TaskSummary: {
         "id": TASK_ID,
         "user_id": None,
@@ -161,7 +182,16 @@ def test_a_timestamp_without_timezone_is_a_validation_error(model: type[BaseMode
 
 
 def test_status_enums_hold_the_seed_values() -> None:
-    assert [status.value for status in TaskStatus] == ["pending", "in_progress", "completed", "failed", "cancelled"]
+    # The seed's, and `paused` (a task on a budget, issue #19), which is not an ending.
+    assert [status.value for status in TaskStatus] == [
+        "pending",
+        "in_progress",
+        "paused",
+        "completed",
+        "failed",
+        "cancelled",
+    ]
+    assert not TaskStatus.PAUSED.is_terminal
     assert [status.value for status in SubTaskStatus] == [
         "pending",
         "queued",
@@ -420,6 +450,25 @@ def every_model() -> list[BaseModel]:
         TaskCreateRequest(description="A description long enough", user_id="bob"),
         TaskCreateRequest(description="A description long enough", context_pack_id="ctx_1"),
         TaskCreatedResponse(task_id=TASK_ID, subtasks_count=3, initial_subtasks_queued=2, trace_id=TRACE_ID),
+        TaskCreatedResponse(
+            task_id=TASK_ID,
+            subtasks_count=3,
+            initial_subtasks_queued=2,
+            trace_id=TRACE_ID,
+            estimate=CostEstimate(min_usd=0.0021, max_usd=1.5, basis="characters"),
+        ),
+        CostEstimate(min_usd=0.0, max_usd=0.25, basis="count_tokens"),
+        RunningAttempt(task_id=TASK_ID, subtask_id=subtask.id, attempt=2, delivery_token="t", agent_id="agent1"),
+        StopCommand(
+            agent_id="agent1",
+            task_id=TASK_ID,
+            subtask_id=subtask.id,
+            attempt=2,
+            delivery_token="t",
+            reason="deadline exceeded",
+            expires_at=1_800_000_000,
+            signature="ab" * 32,
+        ),
         TaskSummary(
             id=TASK_ID,
             user_id=None,

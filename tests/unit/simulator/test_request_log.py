@@ -9,7 +9,9 @@ from simulator.testing import SimulatorHandle, running_simulator
 from tests.unit.simulator.helpers import DATABASE_TOOL, MODEL, PLAN_TOOL
 
 
-async def test_each_message_request_is_one_line(client: anthropic.AsyncAnthropic, simulator: SimulatorHandle) -> None:
+async def test_each_message_request_and_token_count_is_one_line(
+    client: anthropic.AsyncAnthropic, simulator: SimulatorHandle
+) -> None:
     messages: Any = [{"role": "user", "content": "Compute the factorial of 10"}]
     await client.messages.create(model=MODEL, max_tokens=10, system="agent3", tools=[DATABASE_TOOL], messages=messages)
     with pytest.raises(anthropic.RateLimitError):
@@ -20,9 +22,9 @@ async def test_each_message_request_is_one_line(client: anthropic.AsyncAnthropic
             tool_choice={"type": "tool", "name": "submit_plan"},
             messages=[{"role": "user", "content": "Plan rate limited"}],
         )
-    await client.messages.count_tokens(model=MODEL, messages=messages)  # not a message request: not logged
+    counted = await client.messages.count_tokens(model=MODEL, messages=messages)
 
-    first, second = simulator.requests()
+    first, second, count = simulator.requests()
     assert first["path"] == "/v1/messages"
     assert first["model"] == MODEL
     assert first["tools"] == ["mcp__agent__database_query"]
@@ -34,6 +36,9 @@ async def test_each_message_request_is_one_line(client: anthropic.AsyncAnthropic
     assert second["tool_choice"] == {"type": "tool", "name": "submit_plan"}
     assert second["source"] == "plans[1]"
     assert second["status"] == 429
+    # A token count is logged too, as such, with what it counted.
+    assert (count["path"], count["source"], count["model"]) == ("/v1/messages/count_tokens", "count_tokens", MODEL)
+    assert (count["messages"], count["input_tokens"]) == (messages, counted.input_tokens)
 
 
 async def test_fallbacks_are_named_in_the_log(client: anthropic.AsyncAnthropic, simulator: SimulatorHandle) -> None:

@@ -14,6 +14,7 @@ from tests.orchestrator_harness import (
     wait_for_request,
     wait_until_ended,
 )
+from tests.polling import eventually
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
 from ui.navigation import task_link
 from ui.sections.tasks import TEXT_FILTER
@@ -92,6 +93,33 @@ async def test_one_failed_subtask_is_retried_and_its_dependents_wait_again(
     assert why == ["the source is down", "blocked by #1 (failed)"]
     assert subtask_column(page, "Status") == ["running", "pending"]
     assert subtask_column(page, "Why")[0] == "attempt 2, retried after: the source is down"
+
+
+async def test_a_task_paused_on_its_budget_resumes_from_its_page_with_a_higher_one(
+    orchestrator: OrchestratorFactory, fleet: Fleet, dashboard: DashboardFactory
+) -> None:
+    agent = await fleet.add("agent1", DATA)
+    async with orchestrator(SCENARIOS, model_prices={}) as api:
+        task_id = await submit(api, "A chain of two steps", max_cost_usd="0.01")
+        await wait_for_request(agent, "fetch the rows")
+        request = agent.requests_for("fetch the rows")[0]
+        await fleet.report(result_for(request, agent.agent_id).model_copy(update={"cost_usd": 0.02}))
+        await eventually(lambda: task_state(api, task_id), lambda state: state["task"]["status"] == "paused")
+        page = dashboard(url_of(api))
+        await page.open(task=task_id)
+        page.app.button(key=f"resume_{task_id}").click()  # the same budget: refused, with why
+        await page.run()
+        refusal = [error.value for error in page.app.error]
+        page.app.number_input(key=f"budget_{task_id}").set_value(1.0)
+        page.app.button(key=f"resume_{task_id}").click()
+        await page.run()
+        toasts = [toast.value for toast in page.app.toast]
+        await complete(agent, fleet, "report on the rows")
+        ended = await wait_until_ended(api, task_id)
+
+    assert any("Resume refused: " in text and "max_cost_usd above $0.0400" in text for text in refusal), refusal
+    assert toasts == [f"Queued 1 subtask(s) of {task_id[:13]} again"]
+    assert ended["task"]["status"] == "completed" and ended["task"]["max_cost_usd"] == 1.0
 
 
 async def test_a_task_runs_again_as_a_new_task_with_the_same_input(

@@ -7,14 +7,14 @@ history tells it from a genuine failure. A task whose planning call the provider
 subtasks and planned at `plan_not_before` by the planning loop, which finds such tasks through a partial index.
 
 Revision ID: 0019_provider_waits
-Revises: 0018_cost_ledger
+Revises: 0020_deadlines
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0019_provider_waits"
-down_revision = "0018_cost_ledger"
+down_revision = "0020_deadlines"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,7 @@
-"""Roles: one declarative YAML file per capability (`agent/roles/<capability>.yaml`), validated at start-up.
+"""Roles: one declarative YAML file per capability (`shared/roles/<capability>.yaml`), validated at start-up.
 
-A role gives a subtask its system prompt, its tool allowlist and its limits. The SHA-256 of the file's bytes is
+A role gives a subtask its system prompt, its tool allowlist and its limits. Agents run attempts under them; the
+orchestrator reads them to estimate what a plan may cost (orchestrator/estimates.py). The SHA-256 of the file's bytes is
 recorded with every result, so what an agent ran under stays auditable after the file changes.
 """
 
