@@ -206,13 +206,22 @@ async def list_tasks(
     created_before: Annotated[
         AwareDatetime | None, Query(description="Only tasks created before this ISO 8601 time (with offset)")
     ] = None,
+    reason: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[a-z][a-z0-9_]*$",
+            description="Only tasks whose status_reason, or a subtask's, has this code (budget_exhausted, "
+            "tenant_daily_budget, provider_unavailable, deadline_exceeded, no_live_agent, ...)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskListResponse:
     created_after, created_before = in_utc("created_after", created_after), in_utc("created_before", created_before)
     if created_after is not None and created_before is not None and created_after >= created_before:
         raise InvalidInputError("created_after must be earlier than created_before")
-    search = TaskSearch(status, user_id, q, created_after, created_before)
+    search = TaskSearch(status, user_id, q, created_after, created_before, reason)
     tasks, total = await state.tasks.list_tasks(search, limit, offset)
     retention_days = state.settings.retention_days or None  # 0 keeps tasks forever
     return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset, retention_days=retention_days)
