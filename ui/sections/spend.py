@@ -52,6 +52,7 @@ def _today(report: SpendReport) -> None:
     columns[0].metric("Spent today (UTC)", formatting.cost(report.today_usd))
     if report.daily_budget_usd is None:
         columns[1].metric("Daily budget", "none", help="TENANT_DAILY_BUDGET_USD is not set")
+        columns[2].metric("Left today", "—", help="No daily budget: nothing pauses on the day's spend")
     else:
         columns[1].metric("Daily budget", formatting.cost(report.daily_budget_usd))
         columns[2].metric("Left today", formatting.cost(report.left_today_usd or 0.0))
