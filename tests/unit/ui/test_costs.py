@@ -2,8 +2,6 @@
 and call), the Spend tab (per UTC day against the daily budget, per tenant for an operator), and the work that
 waits on Claude or is paused on a budget, counted in the header and found by the list's "Why" filter."""
 
-from typing import Any
-
 import pytest
 
 from shared.api_keys import ApiKeyScope
@@ -17,13 +15,13 @@ from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
     Fleet,
     OrchestratorFactory,
-    plan,
     submit,
     task_state,
     wait_for_request,
 )
 from tests.polling import eventually
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
+from tests.unit.ui.test_task_actions import SCENARIOS  # a chain of two steps, else one step
 from ui import formatting
 from ui.navigation import SPEND_TAB, VIEW, task_link
 from ui.sections.cost_view import calls_key
@@ -31,18 +29,6 @@ from ui.sections.spend import OPERATORS_ONLY
 from ui.sections.tasks import REASON_FILTER
 from ui.why import PROVIDER_UNAVAILABLE, TENANT_DAILY_BUDGET
 
-SCENARIOS: dict[str, Any] = {
-    "plans": [
-        {
-            "match": "chain",
-            "plan": plan(
-                ("fetch", "fetch the rows", ["DATA_ANALYSIS"], []),
-                ("report", "report on the rows", ["DATA_ANALYSIS"], ["fetch"]),
-            ),
-        },
-        {"match": "", "plan": plan(("only", "the only step", ["DATA_ANALYSIS"], []))},
-    ]
-}
 USAGE = TokenUsage(input_tokens=1_000, output_tokens=100)
 WAITING_ON_CLAUDE = StatusReason(
     code=PROVIDER_UNAVAILABLE, message="waiting on Claude: rate limited (429), next try at 12:03:07 UTC"
