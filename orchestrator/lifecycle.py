@@ -432,10 +432,11 @@ class TaskLifecycle:
                 reason = self._foreign(result, owners) or self._never_assigned(result)
                 if reason:
                     outcome.rejected[position] = reason
-            # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows.
-            results, entries = prices.priced_results(
-                [result for position, result in batch if position not in outcome.rejected]
-            )
+            # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows, which
+            # are recorded once per result id (under the tasks' locks, so no other batch records the same meanwhile).
+            checked = [result for position, result in batch if position not in outcome.rejected]
+            recorded = await tx.results.recorded({result.result_id for result in checked}) if checked else set()
+            results, entries = prices.priced_results(checked, recorded)
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(
                 [(result, item.applied, item.times) for result, item in zip(results, outcomes, strict=True)]
