@@ -88,6 +88,16 @@ class BudgetRules:
         over = await self.over_budget(tx, task_ids)
         return [change.task for change in await tx.budgets.pause(list(over.items())) if not change.was_paused]
 
+    async def pause_reopened(self, tx: Repositories, task_id: str) -> list[Task]:
+        """Pause a task an operator's retry set running again when its own budget or the tenant's daily budget is
+        spent, so a retry is no way past a budget (a resume with a higher one is); the task, if it paused."""
+        daily = await self.daily_spend(tx)
+        if daily is not None and daily.exhausted:
+            pauses = [(task_id, daily.reason())]
+        else:
+            pauses = list((await self.over_budget(tx, [task_id])).items())
+        return [change.task for change in await tx.budgets.pause(pauses) if not change.was_paused]
+
     async def pause_tenant_work(self, tx: Repositories, daily: DailySpend) -> list[Task]:
         """Pause every running task of the tenant, its daily budget being spent; the tasks paused."""
         return await tx.budgets.pause_all(daily.reason())

@@ -53,8 +53,11 @@ async def task_cost(db: DatabaseManager, task_id: str) -> TaskCostResponse:
     )
 
 
-async def spend(db: DatabaseManager, days: int, by: SpendGrouping) -> SpendResponse:
-    """The tenant's spend per UTC day of the last `days` (today included), or every tenant's (by=tenant)."""
+async def spend(
+    db: DatabaseManager, days: int, by: SpendGrouping, daily_budget_usd: float | None = None
+) -> SpendResponse:
+    """The tenant's spend per UTC day of the last `days` (today included) against its daily budget, or every
+    tenant's (by=tenant: other tenants' budgets are their own orchestrators' settings, so none is shown)."""
     today = utc_today()
     since = today - timedelta(days=days - 1)
     ledger = db.repositories().ledger
@@ -74,11 +77,14 @@ async def spend(db: DatabaseManager, days: int, by: SpendGrouping) -> SpendRespo
         spent.get(day, DaySpend(day=day, totals=CallTotals(), models=[]))
         for day in (since + timedelta(days=offset) for offset in range(days))
     ]
+    today_usd = daily[-1].totals.cost_usd
     return SpendResponse(
         by=by,
         days=days,
         since=since,
-        today_usd=daily[-1].totals.cost_usd,
+        today_usd=today_usd,
+        daily_budget_usd=daily_budget_usd,
+        left_today_usd=None if daily_budget_usd is None else round(max(daily_budget_usd - today_usd, 0.0), 10),
         total=combined([day.totals for day in daily]),
         daily=daily,
         tenants=[],

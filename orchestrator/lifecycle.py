@@ -331,13 +331,18 @@ class TaskLifecycle:
             unblocked = await tx.subtasks.unblock(task_id)
             reopened = await tx.tasks.reopen_task(task_id)
             queued = await tx.subtasks.queue_ready(task_id)
+            # A paused task stays paused (for its own reason); a reopened one may not run past a spent budget.
+            paused = await self.budgets.pause_reopened(tx, task_id) if status is not TaskStatus.PAUSED else []
             task = await tx.tasks.get_task(task_id)
         assert task is not None
         self.details.forget(task_id)
         self.metrics.retries.labels(OPERATOR_RETRY).inc(len(retried))
         retried_ids = [subtask.id for subtask in retried]
         queued_retries = [subtask for subtask in queued if subtask.id in retried_ids]
-        await self._publish(queued, task_events.retried(task, queued_retries, unblocked, reopened=reopened))
+        events = task_events.retried(task, queued_retries, unblocked, reopened=reopened) + self._paused(paused)
+        if paused:
+            queued = queued_retries = []  # they go on the queue when it resumes
+        await self._publish(queued, events)
         log.info("task_retried", task_id=task_id, subtasks_retried=len(retried), unblocked=len(unblocked))
         return RetryOutcome(task, queued_retries)
 
@@ -468,10 +473,11 @@ class TaskLifecycle:
                 reason = self._foreign(result, owners) or self._never_assigned(result)
                 if reason:
                     outcome.rejected[position] = reason
-            # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows.
-            results, entries = prices.priced_results(
-                [result for position, result in batch if position not in outcome.rejected]
-            )
+            # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows, which
+            # are recorded once per result id (under the tasks' locks, so no other batch records the same meanwhile).
+            checked = [result for position, result in batch if position not in outcome.rejected]
+            recorded = await tx.results.recorded({result.result_id for result in checked}) if checked else set()
+            results, entries = prices.priced_results(checked, recorded)
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(
                 [(result, item.applied, item.times) for result, item in zip(results, outcomes, strict=True)]

@@ -85,9 +85,11 @@ class TaskService:
         task = new_task(request, trace_id)
         with tracing.bound(task_id=task.id):
             decomposition = await self.planner.decompose(task)
-            await self._lifecycle.record_model_calls(None, decomposition.calls)  # spent, though no task is stored
+            spent = await self._lifecycle.record_model_calls(None, decomposition.calls)  # though no task is stored
             if decomposition.provider_wait is not None:  # nothing is stored to wait: the caller tries again
                 raise provider_unavailable(decomposition.provider_wait, self._lifecycle.settings)
+            if task.decomposition is not None:
+                task.decomposition.cost_usd = spent  # what the ledger charged, as a submit's plan says
             estimate = await self._estimator.estimate(task)
         log.info("task_dry_run", subtasks=len(task.subtasks), estimate=estimate)
         return TaskDryRunResponse.of(task, estimate, trace_id)

@@ -7,7 +7,7 @@ here (a warning says so). A result's stored `cost_usd` is the sum of its rows, s
 equals the sum of the results' costs plus the planning calls.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -105,11 +105,17 @@ class PriceBook:
         model = (result.model if isinstance(result, ReportedResult) else None) or UNKNOWN_MODEL
         return [ModelCallUsage(purpose=CallPurpose.ATTEMPT, model=model, usage=result.token_usage)]
 
-    def priced_results(self, results: Sequence[SubTaskResult]) -> tuple[list[SubTaskResult], list[LedgerEntry]]:
-        """Each result with its cost set to the sum of its rows, and all the rows, in order."""
+    def priced_results(
+        self, results: Sequence[SubTaskResult], recorded: Collection[str] = ()
+    ) -> tuple[list[SubTaskResult], list[LedgerEntry]]:
+        """Each result with its cost set to the sum of its rows, and the rows to record, in order: those of each
+        result id once, and none of the ids in `recorded` (a result delivered again spent nothing more)."""
         priced, entries = [], []
+        seen = set(recorded)
         for result in results:
             rows = self.attempt_entries(result)
-            entries += rows
+            if result.result_id not in seen:
+                entries += rows
+                seen.add(result.result_id)
             priced.append(result.model_copy(update={"cost_usd": total_cost(rows)}) if rows else result)
         return priced, entries

@@ -45,6 +45,9 @@ TraceId = Annotated[
 # An attempt's turns are capped by its role's max_turns (at most 100), and a turn's tool calls by the model: this
 # bounds what one report may carry.
 MODEL_CALLS_MAX = 1000
+# What one model call may use of each kind of token: no model reads or writes more than its context window (at most
+# 1M tokens) in a call. The bound keeps a report's calls, and every sum of them in the cost ledger, within bigint.
+CALL_TOKENS_MAX = 10_000_000
 # The per-attempt caps of a role (shared/roles.py) that can stop an attempt before it answers.
 RoleLimit = Literal["max_turns", "max_budget_usd", "max_output_tokens"]
 
@@ -304,6 +307,14 @@ class ModelCallUsage(DomainModel):
     purpose: CallPurpose
     model: str = Field(min_length=1, max_length=128)
     usage: TokenUsage = Field(default_factory=TokenUsage)
+
+    @field_validator("usage")
+    @classmethod
+    def check_one_call_s_usage(cls, usage: TokenUsage) -> TokenUsage:
+        too_many = {kind: count for kind, count in usage.model_dump().items() if count > CALL_TOKENS_MAX}
+        if too_many:
+            raise ValueError(f"one model call uses at most {CALL_TOKENS_MAX} tokens of each kind, not {too_many}")
+        return usage
 
 
 class SubTaskResult(DomainModel):

@@ -11,17 +11,21 @@ from httpx_sse import EventSource, connect_sse
 from pydantic import BaseModel, ValidationError
 
 from shared.artifacts import ArtifactView
-from shared.models import AgentStatus, SubTaskResult, Task, TaskCreatedResponse, TaskType
+from shared.models import AgentStatus, SubTaskResult, Task, TaskCreatedResponse
 from ui.api_models import (
     AgentRecord,
     AttemptSpan,
     AttemptToolCalls,
+    DryRun,
     HistoryBucket,
     LogLine,
     LogQuery,
+    SpendReport,
     SubtaskNotes,
+    TaskCost,
     TaskPage,
     TaskQuery,
+    TaskRequest,
 )
 
 # Reads must come back fast or the page would hang; the dashboard retries by refreshing anyway.
@@ -159,19 +163,27 @@ class OrchestratorClient:
         except ValueError:
             raise ApiError(f"the orchestrator answered {path} with something that is not JSON") from None
 
-    def submit_task(
-        self, description: str, user_id: str | None = None, task_type: TaskType = TaskType.GENERAL
-    ) -> TaskCreatedResponse:
-        body = {"description": description, "user_id": user_id or None, "task_type": task_type.value}
-        answer = self._json("POST", "/tasks", json=body, timeout=SUBMIT_TIMEOUT)
+    def submit_task(self, request: TaskRequest) -> TaskCreatedResponse:
+        answer = self._json("POST", "/tasks", json=request.body(), timeout=SUBMIT_TIMEOUT)
         parsed: TaskCreatedResponse = _parse(TaskCreatedResponse, answer)
         return parsed
+
+    def estimate_task(self, request: TaskRequest) -> DryRun:
+        """The plan and what it may cost (a dry run: nothing stored or run; the planning call itself is spent)."""
+        answer = self._json("POST", "/tasks", params={"dry_run": "true"}, json=request.body(), timeout=SUBMIT_TIMEOUT)
+        dry_run: DryRun = _parse(DryRun, answer)
+        return dry_run
 
     def list_tasks(self, query: TaskQuery | None = None) -> TaskPage:
         answer = self._json("GET", "/tasks", params=(query or TaskQuery()).params())
         page: TaskPage = _parse(TaskPage, answer)
         # An orchestrator without retention says nothing; one that keeps forever says null.
         return page.model_copy(update={"retention_known": isinstance(answer, dict) and "retention_days" in answer})
+
+    def count_tasks(self, query: TaskQuery) -> int:
+        """How many tasks the search finds (one row fetched: the total is what counts)."""
+        answer = self._json("GET", "/tasks", params={**query.params(), "limit": 1, "offset": 0})
+        return int(_member(answer, "total"))
 
     def get_task(self, task_id: str) -> TaskDetail:
         answer = self._json("GET", f"/tasks/{task_id}")
@@ -186,6 +198,16 @@ class OrchestratorClient:
             decomposition_model=plan.get("model"),
             notes={item["id"]: _parse(SubtaskNotes, item) for item in raw_task.get("subtasks", [])},
         )
+
+    def task_cost(self, task_id: str) -> TaskCost:
+        """What the task cost by the cost ledger: planning and attempts apart, per subtask, attempt and call."""
+        cost: TaskCost = _parse(TaskCost, self._json("GET", f"/tasks/{task_id}/cost"))
+        return cost
+
+    def spend(self, days: int, by: str = "day") -> SpendReport:
+        """Spend per UTC day of the last `days` (`by="tenant"`: every tenant's, an operator key's view)."""
+        report: SpendReport = _parse(SpendReport, self._json("GET", "/spend", params={"days": days, "by": by}))
+        return report
 
     def task_timeline(self, task_id: str) -> list[AttemptSpan]:
         answer = self._json("GET", f"/tasks/{task_id}/timeline")

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.models import LogLevel, StatusReason, TaskStatus, TaskType
+from shared.models import CostEstimate, LogLevel, StatusReason, TaskStatus, TaskType, TokenUsage
 
 
 class Lenient(BaseModel):
@@ -115,6 +115,138 @@ class HistoryBucket(Lenient):
     cost_usd: float = 0.0
 
 
+class CallTotals(Lenient):
+    """What a group of model calls cost and used, by the cost ledger."""
+
+    cost_usd: float = 0.0
+    calls: int = 0
+    tokens: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class AttemptCost(Lenient):
+    subtask_id: str
+    attempt: int
+    agent_id: str | None = None
+    totals: CallTotals = Field(default_factory=CallTotals)
+
+
+class SubtaskCost(Lenient):
+    subtask_id: str
+    totals: CallTotals = Field(default_factory=CallTotals)
+    attempts: list[AttemptCost] = Field(default_factory=list)
+
+
+class ModelCall(Lenient):
+    """One row of the cost ledger: one call to Claude."""
+
+    purpose: str
+    subtask_id: str | None = None
+    attempt: int | None = None
+    agent_id: str | None = None
+    model: str
+    tokens: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    price_version: int | None = None
+    created_at: datetime | None = None
+
+
+class TaskCost(Lenient):
+    """GET /tasks/{id}/cost: what a task cost, its planning and its attempts apart, by subtask and by call."""
+
+    task_id: str
+    total_usd: float = 0.0
+    decomposition_usd: float = 0.0
+    attempts_usd: float = 0.0
+    total: CallTotals = Field(default_factory=CallTotals)
+    by_purpose: dict[str, CallTotals] = Field(default_factory=dict)
+    subtasks: list[SubtaskCost] = Field(default_factory=list)
+    model_calls: list[ModelCall] = Field(default_factory=list)
+
+    def subtask(self, subtask_id: str) -> SubtaskCost | None:
+        return next((item for item in self.subtasks if item.subtask_id == subtask_id), None)
+
+    def attempt(self, subtask_id: str, attempt: int) -> AttemptCost | None:
+        subtask = self.subtask(subtask_id)
+        return next((item for item in subtask.attempts if item.attempt == attempt), None) if subtask else None
+
+
+class ModelSpend(Lenient):
+    model: str
+    totals: CallTotals = Field(default_factory=CallTotals)
+
+
+class DaySpend(Lenient):
+    day: date
+    totals: CallTotals = Field(default_factory=CallTotals)
+    models: list[ModelSpend] = Field(default_factory=list)
+
+
+class TenantSpend(Lenient):
+    tenant_id: str
+    totals: CallTotals = Field(default_factory=CallTotals)
+    today_usd: float = 0.0
+
+
+class SpendReport(Lenient):
+    """GET /spend: the tenant's spend per UTC day against its daily budget, or (an operator's) every tenant's."""
+
+    by: str = "day"
+    days: int = 1
+    since: date
+    today_usd: float = 0.0
+    daily_budget_usd: float | None = None  # None: no daily budget, or an orchestrator that does not say
+    left_today_usd: float | None = None
+    total: CallTotals = Field(default_factory=CallTotals)
+    daily: list[DaySpend] = Field(default_factory=list)
+    tenants: list[TenantSpend] = Field(default_factory=list)
+
+
+class PlannedStep(Lenient):
+    """One subtask of a dry run's plan: nothing of it is stored."""
+
+    id: str
+    description: str
+    required_capabilities: list[str] = Field(default_factory=list)
+    dependencies: list[str] = Field(default_factory=list)
+    priority: int = 5
+
+
+class PlanningCall(Lenient):
+    duration_ms: float = 0.0
+    token_usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float | None = None
+
+
+class DryRun(Lenient):
+    """POST /tasks?dry_run=true: the plan and what it may cost, before anything is stored or run."""
+
+    subtasks: list[PlannedStep] = Field(default_factory=list)
+    estimate: CostEstimate | None = None
+    decomposition_fallback: bool = False
+    decomposition: PlanningCall = Field(default_factory=PlanningCall)
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What the submit form sends: POST /tasks's body, for a task or a dry run of it."""
+
+    description: str
+    user_id: str | None = None
+    task_type: TaskType = TaskType.GENERAL
+    max_cost_usd: float | None = None
+    deadline_seconds: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        values = {
+            "description": self.description,
+            "user_id": self.user_id or None,
+            "task_type": self.task_type.value,
+            "max_cost_usd": self.max_cost_usd,
+            "deadline_seconds": self.deadline_seconds,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
 class LogLine(Lenient):
     id: int | None = None
     agent_id: str
@@ -134,6 +266,7 @@ class TaskQuery:
     text: str = ""
     user_id: str = ""
     status: TaskStatus | None = None
+    reason: str | None = None  # a status_reason code, of the task or one of its subtasks
     created_from: date | None = None
     created_to: date | None = None  # inclusive: the whole day
     limit: int = 25
@@ -144,6 +277,7 @@ class TaskQuery:
             "q": self.text.strip() or None,
             "user_id": self.user_id.strip() or None,
             "status": self.status.value if self.status else None,
+            "reason": self.reason,
             "created_after": _day_start(self.created_from),
             "created_before": _day_start(self.created_to, next_day=True),
             "limit": self.limit,

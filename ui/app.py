@@ -1,5 +1,5 @@
-"""The dashboard page: the orchestrator's health, the submit form in the sidebar, and four tabs (tasks, agents,
-metrics, logs), each part refreshing on its own; the URL says what is shown (ui/navigation.py)."""
+"""The dashboard page: the orchestrator's health, the submit form in the sidebar, and five tabs (tasks, agents,
+metrics, spend, logs), each part refreshing on its own; the URL says what is shown (ui/navigation.py)."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from shared.config import ConfigurationError, Settings, load_settings
 from ui import navigation
 from ui.api_client import OrchestratorClient
 from ui.formatting import SIMULATED_ICON
-from ui.sections import agents, header, logs, metrics, submit, task_detail, tasks
+from ui.sections import agents, header, logs, metrics, spend, submit, task_detail, tasks
 
 TITLE = "Multi-Agent Task Execution System"
 # An agent is "late" after missing about two heartbeats; the registry drops it entirely at its TTL.
@@ -54,7 +54,7 @@ def main() -> None:
         st.divider()
         st.caption(f"Orchestrator: {client.base_url}")
     tabs = st.tabs(navigation.TABS, key=navigation.VIEW, bind="query-params", default=navigation.default_tab())
-    tasks_tab, agents_tab, metrics_tab, logs_tab = tabs
+    tasks_tab, agents_tab, metrics_tab, spend_tab, logs_tab = tabs
     # Only the open tab runs: a hidden tab's fragments would keep fetching for nobody.
     if tasks_tab.open:
         with tasks_tab:
@@ -66,6 +66,9 @@ def main() -> None:
     if metrics_tab.open:
         with metrics_tab:
             metrics.render(client)
+    if spend_tab.open:
+        with spend_tab:
+            spend.render(client)
     if logs_tab.open:
         with logs_tab:
             logs.render(client)

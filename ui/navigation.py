@@ -1,7 +1,8 @@
 """Deep links: what the page shows lives in its URL, so a link opens the same view and a reload keeps it.
 
 `?task=<id>` opens a task, `?agent=<id>` an agent, `?logs_task=<id>` (or `logs_subtask`, `logs_trace`, `logs_agent`)
-the logs filtered to it; `?view=<tab>` is the open tab, kept by st.tabs itself.
+the logs filtered to it; `?view=<tab>` is the open tab, kept by st.tabs itself (`?view=Spend`: the spend per day and
+tenant).
 """
 
 import streamlit as st
@@ -10,8 +11,8 @@ TASK = "task"
 AGENT = "agent"
 VIEW = "view"
 LOG_FILTERS = {"task_id": "logs_task", "subtask_id": "logs_subtask", "trace_id": "logs_trace", "agent_id": "logs_agent"}
-TASKS_TAB, AGENTS_TAB, METRICS_TAB, LOGS_TAB = "Tasks", "Agents", "Metrics", "Logs"
-TABS = [TASKS_TAB, AGENTS_TAB, METRICS_TAB, LOGS_TAB]
+TASKS_TAB, AGENTS_TAB, METRICS_TAB, SPEND_TAB, LOGS_TAB = "Tasks", "Agents", "Metrics", "Spend", "Logs"
+TABS = [TASKS_TAB, AGENTS_TAB, METRICS_TAB, SPEND_TAB, LOGS_TAB]
 
 
 def selected_task() -> str | None:

@@ -1,13 +1,50 @@
 """Why a task or subtask is where it is, in one line: its error, what blocks it, why it was retried, what it waits
-for, and whether Claude's plan was replaced by the fallback."""
+for (an agent, the provider, a budget), and whether Claude's plan was replaced by the fallback.
 
-from shared.models import SubTask, SubTaskStatus, TaskStatus
+The orchestrator's status reasons carry a code and a sentence; `REASONS` names each code the way an operator scans
+for it (the task list's filter, the task's reason panel), and the sentence says the rest: how much, until when, and
+what to do.
+"""
+
+from dataclasses import dataclass
+
+from shared.models import StatusReason, SubTask, SubTaskStatus, TaskStatus
 from ui.api_models import SubtaskNotes, TaskRow
-from ui.formatting import preview
+from ui.formatting import plain, preview
 
 NOTHING = "—"
 FALLBACK = "plan fallback: Claude's plan was replaced by one subtask"
 WHY_LENGTH = 160
+
+
+@dataclass(frozen=True)
+class ReasonKind:
+    title: str  # what the reason is, in a few words
+    icon: str
+
+
+BUDGET_EXHAUSTED = "budget_exhausted"
+TENANT_DAILY_BUDGET = "tenant_daily_budget"
+PROVIDER_UNAVAILABLE = "provider_unavailable"
+DEADLINE_EXCEEDED = "deadline_exceeded"
+REASONS = {
+    BUDGET_EXHAUSTED: ReasonKind("Paused: its budget is spent", ":material/savings:"),
+    TENANT_DAILY_BUDGET: ReasonKind("Paused: today's budget is spent", ":material/event_busy:"),
+    PROVIDER_UNAVAILABLE: ReasonKind("Waiting on Claude", ":material/cloud_sync:"),
+    DEADLINE_EXCEEDED: ReasonKind("Failed: its deadline passed", ":material/timer_off:"),
+    "no_live_agent": ReasonKind("Waiting for an agent", ":material/person_search:"),
+    "dependency_unavailable": ReasonKind("Waiting for a dependency", ":material/link_off:"),
+}
+OTHER_REASON = ReasonKind("Waiting", ":material/hourglass_top:")
+
+
+def reason_kind(reason: StatusReason) -> ReasonKind:
+    return REASONS.get(reason.code, OTHER_REASON)
+
+
+def reason_line(reason: StatusReason) -> str:
+    """The reason panel's line: `**Waiting on Claude** — waiting on Claude: rate limited (429), next try at …`."""
+    return f"**{reason_kind(reason).title}** — {plain(reason.message)}"
 
 
 def task_why(task: TaskRow) -> str:

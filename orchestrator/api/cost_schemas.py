@@ -43,6 +43,12 @@ class SpendResponse(BaseModel):
     days: int = Field(ge=1, le=90)
     since: date = Field(description="The first UTC day counted; the last is today")
     today_usd: float = Field(ge=0, description="Spent on the current UTC day (by=tenant: by every tenant)")
+    daily_budget_usd: float | None = Field(
+        None, gt=0, description="by=day: the tenant's daily budget (TENANT_DAILY_BUDGET_USD); null when it has none"
+    )
+    left_today_usd: float | None = Field(
+        None, ge=0, description="by=day: what the daily budget leaves for the rest of the UTC day (0 once spent)"
+    )
     total: CallTotals = Field(description="Everything in the window")
     daily: list[DaySpend] = Field(description="by=day: each UTC day of the window, oldest first, idle days as zero")
     tenants: list[TenantSpend] = Field(description="by=tenant: every tenant that spent in the window, by id")

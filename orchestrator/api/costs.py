@@ -41,4 +41,4 @@ async def spend(
 ) -> SpendResponse:
     if by == "tenant" and key.scope is not ApiKeyScope.OPERATOR:
         raise ForbiddenError("by=tenant shows every tenant's spend: it needs an operator key; this is a client key")
-    return await cost_reports.spend(state.db, days, by)
+    return await cost_reports.spend(state.db, days, by, state.settings.tenant_daily_budget_usd or None)

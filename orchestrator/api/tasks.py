@@ -2,10 +2,10 @@
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
-from pydantic import AwareDatetime, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from orchestrator.api.auth import OPERATOR_ACCESS
 from orchestrator.api.schemas import (
@@ -36,6 +36,7 @@ from shared.models import (
 from shared.tracing import request_trace_id
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+RequestBody = TypeVar("RequestBody", bound=BaseModel)
 
 # PostgreSQL text cannot hold NUL: refuse it here (400) rather than fail at the query (500).
 NO_NUL = r"^[^\x00]*$"
@@ -152,6 +153,15 @@ async def submit_task(
             )
         except ValidationError as error:
             raise InvalidInputError(describe_validation_errors(list(error.errors()))) from None
+    else:
+        body = with_query_fields(
+            body,
+            description=description,
+            user_id=user_id,
+            context_pack_id=context_pack_id,
+            max_cost_usd=max_cost_usd,
+            deadline_seconds=deadline_seconds,
+        )
     _refuse_nul(body)
     if dry_run:  # stores nothing, so there is nothing a repeated request could duplicate
         return await state.tasks.dry_run(body, trace_id)
@@ -163,6 +173,20 @@ async def submit_task(
     if replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return created
+
+
+def with_query_fields(body: RequestBody, **query: object) -> RequestBody:
+    """The JSON body with the query parameters sent beside it: one the body lacks is taken (a budget or a deadline
+    is never silently dropped), one it gives otherwise is an InvalidInputError."""
+    taken = {}
+    for name, value in query.items():
+        given = getattr(body, name)
+        if value is None or value == given:
+            continue
+        if given is not None:
+            raise InvalidInputError(f"{name}: the query parameter and the JSON body disagree; send one of them")
+        taken[name] = value
+    return body.model_copy(update=taken) if taken else body
 
 
 def in_utc(name: str, moment: datetime | None) -> datetime | None:
@@ -206,13 +230,22 @@ async def list_tasks(
     created_before: Annotated[
         AwareDatetime | None, Query(description="Only tasks created before this ISO 8601 time (with offset)")
     ] = None,
+    reason: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[a-z][a-z0-9_]*$",
+            description="Only tasks whose status_reason, or a subtask's, has this code (budget_exhausted, "
+            "tenant_daily_budget, provider_unavailable, deadline_exceeded, no_live_agent, ...)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskListResponse:
     created_after, created_before = in_utc("created_after", created_after), in_utc("created_before", created_before)
     if created_after is not None and created_before is not None and created_after >= created_before:
         raise InvalidInputError("created_after must be earlier than created_before")
-    search = TaskSearch(status, user_id, q, created_after, created_before)
+    search = TaskSearch(status, user_id, q, created_after, created_before, reason)
     tasks, total = await state.tasks.list_tasks(search, limit, offset)
     retention_days = state.settings.retention_days or None  # 0 keeps tasks forever
     return TaskListResponse(tasks=tasks, total=total, limit=limit, offset=offset, retention_days=retention_days)
@@ -272,10 +305,8 @@ async def resume_task(
     max_cost_usd: MaxCostQuery = None,
     body: Annotated[TaskResumeRequest | None, Body(description="Alternative to the query parameter")] = None,
 ) -> TaskResumedResponse:
-    if body is not None and body.max_cost_usd is not None:
-        if max_cost_usd is not None and max_cost_usd != body.max_cost_usd:
-            raise InvalidInputError("max_cost_usd: the query parameter and the JSON body disagree; send one of them")
-        max_cost_usd = body.max_cost_usd
+    if body is not None:
+        max_cost_usd = with_query_fields(body, max_cost_usd=max_cost_usd).max_cost_usd
     return await state.tasks.resume_task(task_id, max_cost_usd)
 
 

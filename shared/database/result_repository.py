@@ -1,6 +1,6 @@
 """Results reported by agents, one row per delivered result (late and duplicate ones included)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -102,6 +102,13 @@ class ResultRepository:
                 INSERT_RESULT,
                 [_result_values(result, applied, times, self._tenant_id) for result, applied, times in results],
             )
+
+    async def recorded(self, result_ids: Collection[str]) -> set[str]:
+        """Which of these results are recorded already (a result delivered again keeps its first record)."""
+        rows = await self._executor.fetch(
+            "SELECT result_id FROM subtask_results WHERE result_id = ANY ($1::text[])", list(result_ids)
+        )
+        return {row["result_id"] for row in rows}
 
     async def get_subtask_results(self, task_id: str, *, applied_only: bool = False) -> list[SubTaskResult]:
         rows = await self._executor.fetch(

@@ -58,6 +58,7 @@ async def test_spend_by_tenant_is_an_operator_s_view_of_every_tenant(
     assert own.status_code == 200, own.text
     assert (own.json()["today_usd"], own.json()["total"]["calls"]) == (pytest.approx(0.25), 1)
     assert own.json()["since"] == datetime.now(UTC).date().isoformat() and len(own.json()["daily"]) == 1
+    assert (own.json()["daily_budget_usd"], own.json()["left_today_usd"]) == (None, None), "no daily budget here"
     assert_error(refused, 403, "operator key")
     body = every.json()
     assert body["since"] == (datetime.now(UTC).date() - timedelta(days=6)).isoformat() and body["daily"] == []

@@ -156,8 +156,18 @@ async def test_search_by_text_id_and_date_counts_every_match(
         # Valid ISO 8601 with an offset, but before year 1 or after 9999 in UTC: PostgreSQL compares in UTC.
         ({"created_after": "0001-01-01T00:00:00+14:00"}, ["created_after", "UTC"]),
         ({"created_before": "9999-12-31T23:00:00-14:00"}, ["created_before", "UTC"]),
+        ({"reason": "Budget Exhausted"}, ["reason", "pattern"]),
     ],
-    ids=["empty-q", "long-q", "not-a-time", "no-offset", "empty-window", "before-utc-year-1", "after-utc-year-9999"],
+    ids=[
+        "empty-q",
+        "long-q",
+        "not-a-time",
+        "no-offset",
+        "empty-window",
+        "before-utc-year-1",
+        "after-utc-year-9999",
+        "not-a-reason-code",
+    ],
 )
 async def test_search_refuses_bad_filters_with_400(
     orchestrator_client: httpx.AsyncClient, params: dict[str, str], words: list[str]

@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Any] = {
     "plans": [
         {"match": "monthly", "plan": plan(("collect", "collect the monthly numbers", ["DATA_ANALYSIS"], []))},
         {"match": "refuses", "plan": plan(("scrape", "scrape the refusing site", ["DATA_ANALYSIS"], []))},
+        {"match": "budget", "plan": plan(("tally", "tally the budgeted figures", ["DATA_ANALYSIS"], []))},
         {"match": "", "plan": plan(("other", "another step", ["FILE_PROCESSING"], []))},
     ]
 }
@@ -119,6 +120,30 @@ async def test_the_dashboard_follows_tasks_live_acts_on_them_and_marks_stale_dat
         await expect(page.get_by_text("Throughput — subtasks per minute")).to_be_visible(timeout=UI_TIMEOUT_MS)
         await expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(5, timeout=UI_TIMEOUT_MS)
         await keep_screen(page, "7-metrics-from-history")
+
+        # Where the money went: today's spend, per UTC day by model, and per tenant (the dashboard's key is an
+        # operator's).
+        await page.goto(f"{url}/?view=Spend")
+        await expect(page.get_by_text("Spend per UTC day — USD, by model")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        await expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        await expect(page.get_by_text("Spent today (UTC)")).to_be_visible()
+        await expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1, timeout=UI_TIMEOUT_MS)  # tenants
+        await keep_screen(page, "7b-spend-per-day-and-tenant")
+
+        # A task whose planning alone spends its budget pauses; resumed from its page with a higher one, it runs.
+        paused = await submit(api, "Tally the figures within a budget", max_cost_usd="0.0001")
+        await page.goto(f"{url}/?task={paused}")
+        await expect(task_heading(page, "paused", paused)).to_be_visible(timeout=UI_TIMEOUT_MS)
+        await expect(page.get_by_text("Paused: its budget is spent").first).to_be_visible()
+        await keep_screen(page, "7c-paused-on-its-budget")
+        budget = page.locator(f".st-key-budget_{paused} input")
+        await budget.fill("1")
+        await budget.press("Enter")
+        await page.locator(f".st-key-resume_{paused} button").click()
+        await finish(fleet, "tally the budgeted figures", ResultStatus.COMPLETED)
+        await expect(task_heading(page, "completed", paused)).to_be_visible(timeout=UI_TIMEOUT_MS)
+        await expect(page.get_by_text("of its $1.00 budget")).to_be_visible()
+        await keep_screen(page, "7d-resumed-and-completed")
         await page.goto(f"{url}/?task={failing}")
         await page.locator(f".st-key-logs_{failing} button").click()
         task_filter = page.get_by_role("textbox", name="Task id", exact=True)

@@ -80,7 +80,8 @@ def starts(requests: list[dict[str, Any]]) -> list[tuple[datetime, dict[str, Any
     started = [
         (datetime.fromisoformat(entry["timestamp"]), entry)
         for entry in requests
-        if not any(message["role"] == "assistant" for message in entry["messages"])
+        if not entry["path"].startswith("/v1/messages/count_tokens")  # the estimates' counting: no model call
+        and not any(message["role"] == "assistant" for message in entry["messages"])
     ]
     return sorted(started, key=lambda pair: pair[0])
 

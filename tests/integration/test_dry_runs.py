@@ -60,6 +60,8 @@ async def test_a_dry_run_answers_the_plan_and_its_estimate_and_stores_queues_and
     estimate = body["estimate"]
     assert estimate["basis"] == "count_tokens" and 0 < estimate["min_usd"] < estimate["max_usd"]
     assert body["decomposition"]["token_usage"]["input_tokens"] > 0  # the planning call was made, and counted
+    charged = await db.pool.fetchval("SELECT sum(cost_usd)::float8 FROM model_calls WHERE task_id IS NULL")
+    assert body["decomposition"]["cost_usd"] == pytest.approx(charged) and charged > 0  # the ledger's figure
     assert [request["source"] for request in simulator.requests()][-1] == "count_tokens"
     # Nothing stored, queued or published.
     assert await stored_rows(db) == (0, 0)

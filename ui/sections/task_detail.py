@@ -9,8 +9,10 @@ import streamlit as st
 from shared.models import SubTaskStatus, Task, TaskStatus
 from ui import formatting, live, navigation
 from ui.api_client import OrchestratorClient, TaskDetail
-from ui.sections import artifact_view, attempt_view, subtask_view, task_actions, task_events
+from ui.api_models import TaskCost
+from ui.sections import artifact_view, attempt_view, cost_view, subtask_view, task_actions, task_events
 from ui.sections.tasks import NEWEST_TASK
+from ui.why import reason_kind, reason_line
 
 LIVE_REFRESH_SECONDS = 2.0
 ENDED_REFRESH_SECONDS = 10.0
@@ -70,9 +72,12 @@ def _draw(client: OrchestratorClient, detail: TaskDetail) -> None:
                 icon=formatting.SIMULATED_ICON,
             )
         _progress(task)
-        _totals(detail)
+        cost = cost_view.fetch(client, task.id)
+        _totals(detail, cost)
+        cost_view.breakdown(task, cost)
         _outcome(detail)
-        subtask_view.render(client, detail, now)
+        subtask_view.render(client, detail, cost, now)
+        cost_view.calls(cost, task.id)
         attempt_view.render(client, task.id)
         artifact_view.render(client, task.id)
 
@@ -108,30 +113,22 @@ def _progress(task: Task) -> None:
     )
 
 
-def task_cost(detail: TaskDetail) -> float:
-    """Results plus the decomposition call: the orchestrator's total, else the same sum made here."""
-    if detail.cost_usd is not None:
-        return detail.cost_usd
-    return sum(result.cost_usd for result in detail.results) + (detail.decomposition_cost_usd or 0.0)
-
-
-def _totals(detail: TaskDetail) -> None:
-    """What the task has cost so far, over the decomposition and every attempt (retries cost too)."""
-    task, results = detail.task, detail.results
-    decomposition_tokens = task.decomposition.token_usage.total_tokens if task.decomposition else 0
-    tokens = sum(result.token_usage.total_tokens for result in results) + decomposition_tokens
+def _totals(detail: TaskDetail, cost: TaskCost | None) -> None:
+    """What the task has cost so far, over its planning and every attempt (retries and late results cost too)."""
+    results = detail.results
     agent_seconds = sum(result.execution_time for result in results)
     columns = st.columns(4)
     columns[0].metric("Results reported", len(results))
     columns[1].metric("Agent time", formatting.duration(agent_seconds) if results else "—")
-    columns[2].metric("Tokens", formatting.token_count(tokens), help="Decomposition plus every attempt")
-    columns[3].metric("Cost", formatting.cost(task_cost(detail)), help="Decomposition plus every attempt")
+    tokens = cost_view.total_tokens(detail, cost)
+    columns[2].metric("Tokens", formatting.token_count(tokens), help="Planning plus every attempt")
+    columns[3].metric("Cost", formatting.cost(cost_view.total_cost(detail, cost)), help="Planning plus every attempt")
 
 
 def _outcome(detail: TaskDetail) -> None:
     task, plan = detail.task, detail.task.decomposition
-    if task.status_reason:
-        st.warning(formatting.plain(task.status_reason.message), icon=":material/hourglass_top:")
+    if task.status_reason and task.status_reason.message != task.error:  # an ending's reason is its error, below
+        st.warning(reason_line(task.status_reason), icon=reason_kind(task.status_reason).icon)
     if task.decomposition_fallback:
         reason = plan.fallback_reason if plan and plan.fallback_reason else "no reason recorded"
         st.warning(f"Plan fallback: Claude's plan was replaced by one subtask: {reason}", icon=":material/warning:")

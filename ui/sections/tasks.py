@@ -1,5 +1,6 @@
-"""The task list: search by text or id, user, status and creation date, one page at a time, refreshed every few
-seconds on its own; a click on a row opens that task underneath (and in the URL, as `?task=<id>`)."""
+"""The task list: search by text or id, user, status, why it waits (a status reason) and creation date, one page
+at a time, refreshed every few seconds on its own; a click on a row opens that task underneath (and in the URL,
+as `?task=<id>`)."""
 
 from datetime import date
 
@@ -12,12 +13,14 @@ from ui import formatting, live, navigation
 from ui.api_client import OrchestratorClient
 from ui.api_models import TaskPage, TaskQuery, TaskRow
 from ui.clickable_table import clickable_table
-from ui.why import task_why
+from ui.why import REASONS, task_why
 
 REFRESH_SECONDS = 3.0
 PAGE_SIZE = 25
 ALL_STATUSES = "all"
 STATUS_FILTER = "task_status_filter"
+REASON_FILTER = "task_reason_filter"
+ANY_REASON = "any"
 TEXT_FILTER = "task_search"
 USER_FILTER = "task_user_filter"
 DATE_FILTER = "task_date_filter"
@@ -65,13 +68,16 @@ def _task_list(client: OrchestratorClient) -> None:
 
 
 def _search_form() -> TaskQuery:
-    text, user, status, created, page = st.columns([3, 2, 2, 3, 1], vertical_alignment="bottom")
+    text, user, status, reason, created, page = st.columns([3, 2, 2, 2, 3, 1], vertical_alignment="bottom")
     typed = text.text_input(
         "Search", key=TEXT_FILTER, placeholder="words of the task, or its id", on_change=_first_page
     )
     user_id = user.text_input("User", key=USER_FILTER, placeholder="any user", on_change=_first_page)
     chosen = status.selectbox(
         "Status", [ALL_STATUSES, *TaskStatus], key=STATUS_FILTER, format_func=_status_option, on_change=_first_page
+    )
+    why = reason.selectbox(
+        "Why", [ANY_REASON, *REASONS], key=REASON_FILTER, format_func=_reason_option, on_change=_first_page
     )
     days = created.date_input("Created", value=[], key=DATE_FILTER, format="YYYY-MM-DD", on_change=_first_page)
     number = page.number_input("Page", min_value=1, value=1, step=1, key=PAGE)
@@ -80,6 +86,7 @@ def _search_form() -> TaskQuery:
         text=typed,
         user_id=user_id,
         status=None if chosen == ALL_STATUSES else TaskStatus(chosen),
+        reason=None if why == ANY_REASON else why,
         created_from=first,
         created_to=last,
         limit=PAGE_SIZE,
@@ -101,6 +108,10 @@ def _day_range(days: object) -> tuple[date | None, date | None]:
 
 def _status_option(status: str) -> str:
     return "All statuses" if status == ALL_STATUSES else formatting.status_text(status)
+
+
+def _reason_option(code: str) -> str:
+    return "Any reason" if code == ANY_REASON else REASONS[code].title
 
 
 def _table(tasks: list[TaskRow]) -> None:

@@ -267,3 +267,47 @@ async def test_a_task_whose_own_budget_is_spent_stays_paused_when_the_day_turns(
     assert await lifecycle.resume_within_daily_budget() == 0
 
     assert await status_of(repos, task) == (TaskStatus.PAUSED, BUDGET_EXHAUSTED)
+
+
+# --- an operator's retry -------------------------------------------------------------------------------------------
+
+
+async def test_a_retry_of_a_task_that_failed_over_its_budget_pauses_it_instead_of_running_on(
+    lifecycle: TaskLifecycle, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    repos = db.repositories()
+    task = await started(lifecycle, repos, {"a": [], "b": ["a"]}, max_cost_usd=0.05)
+    await report(lifecycle, repos, task, "a", 0.06, status=ResultStatus.FAILED, retryable=False)
+    assert await status_of(repos, task) == (TaskStatus.FAILED, None)  # it ended before its spend was checked
+    await test_redis.client.delete(test_redis.keys.queue(TASK_QUEUE))
+
+    outcome = await lifecycle.retry(task.id)
+
+    assert outcome.task.status is TaskStatus.PAUSED and outcome.requeued == []
+    assert await status_of(repos, task) == (TaskStatus.PAUSED, BUDGET_EXHAUSTED)
+    assert await queued_on_redis(test_redis) == set()
+    a = await repos.subtasks.get_subtask(subtask_id(task, "a"))
+    assert a is not None and a.status is SubTaskStatus.QUEUED
+    assert await repos.subtasks.claim(a.id, a.attempt_count, "agent1") is None  # not one more attempt over budget
+    resumed = await lifecycle.resume(task.id, 0.5)  # the way on: a budget that covers it
+    assert resumed.task.status is TaskStatus.IN_PROGRESS and await queued_on_redis(test_redis) == ids(task, "a")
+
+
+async def test_a_retry_while_the_tenant_daily_budget_is_spent_pauses_the_task(
+    orchestrator_settings: Settings, db: DatabaseManager, test_redis: RedisManager
+) -> None:
+    lifecycle = lifecycle_with(orchestrator_settings, db, test_redis, tenant_daily_budget_usd=0.05)
+    repos = db.repositories()
+    task = await started(lifecycle, repos, {"a": []})
+    await report(lifecycle, repos, task, "a", 0.06, status=ResultStatus.FAILED, retryable=False)
+    assert await status_of(repos, task) == (TaskStatus.FAILED, None)
+    await test_redis.client.delete(test_redis.keys.queue(TASK_QUEUE))
+
+    outcome = await lifecycle.retry(task.id)
+
+    assert outcome.task.status is TaskStatus.PAUSED and outcome.requeued == []
+    assert await status_of(repos, task) == (TaskStatus.PAUSED, TENANT_DAILY_BUDGET)
+    assert await queued_on_redis(test_redis) == set()
+    await move_spend_back_a_day(db, [task])
+    assert await lifecycle.resume_within_daily_budget() == 1
+    assert await queued_on_redis(test_redis) == ids(task, "a")

@@ -210,3 +210,26 @@ async def test_budgets_are_checked_at_the_edge(orchestrator: OrchestratorFactory
         )
         assert first.status_code == 200 and other.status_code == 409, other.text
         assert "max_cost_usd" in other.json()["error"]
+
+
+async def test_a_budget_or_deadline_sent_in_the_query_beside_a_json_body_is_kept_or_refused_never_dropped(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    await fleet.add("agent1", DATA)
+    async with orchestrator(SCENARIOS, **UNPRICED) as client:
+        for bad in ("nan", "inf", "-inf", "1e309", "0x10"):
+            answer = await client.post("/tasks", params={"description": "Do the two stock steps", "max_cost_usd": bad})
+            assert answer.status_code == 400, (bad, answer.text)
+        body = {"description": "Do the two stock steps"}
+
+        both = await client.post("/tasks", params={"max_cost_usd": "0.5", "deadline_seconds": "600"}, json=body)
+
+        assert both.status_code == 200, both.text
+        task = (await task_state(client, both.json()["task_id"]))["task"]
+        assert task["max_cost_usd"] == 0.5 and task["deadline_at"] is not None
+        for name, query, given in (("max_cost_usd", "0.5", 2), ("deadline_seconds", "600", 60)):
+            disagreeing = await client.post("/tasks", params={name: query}, json={**body, name: given})
+            assert disagreeing.status_code == 400, disagreeing.text
+            assert f"{name}: the query parameter and the JSON body disagree" in disagreeing.json()["error"]
+        agreeing = await client.post("/tasks", params={"max_cost_usd": "2"}, json={**body, "max_cost_usd": 2})
+        assert agreeing.status_code == 200, agreeing.text

@@ -165,3 +165,25 @@ async def test_planning_calls_of_no_task_are_recorded_and_their_cost_returned(
 
     assert cost == pytest.approx(orchestrator_settings.model_prices[model].cost_usd(usage))
     assert await db.repositories().ledger.tenant_spend_on(datetime.now(UTC).date()) == pytest.approx(cost)
+
+
+async def test_a_result_delivered_again_is_recorded_in_the_ledger_once(
+    orchestrator_settings: Settings,
+    db: DatabaseManager,
+    test_redis: RedisManager,
+) -> None:
+    model = own_model()
+    lifecycle = lifecycle_of(priced_with(orchestrator_settings, model, CHEAP), db, test_redis)
+    running = await started(lifecycle, db.repositories())
+    reported = with_turns(lifecycle.trust, build_result(running), model, TURNS)
+
+    # Delivered twice in one batch, then once more later (an orchestrator that died before acknowledging it, an
+    # agent's push retried after a reply was lost): the same report, the same result id, one attempt's spend.
+    first = await lifecycle.apply_results([reported, reported])
+    again = await lifecycle.apply_results([reported])
+
+    assert len(first.applied) == 1 and again.applied == [] and not first.rejected and not again.rejected
+    rows = await db.repositories().ledger.task_calls(running.task_id)
+    assert [row.tokens for row in rows] == TURNS
+    spent = await db.repositories().ledger.task_spend([running.task_id])
+    assert spent[running.task_id] == pytest.approx(sum(CHEAP.cost_usd(usage) for usage in TURNS))

@@ -8,7 +8,7 @@ import pytest
 from shared.database import DatabaseManager, Repositories
 from shared.database.task_search import TaskSearch, like_literal
 from shared.ledger import LedgerEntry, PriceBook
-from shared.models import CallPurpose, ResultStatus, SubTaskStatus, Task, TokenUsage
+from shared.models import CallPurpose, ResultStatus, StatusReason, SubTaskStatus, Task, TokenUsage
 from tests.factories import build_result, build_task, run_attempt
 
 NOW = datetime.now(UTC)
@@ -113,3 +113,18 @@ async def test_a_summary_adds_every_model_call_of_the_task_planning_included(db:
     assert summary.total_tokens == planning.total_tokens + 2 * usage.total_tokens
     assert summary.cost_usd == pytest.approx(0.006 + 0.25 + 0.5)
     assert (listed[untouched.id].cost_usd, listed[untouched.id].total_tokens) == (0.0, 0)
+
+
+async def test_a_reason_finds_tasks_that_have_it_themselves_or_on_one_of_their_subtasks(db: DatabaseManager) -> None:
+    repos = db.repositories()
+    waiting = StatusReason(code="provider_unavailable", message="waiting on Claude: overloaded (529)")
+    unplanned = await repos.tasks.create_task(build_task(subtasks=0, status_reason=waiting))
+    planned = await repos.tasks.create_task(build_task(subtasks=2))
+    await repos.tasks.create_task(build_task(subtasks=1, status_reason=StatusReason(code="no_live_agent", message="w")))
+    await repos.subtasks.queue_ready(planned.id)
+    await repos.subtasks.set_status_reasons([(planned.subtasks[1].id, 1, waiting)])
+
+    listed, total = await found(repos, TaskSearch(reason="provider_unavailable"))
+
+    assert (set(listed), total) == ({unplanned.description, planned.description}, 2)
+    assert await found(repos, TaskSearch(reason="budget_exhausted")) == ([], 0)

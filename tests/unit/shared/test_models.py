@@ -1,5 +1,6 @@
 """The domain models accept exactly what seed 003 allows and survive a JSON round trip unchanged."""
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -7,6 +8,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from shared.models import (
+    CALL_TOKENS_MAX,
     AgentCapability,
     AgentLog,
     AgentState,
@@ -495,3 +497,17 @@ def test_every_model_takes_part_in_the_round_trip() -> None:
 
     assert defined <= {type(model) for model in every_model()}
     assert defined <= set(MINIMAL_FIELDS)  # so the unknown-field test covers each of them
+
+
+@pytest.mark.parametrize("kind", ["input_tokens", "output_tokens", "cache_read_input_tokens"])
+def test_a_report_claiming_more_tokens_than_one_call_can_use_is_refused(kind: str) -> None:
+    """Two calls of 5e18 tokens each fit bigint rows but not their sum: the ledger's totals (a task's cost, the
+    tenant's spend, the budget checks) would fail for good. Such a report is refused as it is read."""
+    subtask = build_subtask(TASK_ID)
+    call = {"purpose": "attempt", "model": "claude-haiku-5-5", "usage": {kind: 5 * 10**18}}
+    report = {**build_result(subtask).model_dump(mode="json"), "model_calls": [call, call]}
+
+    with pytest.raises(ValidationError, match="one model call uses at most 10000000 tokens of each kind"):
+        ReportedResult.model_validate_json(json.dumps(report))
+    at_most = ModelCallUsage(purpose=CallPurpose.ATTEMPT, model="m", usage=TokenUsage(**{kind: CALL_TOKENS_MAX}))
+    assert at_most.usage.total_tokens == CALL_TOKENS_MAX

@@ -9,6 +9,7 @@ from contextlib import closing, contextmanager
 import pytest
 
 from ui.api_client import ApiError, OrchestratorClient
+from ui.api_models import TaskRequest
 
 AGENTS_BODY = json.dumps({"agents": []}).encode()
 
@@ -88,7 +89,7 @@ def test_a_read_dropped_twice_is_an_api_error() -> None:
 
 def test_a_submission_is_never_sent_twice() -> None:
     with misbehaving_server(drops=1) as server, client_of(server) as client, pytest.raises(ApiError) as raised:
-        client.submit_task("Do something useful with the data")
+        client.submit_task(TaskRequest("Do something useful with the data"))
 
     assert raised.value.status_code is None
     assert server.requests == ["POST /tasks HTTP/1.1"], "a retried POST could create the task twice"

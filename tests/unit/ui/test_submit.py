@@ -1,5 +1,6 @@
 """Submitting from the sidebar: the new task's id, or the API's refusal in red (400, and 429 with when to retry)."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -8,8 +9,9 @@ from shared.config import Settings
 from shared.models import TaskType
 from tests.orchestrator_harness import OrchestratorFactory, plan
 from tests.unit.ui.conftest import Dashboard, DashboardFactory, cells, url_of
+from ui import formatting
 from ui.navigation import task_link
-from ui.sections.submit import DESCRIPTION, TASK_TYPE
+from ui.sections.submit import DEADLINE, DESCRIPTION, MAX_COST, TASK_TYPE
 
 SCENARIOS: dict[str, Any] = {"plans": [{"match": "", "plan": plan(("s1", "the only step", ["DATA_ANALYSIS"], []))}]}
 
@@ -59,6 +61,46 @@ async def test_the_kind_of_work_picked_is_the_task_s_type(
 
     assert page.texts("error") == []
     assert listed["task_type"] == "MIGRATION"
+
+
+async def test_estimate_shows_the_plan_and_what_it_may_cost_and_stores_nothing(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    async with orchestrator(SCENARIOS) as api:
+        page = dashboard(url_of(api))
+        await page.run()
+        page.app.text_area(key=DESCRIPTION).input("Summarise the quarterly numbers")
+        page.app.button(key="estimate_task").click()
+        await page.run()
+        direct = (await api.post("/tasks", params={"dry_run": "true", "description": "Summarise the numbers"})).json()
+        listed = (await api.get("/tasks")).json()["total"]
+
+    [estimate] = page.app.sidebar.info
+    low, high = formatting.cost(direct["estimate"]["min_usd"]), formatting.cost(direct["estimate"]["max_usd"])
+    assert estimate.value.startswith(f"**Estimate** (nothing stored or run): 1 subtask(s), {low} to {high}.")
+    assert "Planning it cost $" in estimate.value
+    assert cells(page.app, "Subtask", table_with="Needs") == ["the only step"]
+    assert listed == 0, "a dry run stores no task"
+    assert page.app.text_area(key=DESCRIPTION).value == "Summarise the quarterly numbers", "kept for the submit"
+
+
+async def test_a_budget_and_a_deadline_go_with_the_task(
+    orchestrator: OrchestratorFactory, dashboard: DashboardFactory
+) -> None:
+    async with orchestrator(SCENARIOS) as api:
+        page = dashboard(url_of(api))
+        await page.run()
+        page.app.number_input(key=MAX_COST).set_value(0.25)
+        page.app.number_input(key=DEADLINE).set_value(600)
+        await submit_from_sidebar(page, "Summarise the quarterly numbers")
+        [listed] = (await api.get("/tasks")).json()["tasks"]
+        task = (await api.get(f"/tasks/{listed['id']}")).json()["task"]
+
+    [success] = page.app.sidebar.success
+    assert "It may cost $" in success.value
+    assert task["max_cost_usd"] == 0.25
+    created = datetime.fromisoformat(task["created_at"])
+    assert timedelta(seconds=595) < datetime.fromisoformat(task["deadline_at"]) - created <= timedelta(seconds=600)
 
 
 async def test_a_too_short_description_shows_the_api_refusal_in_red(

@@ -171,8 +171,8 @@ async def test_why_a_subtask_waits_is_shown_in_the_task_list_the_task_and_its_pl
 
     assert cells(page.app, "Why", table_with="Task") == [waiting]
     assert subtask_cells(page, "Why") == [waiting]
-    assert plain(waiting) in page.texts("warning")  # above the plan, and in the subtask's expander
-    assert page.texts("warning").count(plain(waiting)) == 2
+    # above the plan, named, and in the subtask's expander
+    assert page.texts("warning") == [f"**Waiting for an agent** — {plain(waiting)}", plain(waiting)]
 
 
 async def test_a_task_planned_by_the_fallback_says_so_in_the_list_and_the_task(
