@@ -70,3 +70,18 @@ async def test_a_rate_limited_planning_waits_out_the_retry_after_then_the_task_c
 
     assert state["task"]["status"] == "completed" and not state["task"]["decomposition_fallback"]
     assert (planned_at - limited_at).total_seconds() >= 2  # not asked again before the provider's retry-after
+
+
+async def test_a_dry_run_the_provider_cannot_serve_answers_503_with_when_to_try_again(
+    orchestrator: OrchestratorFactory,
+) -> None:
+    closed = bound_socket()  # a dry run stores nothing that could wait for the provider: the caller tries again
+    async with orchestrator(SCENARIOS, anthropic_base_url=f"http://127.0.0.1:{closed.getsockname()[1]}") as client:
+        response = await client.post("/tasks", params={"description": TASK, "dry_run": "true"})
+        listed = (await client.get("/tasks")).json()
+
+    assert response.status_code == 503, response.text
+    assert "Claude is unreachable" in response.json()["error"]
+    assert int(response.headers["Retry-After"]) >= 1
+    assert listed["total"] == 0
+    closed.close()
