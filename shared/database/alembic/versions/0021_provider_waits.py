@@ -6,14 +6,14 @@ queue with the same number, to be offered again at `not_before`; its result row 
 history tells it from a genuine failure. A task whose planning call the provider could not serve is stored without
 subtasks and planned at `plan_not_before` by the planning loop, which finds such tasks through a partial index.
 
-Revision ID: 0019_provider_waits
+Revision ID: 0021_provider_waits
 Revises: 0020_deadlines
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
-revision = "0019_provider_waits"
+revision = "0021_provider_waits"
 down_revision = "0020_deadlines"
 branch_labels = None
 depends_on = None
