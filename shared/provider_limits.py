@@ -9,12 +9,16 @@ beyond that when it ends, as far as the window still has room (the library refus
 
 The provider feeds it too: a 429 or 529 anywhere blocks its model fleet-wide until the provider's retry-after (else
 the back-off base), as a Redis key whose time-to-live is the block, so nobody stampedes a provider that said stop.
+
+The gate is advice, not the truth: while Redis cannot be reached it lets every call through (one warning per outage),
+so planning and attempts go on as they do without Redis elsewhere; the provider's own 429s still make work wait.
 """
 
 import asyncio
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -22,10 +26,12 @@ import structlog
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from redis.asyncio import Redis
 
 from shared.config import ProviderLimit
 from shared.models import ProviderWait
+from shared.outages import REDIS_UNREACHABLE
 from shared.redis.keys import RedisKeys
 
 log = structlog.get_logger(__name__)
@@ -37,6 +43,8 @@ MIN_WAIT_SECONDS = 0.05
 PATIENCE_SECONDS = 2.0
 # Kinds of provider trouble after which nobody in the fleet calls the model until the provider's retry-after.
 BLOCKING_KINDS = frozenset({"rate_limited", "overloaded"})
+# What the limiter's Redis being away looks like, through redis-py or through the `limits` library.
+LIMITER_OUTAGES = (*REDIS_UNREACHABLE, StorageError)
 # Characters per token, roughly: what a call is charged before its usage is known.
 CHARACTERS_PER_TOKEN = 4
 # A model name as one part of a Redis key.
@@ -98,6 +106,21 @@ class ProviderLimiter:
         self._requests: RateLimiter = MovingWindowRateLimiter(storage)
         self._tokens: RateLimiter = SlidingWindowCounterRateLimiter(storage)
         self._extend_block = client.register_script(_EXTEND_BLOCK)
+        self._unreachable = False  # while Redis is away: its warning is logged once per outage
+
+    @contextmanager
+    def _unless_unreachable(self) -> Iterator[None]:
+        """Runs the block; a Redis outage ends it quietly (logged once until Redis answers again)."""
+        try:
+            yield
+        except LIMITER_OUTAGES as error:
+            if not self._unreachable:
+                log.warning("provider_limiter_unreachable", error=repr(error), effect="calls are not limited")
+            self._unreachable = True
+            return
+        if self._unreachable:
+            log.info("provider_limiter_reachable")
+        self._unreachable = False
 
     def _block_key(self, model: str) -> str:
         return self._keys.key("provider_blocked", _UNSAFE_KEY_CHARACTERS.sub("_", model)[:128])
@@ -117,14 +140,16 @@ class ProviderLimiter:
         """The provider refused a call: after a 429 or 529 nobody in the fleet calls `model` until its retry-after
         (`fallback_seconds` when it gave none)."""
         if wait.kind in BLOCKING_KINDS:
-            await self.block(model, wait.retry_after_seconds or fallback_seconds)
+            with self._unless_unreachable():
+                await self.block(model, wait.retry_after_seconds or fallback_seconds)
 
     async def heed(self, model: str, headers: Mapping[str, str]) -> None:
         """What a successful answer's headers say: a limit the provider says is used up blocks the model until it
         resets."""
         seconds = exhausted_for(headers)
         if seconds:
-            await self.block(model, seconds)
+            with self._unless_unreachable():
+                await self.block(model, seconds)
 
     async def acquire(self, model: str, tokens: int) -> float:
         """Take one request and `tokens` of `model`'s share for a call about to start: 0 when taken, else the seconds
@@ -148,9 +173,12 @@ class ProviderLimiter:
         return 0.0
 
     async def admit(self, model: str, tokens: int, patience: float = PATIENCE_SECONDS) -> float:
-        """`acquire`, sleeping through waits of at most `patience` seconds: 0 once taken, else the longer wait."""
+        """`acquire`, sleeping through waits of at most `patience` seconds: 0 once taken (or while Redis is away),
+        else the longer wait."""
         while True:
-            wait = await self.acquire(model, tokens)
+            wait = 0.0
+            with self._unless_unreachable():
+                wait = await self.acquire(model, tokens)
             if wait == 0 or wait > patience:
                 return wait
             await asyncio.sleep(wait)
@@ -161,9 +189,10 @@ class ProviderLimiter:
         if extra_tokens <= 0 or limit is None or limit.tokens_per_minute is None:
             return
         item = RateLimitItemPerMinute(limit.tokens_per_minute)
-        room = (await self._tokens.get_window_stats(item, model)).remaining
-        if room > 0:
-            await self._tokens.hit(item, model, cost=min(extra_tokens, room))
+        with self._unless_unreachable():
+            room = (await self._tokens.get_window_stats(item, model)).remaining
+            if room > 0:
+                await self._tokens.hit(item, model, cost=min(extra_tokens, room))
 
     @staticmethod
     async def _wait_for(limiter: RateLimiter, item: RateLimitItem, model: str) -> float:
