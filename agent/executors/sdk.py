@@ -155,6 +155,8 @@ class SdkExecutor:
         waited = time.monotonic()
         cli = await pool.take(role) if pool is not None else None
         if pool is None or cli is None:
+            if pool is not None:
+                log.info("warm_cli_unavailable", role=role.role.name, waited_s=round(time.monotonic() - waited, 3))
             return await run_query(prompt, self.role_options(role, context, context.workspace.root), caps)
         waited = time.monotonic() - waited
         cli.binding.bind(context)

@@ -208,6 +208,7 @@ class WarmCliPool:
             self._starting[key] -= 1
             raise
         log.info("warm_cli_ready", role=role.role.name, pid=cli.pid)
+        self._spawn(self._watch(cli), f"warm-cli-watch:{cli.pid}", self._tasks)  # for the CLI's whole life
         await self._make_ready(cli)
 
     async def _reset(self, cli: WarmCli) -> None:
@@ -229,7 +230,6 @@ class WarmCliPool:
     async def _make_ready(self, cli: WarmCli) -> None:
         key = _key(cli.role)
         self._ready.setdefault(key, []).append(cli)
-        self._spawn(self._watch(cli), f"warm-cli-watch:{cli.pid}", self._tasks)
         await self._settled(key)
 
     async def _settled(self, key: str) -> None:
@@ -239,7 +239,8 @@ class WarmCliPool:
             self._changed.notify_all()
 
     async def _watch(self, cli: WarmCli) -> None:
-        """Replace the CLI at once if it dies while it waits for an attempt."""
+        """Replace the CLI at once if it dies while it waits for an attempt (one that dies during an attempt or a
+        reset is discarded by that)."""
         await cli.process.wait()
         if cli in self._ready.get(_key(cli.role), []):
             self._ready[_key(cli.role)].remove(cli)
