@@ -374,11 +374,15 @@ def tree_cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-async def warmed_up(agents: list[ServiceProcess], expected: int, timeout: float = 120.0) -> float:
-    """Wait until each agent runs `expected` CLIs (its warm ones); the mean CPU one took to start, 0 if none."""
+def roles_served(agent: ServiceProcess) -> int:
+    return len(SEED_FLEET[agent.name].split(","))
+
+
+async def warmed_up(agents: list[ServiceProcess], warm: bool, timeout: float = 120.0) -> float:
+    """Wait until each agent runs its warm CLIs (one per role), if `warm`; the mean CPU one took to start."""
     async with asyncio.timeout(timeout):
         # Other processes' children: nothing to await but their count.
-        while any(len(claude_children(agent.pid)) < expected for agent in agents):  # noqa: ASYNC110
+        while warm and any(len(claude_children(agent.pid)) < roles_served(agent) for agent in agents):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)  # started is not yet ready: the CLI answers the SDK's initialize a moment later
     clis = [cli for agent in agents for cli in claude_children(agent.pid)]
@@ -393,8 +397,8 @@ async def measure_sdk(
     mode: str,
     runs: int,
 ) -> None:
-    warm_per_agent = len(SEED_FLEET["agent1"]) if mode == "warm" else 0  # one CLI per role (capability), 1 slot
-    startup_cpu = await warmed_up(agents, warm_per_agent)
+    warm_per_agent = roles_served(agents[0]) if mode == "warm" else 0  # one CLI per role (capability), 1 slot
+    startup_cpu = await warmed_up(agents, mode == "warm")
     with PeakRss(orchestrator.pid) as orchestrator_idle, PeakRss(agents[0].pid) as agent_idle:
         await asyncio.sleep(1.0)
     walls, runs_seen, task_ids = [], [], []
