@@ -477,7 +477,9 @@ class TaskLifecycle:
             # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows, which
             # are recorded once per result id (under the tasks' locks, so no other batch records the same meanwhile).
             checked = [result for position, result in batch if position not in outcome.rejected]
-            recorded = await tx.results.recorded({result.result_id for result in checked}) if checked else set()
+            # Only results with rows need the look-up (one without any, a stub's or a lost attempt's, records none).
+            billed = {result.result_id for result in checked if prices.has_calls(result)}
+            recorded = await tx.results.recorded(billed) if billed else set()
             results, entries = prices.priced_results(checked, recorded)
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(
