@@ -45,10 +45,13 @@ CLAIM = f"""
     RETURNING {SUBTASK_COLUMNS}
 """
 
-# The outputs of a claimed subtask's dependencies (their applied completions: one each), by dependency id. One index
-# probe per dependency, whatever the planner knows of subtask_results: with `subtask_id = ANY (dependencies)` a plan
-# made while the table was small (a connection keeps its generic plan) scanned the whole table once per claimed row,
-# so each claim cost more as history grew. The LIMIT keeps the lateral subquery a parameterised lookup.
+# Statements run for every subtask look their rows up by key as a lateral subquery per key (its LIMIT or GROUP BY
+# keeps it from being flattened into a join), not with `key = ANY ($1)`: an asyncpg connection keeps the generic
+# plan of a prepared statement, and one made while the table was small (a fresh database, not analyzed yet) reads it
+# whole, so every statement would cost more as history grows. A probe by key is the cheaper plan at any size.
+#
+# The outputs of a claimed subtask's dependencies (their applied completions: one each), by dependency id: one index
+# probe per dependency (`subtask_id = ANY (dependencies)` read subtask_results whole once per claimed row).
 DEPENDENCY_OUTPUTS = """
     SELECT coalesce(jsonb_object_agg(dependency.id, completion.output), '{}'::jsonb)
     FROM unnest(claimed.dependencies) AS dependency (id)
@@ -485,10 +488,17 @@ class SubtaskRepository:
         which also says which of them have a budget (read from the locked rows, so as they are now)."""
         rows = await self._executor.fetch(
             """
-            WITH owners AS (SELECT id, task_id FROM subtasks WHERE id = ANY ($1::text[]) AND tenant_id = $2),
-            locked AS (
-                SELECT id, max_cost_usd IS NOT NULL AS budgeted FROM tasks
-                WHERE id IN (SELECT task_id FROM owners) ORDER BY id FOR UPDATE
+            WITH owners AS (
+                SELECT owner.id, owner.task_id FROM unnest($1::text[]) AS wanted (id)
+                CROSS JOIN LATERAL (
+                    SELECT id, task_id FROM subtasks WHERE id = wanted.id AND tenant_id = $2 LIMIT 1
+                ) AS owner
+            ),
+            locked AS (  -- one task after the other in id order, each locked as it is reached
+                SELECT task.id, task.budgeted FROM (SELECT DISTINCT task_id FROM owners ORDER BY task_id) AS owner
+                CROSS JOIN LATERAL (
+                    SELECT id, max_cost_usd IS NOT NULL AS budgeted FROM tasks WHERE id = owner.task_id FOR UPDATE
+                ) AS task
             )
             SELECT owners.id, owners.task_id, locked.budgeted FROM owners JOIN locked ON locked.id = owners.task_id
             """,
@@ -507,9 +517,13 @@ class SubtaskRepository:
         if not task_ids:
             return {}
         rows = await self._executor.fetch(
-            "SELECT task_id, status, count(*) AS n FROM subtasks WHERE task_id = ANY ($1::text[]) "
-            "GROUP BY task_id, status",
-            list(task_ids),
+            """
+            SELECT wanted.task_id, counted.status, counted.n FROM unnest($1::text[]) AS wanted (task_id)
+            CROSS JOIN LATERAL (
+                SELECT status, count(*) AS n FROM subtasks WHERE task_id = wanted.task_id GROUP BY status
+            ) AS counted
+            """,
+            list(set(task_ids)),
         )
         counts: dict[str, dict[SubTaskStatus, int]] = {}
         for row in rows:
