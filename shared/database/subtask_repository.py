@@ -169,19 +169,14 @@ def _subtask_part(row: Mapping[str, Any]) -> dict[str, Any]:
     return {column: row[column] for column in SUBTASK_FIELDS}
 
 
-def _attempt_arrays(attempts: Sequence[tuple[str, int, str | None]]) -> tuple[list[str], list[int], list[str | None]]:
+def _attempt_arrays(
+    attempts: Sequence[tuple[str, int, str | None]],
+) -> tuple[list[str], list[int], list[str | None]]:
+    """(subtask id, attempt, agent id or delivery token) triples as the three parallel arrays the statements take."""
     return (
         [subtask_id for subtask_id, _, _ in attempts],
         [attempt for _, attempt, _ in attempts],
-        [token for _, _, token in attempts],
-    )
-
-
-def _claim_arrays(claims: Sequence[tuple[str, int, str]]) -> tuple[list[str], list[int], list[str]]:
-    return (
-        [subtask_id for subtask_id, _, _ in claims],
-        [attempt for _, attempt, _ in claims],
-        [agent_id for _, _, agent_id in claims],
+        [third for _, _, third in attempts],
     )
 
 
@@ -232,7 +227,7 @@ class SubtaskRepository:
         """
         if not claims:
             return []
-        rows = await self._executor.fetch(CLAIM, *_claim_arrays(claims))
+        rows = await self._executor.fetch(CLAIM, *_attempt_arrays(claims))
         return [subtask_from_row(row) for row in rows]
 
     async def claim_for_delivery(self, claims: Sequence[tuple[str, int, str]]) -> list["ClaimedAttempt"]:
@@ -252,11 +247,11 @@ class SubtaskRepository:
                    ({DEPENDENCY_OUTPUTS}) AS dependency_outputs
             FROM claimed JOIN tasks ON tasks.id = claimed.task_id
             """,
-            *_claim_arrays(claims),
+            *_attempt_arrays(claims),
         )
         return [
             ClaimedAttempt(
-                subtask_from_row({column: row[column] for column in SUBTASK_FIELDS}),
+                subtask_from_row(_subtask_part(row)),
                 row["task_description"],
                 row["dependency_outputs"],
                 row["context_pack_id"],
@@ -383,7 +378,7 @@ class SubtaskRepository:
         )
         if row is None:
             return None
-        retried = subtask_from_row({column: row[column] for column in SUBTASK_FIELDS})
+        retried = subtask_from_row(_subtask_part(row))
         return RetriedAttempt(retried, AttemptTimes(row["was_queued_at"], row["was_assigned_at"]))
 
     async def reopen_failed(self, task_id: str, subtask_ids: Collection[str] | None = None) -> list[SubTask]:
