@@ -16,8 +16,11 @@ the Claude Agent SDK for the sdk figures) against a fresh benchmark database and
   --peers      idle and throughput interleaved with Celery and dramatiq (../shared/bench-peers, scripts/peer_bench.py)
                for --rounds rounds, and a table of the ratios: the only figures worth comparing across days
 
+With --history N, N subtasks of earlier work (N/5 completed tasks of 5 chained subtasks, each with its applied
+result, agent logs and ledger rows) are stored first and analyzed, so the figures show what history costs.
+
 Usage: python scripts/bench.py [--only idle,throughput,api,sdk] [--hops 200] [--chains 200] [--peers [--rounds 2]]
-                               [--sdk-modes cold,warm] [--sdk-runs 10]
+       [--history 0] [--sdk-modes cold,warm] [--sdk-runs 10]
 Needs PostgreSQL and Redis (BENCH_POSTGRES_URL, BENCH_REDIS_URL; scripts/start.sh or test.sh can start them).
 """
 
@@ -463,6 +466,74 @@ async def measure_sdk(
         )
 
 
+# Spread over the last 30 days, so today's spend (the daily budget's read) is not all of it.
+HISTORY_TASKS_SQL = """
+    CREATE TEMP TABLE history ON COMMIT DROP AS
+    SELECT n, 'task_' || md5('history' || n) AS task_id, now() - (n % 43200) * interval '1 minute' AS at
+    FROM generate_series(1, $1::int) AS n
+"""
+# Each statement that stores rows takes the tenant as $1.
+HISTORY_SQL = [
+    """
+    INSERT INTO tasks (id, tenant_id, user_id, description, status, result, decomposition, created_at, updated_at)
+    SELECT task_id, $1, 'history', 'bench chain of five steps (history)', 'completed',
+           jsonb_build_object('summary', repeat('x', 900)),
+           '{"model": "claude-sonnet-5-5", "cost_usd": 0.002424, "duration_ms": 30}', at, at + interval '1 second'
+    FROM history
+    """,
+    """
+    CREATE TEMP TABLE history_subtasks ON COMMIT DROP AS
+    SELECT h.task_id, h.at, k, 'subtask_' || md5(h.task_id || k) AS id,
+           CASE WHEN k > 1 THEN ARRAY['subtask_' || md5(h.task_id || (k - 1))] ELSE '{}' END AS dependencies,
+           'agent' || (1 + (h.n + k) % 5) AS agent_id
+    FROM history h, generate_series(1, 5) AS k
+    """,
+    """
+    INSERT INTO subtasks (id, task_id, tenant_id, position, description, required_capabilities, dependencies, status,
+                          attempt_count, assigned_agent, assigned_at, assignment_latency_ms, queued_at,
+                          delivery_token, accepted_at, created_at, updated_at)
+    SELECT id, task_id, $1, k - 1, 'bench step ' || k, ARRAY['DATA_ANALYSIS'], dependencies, 'completed', 1, agent_id,
+           at, 2, at, gen_random_uuid()::text, at, at, at + interval '1 second'
+    FROM history_subtasks
+    """,
+    """
+    INSERT INTO subtask_results (result_id, subtask_id, task_id, tenant_id, agent_id, attempt, status, output,
+                                 execution_time, applied, simulated, delivery_token, queued_at, assigned_at,
+                                 created_at)
+    SELECT md5(id), id, task_id, $1, agent_id, 1, 'completed',
+           '{"attempt": 1, "executor": "stub", "subtask_id": "' || id || '", "summary": "' || repeat('y', 120) || '"}',
+           0.001, true, true, gen_random_uuid()::text, at, at, at
+    FROM history_subtasks
+    """,
+    """
+    INSERT INTO agent_logs (agent_id, task_id, subtask_id, tenant_id, level, message, metadata, created_at)
+    SELECT agent_id, task_id, id, $1, 'INFO', message, '{"attempt": 1, "executor": "stub"}', at
+    FROM history_subtasks, unnest(ARRAY['subtask started', 'subtask completed']) AS message
+    """,
+    """
+    INSERT INTO model_calls (tenant_id, task_id, purpose, model, input_tokens, output_tokens, cost_usd, created_at)
+    SELECT $1, task_id, 'decomposition', 'claude-sonnet-5-5', 658, 30, 0.002424, at FROM history
+    """,
+]
+
+
+async def store_history(postgres_url: str, tenant_id: str, subtasks: int) -> None:
+    """Store `subtasks` subtasks of earlier, completed work of the fleet's tenant (set-based, seconds for 100,000)
+    and analyze the tables, as a long-running database would have them."""
+    started = time.perf_counter()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        async with connection.transaction():
+            await connection.execute(HISTORY_TASKS_SQL, subtasks // 5)
+            for statement in HISTORY_SQL:
+                await connection.execute(statement, *([tenant_id] if "$1" in statement else []))
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    elapsed = time.perf_counter() - started
+    print(f"history:                          {subtasks // 5 * 5} subtasks stored and analyzed in {elapsed:.1f} s")
+
+
 @dataclass
 class StubFigures:
     """What a run on the stub fleet measured, for the side-by-side table (`--peers`)."""
@@ -474,6 +545,8 @@ class StubFigures:
 async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> StubFigures:
     figures = StubFigures()
     async with OrchestratorClient(local, timeout=60) as client:
+        if args.history:
+            await store_history(args.postgres_url, local.base_env["TENANT_ID"], args.history)
         if "idle" in args.only:
             await measure_idle_hop(client, args.hops)
             figures.idle_step_ms = statistics.median(await measure_idle_chain_step(client, max(20, args.hops // 5)))
@@ -549,6 +622,7 @@ def main() -> int:
     parser.add_argument("--only", default="idle,throughput,api,sdk", type=lambda text: set(text.split(",")))
     parser.add_argument("--hops", type=int, default=200)
     parser.add_argument("--chains", type=int, default=200)
+    parser.add_argument("--history", type=int, default=0, help="subtasks of earlier work stored first")
     parser.add_argument("--agent-concurrency", type=int, default=8, help="slots per stub agent")
     parser.add_argument(
         "--peers",
