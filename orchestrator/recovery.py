@@ -12,6 +12,7 @@ import structlog
 from orchestrator.lifecycle import TaskLifecycle
 from shared.loop_service import LoopService
 from shared.models import AgentStatus, SubTask
+from shared.redis import ReliableQueue
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -40,16 +41,16 @@ class RecoveryService(LoopService):
         """At start: whatever this orchestrator's consumers held when it last stopped goes back on the queues."""
         await self._heartbeat_consumers()
         for consumer_id in self._consumer_ids:
-            moved = await self._redis.task_queue.recover(consumer_id) + await self._redis.result_queue.recover(
-                consumer_id
-            )
+            moved = 0
+            for queue in self._queues:
+                moved += await queue.recover(consumer_id)
             if moved:
                 log.info("inflight_recovered", consumer_id=consumer_id, items=moved)
 
     async def run_once(self) -> None:
         await self._heartbeat_consumers()
-        await self._redis.task_queue.recover_dead_consumers()
-        await self._redis.result_queue.recover_dead_consumers()
+        for queue in self._queues:
+            await queue.recover_dead_consumers()
         await self._lifecycle.requeue_missing()
         await self.retry_stranded()
 
@@ -57,8 +58,13 @@ class RecoveryService(LoopService):
         """Keep this orchestrator's consumers alive, so nobody recovers what they hold."""
         ttl = max(10, int(self.interval * 6))
         for consumer_id in self._consumer_ids:
-            await self._redis.task_queue.heartbeat_consumer(consumer_id, ttl)
-            await self._redis.result_queue.heartbeat_consumer(consumer_id, ttl)
+            for queue in self._queues:
+                await queue.heartbeat_consumer(consumer_id, ttl)
+
+    @property
+    def _queues(self) -> tuple[ReliableQueue, ...]:
+        """The queues this orchestrator's consumers take from (each consumer takes from one; a few keys too many)."""
+        return (self._redis.task_queue, self._redis.result_queue, self._redis.offers.refusals)
 
     async def retry_stranded(self) -> int:
         """Running attempts that no live agent is running fail retryably, so they run again elsewhere.
@@ -79,6 +85,11 @@ class RecoveryService(LoopService):
                 stranded.append((subtask, reason))
         if stranded:
             await self._lifecycle.fail_stranded(stranded)
+            # What waits in the offer queue of an agent that is gone was just handed back: nothing there may run.
+            for agent_id in {
+                s.assigned_agent for s, _ in stranded if s.assigned_agent and s.assigned_agent not in agents
+            }:
+                await self._redis.offers.clear(agent_id)
         return len(stranded)
 
     def _stranded_reason(self, subtask: SubTask, agent: AgentStatus | None, now: datetime) -> str | None:

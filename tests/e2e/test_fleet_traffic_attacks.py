@@ -21,7 +21,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from shared.config import Settings
 from shared.local_fleet import LocalFleet
 from shared.models import AgentCapability, TaskExecutionRequest
-from shared.redis.keys import RESULT_QUEUE, RedisKeys
+from shared.redis.keys import OFFER_QUEUE, RESULT_QUEUE, RedisKeys
 from shared.redis.registry import encode_agent_status
 from tests.e2e.conftest import api_client, e2e_scenarios, follow, sdk_fleet_environment, submit, wait_for_agents
 from tests.fake_agent import FakeAgent, result_for, serving
@@ -134,12 +134,19 @@ async def test_an_agent_registered_through_redis_without_the_fleet_secret_gets_n
         try:
             task_id = await submit(api, "Calculate the factorial of 10 using Python")
 
+            rogue_queue = keys.key(OFFER_QUEUE, rogue.agent_id)  # where the dispatcher would put its offers
+
+            async def offered_to_the_rogue() -> list[TaskExecutionRequest]:
+                offers = await attacker_redis.lrange(rogue_queue, 0, -1)  # type: ignore[misc]
+                return [TaskExecutionRequest.model_validate_json(offer) for offer in offers]
+
             async def rogue_offered_or_task_ended() -> bool:
-                if rogue.received:
+                if await offered_to_the_rogue():
                     return True
                 return (await api.get(f"/tasks/{task_id}")).json()["task"]["status"] in {"completed", "failed"}
 
             await eventually(rogue_offered_or_task_ended, bool, timeout=60)
+            rogue.received = await offered_to_the_rogue()
             for offer in list(rogue.received):
                 forged = result_for(offer, rogue.agent_id, output=FORGED)
                 await attacker_redis.rpush(keys.queue(RESULT_QUEUE), forged.model_dump_json())
