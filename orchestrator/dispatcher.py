@@ -8,8 +8,10 @@ provider (its `not_before` is ahead) is neither offered nor claimed until then; 
 is due. An item that no live agent
 could take even if all were free (or whose task type's dependency is down) waits, and the lifecycle records why
 (orchestrator/waiting.py). The pairings of one
-matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, each is
-POSTed to its agent's /execute, and the queue items are acked in one round trip.
+matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, then each signed
+offer is pushed to its agent's own Redis queue (shared/redis/offers.py) and the queue items are acked, all in one
+pipelined round trip. An agent that cannot run an offer refuses it back (orchestrator/offer_refusals.py takes the
+attempt back and requeues it); no answer is awaited here, so a slow agent never holds up a round.
 """
 
 import asyncio
