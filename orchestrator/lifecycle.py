@@ -417,6 +417,17 @@ class TaskLifecycle:
         meanwhile is left alone: the offer stands, and is the agent's."""
         return await self._db.repositories().subtasks.unclaim_many(offers)
 
+    async def take_back_unaccepted(self, older_than_seconds: float) -> list[tuple[SubTask, str]]:
+        """`release_unaccepted` for the offers nobody accepted within `older_than_seconds`, which go back on the task
+        queue (while Redis is away, recovery's requeue does it later); each with the agent it had been offered to."""
+        released = await self._db.repositories().subtasks.unclaim_unaccepted(older_than_seconds)
+        if released:
+            try:
+                await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask, _ in released])
+            except STORE_OUTAGES as error:
+                log.warning("enqueue_deferred_to_recovery", count=len(released), error=repr(error))
+        return released
+
     # --- waiting: queued attempts no live agent can take ---------------------------------------------------------
 
     def note_waiting(self, backlog: Sequence[tuple[QueuedSubtask, StatusReason | None]]) -> None:

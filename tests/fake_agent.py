@@ -1,9 +1,9 @@
 """A small agent that takes its offers from its Redis offer queue, as a real one does, and lets the test decide every
 outcome.
 
-It records what it was offered (or, told to refuse, refuses it back to the orchestrator); results are pushed by the
-test itself through Redis, exactly as a real agent would, so the test controls timing, failures and duplicates. It
-does not accept its offers in PostgreSQL (a result applies without that); it serves HTTP only to have an address.
+It accepts each offer in PostgreSQL and records it (or, told to refuse, refuses it back to the orchestrator); results
+are pushed by the test itself through Redis, exactly as a real agent would, so the test controls timing, failures and
+duplicates. It serves HTTP only to have an address.
 """
 
 import threading
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
+from shared.database import DatabaseManager
 from shared.models import AgentCapability, AgentStatus, ProviderWait, ReportedResult, ResultStatus, TaskExecutionRequest
 from shared.redis.offers import OFFER_CONSUMER, OfferRefusal
 from shared.redis_manager import RedisManager
@@ -54,15 +55,15 @@ class FakeAgent:
     def app(self) -> FastAPI:
         return FastAPI()
 
-    async def take_offers(self, redis: RedisManager) -> None:
-        """Until cancelled: take each offer from the agent's queue, record it (or refuse it), and settle it."""
+    async def take_offers(self, redis: RedisManager, db: DatabaseManager) -> None:
+        """Until cancelled: take each offer from the agent's queue, accept and record it (or refuse it), settle it."""
         queue = redis.offers.of(self.agent_id)
         while True:
             for payload in await queue.take_many(OFFER_CONSUMER, timeout=0.2, limit=64):
-                await self._take(redis, TaskExecutionRequest.model_validate_json(payload))
+                await self._take(redis, db, TaskExecutionRequest.model_validate_json(payload))
                 await queue.ack(OFFER_CONSUMER, payload)
 
-    async def _take(self, redis: RedisManager, request: TaskExecutionRequest) -> None:
+    async def _take(self, redis: RedisManager, db: DatabaseManager, request: TaskExecutionRequest) -> None:
         self.offers += 1
         if self.refuse:
             refusal = OfferRefusal(
@@ -74,6 +75,11 @@ class FakeAgent:
             )
             await redis.offers.refusals.push(refusal.model_dump_json())
             return
+        subtask = request.subtask
+        if not await db.repositories().subtasks.accept_delivery(
+            subtask.id, subtask.delivery_token or "", self.agent_id
+        ):
+            return  # taken back meanwhile: a real agent drops it too
         with self._lock:
             self.received.append(request)
             self.running.add(request.subtask.id)

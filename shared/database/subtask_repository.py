@@ -276,6 +276,29 @@ class SubtaskRepository:
         )
         return [subtask_from_row(row) for row in rows]
 
+    async def unclaim_unaccepted(self, older_than_seconds: float) -> list[tuple[SubTask, str]]:
+        """`unclaim` for every offer of this tenant its agent has not accepted `older_than_seconds` after it was made
+        (the agent is stalled, dead, or busier than the dispatcher knew); each released subtask with the agent it had
+        been offered to."""
+        rows = await self._executor.fetch(
+            f"""
+            WITH stale AS (
+                SELECT id, assigned_agent FROM subtasks
+                WHERE tenant_id = $1 AND status = 'running' AND accepted_at IS NULL
+                  AND assigned_at < clock_timestamp() - make_interval(secs => $2)
+                ORDER BY id FOR UPDATE SKIP LOCKED
+            )
+            UPDATE subtasks
+            SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, delivery_token = NULL, {TOUCH}
+            FROM stale
+            WHERE subtasks.id = stale.id AND subtasks.status = 'running' AND subtasks.accepted_at IS NULL
+            RETURNING {", ".join(f"subtasks.{field}" for field in SUBTASK_FIELDS)}, stale.assigned_agent AS offered_to
+            """,
+            self._tenant_id,
+            older_than_seconds,
+        )
+        return [(subtask_from_row({field: row[field] for field in SUBTASK_FIELDS}), row["offered_to"]) for row in rows]
+
     async def finish_attempt(
         self,
         subtask_id: str,

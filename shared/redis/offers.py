@@ -58,6 +58,14 @@ class OfferQueues:
             waiting, held = await pipe.execute()
         return [item.decode() if isinstance(item, bytes) else item for item in [*waiting, *held]]
 
+    async def agent_ids(self) -> set[str]:
+        """The agents that have offers waiting or held in flight."""
+        prefix_parts = len(self._keys.key(OFFER_QUEUE).split(":"))
+        return {
+            (key.decode() if isinstance(key, bytes) else key).split(":")[prefix_parts]
+            async for key in self._redis.scan_iter(match=self._keys.pattern(OFFER_QUEUE), count=500)
+        }
+
     async def clear(self, agent_id: str) -> int:
         """Drop every offer of an agent declared failed or gone (their attempts were handed back): returns how many
         lists held some. What a live process under that id still runs reports as usual, and changes nothing."""

@@ -4,9 +4,9 @@ same attempt, no failure counted), and the offers waiting for an agent that died
 import time
 from typing import Any
 
+from orchestrator.recovery import OFFER_ACCEPT_SECONDS
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
-from shared.redis.offers import OFFER_CONSUMER
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
     HEARTBEAT_TTL_SECONDS,
@@ -54,31 +54,34 @@ async def test_a_refused_offer_is_released_and_offered_to_another_agent_promptly
 async def test_offers_waiting_for_an_agent_that_died_are_neither_lost_nor_run_twice(
     orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager
 ) -> None:
+    """Never accepted, they are taken back (the same attempts: nothing ran) and run elsewhere, once each; the dead
+    agent's queue is dropped once its registry entry is gone, so an agent back under its id finds nothing there."""
     dead = await fleet.add("agent1", DATA, slots=3)
     fleet.stop_taking_offers("agent1")  # it dies before it takes any: its offers wait in its queue
     async with orchestrator(SCENARIOS) as client:
         task_ids = [await submit(client, "Do a single step of work") for _ in range(3)]
         await eventually(lambda: fleet.redis.offers.waiting("agent1"), lambda offers: len(offers) == 3)
-        fleet.stop_heartbeat("agent1")  # its registry entry expires; the orchestrator must notice
+        fleet.stop_heartbeat("agent1")
         worker = await fleet.add("agent5", DATA, slots=3)
 
-        await wait_for_request(worker, "the only step", count=3, timeout=HEARTBEAT_TTL_SECONDS + 20)
+        await wait_for_request(worker, "the only step", count=3, timeout=OFFER_ACCEPT_SECONDS + 15)
         for request in worker.received:
             await fleet.report(result_for(request, "agent5"))
         states = [await wait_until_ended(client, task_id) for task_id in task_ids]
-        queue = fleet.redis.offers.of("agent1")
-        left_for_the_dead = await fleet.redis.offers.waiting("agent1")
-        held = await queue.inflight(OFFER_CONSUMER)
+        await eventually(
+            lambda: fleet.redis.offers.waiting("agent1"),
+            lambda offers: offers == [],
+            timeout=HEARTBEAT_TTL_SECONDS + 15,
+        )
 
     assert [state["task"]["status"] for state in states] == ["completed"] * 3
     assert sorted(r.subtask.task_id for r in worker.received) == sorted(task_ids)  # each once, none lost
+    assert {(r.subtask.attempt_count, tuple(r.subtask.failed_agent_ids)) for r in worker.received} == {(1, ())}
     assert dead.received == []
-    assert (left_for_the_dead, held) == ([], [])  # cleared: an agent back under its id finds nothing to run
-    applied = await db.pool.fetchval(
-        "SELECT count(*) FROM subtask_results WHERE task_id = ANY ($1::text[]) AND applied AND status = 'completed'",
-        task_ids,
+    applied = await db.pool.fetch(
+        "SELECT agent_id, attempt FROM subtask_results WHERE task_id = ANY ($1::text[]) AND applied", task_ids
     )
-    assert applied == 3
+    assert sorted((row["agent_id"], row["attempt"]) for row in applied) == [("agent5", 1)] * 3
 
 
 async def _offers(agent: Any) -> int:
