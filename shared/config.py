@@ -107,8 +107,12 @@ class Settings(BaseSettings):
         description="Shared by the orchestrator and its agents to sign and check assignments (32+ characters); "
         "scripts/start.sh generates it in .data/fleet/fleet-secret",
     )
-    db_pool_min_size: int = Field(2, ge=1, description="Minimum asyncpg pool connections")
-    db_pool_max_size: int = Field(20, ge=1, description="Maximum asyncpg pool connections")
+    db_pool_min_size: int = Field(
+        2, ge=1, description="Minimum asyncpg pool connections of an agent (the orchestrator opens DB_POOL_MAX_SIZE)"
+    )
+    db_pool_max_size: int = Field(
+        20, ge=1, description="Maximum asyncpg pool connections; the orchestrator opens them all when it starts"
+    )
     db_command_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one database command")
 
     # Scheduling
