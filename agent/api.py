@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from agent.heartbeat import agent_status
 from agent.metrics import AgentMetrics
 from agent.offers import OfferBook
-from agent.runner import SubtaskRunner, bound_to_request
+from agent.runner import SubtaskRunner
 from shared.config import Settings
 from shared.errors import NotFoundError, error_responses
 from shared.fleet_trust import FleetTrust
@@ -158,22 +158,13 @@ async def status(
     },
     tags=["agent"],
 )
-async def execute(
-    request: TaskExecutionRequest, runner: Runner, offers: Offers, settings: AgentSettings, trust: Trust
-) -> ExecuteAccepted:
+async def execute(request: TaskExecutionRequest, offers: Offers, settings: AgentSettings) -> ExecuteAccepted:
     """Accept one offer of a subtask attempt, signed by the orchestrator, and run it in the background; its result
-    goes to the result queue."""
-    trust.check_offer(request, settings.agent_id)  # before anything is held, written or run
-    # The trace comes with the signed offer, not from a header anyone could set.
-    with bound_to_request(request, settings.agent_id):
-        reservation = runner.reserve(request)
-        if reservation is not None:  # None: this very attempt already runs here, a repeated delivery
-            try:
-                await offers.accept(request)
-            except BaseException:
-                runner.release(reservation)
-                raise
-            runner.start(reservation)
+    goes to the result queue. (The orchestrator's dispatcher delivers through the agent's Redis offer queue; this is
+    the same acceptance, one offer at a time.)"""
+    [outcome] = await offers.take([request])
+    if outcome.refusal is not None:
+        raise outcome.refusal
     return ExecuteAccepted(agent_id=settings.agent_id)
 
 

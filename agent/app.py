@@ -12,6 +12,7 @@ from agent import api
 from agent.executors import build_executor
 from agent.heartbeat import Heartbeat
 from agent.metrics import AgentMetrics
+from agent.offer_intake import OfferIntake
 from agent.offers import OfferBook
 from agent.reporting import ResultReporter
 from agent.runner import SubtaskRunner
@@ -56,14 +57,23 @@ async def _serving(
     executor = build_executor(settings, db, redis, data_source)
     heartbeat = Heartbeat(settings, redis)
     reporter = ResultReporter(settings, db, redis, executor.name)
-    runner = SubtaskRunner(settings, app.state.roles, executor, reporter, heartbeat.notify, app.state.metrics)
+    slot_watchers = [heartbeat.notify]
+
+    def slots_changed() -> None:
+        for notify in slot_watchers:
+            notify()
+
+    runner = SubtaskRunner(settings, app.state.roles, executor, reporter, slots_changed, app.state.metrics)
     app.state.metrics.watch(runner)
     heartbeat.attach(runner)
     app.state.runner = runner
-    app.state.offers = OfferBook(db, settings.agent_id)
-    loops = (heartbeat, *reporter.background_loops)
+    app.state.offers = offers = OfferBook(db, runner, app.state.trust, reporter, settings.agent_id)
+    intake = OfferIntake(settings, redis, offers, runner, reporter)
+    slot_watchers.append(intake.slots_changed)
+    loops = (heartbeat, intake, *reporter.background_loops)
     try:
-        await heartbeat.run_once()  # registered before the first request can arrive
+        await intake.recover_held()  # what a process under this id held when it stopped
+        await heartbeat.run_once()  # registered before the first offer can arrive
     except PoolFullError as refusal:
         # One line and an exit code (agent/__main__.py), not a failed start-up's traceback: nothing is wrong with
         # this agent, the pool has no room for it.
@@ -87,12 +97,23 @@ async def _serving(
             finally:
                 # Heartbeats go on while draining, so the registry shows the agent busy, not gone.
                 await runner.shutdown(settings.agent_shutdown_grace_seconds)
+                intake.stop()
+                await _hand_back_waiting(intake)
                 for loop in loops:
                     loop.stop()
     finally:
         await executor.close()  # after the drain: no attempt uses a warm CLI any more; every CLI child is reaped
         await reporter.flush()  # the records of the last attempts, before the pool and the Redis client close
         await _deregister(redis, settings.agent_id)
+
+
+async def _hand_back_waiting(intake: OfferIntake) -> None:
+    """Offers still waiting are refused back, so the orchestrator offers them elsewhere now rather than after it
+    notices this agent is gone."""
+    try:
+        await intake.hand_back_waiting()
+    except Exception as error:  # its failure detection hands them back all the same
+        log.warning("offers_hand_back_failed", error=repr(error))
 
 
 async def _deregister(redis: RedisManager, agent_id: str) -> None:

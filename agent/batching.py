@@ -116,6 +116,17 @@ class BatchWriter(CoalescingLoop, Generic[T]):
         await _wait(self._stopping, self._retry_after)
         self.notify()  # the next iteration retries even if nothing new arrives
 
+    def take_pending(self) -> list[T]:
+        """What waits to be written, for a caller that writes it along with other work (`put_back` if it fails)."""
+        batch, self._pending = self._pending, []
+        return batch
+
+    def put_back(self, batch: list[T]) -> None:
+        """Items `take_pending` gave out that were not written: ahead of the rest, as if never taken."""
+        if batch:
+            self._pending[:0] = batch
+            self.notify()
+
     async def flush(self) -> None:
         """Write what is pending now."""
         await self.run_once()

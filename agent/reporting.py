@@ -21,6 +21,7 @@ from shared.loop_service import LoopService
 from shared.models import AgentLog, LogLevel, ReportedResult, ResultStatus, SubTaskResult, TaskExecutionRequest
 from shared.outages import REDIS_UNREACHABLE
 from shared.redis import EventType, TaskEvent
+from shared.redis.offers import OFFER_CONSUMER
 from shared.redis_manager import RedisManager
 from shared.roles import LoadedRole
 
@@ -55,6 +56,7 @@ class ResultReporter:
         self._db = db
         self._audit_log = BatchWriter[AgentLog]("agent_logs", self._write_logs, batch_window)
         self._events = BatchWriter[TaskEvent]("lifecycle_events", self._publish_events, batch_window)
+        self._held_offers: dict[tuple[str, int], str] = {}  # (subtask id, attempt) -> its offer as the queue had it
 
     @property
     def background_loops(self) -> tuple[LoopService, ...]:
@@ -96,9 +98,17 @@ class ResultReporter:
         )
         return self._trust.seal(report)  # and only reports a member of the fleet made
 
-    def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
+    def started_record(self, request: TaskExecutionRequest, role: LoadedRole) -> AgentLog:
+        """The attempt's "started" agent_logs row: the statement that accepts the offer writes it (agent/offers.py)."""
         details = {"attempt": request.subtask.attempt_count, "role": role.role.name, "executor": self._executor_name}
-        self._log(request, LogLevel.INFO, "subtask started", details)
+        return self._record(request, LogLevel.INFO, "subtask started", details)
+
+    def hold_offer(self, request: TaskExecutionRequest, payload: str) -> None:
+        """The attempt came from the agent's offer queue as `payload`: its in-flight copy goes with its result."""
+        self._held_offers[(request.subtask.id, request.subtask.attempt_count)] = payload
+
+    def started(self, request: TaskExecutionRequest, role: LoadedRole) -> None:
+        """AGENT_STARTED, written with the next batch of events or, at the latest, with the attempt's result."""
         data = {
             "attempt": request.subtask.attempt_count,
             "role": role.role.name,
@@ -113,8 +123,7 @@ class ResultReporter:
 
         The events still waiting in the batch (this attempt's AGENT_STARTED among them) are written first: the
         orchestrator publishes what the result did once it applies it, and a task's stream must tell its story in
-        order, its end last."""
-        await self._events.flush()
+        order, its end last. They go in the result's round trip (`_push_once`)."""
         published = await self.publish(result)
         succeeded = result.status is ResultStatus.COMPLETED
         level = LogLevel.INFO if succeeded else LogLevel.WARNING if result.retryable else LogLevel.ERROR
@@ -159,7 +168,7 @@ class ResultReporter:
         than the push itself.
         """
         try:
-            await self._redis.enqueue_result(result)
+            await self._push_once(result)
             return
         except REDIS_UNREACHABLE as error:
             log.warning("result_publish_retrying", attempt=1, error=repr(error))
@@ -172,26 +181,51 @@ class ResultReporter:
         )
         async for attempt in retrying:
             with attempt:
-                await self._redis.enqueue_result(result)
+                await self._push_once(result)
+
+    async def _push_once(self, result: SubTaskResult) -> None:
+        """One round trip: the events still waiting (this attempt's AGENT_STARTED among them), the result, and the
+        removal of the attempt's offer from the agent's in-flight list (what a restart would otherwise look at)."""
+        events = self._events.take_pending()
+        held = self._held_offers.get((result.subtask_id, result.attempt))
+        try:
+            async with self._redis.client.pipeline(transaction=False) as pipe:
+                event_replies = self._redis.events.add_unless_ended_to(pipe, events)
+                pipe.rpush(self._redis.result_queue.key, result.model_dump_json())
+                if held is not None:
+                    offers = self._redis.offers.of(self._settings.agent_id)
+                    pipe.lrem(offers.inflight_key(OFFER_CONSUMER), 1, held)
+                replies = await pipe.execute(raise_on_error=False)
+        except BaseException:
+            self._events.put_back(events)
+            raise
+        if event_replies and isinstance(replies[0], Exception):
+            self._events.put_back(events)  # Redis lost the script (a restart): the writer's next batch loads it
+        if isinstance(replies[event_replies], Exception):
+            raise replies[event_replies]
+        self._held_offers.pop((result.subtask_id, result.attempt), None)
 
     def _log(
         self, attempt: TaskExecutionRequest | SubTaskResult, level: LogLevel, message: str, details: dict[str, Any]
     ) -> None:
-        """An agent_logs row about the attempt of the offer or result `attempt`, under its trace."""
+        """An agent_logs row about the attempt of the offer or result `attempt`, under its trace, in the next batch."""
+        self._audit_log.add(self._record(attempt, level, message, details))
+
+    def _record(
+        self, attempt: TaskExecutionRequest | SubTaskResult, level: LogLevel, message: str, details: dict[str, Any]
+    ) -> AgentLog:
         if isinstance(attempt, TaskExecutionRequest):
             subtask_id, trace_id = attempt.subtask.id, attempt.subtask.trace_id
         else:
             subtask_id, trace_id = attempt.subtask_id, attempt.trace_id if isinstance(attempt, ReportedResult) else None
-        self._audit_log.add(
-            AgentLog(
-                agent_id=self._settings.agent_id,
-                task_id=attempt.task_id,
-                subtask_id=subtask_id,
-                trace_id=trace_id,
-                level=level,
-                message=message,
-                metadata=details,
-            )
+        return AgentLog(
+            agent_id=self._settings.agent_id,
+            task_id=attempt.task_id,
+            subtask_id=subtask_id,
+            trace_id=trace_id,
+            level=level,
+            message=message,
+            metadata=details,
         )
 
     def _event(self, event_type: EventType, request: TaskExecutionRequest, data: dict[str, Any]) -> None:

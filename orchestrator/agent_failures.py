@@ -39,6 +39,7 @@ class AgentFailures:
         mark = await self._redis.registry.mark_failed(agent_id, entry.started_at if entry else None)
         self._directory.declare_failed(agent_id, mark)
         handed_back = len((await self._lifecycle.hand_back(agent_id, reason)).applied)
+        await self._redis.offers.clear(agent_id)  # their offers, and any made before the mark: none may run there
         notified, notification = await self._tell_to_drain(entry, reason)
         log.warning(
             "agent_declared_failed",

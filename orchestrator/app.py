@@ -42,6 +42,7 @@ from orchestrator.event_streams import EventStreams
 from orchestrator.fleet_view import FleetView, RegistryWatcher
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.metrics import OrchestratorMetrics
+from orchestrator.offer_refusals import OfferRefusals
 from orchestrator.planning import Planner, PlanningLoop
 from orchestrator.pool import AgentPool, PoolSupervisor
 from orchestrator.recovery import RecoveryService
@@ -112,14 +113,18 @@ class BackgroundWork:
 
 
 def build_background_work(
-    lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, agents: AgentClient, planner: Planner
+    lifecycle: TaskLifecycle, db: DatabaseManager, redis: RedisManager, planner: Planner
 ) -> BackgroundWork:
     settings = lifecycle.settings
     result_processors = [ResultProcessor(lifecycle, redis, n) for n in range(settings.result_concurrency)]
     dependencies = TaskTypeDependencies(settings.task_type_dependencies)
     probe = DependencyProbe(dependencies, lifecycle.fleet.load, settings.dependency_probe_interval_seconds)
-    dispatcher = Dispatcher(lifecycle, redis, agents, dependencies)
-    consumer_ids = [processor.consumer_id for processor in result_processors] + [dispatcher.consumer_id]
+    dispatcher = Dispatcher(lifecycle, redis, dependencies)
+    refusals = OfferRefusals(lifecycle, redis, dispatcher)
+    consumer_ids = [processor.consumer_id for processor in result_processors] + [
+        dispatcher.consumer_id,
+        refusals.consumer_id,
+    ]
     recovery = RecoveryService(lifecycle, redis, consumer_ids)
     watcher = RegistryWatcher(redis, lifecycle.fleet)
     loops = [
@@ -129,6 +134,7 @@ def build_background_work(
         DeadlineWatch(lifecycle),
         *result_processors,
         dispatcher,
+        refusals,
         BudgetResumer(lifecycle),
         PlanningLoop(planner, db),
     ]
@@ -199,7 +205,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             removal=removal,
         )
-        work = build_background_work(lifecycle, db, redis, agents, task_service.planner)
+        work = build_background_work(lifecycle, db, redis, task_service.planner)
         await work.prepare(db)
         supervisor = PoolSupervisor(agent_pool)
         deliverer = build_webhook_deliverer(settings, db, redis, webhook_http)

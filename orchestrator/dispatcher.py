@@ -8,13 +8,16 @@ provider (its `not_before` is ahead) is neither offered nor claimed until then; 
 is due. An item that no live agent
 could take even if all were free (or whose task type's dependency is down) waits, and the lifecycle records why
 (orchestrator/waiting.py). The pairings of one
-matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, each is
-POSTed to its agent's /execute, and the queue items are acked in one round trip.
+matching round are delivered together: their attempts are claimed in PostgreSQL in one statement, then each signed
+offer is pushed to its agent's own Redis queue (shared/redis/offers.py) and the queue items are acked, all in one
+pipelined round trip. An agent that cannot run an offer refuses it back (orchestrator/offer_refusals.py takes the
+attempt back and requeues it); no answer is awaited here, so a slow agent never holds up a round.
 """
 
 import asyncio
 import itertools
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -22,7 +25,6 @@ from operator import attrgetter
 
 import structlog
 
-from orchestrator.agent_client import AgentClient, AgentUnreachableError
 from orchestrator.fleet_view import MATCH_INTERVAL_SECONDS
 from orchestrator.lifecycle import TaskLifecycle
 from orchestrator.scheduling import rank_agents
@@ -109,14 +111,12 @@ class Dispatcher(LoopService):
         self,
         lifecycle: TaskLifecycle,
         redis: RedisManager,
-        agents: AgentClient,
         dependencies: TaskTypeDependencies | None = None,
     ) -> None:
         super().__init__("dispatcher")
         self._lifecycle = lifecycle
         self._dependencies = dependencies or TaskTypeDependencies({})
         self._redis = redis
-        self._agents = agents
         self._trust = lifecycle.trust
         self._metrics = lifecycle.metrics
         fleet = lifecycle.fleet
@@ -126,6 +126,8 @@ class Dispatcher(LoopService):
         self._arrivals = itertools.count()
         self._deliveries: set[asyncio.Task[None]] = set()
         self._unacked: list[str] = []  # settled items whose ack Redis could not take yet
+        # Attempts an agent refused, taken back and queued again: the agents to skip when they come back.
+        self._refusals: defaultdict[tuple[str, int], dict[str, float]] = defaultdict(dict)
         # While PostgreSQL is away nothing is offered: agents would only be held by offers that cannot be claimed.
         self._claim_outages = OutageWatch("dispatch_paused", "dispatch_resumed")
         self._paused_until = 0.0
@@ -141,7 +143,9 @@ class Dispatcher(LoopService):
             return
         taken = await self._redis.dequeue_tasks(self.consumer_id, timeout=1.0, limit=min(room, INTAKE_BATCH_SIZE))
         for payload, item in taken:
-            self._backlog[payload] = BacklogItem(payload, item, next(self._arrivals))
+            entry = BacklogItem(payload, item, next(self._arrivals))
+            entry.refused_until = self._refusals.pop((item.subtask_id, item.attempt), {})
+            self._backlog[payload] = entry
         if taken:
             self._load.notify()
 
@@ -222,9 +226,10 @@ class Dispatcher(LoopService):
 
     async def _deliver(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> None:
         try:
-            settled = await self._offer(pairs)
+            await self._offer(pairs)
         except STORE_OUTAGES as error:
-            # PostgreSQL is away: nothing can be claimed, so nothing is offered until it answers again.
+            # PostgreSQL or Redis is away: nothing can be claimed or delivered, so nothing is offered until they
+            # answer again; the pairings wait in the backlog (an attempt claimed meanwhile was taken back).
             self._paused_until = time.monotonic() + self._claim_outages.failed(error)
             for entry, agent in pairs:
                 self._put_back(entry, agent)
@@ -235,7 +240,6 @@ class Dispatcher(LoopService):
                 self._refused(entry, agent)
             return
         self._claim_outages.succeeded()
-        await self._acknowledge(settled)
 
     async def _acknowledge(self, payloads: list[str]) -> None:
         """Ack settled items, with any whose ack failed before; while Redis is away they wait for the next try
@@ -256,67 +260,69 @@ class Dispatcher(LoopService):
         self._backlog[entry.payload] = entry
         self._load.released(agent.agent_id, entry.item.subtask_id)
 
-    async def _offer(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> list[str]:
-        """Claim and POST each pairing; returns the payloads that are settled (delivered, or stale)."""
+    async def _offer(self, pairs: Sequence[tuple[BacklogItem, AgentStatus]]) -> None:
+        """Claim the pairings, then push each claimed attempt's signed offer to its agent's queue and ack the queue
+        items in one round trip."""
         claims = [(entry.item.subtask_id, entry.item.attempt, agent.agent_id) for entry, agent in pairs]
         claimed = {
             (attempt.subtask.id, attempt.subtask.attempt_count, attempt.subtask.assigned_agent): attempt
             for attempt in await self._lifecycle.claim(claims)
         }
-        settled, offers = [], []
+        offers: list[tuple[AgentStatus, ClaimedAttempt]] = []
         for (entry, agent), claim in zip(pairs, claims, strict=True):
             attempt = claimed.pop(claim, None)
-            if attempt is None:
-                # Cancelled, already claimed through a duplicate item, or superseded by a retry.
-                self._load.released(agent.agent_id, entry.item.subtask_id)
-                item = entry.item
-                with tracing.bound(
-                    item.trace_id, task_id=item.task_id, subtask_id=item.subtask_id, agent_id=agent.agent_id
-                ):
-                    log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
-                settled.append(entry.payload)
-            else:
-                offers.append((entry, agent, attempt))
-        accepted = await asyncio.gather(*(self._post_offer(agent, attempt) for _, agent, attempt in offers))
-        for (entry, agent, attempt), took_it in zip(offers, accepted, strict=True):
-            subtask = attempt.subtask
-            with bound_to_attempt(attempt):
-                if took_it:
-                    if subtask.assignment_latency_ms is not None:
-                        self._metrics.assignment_latency.observe(subtask.assignment_latency_ms / 1000)
-                    log.info(
-                        "subtask_dispatched",
-                        task_id=subtask.task_id,
-                        subtask_id=subtask.id,
-                        agent_id=agent.agent_id,
-                        attempt=subtask.attempt_count,
-                        assignment_latency_ms=subtask.assignment_latency_ms,
-                    )
-                    settled.append(entry.payload)
-                elif await self._lifecycle.release_unaccepted(subtask):
-                    self._directory.mark_unresponsive(agent.agent_id)  # no more offers until it heartbeats again
-                    self._refused(entry, agent)
-                else:  # the agent accepted the offer after all (its answer was lost or late): it runs it
-                    log.info("offer_accepted_unanswered", subtask_id=subtask.id, agent_id=agent.agent_id)
-                    settled.append(entry.payload)
-        return settled
-
-    async def _post_offer(self, agent: AgentStatus, attempt: ClaimedAttempt) -> bool:
-        # Each offer is a task of its own (gather), so what is bound here stays with this offer's lines.
-        with bound_to_attempt(attempt):
-            return await self._post_execute(agent, execution_request(attempt, self._trust))
-
-    async def _post_execute(self, agent: AgentStatus, request: TaskExecutionRequest) -> bool:
-        """True when the agent took the attempt; False when it refused, could not be reached, or the POST failed."""
+            if attempt is not None:
+                offers.append((agent, attempt))
+                continue
+            # Cancelled, already claimed through a duplicate item, or superseded by a retry.
+            self._load.released(agent.agent_id, entry.item.subtask_id)
+            item = entry.item
+            with tracing.bound(
+                item.trace_id, task_id=item.task_id, subtask_id=item.subtask_id, agent_id=agent.agent_id
+            ):
+                log.debug("queue_item_stale", subtask_id=item.subtask_id, attempt=item.attempt)
         try:
-            answer = await self._agents.execute(agent.url, request.model_dump_json())
-        except AgentUnreachableError as error:
-            log.warning("agent_unreachable", agent_id=agent.agent_id, url=agent.url, error=str(error))
-            return False
-        except Exception:
-            log.exception("execute_request_failed", agent_id=agent.agent_id, subtask_id=request.subtask.id)
-            return False
-        if answer.accepted:
-            return True
-        log.info("agent_refused", agent_id=agent.agent_id, status_code=answer.status, body=answer.body)
-        return False
+            await self._push(offers, [entry.payload for entry, _ in pairs])
+        except STORE_OUTAGES:
+            # An offer that did reach its agent finds its attempt no longer offered to it there, and is dropped.
+            await self._lifecycle.release_unaccepted(
+                [(a.subtask.id, a.subtask.delivery_token or "") for _, a in offers]
+            )
+            raise
+        for agent, attempt in offers:
+            self._dispatched(agent, attempt)
+
+    async def _push(self, offers: Sequence[tuple[AgentStatus, ClaimedAttempt]], settled: list[str]) -> None:
+        """The offers, then the acks of the settled queue items (and of any whose ack failed before), in one round
+        trip: an item is acked only once its offer is in the agent's queue."""
+        bodies: dict[str, list[str]] = defaultdict(list)
+        for agent, attempt in offers:
+            bodies[agent.agent_id].append(execution_request(attempt, self._trust).model_dump_json())
+        unacked, self._unacked = self._unacked, []
+        try:
+            async with self._redis.client.pipeline(transaction=False) as pipe:
+                self._redis.offers.add_to(pipe, bodies)
+                self._redis.task_queue.ack_to(pipe, self.consumer_id, [*unacked, *settled])
+                await pipe.execute()
+        except BaseException:
+            self._unacked = unacked + self._unacked
+            raise
+
+    def _dispatched(self, agent: AgentStatus, attempt: ClaimedAttempt) -> None:
+        subtask = attempt.subtask
+        with bound_to_attempt(attempt):
+            if subtask.assignment_latency_ms is not None:
+                self._metrics.assignment_latency.observe(subtask.assignment_latency_ms / 1000)
+            log.info(
+                "subtask_dispatched",
+                task_id=subtask.task_id,
+                subtask_id=subtask.id,
+                agent_id=agent.agent_id,
+                attempt=subtask.attempt_count,
+                assignment_latency_ms=subtask.assignment_latency_ms,
+            )
+
+    def note_refusal(self, subtask_id: str, attempt: int, agent_id: str) -> None:
+        """An agent refused the attempt's offer (it was taken back and queued again): when its queue item comes back,
+        that agent is skipped for it for a moment."""
+        self._refusals[(subtask_id, attempt)][agent_id] = time.monotonic() + REFUSAL_BACKOFF_SECONDS

@@ -78,7 +78,7 @@ class AgentDirectory:
         self._unresponsive_since.setdefault(agent_id, datetime.now(UTC))
 
     def unresponsive_since(self, agent: AgentStatus) -> datetime | None:
-        """When an offer to the agent last failed, if it has not heartbeated since."""
+        """When the agent last refused an offer, if it has not heartbeated since."""
         since = self._unresponsive_since.get(agent.agent_id)
         if since is not None and agent.last_heartbeat > since:
             del self._unresponsive_since[agent.agent_id]

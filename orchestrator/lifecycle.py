@@ -411,12 +411,22 @@ class TaskLifecycle:
         self.drain.record(len(claimed))
         return claimed
 
-    async def release_unaccepted(self, subtask: SubTask) -> bool:
-        """running → queued, same attempt, when the agent never accepted the offer (it refused, could not be reached,
-        or did not answer in time); False when it did accept it meanwhile: the offer stands, and is its own."""
-        if subtask.delivery_token is None:
-            return False
-        return await self._db.repositories().subtasks.unclaim(subtask.id, subtask.delivery_token) is not None
+    async def release_unaccepted(self, offers: Sequence[tuple[str, str]]) -> list[SubTask]:
+        """running → queued, same attempt, for each offer (subtask id, delivery token) its agent never accepted (it
+        refused it, or it never reached the agent), in one statement; the subtasks released. One its agent accepted
+        meanwhile is left alone: the offer stands, and is the agent's."""
+        return await self._db.repositories().subtasks.unclaim_many(offers)
+
+    async def take_back_unaccepted(self, older_than_seconds: float) -> list[tuple[SubTask, str]]:
+        """`release_unaccepted` for the offers nobody accepted within `older_than_seconds`, which go back on the task
+        queue (while Redis is away, recovery's requeue does it later); each with the agent it had been offered to."""
+        released = await self._db.repositories().subtasks.unclaim_unaccepted(older_than_seconds)
+        if released:
+            try:
+                await self._redis.enqueue_tasks([QueuedSubtask.for_subtask(subtask) for subtask, _ in released])
+            except STORE_OUTAGES as error:
+                log.warning("enqueue_deferred_to_recovery", count=len(released), error=repr(error))
+        return released
 
     # --- waiting: queued attempts no live agent can take ---------------------------------------------------------
 

@@ -12,6 +12,7 @@ import structlog
 from orchestrator.lifecycle import TaskLifecycle
 from shared.loop_service import LoopService
 from shared.models import AgentStatus, SubTask
+from shared.redis import ReliableQueue
 from shared.redis_manager import RedisManager
 
 log = structlog.get_logger(__name__)
@@ -24,6 +25,10 @@ LOST_DELIVERY_SECONDS = 10.0
 # An agent that failed an offer and has not heartbeated for this long (and three heartbeat intervals) is taken to be
 # gone, without waiting for its registry entry to expire.
 UNRESPONSIVE_GRACE_SECONDS = 5.0
+# An offer its agent has not accepted this long after it was pushed is taken back and offered elsewhere (the same
+# attempt: nothing ran), and the agent gets no offer until it heartbeats again. A live agent with a free slot takes
+# its offers within milliseconds; one that is stalled or dead never does.
+OFFER_ACCEPT_SECONDS = 5.0
 
 
 class RecoveryService(LoopService):
@@ -33,6 +38,7 @@ class RecoveryService(LoopService):
         self._settings = lifecycle.settings
         self._redis = redis
         self._directory = lifecycle.fleet.directory
+        self._load = lifecycle.fleet.load
         self._consumer_ids = consumer_ids
         self._absent_since: dict[str, datetime] = {}  # running subtask id -> first heartbeat that left it out
 
@@ -40,25 +46,42 @@ class RecoveryService(LoopService):
         """At start: whatever this orchestrator's consumers held when it last stopped goes back on the queues."""
         await self._heartbeat_consumers()
         for consumer_id in self._consumer_ids:
-            moved = await self._redis.task_queue.recover(consumer_id) + await self._redis.result_queue.recover(
-                consumer_id
-            )
+            moved = 0
+            for queue in self._queues:
+                moved += await queue.recover(consumer_id)
             if moved:
                 log.info("inflight_recovered", consumer_id=consumer_id, items=moved)
 
     async def run_once(self) -> None:
         await self._heartbeat_consumers()
-        await self._redis.task_queue.recover_dead_consumers()
-        await self._redis.result_queue.recover_dead_consumers()
+        for queue in self._queues:
+            await queue.recover_dead_consumers()
         await self._lifecycle.requeue_missing()
+        await self.take_back_unaccepted()
         await self.retry_stranded()
+        await self.clear_offers_of_gone_agents()
+
+    async def take_back_unaccepted(self) -> int:
+        """Offers their agents have not taken up in time go to other agents; returns how many."""
+        released = await self._lifecycle.take_back_unaccepted(OFFER_ACCEPT_SECONDS)
+        for subtask, agent_id in released:
+            self._load.released(agent_id, subtask.id)
+            self._directory.mark_unresponsive(agent_id)
+        if released:
+            log.warning("unaccepted_offers_taken_back", count=len(released), agent_ids=sorted({a for _, a in released}))
+        return len(released)
 
     async def _heartbeat_consumers(self) -> None:
         """Keep this orchestrator's consumers alive, so nobody recovers what they hold."""
         ttl = max(10, int(self.interval * 6))
         for consumer_id in self._consumer_ids:
-            await self._redis.task_queue.heartbeat_consumer(consumer_id, ttl)
-            await self._redis.result_queue.heartbeat_consumer(consumer_id, ttl)
+            for queue in self._queues:
+                await queue.heartbeat_consumer(consumer_id, ttl)
+
+    @property
+    def _queues(self) -> tuple[ReliableQueue, ...]:
+        """The queues this orchestrator's consumers take from (each consumer takes from one; a few keys too many)."""
+        return (self._redis.task_queue, self._redis.result_queue, self._redis.offers.refusals)
 
     async def retry_stranded(self) -> int:
         """Running attempts that no live agent is running fail retryably, so they run again elsewhere.
@@ -80,6 +103,21 @@ class RecoveryService(LoopService):
         if stranded:
             await self._lifecycle.fail_stranded(stranded)
         return len(stranded)
+
+    async def clear_offers_of_gone_agents(self) -> int:
+        """The offer queues of agents gone from the registry are dropped: their offers were taken back or their
+        attempts retried already, so nothing there may run, and an agent back under that id starts afresh."""
+        holding = await self._redis.offers.agent_ids()
+        if not holding:
+            return 0
+        live = {agent.agent_id for agent in await self._redis.get_agents()}
+        now = datetime.now(UTC)
+        gone = [a for a in holding if a not in live and not self._directory.entry_may_still_live(a, now)]
+        for agent_id in gone:
+            await self._redis.offers.clear(agent_id)
+        if gone:
+            log.info("offer_queues_of_gone_agents_cleared", agent_ids=sorted(gone))
+        return len(gone)
 
     def _stranded_reason(self, subtask: SubTask, agent: AgentStatus | None, now: datetime) -> str | None:
         lease = timedelta(seconds=self._settings.subtask_timeout_seconds + LEASE_GRACE_SECONDS)

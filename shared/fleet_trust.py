@@ -40,9 +40,10 @@ from shared.models import (
     TaskExecutionRequest,
 )
 
-# How long an agent may take up an offer. The dispatcher waits 5 s for an agent to accept (AGENT_REQUEST_TIMEOUT in
-# orchestrator/agent_client.py) and takes the offer back after that; the rest is margin for the clocks of the
-# orchestrator's and the agent's hosts disagreeing. A captured offer is worthless once it has passed.
+# How long an agent may take up an offer. An offer waits in the agent's Redis queue only while the agent's slots are
+# all busy (the dispatcher offers free slots); one that expired there is refused back to the orchestrator and offered
+# afresh. The rest is margin for the clocks of the orchestrator's and the agent's hosts disagreeing. A captured offer
+# is worthless once it has passed.
 ASSIGNMENT_LIFETIME_SECONDS = 30
 STATUS_TOKEN_PURPOSE = b"mats agent status v1"
 # The content digest of the results the orchestrator makes itself (a stranded attempt's failure): there is no offer.
@@ -59,6 +60,10 @@ class UntrustedCallerError(AppError):
     """The caller did not prove it holds the fleet secret: an unsigned, forged or expired assignment, or no token."""
 
     status_code = 401
+
+
+class ExpiredAssignmentError(UntrustedCallerError):
+    """A signed assignment that was the fleet's, but whose time to be taken up has passed."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class FleetTrust:
                     "the request is not what was assigned: its description, capabilities, context or trace id differ"
                 )
             elif assignment.expires_at < time.time():
-                problem = "the assignment has expired"
+                raise ExpiredAssignmentError("the assignment has expired")
         if problem:
             raise UntrustedCallerError(problem)
 

@@ -29,6 +29,7 @@ from shared.redis import (
     create_client,
 )
 from shared.redis.idempotency import IdempotencyRecords
+from shared.redis.offers import OfferQueues
 from shared.redis.pool_members import PoolMembers
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,7 @@ class _Connection:
     client: Redis
     task_queue: ReliableQueue
     result_queue: ReliableQueue
+    offers: OfferQueues
     registry: AgentRegistry
     state: SharedState
     events: EventStream
@@ -109,6 +111,11 @@ class RedisManager:
     @property
     def result_queue(self) -> ReliableQueue:
         return self._connected.result_queue
+
+    @property
+    def offers(self) -> OfferQueues:
+        """Each agent's offer queue and the queue of refused offers."""
+        return self._connected.offers
 
     @property
     def registry(self) -> AgentRegistry:
@@ -229,6 +236,7 @@ class RedisManager:
             client=client,
             task_queue=ReliableQueue(client, self.keys, TASK_QUEUE),
             result_queue=ReliableQueue(client, self.keys, RESULT_QUEUE),
+            offers=OfferQueues(client, self.keys),
             registry=AgentRegistry(
                 client, self.keys, self._settings.agent_port_range, self._trust, self._settings.max_pool_size
             ),

@@ -1,7 +1,9 @@
-"""A small agent that speaks the agent contract (POST /execute) and lets the test decide every outcome.
+"""A small agent that takes its offers from its Redis offer queue, as a real one does, and lets the test decide every
+outcome.
 
-It records what it was sent and answers 200 (or 503 when told to refuse); results are pushed by the test
-itself through Redis, exactly as a real agent would, so the test controls timing, failures and duplicates.
+It accepts each offer in PostgreSQL and records it (or, told to refuse, refuses it back to the orchestrator); results
+are pushed by the test itself through Redis, exactly as a real agent would, so the test controls timing, failures and
+duplicates. It serves HTTP only to have an address.
 """
 
 import threading
@@ -10,9 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
+from shared.database import DatabaseManager
 from shared.models import AgentCapability, AgentStatus, ProviderWait, ReportedResult, ResultStatus, TaskExecutionRequest
+from shared.redis.offers import OFFER_CONSUMER, OfferRefusal
+from shared.redis_manager import RedisManager
 from shared.serving import serve_in_thread
 
 ANY_PORT = (1024, 65535)
@@ -24,8 +28,8 @@ class FakeAgent:
     capabilities: list[AgentCapability]
     slots: int = 1
     refuse: bool = False
-    offers: int = 0  # every POST /execute, refused or not
-    on_execute: Callable[[], None] | None = None  # run before an accepted request is answered
+    offers: int = 0  # every offer taken, refused or not
+    on_execute: Callable[[], None] | None = None  # run once an offer is recorded
     url: str = ""
     received: list[TaskExecutionRequest] = field(default_factory=list)
     running: set[str] = field(default_factory=set)  # subtasks received and not yet reported, as heartbeats say
@@ -49,21 +53,38 @@ class FakeAgent:
             return [request for request in self.received if request.subtask.description == description]
 
     def app(self) -> FastAPI:
-        app = FastAPI()
+        return FastAPI()
 
-        @app.post("/execute")
-        async def execute(request: TaskExecutionRequest) -> JSONResponse:
-            self.offers += 1
-            if self.refuse:
-                return JSONResponse({"error": "busy"}, status_code=503)
-            with self._lock:
-                self.received.append(request)
-                self.running.add(request.subtask.id)
-            if self.on_execute is not None:
-                self.on_execute()
-            return JSONResponse({"status": "accepted", "agent_id": self.agent_id})
+    async def take_offers(self, redis: RedisManager, db: DatabaseManager) -> None:
+        """Until cancelled: take each offer from the agent's queue, accept and record it (or refuse it), settle it."""
+        queue = redis.offers.of(self.agent_id)
+        while True:
+            for payload in await queue.take_many(OFFER_CONSUMER, timeout=0.2, limit=64):
+                await self._take(redis, db, TaskExecutionRequest.model_validate_json(payload))
+                await queue.ack(OFFER_CONSUMER, payload)
 
-        return app
+    async def _take(self, redis: RedisManager, db: DatabaseManager, request: TaskExecutionRequest) -> None:
+        self.offers += 1
+        if self.refuse:
+            refusal = OfferRefusal(
+                subtask_id=request.subtask.id,
+                attempt=request.subtask.attempt_count,
+                delivery_token=request.subtask.delivery_token or "",
+                agent_id=self.agent_id,
+                reason="told to refuse",
+            )
+            await redis.offers.refusals.push(refusal.model_dump_json())
+            return
+        subtask = request.subtask
+        if not await db.repositories().subtasks.accept_delivery(
+            subtask.id, subtask.delivery_token or "", self.agent_id
+        ):
+            return  # taken back meanwhile: a real agent drops it too
+        with self._lock:
+            self.received.append(request)
+            self.running.add(request.subtask.id)
+        if self.on_execute is not None:
+            self.on_execute()
 
 
 @contextmanager

@@ -47,7 +47,9 @@ class Fleet:
     redis: RedisManager
     stack: ExitStack
     trust: FleetTrust  # the fake agents are members of the fleet: they seal what they report
+    db: DatabaseManager  # where they accept their offers, as real agents do
     heartbeats: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    intakes: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # each agent taking its offers
     agents: dict[str, FakeAgent] = field(default_factory=dict)
 
     async def add(self, agent_id: str, *capabilities: AgentCapability, slots: int = 1) -> FakeAgent:
@@ -55,6 +57,7 @@ class Fleet:
         self.agents[agent_id] = agent
         await self.redis.register_agent(agent.status())
         self.heartbeats[agent_id] = asyncio.create_task(self._heartbeat(agent))
+        self.intakes[agent_id] = asyncio.create_task(agent.take_offers(self.redis, self.db))
         return agent
 
     async def _heartbeat(self, agent: FakeAgent) -> None:
@@ -74,10 +77,15 @@ class Fleet:
             result = self.trust.seal(result)
         await self.redis.enqueue_result(result)
 
+    def stop_taking_offers(self, agent_id: str) -> None:
+        """The agent takes no more offers (as if dead): they stay in its queue."""
+        self.intakes.pop(agent_id).cancel()
+
     async def close(self) -> None:
-        for task in self.heartbeats.values():
+        tasks = [*self.heartbeats.values(), *self.intakes.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.heartbeats.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture
@@ -110,9 +118,9 @@ async def test_redis(orchestrator_settings: Settings) -> AsyncIterator[RedisMana
 
 
 @pytest.fixture
-async def fleet(test_redis: RedisManager, orchestrator_settings: Settings) -> AsyncIterator[Fleet]:
+async def fleet(test_redis: RedisManager, orchestrator_settings: Settings, db: DatabaseManager) -> AsyncIterator[Fleet]:
     with ExitStack() as stack:
-        fleet = Fleet(test_redis, stack, FleetTrust.from_settings(orchestrator_settings))
+        fleet = Fleet(test_redis, stack, FleetTrust.from_settings(orchestrator_settings), db)
         yield fleet
         await fleet.close()
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.database.executor import Executor
-from shared.models import QueuedSubtask, RunningAttempt, StatusReason, SubTask, SubTaskStatus
+from shared.models import AgentLog, QueuedSubtask, RunningAttempt, StatusReason, SubTask, SubTaskStatus
 
 SUBTASK_COLUMNS = (
     "id, task_id, description, required_capabilities, dependencies, priority, estimated_duration, task_type, "
@@ -261,32 +261,92 @@ class SubtaskRepository:
 
     async def accept_delivery(self, subtask_id: str, delivery_token: str, agent_id: str) -> bool:
         """The agent takes the offer: only the current offer, made to this agent, that nobody took back."""
-        accepted = await self._executor.fetchval(
+        return bool(await self.accept_deliveries([(subtask_id, delivery_token, None)], agent_id))
+
+    async def accept_deliveries(
+        self, offers: Sequence[tuple[str, str, AgentLog | None]], agent_id: str
+    ) -> set[tuple[str, str]]:
+        """`accept_delivery` for several (subtask id, delivery token, "started" agent_logs row) offers in one
+        statement, which also writes the row of each offer accepted (dated when it was); the offers accepted."""
+        if not offers:
+            return set()
+        rows = await self._executor.fetch(
             """
-            UPDATE subtasks SET accepted_at = clock_timestamp()
-            WHERE id = $1 AND status = 'running' AND delivery_token = $2 AND assigned_agent = $3
-              AND accepted_at IS NULL
-            RETURNING true
+            WITH offered AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                                     $7::text[], $8::bool[])
+                    AS o (subtask_id, delivery_token, task_id, level, message, metadata, trace_id, logged)
+            ),
+            accepted AS (
+                UPDATE subtasks SET accepted_at = statement_timestamp()
+                FROM offered
+                WHERE subtasks.id = offered.subtask_id AND status = 'running'
+                  AND subtasks.delivery_token = offered.delivery_token AND assigned_agent = $9 AND accepted_at IS NULL
+                RETURNING subtasks.id, subtasks.delivery_token, subtasks.accepted_at
+            ),
+            started AS (
+                INSERT INTO agent_logs (agent_id, task_id, subtask_id, level, message, metadata, created_at, tenant_id,
+                                        trace_id)
+                SELECT $9, o.task_id, o.subtask_id, o.level, o.message, o.metadata, a.accepted_at, $10, o.trace_id
+                FROM offered o JOIN accepted a ON a.id = o.subtask_id
+                WHERE o.logged
+            )
+            SELECT id, delivery_token FROM accepted
             """,
-            subtask_id,
-            delivery_token,
+            [subtask_id for subtask_id, _, _ in offers],
+            [token for _, token, _ in offers],
+            *_started_rows([row for _, _, row in offers]),
             agent_id,
+            self._tenant_id,
         )
-        return bool(accepted)
+        return {(row["id"], row["delivery_token"]) for row in rows}
 
     async def unclaim(self, subtask_id: str, delivery_token: str) -> SubTask | None:
         """running → queued, same attempt, when its agent never accepted the offer (it refused, could not be
         reached, or has not answered yet); None when it did accept, or the offer is no longer current."""
-        return await self._fetch_one(
+        released = await self.unclaim_many([(subtask_id, delivery_token)])
+        return released[0] if released else None
+
+    async def unclaim_many(self, offers: Sequence[tuple[str, str]]) -> list[SubTask]:
+        """`unclaim` for several (subtask id, delivery token) offers in one statement; the subtasks released."""
+        if not offers:
+            return []
+        rows = await self._executor.fetch(
             f"""
             UPDATE subtasks
             SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, delivery_token = NULL, {TOUCH}
-            WHERE id = $1 AND status = 'running' AND delivery_token = $2 AND accepted_at IS NULL
-            RETURNING {SUBTASK_COLUMNS}
+            FROM unnest($1::text[], $2::text[]) AS offered (subtask_id, delivery_token)
+            WHERE id = offered.subtask_id AND status = 'running' AND subtasks.delivery_token = offered.delivery_token
+              AND accepted_at IS NULL
+            RETURNING {", ".join(f"subtasks.{field}" for field in SUBTASK_FIELDS)}
             """,
-            subtask_id,
-            delivery_token,
+            [subtask_id for subtask_id, _ in offers],
+            [token for _, token in offers],
         )
+        return [subtask_from_row(row) for row in rows]
+
+    async def unclaim_unaccepted(self, older_than_seconds: float) -> list[tuple[SubTask, str]]:
+        """`unclaim` for every offer of this tenant its agent has not accepted `older_than_seconds` after it was made
+        (the agent is stalled, dead, or busier than the dispatcher knew); each released subtask with the agent it had
+        been offered to."""
+        rows = await self._executor.fetch(
+            f"""
+            WITH stale AS (
+                SELECT id, assigned_agent FROM subtasks
+                WHERE tenant_id = $1 AND status = 'running' AND accepted_at IS NULL
+                  AND assigned_at < clock_timestamp() - make_interval(secs => $2)
+                ORDER BY id FOR UPDATE SKIP LOCKED
+            )
+            UPDATE subtasks
+            SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, delivery_token = NULL, {TOUCH}
+            FROM stale
+            WHERE subtasks.id = stale.id AND subtasks.status = 'running' AND subtasks.accepted_at IS NULL
+            RETURNING {", ".join(f"subtasks.{field}" for field in SUBTASK_FIELDS)}, stale.assigned_agent AS offered_to
+            """,
+            self._tenant_id,
+            older_than_seconds,
+        )
+        return [(subtask_from_row({field: row[field] for field in SUBTASK_FIELDS}), row["offered_to"]) for row in rows]
 
     async def finish_attempt(
         self,
@@ -562,3 +622,16 @@ class SubtaskRepository:
             agent_id,
         )
         return [subtask_from_row(row) for row in rows]
+
+
+def _started_rows(rows: Sequence[AgentLog | None]) -> list[list[Any]]:
+    """The "started" rows of `accept_deliveries` as its parallel arrays (task id, level, message, metadata, trace id,
+    whether there is a row at all)."""
+    return [
+        [row.task_id if row else None for row in rows],
+        [row.level.value if row else None for row in rows],
+        [row.message if row else None for row in rows],
+        [row.metadata if row else None for row in rows],
+        [row.trace_id if row else None for row in rows],
+        [row is not None for row in rows],
+    ]

@@ -172,17 +172,31 @@ class EventStream:
         """`publish` for events that may come after their task ended, leaving those out (None): an agent's
         AGENT_STARTED is written a moment after the fact, and its task may have been cancelled meanwhile; a task's
         stream ends with its ending event. In one round trip, atomically; not for ending events themselves."""
-        if any(event.event_type.ends_task for event in events):
-            raise ValueError("an ending event is published with publish()")
         if not events:
             return []
+        keys, args = self._unless_ended_call(events)
+        ids = await self._publish_unless_ended(keys=keys, args=args)
+        return [as_text(event_id) or None for event_id in ids]
+
+    def add_unless_ended_to(self, pipe: Pipeline, events: Sequence[TaskEvent]) -> int:
+        """Queue `publish_unless_ended` on a pipeline shared with other work; returns how many replies it makes
+        (0 or 1). By the script's digest alone: redis-py would otherwise ask Redis whether it knows the script on
+        every execution, one more round trip. A Redis that lost the script (a restart) answers NoScriptError in
+        that reply; the caller publishes those events again with `publish_unless_ended`, which loads it."""
+        if not events:
+            return 0
+        keys, args = self._unless_ended_call(events)
+        pipe.evalsha(self._publish_unless_ended.sha, len(keys), *keys, *args)
+        return 1
+
+    def _unless_ended_call(self, events: Sequence[TaskEvent]) -> tuple[list[str], list[Any]]:
+        if any(event.event_type.ends_task for event in events):
+            raise ValueError("an ending event is published with publish()")
         args: list[Any] = [self._maxlen, self._task_maxlen]
         for event in events:
             fields = [part for pair in event.to_fields().items() for part in pair]
             args += [len(fields), *fields]
-        keys = [self.key, *(self.task_key(event.task_id) for event in events)]
-        ids = await self._publish_unless_ended(keys=keys, args=args)
-        return [as_text(event_id) or None for event_id in ids]
+        return [self.key, *(self.task_key(event.task_id) for event in events)], args
 
     def add_to(self, pipe: Pipeline, events: Sequence[TaskEvent]) -> int:
         """Queue `publish`'s commands on a pipeline shared with other work; returns how many replies they make

@@ -9,6 +9,8 @@ import re
 NAMESPACE = "mats"
 TASK_QUEUE = "agent_tasks"
 RESULT_QUEUE = "agent_results"
+OFFER_QUEUE = "agent_offers"  # one per agent: `agent_offers:{agent_id}` (shared/redis/offers.py)
+REFUSAL_QUEUE = "offer_refusals"
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 

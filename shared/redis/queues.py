@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import structlog
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.redis.client import as_text
 from shared.redis.keys import RedisKeys, last_segment
@@ -44,16 +45,19 @@ class DeadLetter(BaseModel):
 
 
 class ReliableQueue:
-    def __init__(self, redis: Redis, keys: RedisKeys, name: str) -> None:
+    """One queue; `scope` names one of a family of queues (an agent's offers: `agent_offers:{agent_id}`)."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys, name: str, *scope: str) -> None:
         self._redis = redis
         self._keys = keys
         self.name = name
-        self.key = keys.queue(name)
-        self.dead_letter_key = keys.dead_letter(name)
+        self._parts = (name, *scope)
+        self.key = keys.key(*self._parts)
+        self.dead_letter_key = keys.key(*self._parts, "dead_letter")
         self._take_waiting = redis.register_script(_TAKE_WAITING_SCRIPT)
 
     def inflight_key(self, consumer_id: str) -> str:
-        return self._keys.inflight(self.name, consumer_id)
+        return self._keys.key(*self._parts, "inflight", consumer_id)
 
     async def push(self, payload: str) -> int:
         """Append one item; returns the queue's new length."""
@@ -94,9 +98,13 @@ class ReliableQueue:
         if not payloads:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for payload in payloads:
-                pipe.lrem(self.inflight_key(consumer_id), 1, payload)
+            self.ack_to(pipe, consumer_id, payloads)
             await pipe.execute()
+
+    def ack_to(self, pipe: Pipeline, consumer_id: str, payloads: Sequence[str]) -> None:
+        """Queue `ack_many`'s commands on a pipeline shared with other work."""
+        for payload in payloads:
+            pipe.lrem(self.inflight_key(consumer_id), 1, payload)
 
     async def reject(self, consumer_id: str, payload: str, reason: str) -> None:
         """Move an item that can never be processed from the in-flight list to the dead-letter list, with why."""
@@ -118,7 +126,7 @@ class ReliableQueue:
     async def waiting_and_inflight(self) -> list[str]:
         """Every item still to be processed: waiting in the queue or held by any consumer."""
         items = await self._strings(self.key)
-        async for inflight_key in self._redis.scan_iter(match=self._keys.pattern(self.name, "inflight"), count=100):
+        async for inflight_key in self._redis.scan_iter(match=self._keys.pattern(*self._parts, "inflight"), count=100):
             items += await self._strings(as_text(inflight_key))
         return items
 
@@ -126,7 +134,7 @@ class ReliableQueue:
         return [DeadLetter.model_validate_json(entry) for entry in await self._strings(self.dead_letter_key)]
 
     async def heartbeat_consumer(self, consumer_id: str, ttl: int) -> None:
-        await self._redis.set(self._keys.consumer_alive(self.name, consumer_id), "1", ex=ttl)
+        await self._redis.set(self._keys.key(*self._parts, "consumer", consumer_id), "1", ex=ttl)
 
     async def recover(self, consumer_id: str) -> int:
         """Put every in-flight item of the consumer back at the head of the queue; returns how many moved."""
@@ -141,9 +149,9 @@ class ReliableQueue:
     async def recover_dead_consumers(self) -> int:
         """Recover the in-flight items of every consumer whose liveness key has expired."""
         recovered = 0
-        async for inflight_key in self._redis.scan_iter(match=self._keys.pattern(self.name, "inflight"), count=100):
+        async for inflight_key in self._redis.scan_iter(match=self._keys.pattern(*self._parts, "inflight"), count=100):
             consumer_id = last_segment(as_text(inflight_key))
-            if not await self._redis.exists(self._keys.consumer_alive(self.name, consumer_id)):
+            if not await self._redis.exists(self._keys.key(*self._parts, "consumer", consumer_id)):
                 moved = await self.recover(consumer_id)
                 if moved:
                     log.warning("dead_consumer_items_recovered", queue=self.name, consumer_id=consumer_id, count=moved)

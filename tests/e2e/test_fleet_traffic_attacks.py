@@ -21,7 +21,8 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from shared.config import Settings
 from shared.local_fleet import LocalFleet
 from shared.models import AgentCapability, TaskExecutionRequest
-from shared.redis.keys import RESULT_QUEUE, RedisKeys
+from shared.redis.keys import OFFER_QUEUE, RESULT_QUEUE, RedisKeys
+from shared.redis.offers import OFFER_CONSUMER
 from shared.redis.registry import encode_agent_status
 from tests.e2e.conftest import api_client, e2e_scenarios, follow, sdk_fleet_environment, submit, wait_for_agents
 from tests.fake_agent import FakeAgent, result_for, serving
@@ -30,20 +31,6 @@ from tests.polling import eventually
 
 FORGED = "FORGED BY THE ATTACKER"
 AGENT_ID = "agent1"
-
-
-def overheard_offers(traffic: bytes) -> list[TaskExecutionRequest]:
-    """Every complete POST /execute body in the recorded traffic."""
-    offers = []
-    for request in traffic.split(b"POST /execute")[1:]:
-        head, _, rest = request.partition(b"\r\n\r\n")
-        lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
-        if not lengths:
-            continue
-        length = int(lengths[0].split(b":", 1)[1])
-        if len(rest) >= length:
-            offers.append(TaskExecutionRequest.model_validate_json(rest[:length]))
-    return offers
 
 
 def without_credentials(redis_url: str) -> str:
@@ -134,12 +121,19 @@ async def test_an_agent_registered_through_redis_without_the_fleet_secret_gets_n
         try:
             task_id = await submit(api, "Calculate the factorial of 10 using Python")
 
+            rogue_queue = keys.key(OFFER_QUEUE, rogue.agent_id)  # where the dispatcher would put its offers
+
+            async def offered_to_the_rogue() -> list[TaskExecutionRequest]:
+                offers = await attacker_redis.lrange(rogue_queue, 0, -1)  # type: ignore[misc]
+                return [TaskExecutionRequest.model_validate_json(offer) for offer in offers]
+
             async def rogue_offered_or_task_ended() -> bool:
-                if rogue.received:
+                if await offered_to_the_rogue():
                     return True
                 return (await api.get(f"/tasks/{task_id}")).json()["task"]["status"] in {"completed", "failed"}
 
             await eventually(rogue_offered_or_task_ended, bool, timeout=60)
+            rogue.received = await offered_to_the_rogue()
             for offer in list(rogue.received):
                 forged = result_for(offer, rogue.agent_id, output=FORGED)
                 await attacker_redis.rpush(keys.queue(RESULT_QUEUE), forged.model_dump_json())
@@ -157,23 +151,27 @@ async def test_an_agent_registered_through_redis_without_the_fleet_secret_gets_n
 async def test_an_overheard_offer_does_not_let_anyone_report_the_attempts_result(
     api: httpx.AsyncClient, attacker_redis: Redis | None, relay_and_fleet: tuple[LocalFleet, CuttableLink]
 ) -> None:
-    """The offer crosses the network in the clear; its assignment is all a result needs to apply, and it binds
-    nothing of the result (status, output). Pushed before the agent finishes, a forged completion applies."""
+    """The offer crosses Redis in the clear (it waits in the agent's in-flight list while the attempt runs); its
+    assignment is all a result needs to apply, and it binds nothing of the result (status, output). Pushed before the
+    agent finishes, a forged completion applies."""
     if attacker_redis is None:
         return  # Redis refuses the attacker: no result can be pushed
-    relay = relay_and_fleet[1]
     fleet = relay_and_fleet[0]
+    keys = RedisKeys(fleet.base_env["TENANT_ID"])
     task_id = await submit(api, "Run the slow inventory count")
 
-    offers = await eventually(lambda: _offers_of(relay, task_id), lambda found: bool(found), timeout=30)
+    offers = await eventually(lambda: _offers_of(attacker_redis, keys, task_id), bool, timeout=30)
     offer = offers[0]
     forged = result_for(offer, AGENT_ID, output=FORGED)
-    keys = RedisKeys(fleet.base_env["TENANT_ID"])
     await attacker_redis.rpush(keys.queue(RESULT_QUEUE), forged.model_dump_json())
     final, _ = await follow(api, task_id)
 
     assert forged_outputs(final) == [], f"the task ended {final['task']['status']} with the attacker's output"
 
 
-async def _offers_of(relay: CuttableLink, task_id: str) -> list[TaskExecutionRequest]:
-    return [offer for offer in overheard_offers(relay.seen()) if offer.task_id == task_id]
+async def _offers_of(redis: Redis, keys: RedisKeys, task_id: str) -> list[TaskExecutionRequest]:
+    """The task's offers as anyone reading the fleet's Redis sees them: waiting for the agent or held by it."""
+    waiting = await redis.lrange(keys.key(OFFER_QUEUE, AGENT_ID), 0, -1)  # type: ignore[misc]
+    held = await redis.lrange(keys.key(OFFER_QUEUE, AGENT_ID, "inflight", OFFER_CONSUMER), 0, -1)  # type: ignore[misc]
+    offers = [TaskExecutionRequest.model_validate_json(offer) for offer in [*waiting, *held]]
+    return [offer for offer in offers if offer.task_id == task_id]

@@ -9,7 +9,7 @@ Redis, and still takes new tasks.
 PostgreSQL: every connection of the fleet goes through a link that is cut for a while (connections reset,
 reconnects refused), as in a restart or a network cut. Every task completes, each subtask exactly once.
 
-A stalled agent (SIGSTOP): its offers time out and go elsewhere; once it wakes up it runs none of them.
+A stalled agent (SIGSTOP): its offers are not accepted in time and go elsewhere; once it wakes up it runs none of them.
 """
 
 import asyncio
@@ -32,6 +32,8 @@ import yaml
 from shared.config import Settings
 from shared.database import DatabaseManager
 from shared.local_fleet import SEED_FLEET, LocalFleet, fleet_environment, free_port
+from shared.redis.keys import OFFER_QUEUE, RedisKeys
+from shared.redis.offers import OFFER_CONSUMER
 from tests.e2e.conftest import api_client, follow, submit, wait_for_agents
 from tests.network import CuttableLink, link_to
 from tests.polling import eventually
@@ -229,8 +231,9 @@ async def test_every_task_completes_across_a_postgresql_outage(
 async def test_a_stalled_agent_never_runs_an_attempt_another_agent_took_over(
     stub_fleet: FleetFactory, database: DatabaseManager
 ) -> None:
-    """agent3 is SIGSTOPped: the offer to it times out and goes to agent5, which completes it. When agent3 wakes up
-    and reads the request still in its socket, the offer is no longer its: it runs nothing, reports nothing."""
+    """agent3 is SIGSTOPped: the offers in its queue are not accepted in time, are taken back and go to agent5, which
+    completes them. When agent3 wakes up, whatever offer still waits in its queue is no longer its: it runs nothing,
+    reports nothing (or its queue was dropped while its registry entry was gone)."""
     fleet = stub_fleet()
     stalled = fleet.services["agent3"]
     async with api_client(fleet) as api:
@@ -243,14 +246,19 @@ async def test_a_stalled_agent_never_runs_an_attempt_another_agent_took_over(
         finally:
             os.kill(stalled.pid, signal.SIGCONT)
         log = stalled.log_path
+        keys = RedisKeys(fleet.base_env["TENANT_ID"])
+        waiting, held = keys.key(OFFER_QUEUE, "agent3"), keys.key(OFFER_QUEUE, "agent3", "inflight", OFFER_CONSUMER)
+        client = redis.Redis.from_url(fleet.base_env["REDIS_URL"])
 
-        async def requests_read_after_waking() -> str:
-            return log.read_text()
+        async def offers_left() -> int:
+            return int(client.llen(waiting)) + int(client.llen(held))  # type: ignore[arg-type]
 
-        # Once awake, agent3 reads the request that waited in its socket: it either refuses it or runs it.
-        await eventually(
-            requests_read_after_waking, lambda text: "offer_refused" in text or "subtask_accepted" in text, timeout=20
-        )
+        # Once awake, agent3 takes what waited in its queue (if the queue outlived its absence): refused or run.
+        try:
+            await wait_for_agents(api, len(SEED_FLEET))
+            await eventually(offers_left, lambda count: count == 0, timeout=20)
+        finally:
+            client.close()
 
     assert [final["task"]["status"] for final in finals] == ["completed"] * len(task_ids)
     results = await results_of(database, task_ids)

@@ -9,7 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,13 +20,13 @@ import httpx
 import psutil
 import pytest
 from fastapi import FastAPI, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent.app import create_app as create_agent_app
+from agent.offers import OfferBook, OfferOutcome
 from agent.runner import SubtaskRunner
 from shared.config import Settings
 from shared.database import DatabaseManager, Repositories
-from shared.models import AgentCapability, ResultStatus, TaskType, ToolCall
+from shared.models import AgentCapability, ResultStatus, TaskExecutionRequest, TaskType, ToolCall
 from shared.serving import bound_socket, serve_in_thread
 from simulator.testing import running_simulator
 from tests.fake_agent import FakeAgent, result_for
@@ -286,16 +286,19 @@ FAILOVER_SCENARIOS: dict[str, Any] = {
 
 
 class OfferCounter:
-    """Counts the offers (POST /execute) that reach an agent, whatever it answers."""
+    """Counts the offers that reach an agent (from its offer queue, or POST /execute), whatever becomes of them."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self.offers = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/execute":
-            self.offers += 1
-        await self.app(scope, receive, send)
+    def watch(self, book: OfferBook) -> None:
+        take = book.take
+
+        async def counted(requests: Sequence[TaskExecutionRequest]) -> list[OfferOutcome]:
+            self.offers += len(requests)
+            return await take(requests)
+
+        book.take = counted  # type: ignore[method-assign]
 
 
 @dataclass
@@ -338,8 +341,9 @@ def real_agent(settings: Settings, tmp_path: Path, agent_id: str, stub_delay_sec
         agent_shutdown_grace_seconds=0,
     )
     app = create_agent_app(agent_settings)
-    counter = OfferCounter(app)
-    with serve_in_thread(counter, name=agent_id, sock=sock):
+    counter = OfferCounter()
+    with serve_in_thread(app, name=agent_id, sock=sock):
+        counter.watch(app.state.offers)  # made by the lifespan, which has run
         yield RealAgent(app, counter)
 
 

@@ -97,7 +97,9 @@ async def test_an_offer_cancelled_before_its_agent_accepted_it_is_neither_taken_
     await lifecycle.cancel(task.id)
     queue_before = await test_redis.queued_task_items()
 
-    assert not await lifecycle.release_unaccepted(offered)  # nothing to put back on the queue
+    assert not await lifecycle.release_unaccepted(
+        [(offered.id, offered.delivery_token or "")]
+    )  # nothing to put back on the queue
     assert not await repos.subtasks.accept_delivery(offered.id, offered.delivery_token or "", "agent1")
 
     assert await statuses(repos, task) == {"a": SubTaskStatus.CANCELLED}

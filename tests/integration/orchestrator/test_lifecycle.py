@@ -8,7 +8,6 @@ import asyncio
 
 import pytest
 
-from orchestrator.agent_client import AgentClient
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_view import FleetView
 from orchestrator.lifecycle import TaskLifecycle
@@ -174,7 +173,9 @@ async def test_an_offer_given_up_on_goes_to_another_agent_and_the_late_one_canno
     task = await stored(lifecycle, {"a": []})
     stale = await offer(lifecycle, task, "a", "agent1")
 
-    assert await lifecycle.release_unaccepted(stale)  # nobody accepted it: taken back
+    assert await lifecycle.release_unaccepted(
+        [(stale.id, stale.delivery_token or "")]
+    )  # nobody accepted it: taken back
     current = await offer(lifecycle, task, "a", "agent2")
     assert current.attempt_count == stale.attempt_count == 1  # a delivery that never ran is no failed attempt
     assert not await repos.subtasks.accept_delivery(stale.id, stale.delivery_token or "", "agent1")
@@ -188,7 +189,9 @@ async def test_an_offer_accepted_while_the_dispatcher_gave_up_stays_with_its_age
     offered = await offer(lifecycle, task, "a", "agent1")
     assert await db.repositories().subtasks.accept_delivery(offered.id, offered.delivery_token or "", "agent1")
 
-    assert not await lifecycle.release_unaccepted(offered)  # the agent runs it: no second offer
+    assert not await lifecycle.release_unaccepted(
+        [(offered.id, offered.delivery_token or "")]
+    )  # the agent runs it: no second offer
     assert await lifecycle.claim([(offered.id, 1, "agent2")]) == []
 
 
@@ -199,7 +202,7 @@ async def test_only_the_current_offer_s_result_applies(
     repos = db.repositories()
     task = await stored(lifecycle, {"a": []})
     stale = await offer(lifecycle, task, "a", "agent1")
-    await lifecycle.release_unaccepted(stale)
+    await lifecycle.release_unaccepted([(stale.id, stale.delivery_token or "")])
     current = await offer(lifecycle, task, "a", "agent2")
     stale_report = build_result(stale, agent_id="agent1", output="the stalled agent's answer")
     current_report = build_result(current, agent_id="agent2", output="the running agent's answer")
@@ -252,7 +255,7 @@ async def test_a_dispatcher_iteration_takes_queued_work_into_its_backlog_and_hol
     lifecycle: TaskLifecycle, test_redis: RedisManager
 ) -> None:
     task = await stored(lifecycle, {"a": [], "b": []})
-    dispatcher = Dispatcher(lifecycle, test_redis, AgentClient())
+    dispatcher = Dispatcher(lifecycle, test_redis)
 
     await dispatcher.run_once()
 

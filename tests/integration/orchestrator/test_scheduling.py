@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from orchestrator.recovery import OFFER_ACCEPT_SECONDS
 from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, LogLevel, ResultStatus
 from tests.fake_agent import result_for
@@ -236,31 +237,31 @@ async def test_cancel_stops_the_task_and_later_results_change_nothing(
     assert await db.pool.fetchval("SELECT applied FROM subtask_results WHERE task_id = $1", task_id) is False
 
 
-async def test_an_attempt_its_agent_never_received_is_retried(
+async def test_an_offer_its_agent_never_received_is_taken_back_and_offered_elsewhere(
     orchestrator: OrchestratorFactory, fleet: Fleet, db: DatabaseManager
 ) -> None:
+    """Never accepted, so nothing ran: the same attempt goes to another agent, with no failure counted."""
     lost_to = await fleet.add("agent1", DATA)
-    lost_to.refuse = True  # alive and heartbeating, but every delivery to it fails
+    lost_to.refuse = True  # alive and heartbeating, but it runs nothing
     async with orchestrator(SCENARIOS) as client:
         task_id = await submit(client, "Do a single step of work")
         [subtask] = (await task_state(client, task_id))["task"]["subtasks"]
 
-        # The claim a dispatcher makes just before it crashes: running on agent1, which never got the request.
+        # The claim a dispatcher makes just before it crashes: running on agent1, which never got the offer.
         async def claim() -> object:
             return await db.repositories().subtasks.claim(subtask["id"], 1, "agent1")
 
         await eventually(claim, lambda claimed: claimed is not None)
         capable = await fleet.add("agent5", DATA)
 
-        await wait_for_request(capable, "the only step")
+        await wait_for_request(capable, "the only step", timeout=OFFER_ACCEPT_SECONDS + 15)
         retry = capable.received[0]
-        assert retry.subtask.attempt_count == 2 and retry.subtask.failed_agent_ids == ["agent1"]
+        assert (retry.subtask.attempt_count, retry.subtask.failed_agent_ids) == (1, [])
         await fleet.report(result_for(retry, "agent5"))
         state = await wait_until_ended(client, task_id)
 
     assert state["task"]["status"] == "completed"
-    lost = next(r for r in state["subtask_results"] if r["attempt"] == 1)
-    assert "agent agent1 is not running the subtask" in lost["error"]
+    assert [(r["agent_id"], r["attempt"]) for r in state["subtask_results"]] == [("agent5", 1)]
 
 
 async def test_an_agent_that_refused_gets_no_offers_until_it_heartbeats_again(
