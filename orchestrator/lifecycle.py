@@ -308,6 +308,10 @@ class TaskLifecycle:
 
     async def _ended_early(self, ended: task_endings.EndedEarly) -> None:
         """After the commit of a cancel or a deadline: staged files go, events out, running attempts stopped."""
+        for offer in ended.unaccepted():
+            # Its agent drops the offer as stale, with no result or refusal: the slot this orchestrator counted for
+            # it frees now, or an agent of one slot would never be offered anything again.
+            self.fleet.load.released(offer.agent_id, offer.subtask_id)
         await self._discard_staged_output([task.id for task in ended.tasks])
         await self._publish([], ended.events())
         await self.stopper.stop(ended.running(), ended.reasons())
@@ -411,11 +415,14 @@ class TaskLifecycle:
         self.drain.record(len(claimed))
         return claimed
 
-    async def release_unaccepted(self, offers: Sequence[tuple[str, str]]) -> list[SubTask]:
+    async def release_unaccepted(
+        self, offers: Sequence[tuple[str, str]], offered_to: Sequence[str] | None = None
+    ) -> list[SubTask]:
         """running → queued, same attempt, for each offer (subtask id, delivery token) its agent never accepted (it
         refused it, or it never reached the agent), in one statement; the subtasks released. One its agent accepted
-        meanwhile is left alone: the offer stands, and is the agent's."""
-        return await self._db.repositories().subtasks.unclaim_many(offers)
+        meanwhile is left alone: the offer stands, and is the agent's. With `offered_to`, only offers made to the
+        agent named for each."""
+        return await self._db.repositories().subtasks.unclaim_many(offers, offered_to)
 
     async def take_back_unaccepted(self, older_than_seconds: float) -> list[tuple[SubTask, str]]:
         """`release_unaccepted` for the offers nobody accepted within `older_than_seconds`, which go back on the task

@@ -3,7 +3,8 @@
 An agent refuses an offer it took from its queue when it cannot run it (it is draining or shutting down, lacks a
 capability, or the assignment expired while it waited) and pushes an OfferRefusal (shared/redis/offers.py) to the
 tenant's refusal queue. This loop takes the refusals, releases their attempts in PostgreSQL in one statement (only
-offers still unaccepted under that token: a late or repeated refusal changes nothing), puts each released attempt
+offers still unaccepted under that token and made to the agent the refusal names: a late, repeated or forged refusal
+changes nothing, not even the named agent's standing with the dispatcher), puts each released attempt
 back at the head of the task queue and acks the refusals in one round trip, and tells the dispatcher which agent to
 skip for it. The refusing agent gets no offer at all until it heartbeats again (its heartbeat says whether it can).
 A refusal is held in this consumer's in-flight list until then, so a crash loses none.
@@ -52,22 +53,31 @@ class OfferRefusals(LoopService):
             raise
 
     async def apply(self, refusals: list[OfferRefusal], payloads: list[str]) -> None:
-        released = await self._lifecycle.release_unaccepted([(r.subtask_id, r.delivery_token) for r in refusals])
-        by_offer = {(refusal.subtask_id, refusal.attempt): refusal for refusal in refusals}
+        released = await self._lifecycle.release_unaccepted(
+            [(r.subtask_id, r.delivery_token) for r in refusals], offered_to=[r.agent_id for r in refusals]
+        )
+        # Only a refusal that took its offer back says anything about its agent: anyone who can write Redis can push
+        # one, and a late one (its offer already taken back, perhaps offered to the agent again) is news of nothing.
+        by_subtask: dict[str, OfferRefusal | None] = {}
+        for refusal in refusals:
+            earlier = by_subtask.setdefault(refusal.subtask_id, refusal)
+            if earlier is not None and earlier.agent_id != refusal.agent_id:
+                by_subtask[refusal.subtask_id] = None  # which of them took the offer back is not known: neither
         for subtask in released:
-            refusal = by_offer[(subtask.id, subtask.attempt_count)]
-            self._dispatcher.note_refusal(subtask.id, subtask.attempt_count, refusal.agent_id)
+            named = by_subtask[subtask.id]
+            if named is None:
+                continue
+            self._dispatcher.note_refusal(subtask.id, subtask.attempt_count, named.agent_id)
+            self._load.released(named.agent_id, named.subtask_id)
+            # Draining, shutting down or otherwise unable: no more offers until its next heartbeat says how it is.
+            self._directory.mark_unresponsive(named.agent_id)
             log.info(
                 "offer_refused_released",
                 subtask_id=subtask.id,
                 attempt=subtask.attempt_count,
-                agent_id=refusal.agent_id,
-                reason=refusal.reason,
+                agent_id=named.agent_id,
+                reason=named.reason,
             )
-        for refusal in refusals:
-            self._load.released(refusal.agent_id, refusal.subtask_id)
-            # Draining, shutting down or otherwise unable: no more offers until its next heartbeat says how it is.
-            self._directory.mark_unresponsive(refusal.agent_id)
         async with self._redis.client.pipeline(transaction=False) as pipe:
             if released:
                 # At the head: they were next before the refusal, and go before work queued since.

@@ -36,6 +36,10 @@ class EndedEarly:
         """The attempts agents were running: to be stopped."""
         return [subtask.running for subtask in self.cancelled if subtask.running is not None]
 
+    def unaccepted(self) -> list[RunningAttempt]:
+        """The offers their agents had not accepted: those agents will find them stale and report nothing."""
+        return [s.running for s in self.cancelled if s.running is not None and not s.accepted]
+
     def reasons(self) -> dict[str, str]:
         """Why each task ended, by id: what the agents told to stop its attempts report."""
         return {task.id: task.error or task.status.value for task in self.tasks}

@@ -132,6 +132,7 @@ class CancelledSubtask:
     task_id: str
     subtask_id: str
     running: RunningAttempt | None
+    accepted: bool = False  # whether its agent had accepted the running attempt's offer (and so will report on it)
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> "CancelledSubtask":
@@ -144,7 +145,7 @@ class CancelledSubtask:
                 delivery_token=row["delivery_token"],
                 agent_id=row["assigned_agent"],
             )
-        return cls(row["task_id"], row["id"], running)
+        return cls(row["task_id"], row["id"], running, bool(row["accepted"]))
 
 
 @dataclass(frozen=True)
@@ -307,21 +308,28 @@ class SubtaskRepository:
         released = await self.unclaim_many([(subtask_id, delivery_token)])
         return released[0] if released else None
 
-    async def unclaim_many(self, offers: Sequence[tuple[str, str]]) -> list[SubTask]:
-        """`unclaim` for several (subtask id, delivery token) offers in one statement; the subtasks released."""
+    async def unclaim_many(
+        self, offers: Sequence[tuple[str, str]], offered_to: Sequence[str] | None = None
+    ) -> list[SubTask]:
+        """`unclaim` for several (subtask id, delivery token) offers in one statement; the subtasks released. With
+        `offered_to` (an agent id per offer), only offers made to that agent: a refusal speaks for its own agent."""
         if not offers:
             return []
+        agents = list(offered_to) if offered_to is not None else [None] * len(offers)
+        if len(agents) != len(offers):
+            raise ValueError("offered_to needs one agent id per offer")
         rows = await self._executor.fetch(
             f"""
             UPDATE subtasks
             SET status = 'queued', assigned_agent = NULL, assigned_at = NULL, delivery_token = NULL, {TOUCH}
-            FROM unnest($1::text[], $2::text[]) AS offered (subtask_id, delivery_token)
+            FROM unnest($1::text[], $2::text[], $3::text[]) AS offered (subtask_id, delivery_token, agent_id)
             WHERE id = offered.subtask_id AND status = 'running' AND subtasks.delivery_token = offered.delivery_token
-              AND accepted_at IS NULL
+              AND accepted_at IS NULL AND (offered.agent_id IS NULL OR assigned_agent = offered.agent_id)
             RETURNING {", ".join(f"subtasks.{field}" for field in SUBTASK_FIELDS)}
             """,
             [subtask_id for subtask_id, _ in offers],
             [token for _, token in offers],
+            agents,
         )
         return [subtask_from_row(row) for row in rows]
 
@@ -531,7 +539,7 @@ class SubtaskRepository:
             UPDATE subtasks SET status = 'cancelled', status_reason = NULL, {TOUCH}
             FROM unfinished WHERE subtasks.id = unfinished.id
             RETURNING subtasks.id, subtasks.task_id, unfinished.status AS was, subtasks.attempt_count,
-                      subtasks.delivery_token, subtasks.assigned_agent
+                      subtasks.delivery_token, subtasks.assigned_agent, subtasks.accepted_at IS NOT NULL AS accepted
             """,
             list(task_ids),
         )

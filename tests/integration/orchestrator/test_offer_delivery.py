@@ -1,12 +1,14 @@
 """Offers reach agents through their Redis queues: a refused offer is taken back and offered elsewhere at once (the
 same attempt, no failure counted), and the offers waiting for an agent that died are neither lost nor run twice."""
 
+import asyncio
 import time
 from typing import Any
 
 from orchestrator.recovery import OFFER_ACCEPT_SECONDS
 from shared.database import DatabaseManager
 from shared.models import AgentCapability
+from shared.redis.offers import OfferRefusal
 from tests.fake_agent import result_for
 from tests.orchestrator_harness import (
     HEARTBEAT_TTL_SECONDS,
@@ -82,6 +84,51 @@ async def test_offers_waiting_for_an_agent_that_died_are_neither_lost_nor_run_tw
         "SELECT agent_id, attempt FROM subtask_results WHERE task_id = ANY ($1::text[]) AND applied", task_ids
     )
     assert sorted((row["agent_id"], row["attempt"]) for row in applied) == [("agent5", 1)] * 3
+
+
+async def test_a_refusal_that_takes_back_no_offer_changes_nothing(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    """Anyone who can write Redis can push a refusal: one naming an agent for an offer that is not (or no longer) an
+    unaccepted offer to it neither keeps that agent from offers nor frees a slot the dispatcher counts as taken."""
+    agent = await fleet.add("agent1", DATA)
+    fleet.stop_heartbeat("agent1")  # its entry lives on for the TTL: only a refusal could keep offers from it
+    forged = OfferRefusal(
+        subtask_id="no-such-subtask", attempt=1, delivery_token="guessed", agent_id="agent1", reason="forged"
+    )
+    async with orchestrator(SCENARIOS) as client:
+        await fleet.redis.offers.refusals.push(forged.model_dump_json())
+        await eventually(fleet.redis.offers.refusals.waiting_and_inflight, lambda items: items == [])
+        task_id = await submit(client, "Do a single step of work")
+
+        await wait_for_request(agent, "the only step", timeout=PROMPT_SECONDS)
+        await fleet.report(result_for(agent.received[0], "agent1"))
+        state = await wait_until_ended(client, task_id)
+
+    assert state["task"]["status"] == "completed"
+
+
+async def test_an_offer_cancelled_before_its_agent_took_it_frees_the_agent_s_slot(
+    orchestrator: OrchestratorFactory, fleet: Fleet
+) -> None:
+    """The agent finds the cancelled offer stale and drops it: no result, no refusal, nothing to take back. Its slot
+    must still come free, or an agent of one slot is never offered anything again."""
+    agent = await fleet.add("agent1", DATA, slots=1)
+    fleet.stop_taking_offers("agent1")
+    async with orchestrator(SCENARIOS) as client:
+        cancelled = await submit(client, "Do a single step of work")
+        await eventually(lambda: fleet.redis.offers.waiting("agent1"), lambda offers: len(offers) == 1)
+        assert (await client.post(f"/tasks/{cancelled}/cancel")).status_code == 200
+        fleet.intakes["agent1"] = asyncio.create_task(agent.take_offers(fleet.redis, fleet.db))
+        await eventually(lambda: fleet.redis.offers.waiting("agent1"), lambda offers: offers == [])
+        assert agent.received == []  # dropped as stale
+
+        task_id = await submit(client, "Do a single step of work")
+        await wait_for_request(agent, "the only step", timeout=PROMPT_SECONDS)
+        await fleet.report(result_for(agent.received[0], "agent1"))
+        state = await wait_until_ended(client, task_id)
+
+    assert state["task"]["status"] == "completed"
 
 
 async def _offers(agent: Any) -> int:

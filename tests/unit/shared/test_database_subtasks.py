@@ -152,6 +152,19 @@ async def test_unclaim_puts_the_same_attempt_back_in_the_queue(db: DatabaseManag
     assert reclaimed.delivery_token not in (None, offered.delivery_token)  # a new offer, a new identity
 
 
+async def test_an_offer_is_taken_back_for_the_agent_it_was_made_to_only(db: DatabaseManager) -> None:
+    """A refusal names its agent: one naming another (forged, or confused) takes nothing back."""
+    repos = db.repositories()
+    task = await store(db, {"a": []})
+    a = subtask_id(task, "a")
+    offered = await run_attempt(repos, a, agent_id="agent1")
+    token = offered.delivery_token or ""
+
+    assert await repos.subtasks.unclaim_many([(a, token)], offered_to=["agent2"]) == []
+    [released] = await repos.subtasks.unclaim_many([(a, token)], offered_to=["agent1"])
+    assert (released.id, released.status) == (a, SubTaskStatus.QUEUED)
+
+
 async def test_an_offer_is_accepted_once_by_its_own_agent_and_then_cannot_be_taken_back(db: DatabaseManager) -> None:
     repos = db.repositories()
     task = await store(db, {"a": []})
