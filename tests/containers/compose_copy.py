@@ -19,7 +19,7 @@ MONITORING = "monitoring"
 MONITORING_VOLUMES = ("prometheus_data", "grafana_data")
 
 
-def test_copy(compose: dict[str, Any], project: str, orchestrator_port: int) -> dict[str, Any]:
+def container_test_copy(compose: dict[str, Any], project: str, orchestrator_port: int) -> dict[str, Any]:
     services = {
         name: service for name, service in compose["services"].items() if MONITORING not in service.get("profiles", [])
     }
@@ -35,7 +35,7 @@ def test_copy(compose: dict[str, Any], project: str, orchestrator_port: int) -> 
 def main() -> int:
     source, target, project, port = sys.argv[1:]
     compose = yaml.safe_load(Path(source).read_text())  # anchors and `<<` merges resolved here
-    Path(target).write_text(yaml.safe_dump(test_copy(compose, project, int(port)), sort_keys=False))
+    Path(target).write_text(yaml.safe_dump(container_test_copy(compose, project, int(port)), sort_keys=False))
     return 0
 
 
