@@ -186,6 +186,23 @@ restart_checks() {
     fleet_tasks wait --timeout "$TASKS_WITHIN_SECONDS" "${task_ids[@]}"
 }
 
+# Docker Compose's `down` stops the services in reverse start order; podman-compose stops them all at once, so an
+# agent would shut down with its orchestrator and Redis already gone. A container SIGTERM did not stop (exit 137)
+# is reported: each service is meant to drain and exit within its grace period.
+stop_fleet() {
+    local stage container
+    for stage in "agent1 agent2 agent3 agent4 agent5 streamlit" orchestrator "simulator postgres redis"; do
+        local containers=()
+        for container in $stage; do containers+=("$(container_of "$container")"); done
+        podman stop --ignore --time 40 "${containers[@]}" >/dev/null 2>&1
+    done
+    for container in $(podman ps --all --format '{{.Names}}'); do
+        if [ "$(podman inspect --format '{{.State.ExitCode}}' "$container")" = 137 ]; then
+            say "$container did not stop on SIGTERM within its grace period: killed"
+        fi
+    done
+}
+
 save_logs() {
     local container
     for container in $(podman ps --all --format '{{.Names}}' 2>/dev/null); do
@@ -199,6 +216,7 @@ tear_down() {
     local status=$? started=$SECONDS
     set +e
     if [ -d "$STATE_DIR" ] && [ -n "${CONTAINERS_CONF:-}" ]; then
+        stop_fleet
         save_logs
         [ -f "$CT_DIR/docker-compose.yml" ] && compose --profile simulator down --volumes --timeout 20 \
             >"$LOG_DIR/compose-down.log" 2>&1
@@ -220,6 +238,7 @@ main() {
     [ ! -e "$STATE_DIR" ] || die "$STATE_DIR is there: another run is going on, or one was killed (remove it)"
     write_podman_config
     trap tear_down EXIT
+    trap 'exit 130' INT TERM  # so that a stopped run tears down too
     base_image
     phase_done "base image"
     build_images
