@@ -47,7 +47,7 @@ class TaskService:
         self._lifecycle = lifecycle
         self._db = db
         self._redis = redis
-        self.planner = Planner(lifecycle, analyzer, redis)  # the planning loop plans with it too
+        self.planner = Planner(lifecycle, analyzer)  # the planning loop plans with it too
         self._estimator = estimator
         self._details = lifecycle.details
         self._idempotent = IdempotentSubmits(redis.idempotency, lifecycle.settings)

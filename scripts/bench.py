@@ -4,14 +4,17 @@ Starts its own fleet as real processes (simulator, orchestrator, five agents on 
 the Claude Agent SDK for the sdk figures) against a fresh benchmark database and Redis database, then measures:
 
   idle hop     one 1-subtask task at a time: persisted -> completed (submit -> completed minus Claude's
-               decomposition time), median and p99
+               decomposition time), median and p99; and one 5-step chain at a time, per step (as the peers measure)
   throughput   tasks of 5 chained subtasks submitted at once -> subtasks completed per second
   api          POST /tasks p50/p95 at 20 concurrent clients, GET /tasks/{id} p50/p95 at 50
   sdk          the factorial task through the real Claude Agent SDK CLI against the simulator: wall time,
                how much of it the agent's SDK run took (and of that, the CLI's start-up and its wait on the
                model), and peak RSS of the orchestrator and that agent (with its CLI child) idle and running
 
-Usage: python scripts/bench.py [--only idle,throughput,api,sdk] [--hops 200] [--chains 200]
+  --peers      idle and throughput interleaved with Celery and dramatiq (../shared/bench-peers, scripts/peer_bench.py)
+               for --rounds rounds, and a table of the ratios: the only figures worth comparing across days
+
+Usage: python scripts/bench.py [--only idle,throughput,api,sdk] [--hops 200] [--chains 200] [--peers [--rounds 2]]
 Needs PostgreSQL and Redis (BENCH_POSTGRES_URL, BENCH_REDIS_URL; scripts/start.sh or test.sh can start them).
 """
 
@@ -26,6 +29,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from peer_bench import PEERS, PeerFigures, Peers  # noqa: E402  (beside this script)
 
 from shared.local_fleet import SEED_FLEET, LocalFleet, ServiceProcess, fleet_environment  # noqa: E402
 
@@ -152,14 +158,26 @@ def seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-async def measure_idle_hop(client: OrchestratorClient, hops: int) -> None:
-    samples = []
-    for _ in range(hops):
-        task = await wait_ended(client, await submit(client, "bench hop: one step"))
-        assert task["status"] == "completed", task
-        total_ms = seconds_between(task["created_at"], task["updated_at"]) * 1000
-        samples.append(total_ms - task["decomposition"]["duration_ms"])
+async def idle_task_ms(client: OrchestratorClient, description: str) -> float:
+    """One task submitted on an idle fleet: stored -> completed, less Claude's decomposition time."""
+    task = await wait_ended(client, await submit(client, description))
+    assert task["status"] == "completed", task
+    total_ms = seconds_between(task["created_at"], task["updated_at"]) * 1000
+    return float(total_ms - task["decomposition"]["duration_ms"])
+
+
+async def measure_idle_hop(client: OrchestratorClient, hops: int) -> list[float]:
+    samples = [await idle_task_ms(client, "bench hop: one step") for _ in range(hops)]
     print(f"idle hop (stored -> completed):   {describe(samples)}")
+    return samples
+
+
+async def measure_idle_chain_step(client: OrchestratorClient, chains: int) -> list[float]:
+    """As the peers measure their idle hop: a chain of five steps on an idle fleet, divided by five."""
+    steps = len(CHAIN_CAPABILITIES)
+    samples = [await idle_task_ms(client, "bench chain of five steps") / steps for _ in range(chains)]
+    print(f"idle chain, per step:             {describe(samples)} (chains of {steps}, as the peers measure)")
+    return samples
 
 
 async def gather_limited(count: int, concurrency: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
@@ -260,7 +278,7 @@ def fleet_cpu_groups(local: LocalFleet) -> Callable[[], dict[str, list[int]]]:
 
 async def measure_throughput(
     client: OrchestratorClient, chains: int, cpu_groups: Callable[[], dict[str, list[int]]], postgres_url: str
-) -> None:
+) -> float:
     with CpuAccount(cpu_groups) as cpu:
         started, started_at = time.perf_counter(), datetime.now(UTC)
         task_ids = await gather_limited(chains, 20, lambda _: submit(client, "bench chain of five steps", "chains"))
@@ -273,6 +291,7 @@ async def measure_throughput(
         f"({subtasks} subtasks in {len(task_ids)} chains, {elapsed:.2f} s; submitting took {submitted:.2f} s)"
     )
     print(f"  CPU ms per subtask:             {cpu.per_item(subtasks)}")
+    return subtasks / elapsed
 
 
 async def timed(call: Callable[[], Awaitable[Any]]) -> float:
@@ -375,14 +394,79 @@ async def measure_sdk(
     print(f"agent RSS (with its CLI):         idle {mib(agent_idle.peak)}, busy {mib(busiest.peak)} (busiest agent)")
 
 
-async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> None:
+@dataclass
+class StubFigures:
+    """What a run on the stub fleet measured, for the side-by-side table (`--peers`)."""
+
+    idle_step_ms: float | None = None  # median step of an idle chain of five
+    dag_per_s: float | None = None  # chained subtasks completed per second
+
+
+async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> StubFigures:
+    figures = StubFigures()
     async with OrchestratorClient(local, timeout=60) as client:
         if "idle" in args.only:
             await measure_idle_hop(client, args.hops)
+            figures.idle_step_ms = statistics.median(await measure_idle_chain_step(client, max(20, args.hops // 5)))
         if "throughput" in args.only:
-            await measure_throughput(client, args.chains, fleet_cpu_groups(local), args.postgres_url)
+            cpu_groups = fleet_cpu_groups(local)
+            figures.dag_per_s = await measure_throughput(client, args.chains, cpu_groups, args.postgres_url)
         if "api" in args.only:
             await measure_api(client)
+    return figures
+
+
+def stub_round(args: argparse.Namespace, work: Path) -> StubFigures:
+    """A fresh database and stub fleet, its idle RSS, and the stub benchmarks `--only` names."""
+    asyncio.run(recreate_database(args.postgres_url))
+    with fleet(args, "stub", work) as local:
+        print(f"fleet: orchestrator + 5 stub agents x {args.agent_concurrency} slots, simulator for decomposition")
+        agents = [service.pid for name, service in local.services.items() if name in SEED_FLEET]
+        print(
+            f"idle RSS:                         orchestrator {mib(rss(local.services['orchestrator'].pid))}, "
+            f"agents {', '.join(mib(rss(pid)) for pid in agents)}"
+        )
+        return asyncio.run(run_stub_benchmarks(args, local))
+
+
+def rss(pid: int) -> int:
+    process = psutil.Process(pid)
+    return int(process.memory_info().rss + sum(child.memory_info().rss for child in process.children(recursive=True)))
+
+
+def side_by_side(args: argparse.Namespace, work: Path) -> None:
+    """`args.rounds` rounds, each the fleet's idle chain and throughput, then each peer's: one table of ratios."""
+    rows: list[tuple[StubFigures, dict[str, PeerFigures]]] = []
+    with Peers(args.peers_dir) as peers:
+        for number in range(1, args.rounds + 1):
+            print(f"== round {number}: the fleet", flush=True)
+            fleet_figures = stub_round(args, work / f"round{number}")
+            print(f"== round {number}: the peers ({', '.join(PEERS)})", flush=True)
+            rows.append((fleet_figures, {figures.peer: figures for figures in peers.run_round()}))
+    print(
+        "\n| round | fleet DAG subtasks/s | dramatiq | Celery prefork | fleet / dramatiq | fleet / Celery "
+        "| fleet idle step ms | dramatiq idle hop ms | Celery idle hop ms | fleet / Celery idle |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for number, (ours, theirs) in enumerate(rows, start=1):
+        dramatiq, celery = theirs.get("dramatiq"), theirs.get("celery-prefork")
+        dramatiq_dag = dramatiq.dag_per_s if dramatiq else None
+        celery_dag, celery_idle = (celery.dag_per_s, celery.idle_hop_ms) if celery else (None, None)
+        print(
+            f"| {number} | {figure(ours.dag_per_s, '.0f')} | {figure(dramatiq_dag, '.0f')} "
+            f"| {figure(celery_dag, '.0f')} "
+            f"| {ratio(ours.dag_per_s, dramatiq_dag)} | {ratio(ours.dag_per_s, celery_dag)} "
+            f"| {figure(ours.idle_step_ms, '.2f')} | {figure(dramatiq.idle_hop_ms if dramatiq else None, '.2f')} "
+            f"| {figure(celery_idle, '.2f')} | {ratio(ours.idle_step_ms, celery_idle)} |"
+        )
+
+
+def figure(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return "-" if not ours or not theirs else f"{ours / theirs:.2f}x"
 
 
 async def run_sdk_benchmark(local: LocalFleet, postgres_url: str) -> None:
@@ -398,6 +482,13 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=200)
     parser.add_argument("--agent-concurrency", type=int, default=8, help="slots per stub agent")
     parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="side by side with Celery and dramatiq (--peers-dir): idle and throughput, interleaved, with ratios",
+    )
+    parser.add_argument("--peers-dir", type=Path, default=REPO_ROOT.parent / "shared" / "bench-peers")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the side-by-side run")
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_bench"),
     )
@@ -407,11 +498,12 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, {memory_gib:.0f} GiB; python {sys.version.split()[0]}")
     work = REPO_ROOT / ".data" / "bench"  # kept after the run: the services' logs are there
     shutil.rmtree(work, ignore_errors=True)
+    if args.peers:
+        args.only = {"idle", "throughput"}
+        side_by_side(args, work / "stub")
+        return 0
     if args.only & {"idle", "throughput", "api"}:
-        asyncio.run(recreate_database(args.postgres_url))
-        with fleet(args, "stub", work / "stub") as local:
-            print(f"fleet: orchestrator + 5 stub agents x {args.agent_concurrency} slots, simulator for decomposition")
-            asyncio.run(run_stub_benchmarks(args, local))
+        stub_round(args, work / "stub")
     if "sdk" in args.only:
         asyncio.run(recreate_database(args.postgres_url))
         with fleet(args, "sdk", work / "sdk") as local:
