@@ -74,7 +74,10 @@ async def _serving(
             server.should_exit = True
         yield
         return
+    app.state.executor = executor
     try:
+        # The roles this agent serves, one per capability: the SDK executor starts warm CLIs of each.
+        await executor.start([app.state.roles[capability] for capability in settings.agent_capabilities])
         async with asyncio.TaskGroup() as group:
             for loop in loops:
                 group.create_task(loop.start(), name=loop.name)
@@ -87,6 +90,7 @@ async def _serving(
                 for loop in loops:
                     loop.stop()
     finally:
+        await executor.close()  # after the drain: no attempt uses a warm CLI any more; every CLI child is reaped
         await reporter.flush()  # the records of the last attempts, before the pool and the Redis client close
         await _deregister(redis, settings.agent_id)
 

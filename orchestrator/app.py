@@ -152,7 +152,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         claude = anthropic_client(settings)
         stack.push_async_callback(claude.close)
         await apply_migrations(settings.postgres_url)  # the one place they run; healthy means the schema is there
-        db = DatabaseManager(settings)
+        db = DatabaseManager(settings, warm=True)
         await db.connect()
         stack.push_async_callback(db.disconnect)
         redis = RedisManager(settings)

@@ -468,7 +468,8 @@ class TaskLifecycle:
         outcome = BatchOutcome()
         prices = await self.ledger.price_book()
         async with self._db.transaction() as tx:
-            owners = await tx.subtasks.lock_tasks_of({result.subtask_id for _, result in batch})
+            locked = await tx.subtasks.lock_tasks_of({result.subtask_id for _, result in batch})
+            owners = locked.owners
             for position, result in batch:
                 reason = self._foreign(result, owners) or self._never_assigned(result)
                 if reason:
@@ -476,7 +477,9 @@ class TaskLifecycle:
             # Priced once their signatures are checked: each result's cost becomes the sum of its ledger rows, which
             # are recorded once per result id (under the tasks' locks, so no other batch records the same meanwhile).
             checked = [result for position, result in batch if position not in outcome.rejected]
-            recorded = await tx.results.recorded({result.result_id for result in checked}) if checked else set()
+            # Only results with rows need the look-up (one without any, a stub's or a lost attempt's, records none).
+            billed = {result.result_id for result in checked if prices.has_calls(result)}
+            recorded = await tx.results.recorded(billed) if billed else set()
             results, entries = prices.priced_results(checked, recorded)
             outcomes = await self._transitions(tx, results, outcome)
             await tx.results.save_subtask_results(
@@ -486,8 +489,10 @@ class TaskLifecycle:
             outcome.applied = [result for result, item in zip(results, outcomes, strict=True) if item.applied]
             ended = await self._finish_tasks_if_done(tx, {result.task_id for result in outcome.applied})
             outcome.finished = {task.id: task.status for task in ended}
-            # Every saved result spent money, applied or not: the tasks left running may have to pause.
-            outcome.paused = await self.budgets.pause_over_budget(tx, {result.task_id for result in results})
+            # Every saved result spent money, applied or not: the tasks left running may have to pause (only a task
+            # with a budget can; the lock said which have one).
+            spent = {result.task_id for result in results} & locked.budgeted
+            outcome.paused = await self.budgets.pause_over_budget(tx, spent)
             daily = await self.budgets.daily_spend(tx)
             # Last: whatever PostgreSQL refuses, it refused before (artifact rows are valid by construction).
             outcome.artifacts = await self._settle_output(tx, results, outcomes)
@@ -616,13 +621,12 @@ class TaskLifecycle:
         one statement, then the rest one by one in arrival order, each as if it had come alone."""
         outcomes = [ResultOutcome() for _ in results]
         fast, careful = split_fast_path(results)
-        completed = await tx.subtasks.complete_attempts(
+        completed, queued = await tx.subtasks.complete_attempts_and_queue_ready(
             [(results[p].subtask_id, results[p].attempt, results[p].delivery_token) for p in fast]
         )
         for position in fast:
             outcomes[position] = ResultOutcome.finished(completed.get(results[position].subtask_id))
-        progressed = {subtask.task_id for subtask in completed.values()}
-        batch.queued += await tx.subtasks.queue_ready_in(progressed)
+        batch.queued += queued
         for position in careful:
             result = results[position]
             outcomes[position] = single = await self._transition(tx, result)

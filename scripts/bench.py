@@ -7,14 +7,20 @@ the Claude Agent SDK for the sdk figures) against a fresh benchmark database and
                decomposition time), median and p99; and one 5-step chain at a time, per step (as the peers measure)
   throughput   tasks of 5 chained subtasks submitted at once -> subtasks completed per second
   api          POST /tasks p50/p95 at 20 concurrent clients, GET /tasks/{id} p50/p95 at 50
-  sdk          the factorial task through the real Claude Agent SDK CLI against the simulator: wall time,
-               how much of it the agent's SDK run took (and of that, the CLI's start-up and its wait on the
-               model), and peak RSS of the orchestrator and that agent (with its CLI child) idle and running
+  sdk          the factorial task through the real Claude Agent SDK CLI against the simulator, with CLIs
+               started per attempt (cold) and kept warm (AGENT_WARM_CLIS_PER_ROLE): wall time, how much of it
+               the agent's SDK run took (and of that, the CLI's start-up and its wait on the model), the agent's
+               overhead over the model's own time, CPU seconds per attempt (agents and their CLIs), and peak RSS
+               of the orchestrator and the agents (with their CLI children) idle and running
 
   --peers      idle and throughput interleaved with Celery and dramatiq (../shared/bench-peers, scripts/peer_bench.py)
                for --rounds rounds, and a table of the ratios: the only figures worth comparing across days
 
+With --history N, N subtasks of earlier work (N/5 completed tasks of 5 chained subtasks, each with its applied
+result, agent logs and ledger rows) are stored first and analyzed, so the figures show what history costs.
+
 Usage: python scripts/bench.py [--only idle,throughput,api,sdk] [--hops 200] [--chains 200] [--peers [--rounds 2]]
+       [--history 0] [--sdk-modes cold,warm] [--sdk-runs 10]
 Needs PostgreSQL and Redis (BENCH_POSTGRES_URL, BENCH_REDIS_URL; scripts/start.sh or test.sh can start them).
 """
 
@@ -95,7 +101,9 @@ async def recreate_database(postgres_url: str) -> None:
 
 
 @contextmanager
-def fleet(args: argparse.Namespace, executor: str, work_dir: Path) -> Iterator[LocalFleet]:
+def fleet(
+    args: argparse.Namespace, executor: str, work_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[LocalFleet]:
     work_dir.mkdir(parents=True, exist_ok=True)
     scenarios = work_dir / "bench-scenarios.yaml"
     scenarios.write_text(yaml.safe_dump(bench_scenarios()))
@@ -105,6 +113,7 @@ def fleet(args: argparse.Namespace, executor: str, work_dir: Path) -> Iterator[L
         "AGENT_EXECUTOR": executor,
         "AGENT_CONCURRENCY": str(args.agent_concurrency if executor == "stub" else 1),
         "LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     with LocalFleet(base_env, work_dir / "logs") as local:
         local.start_seed_fleet(scenarios)
@@ -346,15 +355,17 @@ def mib(value: int) -> str:
     return f"{value / 2**20:.0f} MiB"
 
 
-async def cli_time_split(postgres_url: str, task_ids: list[str]) -> tuple[float, float]:
-    """Medians of the CLI's start-up and of its time waiting on the model, from the agents' completion logs."""
+async def sdk_time_split(postgres_url: str, task_ids: list[str]) -> list[dict[str, float]]:
+    """Per subtask: the agent's run, the CLI's start-up and its time waiting on the model, from the results and the
+    agents' completion logs."""
     connection = await asyncpg.connect(postgres_url)
     try:
         for _ in range(50):  # agents write their logs in batches, a moment after the result
             rows = await connection.fetch(
-                "SELECT (metadata->>'cli_startup_seconds')::float AS startup,"
-                " (metadata->>'model_api_seconds')::float AS api"
-                " FROM agent_logs WHERE task_id = ANY($1::text[]) AND message = 'subtask completed'",
+                "SELECT r.execution_time AS run, (l.metadata->>'cli_startup_seconds')::float AS startup,"
+                " (l.metadata->>'model_api_seconds')::float AS api"
+                " FROM agent_logs l JOIN subtask_results r ON r.subtask_id = l.subtask_id"
+                " WHERE l.task_id = ANY($1::text[]) AND l.message = 'subtask completed'",
                 task_ids,
             )
             if len(rows) >= len(task_ids):
@@ -362,36 +373,165 @@ async def cli_time_split(postgres_url: str, task_ids: list[str]) -> tuple[float,
             await asyncio.sleep(0.1)
     finally:
         await connection.close()
-    return statistics.median(row["startup"] for row in rows), statistics.median(row["api"] for row in rows)
+    return [dict(row) for row in rows]
+
+
+def claude_children(pid: int) -> list[psutil.Process]:
+    try:
+        return [child for child in psutil.Process(pid).children(recursive=True) if child.name() == "claude"]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU the process, its live descendants and the children it has reaped (CLIs that served and ended) spent."""
+    try:
+        process = psutil.Process(pid)
+        times = process.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += sum(child.cpu_times()[:2])
+        return float(total)
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def roles_served(agent: ServiceProcess) -> int:
+    return len(SEED_FLEET[agent.name].split(","))
+
+
+async def warmed_up(agents: list[ServiceProcess], warm: bool, timeout: float = 120.0) -> float:
+    """Wait until each agent runs its warm CLIs (one per role), if `warm`; the mean CPU one took to start."""
+    async with asyncio.timeout(timeout):
+        # Other processes' children: nothing to await but their count.
+        while warm and any(len(claude_children(agent.pid)) < roles_served(agent) for agent in agents):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # started is not yet ready: the CLI answers the SDK's initialize a moment later
+    clis = [cli for agent in agents for cli in claude_children(agent.pid)]
+    return sum(sum(cli.cpu_times()[:2]) for cli in clis) / len(clis) if clis else 0.0
 
 
 async def measure_sdk(
-    client: OrchestratorClient, orchestrator: ServiceProcess, agents: list[ServiceProcess], postgres_url: str
+    client: OrchestratorClient,
+    orchestrator: ServiceProcess,
+    agents: list[ServiceProcess],
+    postgres_url: str,
+    mode: str,
+    runs: int,
 ) -> None:
+    warm_per_agent = roles_served(agents[0]) if mode == "warm" else 0  # one CLI per role (capability), 1 slot
+    startup_cpu = await warmed_up(agents, mode == "warm")
     with PeakRss(orchestrator.pid) as orchestrator_idle, PeakRss(agents[0].pid) as agent_idle:
         await asyncio.sleep(1.0)
-    walls, runs, task_ids = [], [], []
+    walls, runs_seen, task_ids = [], [], []
     agent_peaks = [PeakRss(agent.pid) for agent in agents]
+    cpu_before = sum(tree_cpu_seconds(agent.pid) for agent in agents)
     with PeakRss(orchestrator.pid) as orchestrator_busy, contextlib.ExitStack() as stack:
         for peak in agent_peaks:
             stack.enter_context(peak)
-        for _ in range(5):
+        for _ in range(runs):
             started = time.perf_counter()
             task = await wait_ended(client, await submit(client, "Calculate factorial of 10"), poll=0.01)
             walls.append(time.perf_counter() - started)
             assert task["status"] == "completed", task
             task_ids.append(task["id"])
             detail = await client.get(f"/tasks/{task['id']}")
-            runs.append(sum(result["execution_time"] for result in detail["subtask_results"]))
-    print(f"SDK factorial task, wall:         median {statistics.median(walls):.3f} s over {len(walls)} runs")
-    print(f"  of which the agent's SDK run:   median {statistics.median(runs):.3f} s (CLI start-up + 2 model turns)")
-    startup, model = await cli_time_split(postgres_url, task_ids)
+            runs_seen.append(sum(result["execution_time"] for result in detail["subtask_results"]))
+    cpu_per_attempt = (sum(tree_cpu_seconds(agent.pid) for agent in agents) - cpu_before) / runs
+    split = await sdk_time_split(postgres_url, task_ids)
+    median = statistics.median
+    print(f"[{mode}] SDK factorial task, wall:    median {median(walls):.3f} s over {len(walls)} runs")
+    print(f"  of which the agent's SDK run:   median {median(runs_seen):.3f} s (CLI start-up + 2 model turns)")
+    startup, model = median(row["startup"] for row in split), median(row["api"] for row in split)
     print(f"  of which CLI start-up:          median {startup:.3f} s (until its first message)")
     print(f"  of which waiting on the model:  median {model:.3f} s (the CLI's API time; the simulator answers)")
+    overhead = [row["run"] - row["api"] for row in split]
+    overhead_line = f"median {median(overhead):.3f} s, max {max(overhead):.3f} s per subtask"
+    print(f"  agent overhead over the model:  {overhead_line} (target <= 0.15 s)")
     print(f"  answer:                         {task['result']['summary']}")
+    cpu_line = f"{cpu_per_attempt:.3f} s measured over {runs} attempts (agents + their CLIs)"
+    if mode == "warm":
+        reuse = int(os.environ.get("AGENT_WARM_CLI_ATTEMPTS", "20"))
+        amortized = cpu_per_attempt + startup_cpu / reuse
+        cpu_line += f"; + a warm CLI's start-up {startup_cpu:.2f} s / {reuse} attempts = {amortized:.3f} s"
+    print(f"  CPU per SDK attempt:            {cpu_line} (target <= 0.3 s)")
     print(f"orchestrator RSS:                 idle {mib(orchestrator_idle.peak)}, busy {mib(orchestrator_busy.peak)}")
     busiest = max(agent_peaks, key=lambda peak: peak.peak)
-    print(f"agent RSS (with its CLI):         idle {mib(agent_idle.peak)}, busy {mib(busiest.peak)} (busiest agent)")
+    print(f"agent RSS (with its CLIs):        idle {mib(agent_idle.peak)}, busy {mib(busiest.peak)} (busiest agent)")
+    if warm_per_agent:
+        per_role = agent_idle.peak / warm_per_agent
+        print(
+            f"  idle per role kept warm:        {mib(per_role)} ({warm_per_agent} roles, 1 CLI each; target < 500 MiB)"
+        )
+
+
+# Spread over the last 30 days, so today's spend (the daily budget's read) is not all of it.
+HISTORY_TASKS_SQL = """
+    CREATE TEMP TABLE history ON COMMIT DROP AS
+    SELECT n, 'task_' || md5('history' || n) AS task_id, now() - (n % 43200) * interval '1 minute' AS at
+    FROM generate_series(1, $1::int) AS n
+"""
+# Each statement that stores rows takes the tenant as $1.
+HISTORY_SQL = [
+    """
+    INSERT INTO tasks (id, tenant_id, user_id, description, status, result, decomposition, created_at, updated_at)
+    SELECT task_id, $1, 'history', 'bench chain of five steps (history)', 'completed',
+           jsonb_build_object('summary', repeat('x', 900)),
+           '{"model": "claude-sonnet-5-5", "cost_usd": 0.002424, "duration_ms": 30}', at, at + interval '1 second'
+    FROM history
+    """,
+    """
+    CREATE TEMP TABLE history_subtasks ON COMMIT DROP AS
+    SELECT h.task_id, h.at, k, 'subtask_' || md5(h.task_id || k) AS id,
+           CASE WHEN k > 1 THEN ARRAY['subtask_' || md5(h.task_id || (k - 1))] ELSE '{}' END AS dependencies,
+           'agent' || (1 + (h.n + k) % 5) AS agent_id
+    FROM history h, generate_series(1, 5) AS k
+    """,
+    """
+    INSERT INTO subtasks (id, task_id, tenant_id, position, description, required_capabilities, dependencies, status,
+                          attempt_count, assigned_agent, assigned_at, assignment_latency_ms, queued_at,
+                          delivery_token, accepted_at, created_at, updated_at)
+    SELECT id, task_id, $1, k - 1, 'bench step ' || k, ARRAY['DATA_ANALYSIS'], dependencies, 'completed', 1, agent_id,
+           at, 2, at, gen_random_uuid()::text, at, at, at + interval '1 second'
+    FROM history_subtasks
+    """,
+    """
+    INSERT INTO subtask_results (result_id, subtask_id, task_id, tenant_id, agent_id, attempt, status, output,
+                                 execution_time, applied, simulated, delivery_token, queued_at, assigned_at,
+                                 created_at)
+    SELECT md5(id), id, task_id, $1, agent_id, 1, 'completed',
+           '{"attempt": 1, "executor": "stub", "subtask_id": "' || id || '", "summary": "' || repeat('y', 120) || '"}',
+           0.001, true, true, gen_random_uuid()::text, at, at, at
+    FROM history_subtasks
+    """,
+    """
+    INSERT INTO agent_logs (agent_id, task_id, subtask_id, tenant_id, level, message, metadata, created_at)
+    SELECT agent_id, task_id, id, $1, 'INFO', message, '{"attempt": 1, "executor": "stub"}', at
+    FROM history_subtasks, unnest(ARRAY['subtask started', 'subtask completed']) AS message
+    """,
+    """
+    INSERT INTO model_calls (tenant_id, task_id, purpose, model, input_tokens, output_tokens, cost_usd, created_at)
+    SELECT $1, task_id, 'decomposition', 'claude-sonnet-5-5', 658, 30, 0.002424, at FROM history
+    """,
+]
+
+
+async def store_history(postgres_url: str, tenant_id: str, subtasks: int) -> None:
+    """Store `subtasks` subtasks of earlier, completed work of the fleet's tenant (set-based, seconds for 100,000)
+    and analyze the tables, as a long-running database would have them."""
+    started = time.perf_counter()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        async with connection.transaction():
+            await connection.execute(HISTORY_TASKS_SQL, subtasks // 5)
+            for statement in HISTORY_SQL:
+                await connection.execute(statement, *([tenant_id] if "$1" in statement else []))
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    elapsed = time.perf_counter() - started
+    print(f"history:                          {subtasks // 5 * 5} subtasks stored and analyzed in {elapsed:.1f} s")
 
 
 @dataclass
@@ -405,6 +545,8 @@ class StubFigures:
 async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> StubFigures:
     figures = StubFigures()
     async with OrchestratorClient(local, timeout=60) as client:
+        if args.history:
+            await store_history(args.postgres_url, local.base_env["TENANT_ID"], args.history)
         if "idle" in args.only:
             await measure_idle_hop(client, args.hops)
             figures.idle_step_ms = statistics.median(await measure_idle_chain_step(client, max(20, args.hops // 5)))
@@ -469,10 +611,10 @@ def ratio(ours: float | None, theirs: float | None) -> str:
     return "-" if not ours or not theirs else f"{ours / theirs:.2f}x"
 
 
-async def run_sdk_benchmark(local: LocalFleet, postgres_url: str) -> None:
+async def run_sdk_benchmark(local: LocalFleet, postgres_url: str, mode: str, runs: int) -> None:
     async with OrchestratorClient(local, timeout=120) as client:
         agents = [service for name, service in local.services.items() if name in SEED_FLEET]
-        await measure_sdk(client, local.services["orchestrator"], agents, postgres_url)
+        await measure_sdk(client, local.services["orchestrator"], agents, postgres_url, mode, runs)
 
 
 def main() -> int:
@@ -480,6 +622,7 @@ def main() -> int:
     parser.add_argument("--only", default="idle,throughput,api,sdk", type=lambda text: set(text.split(",")))
     parser.add_argument("--hops", type=int, default=200)
     parser.add_argument("--chains", type=int, default=200)
+    parser.add_argument("--history", type=int, default=0, help="subtasks of earlier work stored first")
     parser.add_argument("--agent-concurrency", type=int, default=8, help="slots per stub agent")
     parser.add_argument(
         "--peers",
@@ -488,6 +631,13 @@ def main() -> int:
     )
     parser.add_argument("--peers-dir", type=Path, default=REPO_ROOT.parent / "shared" / "bench-peers")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the side-by-side run")
+    parser.add_argument(
+        "--sdk-modes",
+        default="cold,warm",
+        type=lambda text: text.split(","),
+        help="sdk: CLIs started per attempt (cold), kept warm (warm), or both in turn",
+    )
+    parser.add_argument("--sdk-runs", type=int, default=10, help="sdk: factorial tasks per mode, one at a time")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/mats_bench"),
@@ -504,11 +654,12 @@ def main() -> int:
         return 0
     if args.only & {"idle", "throughput", "api"}:
         stub_round(args, work / "stub")
-    if "sdk" in args.only:
+    for mode in args.sdk_modes if "sdk" in args.only else []:
         asyncio.run(recreate_database(args.postgres_url))
-        with fleet(args, "sdk", work / "sdk") as local:
-            print("fleet: orchestrator + 5 agents on the Claude Agent SDK, simulator as Claude")
-            asyncio.run(run_sdk_benchmark(local, args.postgres_url))
+        warm_clis = {"AGENT_WARM_CLIS_PER_ROLE": "0" if mode == "cold" else "1"}
+        with fleet(args, "sdk", work / f"sdk-{mode}", warm_clis) as local:
+            print(f"fleet: orchestrator + 5 agents on the Claude Agent SDK ({mode} CLIs), simulator as Claude")
+            asyncio.run(run_sdk_benchmark(local, args.postgres_url, mode, args.sdk_runs))
     return 0
 
 

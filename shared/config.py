@@ -107,8 +107,12 @@ class Settings(BaseSettings):
         description="Shared by the orchestrator and its agents to sign and check assignments (32+ characters); "
         "scripts/start.sh generates it in .data/fleet/fleet-secret",
     )
-    db_pool_min_size: int = Field(2, ge=1, description="Minimum asyncpg pool connections")
-    db_pool_max_size: int = Field(20, ge=1, description="Maximum asyncpg pool connections")
+    db_pool_min_size: int = Field(
+        2, ge=1, description="Minimum asyncpg pool connections of an agent (the orchestrator opens DB_POOL_MAX_SIZE)"
+    )
+    db_pool_max_size: int = Field(
+        20, ge=1, description="Maximum asyncpg pool connections; the orchestrator opens them all when it starts"
+    )
     db_command_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one database command")
 
     # Scheduling
@@ -312,6 +316,25 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Extra Claude Code CLI environment as JSON, e.g. {"API_TIMEOUT_MS": "120000"} (the CLI never '
         "retries on its own: CLAUDE_CODE_MAX_RETRIES is always 0)",
+    )
+    agent_warm_clis_per_role: int | None = Field(
+        None,
+        ge=0,
+        le=32,
+        description="SDK executor: CLIs kept started ahead of need per role the agent serves (default: "
+        "AGENT_CONCURRENCY; 0 starts every attempt's CLI cold)",
+    )
+    agent_warm_cli_attempts: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="SDK executor: attempts one warm CLI serves, each in a fresh session (/clear between), before it "
+        "is replaced (1: every process serves one attempt)",
+    )
+    agent_warm_cli_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="SDK executor: how long an attempt waits for a warm CLI that is starting before it starts one cold",
     )
     agent_data_url: str | None = Field(
         None,

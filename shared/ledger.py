@@ -105,6 +105,10 @@ class PriceBook:
         model = (result.model if isinstance(result, ReportedResult) else None) or UNKNOWN_MODEL
         return [ModelCallUsage(purpose=CallPurpose.ATTEMPT, model=model, usage=result.token_usage)]
 
+    def has_calls(self, result: SubTaskResult) -> bool:
+        """Whether the result has rows to record (it called a model): only such a result can be recorded twice."""
+        return bool(self._attempt_calls(result))
+
     def priced_results(
         self, results: Sequence[SubTaskResult], recorded: Collection[str] = ()
     ) -> tuple[list[SubTaskResult], list[LedgerEntry]]:

@@ -32,6 +32,8 @@ class RequestLog:
             "tool_choice": request.tool_choice,
             "system": conversation.system_text,
             "messages": request.messages,
+            # The CLI names its session here (`metadata.user_id`): which conversation each request belongs to.
+            "metadata": (request.model_extra or {}).get("metadata"),
             "source": source,
             "status": status,
         }

@@ -1,5 +1,6 @@
 """What an executor is: something that turns one subtask attempt into an outcome, never into an exception."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +49,14 @@ class ExecutionOutcome:
 class SubtaskExecutor(Protocol):
     name: str
 
+    async def start(self, roles: Iterable[LoadedRole]) -> None:
+        """Get ready to run attempts under `roles` (without delaying the agent's start)."""
+        ...
+
     async def execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
         """Run one attempt; expected failures come back as a failed outcome, cancellation propagates."""
+        ...
+
+    async def close(self) -> None:
+        """Release what `start` took; nothing the executor started runs after it returns."""
         ...

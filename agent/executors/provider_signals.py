@@ -24,6 +24,10 @@ class RetryAfterWatch:
     def __init__(self) -> None:
         self.retry_after: float | None = None
 
+    def reset(self) -> None:
+        """Forget what an earlier attempt of the same CLI was told."""
+        self.retry_after = None
+
     def __call__(self, line: str) -> None:
         found = _RETRY_AFTER.search(line)
         if found:

@@ -6,6 +6,7 @@ The orchestrator's tests and the benchmark run on it, so it does nothing per sub
 import asyncio
 import json
 import re
+from collections.abc import Iterable
 
 from agent.executors.base import ExecutionOutcome
 from shared.attempt_prompt import dependency_outputs
@@ -34,6 +35,12 @@ class StubExecutor:
             )
         except re.error as error:
             raise ConfigurationError(f"invalid configuration: AGENT_STUB_FAIL_PATTERN: {error}") from None
+
+    async def start(self, roles: Iterable[LoadedRole]) -> None:
+        pass  # nothing to warm
+
+    async def close(self) -> None:
+        pass
 
     async def execute(self, request: TaskExecutionRequest, role: LoadedRole) -> ExecutionOutcome:
         if self._delay_seconds:

@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from claude_agent_sdk import SdkMcpTool, tool
 
-from agent.tools.context import ToolContext
+from agent.tools.context import ToolBinding, ToolContext
 from agent.tools.errors import ToolError
 from shared import tracing
 
@@ -31,10 +31,20 @@ def object_schema(properties: dict[str, dict[str, Any]], required: list[str]) ->
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
-def audited_tool(spec: ToolSpec, context: ToolContext) -> SdkMcpTool[Any]:
-    """The SDK tool for `spec`, bound to one subtask attempt; each call is timed and recorded in `tool_calls`."""
+def audited_tool(spec: ToolSpec, binding: ToolContext | ToolBinding) -> SdkMcpTool[Any]:
+    """The SDK tool for `spec`, serving the subtask attempt `binding` holds at each call; each call is timed and
+    recorded in `tool_calls`."""
+    if isinstance(binding, ToolContext):
+        binding = ToolBinding(binding)
+    tool_binding = binding
 
     async def handler(arguments: dict[str, Any]) -> dict[str, Any]:
+        context = tool_binding.context
+        if context is None:
+            return {
+                "content": [{"type": "text", "text": f"{spec.name}: no subtask attempt is running"}],
+                "is_error": True,
+            }
         # Bound here, not only by the attempt around the SDK's query: the SDK may call tools from a task of its own.
         with tracing.bound(
             context.trace_id,
@@ -43,9 +53,9 @@ def audited_tool(spec: ToolSpec, context: ToolContext) -> SdkMcpTool[Any]:
             attempt=context.attempt,
             agent_id=context.agent_id,
         ):
-            return await call(arguments)
+            return await call(context, arguments)
 
-    async def call(arguments: dict[str, Any]) -> dict[str, Any]:
+    async def call(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         try:
             text, is_error = await spec.function(context, arguments), False

@@ -57,6 +57,25 @@ class ToolContext:
             log.warning("tool_call_audit_failed", tool=tool_name, subtask_id=self.subtask_id, error=repr(error))
 
 
+class ToolBinding:
+    """The attempt a tool server serves, bound when the attempt begins: a warm CLI gets its tool server before it
+    knows which attempt it will run, so the tools look their context up here at each call."""
+
+    def __init__(self, context: ToolContext | None = None) -> None:
+        self._context = context
+
+    @property
+    def context(self) -> ToolContext | None:
+        return self._context
+
+    def bind(self, context: ToolContext) -> None:
+        self._context = context
+
+    def unbind(self) -> None:
+        """No attempt any more: a call now (a CLI outliving its attempt) is refused, never run for the last one."""
+        self._context = None
+
+
 def _shorten(value: Any, limit: int = MAX_AUDITED_ARGUMENT_CHARS) -> Any:
     """What the audit keeps of a value: long text cut, and what PostgreSQL text cannot hold (NUL, a lone surrogate)
     spelled out, since a call whose arguments could not be stored would go unaudited."""

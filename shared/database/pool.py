@@ -47,8 +47,12 @@ async def create_pool(
 class DatabaseManager:
     """Owns the pool; `repositories()` and `transaction()` give typed access to the tables."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, warm: bool = False) -> None:
+        """`warm`: open every connection (DB_POOL_MAX_SIZE) at connect, for a process whose bursts use them all (the
+        orchestrator): one opened during a burst pays its start-up, type introspection and an empty statement cache
+        on the burst's time. asyncpg keeps the connections up to the minimum open however long they idle."""
         self._settings = settings
+        self._warm = warm
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -60,7 +64,7 @@ class DatabaseManager:
     async def connect(self) -> None:
         self._pool = await create_pool(
             self._settings.postgres_url,
-            min_size=self._settings.db_pool_min_size,
+            min_size=self._settings.db_pool_max_size if self._warm else self._settings.db_pool_min_size,
             max_size=self._settings.db_pool_max_size,
             command_timeout=self._settings.db_command_timeout_seconds,
         )

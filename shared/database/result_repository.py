@@ -105,8 +105,15 @@ class ResultRepository:
 
     async def recorded(self, result_ids: Collection[str]) -> set[str]:
         """Which of these results are recorded already (a result delivered again keeps its first record)."""
+        # A probe per id, whatever the plan knows of the table's size (shared/database/subtask_repository.py).
         rows = await self._executor.fetch(
-            "SELECT result_id FROM subtask_results WHERE result_id = ANY ($1::text[])", list(result_ids)
+            """
+            SELECT found.result_id FROM unnest($1::text[]) AS wanted (result_id)
+            CROSS JOIN LATERAL (
+                SELECT result_id FROM subtask_results WHERE result_id = wanted.result_id LIMIT 1
+            ) AS found
+            """,
+            list(result_ids),
         )
         return {row["result_id"] for row in rows}
 

@@ -10,7 +10,7 @@ it, and only an offer nobody accepted can be taken back (`unclaim`), so an offer
 agents under one identity; results apply only with the token of the current offer.
 """
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +44,53 @@ CLAIM = f"""
       AND (not_before IS NULL OR not_before <= moment.now + {CLOCK_SKEW_ALLOWANCE})
     RETURNING {SUBTASK_COLUMNS}
 """
+
+# Statements run for every subtask look their rows up by key as a lateral subquery per key (its LIMIT or GROUP BY
+# keeps it from being flattened into a join), not with `key = ANY ($1)`: an asyncpg connection keeps the generic
+# plan of a prepared statement, and one made while the table was small (a fresh database, not analyzed yet) reads it
+# whole, so every statement would cost more as history grows. A probe by key is the cheaper plan at any size.
+#
+# The outputs of a claimed subtask's dependencies (their applied completions: one each), by dependency id: one index
+# probe per dependency (`subtask_id = ANY (dependencies)` read subtask_results whole once per claimed row).
+DEPENDENCY_OUTPUTS = """
+    SELECT coalesce(jsonb_object_agg(dependency.id, completion.output), '{}'::jsonb)
+    FROM unnest(claimed.dependencies) AS dependency (id)
+    CROSS JOIN LATERAL (
+        SELECT r.output FROM subtask_results r
+        WHERE r.subtask_id = dependency.id AND r.applied AND r.status = 'completed'
+        LIMIT 1
+    ) AS completion
+"""
+
+# running → completed for each (subtask id, attempt, delivery token) of three parallel arrays, when that offer is the
+# running one.
+COMPLETE_ATTEMPTS = f"""
+    UPDATE subtasks SET status = 'completed', {TOUCH}
+    FROM unnest($1::text[], $2::int[], $3::text[]) AS finished (subtask_id, attempt, delivery_token)
+    WHERE id = finished.subtask_id AND status = 'running' AND attempt_count = finished.attempt
+      AND subtasks.delivery_token = finished.delivery_token
+    RETURNING {", ".join(f"subtasks.{column.strip()}" for column in SUBTASK_COLUMNS.split(","))}
+"""
+
+
+def _queue_ready(tasks: str, completed_meanwhile: str = "SELECT NULL::text WHERE false") -> str:
+    """pending → queued (next attempt) for the subtasks `tasks` selects (a condition on `s`) whose dependencies have
+    all completed: the one statement of the ready rule. `completed_meanwhile` selects ids to count as completed that
+    the statement's snapshot does not show so yet (completed in the same statement); no RETURNING clause."""
+    return f"""
+        UPDATE subtasks s
+        SET status = 'queued', attempt_count = s.attempt_count + 1, queued_at = clock_timestamp(), {TOUCH}
+        WHERE {tasks} AND s.status = 'pending'
+          AND NOT EXISTS (
+              SELECT 1 FROM subtasks d
+              WHERE d.task_id = s.task_id AND d.id = ANY (s.dependencies) AND d.status <> 'completed'
+                AND d.id NOT IN ({completed_meanwhile})
+          )
+    """
+
+
+def _by_priority(subtasks: Iterable[SubTask]) -> list[SubTask]:
+    return sorted(subtasks, key=lambda subtask: -subtask.priority)
 
 
 SUBTASK_FIELDS = [column.strip() for column in SUBTASK_COLUMNS.split(",")]
@@ -110,11 +157,26 @@ class ClaimedAttempt:
     context_pack_id: str | None = None  # the task's context pack, if it names one
 
 
-def _claim_arrays(claims: Sequence[tuple[str, int, str]]) -> tuple[list[str], list[int], list[str]]:
+@dataclass(frozen=True)
+class LockedTasks:
+    """Tasks locked for a transaction: whose each subtask is, and which of them have a budget (max_cost_usd)."""
+
+    owners: dict[str, str]  # subtask id -> task id
+    budgeted: set[str]
+
+
+def _subtask_part(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {column: row[column] for column in SUBTASK_FIELDS}
+
+
+def _attempt_arrays(
+    attempts: Sequence[tuple[str, int, str | None]],
+) -> tuple[list[str], list[int], list[str | None]]:
+    """(subtask id, attempt, agent id or delivery token) triples as the three parallel arrays the statements take."""
     return (
-        [subtask_id for subtask_id, _, _ in claims],
-        [attempt for _, attempt, _ in claims],
-        [agent_id for _, _, agent_id in claims],
+        [subtask_id for subtask_id, _, _ in attempts],
+        [attempt for _, attempt, _ in attempts],
+        [third for _, _, third in attempts],
     )
 
 
@@ -149,19 +211,9 @@ class SubtaskRepository:
         if not task_ids:
             return []
         rows = await self._executor.fetch(
-            f"""
-            UPDATE subtasks s
-            SET status = 'queued', attempt_count = s.attempt_count + 1, queued_at = clock_timestamp(), {TOUCH}
-            WHERE s.task_id = ANY ($1::text[]) AND s.status = 'pending'
-              AND NOT EXISTS (
-                  SELECT 1 FROM subtasks d
-                  WHERE d.task_id = s.task_id AND d.id = ANY (s.dependencies) AND d.status <> 'completed'
-              )
-            RETURNING {SUBTASK_COLUMNS}
-            """,
-            list(task_ids),
+            f"{_queue_ready('s.task_id = ANY ($1::text[])')} RETURNING {SUBTASK_COLUMNS}", list(task_ids)
         )
-        return sorted((subtask_from_row(row) for row in rows), key=lambda subtask: -subtask.priority)
+        return _by_priority(subtask_from_row(row) for row in rows)
 
     async def claim(self, subtask_id: str, attempt: int, agent_id: str) -> SubTask | None:
         """queued → running on `agent_id`, recording when and how long after queueing it was assigned."""
@@ -175,7 +227,7 @@ class SubtaskRepository:
         """
         if not claims:
             return []
-        rows = await self._executor.fetch(CLAIM, *_claim_arrays(claims))
+        rows = await self._executor.fetch(CLAIM, *_attempt_arrays(claims))
         return [subtask_from_row(row) for row in rows]
 
     async def claim_for_delivery(self, claims: Sequence[tuple[str, int, str]]) -> list["ClaimedAttempt"]:
@@ -192,17 +244,14 @@ class SubtaskRepository:
                 WHERE id IN (SELECT task_id FROM claimed) AND status = 'pending'
             )
             SELECT claimed.*, tasks.description AS task_description, tasks.context_pack_id,
-                   (SELECT coalesce(jsonb_object_agg(r.subtask_id, r.output), '{{}}'::jsonb)
-                    FROM subtask_results r
-                    WHERE r.subtask_id = ANY (claimed.dependencies) AND r.applied AND r.status = 'completed'
-                   ) AS dependency_outputs
+                   ({DEPENDENCY_OUTPUTS}) AS dependency_outputs
             FROM claimed JOIN tasks ON tasks.id = claimed.task_id
             """,
-            *_claim_arrays(claims),
+            *_attempt_arrays(claims),
         )
         return [
             ClaimedAttempt(
-                subtask_from_row({column: row[column] for column in SUBTASK_FIELDS}),
+                subtask_from_row(_subtask_part(row)),
                 row["task_description"],
                 row["dependency_outputs"],
                 row["context_pack_id"],
@@ -264,26 +313,33 @@ class SubtaskRepository:
             error,
         )
 
-    async def complete_attempts(self, attempts: Sequence[tuple[str, int, str | None]]) -> dict[str, SubTask]:
-        """`finish_attempt(..., COMPLETED)` for several (subtask id, attempt, delivery token) of distinct subtasks.
-
-        Returns the subtasks that completed, by id; one whose offer is no longer the running one is left out.
-        """
+    async def complete_attempts_and_queue_ready(
+        self, attempts: Sequence[tuple[str, int, str | None]]
+    ) -> tuple[dict[str, SubTask], list[SubTask]]:
+        """`finish_attempt(..., COMPLETED)` for several (subtask id, attempt, delivery token) of distinct subtasks,
+        then `queue_ready_in` the tasks of those that completed, in one statement (under the same task locks): the
+        subtasks that completed, by id (one whose offer is no longer the running one is left out), and those
+        queued, highest priority first."""
         if not attempts:
-            return {}
+            return {}, []
+        # The queueing part reads the statement's snapshot, where what it completes is still running: it counts them
+        # as completed by name.
+        returned = ", ".join(SUBTASK_FIELDS)
         rows = await self._executor.fetch(
             f"""
-            UPDATE subtasks SET status = 'completed', {TOUCH}
-            FROM unnest($1::text[], $2::int[], $3::text[]) AS finished (subtask_id, attempt, delivery_token)
-            WHERE id = finished.subtask_id AND status = 'running' AND attempt_count = finished.attempt
-              AND subtasks.delivery_token = finished.delivery_token
-            RETURNING {", ".join(f"subtasks.{column}" for column in SUBTASK_FIELDS)}
+            WITH completed AS ({COMPLETE_ATTEMPTS}),
+            queued AS (
+                {_queue_ready("s.task_id IN (SELECT task_id FROM completed)", "SELECT id FROM completed")}
+                RETURNING {SUBTASK_COLUMNS}
+            )
+            SELECT true AS completed, {returned} FROM completed
+            UNION ALL SELECT false, {returned} FROM queued
             """,
-            [subtask_id for subtask_id, _, _ in attempts],
-            [attempt for _, attempt, _ in attempts],
-            [token for _, _, token in attempts],
+            *_attempt_arrays(attempts),
         )
-        return {row["id"]: subtask_from_row(row) for row in rows}
+        completed = {row["id"]: subtask_from_row(_subtask_part(row)) for row in rows if row["completed"]}
+        queued = _by_priority(subtask_from_row(_subtask_part(row)) for row in rows if not row["completed"])
+        return completed, queued
 
     async def retry_attempt(
         self,
@@ -322,7 +378,7 @@ class SubtaskRepository:
         )
         if row is None:
             return None
-        retried = subtask_from_row({column: row[column] for column in SUBTASK_FIELDS})
+        retried = subtask_from_row(_subtask_part(row))
         return RetriedAttempt(retried, AttemptTimes(row["was_queued_at"], row["was_assigned_at"]))
 
     async def reopen_failed(self, task_id: str, subtask_ids: Collection[str] | None = None) -> list[SubTask]:
@@ -421,19 +477,32 @@ class SubtaskRepository:
         )
         return [CancelledSubtask.of(row) for row in rows]
 
-    async def lock_tasks_of(self, subtask_ids: Collection[str]) -> dict[str, str]:
+    async def lock_tasks_of(self, subtask_ids: Collection[str]) -> "LockedTasks":
         """The task of each of the subtasks that exists and is this tenant's, by subtask id; those tasks' row locks
-        are taken for the caller's transaction, in id order (TaskRepository.lock_tasks), in the same round trip."""
+        are taken for the caller's transaction, in id order (TaskRepository.lock_tasks), in the same round trip,
+        which also says which of them have a budget (read from the locked rows, so as they are now)."""
         rows = await self._executor.fetch(
             """
-            WITH owners AS (SELECT id, task_id FROM subtasks WHERE id = ANY ($1::text[]) AND tenant_id = $2),
-            locked AS (SELECT id FROM tasks WHERE id IN (SELECT task_id FROM owners) ORDER BY id FOR UPDATE)
-            SELECT id, task_id FROM owners WHERE task_id IN (SELECT id FROM locked)
+            WITH owners AS (
+                SELECT owner.id, owner.task_id FROM unnest($1::text[]) AS wanted (id)
+                CROSS JOIN LATERAL (
+                    SELECT id, task_id FROM subtasks WHERE id = wanted.id AND tenant_id = $2 LIMIT 1
+                ) AS owner
+            ),
+            locked AS (  -- one task after the other in id order, each locked as it is reached
+                SELECT task.id, task.budgeted FROM (SELECT DISTINCT task_id FROM owners ORDER BY task_id) AS owner
+                CROSS JOIN LATERAL (
+                    SELECT id, max_cost_usd IS NOT NULL AS budgeted FROM tasks WHERE id = owner.task_id FOR UPDATE
+                ) AS task
+            )
+            SELECT owners.id, owners.task_id, locked.budgeted FROM owners JOIN locked ON locked.id = owners.task_id
             """,
             list(subtask_ids),
             self._tenant_id,
         )
-        return {row["id"]: row["task_id"] for row in rows}
+        return LockedTasks(
+            {row["id"]: row["task_id"] for row in rows}, {row["task_id"] for row in rows if row["budgeted"]}
+        )
 
     async def count_by_status(self, task_id: str) -> dict[SubTaskStatus, int]:
         return (await self.count_by_status_in([task_id])).get(task_id, {})
@@ -443,9 +512,13 @@ class SubtaskRepository:
         if not task_ids:
             return {}
         rows = await self._executor.fetch(
-            "SELECT task_id, status, count(*) AS n FROM subtasks WHERE task_id = ANY ($1::text[]) "
-            "GROUP BY task_id, status",
-            list(task_ids),
+            """
+            SELECT wanted.task_id, counted.status, counted.n FROM unnest($1::text[]) AS wanted (task_id)
+            CROSS JOIN LATERAL (
+                SELECT status, count(*) AS n FROM subtasks WHERE task_id = wanted.task_id GROUP BY status
+            ) AS counted
+            """,
+            list(set(task_ids)),
         )
         counts: dict[str, dict[SubTaskStatus, int]] = {}
         for row in rows:

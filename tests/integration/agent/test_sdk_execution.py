@@ -1,6 +1,7 @@
 """Subtasks run through the real Claude Agent SDK and its CLI against the simulator, end to end through the agent:
 POST /execute, the CLI calls the agent's MCP tools for real, and one result lands on the Redis result queue."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from fastapi import FastAPI
 
 from shared.database import DatabaseManager, Repositories
 from shared.models import AgentCapability, ProviderWait, ResultStatus, SubTaskResult
@@ -20,6 +22,8 @@ from tests.unit.agent.fixtures import OfferFactory, SettingsFactory, serving
 pytestmark = pytest.mark.sdk
 
 RESULT_WAIT_SECONDS = 60.0
+# The roles these tests' subtasks need: each served role keeps a warm CLI (about 200 MB) while the agent runs.
+SERVED_CAPABILITIES = [AgentCapability.DATA_ANALYSIS, AgentCapability.DATABASE_OPERATIONS]
 FACTORIAL = "Compute the factorial of 10 with the database and save it"
 SCENARIOS: dict[str, Any] = {
     "subtasks": [
@@ -72,12 +76,29 @@ def sdk_agent(
     @asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         settings = agent_settings_factory(
-            **{"agent_executor": "sdk", "anthropic_base_url": simulator.base_url, "claude_simulated": True, **overrides}
+            **{
+                "agent_executor": "sdk",
+                "anthropic_base_url": simulator.base_url,
+                "claude_simulated": True,
+                "agent_capabilities": SERVED_CAPABILITIES,
+                **overrides,
+            }
         )
-        async with serving(settings) as (_, client):
+        async with serving(settings) as (app, client):
+            await warmed_up(app)
             yield client
 
     return serve
+
+
+async def warmed_up(app: FastAPI, timeout: float = 60.0) -> None:
+    """Once every role the agent serves has its warm CLIs (if it keeps any), so attempts run on them."""
+    pool = app.state.executor.warm_pool
+    if pool is None:
+        return
+    async with asyncio.timeout(timeout):
+        for capability in app.state.settings.agent_capabilities:
+            await pool.wait_ready(app.state.roles[capability])
 
 
 async def run_subtask(client: httpx.AsyncClient, redis: RedisManager, request: Any) -> SubTaskResult:
@@ -89,7 +110,9 @@ async def run_subtask(client: httpx.AsyncClient, redis: RedisManager, request: A
     return delivery[1]
 
 
+@pytest.mark.parametrize("warm_clis", [None, 0], ids=["warm", "cold"])
 async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
+    warm_clis: int | None,
     sdk_agent: Callable[..., Any],
     agent_redis: RedisManager,
     db: DatabaseManager,
@@ -99,7 +122,7 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     tmp_path: Path,
 ) -> None:
     request = await offered_request(FACTORIAL, required_capabilities=[AgentCapability.DATABASE_OPERATIONS])
-    async with sdk_agent() as client:
+    async with sdk_agent(agent_warm_clis_per_role=warm_clis) as client:
         result = await run_subtask(client, agent_redis, request)
 
     assert result.status is ResultStatus.COMPLETED, result.error
@@ -130,6 +153,8 @@ async def test_a_subtask_calls_the_real_tools_and_reports_usage_cost_and_turns(
     startup, model = completed.metadata["cli_startup_seconds"], completed.metadata["model_api_seconds"]
     assert 0 < startup < result.execution_time and 0 < model < result.execution_time
     assert startup + model < result.execution_time
+    # A warm CLI says how long the attempt waited for it; a cold one was started for the attempt.
+    assert ("warm_cli_wait_seconds" in completed.metadata) == (warm_clis is None)
 
     (first_request, *_) = simulator.requests()
     offered = {name for name in first_request["tools"] if name.startswith("mcp__")}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tools import ToolContext
+from agent.tools import ToolBinding, ToolContext, build_tools
 from shared import nofollow
 from shared.database import DatabaseManager
 from tests.unit.agent.fixtures import ContextFactory, SettingsFactory, call_tool
@@ -29,6 +29,29 @@ async def test_a_written_file_is_staged_for_output_and_reads_back(context: ToolC
     assert (context.workspace.staged / "report.md").read_text() == "# Report\nAll good.\n"
     assert not (context.workspace.output / "report.md").exists()  # until the attempt's result is applied
     assert await call_tool(context, "read_file", path="output/report.md") == ("# Report\nAll good.\n", False)
+
+
+async def test_a_warm_cli_s_tools_serve_the_attempt_bound_now_and_none_once_it_is_unbound(
+    tool_context_factory: ContextFactory,
+) -> None:
+    binding = ToolBinding()
+    (write,) = build_tools(binding, ["write_file"])  # built before any attempt, as a warm CLI's are
+    first, second = tool_context_factory("task_first", "subtask_a"), tool_context_factory("task_second", "subtask_b")
+
+    refused = await write.handler({"path": "early.md", "content": "x"})
+    binding.bind(first)
+    await write.handler({"path": "report.md", "content": "first"})
+    binding.bind(second)
+    await write.handler({"path": "report.md", "content": "second"})
+    binding.unbind()
+    late = await write.handler({"path": "late.md", "content": "x"})
+
+    assert refused["is_error"] and late["is_error"]
+    assert "no subtask attempt is running" in refused["content"][0]["text"]
+    assert (first.workspace.staged / "report.md").read_text() == "first"
+    assert (second.workspace.staged / "report.md").read_text() == "second"
+    assert sorted(path.name for path in first.workspace.staged.iterdir()) == ["report.md"]
+    assert sorted(path.name for path in second.workspace.staged.iterdir()) == ["report.md"]
 
 
 async def test_an_attempt_reads_its_own_writes_over_the_output_and_never_another_attempt_s(
