@@ -549,7 +549,7 @@ async def run_stub_benchmarks(args: argparse.Namespace, local: LocalFleet) -> St
             await store_history(args.postgres_url, local.base_env["TENANT_ID"], args.history)
         if "idle" in args.only:
             await measure_idle_hop(client, args.hops)
-            figures.idle_step_ms = statistics.median(await measure_idle_chain_step(client, max(20, args.hops // 5)))
+            figures.idle_step_ms = percentile(await measure_idle_chain_step(client, max(20, args.hops // 5)), 0.5)
         if "throughput" in args.only:
             cpu_groups = fleet_cpu_groups(local)
             figures.dag_per_s = await measure_throughput(client, args.chains, cpu_groups, args.postgres_url)
