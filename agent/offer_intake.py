@@ -115,12 +115,10 @@ class OfferIntake(LoopService):
     async def _settle(self, settled: Sequence[str], refusals: Sequence[OfferRefusal]) -> None:
         if not settled:
             return
-        inflight = self._redis.offers.of(self._agent_id).inflight_key(OFFER_CONSUMER)
         async with self._redis.client.pipeline(transaction=False) as pipe:
             if refusals:
                 pipe.rpush(self._redis.offers.refusals.key, *(refusal.model_dump_json() for refusal in refusals))
-            for payload in settled:
-                pipe.lrem(inflight, 1, payload)
+            self._redis.offers.of(self._agent_id).ack_to(pipe, OFFER_CONSUMER, settled)
             await pipe.execute()
 
 

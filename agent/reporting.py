@@ -193,8 +193,7 @@ class ResultReporter:
                 event_replies = self._redis.events.add_unless_ended_to(pipe, events)
                 pipe.rpush(self._redis.result_queue.key, result.model_dump_json())
                 if held is not None:
-                    offers = self._redis.offers.of(self._settings.agent_id)
-                    pipe.lrem(offers.inflight_key(OFFER_CONSUMER), 1, held)
+                    self._redis.offers.of(self._settings.agent_id).ack_to(pipe, OFFER_CONSUMER, [held])
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException:
             self._events.put_back(events)
