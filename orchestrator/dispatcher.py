@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -32,7 +32,7 @@ from orchestrator.waiting import TaskTypeDependencies, waiting_reason
 from shared import tracing
 from shared.database.subtask_repository import ClaimedAttempt
 from shared.fleet_trust import FleetTrust
-from shared.loop_service import LoopService, OutageWatch
+from shared.loop_service import LoopService
 from shared.models import (
     AgentStatus,
     ContextPackRef,
@@ -129,7 +129,7 @@ class Dispatcher(LoopService):
         # Attempts an agent refused, taken back and queued again: the agents to skip when they come back.
         self._refusals: defaultdict[tuple[str, int], dict[str, float]] = defaultdict(dict)
         # While PostgreSQL is away nothing is offered: agents would only be held by offers that cannot be claimed.
-        self._claim_outages = OutageWatch("dispatch_paused", "dispatch_resumed")
+        self._claim_outages = self.watch_outages("dispatch_paused", "dispatch_resumed")
         self._paused_until = 0.0
         self._next_due: float | None = None  # wall-clock time the earliest item waiting on the provider is due
 
@@ -148,10 +148,6 @@ class Dispatcher(LoopService):
             self._backlog[payload] = entry
         if taken:
             self._load.notify()
-
-    def report_outages_to(self, note: Callable[[str], None]) -> None:
-        super().report_outages_to(note)
-        self._claim_outages.on_outage = note
 
     async def run_matcher(self) -> None:
         """Pairs backlog items with free agents each time something changes, until the dispatcher stops."""

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import time
+import weakref
+from collections import defaultdict
 from collections.abc import Callable
 
 import structlog
@@ -19,8 +21,14 @@ OUTAGE_BACKOFF_MAX_SECONDS = 5.0
 OUTAGE_SETTLE_SECONDS = 30.0
 
 
+# The watches of this process in an outage, by store. A process runs a dozen loops that all notice the same outage:
+# the first to notice it warns, the others say so at info, so an outage costs the log one warning per store.
+_IN_OUTAGE: defaultdict[str, weakref.WeakSet["OutageWatch"]] = defaultdict(weakref.WeakSet)
+
+
 class OutageWatch:
-    """What a store outage costs the log: one warning when the store goes away, one line when it is back.
+    """What a store outage costs the log: one warning when the store goes away (info when another watch of the
+    process already warned of it), one line when it is back.
 
     A relapse soon after it came back counts as the same outage (a loop that waits idle for work "succeeds" without
     touching the store), and the wait before the next try doubles, capped, for as long as the outage lasts.
@@ -41,9 +49,13 @@ class OutageWatch:
         settled = self._back_at is not None and now - self._back_at >= OUTAGE_SETTLE_SECONDS
         if self._store is None or settled:
             store = unreachable_store(error)
+            self.forget()
             self._store, self._since = store or "a store", now
             self._backoff = FAILURE_BACKOFF_SECONDS / 2
-            log.warning(self._down_event, store=self._store, error=repr(error), **self._fields)
+            noticed = _IN_OUTAGE[self._store]
+            level = log.info if noticed else log.warning
+            noticed.add(self)
+            level(self._down_event, store=self._store, error=repr(error), **self._fields)
             if self.on_outage is not None:
                 self.on_outage(store or "unknown")
         else:
@@ -60,6 +72,12 @@ class OutageWatch:
             self._back_at = now
             log.info(self._back_event, store=self._store, down_s=round(now - self._since, 1), **self._fields)
         elif now - self._back_at >= OUTAGE_SETTLE_SECONDS:
+            self.forget()
+
+    def forget(self) -> None:
+        """End this watch's part in the outage it is in, if any (when it settled, or its loop stops)."""
+        if self._store is not None:
+            _IN_OUTAGE[self._store].discard(self)
             self._store = None
 
 
@@ -74,7 +92,8 @@ class LoopService:
         self.name = name
         self.interval = interval
         self._stopping = asyncio.Event()
-        self._outages = OutageWatch("loop_store_unreachable", "loop_store_reachable", loop=name)
+        self._watches: list[OutageWatch] = []
+        self._outages = self.watch_outages("loop_store_unreachable", "loop_store_reachable", loop=name)
 
     @property
     def stopping(self) -> bool:
@@ -103,14 +122,23 @@ class LoopService:
             if self.interval and elapsed > self.interval:
                 log.warning("loop_overran", loop=self.name, elapsed_s=round(elapsed, 3), interval_s=self.interval)
             await self.sleep(self.interval - elapsed)
+        for watch in self._watches:
+            watch.forget()
         log.info("loop_stopped", loop=self.name)
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def watch_outages(self, down_event: str, back_event: str, **fields: str) -> OutageWatch:
+        """An outage watch of this loop's: told to `report_outages_to`'s note, done with when the loop stops."""
+        watch = OutageWatch(down_event, back_event, **fields)
+        self._watches.append(watch)
+        return watch
+
     def report_outages_to(self, note: Callable[[str], None]) -> None:
-        """Tell `note` the store of each outage this loop notices (once per outage), e.g. to count it."""
-        self._outages.on_outage = note
+        """Tell `note` the store of each outage this loop notices (once per outage per watch), e.g. to count it."""
+        for watch in self._watches:
+            watch.on_outage = note
 
     async def sleep(self, seconds: float) -> None:
         """Sleep that ends early when the loop is asked to stop."""

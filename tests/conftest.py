@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import structlog
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from shared.config import Settings, load_settings
 from shared.database import DatabaseManager, apply_migrations
@@ -81,5 +82,12 @@ async def data_source(database: DatabaseManager, settings: Settings) -> str:
 @pytest.fixture
 async def db(database: DatabaseManager) -> DatabaseManager:
     """The session's database with every table emptied before the test."""
-    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")
+    await empty_tables(database)
     return database
+
+
+# TRUNCATE locks its tables one at a time while a live orchestrator's loops may be reading them in another order;
+# PostgreSQL then aborts one of the two. The loop retries on its next tick, and so does this.
+@retry(retry=retry_if_exception_type(asyncpg.DeadlockDetectedError), stop=stop_after_attempt(5), reraise=True)
+async def empty_tables(database: DatabaseManager) -> None:
+    await database.pool.execute(f"TRUNCATE {AUDITED_TABLES} RESTART IDENTITY CASCADE")

@@ -1,6 +1,7 @@
 """An outage costs the log one warning and one line when it is over, and the retries back off."""
 
 import asyncpg
+import redis
 from structlog.testing import capture_logs
 
 from shared.loop_service import OUTAGE_BACKOFF_MAX_SECONDS, OutageWatch
@@ -49,3 +50,32 @@ def test_each_outage_is_told_once_with_its_store() -> None:
     watch.succeeded()
 
     assert told == ["PostgreSQL"]
+
+
+def test_loops_of_one_process_that_notice_the_same_outage_warn_once_per_store() -> None:
+    results, deadlines, dispatch = (OutageWatch("store_down", "store_back", loop=name) for name in ("a", "b", "c"))
+    with capture_logs() as logs:
+        results.failed(CUT)
+        deadlines.failed(CUT)
+        dispatch.failed(redis.ConnectionError("Connection refused"))  # another store: an outage of its own
+
+    assert [(entry["log_level"], entry["loop"], entry["store"]) for entry in logs] == [
+        ("warning", "a", "PostgreSQL"),
+        ("info", "b", "PostgreSQL"),
+        ("warning", "c", "Redis"),
+    ]
+
+
+def test_once_every_loop_that_noticed_an_outage_is_done_with_it_the_next_outage_warns_again() -> None:
+    first, second = OutageWatch("store_down", "store_back"), OutageWatch("store_down", "store_back")
+    first.failed(CUT)
+    second.failed(CUT)
+    first.forget()  # its loop stopped
+    with capture_logs() as during:
+        OutageWatch("store_down", "store_back").failed(CUT)  # `second` still holds the outage open
+    second.forget()
+    with capture_logs() as after:
+        OutageWatch("store_down", "store_back").failed(CUT)
+
+    assert [entry["log_level"] for entry in during] == ["info"]
+    assert [entry["log_level"] for entry in after] == ["warning"]
