@@ -144,8 +144,9 @@ def test_a_kept_key_the_orchestrator_refuses_is_replaced(tmp_path: Path, cli: Pa
     kept.parent.mkdir()
     kept.write_text("mats_forgotten\n")
     # curl as a shell function answering as an orchestrator whose database lost the key (a function, not a file
-    # written just before it runs: a busy machine can refuse to run that with "Text file busy")
-    as_refused = "curl() { printf 401; }; "
+    # written just before it runs: a busy machine can refuse to run that with "Text file busy"). It reads its config
+    # from stdin as curl does: one that did not could exit first and fail the writer with SIGPIPE.
+    as_refused = "curl() { cat >/dev/null; printf 401; }; "
 
     run = bash(as_refused + ENSURE.format(file=kept, cli=cli), tmp_path)
 
