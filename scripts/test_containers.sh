@@ -2,8 +2,9 @@
 # Builds the container deployment and runs it for real, with podman instead of a Docker engine: the three images of
 # the Dockerfiles, PostgreSQL 15 and Redis images from Debian's packages, and the whole compose fleet (simulator
 # profile, offline) on a bridge network of its own through podman-compose. Then scripts/test_system.py against it,
-# a restart of one agent's container and of the orchestrator's with tasks submitted around each (all must
-# complete), and everything torn down, podman's storage included.
+# a code task whose program runs in an agent's sandbox, a restart of one agent's container and of the
+# orchestrator's with tasks submitted around each (all must complete), and everything torn down, podman's storage
+# included.
 #
 # No registry is reached: the base image is Debian bookworm made by mmdebstrap (its root file system is cached in
 # .data/containers/cache/ between runs), and the Dockerfiles build on it through their BASE_IMAGE argument.
@@ -173,6 +174,17 @@ start_fleet() {
 
 fleet_tasks() { "$VENV/bin/python" tests/containers/fleet_tasks.py --url "$ORCHESTRATOR_URL" "$@"; }
 
+# Every agent's code sandbox started (none offers its roles without run_command), and a code task's program ran in
+# one: the demo's slugify task, whose answer quotes what the program printed.
+sandbox_checks() {
+    local service unavailable
+    for service in agent1 agent2 agent3 agent4 agent5; do
+        unavailable="$(podman logs "$(container_of "$service")" 2>&1 | grep -F code_sandbox_unavailable || true)"
+        [ -z "$unavailable" ] || die "$service's code sandbox did not start: $unavailable"
+    done
+    fleet_tasks sandbox --timeout "$TASKS_WITHIN_SECONDS" || die "the code task's program did not run in the sandbox"
+}
+
 # Tasks submitted before and after each restart must all complete: nothing the fleet accepted is lost.
 restart_checks() {
     local task_ids=() service
@@ -247,6 +259,8 @@ main() {
     phase_done "fleet healthy"
     "$VENV/bin/python" scripts/test_system.py --url "$ORCHESTRATOR_URL" --timeout "$TASKS_WITHIN_SECONDS"
     phase_done "test_system.py"
+    sandbox_checks
+    phase_done "code sandbox"
     restart_checks
     phase_done "restarts"
     say "passed in $SECONDS s (${TIMINGS[*]}), tearing down"

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+import structlog
+
 from agent.tools.audit import ToolSpec, object_schema
 from agent.tools.context import ToolContext
 from agent.tools.errors import ToolError
@@ -27,6 +29,8 @@ from agent.tools.sandbox import OUTPUT_MOUNT, WORKSPACE_MOUNT, BwrapSandbox, San
 from agent.tools.workspace import Workspace, WorkspaceQuota
 from shared import nofollow
 from shared.config import Settings
+
+log = structlog.get_logger(__name__)
 
 # Each program and the interpreter arguments that start it; a module runs only when this agent has it installed.
 PROGRAM_MODULES: dict[str, str | None] = {"python": None, "pytest": "pytest", "ruff": "ruff"}
@@ -249,7 +253,15 @@ def sandbox_problem(settings: Settings) -> str | None:
     if settings.code_sandbox == "off":
         return "CODE_SANDBOX=off"
     try:
-        BwrapSandbox.from_settings(settings).probe([sys.executable, "-c", "pass"])
+        sandbox = BwrapSandbox.from_settings(settings)
+        sandbox.probe([sys.executable, "-c", "pass"])
     except SandboxUnavailable as error:
         return str(error)
+    if not sandbox.has_proc:
+        log.info(
+            "code_sandbox_without_proc",
+            agent_id=settings.agent_id,
+            reason="this container's /proc has masked paths (the engine's default), and the kernel then refuses "
+            "the sandbox a /proc of its own: commands run without /proc",
+        )
     return None
