@@ -132,7 +132,7 @@ class BwrapSandbox:
             raise SandboxUnavailable(
                 "bwrap (bubblewrap) is not installed: `apt-get install bubblewrap`, or set CODE_SANDBOX=off"
             )
-        if shutil.which("prlimit", path="/usr/bin:/bin") is None:
+        if _prlimit() is None:
             raise SandboxUnavailable("prlimit is not installed: `apt-get install util-linux`, or set CODE_SANDBOX=off")
         try:
             return cls(bwrap, SandboxLimits.from_settings(settings))
@@ -164,7 +164,7 @@ class BwrapSandbox:
         for name, value in _environment().items():
             arguments += ["--setenv", name, value]
         process_limit = f"--nproc={self.limits.max_processes}:{self.limits.max_processes}"
-        return [*arguments, "--", "prlimit", process_limit, "--", *command]
+        return [*arguments, "--", _prlimit() or "prlimit", process_limit, "--", *command]
 
     def _seccomp_filter_fd(self) -> int:
         """A descriptor bwrap reads the filter from, at its start (one per run: bwrap reads it to the end)."""
@@ -281,6 +281,13 @@ class BwrapSandbox:
         if result.returncode != 0:
             message = _text(result.stderr).replace("\n", " ").strip()
             raise SandboxUnavailable(f"bwrap failed (exit {result.returncode}): {message[-500:]}")
+
+
+@functools.cache
+def _prlimit() -> str | None:
+    """util-linux's prlimit, from the system folders bound into the sandbox (never the interpreter's folder, which
+    comes first on the sandbox's PATH)."""
+    return shutil.which("prlimit", path="/usr/bin:/bin")
 
 
 @functools.cache
