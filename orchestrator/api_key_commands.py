@@ -10,6 +10,9 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
 
 from shared.api_keys import KEY_NAME_MAX, ApiKey, ApiKeyScope
 from shared.config import TENANT_PATTERN, Settings
@@ -83,8 +86,18 @@ async def revoke_key(keys: ApiKeyRepository, args: argparse.Namespace) -> int:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    await apply_migrations(settings.postgres_url)
-    pool = await create_pool(settings.postgres_url, min_size=1, max_size=1)
+    try:
+        await apply_migrations(settings.postgres_url)
+        pool = await create_pool(settings.postgres_url, min_size=1, max_size=1)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError) as error:
+        # OSError: a name that does not resolve, a refused or timed-out connection. One line, not a traceback.
+        address = urlsplit(settings.postgres_url)
+        print(
+            f"could not reach PostgreSQL at {address.hostname}:{address.port or 5432} ({error}): is it running, and "
+            "is POSTGRES_URL right?",
+            file=sys.stderr,
+        )
+        return 1
     try:
         command: Command = args.command
         return await command(ApiKeyRepository(pool), args)

@@ -80,3 +80,15 @@ def test_a_tenant_id_that_cannot_be_one_is_refused(settings: Settings) -> None:
     done = run_command(settings, "create", "--tenant", "Not A Tenant")
 
     assert done.returncode == 2 and "is not a tenant id" in done.stderr
+
+
+def test_an_unreachable_database_is_one_line_that_says_where(settings: Settings) -> None:
+    # Run just after the orchestrator's container joined its network, the name `postgres` once failed to resolve:
+    # the command ended in a 60-line traceback of asyncpg's connect.
+    unreachable = settings.model_copy(update={"postgres_url": "postgresql://postgres@127.0.0.1:1/keys"})
+
+    done = run_command(unreachable, "list")
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("could not reach PostgreSQL at 127.0.0.1:1 (") and "POSTGRES_URL" in done.stderr
