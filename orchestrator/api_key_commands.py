@@ -18,6 +18,7 @@ from shared.api_keys import KEY_NAME_MAX, ApiKey, ApiKeyScope
 from shared.config import TENANT_PATTERN, Settings
 from shared.database import apply_migrations, create_pool
 from shared.database.api_key_repository import ApiKeyRepository
+from shared.outages import POSTGRES_OUTAGES
 
 Command = Callable[[ApiKeyRepository, argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -89,8 +90,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await apply_migrations(settings.postgres_url)
         pool = await create_pool(settings.postgres_url, min_size=1, max_size=1)
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InvalidAuthorizationSpecificationError) as error:
-        # OSError: a name that does not resolve, a refused or timed-out connection. One line, not a traceback.
+    except (*POSTGRES_OUTAGES, OSError, asyncpg.InvalidAuthorizationSpecificationError) as error:
+        # The outages the services wait out (a server still starting included), a name that does not resolve, a
+        # refused or timed-out connection, a refused login: one line, not a traceback.
         address = urlsplit(settings.postgres_url)
         print(
             f"could not reach PostgreSQL at {address.hostname}:{address.port or 5432} ({error}): is it running, and "
